@@ -1,0 +1,422 @@
+//! Clients and their contacts: the records, the input shapes the API accepts, and the
+//! validation that every write passes through. Emails, phones, countries and languages are
+//! validated by their types ([`crate::contact`]); the rules that span fields live here.
+
+use crate::contact::{CountryCode, Email, Language, Phone};
+use crate::currency::Currency;
+use crate::ids::{ClientId, ContactId, ResellerId};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Longest name, company name or address line accepted.
+pub const MAX_TEXT_LEN: usize = 200;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientKind {
+    Person,
+    Company,
+}
+
+impl ClientKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientKind::Person => "person",
+            ClientKind::Company => "company",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        [ClientKind::Person, ClientKind::Company]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientStatus {
+    Active,
+    Inactive,
+    Closed,
+}
+
+impl ClientStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientStatus::Active => "active",
+            ClientStatus::Inactive => "inactive",
+            ClientStatus::Closed => "closed",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            ClientStatus::Active,
+            ClientStatus::Inactive,
+            ClientStatus::Closed,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+}
+
+/// A postal address. The country lives on the client itself (tax and currency need it even
+/// when no address is given).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PostalAddress {
+    pub line1: Option<String>,
+    pub line2: Option<String>,
+    pub city: Option<String>,
+    pub region: Option<String>,
+    pub postal_code: Option<String>,
+}
+
+/// A client as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Client {
+    pub id: ClientId,
+    /// The reseller that owns this client; absent when the host owns it.
+    pub reseller_id: Option<ResellerId>,
+    pub kind: ClientKind,
+    pub company_name: Option<String>,
+    pub first_name: String,
+    pub last_name: String,
+    pub email: Email,
+    pub phone: Option<Phone>,
+    pub address: PostalAddress,
+    pub country: CountryCode,
+    pub currency: Currency,
+    pub language: Language,
+    pub tax_exempt: bool,
+    pub tax_id: Option<String>,
+    pub status: ClientStatus,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+fn default_language() -> Language {
+    "en".parse().expect("en is a valid language")
+}
+
+/// What it takes to create a client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewClient {
+    pub kind: ClientKind,
+    /// Required for companies.
+    #[serde(default)]
+    pub company_name: Option<String>,
+    pub first_name: String,
+    pub last_name: String,
+    pub email: Email,
+    #[serde(default)]
+    pub phone: Option<Phone>,
+    #[serde(default)]
+    pub address: PostalAddress,
+    pub country: CountryCode,
+    pub currency: Currency,
+    #[serde(default = "default_language")]
+    pub language: Language,
+    #[serde(default)]
+    pub tax_exempt: bool,
+    #[serde(default)]
+    pub tax_id: Option<String>,
+}
+
+/// A partial update: only the fields present change.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClientChanges {
+    pub kind: Option<ClientKind>,
+    pub company_name: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub email: Option<Email>,
+    pub phone: Option<Phone>,
+    pub address: Option<PostalAddress>,
+    pub country: Option<CountryCode>,
+    pub currency: Option<Currency>,
+    pub language: Option<Language>,
+    pub tax_exempt: Option<bool>,
+    pub tax_id: Option<String>,
+    pub status: Option<ClientStatus>,
+}
+
+/// A rule broken by a client or contact write; `field` says where.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct FieldError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+fn text(field: &'static str, value: &str, required: bool) -> Result<(), FieldError> {
+    let trimmed = value.trim();
+    if required && trimmed.is_empty() {
+        return Err(FieldError {
+            field,
+            message: "must not be empty".into(),
+        });
+    }
+    if value.chars().count() > MAX_TEXT_LEN {
+        return Err(FieldError {
+            field,
+            message: format!("must be at most {MAX_TEXT_LEN} characters"),
+        });
+    }
+    if value.chars().any(char::is_control) {
+        return Err(FieldError {
+            field,
+            message: "must not contain control characters".into(),
+        });
+    }
+    Ok(())
+}
+
+fn optional(field: &'static str, value: &Option<String>) -> Result<(), FieldError> {
+    value.as_deref().map_or(Ok(()), |v| text(field, v, false))
+}
+
+impl PostalAddress {
+    pub fn validate(&self) -> Result<(), FieldError> {
+        optional("address.line1", &self.line1)?;
+        optional("address.line2", &self.line2)?;
+        optional("address.city", &self.city)?;
+        optional("address.region", &self.region)?;
+        optional("address.postal_code", &self.postal_code)
+    }
+}
+
+fn company_rule(kind: ClientKind, company_name: &Option<String>) -> Result<(), FieldError> {
+    if kind == ClientKind::Company && company_name.as_deref().is_none_or(|n| n.trim().is_empty()) {
+        return Err(FieldError {
+            field: "company_name",
+            message: "is required for a company".into(),
+        });
+    }
+    Ok(())
+}
+
+impl NewClient {
+    /// Checks the rules the field types cannot express.
+    pub fn validate(&self) -> Result<(), FieldError> {
+        text("first_name", &self.first_name, true)?;
+        text("last_name", &self.last_name, true)?;
+        optional("company_name", &self.company_name)?;
+        optional("tax_id", &self.tax_id)?;
+        self.address.validate()?;
+        company_rule(self.kind, &self.company_name)
+    }
+}
+
+impl ClientChanges {
+    /// Applies the changes to `client`, validating the result as a whole.
+    pub fn apply(&self, client: &Client) -> Result<Client, FieldError> {
+        let mut c = client.clone();
+        if let Some(v) = self.kind {
+            c.kind = v;
+        }
+        if let Some(v) = &self.company_name {
+            c.company_name = Some(v.clone());
+        }
+        if let Some(v) = &self.first_name {
+            c.first_name = v.clone();
+        }
+        if let Some(v) = &self.last_name {
+            c.last_name = v.clone();
+        }
+        if let Some(v) = &self.email {
+            c.email = v.clone();
+        }
+        if let Some(v) = &self.phone {
+            c.phone = Some(v.clone());
+        }
+        if let Some(v) = &self.address {
+            c.address = v.clone();
+        }
+        if let Some(v) = &self.country {
+            c.country = *v;
+        }
+        if let Some(v) = self.currency {
+            c.currency = v;
+        }
+        if let Some(v) = &self.language {
+            c.language = v.clone();
+        }
+        if let Some(v) = self.tax_exempt {
+            c.tax_exempt = v;
+        }
+        if let Some(v) = &self.tax_id {
+            c.tax_id = Some(v.clone());
+        }
+        if let Some(v) = self.status {
+            c.status = v;
+        }
+        text("first_name", &c.first_name, true)?;
+        text("last_name", &c.last_name, true)?;
+        optional("company_name", &c.company_name)?;
+        optional("tax_id", &c.tax_id)?;
+        c.address.validate()?;
+        company_rule(c.kind, &c.company_name)?;
+        Ok(c)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        *self == ClientChanges::default()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ContactRole {
+    General,
+    Billing,
+    Technical,
+}
+
+impl ContactRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContactRole::General => "general",
+            ContactRole::Billing => "billing",
+            ContactRole::Technical => "technical",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            ContactRole::General,
+            ContactRole::Billing,
+            ContactRole::Technical,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+}
+
+/// A contact person of a client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Contact {
+    pub id: ContactId,
+    pub client_id: ClientId,
+    pub first_name: String,
+    pub last_name: String,
+    pub email: Email,
+    pub phone: Option<Phone>,
+    pub role: ContactRole,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+fn default_role() -> ContactRole {
+    ContactRole::General
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewContact {
+    pub first_name: String,
+    pub last_name: String,
+    pub email: Email,
+    #[serde(default)]
+    pub phone: Option<Phone>,
+    #[serde(default = "default_role")]
+    pub role: ContactRole,
+}
+
+impl NewContact {
+    pub fn validate(&self) -> Result<(), FieldError> {
+        text("first_name", &self.first_name, true)?;
+        text("last_name", &self.last_name, true)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContactChanges {
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub email: Option<Email>,
+    pub phone: Option<Phone>,
+    pub role: Option<ContactRole>,
+}
+
+impl ContactChanges {
+    pub fn apply(&self, contact: &Contact) -> Result<Contact, FieldError> {
+        let mut c = contact.clone();
+        if let Some(v) = &self.first_name {
+            c.first_name = v.clone();
+        }
+        if let Some(v) = &self.last_name {
+            c.last_name = v.clone();
+        }
+        if let Some(v) = &self.email {
+            c.email = v.clone();
+        }
+        if let Some(v) = &self.phone {
+            c.phone = Some(v.clone());
+        }
+        if let Some(v) = self.role {
+            c.role = v;
+        }
+        text("first_name", &c.first_name, true)?;
+        text("last_name", &c.last_name, true)?;
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn person() -> NewClient {
+        serde_json::from_value(serde_json::json!({
+            "kind": "person", "first_name": "Tendai", "last_name": "Moyo",
+            "email": "tendai@example.co.zw", "country": "ZW", "currency": "USD"
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_minimal_person_is_valid_and_defaults_to_english() {
+        let c = person();
+        c.validate().unwrap();
+        assert_eq!(c.language.as_str(), "en");
+        assert!(!c.tax_exempt);
+    }
+
+    #[test]
+    fn rules_across_fields_name_the_field() {
+        let table: Vec<(Box<dyn Fn(&mut NewClient)>, &str)> = vec![
+            (Box::new(|c| c.first_name = "  ".into()), "first_name"),
+            (Box::new(|c| c.last_name = "x".repeat(201)), "last_name"),
+            (Box::new(|c| c.kind = ClientKind::Company), "company_name"),
+            (
+                Box::new(|c| c.address.city = Some("a\u{0}b".into())),
+                "address.city",
+            ),
+        ];
+        for (change, field) in table {
+            let mut c = person();
+            change(&mut c);
+            assert_eq!(c.validate().unwrap_err().field, field);
+        }
+    }
+
+    #[test]
+    fn unknown_and_invalid_fields_are_refused_by_deserialization() {
+        for body in [
+            serde_json::json!({"kind": "person", "first_name": "a", "last_name": "b", "email": "a@b.co", "country": "ZW", "currency": "USD", "colour": "red"}),
+            serde_json::json!({"kind": "person", "first_name": "a", "last_name": "b", "email": "not-an-email", "country": "ZW", "currency": "USD"}),
+            serde_json::json!({"kind": "person", "first_name": "a", "last_name": "b", "email": "a@b.co", "country": "XX", "currency": "USD"}),
+            serde_json::json!({"kind": "person", "first_name": "a", "last_name": "b", "email": "a@b.co", "country": "ZW", "currency": "ABC"}),
+            serde_json::json!({"kind": "robot", "first_name": "a", "last_name": "b", "email": "a@b.co", "country": "ZW", "currency": "USD"}),
+            serde_json::json!({"kind": "person", "last_name": "b", "email": "a@b.co", "country": "ZW", "currency": "USD"}),
+        ] {
+            assert!(
+                serde_json::from_value::<NewClient>(body.clone()).is_err(),
+                "{body}"
+            );
+        }
+    }
+}

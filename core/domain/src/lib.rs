@@ -1,0 +1,28 @@
+//! keel-domain: the pure core of Keel. No I/O, no async, no SQL.
+//!
+//! Where things are:
+//! - [`currency`]: the ISO 4217 table (code, numeric code, exponent).
+//! - [`money`]: [`Money`], integer minor units bound to a currency; checked arithmetic,
+//!   decimal conversion with half-away-from-zero rounding, allocation, parsing, formatting.
+//! - [`billing`]: billing cycles, due dates from the anniversary with month-end clamping,
+//!   periods and the remaining fraction used for proration.
+//! - [`contact`]: validated email, ISO 3166 country, E.164 phone and language values.
+//! - [`ledger`]: account kinds, journal entries built balanced per currency, the
+//!   idempotency comparison that names what differs.
+//! - [`client`]: clients and contacts: records, API input shapes, cross-field rules.
+//! - [`access`]: staff roles, permissions, API key scopes and the acting [`access::Actor`].
+//! - [`ids`]: typed identifiers.
+//! - [`tenancy`]: who owns a client (the host or a reseller) and the scope a caller sees.
+
+pub mod access;
+pub mod billing;
+pub mod client;
+pub mod contact;
+pub mod currency;
+pub mod ids;
+pub mod ledger;
+pub mod money;
+pub mod tenancy;
+
+pub use currency::Currency;
+pub use money::{Money, MoneyError};

@@ -1,0 +1,153 @@
+//! Stored responses for the API's `Idempotency-Key` (Stripe's semantics): the first request
+//! under a key runs and its response is kept; a repeat with the same request gets that
+//! response again; a repeat with a different request is refused; a repeat while the first
+//! is still running is told so. Keys are kept at least 24 hours ([`purge`]).
+
+use crate::db::Db;
+use crate::error::StoreError;
+use crate::on_tx;
+use chrono::{DateTime, Duration, Utc};
+
+/// What [`begin`] decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Begin {
+    /// This request owns the key: run it, then [`complete`] with its response.
+    Started(i64),
+    /// The same request already ran: send this response again.
+    Replay { status: u16, body: String },
+    /// The key was used for a different request.
+    Mismatch,
+    /// The first request under this key has not finished yet.
+    InProgress,
+}
+
+/// How long an unfinished request owns its key; after that (the process that ran it died),
+/// a retry may run again.
+pub const LOCK_TIMEOUT: Duration = Duration::seconds(60);
+
+/// Claims `key` for `principal`, or reports what happened to it before.
+pub async fn begin(
+    db: &Db,
+    principal: &str,
+    key: &str,
+    method: &str,
+    path: &str,
+    request_hash: &str,
+    at: DateTime<Utc>,
+) -> Result<Begin, StoreError> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        id: i64,
+        method: String,
+        path: String,
+        request_hash: String,
+        response_status: Option<i32>,
+        response_body: Option<String>,
+        created_at: DateTime<Utc>,
+    }
+    let mut tx = db.begin().await?;
+    let inserted: Option<i64> = on_tx!(&mut tx, |c| sqlx::query_scalar(
+        "INSERT INTO idempotency_keys (principal, key, method, path, request_hash, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (principal, key) DO NOTHING RETURNING id"
+    )
+    .bind(principal)
+    .bind(key)
+    .bind(method)
+    .bind(path)
+    .bind(request_hash)
+    .bind(at)
+    .fetch_optional(&mut *c)
+    .await)?;
+    if let Some(id) = inserted {
+        tx.commit().await?;
+        return Ok(Begin::Started(id));
+    }
+    let row: Row = on_tx!(&mut tx, |c| sqlx::query_as(
+        "SELECT id, method, path, request_hash, response_status, response_body, created_at \
+         FROM idempotency_keys WHERE principal = $1 AND key = $2"
+    )
+    .bind(principal)
+    .bind(key)
+    .fetch_one(&mut *c)
+    .await)?;
+    if row.method != method || row.path != path || row.request_hash != request_hash {
+        return Ok(Begin::Mismatch);
+    }
+    if let (Some(status), Some(body)) = (row.response_status, row.response_body) {
+        return Ok(Begin::Replay {
+            status: status as u16,
+            body,
+        });
+    }
+    if at - row.created_at < LOCK_TIMEOUT {
+        return Ok(Begin::InProgress);
+    }
+    // The first attempt died without an answer: take the key over, once.
+    let taken = on_tx!(&mut tx, |c| {
+        sqlx::query(
+        "UPDATE idempotency_keys SET created_at = $1 WHERE id = $2 AND created_at = $3 AND response_status IS NULL"
+    )
+    .bind(at)
+    .bind(row.id)
+    .bind(row.created_at)
+    .execute(&mut *c)
+    .await.map(|r| r.rows_affected())
+    })?;
+    tx.commit().await?;
+    Ok(if taken == 1 {
+        Begin::Started(row.id)
+    } else {
+        Begin::InProgress
+    })
+}
+
+/// Stores the response of the request that owns the key.
+pub async fn complete(
+    db: &Db,
+    id: i64,
+    status: u16,
+    body: &str,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let mut tx = db.begin().await?;
+    on_tx!(&mut tx, |c| {
+        sqlx::query(
+        "UPDATE idempotency_keys SET response_status = $1, response_body = $2, completed_at = $3 WHERE id = $4"
+    )
+    .bind(i32::from(status))
+    .bind(body)
+    .bind(at)
+    .bind(id)
+    .execute(&mut *c)
+    .await.map(|r| r.rows_affected())
+    })?;
+    tx.commit().await
+}
+
+/// Releases a key whose request ended without a response worth keeping (it was refused
+/// before doing anything), so the client may retry it.
+pub async fn release(db: &Db, id: i64) -> Result<(), StoreError> {
+    let mut tx = db.begin().await?;
+    on_tx!(&mut tx, |c| sqlx::query(
+        "DELETE FROM idempotency_keys WHERE id = $1 AND response_status IS NULL"
+    )
+    .bind(id)
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    tx.commit().await
+}
+
+/// Forgets keys created before `before` (callers pass at least 24 hours ago).
+pub async fn purge(db: &Db, before: DateTime<Utc>) -> Result<u64, StoreError> {
+    let mut tx = db.begin().await?;
+    let n = on_tx!(&mut tx, |c| sqlx::query(
+        "DELETE FROM idempotency_keys WHERE created_at < $1"
+    )
+    .bind(before)
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    tx.commit().await?;
+    Ok(n)
+}

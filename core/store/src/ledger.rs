@@ -1,0 +1,724 @@
+//! Ledger storage: accounts, journal entries and postings.
+//!
+//! Rules kept here (the domain states them, the store enforces them against races):
+//! - An entry is inserted once per idempotency key (`ledger_entries_idempotency_key`); a
+//!   repeat with the same content returns the stored entry, one with other content is
+//!   [`LedgerError::KeyReused`] naming the differences.
+//! - Each account's cached `balance_minor` moves in the same transaction as its postings, by
+//!   one conditional `UPDATE` that also checks the floor, so concurrent debits of a wallet
+//!   cannot take it below its limit (PostgreSQL re-checks the condition on the locked row).
+//! - Before returning, the entry's stored postings are summed per currency again.
+//! - Entries and postings are never updated or deleted (triggers refuse it).
+
+use crate::db::{Db, Tx};
+use crate::error::StoreError;
+use crate::page::{Cursor, Page};
+use crate::{on_db, on_tx};
+use chrono::{DateTime, Utc};
+use keel_domain::currency::Currency;
+use keel_domain::ids::{AccountId, ClientId, EntryId, ResellerId};
+use keel_domain::ledger::{
+    Account, AccountKind, AccountOwner, EntryBuilder, LedgerError, NewEntry, Side,
+};
+use keel_domain::money::Money;
+use std::collections::BTreeMap;
+
+const ACCOUNT_COLUMNS: &str =
+    "id, code, name, kind, currency, client_id, reseller_id, credit_limit_minor, balance_minor";
+
+#[derive(sqlx::FromRow)]
+struct AccountRow {
+    id: i64,
+    code: String,
+    name: String,
+    kind: String,
+    currency: String,
+    client_id: Option<i64>,
+    reseller_id: Option<i64>,
+    credit_limit_minor: Option<i64>,
+    balance_minor: i64,
+}
+
+impl TryFrom<AccountRow> for Account {
+    type Error = StoreError;
+    fn try_from(r: AccountRow) -> Result<Account, StoreError> {
+        let kind = AccountKind::parse(&r.kind).ok_or_else(|| {
+            StoreError::Corrupt(format!("account {} has kind {:?}", r.id, r.kind))
+        })?;
+        let currency = currency(&r.currency)?;
+        let owner = match (r.client_id, r.reseller_id) {
+            (Some(c), _) => Some(AccountOwner::Client(ClientId(c))),
+            (None, Some(s)) => Some(AccountOwner::Reseller(ResellerId(s))),
+            (None, None) => None,
+        };
+        Ok(Account {
+            id: AccountId(r.id),
+            code: r.code,
+            name: r.name,
+            kind,
+            currency,
+            owner,
+            credit_limit_minor: r.credit_limit_minor,
+            balance_minor: r.balance_minor,
+        })
+    }
+}
+
+pub(crate) fn currency(code: &str) -> Result<Currency, StoreError> {
+    Currency::from_code(code)
+        .map_err(|_| StoreError::Corrupt(format!("unknown currency {code:?} in the database")))
+}
+
+/// An account to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAccount {
+    pub code: String,
+    pub name: String,
+    pub kind: AccountKind,
+    pub currency: Currency,
+    pub owner: Option<AccountOwner>,
+    pub credit_limit_minor: Option<i64>,
+}
+
+/// A stored journal entry with its postings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEntry {
+    pub id: EntryId,
+    pub idempotency_key: String,
+    pub memo: String,
+    pub reverses: Option<EntryId>,
+    pub reason: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub postings: Vec<StoredPosting>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredPosting {
+    pub account: AccountId,
+    pub side: Side,
+    pub amount: Money,
+}
+
+impl StoredEntry {
+    /// The entry as it was built, for comparing a repeated request.
+    fn as_new(&self) -> Result<NewEntry, StoreError> {
+        let mut b = EntryBuilder::new(&self.idempotency_key, &self.memo);
+        for p in &self.postings {
+            b = b.post(p.account, p.side, p.amount);
+        }
+        if let (Some(of), Some(reason)) = (self.reverses, &self.reason) {
+            b = b.reversing(of, reason);
+        }
+        b.build()
+            .map_err(|e| StoreError::Corrupt(format!("entry {} no longer builds: {e}", self.id)))
+    }
+}
+
+/// The outcome of [`post`]: the entry, and whether this call created it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Posted {
+    pub entry: StoredEntry,
+    pub created: bool,
+}
+
+#[derive(sqlx::FromRow)]
+struct EntryRow {
+    id: i64,
+    idempotency_key: String,
+    memo: String,
+    reverses_entry_id: Option<i64>,
+    reason: Option<String>,
+    created_at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+struct PostingRow {
+    entry_id: i64,
+    account_id: i64,
+    side: String,
+    amount_minor: i64,
+    currency: String,
+}
+
+fn assemble(
+    rows: Vec<EntryRow>,
+    postings: Vec<PostingRow>,
+) -> Result<Vec<StoredEntry>, StoreError> {
+    let mut by_entry: BTreeMap<i64, Vec<StoredPosting>> = BTreeMap::new();
+    for p in postings {
+        let side = match p.side.as_str() {
+            "debit" => Side::Debit,
+            "credit" => Side::Credit,
+            other => return Err(StoreError::Corrupt(format!("posting side {other:?}"))),
+        };
+        by_entry.entry(p.entry_id).or_default().push(StoredPosting {
+            account: AccountId(p.account_id),
+            side,
+            amount: Money::new(p.amount_minor, currency(&p.currency)?),
+        });
+    }
+    Ok(rows
+        .into_iter()
+        .map(|r| StoredEntry {
+            id: EntryId(r.id),
+            postings: by_entry.remove(&r.id).unwrap_or_default(),
+            idempotency_key: r.idempotency_key,
+            memo: r.memo,
+            reverses: r.reverses_entry_id.map(EntryId),
+            reason: r.reason,
+            created_at: r.created_at,
+        })
+        .collect())
+}
+
+const ENTRY_COLUMNS: &str = "id, idempotency_key, memo, reverses_entry_id, reason, created_at";
+
+/// Creates an account; a taken code is `Conflict { constraint: "ledger_accounts_code_key" }`.
+pub async fn create_account(
+    tx: &mut Tx,
+    new: &NewAccount,
+    at: DateTime<Utc>,
+) -> Result<Account, StoreError> {
+    let (client_id, reseller_id) = owner_columns(new.owner);
+    let sql = format!(
+        "INSERT INTO ledger_accounts (code, name, kind, currency, client_id, reseller_id, credit_limit_minor, balance_minor, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8) RETURNING {ACCOUNT_COLUMNS}"
+    );
+    let row: AccountRow = on_tx!(tx, |c| sqlx::query_as(&sql)
+        .bind(&new.code)
+        .bind(&new.name)
+        .bind(new.kind.as_str())
+        .bind(new.currency.code())
+        .bind(client_id)
+        .bind(reseller_id)
+        .bind(new.credit_limit_minor)
+        .bind(at)
+        .fetch_one(&mut *c)
+        .await)?;
+    row.try_into()
+}
+
+/// Returns the account with `new.code`, creating it when missing. An existing account of
+/// another kind or currency under that code is an error, never silently reused.
+pub async fn ensure_account(
+    tx: &mut Tx,
+    new: &NewAccount,
+    at: DateTime<Utc>,
+) -> Result<Account, StoreError> {
+    if let Some(existing) = account_by_code(tx, &new.code).await? {
+        if existing.kind != new.kind
+            || existing.currency != new.currency
+            || existing.owner != new.owner
+        {
+            return Err(StoreError::Conflict {
+                constraint: "ledger_accounts_code_key".into(),
+            });
+        }
+        return Ok(existing);
+    }
+    create_account(tx, new, at).await
+}
+
+fn owner_columns(owner: Option<AccountOwner>) -> (Option<i64>, Option<i64>) {
+    match owner {
+        Some(AccountOwner::Client(c)) => (Some(c.get()), None),
+        Some(AccountOwner::Reseller(r)) => (None, Some(r.get())),
+        None => (None, None),
+    }
+}
+
+/// The account with this id, inside a transaction.
+pub async fn account(tx: &mut Tx, id: AccountId) -> Result<Option<Account>, StoreError> {
+    let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM ledger_accounts WHERE id = $1");
+    let row: Option<AccountRow> = on_tx!(tx, |c| sqlx::query_as(&sql)
+        .bind(id.get())
+        .fetch_optional(&mut *c)
+        .await)?;
+    row.map(Account::try_from).transpose()
+}
+
+/// The account with this code, inside a transaction.
+pub async fn account_by_code(tx: &mut Tx, code: &str) -> Result<Option<Account>, StoreError> {
+    let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM ledger_accounts WHERE code = $1");
+    let row: Option<AccountRow> = on_tx!(tx, |c| sqlx::query_as(&sql)
+        .bind(code)
+        .fetch_optional(&mut *c)
+        .await)?;
+    row.map(Account::try_from).transpose()
+}
+
+/// Sets or clears an account's credit limit (`None` = unbounded). Refused when the current
+/// balance would already break the new limit.
+pub async fn set_credit_limit(
+    tx: &mut Tx,
+    id: AccountId,
+    limit_minor: Option<i64>,
+) -> Result<Account, StoreError> {
+    let current = account(tx, id)
+        .await?
+        .ok_or(LedgerError::UnknownAccount(id))?;
+    if !keel_domain::ledger::allows(current.kind, limit_minor, current.balance_minor, 0) {
+        return Err(LedgerError::InsufficientFunds {
+            account: id,
+            available: current.natural_balance(),
+            requested: Money::zero(current.currency),
+        }
+        .into());
+    }
+    on_tx!(tx, |c| sqlx::query(
+        "UPDATE ledger_accounts SET credit_limit_minor = $1 WHERE id = $2"
+    )
+    .bind(limit_minor)
+    .bind(id.get())
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    account(tx, id).await?.ok_or(StoreError::NotFound)
+}
+
+/// Which accounts to list.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AccountFilter {
+    pub client: Option<ClientId>,
+    pub kind: Option<AccountKind>,
+}
+
+/// A page of accounts ordered by id.
+pub async fn list_accounts(
+    db: &Db,
+    filter: AccountFilter,
+    cursor: Option<Cursor>,
+    limit: u32,
+) -> Result<Page<Account>, StoreError> {
+    let sql = format!(
+        "SELECT {ACCOUNT_COLUMNS} FROM ledger_accounts \
+         WHERE (CAST($1 AS BIGINT) IS NULL OR client_id = $1) AND (CAST($2 AS TEXT) IS NULL OR kind = $2) AND id > $3 \
+         ORDER BY id LIMIT $4"
+    );
+    let rows: Vec<AccountRow> = on_db!(db, |p| sqlx::query_as(&sql)
+        .bind(filter.client.map(ClientId::get))
+        .bind(filter.kind.map(AccountKind::as_str))
+        .bind(cursor.map_or(0, |c| c.after_id))
+        .bind(i64::from(limit) + 1)
+        .fetch_all(p)
+        .await)?;
+    let accounts = rows
+        .into_iter()
+        .map(Account::try_from)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Page::from_rows(accounts, limit, |a| a.id.get()))
+}
+
+/// One account, read outside a transaction.
+pub async fn get_account(db: &Db, id: AccountId) -> Result<Option<Account>, StoreError> {
+    let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM ledger_accounts WHERE id = $1");
+    let row: Option<AccountRow> = on_db!(db, |p| sqlx::query_as(&sql)
+        .bind(id.get())
+        .fetch_optional(p)
+        .await)?;
+    row.map(Account::try_from).transpose()
+}
+
+/// A page of entries (newest last), optionally only those touching one account.
+pub async fn list_entries(
+    db: &Db,
+    account: Option<AccountId>,
+    cursor: Option<Cursor>,
+    limit: u32,
+) -> Result<Page<StoredEntry>, StoreError> {
+    let sql = format!(
+        "SELECT {ENTRY_COLUMNS} FROM ledger_entries e \
+         WHERE (CAST($1 AS BIGINT) IS NULL OR EXISTS (SELECT 1 FROM ledger_postings p WHERE p.entry_id = e.id AND p.account_id = $1)) \
+         AND id > $2 ORDER BY id LIMIT $3"
+    );
+    let rows: Vec<EntryRow> = on_db!(db, |p| sqlx::query_as(&sql)
+        .bind(account.map(AccountId::get))
+        .bind(cursor.map_or(0, |c| c.after_id))
+        .bind(i64::from(limit) + 1)
+        .fetch_all(p)
+        .await)?;
+    let (first, last) = match (rows.first(), rows.last()) {
+        (Some(f), Some(l)) => (f.id, l.id),
+        _ => {
+            return Ok(Page {
+                items: Vec::new(),
+                next_cursor: None,
+            });
+        }
+    };
+    let postings: Vec<PostingRow> = on_db!(db, |p| sqlx::query_as(
+        "SELECT entry_id, account_id, side, amount_minor, currency FROM ledger_postings \
+         WHERE entry_id BETWEEN $1 AND $2 ORDER BY id"
+    )
+    .bind(first)
+    .bind(last)
+    .fetch_all(p)
+    .await)?;
+    let entries = assemble(rows, postings)?;
+    Ok(Page::from_rows(entries, limit, |e| e.id.get()))
+}
+
+/// One entry with its postings, read outside a transaction.
+pub async fn get_entry(db: &Db, id: EntryId) -> Result<Option<StoredEntry>, StoreError> {
+    let sql = format!("SELECT {ENTRY_COLUMNS} FROM ledger_entries WHERE id = $1");
+    let row: Option<EntryRow> = on_db!(db, |p| sqlx::query_as(&sql)
+        .bind(id.get())
+        .fetch_optional(p)
+        .await)?;
+    let Some(row) = row else { return Ok(None) };
+    let postings: Vec<PostingRow> = on_db!(db, |p| {
+        sqlx::query_as(
+        "SELECT entry_id, account_id, side, amount_minor, currency FROM ledger_postings WHERE entry_id = $1 ORDER BY id"
+    )
+    .bind(id.get())
+    .fetch_all(p)
+    .await
+    })?;
+    Ok(assemble(vec![row], postings)?.pop())
+}
+
+/// How [`find_entry`] looks an entry up.
+enum Lookup<'a> {
+    Id(i64),
+    Key(&'a str),
+    /// The entry that reverses this one.
+    ReversalOf(i64),
+}
+
+async fn find_entry(tx: &mut Tx, lookup: Lookup<'_>) -> Result<Option<StoredEntry>, StoreError> {
+    let column = match lookup {
+        Lookup::Id(_) => "id",
+        Lookup::Key(_) => "idempotency_key",
+        Lookup::ReversalOf(_) => "reverses_entry_id",
+    };
+    let sql = format!("SELECT {ENTRY_COLUMNS} FROM ledger_entries WHERE {column} = $1");
+    let row: Option<EntryRow> = match lookup {
+        Lookup::Id(v) | Lookup::ReversalOf(v) => on_tx!(tx, |c| sqlx::query_as(&sql)
+            .bind(v)
+            .fetch_optional(&mut *c)
+            .await)?,
+        Lookup::Key(v) => on_tx!(tx, |c| sqlx::query_as(&sql)
+            .bind(v)
+            .fetch_optional(&mut *c)
+            .await)?,
+    };
+    let Some(row) = row else { return Ok(None) };
+    let postings: Vec<PostingRow> = on_tx!(tx, |c| {
+        sqlx::query_as(
+        "SELECT entry_id, account_id, side, amount_minor, currency FROM ledger_postings WHERE entry_id = $1 ORDER BY id"
+    )
+    .bind(row.id)
+    .fetch_all(&mut *c)
+    .await
+    })?;
+    Ok(assemble(vec![row], postings)?.pop())
+}
+
+/// The entry with this id, inside a transaction.
+pub async fn entry(tx: &mut Tx, id: EntryId) -> Result<Option<StoredEntry>, StoreError> {
+    find_entry(tx, Lookup::Id(id.get())).await
+}
+
+/// The entry stored under this idempotency key, inside a transaction.
+pub async fn entry_by_key(tx: &mut Tx, key: &str) -> Result<Option<StoredEntry>, StoreError> {
+    find_entry(tx, Lookup::Key(key)).await
+}
+
+fn replay(sent: &NewEntry, stored: StoredEntry) -> Result<Posted, StoreError> {
+    let differences = sent.differences(&stored.as_new()?);
+    if differences.is_empty() {
+        Ok(Posted {
+            entry: stored,
+            created: false,
+        })
+    } else {
+        Err(LedgerError::KeyReused {
+            key: stored.idempotency_key,
+            differences,
+        }
+        .into())
+    }
+}
+
+/// Posts a balanced entry: inserts it and its postings, moves each account's cached balance
+/// (refusing a move below an account's floor), and checks the stored postings balance.
+/// The same key with the same content returns the stored entry (`created: false`).
+pub async fn post(tx: &mut Tx, entry: &NewEntry, at: DateTime<Utc>) -> Result<Posted, StoreError> {
+    if let Some(stored) = entry_by_key(tx, entry.idempotency_key()).await? {
+        return replay(entry, stored);
+    }
+
+    // Every account exists and holds the posting's currency; sum the moves per account.
+    let mut deltas: BTreeMap<AccountId, (Account, i64)> = BTreeMap::new();
+    for p in entry.postings() {
+        if !deltas.contains_key(&p.account) {
+            let acct = account(tx, p.account)
+                .await?
+                .ok_or(LedgerError::UnknownAccount(p.account))?;
+            deltas.insert(p.account, (acct, 0));
+        }
+        let (acct, delta) = deltas.get_mut(&p.account).expect("inserted above");
+        if acct.currency != p.amount.currency() {
+            return Err(LedgerError::CurrencyMismatch {
+                account: p.account,
+                account_currency: acct.currency,
+                posting_currency: p.amount.currency(),
+            }
+            .into());
+        }
+        *delta = delta
+            .checked_add(p.signed_minor())
+            .ok_or(keel_domain::MoneyError::Overflow)
+            .map_err(LedgerError::from)?;
+    }
+
+    if let Some(reversal) = entry.reversal() {
+        if find_entry(tx, Lookup::Id(reversal.of.get()))
+            .await?
+            .is_none()
+        {
+            return Err(LedgerError::UnknownEntry(reversal.of).into());
+        }
+        if find_entry(tx, Lookup::ReversalOf(reversal.of.get()))
+            .await?
+            .is_some()
+        {
+            return Err(LedgerError::AlreadyReversed(reversal.of).into());
+        }
+    }
+
+    // ON CONFLICT DO NOTHING: a concurrent post of the same key wins cleanly, and this call
+    // then replays it instead of failing the transaction (PostgreSQL would abort it).
+    let inserted: Option<i64> =
+        on_tx!(tx, |c| {
+            sqlx::query_scalar(
+        "INSERT INTO ledger_entries (idempotency_key, memo, reverses_entry_id, reason, created_at) \
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (idempotency_key) DO NOTHING RETURNING id"
+    )
+    .bind(entry.idempotency_key())
+    .bind(entry.memo())
+    .bind(entry.reversal().map(|r| r.of.get()))
+    .bind(entry.reversal().map(|r| r.reason.as_str()))
+    .bind(at)
+    .fetch_optional(&mut *c)
+    .await
+        })
+        .map_err(|e| match StoreError::from(e) {
+            StoreError::Conflict { constraint } if constraint == "ledger_entries_reverses_key" => {
+                StoreError::Ledger(LedgerError::AlreadyReversed(
+                    entry.reversal().map_or(EntryId(0), |r| r.of),
+                ))
+            }
+            other => other,
+        })?;
+    let Some(entry_id) = inserted else {
+        let stored = entry_by_key(tx, entry.idempotency_key())
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        return replay(entry, stored);
+    };
+
+    for (id, (acct, delta)) in &deltas {
+        if *delta == 0 {
+            continue;
+        }
+        if acct.balance_minor.checked_add(*delta).is_none() {
+            return Err(LedgerError::Money(keel_domain::MoneyError::Overflow).into());
+        }
+        // The floor check and the move are one statement: under concurrency PostgreSQL
+        // re-evaluates the WHERE clause on the row it locked, SQLite has a single writer.
+        let moved = on_tx!(tx, |c| {
+            sqlx::query(
+            "UPDATE ledger_accounts SET balance_minor = balance_minor + $1 \
+             WHERE id = $2 AND (credit_limit_minor IS NULL OR \
+               (CASE WHEN kind IN ('asset', 'expense') THEN 1 ELSE -1 END) * (balance_minor + $1) >= -credit_limit_minor)"
+        )
+        .bind(*delta)
+        .bind(id.get())
+        .execute(&mut *c)
+        .await
+        .map(|r| r.rows_affected())
+        })?;
+        if moved == 0 {
+            let now = account(tx, *id)
+                .await?
+                .ok_or(LedgerError::UnknownAccount(*id))?;
+            let limit = now.credit_limit_minor.unwrap_or(0);
+            return Err(LedgerError::InsufficientFunds {
+                account: *id,
+                available: Money::new(
+                    now.balance_minor * now.kind.normal_sign() + limit,
+                    now.currency,
+                ),
+                requested: Money::new((delta * now.kind.normal_sign()).abs(), now.currency),
+            }
+            .into());
+        }
+    }
+
+    let mut sql = String::from(
+        "INSERT INTO ledger_postings (entry_id, account_id, side, amount_minor, currency) VALUES ",
+    );
+    for i in 0..entry.postings().len() {
+        let b = i * 5;
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&format!(
+            "(${}, ${}, ${}, ${}, ${})",
+            b + 1,
+            b + 2,
+            b + 3,
+            b + 4,
+            b + 5
+        ));
+    }
+    on_tx!(tx, |c| {
+        let mut q = sqlx::query(&sql);
+        for p in entry.postings() {
+            q = q
+                .bind(entry_id)
+                .bind(p.account.get())
+                .bind(match p.side {
+                    Side::Debit => "debit",
+                    Side::Credit => "credit",
+                })
+                .bind(p.amount.minor())
+                .bind(p.amount.currency().code());
+        }
+        q.execute(&mut *c).await.map(|r| r.rows_affected())
+    })?;
+
+    // Second check, against what was stored.
+    let stored = find_entry(tx, Lookup::Id(entry_id))
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    keel_domain::ledger::check_balanced(
+        stored
+            .postings
+            .iter()
+            .map(|p| (p.amount.currency(), p.amount.minor() * p.side.sign())),
+    )?;
+    if stored.postings.len() != entry.postings().len() {
+        return Err(StoreError::Corrupt(format!(
+            "entry {entry_id} stored {} postings",
+            stored.postings.len()
+        )));
+    }
+    Ok(Posted {
+        entry: stored,
+        created: true,
+    })
+}
+
+/// Posts the reversal of entry `of`, with a reason, under its own idempotency key.
+pub async fn reverse(
+    tx: &mut Tx,
+    of: EntryId,
+    idempotency_key: &str,
+    reason: &str,
+    at: DateTime<Utc>,
+) -> Result<Posted, StoreError> {
+    let original = entry(tx, of).await?.ok_or(LedgerError::UnknownEntry(of))?;
+    let postings: Vec<_> = original
+        .postings
+        .iter()
+        .map(|p| keel_domain::ledger::NewPosting {
+            account: p.account,
+            side: p.side,
+            amount: p.amount,
+        })
+        .collect();
+    let reversal = NewEntry::reversal_of(of, &postings, idempotency_key, reason)?;
+    post(tx, &reversal, at).await
+}
+
+/// What `keel ledger check` found.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct LedgerReport {
+    pub accounts: u64,
+    pub entries: u64,
+    pub postings: u64,
+    /// Accounts whose cached balance differs from the sum of their postings.
+    pub balance_mismatches: Vec<BalanceMismatch>,
+    /// Entries whose postings do not sum to zero in some currency.
+    pub unbalanced_entries: Vec<i64>,
+    /// Per currency: the sum of every account's balance (must be 0).
+    pub trial_balance: BTreeMap<String, i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct BalanceMismatch {
+    pub account: i64,
+    pub cached_minor: i64,
+    pub postings_minor: i64,
+}
+
+impl LedgerReport {
+    pub fn is_clean(&self) -> bool {
+        self.balance_mismatches.is_empty()
+            && self.unbalanced_entries.is_empty()
+            && self.trial_balance.values().all(|v| *v == 0)
+    }
+}
+
+/// Verifies every account's cached balance against its postings, every entry's balance per
+/// currency, and the trial balance per currency.
+pub async fn check(db: &Db) -> Result<LedgerReport, StoreError> {
+    #[derive(sqlx::FromRow)]
+    struct Mismatch {
+        id: i64,
+        balance_minor: i64,
+        sum_minor: i64,
+    }
+    #[derive(sqlx::FromRow)]
+    struct Trial {
+        currency: String,
+        total: i64,
+    }
+    const SIGNED: &str = "CASE p.side WHEN 'debit' THEN p.amount_minor ELSE -p.amount_minor END";
+    let mismatches: Vec<Mismatch> = on_db!(db, |p| {
+        sqlx::query_as(&format!(
+        "SELECT a.id, a.balance_minor, CAST(COALESCE(SUM({SIGNED}), 0) AS BIGINT) AS sum_minor \
+         FROM ledger_accounts a LEFT JOIN ledger_postings p ON p.account_id = a.id \
+         GROUP BY a.id, a.balance_minor HAVING a.balance_minor <> CAST(COALESCE(SUM({SIGNED}), 0) AS BIGINT) ORDER BY a.id"
+    ))
+    .fetch_all(p)
+    .await
+    })?;
+    let unbalanced: Vec<i64> = on_db!(db, |p| sqlx::query_scalar(&format!(
+        "SELECT DISTINCT p.entry_id FROM ledger_postings p GROUP BY p.entry_id, p.currency \
+         HAVING CAST(SUM({SIGNED}) AS BIGINT) <> 0 ORDER BY p.entry_id"
+    ))
+    .fetch_all(p)
+    .await)?;
+    let trial: Vec<Trial> = on_db!(db, |p| {
+        sqlx::query_as(
+        "SELECT currency, CAST(SUM(balance_minor) AS BIGINT) AS total FROM ledger_accounts GROUP BY currency ORDER BY currency"
+    )
+    .fetch_all(p)
+    .await
+    })?;
+    let counts: (i64, i64, i64) = on_db!(db, |p| {
+        sqlx::query_as(
+        "SELECT (SELECT COUNT(*) FROM ledger_accounts), (SELECT COUNT(*) FROM ledger_entries), (SELECT COUNT(*) FROM ledger_postings)"
+    )
+    .fetch_one(p)
+    .await
+    })?;
+    Ok(LedgerReport {
+        accounts: counts.0 as u64,
+        entries: counts.1 as u64,
+        postings: counts.2 as u64,
+        balance_mismatches: mismatches
+            .into_iter()
+            .map(|m| BalanceMismatch {
+                account: m.id,
+                cached_minor: m.balance_minor,
+                postings_minor: m.sum_minor,
+            })
+            .collect(),
+        unbalanced_entries: unbalanced,
+        trial_balance: trial.into_iter().map(|t| (t.currency, t.total)).collect(),
+    })
+}
