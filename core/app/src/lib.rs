@@ -1,1 +1,123 @@
-//! keel-app
+//! keel-app: Keel's use cases. Each public function is one use case and, when it writes,
+//! exactly one transaction: the change, its ledger entries and its audit row commit
+//! together or not at all.
+//!
+//! Where things are:
+//! - [`App`] (the database, the clock), [`Ctx`] (who acts, under which request id).
+//! - [`error`]: [`AppError`], the use-case errors the API maps to HTTP.
+//! - [`clients`]: clients and contacts, always inside the actor's tenancy scope.
+//! - [`access`]: staff users (argon2id passwords), API keys (created, hashed, revoked) and
+//!   authentication of a bearer key into an [`keel_domain::access::Actor`].
+//! - [`ledger`]: account and entry reads, manual adjustments and reversals, wallets.
+//! - [`audit`]: building audit rows from a context; reading and verifying the chain.
+//! - [`demo`]: the demo host `keel serve --demo` and `keel demo` seed.
+//! - [`clock`]: the injected clock (tests never read the wall clock).
+
+pub mod access;
+pub mod audit;
+pub mod clients;
+pub mod clock;
+pub mod demo;
+pub mod error;
+pub mod ledger;
+
+pub use clock::{Clock, FixedClock, SystemClock};
+pub use error::AppError;
+
+use keel_domain::access::{Actor, Permission};
+use keel_store::Db;
+use std::sync::Arc;
+
+/// The application: a database and a clock. Cheap to clone.
+#[derive(Clone)]
+pub struct App {
+    pub db: Db,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl App {
+    pub fn new(db: Db) -> App {
+        App {
+            db,
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    pub fn with_clock(db: Db, clock: Arc<dyn Clock>) -> App {
+        App { db, clock }
+    }
+
+    /// Now, at the precision the database keeps.
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        keel_store::db::truncate(self.clock.now())
+    }
+}
+
+/// Who is acting, and the request id that ties the log lines and the audit row together.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    pub actor: Actor,
+    pub request_id: Option<String>,
+}
+
+impl Ctx {
+    pub fn new(actor: Actor) -> Ctx {
+        Ctx {
+            actor,
+            request_id: None,
+        }
+    }
+
+    /// Keel itself acting (the CLI as the installation owner, jobs).
+    pub fn system(label: &str) -> Ctx {
+        Ctx::new(Actor::system(label))
+    }
+
+    pub fn with_request_id(mut self, id: impl Into<String>) -> Ctx {
+        self.request_id = Some(id.into());
+        self
+    }
+
+    /// Refuses the use case unless the actor holds `permission`.
+    pub fn require(&self, permission: Permission) -> Result<(), AppError> {
+        if self.actor.can(permission) {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden {
+                permission: permission.as_str(),
+            })
+        }
+    }
+}
+
+/// Largest page a list returns.
+pub const MAX_PAGE: u32 = 200;
+/// Page size when none is asked for.
+pub const DEFAULT_PAGE: u32 = 50;
+
+/// Checks a requested page size.
+pub fn page_limit(limit: Option<u32>) -> Result<u32, AppError> {
+    match limit {
+        None => Ok(DEFAULT_PAGE),
+        Some(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
+        Some(_) => Err(AppError::invalid(
+            "invalid_limit",
+            Some("limit"),
+            format!("limit must be between 1 and {MAX_PAGE}"),
+        )),
+    }
+}
+
+/// Decodes a cursor given by a client.
+pub fn cursor(text: Option<&str>) -> Result<Option<keel_store::Cursor>, AppError> {
+    match text {
+        None => Ok(None),
+        Some(t) => keel_store::Cursor::decode(t).map(Some).ok_or_else(|| {
+            AppError::invalid(
+                "invalid_cursor",
+                Some("cursor"),
+                "the cursor is not one this API returned",
+            )
+        }),
+    }
+}

@@ -1,1 +1,484 @@
-fn main() {}
+//! `keel`: the command line and composition root of the Keel billing kernel.
+//!
+//! - `main.rs`: argument parsing (clap), logging, and one function per subcommand.
+//! - [`config`]: `keel.toml` with environment overrides, validated before anything starts.
+//! - [`bench`]: `keel bench …`, measured figures beside a baseline from the same run.
+//!
+//! Exit codes: 0 success, 1 failure, 2 usage or configuration error. Commands whose output
+//! scripts capture (`keys create`) print only that on stdout; everything else goes to stderr.
+
+mod bench;
+mod config;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use config::{Config, LogFormat};
+use keel_app::{App, Ctx};
+use keel_store::Db;
+use keel_store::db::ConnectOptions;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "keel",
+    version,
+    about = "Keel: an open-source billing kernel for hosting companies"
+)]
+struct Cli {
+    /// Configuration file (keel.toml). Without one, the defaults and KEEL_* variables apply.
+    #[arg(long, global = true, env = "KEEL_CONFIG")]
+    config: Option<PathBuf>,
+    /// Database URL: sqlite://PATH or postgres://… (overrides the configuration; also
+    /// KEEL_DATABASE_URL).
+    #[arg(long, global = true)]
+    database: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the HTTP server (migrates the database first).
+    Serve {
+        /// Address to listen on (also KEEL_LISTEN).
+        #[arg(long)]
+        listen: Option<String>,
+        /// Seed the demo host into an empty database first.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Apply pending database migrations.
+    Migrate,
+    /// Seed the demo host (staff, clients, a reseller, ledger activity) into an empty database.
+    Demo,
+    /// Configuration commands.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Ledger commands.
+    Ledger {
+        #[command(subcommand)]
+        command: LedgerCommand,
+    },
+    /// Audit log commands.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// API keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Benchmarks that print their figures beside a baseline measured in the same run.
+    Bench {
+        #[command(subcommand)]
+        command: bench::BenchCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ConfigCommand {
+    /// Validate the configuration and print it with secrets redacted.
+    Check,
+}
+
+#[derive(Subcommand, Debug)]
+enum LedgerCommand {
+    /// Verify every account's balance against its postings and the trial balance.
+    Check {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum AuditCommand {
+    /// Walk the hash chain and report the first broken row.
+    Verify {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Scope {
+    Admin,
+    Reseller,
+    Client,
+}
+
+#[derive(Subcommand, Debug)]
+enum KeysCommand {
+    /// Create an API key; prints the key alone on stdout (it is shown only this once).
+    Create {
+        #[arg(long, value_enum)]
+        scope: Scope,
+        #[arg(long)]
+        name: String,
+        /// The reseller a reseller key belongs to.
+        #[arg(long)]
+        reseller: Option<i64>,
+        /// The client a client key belongs to.
+        #[arg(long)]
+        client: Option<i64>,
+    },
+    /// List API keys (never the keys themselves).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke an API key by id.
+    Revoke { id: i64 },
+}
+
+/// A failure with the exit code it deserves.
+struct Exit(u8, anyhow::Error);
+
+impl<E: Into<anyhow::Error>> From<E> for Exit {
+    fn from(e: E) -> Exit {
+        let e = e.into();
+        let code = if e.downcast_ref::<config::ConfigError>().is_some() {
+            2
+        } else {
+            1
+        };
+        Exit(code, e)
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    let config = match load_config(&cli, env) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
+        }
+    };
+    init_logging(&config);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cli.command, config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Exit(code, e)) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn load_config(cli: &Cli, mut env: Vec<(String, String)>) -> Result<Config, config::ConfigError> {
+    let set = |env: &mut Vec<(String, String)>, key: &str, value: &str| {
+        env.retain(|(k, _)| !k.eq_ignore_ascii_case(key));
+        env.push((key.to_string(), value.to_string()));
+    };
+    if let Some(url) = &cli.database {
+        set(&mut env, "KEEL_DATABASE__URL", url);
+    }
+    if let Command::Serve {
+        listen: Some(listen),
+        ..
+    } = &cli.command
+    {
+        set(&mut env, "KEEL_SERVER__LISTEN", listen);
+    }
+    config::load(cli.config.as_deref(), &env)
+}
+
+fn init_logging(config: &Config) {
+    use tracing_subscriber::EnvFilter;
+    let filter = std::env::var("KEEL_LOG")
+        .ok()
+        .and_then(|f| EnvFilter::try_new(f).ok())
+        .or_else(|| EnvFilter::try_new(&config.log.filter).ok())
+        .unwrap_or_else(|| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match config.log.format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+async fn open(config: &Config) -> Result<Db> {
+    let options = ConnectOptions {
+        max_connections: config.database.max_connections,
+        busy_timeout: Duration::from_millis(config.database.busy_timeout_ms),
+        create_if_missing: true,
+    };
+    let url = config.database.url.expose();
+    let db = Db::connect(url, &options).await.with_context(|| {
+        format!(
+            "cannot open the database {}",
+            keel_store::db::redact_url(url)
+        )
+    })?;
+    db.migrate().await.context("cannot migrate the database")?;
+    Ok(db)
+}
+
+async fn run(command: Command, config: Config) -> Result<(), Exit> {
+    match command {
+        Command::Serve { demo, .. } => serve(&config, demo).await?,
+        Command::Migrate => {
+            let db = open(&config).await?;
+            eprintln!("migrations applied ({})", db.engine().name());
+        }
+        Command::Demo => {
+            let app = App::new(open(&config).await?);
+            let summary = keel_app::demo::seed(&app)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            print_demo(&summary, None);
+        }
+        Command::Config {
+            command: ConfigCommand::Check,
+        } => {
+            print!("{}", config.redacted_toml());
+            eprintln!("configuration is valid");
+        }
+        Command::Ledger {
+            command: LedgerCommand::Check { json },
+        } => ledger_check(&config, json).await?,
+        Command::Audit {
+            command: AuditCommand::Verify { json },
+        } => audit_verify(&config, json).await?,
+        Command::Keys { command } => keys(&config, command).await?,
+        Command::Bench { command } => bench::run(command, &config).await?,
+    }
+    Ok(())
+}
+
+fn print_demo(s: &keel_app::demo::DemoSummary, base: Option<&str>) {
+    let base = base.unwrap_or("http://127.0.0.1:8080");
+    eprintln!(
+        "\nKeel demo data is ready: {clients} clients, 2 staff users, a reseller, ledger activity.\n\
+         \n  Admin API key (shown once):    {key}\n  Reseller API key (shown once): {rkey}\n  \
+         Admin login: {email} / {password}\n\
+         \n  Try it:\n    curl -H 'Authorization: Bearer {key}' {base}/api/v1/clients?limit=20\n\
+         \n  API docs:   {base}/api/v1/docs\n  OpenAPI:    {base}/api/v1/openapi.json\n  Health:     {base}/healthz\n",
+        clients = s.clients,
+        key = s.admin_key,
+        rkey = s.reseller_key,
+        email = s.admin_email,
+        password = s.admin_password,
+    );
+}
+
+async fn serve(config: &Config, demo: bool) -> Result<()> {
+    let db = open(config).await?;
+    let app = App::new(db.clone());
+    let listener = tokio::net::TcpListener::bind(&config.server.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.server.listen))?;
+    let addr = listener.local_addr()?;
+    let base = config
+        .server
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
+    if demo {
+        if keel_app::demo::is_empty(&app)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+        {
+            let summary = keel_app::demo::seed(&app)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            print_demo(&summary, Some(&base));
+        } else {
+            eprintln!(
+                "\nThe database already holds data, so no demo data was added. The demo's API key was shown when \
+                 it was created; make a new one with:\n  keel keys create --scope admin --name me\n"
+            );
+        }
+    }
+    let api_config = keel_api::ApiConfig {
+        request_timeout: Duration::from_millis(config.server.request_timeout_ms),
+        body_limit_bytes: config.server.body_limit_bytes,
+        rate_limit_per_second: config.server.rate_limit_per_second,
+        rate_limit_burst: config.server.rate_limit_burst,
+    };
+    tracing::info!(%addr, engine = db.engine().name(), "Keel is serving at {base}");
+    eprintln!(
+        "Keel is serving at {base} ({} database). Press Ctrl-C to stop.",
+        db.engine().name()
+    );
+    let grace = Duration::from_millis(config.server.shutdown_grace_ms);
+    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+    let signal = async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: draining in-flight requests");
+        let _ = stopping_tx.send(());
+    };
+    let server = keel_api::serve(listener, keel_api::State::new(app, api_config), signal);
+    tokio::pin!(server);
+    tokio::select! {
+        result = &mut server => result.context("the HTTP server failed")?,
+        () = async { let _ = stopping_rx.await; tokio::time::sleep(grace).await } => {
+            tracing::warn!("in-flight requests did not finish within {grace:?}; stopping anyway");
+        }
+    }
+    db.close().await;
+    eprintln!("Keel stopped.");
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+async fn ledger_check(config: &Config, json: bool) -> Result<()> {
+    let db = open(config).await?;
+    let report = keel_store::ledger::check(&db).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "accounts: {}  entries: {}  postings: {}",
+            report.accounts, report.entries, report.postings
+        );
+        for (currency, total) in &report.trial_balance {
+            println!("trial balance {currency}: {total}");
+        }
+        for m in &report.balance_mismatches {
+            println!(
+                "MISMATCH account {}: cached {} but postings sum to {}",
+                m.account, m.cached_minor, m.postings_minor
+            );
+        }
+        for e in &report.unbalanced_entries {
+            println!("UNBALANCED entry {e}");
+        }
+    }
+    if report.is_clean() {
+        eprintln!("the ledger balances");
+        Ok(())
+    } else {
+        anyhow::bail!("the ledger does not balance")
+    }
+}
+
+async fn audit_verify(config: &Config, json: bool) -> Result<()> {
+    let db = open(config).await?;
+    let report = keel_store::audit::verify(&db).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("rows: {}  head: {}", report.rows, report.head_hash);
+    }
+    match &report.first_break {
+        None => {
+            eprintln!("the audit chain is intact");
+            Ok(())
+        }
+        Some((seq, why)) => anyhow::bail!("the audit chain is broken at row {seq}: {why}"),
+    }
+}
+
+async fn keys(config: &Config, command: KeysCommand) -> Result<()> {
+    let app = App::new(open(config).await?);
+    let ctx = Ctx::system("cli");
+    let err = |e: keel_app::AppError| anyhow::anyhow!("{e}");
+    match command {
+        KeysCommand::Create {
+            scope,
+            name,
+            reseller,
+            client,
+        } => {
+            let scope = match scope {
+                Scope::Admin => keel_domain::access::KeyScope::Admin,
+                Scope::Reseller => keel_domain::access::KeyScope::Reseller,
+                Scope::Client => keel_domain::access::KeyScope::Client,
+            };
+            let created = keel_app::access::create_key(
+                &app,
+                &ctx,
+                keel_app::access::NewKey {
+                    name,
+                    scope,
+                    reseller_id: reseller.map(keel_domain::ids::ResellerId),
+                    client_id: client.map(keel_domain::ids::ClientId),
+                    staff_id: None,
+                },
+            )
+            .await
+            .map_err(err)?;
+            println!("{}", created.secret);
+            eprintln!(
+                "created API key {} ({}); it is shown only this once",
+                created.key.id, created.key.prefix
+            );
+        }
+        KeysCommand::List { json } => {
+            let keys = keel_app::access::list_keys(&app, &ctx).await.map_err(err)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&keys)?);
+            } else {
+                println!(
+                    "{:<6} {:<18} {:<9} {:<24} {:<8} NAME",
+                    "ID", "PREFIX", "SCOPE", "LAST USED", "STATUS"
+                );
+                for k in keys {
+                    println!(
+                        "{:<6} {:<18} {:<9} {:<24} {:<8} {}",
+                        k.id,
+                        k.prefix,
+                        k.scope.as_str(),
+                        k.last_used_at.map_or("never".to_string(), |t| t
+                            .format("%Y-%m-%d %H:%M:%S")
+                            .to_string()),
+                        if k.revoked_at.is_some() {
+                            "revoked"
+                        } else {
+                            "active"
+                        },
+                        k.name
+                    );
+                }
+            }
+        }
+        KeysCommand::Revoke { id } => {
+            let key = keel_app::access::revoke_key(&app, &ctx, keel_domain::ids::ApiKeyId(id))
+                .await
+                .map_err(err)?;
+            eprintln!("revoked API key {} ({})", key.id, key.prefix);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,162 @@
+//! The one API error type. Every failure leaves the API as
+//! `{"error": {"code", "message", "details"}}` with the status its variant names; internal
+//! causes are logged with the request id and never echoed.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use keel_app::AppError;
+use keel_domain::ledger::LedgerError;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Machine-readable, stable: `not_found`, `email_taken`, `idempotency_key_reused`, …
+    pub code: String,
+    /// A sentence for a person.
+    pub message: String,
+    /// Structured context: the offending `field`, the `differences`, limits.
+    #[schema(value_type = Object)]
+    pub details: Value,
+}
+
+/// An error on its way out of a handler.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: String,
+    pub message: String,
+    pub details: Value,
+    pub retry_after_secs: Option<u64>,
+}
+
+impl ApiError {
+    pub fn new(
+        status: StatusCode,
+        code: impl Into<String>,
+        message: impl Into<String>,
+    ) -> ApiError {
+        ApiError {
+            status,
+            code: code.into(),
+            message: message.into(),
+            details: json!({}),
+            retry_after_secs: None,
+        }
+    }
+
+    pub fn with_details(mut self, details: Value) -> ApiError {
+        self.details = details;
+        self
+    }
+
+    pub fn not_found(what: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} not found"),
+        )
+    }
+
+    pub fn bad_request(code: &str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    pub fn unprocessable(code: &str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+    }
+
+    /// A failure whose cause must not reach the client: logged here, with the request id
+    /// attached by the caller's span.
+    pub fn internal(cause: &dyn std::fmt::Display) -> ApiError {
+        tracing::error!(error = %cause, "internal error");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "something went wrong on our side; it has been logged",
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        metrics::counter!("keel_api_errors_total", "code" => self.code.clone()).increment(1);
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: self.message,
+                details: self.details,
+            },
+        };
+        let mut res = (self.status, axum::Json(body)).into_response();
+        if let Some(secs) = self.retry_after_secs
+            && let Ok(v) = HeaderValue::from_str(&secs.to_string())
+        {
+            res.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        res
+    }
+}
+
+impl From<AppError> for ApiError {
+    fn from(e: AppError) -> ApiError {
+        match e {
+            AppError::NotFound { what } => ApiError::not_found(what),
+            AppError::Forbidden { permission } => {
+                ApiError::new(StatusCode::FORBIDDEN, "forbidden", e.to_string())
+                    .with_details(json!({ "permission": permission }))
+            }
+            AppError::Unauthorized { code, message } => {
+                ApiError::new(StatusCode::UNAUTHORIZED, code, message)
+            }
+            AppError::Invalid {
+                code,
+                field,
+                message,
+            } => {
+                let details = field.map_or(json!({}), |f| json!({ "field": f }));
+                ApiError::unprocessable(code, message).with_details(details)
+            }
+            AppError::Conflict { code, message } => {
+                ApiError::new(StatusCode::CONFLICT, code, message)
+            }
+            AppError::Ledger(l) => ledger_error(l),
+            AppError::Internal(cause) => ApiError::internal(&cause),
+        }
+    }
+}
+
+fn ledger_error(e: LedgerError) -> ApiError {
+    let message = e.to_string();
+    match e {
+        LedgerError::KeyReused { differences, .. } => {
+            ApiError::unprocessable("idempotency_key_reused", message)
+                .with_details(json!({ "differences": differences }))
+        }
+        LedgerError::InsufficientFunds {
+            account,
+            available,
+            requested,
+        } => ApiError::unprocessable("insufficient_funds", message).with_details(json!({
+            "account_id": account,
+            "available_minor": available.minor(),
+            "requested_minor": requested.minor(),
+            "currency": available.currency(),
+        })),
+        LedgerError::UnknownAccount(_) | LedgerError::UnknownEntry(_) => {
+            ApiError::new(StatusCode::NOT_FOUND, e.code(), message)
+        }
+        LedgerError::AlreadyReversed(_) => ApiError::new(StatusCode::CONFLICT, e.code(), message),
+        other => ApiError::unprocessable(other.code(), message),
+    }
+}
+
+/// The answer for a route that does not exist.
+pub async fn no_route() -> ApiError {
+    ApiError::not_found("route")
+}

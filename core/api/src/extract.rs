@@ -1,0 +1,173 @@
+//! Request extractors with Keel's error shape: JSON bodies that name the offending field,
+//! query strings, the authenticated context and the idempotency key.
+
+use crate::error::ApiError;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use keel_app::Ctx;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+/// A JSON body. Syntax errors are 400 `invalid_json`; a body that parses but does not fit
+/// (unknown, missing or invalid field) is 422 with `details.field` naming the path.
+pub struct Json<T>(pub T);
+
+/// Fields whose own validation gives the error its code (`invalid_email`, …).
+const VALIDATED: &[(&str, &str)] = &[
+    ("email", "invalid_email"),
+    ("country", "invalid_country"),
+    ("phone", "invalid_phone"),
+    ("language", "invalid_language"),
+    ("currency", "unknown_currency"),
+];
+
+pub(crate) fn body_error(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    let path = e.path().to_string();
+    let inner = e.inner();
+    match inner.classify() {
+        serde_json::error::Category::Syntax
+        | serde_json::error::Category::Eof
+        | serde_json::error::Category::Io => ApiError::bad_request(
+            "invalid_json",
+            format!("the body is not valid JSON: {inner}"),
+        ),
+        serde_json::error::Category::Data => {
+            let message = inner.to_string();
+            let text = message
+                .split(" at line ")
+                .next()
+                .unwrap_or(&message)
+                .to_string();
+            let last = path
+                .rsplit('.')
+                .next()
+                .unwrap_or("")
+                .trim_end_matches(|c: char| c == ']' || c.is_ascii_digit() || c == '[');
+            let code = if text.starts_with("unknown field") {
+                "unknown_field"
+            } else if text.starts_with("missing field") {
+                "missing_field"
+            } else if text.starts_with("invalid type") || text.starts_with("invalid value") {
+                "wrong_type"
+            } else if let Some((_, code)) = VALIDATED.iter().find(|(f, _)| *f == last) {
+                code
+            } else {
+                "invalid_field"
+            };
+            let field = if path == "." { String::new() } else { path };
+            let message = if field.is_empty() {
+                text
+            } else {
+                format!("{field}: {text}")
+            };
+            ApiError::unprocessable(code, message).with_details(json!({ "field": field }))
+        }
+    }
+}
+
+/// Parses a JSON body with Keel's error shape (also used by the idempotency layer's tests).
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::bad_request(
+            "invalid_json",
+            "the request needs a JSON body",
+        ));
+    }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(body_error)?;
+    de.end().map_err(|e| {
+        ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}"))
+    })?;
+    Ok(value)
+}
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let json_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.split(';')
+                    .next()
+                    .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+            });
+        if !json_type {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the body as JSON with Content-Type: application/json",
+            ));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|r| {
+            if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                too_large()
+            } else {
+                ApiError::bad_request("invalid_body", r.body_text())
+            }
+        })?;
+        parse_json(&bytes).map(Json)
+    }
+}
+
+pub(crate) fn too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        "the request body is larger than this server accepts",
+    )
+}
+
+/// A query string, with the same error shape as bodies (400 `invalid_query`).
+pub struct Query<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let q = parts.uri.query().unwrap_or("");
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(q.as_bytes()));
+        serde_path_to_error::deserialize(de)
+            .map(Query)
+            .map_err(|e| {
+                ApiError::bad_request("invalid_query", format!("{}: {}", e.path(), e.inner()))
+            })
+    }
+}
+
+/// The authenticated context the auth layer put on the request.
+pub struct Auth(pub Ctx);
+
+impl<S: Send + Sync> FromRequestParts<S> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        parts
+            .extensions
+            .get::<Ctx>()
+            .cloned()
+            .map(Auth)
+            .ok_or_else(|| ApiError::internal(&"route is missing the authentication layer"))
+    }
+}
+
+/// The request's `Idempotency-Key`, required by routes that move money.
+#[derive(Debug, Clone)]
+pub struct IdempotencyKey(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        parts.extensions.get::<IdempotencyKey>().cloned().ok_or_else(|| {
+            ApiError::bad_request(
+                "idempotency_key_required",
+                "this request moves money: send an Idempotency-Key header so a retry cannot move it twice",
+            )
+        })
+    }
+}

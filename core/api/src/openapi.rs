@@ -1,0 +1,98 @@
+//! The OpenAPI document (utoipa, from the handlers' annotations and types) and the docs page
+//! rendered from it (no external assets: Keel serves offline).
+
+use crate::routes::{List, access, clients, ledger};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Keel API", description = "The billing kernel's REST API. Authenticate with `Authorization: Bearer <API key>`. \
+        Unsafe requests accept an `Idempotency-Key` header (required where money moves). Errors are \
+        `{\"error\": {\"code\", \"message\", \"details\"}}`."),
+    paths(
+        clients::list, clients::create, clients::show, clients::update, clients::remove,
+        clients::list_contacts, clients::create_contact, clients::update_contact, clients::remove_contact,
+        access::list_staff, access::create_staff, access::update_staff,
+        access::list_keys, access::create_key, access::revoke_key,
+        ledger::list_accounts, ledger::show_account, ledger::list_entries, ledger::show_entry,
+        ledger::adjust, ledger::reverse, ledger::audit, ledger::audit_verify,
+    ),
+    components(schemas(crate::error::ErrorBody, List<keel_domain::client::Client>)),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+    tags(
+        (name = "clients", description = "Clients and their contacts"),
+        (name = "staff", description = "Staff users"),
+        (name = "api-keys", description = "API keys"),
+        (name = "ledger", description = "The double-entry ledger"),
+        (name = "audit", description = "The hash-chained audit log"),
+    )
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The document as JSON text.
+pub fn document() -> String {
+    ApiDoc::openapi()
+        .to_pretty_json()
+        .expect("the OpenAPI document serializes")
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// A plain HTML page listing every operation with its summary and answers.
+pub fn docs_page() -> String {
+    let doc = ApiDoc::openapi();
+    let mut rows = String::new();
+    for (path, item) in &doc.paths.paths {
+        let ops = [
+            ("GET", &item.get),
+            ("POST", &item.post),
+            ("PATCH", &item.patch),
+            ("PUT", &item.put),
+            ("DELETE", &item.delete),
+        ];
+        for (method, op) in ops {
+            let Some(op) = op else { continue };
+            let summary = op
+                .summary
+                .clone()
+                .or_else(|| op.description.clone())
+                .unwrap_or_default();
+            let statuses: Vec<String> = op.responses.responses.keys().cloned().collect();
+            rows.push_str(&format!(
+                "<tr><td class=m>{method}</td><td><code>{}</code></td><td>{}</td><td>{}</td></tr>\n",
+                escape(path),
+                escape(&summary),
+                statuses.join(", ")
+            ));
+        }
+    }
+    format!(
+        "<!doctype html><html lang=en><meta charset=utf-8><title>Keel API</title>\
+         <style>body{{font-family:system-ui,sans-serif;max-width:70rem;margin:2rem auto;padding:0 1rem}}\
+         table{{border-collapse:collapse;width:100%}}td,th{{border-bottom:1px solid #ddd;padding:.4rem;text-align:left}}\
+         .m{{font-weight:bold}}</style>\
+         <h1>Keel API {version}</h1><p>{desc}</p><p>Machine-readable: <a href=/api/v1/openapi.json>/api/v1/openapi.json</a></p>\
+         <table><tr><th>Method</th><th>Path</th><th>What it does</th><th>Answers</th></tr>\n{rows}</table></html>",
+        version = escape(&doc.info.version),
+        desc = escape(doc.info.description.as_deref().unwrap_or("")),
+    )
+}

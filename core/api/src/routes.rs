@@ -1,0 +1,38 @@
+//! The `/api/v1` handlers, one module per resource. Each handler is a thin translation:
+//! extract, call one use case, shape the answer. Rules live in `keel-app`.
+
+pub mod access;
+pub mod clients;
+pub mod ledger;
+pub mod ops;
+
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+/// A page of results; pass `next_cursor` back as `cursor` for the next page.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct List<T: ToSchema> {
+    pub items: Vec<T>,
+    /// Absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+impl<T: ToSchema> From<keel_store::Page<T>> for List<T> {
+    fn from(p: keel_store::Page<T>) -> List<T> {
+        List {
+            items: p.items,
+            next_cursor: p.next_cursor,
+        }
+    }
+}
+
+/// Cursor pagination parameters.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// 1 to 200; default 50.
+    pub limit: Option<u32>,
+}

@@ -1,0 +1,227 @@
+//! Clients and contacts. The actor's scope is passed to every store call, so a reseller
+//! cannot see, change or even detect another tenant's clients.
+
+use crate::audit::record;
+use crate::{App, AppError, Ctx};
+use keel_domain::access::Permission;
+use keel_domain::client::{
+    Client, ClientChanges, ClientStatus, Contact, ContactChanges, NewClient, NewContact,
+};
+use keel_domain::ids::{ClientId, ContactId};
+use keel_store::Page;
+use keel_store::clients as store;
+use serde_json::json;
+
+const CLIENT: AppError = AppError::NotFound { what: "client" };
+
+pub async fn create_client(app: &App, ctx: &Ctx, new: NewClient) -> Result<Client, AppError> {
+    ctx.require(Permission::ClientsWrite)?;
+    let owner = ctx
+        .actor
+        .scope()
+        .owner_for_new_client()
+        .ok_or(AppError::Forbidden {
+            permission: "clients:create",
+        })?;
+    new.validate()?;
+    let mut tx = app.db.begin().await?;
+    let client = store::create_client(&mut tx, owner, &new, app.now()).await?;
+    record(
+        &mut tx,
+        app,
+        ctx,
+        "client.create",
+        "client",
+        client.id,
+        json!({ "email": client.email, "owner": owner }),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(client)
+}
+
+pub async fn get_client(app: &App, ctx: &Ctx, id: ClientId) -> Result<Client, AppError> {
+    ctx.require(Permission::ClientsRead)?;
+    store::get_client(&app.db, ctx.actor.scope(), id)
+        .await?
+        .ok_or(CLIENT)
+}
+
+/// Filters a list request may carry.
+#[derive(Debug, Clone, Default)]
+pub struct ListClients {
+    pub search: Option<String>,
+    pub status: Option<ClientStatus>,
+    pub cursor: Option<String>,
+    pub limit: Option<u32>,
+}
+
+pub async fn list_clients(app: &App, ctx: &Ctx, q: &ListClients) -> Result<Page<Client>, AppError> {
+    ctx.require(Permission::ClientsRead)?;
+    let search = q.search.as_deref().map(str::trim).filter(|s| !s.is_empty());
+    if search.is_some_and(|s| s.chars().count() > 100) {
+        return Err(AppError::invalid(
+            "invalid_search",
+            Some("q"),
+            "search text must be at most 100 characters",
+        ));
+    }
+    let filter = store::ClientFilter {
+        search: search.map(str::to_string),
+        status: q.status,
+    };
+    Ok(store::list_clients(
+        &app.db,
+        ctx.actor.scope(),
+        &filter,
+        crate::cursor(q.cursor.as_deref())?,
+        crate::page_limit(q.limit)?,
+    )
+    .await?)
+}
+
+pub async fn update_client(
+    app: &App,
+    ctx: &Ctx,
+    id: ClientId,
+    changes: ClientChanges,
+) -> Result<Client, AppError> {
+    ctx.require(Permission::ClientsWrite)?;
+    let scope = ctx.actor.scope();
+    let mut tx = app.db.begin().await?;
+    let before = store::client_for_update(&mut tx, scope, id)
+        .await?
+        .ok_or(CLIENT)?;
+    if changes.is_empty() {
+        return Ok(before);
+    }
+    let after = changes.apply(&before)?;
+    let saved = store::update_client(&mut tx, scope, &after, app.now()).await?;
+    record(
+        &mut tx,
+        app,
+        ctx,
+        "client.update",
+        "client",
+        id,
+        serde_json::to_value(&changes).unwrap_or_default(),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(saved)
+}
+
+pub async fn delete_client(app: &App, ctx: &Ctx, id: ClientId) -> Result<(), AppError> {
+    ctx.require(Permission::ClientsWrite)?;
+    let mut tx = app.db.begin().await?;
+    let client = store::client_for_update(&mut tx, ctx.actor.scope(), id)
+        .await?
+        .ok_or(CLIENT)?;
+    store::delete_client(&mut tx, ctx.actor.scope(), id).await?;
+    record(
+        &mut tx,
+        app,
+        ctx,
+        "client.delete",
+        "client",
+        id,
+        json!({ "email": client.email }),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub async fn create_contact(
+    app: &App,
+    ctx: &Ctx,
+    client: ClientId,
+    new: NewContact,
+) -> Result<Contact, AppError> {
+    ctx.require(Permission::ClientsWrite)?;
+    new.validate()?;
+    let mut tx = app.db.begin().await?;
+    let contact = store::create_contact(&mut tx, ctx.actor.scope(), client, &new, app.now())
+        .await
+        .map_err(|e| match e {
+            keel_store::StoreError::NotFound => CLIENT,
+            other => other.into(),
+        })?;
+    record(
+        &mut tx,
+        app,
+        ctx,
+        "contact.create",
+        "contact",
+        contact.id,
+        json!({ "client": client, "email": contact.email }),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(contact)
+}
+
+pub async fn list_contacts(
+    app: &App,
+    ctx: &Ctx,
+    client: ClientId,
+) -> Result<Vec<Contact>, AppError> {
+    ctx.require(Permission::ClientsRead)?;
+    store::list_contacts(&app.db, ctx.actor.scope(), client)
+        .await?
+        .ok_or(CLIENT)
+}
+
+pub async fn update_contact(
+    app: &App,
+    ctx: &Ctx,
+    client: ClientId,
+    id: ContactId,
+    changes: ContactChanges,
+) -> Result<Contact, AppError> {
+    ctx.require(Permission::ClientsWrite)?;
+    let mut tx = app.db.begin().await?;
+    let before = store::contact_for_update(&mut tx, ctx.actor.scope(), client, id)
+        .await?
+        .ok_or(AppError::NotFound { what: "contact" })?;
+    let after = changes.apply(&before)?;
+    let saved = store::update_contact(&mut tx, &after, app.now()).await?;
+    record(
+        &mut tx,
+        app,
+        ctx,
+        "contact.update",
+        "contact",
+        id,
+        serde_json::to_value(&changes).unwrap_or_default(),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(saved)
+}
+
+pub async fn delete_contact(
+    app: &App,
+    ctx: &Ctx,
+    client: ClientId,
+    id: ContactId,
+) -> Result<(), AppError> {
+    ctx.require(Permission::ClientsWrite)?;
+    let mut tx = app.db.begin().await?;
+    let contact = store::contact_for_update(&mut tx, ctx.actor.scope(), client, id)
+        .await?
+        .ok_or(AppError::NotFound { what: "contact" })?;
+    store::delete_contact(&mut tx, id).await?;
+    record(
+        &mut tx,
+        app,
+        ctx,
+        "contact.delete",
+        "contact",
+        id,
+        json!({ "client": client, "email": contact.email }),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}

@@ -1,0 +1,1217 @@
+//! Keel's configuration: `keel.toml` plus `KEEL_*` environment overrides.
+//!
+//! Loading runs in four steps, and each one names where a bad value came from:
+//!
+//! 1. read the file (or start from an empty table when no file is given: all defaults);
+//! 2. apply environment overrides: `KEEL_<SECTION>__<KEY>` sets `section.key`
+//!    (double underscore between path parts, matched without regard to case), plus the
+//!    documented short aliases `KEEL_DATABASE_URL` and `KEEL_LISTEN`;
+//! 3. deserialize with `deny_unknown_fields` through `serde_path_to_error`, so a mistyped
+//!    key stops start-up with its path (`server.listn`) and its source (`keel.toml` or
+//!    the environment variable's name);
+//! 4. validate what serde cannot express (socket address, URL scheme, ranges).
+//!
+//! Secrets never reach logs: the database URL is a [`Secret`], and plugin sections, whose
+//! secret settings only the plugin's manifest knows, are redacted as a whole in `Debug`
+//! and `Serialize` (booleans excepted). [`Config::redacted_toml`] is therefore safe to
+//! print, and so is `{:?}` of any config value.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// What a secret looks like wherever it is shown or serialized.
+const REDACTED: &str = "***";
+
+/// The source named in errors about values that came from neither a file nor the
+/// environment (only reachable if a default were invalid).
+const DEFAULTS_SOURCE: &str = "built-in defaults";
+
+/// `KEEL_` variables that belong to the CLI or the test harness, not to config keys.
+const NOT_CONFIG_VARIABLES: [&str; 2] = ["KEEL_CONFIG", "KEEL_LOG"];
+const NOT_CONFIG_PREFIXES: [&str; 2] = ["KEEL_TEST_", "KEEL_PG_"];
+
+/// Short names the CLI documents. The full `KEEL_<SECTION>__<KEY>` form wins when both
+/// are set, because aliases are applied first.
+const ALIASES: [(&str, [&str; 2]); 2] = [
+    ("KEEL_DATABASE_URL", ["database", "url"]),
+    ("KEEL_LISTEN", ["server", "listen"]),
+];
+
+const MIN_BODY_LIMIT_BYTES: usize = 1024;
+const MAX_BODY_LIMIT_BYTES: usize = 64 * 1024 * 1024;
+
+/// A secret value: shown as `***` in `Debug` and `Display`, serialized as `***`.
+/// Only [`Secret::expose`] gives the clear text, so every use is easy to find.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The clear text, for the one place that needs it (a connection, a request).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(REDACTED, f)
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(REDACTED)
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(REDACTED)
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(Self)
+    }
+}
+
+/// The whole configuration. `Debug` and `Serialize` redact secrets (see the module docs).
+#[derive(Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub database: DatabaseConfig,
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+    #[serde(default)]
+    pub billing: BillingConfig,
+    /// `[plugins.<id>]` sections, validated against each plugin's manifest by a later
+    /// issue: for now kept as raw TOML tables. Serialized redacted.
+    #[serde(default, serialize_with = "serialize_redacted_plugins")]
+    pub plugins: BTreeMap<String, toml::Table>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite:…`, `postgres:…` or `postgresql:…`; a secret because it may carry a password.
+    pub url: Secret,
+    pub max_connections: u32,
+    pub busy_timeout_ms: u64,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: Secret::new("sqlite://keel.db"),
+            max_connections: 16,
+            busy_timeout_ms: 5_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Socket address to bind, such as `127.0.0.1:8080`.
+    pub listen: String,
+    /// The URL people reach Keel at, when it differs from `listen` (a proxy in front).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
+    pub request_timeout_ms: u64,
+    pub body_limit_bytes: usize,
+    pub shutdown_grace_ms: u64,
+    /// Requests per second one API key may make; 0 = no limit.
+    pub rate_limit_per_second: u32,
+    /// Requests one API key may make in a burst above the steady rate.
+    pub rate_limit_burst: u32,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".to_owned(),
+            public_url: None,
+            request_timeout_ms: 30_000,
+            body_limit_bytes: 1024 * 1024,
+            shutdown_grace_ms: 10_000,
+            rate_limit_per_second: 0,
+            rate_limit_burst: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A `tracing` filter directive, such as `info,keel=debug`.
+    pub filter: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            filter: "info,keel=info".to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BillingConfig {
+    pub invoice_number_format: String,
+    pub seller_name: String,
+    pub default_currency: String,
+}
+
+impl Default for BillingConfig {
+    fn default() -> Self {
+        Self {
+            invoice_number_format: "INV-{YYYY}-{SEQ:5}".to_owned(),
+            seller_name: "Keel Demo Hosting".to_owned(),
+            default_currency: "USD".to_owned(),
+        }
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("database", &self.database)
+            .field("server", &self.server)
+            .field("log", &self.log)
+            .field("billing", &self.billing)
+            .field("plugins", &redacted_plugins(&self.plugins))
+            .finish()
+    }
+}
+
+impl Config {
+    /// The effective configuration as TOML, with every secret shown as `***`
+    /// (for `keel config check`).
+    pub fn redacted_toml(&self) -> String {
+        // Serialize redacts by construction; the fallback only guards against a plugin
+        // table TOML cannot re-emit, which parsing TOML cannot produce.
+        toml::to_string(self)
+            .unwrap_or_else(|error| format!("# cannot render the configuration: {error}\n"))
+    }
+
+    /// Checks serde cannot express. Returns the failing key's path and what is wrong;
+    /// messages never echo the database URL.
+    fn validate(&self) -> Result<(), (&'static str, String)> {
+        let listen = &self.server.listen;
+        if let Err(error) = listen.parse::<SocketAddr>() {
+            return Err((
+                "server.listen",
+                format!("`{listen}` is not a socket address such as 127.0.0.1:8080 ({error})"),
+            ));
+        }
+        let url = self.database.url.expose();
+        if !["sqlite:", "postgres:", "postgresql:"]
+            .iter()
+            .any(|scheme| url.starts_with(scheme))
+        {
+            let found = url
+                .split_once(':')
+                .map(|(scheme, _)| scheme)
+                .filter(|scheme| looks_like_a_scheme(scheme))
+                .map(|scheme| format!(", found `{scheme}:`"))
+                .unwrap_or_default();
+            return Err((
+                "database.url",
+                format!("must start with sqlite:, postgres: or postgresql:{found}"),
+            ));
+        }
+        if self.database.max_connections < 1 {
+            return Err(("database.max_connections", "must be at least 1".to_owned()));
+        }
+        if self.server.request_timeout_ms < 1 {
+            return Err((
+                "server.request_timeout_ms",
+                "must be at least 1 (a zero timeout would fail every request)".to_owned(),
+            ));
+        }
+        let body_limit_bytes = self.server.body_limit_bytes;
+        if !(MIN_BODY_LIMIT_BYTES..=MAX_BODY_LIMIT_BYTES).contains(&body_limit_bytes) {
+            return Err((
+                "server.body_limit_bytes",
+                format!(
+                    "must be between {MIN_BODY_LIMIT_BYTES} (1 KiB) and \
+                     {MAX_BODY_LIMIT_BYTES} (64 MiB), found {body_limit_bytes}"
+                ),
+            ));
+        }
+        let format = &self.billing.invoice_number_format;
+        if !format.contains("{SEQ") {
+            return Err((
+                "billing.invoice_number_format",
+                format!("must contain a sequence placeholder such as {{SEQ:5}}, found `{format}`"),
+            ));
+        }
+        let currency = &self.billing.default_currency;
+        if !(currency.len() == 3 && currency.bytes().all(|byte| byte.is_ascii_uppercase())) {
+            return Err((
+                "billing.default_currency",
+                format!("must be three uppercase letters such as USD, found `{currency}`"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A short run of scheme characters, so an error never echoes a password that happens
+/// to precede a colon.
+fn looks_like_a_scheme(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 16
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+}
+
+fn serialize_redacted_plugins<S: Serializer>(
+    plugins: &BTreeMap<String, toml::Table>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    redacted_plugins(plugins).serialize(serializer)
+}
+
+/// Plugin settings with every value but booleans replaced by `***`: until manifests say
+/// which settings are secret, any string or number may be a gateway key.
+fn redacted_plugins(plugins: &BTreeMap<String, toml::Table>) -> BTreeMap<String, toml::Table> {
+    plugins
+        .iter()
+        .map(|(id, table)| (id.clone(), redacted_table(table)))
+        .collect()
+}
+
+fn redacted_table(table: &toml::Table) -> toml::Table {
+    table
+        .iter()
+        .map(|(key, value)| (key.clone(), redacted_value(value)))
+        .collect()
+}
+
+fn redacted_value(value: &toml::Value) -> toml::Value {
+    match value {
+        toml::Value::Boolean(flag) => toml::Value::Boolean(*flag),
+        toml::Value::Array(items) => toml::Value::Array(items.iter().map(redacted_value).collect()),
+        toml::Value::Table(table) => toml::Value::Table(redacted_table(table)),
+        _ => toml::Value::String(REDACTED.to_owned()),
+    }
+}
+
+/// Why the configuration could not be loaded. Every variant displays as one line that
+/// names where the problem is.
+#[derive(Debug)]
+pub enum ConfigError {
+    /// The file could not be read (missing, unreadable, not UTF-8).
+    Read {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    /// The file is not valid TOML.
+    Syntax {
+        source: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    /// A key is unknown, has the wrong type, or holds a value Keel refuses.
+    /// `path` is the dotted key path (`server.listen`); `source` is the file or the
+    /// environment variable the value came from.
+    Invalid {
+        path: String,
+        message: String,
+        source: String,
+    },
+}
+
+impl ConfigError {
+    /// Configuration errors exit with status 2 by convention.
+    pub fn exit_code(&self) -> i32 {
+        2
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Read { path, error } => write!(
+                f,
+                "{}: cannot read the configuration file: {error}",
+                path.display()
+            ),
+            Self::Syntax {
+                source,
+                line,
+                column,
+                message,
+            } => write!(f, "{source}:{line}:{column}: {message}"),
+            Self::Invalid {
+                path,
+                message,
+                source,
+            } if path.is_empty() => write!(f, "{source}: {message}"),
+            Self::Invalid {
+                path,
+                message,
+                source,
+            } => write!(f, "{source}: {path}: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Read { error, .. } => Some(error),
+            Self::Syntax { .. } | Self::Invalid { .. } => None,
+        }
+    }
+}
+
+/// Loads the configuration from `path` (or defaults when `None`), applies overrides
+/// from `env` (pass `std::env::vars().collect::<Vec<_>>()`), and validates the result.
+pub fn load(path: Option<&Path>, env: &[(String, String)]) -> Result<Config, ConfigError> {
+    match path {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
+                path: path.to_path_buf(),
+                error,
+            })?;
+            load_str(&text, &path.display().to_string(), env)
+        }
+        None => load_table(toml::Table::new(), DEFAULTS_SOURCE, env),
+    }
+}
+
+/// [`load`] for text already in memory; `source` names it in errors.
+fn load_str(text: &str, source: &str, env: &[(String, String)]) -> Result<Config, ConfigError> {
+    let table = text
+        .parse::<toml::Table>()
+        .map_err(|error| syntax_error(text, source, &error))?;
+    load_table(table, source, env)
+}
+
+fn load_table(
+    mut table: toml::Table,
+    file_source: &str,
+    env: &[(String, String)],
+) -> Result<Config, ConfigError> {
+    let mut overrides = environment_overrides(env)?;
+    for found in &overrides {
+        set_key(&mut table, found)?;
+    }
+    let config = deserialize(table, file_source, &mut overrides)?;
+    config.validate().map_err(|(path, message)| {
+        let key: Vec<String> = path.split('.').map(str::to_owned).collect();
+        invalid(&key, &message, file_source, &overrides)
+    })?;
+    Ok(config)
+}
+
+/// One `KEEL_*` variable that sets a config key.
+struct Override {
+    variable: String,
+    key: Vec<String>,
+    raw: String,
+    value: toml::Value,
+}
+
+impl Override {
+    fn new(variable: &str, key: Vec<String>, raw: &str) -> Self {
+        Self {
+            variable: variable.to_owned(),
+            key,
+            raw: raw.to_owned(),
+            value: env_value(raw),
+        }
+    }
+}
+
+/// Booleans and integers become TOML values (exactly as TOML spells them, so `007`
+/// stays a string); everything else stays a string.
+fn env_value(raw: &str) -> toml::Value {
+    match toml::Value::deserialize(toml::de::ValueDeserializer::new(raw)) {
+        Ok(value @ (toml::Value::Boolean(_) | toml::Value::Integer(_))) => value,
+        _ => toml::Value::String(raw.to_owned()),
+    }
+}
+
+/// The overrides in the order they are applied: aliases first, then full names, each
+/// group sorted by variable name so the outcome does not depend on the caller's order.
+fn environment_overrides(env: &[(String, String)]) -> Result<Vec<Override>, ConfigError> {
+    let mut aliases = Vec::new();
+    let mut full_names = Vec::new();
+    for (variable, raw) in env {
+        let upper = variable.to_ascii_uppercase();
+        let Some(rest) = upper.strip_prefix("KEEL_") else {
+            continue;
+        };
+        if NOT_CONFIG_VARIABLES.contains(&upper.as_str())
+            || NOT_CONFIG_PREFIXES
+                .iter()
+                .any(|prefix| upper.starts_with(prefix))
+        {
+            continue;
+        }
+        if let Some((_, key)) = ALIASES.iter().find(|(alias, _)| *alias == upper) {
+            let key = key.iter().map(|part| (*part).to_owned()).collect();
+            aliases.push(Override::new(variable, key, raw));
+            continue;
+        }
+        let key: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
+        if key.iter().any(String::is_empty) {
+            return Err(ConfigError::Invalid {
+                path: key.join("."),
+                message: "the variable name has an empty key part \
+                          (use KEEL_<SECTION>__<KEY>, such as KEEL_SERVER__LISTEN)"
+                    .to_owned(),
+                source: variable.clone(),
+            });
+        }
+        full_names.push(Override::new(variable, key, raw));
+    }
+    aliases.sort_by(|a, b| a.variable.cmp(&b.variable));
+    full_names.sort_by(|a, b| a.variable.cmp(&b.variable));
+    aliases.extend(full_names);
+    Ok(aliases)
+}
+
+fn set_key(table: &mut toml::Table, found: &Override) -> Result<(), ConfigError> {
+    let Some((last, parents)) = found.key.split_last() else {
+        return Ok(());
+    };
+    let mut current = table;
+    for (depth, part) in parents.iter().enumerate() {
+        let entry = current
+            .entry(part.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        current = match entry {
+            toml::Value::Table(inner) => inner,
+            other => {
+                return Err(ConfigError::Invalid {
+                    path: found.key[..=depth].join("."),
+                    message: format!(
+                        "holds a value of type {}, not a table, so `{last}` cannot be set inside it",
+                        other.type_str()
+                    ),
+                    source: found.variable.clone(),
+                });
+            }
+        };
+    }
+    current.insert(last.clone(), found.value.clone());
+    Ok(())
+}
+
+/// Deserializes, naming the failing key's path. An environment value that became an
+/// integer or boolean but landed on a string key (`KEEL_BILLING__SELLER_NAME=1984`) is
+/// retried as the string it was written as; each retry turns one override back into a
+/// string, so the loop ends.
+fn deserialize(
+    table: toml::Table,
+    file_source: &str,
+    overrides: &mut [Override],
+) -> Result<Config, ConfigError> {
+    let mut table = table;
+    loop {
+        let error = match serde_path_to_error::deserialize::<_, Config>(toml::Value::Table(
+            table.clone(),
+        )) {
+            Ok(config) => return Ok(config),
+            Err(error) => error,
+        };
+        let key = path_segments(error.path());
+        let message = error.inner().message().to_owned();
+        if message.starts_with("invalid type")
+            && let Some(found) = overrides
+                .iter_mut()
+                .rev()
+                .find(|found| key.starts_with(&found.key))
+            && found.key == key
+            && !found.value.is_str()
+        {
+            found.value = toml::Value::String(found.raw.clone());
+            set_key(&mut table, found)?;
+            continue;
+        }
+        return Err(invalid(&key, &message, file_source, overrides));
+    }
+}
+
+fn path_segments(path: &serde_path_to_error::Path) -> Vec<String> {
+    path.iter()
+        .map(|segment| match segment {
+            serde_path_to_error::Segment::Seq { index } => index.to_string(),
+            serde_path_to_error::Segment::Map { key } => key.clone(),
+            serde_path_to_error::Segment::Enum { variant } => variant.clone(),
+            serde_path_to_error::Segment::Unknown => "?".to_owned(),
+        })
+        .collect()
+}
+
+/// An `Invalid` error whose source is the environment variable that set `key` (or a
+/// table above it), else the file.
+fn invalid(
+    key: &[String],
+    message: &str,
+    file_source: &str,
+    overrides: &[Override],
+) -> ConfigError {
+    let variable = overrides
+        .iter()
+        .rev()
+        .find(|found| key.starts_with(&found.key))
+        .map(|found| found.variable.as_str());
+    let mut message = one_line(message);
+    if let Some(variable) = variable
+        && message.starts_with("unknown field")
+        && !variable.contains("__")
+    {
+        message.push_str(" (nested keys take a double underscore, such as KEEL_SERVER__LISTEN)");
+    }
+    ConfigError::Invalid {
+        path: key.join("."),
+        message,
+        source: variable.unwrap_or(file_source).to_owned(),
+    }
+}
+
+fn syntax_error(text: &str, source: &str, error: &toml::de::Error) -> ConfigError {
+    let offset = error.span().map_or(0, |span| span.start).min(text.len());
+    let before = text.get(..offset).unwrap_or_default();
+    let line = before.matches('\n').count() + 1;
+    let column = before
+        .rsplit_once('\n')
+        .map_or(before, |(_, tail)| tail)
+        .chars()
+        .count()
+        + 1;
+    ConfigError::Syntax {
+        source: source.to_owned(),
+        line,
+        column,
+        message: one_line(error.message()),
+    }
+}
+
+fn one_line(message: &str) -> String {
+    message
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PASSWORD_URL: &str = "postgres://keel:hunter2@db/keel";
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+            .collect()
+    }
+
+    fn load_text(text: &str, pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        load_str(text, "keel.toml", &env(pairs))
+    }
+
+    /// A table row: file text, environment, then the refusal expected: key path,
+    /// source, and a part of the message.
+    type Refused = (
+        &'static str,
+        &'static [(&'static str, &'static str)],
+        &'static str,
+        &'static str,
+        &'static str,
+    );
+
+    fn assert_refused(cases: &[Refused]) {
+        for (file, pairs, path, source, message) in cases {
+            let (got_path, got_source, got_message) = invalid_parts(load_text(file, pairs));
+            let row = format!("{file:?} {pairs:?}: {got_message}");
+            assert_eq!(
+                (got_path.as_str(), got_source.as_str()),
+                (*path, *source),
+                "{row}"
+            );
+            assert!(got_message.contains(message), "{row}");
+            assert!(!got_message.contains('\n'), "{row}");
+            assert!(!got_message.contains("hunter2"), "{row}");
+        }
+    }
+
+    /// The (path, source, message) of an `Invalid` error; panics on anything else.
+    fn invalid_parts(result: Result<Config, ConfigError>) -> (String, String, String) {
+        match result {
+            Err(ConfigError::Invalid {
+                path,
+                message,
+                source,
+            }) => (path, source, message),
+            other => panic!("expected ConfigError::Invalid, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn no_file_and_no_environment_gives_the_documented_defaults() {
+        let config = load(None, &[]).unwrap();
+
+        assert_eq!(config, Config::default());
+        assert_eq!(config.database.url.expose(), "sqlite://keel.db");
+        assert_eq!(config.database.max_connections, 16);
+        assert_eq!(config.database.busy_timeout_ms, 5_000);
+        assert_eq!(config.server.listen, "127.0.0.1:8080");
+        assert_eq!(config.server.public_url, None);
+        assert_eq!(config.server.request_timeout_ms, 30_000);
+        assert_eq!(config.server.body_limit_bytes, 1_048_576);
+        assert_eq!(config.server.shutdown_grace_ms, 10_000);
+        assert_eq!(config.log.format, LogFormat::Text);
+        assert_eq!(config.log.filter, "info,keel=info");
+        assert_eq!(config.billing.invoice_number_format, "INV-{YYYY}-{SEQ:5}");
+        assert_eq!(config.billing.seller_name, "Keel Demo Hosting");
+        assert_eq!(config.billing.default_currency, "USD");
+        assert!(config.plugins.is_empty());
+    }
+
+    #[test]
+    fn a_full_file_sets_every_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keel.toml");
+        std::fs::write(
+            &path,
+            r#"
+            [database]
+            url = "postgresql://keel@localhost/keel"
+            max_connections = 4
+            busy_timeout_ms = 250
+
+            [server]
+            listen = "0.0.0.0:9000"
+            public_url = "https://billing.example.com"
+            request_timeout_ms = 5000
+            body_limit_bytes = 2048
+            shutdown_grace_ms = 1
+
+            [log]
+            format = "json"
+            filter = "debug"
+
+            [billing]
+            invoice_number_format = "{SEQ}"
+            seller_name = "Example Hosting"
+            default_currency = "ZWG"
+
+            [plugins.paynow]
+            integration_id = 1234
+            sandbox = true
+            "#,
+        )
+        .unwrap();
+
+        let config = load(Some(&path), &[]).unwrap();
+
+        assert_eq!(
+            config.database.url.expose(),
+            "postgresql://keel@localhost/keel"
+        );
+        assert_eq!(config.database.max_connections, 4);
+        assert_eq!(config.database.busy_timeout_ms, 250);
+        assert_eq!(config.server.listen, "0.0.0.0:9000");
+        assert_eq!(
+            config.server.public_url.as_deref(),
+            Some("https://billing.example.com")
+        );
+        assert_eq!(config.server.request_timeout_ms, 5000);
+        assert_eq!(config.server.body_limit_bytes, 2048);
+        assert_eq!(config.server.shutdown_grace_ms, 1);
+        assert_eq!(config.log.format, LogFormat::Json);
+        assert_eq!(config.log.filter, "debug");
+        assert_eq!(config.billing.invoice_number_format, "{SEQ}");
+        assert_eq!(config.billing.seller_name, "Example Hosting");
+        assert_eq!(config.billing.default_currency, "ZWG");
+        let paynow = &config.plugins["paynow"];
+        assert_eq!(paynow["integration_id"], toml::Value::Integer(1234));
+        assert_eq!(paynow["sandbox"], toml::Value::Boolean(true));
+    }
+
+    #[test]
+    fn the_example_file_loads_and_documents_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/keel.toml");
+
+        let config = load(Some(&path), &[]).unwrap();
+
+        assert_eq!(config, Config::default());
+    }
+
+    #[test]
+    fn unknown_keys_stop_loading_and_name_their_path_and_source() {
+        let cases: &[Refused] = &[
+            (
+                "bogus = 1",
+                &[],
+                "bogus",
+                "keel.toml",
+                "unknown field `bogus`, expected one of `database`, `server`",
+            ),
+            (
+                "[server]\nlistn = \"127.0.0.1:1\"",
+                &[],
+                "server.listn",
+                "keel.toml",
+                "unknown field `listn`, expected one of `listen`",
+            ),
+            (
+                "[billing.extra]\nx = 1",
+                &[],
+                "billing.extra",
+                "keel.toml",
+                "unknown field `extra`",
+            ),
+            (
+                "",
+                &[("KEEL_SERVER__LISTN", "127.0.0.1:1")],
+                "server.listn",
+                "KEEL_SERVER__LISTN",
+                "unknown field `listn`",
+            ),
+            (
+                "",
+                &[("KEEL_BOGUS", "1")],
+                "bogus",
+                "KEEL_BOGUS",
+                "unknown field `bogus`",
+            ),
+            (
+                "",
+                &[("KEEL_SERVER_LISTEN", "127.0.0.1:1")],
+                "server_listen",
+                "KEEL_SERVER_LISTEN",
+                "unknown field `server_listen`",
+            ),
+        ];
+        assert_refused(cases);
+    }
+
+    #[test]
+    fn an_unknown_key_displays_as_one_line_with_source_path_and_message() {
+        let error = load_text("[server]\nlistn = \"x\"", &[]).unwrap_err();
+
+        let line = error.to_string();
+
+        assert!(
+            line.starts_with("keel.toml: server.listn: unknown field `listn`, expected one of"),
+            "{line}"
+        );
+        assert!(!line.contains('\n'), "{line}");
+        assert_eq!(error.exit_code(), 2);
+    }
+
+    #[test]
+    fn a_single_underscore_variable_gets_a_hint_about_double_underscores() {
+        let error = load_text("", &[("KEEL_LOG_FORMAT", "json")]).unwrap_err();
+
+        assert!(error.to_string().contains("double underscore"), "{error}");
+    }
+
+    #[test]
+    fn wrong_types_name_the_path_and_source() {
+        let cases: &[Refused] = &[
+            (
+                "[database]\nmax_connections = \"many\"",
+                &[],
+                "database.max_connections",
+                "keel.toml",
+                "invalid type: string \"many\", expected u32",
+            ),
+            (
+                "",
+                &[("KEEL_DATABASE__MAX_CONNECTIONS", "many")],
+                "database.max_connections",
+                "KEEL_DATABASE__MAX_CONNECTIONS",
+                "invalid type: string \"many\", expected u32",
+            ),
+            (
+                "[server]\nbody_limit_bytes = -1",
+                &[],
+                "server.body_limit_bytes",
+                "keel.toml",
+                "invalid value: integer `-1`",
+            ),
+            (
+                "[log]\nformat = \"xml\"",
+                &[],
+                "log.format",
+                "keel.toml",
+                "unknown variant `xml`, expected `text` or `json`",
+            ),
+            (
+                "server = 1",
+                &[],
+                "server",
+                "keel.toml",
+                "invalid type: integer `1`, expected struct ServerConfig",
+            ),
+            (
+                "plugins = 3",
+                &[],
+                "plugins",
+                "keel.toml",
+                "invalid type: integer `3`, expected a map",
+            ),
+        ];
+        assert_refused(cases);
+    }
+
+    #[test]
+    fn environment_overrides_win_over_the_file() {
+        let file = "[server]\nlisten = \"0.0.0.0:9000\"\n[billing]\nseller_name = \"File\"";
+
+        let config = load_text(
+            file,
+            &[
+                ("KEEL_SERVER__LISTEN", "127.0.0.1:7000"),
+                ("KEEL_BILLING__SELLER_NAME", "Environment"),
+                ("KEEL_LOG__FORMAT", "json"),
+            ],
+        )
+        .unwrap();
+
+        assert_eq!(config.server.listen, "127.0.0.1:7000");
+        assert_eq!(config.billing.seller_name, "Environment");
+        assert_eq!(config.log.format, LogFormat::Json);
+    }
+
+    #[test]
+    fn environment_values_become_integers_and_booleans_only_where_toml_would() {
+        let config = load_text(
+            "",
+            &[
+                ("KEEL_DATABASE__MAX_CONNECTIONS", "32"),
+                ("KEEL_SERVER__BODY_LIMIT_BYTES", "2_048"),
+                ("KEEL_PLUGINS__PAYNOW__SANDBOX", "true"),
+                ("KEEL_PLUGINS__PAYNOW__INTEGRATION_ID", "1234"),
+                ("KEEL_PLUGINS__PAYNOW__PIN", "007"),
+                ("KEEL_PLUGINS__PAYNOW__RATE", "1.5"),
+            ],
+        )
+        .unwrap();
+
+        assert_eq!(config.database.max_connections, 32);
+        assert_eq!(config.server.body_limit_bytes, 2048);
+        let paynow = &config.plugins["paynow"];
+        assert_eq!(paynow["sandbox"], toml::Value::Boolean(true));
+        assert_eq!(paynow["integration_id"], toml::Value::Integer(1234));
+        assert_eq!(paynow["pin"], toml::Value::String("007".to_owned()));
+        assert_eq!(paynow["rate"], toml::Value::String("1.5".to_owned()));
+    }
+
+    #[test]
+    fn a_number_from_the_environment_stays_text_where_the_key_wants_text() {
+        let config = load_text(
+            "",
+            &[
+                ("KEEL_BILLING__SELLER_NAME", "1984"),
+                ("KEEL_LOG__FILTER", "true"),
+            ],
+        )
+        .unwrap();
+
+        assert_eq!(config.billing.seller_name, "1984");
+        assert_eq!(config.log.filter, "true");
+    }
+
+    #[test]
+    fn short_aliases_set_the_database_url_and_listen_address() {
+        let config = load_text(
+            "",
+            &[
+                ("KEEL_DATABASE_URL", "postgres://db/keel"),
+                ("KEEL_LISTEN", "0.0.0.0:1234"),
+            ],
+        )
+        .unwrap();
+
+        assert_eq!(config.database.url.expose(), "postgres://db/keel");
+        assert_eq!(config.server.listen, "0.0.0.0:1234");
+    }
+
+    #[test]
+    fn full_names_win_over_short_aliases_whatever_their_order() {
+        let config = load_text(
+            "",
+            &[
+                ("KEEL_SERVER__LISTEN", "127.0.0.1:2"),
+                ("KEEL_LISTEN", "127.0.0.1:1"),
+            ],
+        )
+        .unwrap();
+
+        assert_eq!(config.server.listen, "127.0.0.1:2");
+    }
+
+    #[test]
+    fn variable_names_match_without_regard_to_case() {
+        let config = load_text("", &[("keel_Server__Listen", "127.0.0.1:3")]).unwrap();
+
+        assert_eq!(config.server.listen, "127.0.0.1:3");
+    }
+
+    #[test]
+    fn unrelated_and_reserved_variables_are_ignored() {
+        let config = load_text(
+            "",
+            &[
+                ("PATH", "/usr/bin"),
+                ("HOME", "/root"),
+                ("DATABASE__URL", "mysql://nope"),
+                ("KEEL_CONFIG", "/etc/keel.toml"),
+                ("keel_config", "/etc/keel.toml"),
+                ("KEEL_LOG", "debug"),
+                ("KEEL_TEST_DATABASE_URL", "postgres://test"),
+                ("KEEL_TEST_", "x"),
+                ("KEEL_PG_URL", "postgres://pg"),
+            ],
+        )
+        .unwrap();
+
+        assert_eq!(config, Config::default());
+    }
+
+    #[test]
+    fn plugin_sections_come_from_the_environment_without_validation_yet() {
+        let config = load_text(
+            "[plugins.paynow]\nintegration_id = 1",
+            &[("KEEL_PLUGINS__PAYNOW__INTEGRATION_KEY", "k-123")],
+        )
+        .unwrap();
+
+        let paynow = &config.plugins["paynow"];
+        assert_eq!(paynow["integration_id"], toml::Value::Integer(1));
+        assert_eq!(
+            paynow["integration_key"],
+            toml::Value::String("k-123".to_owned())
+        );
+    }
+
+    #[test]
+    fn malformed_variable_names_and_shapes_are_refused_naming_the_variable() {
+        let cases: &[Refused] = &[
+            (
+                "",
+                &[("KEEL_SERVER____LISTEN", "x")],
+                "server..listen",
+                "KEEL_SERVER____LISTEN",
+                "empty key part",
+            ),
+            ("", &[("KEEL_", "x")], "", "KEEL_", "empty key part"),
+            (
+                "server = 1",
+                &[("KEEL_SERVER__LISTEN", "x")],
+                "server",
+                "KEEL_SERVER__LISTEN",
+                "holds a value of type integer, not a table",
+            ),
+        ];
+        assert_refused(cases);
+    }
+
+    #[test]
+    fn debug_and_redacted_toml_never_show_the_database_password() {
+        let from_file = load_text(&format!("[database]\nurl = \"{PASSWORD_URL}\""), &[]).unwrap();
+        let from_env = load_text("", &[("KEEL_DATABASE_URL", PASSWORD_URL)]).unwrap();
+
+        for config in [from_file, from_env] {
+            assert_eq!(config.database.url.expose(), PASSWORD_URL);
+            assert!(!format!("{config:?}").contains("hunter2"));
+            assert!(!format!("{config:#?}").contains("hunter2"));
+            assert!(!config.redacted_toml().contains("hunter2"));
+            assert!(config.redacted_toml().contains("url = \"***\""));
+            assert_eq!(config.database.url.to_string(), "***");
+        }
+    }
+
+    #[test]
+    fn plugin_settings_are_redacted_when_shown_but_kept_for_the_host() {
+        let config = load_text(
+            "[plugins.paynow]\nintegration_key = \"s3cret\"\nintegration_id = 4242\nsandbox = true",
+            &[],
+        )
+        .unwrap();
+
+        let shown = [format!("{config:?}"), config.redacted_toml()];
+
+        for text in &shown {
+            assert!(!text.contains("s3cret"), "{text}");
+            assert!(!text.contains("4242"), "{text}");
+        }
+        assert!(shown[1].contains("sandbox = true"), "{}", shown[1]);
+        assert_eq!(
+            config.plugins["paynow"]["integration_key"],
+            toml::Value::String("s3cret".to_owned())
+        );
+    }
+
+    #[test]
+    fn redacted_toml_has_the_shape_of_a_config_file() {
+        let config = load_text(
+            "[server]\npublic_url = \"https://x.example\"\n[plugins.paynow]\nkey = \"k\"",
+            &[],
+        )
+        .unwrap();
+
+        let reparsed: Config = toml::from_str(&config.redacted_toml()).unwrap();
+
+        assert_eq!(reparsed.database.url.expose(), "***");
+        assert_eq!(reparsed.server, config.server);
+        assert_eq!(reparsed.billing, config.billing);
+        assert_eq!(reparsed.plugins["paynow"]["key"].as_str(), Some("***"));
+    }
+
+    #[test]
+    fn values_serde_accepts_but_keel_refuses_name_their_path_and_source() {
+        let cases: &[Refused] = &[
+            (
+                "[server]\nlisten = \"localhost\"",
+                &[],
+                "server.listen",
+                "keel.toml",
+                "`localhost` is not a socket address",
+            ),
+            (
+                "",
+                &[("KEEL_LISTEN", "127.0.0.1")],
+                "server.listen",
+                "KEEL_LISTEN",
+                "is not a socket address",
+            ),
+            (
+                "[database]\nurl = \"mysql://keel:hunter2@db/keel\"",
+                &[],
+                "database.url",
+                "keel.toml",
+                "must start with sqlite:, postgres: or postgresql:, found `mysql:`",
+            ),
+            (
+                "",
+                &[("KEEL_DATABASE__URL", "keel.db")],
+                "database.url",
+                "KEEL_DATABASE__URL",
+                "must start with sqlite:",
+            ),
+            (
+                "[database]\nmax_connections = 0",
+                &[],
+                "database.max_connections",
+                "keel.toml",
+                "at least 1",
+            ),
+            (
+                "[server]\nrequest_timeout_ms = 0",
+                &[],
+                "server.request_timeout_ms",
+                "keel.toml",
+                "at least 1",
+            ),
+            (
+                "[server]\nbody_limit_bytes = 1023",
+                &[],
+                "server.body_limit_bytes",
+                "keel.toml",
+                "between 1024 (1 KiB) and 67108864 (64 MiB), found 1023",
+            ),
+            (
+                "[server]\nbody_limit_bytes = 67108865",
+                &[],
+                "server.body_limit_bytes",
+                "keel.toml",
+                "found 67108865",
+            ),
+            (
+                "[billing]\ninvoice_number_format = \"INV-{YYYY}\"",
+                &[],
+                "billing.invoice_number_format",
+                "keel.toml",
+                "sequence placeholder",
+            ),
+            (
+                "[billing]\ndefault_currency = \"usd\"",
+                &[],
+                "billing.default_currency",
+                "keel.toml",
+                "three uppercase letters such as USD, found `usd`",
+            ),
+            (
+                "[billing]\ndefault_currency = \"USDT\"",
+                &[],
+                "billing.default_currency",
+                "keel.toml",
+                "found `USDT`",
+            ),
+        ];
+        assert_refused(cases);
+    }
+
+    #[test]
+    fn boundary_values_are_accepted() {
+        let file = "[database]\nurl = \"postgresql://db/keel\"\nmax_connections = 1\n\
+                    [server]\nlisten = \"[::1]:0\"\nbody_limit_bytes = 1024\n";
+
+        let config = load_text(file, &[("KEEL_SERVER__BODY_LIMIT_BYTES", "67108864")]).unwrap();
+
+        assert_eq!(config.server.body_limit_bytes, MAX_BODY_LIMIT_BYTES);
+    }
+
+    #[test]
+    fn a_missing_file_is_an_error_naming_the_path() {
+        let error = load(Some(Path::new("/nonexistent/keel.toml")), &[]).unwrap_err();
+
+        assert!(matches!(error, ConfigError::Read { .. }));
+        let line = error.to_string();
+        assert!(
+            line.starts_with("/nonexistent/keel.toml: cannot read"),
+            "{line}"
+        );
+        assert_eq!(error.exit_code(), 2);
+        assert!(std::error::Error::source(&error).is_some());
+    }
+
+    #[test]
+    fn a_syntax_error_gives_line_and_column_on_one_line() {
+        let error = load_text("[server]\nlisten = \n", &[]).unwrap_err();
+
+        let line = error.to_string();
+
+        assert!(line.starts_with("keel.toml:2:10: "), "{line}");
+        assert!(!line.contains('\n'), "{line}");
+        assert_eq!(error.exit_code(), 2);
+    }
+}
