@@ -323,16 +323,15 @@ pub async fn create_reseller(
     name: &str,
     at: DateTime<Utc>,
 ) -> Result<ResellerId, StoreError> {
-    let id: i64 =
-        on_tx!(tx, |c| {
-            sqlx::query_scalar(
+    let id: i64 = on_tx!(tx, |c| {
+        sqlx::query_scalar(
         "INSERT INTO resellers (name, status, created_at) VALUES ($1, 'active', $2) RETURNING id"
     )
     .bind(name)
     .bind(at)
     .fetch_one(&mut *c)
     .await
-        })?;
+    })?;
     Ok(ResellerId(id))
 }
 

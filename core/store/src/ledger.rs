@@ -489,9 +489,8 @@ pub async fn post(tx: &mut Tx, entry: &NewEntry, at: DateTime<Utc>) -> Result<Po
 
     // ON CONFLICT DO NOTHING: a concurrent post of the same key wins cleanly, and this call
     // then replays it instead of failing the transaction (PostgreSQL would abort it).
-    let inserted: Option<i64> =
-        on_tx!(tx, |c| {
-            sqlx::query_scalar(
+    let inserted: Option<i64> = on_tx!(tx, |c| {
+        sqlx::query_scalar(
         "INSERT INTO ledger_entries (idempotency_key, memo, reverses_entry_id, reason, created_at) \
          VALUES ($1, $2, $3, $4, $5) ON CONFLICT (idempotency_key) DO NOTHING RETURNING id"
     )
@@ -502,15 +501,15 @@ pub async fn post(tx: &mut Tx, entry: &NewEntry, at: DateTime<Utc>) -> Result<Po
     .bind(at)
     .fetch_optional(&mut *c)
     .await
-        })
-        .map_err(|e| match StoreError::from(e) {
-            StoreError::Conflict { constraint } if constraint == "ledger_entries_reverses_key" => {
-                StoreError::Ledger(LedgerError::AlreadyReversed(
-                    entry.reversal().map_or(EntryId(0), |r| r.of),
-                ))
-            }
-            other => other,
-        })?;
+    })
+    .map_err(|e| match StoreError::from(e) {
+        StoreError::Conflict { constraint } if constraint == "ledger_entries_reverses_key" => {
+            StoreError::Ledger(LedgerError::AlreadyReversed(
+                entry.reversal().map_or(EntryId(0), |r| r.of),
+            ))
+        }
+        other => other,
+    })?;
     let Some(entry_id) = inserted else {
         let stored = entry_by_key(tx, entry.idempotency_key())
             .await?
