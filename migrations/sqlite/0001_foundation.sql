@@ -29,6 +29,8 @@ CREATE TABLE clients (
     tax_exempt     BOOLEAN NOT NULL DEFAULT FALSE,
     tax_id         TEXT,
     status         TEXT NOT NULL CHECK (status IN ('active', 'inactive', 'closed')),
+    -- Names, company and email lowercased by Keel (Unicode-aware, unlike SQLite's lower()).
+    search_text    TEXT NOT NULL DEFAULT '',
     created_at     TEXT NOT NULL,
     updated_at     TEXT NOT NULL
 );

@@ -185,7 +185,7 @@ pub async fn update_contact(
         .await?
         .ok_or(AppError::NotFound { what: "contact" })?;
     let after = changes.apply(&before)?;
-    let saved = store::update_contact(&mut tx, &after, app.now()).await?;
+    let saved = store::update_contact(&mut tx, ctx.actor.scope(), &after, app.now()).await?;
     record(
         &mut tx,
         app,
@@ -211,7 +211,7 @@ pub async fn delete_contact(
     let contact = store::contact_for_update(&mut tx, ctx.actor.scope(), client, id)
         .await?
         .ok_or(AppError::NotFound { what: "contact" })?;
-    store::delete_contact(&mut tx, id).await?;
+    store::delete_contact(&mut tx, ctx.actor.scope(), id).await?;
     record(
         &mut tx,
         app,

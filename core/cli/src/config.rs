@@ -394,33 +394,64 @@ impl std::error::Error for ConfigError {
 
 /// Loads the configuration from `path` (or defaults when `None`), applies overrides
 /// from `env` (pass `std::env::vars().collect::<Vec<_>>()`), and validates the result.
+#[cfg_attr(not(test), allow(dead_code))]
 pub fn load(path: Option<&Path>, env: &[(String, String)]) -> Result<Config, ConfigError> {
-    match path {
+    load_with_flags(path, env, &[])
+}
+
+/// A command-line option that sets a config key (`--database`, `--listen`). Flags win over
+/// the environment, and errors in their values name the flag.
+pub struct Flag {
+    pub name: &'static str,
+    pub key: &'static [&'static str],
+    pub value: String,
+}
+
+/// [`load`], then the command-line flags on top.
+pub fn load_with_flags(
+    path: Option<&Path>,
+    env: &[(String, String)],
+    flags: &[Flag],
+) -> Result<Config, ConfigError> {
+    let (table, source) = match path {
         Some(path) => {
             let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
                 path: path.to_path_buf(),
                 error,
             })?;
-            load_str(&text, &path.display().to_string(), env)
+            let source = path.display().to_string();
+            let table = text
+                .parse::<toml::Table>()
+                .map_err(|error| syntax_error(&text, &source, &error))?;
+            (table, source)
         }
-        None => load_table(toml::Table::new(), DEFAULTS_SOURCE, env),
-    }
+        None => (toml::Table::new(), DEFAULTS_SOURCE.to_string()),
+    };
+    load_table(table, &source, env, flags)
 }
 
 /// [`load`] for text already in memory; `source` names it in errors.
+#[cfg(test)]
 fn load_str(text: &str, source: &str, env: &[(String, String)]) -> Result<Config, ConfigError> {
     let table = text
         .parse::<toml::Table>()
         .map_err(|error| syntax_error(text, source, &error))?;
-    load_table(table, source, env)
+    load_table(table, source, env, &[])
 }
 
 fn load_table(
     mut table: toml::Table,
     file_source: &str,
     env: &[(String, String)],
+    flags: &[Flag],
 ) -> Result<Config, ConfigError> {
     let mut overrides = environment_overrides(env)?;
+    overrides.extend(flags.iter().map(|f| Override {
+        variable: f.name.to_owned(),
+        key: f.key.iter().map(|k| (*k).to_owned()).collect(),
+        raw: f.value.clone(),
+        value: toml::Value::String(f.value.clone()),
+    }));
     for found in &overrides {
         set_key(&mut table, found)?;
     }

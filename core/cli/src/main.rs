@@ -180,22 +180,27 @@ fn main() -> ExitCode {
     }
 }
 
-fn load_config(cli: &Cli, mut env: Vec<(String, String)>) -> Result<Config, config::ConfigError> {
-    let set = |env: &mut Vec<(String, String)>, key: &str, value: &str| {
-        env.retain(|(k, _)| !k.eq_ignore_ascii_case(key));
-        env.push((key.to_string(), value.to_string()));
-    };
+fn load_config(cli: &Cli, env: Vec<(String, String)>) -> Result<Config, config::ConfigError> {
+    let mut flags = Vec::new();
     if let Some(url) = &cli.database {
-        set(&mut env, "KEEL_DATABASE__URL", url);
+        flags.push(config::Flag {
+            name: "--database",
+            key: &["database", "url"],
+            value: url.clone(),
+        });
     }
     if let Command::Serve {
         listen: Some(listen),
         ..
     } = &cli.command
     {
-        set(&mut env, "KEEL_SERVER__LISTEN", listen);
+        flags.push(config::Flag {
+            name: "--listen",
+            key: &["server", "listen"],
+            value: listen.clone(),
+        });
     }
-    config::load(cli.config.as_deref(), &env)
+    config::load_with_flags(cli.config.as_deref(), &env, &flags)
 }
 
 fn init_logging(config: &Config) {
@@ -243,7 +248,7 @@ async fn run(command: Command, config: Config) -> Result<(), Exit> {
             let summary = keel_app::demo::seed(&app)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
-            print_demo(&summary, None);
+            print_demo(&summary, &base_url(&config, None));
         }
         Command::Config {
             command: ConfigCommand::Check,
@@ -263,8 +268,19 @@ async fn run(command: Command, config: Config) -> Result<(), Exit> {
     Ok(())
 }
 
-fn print_demo(s: &keel_app::demo::DemoSummary, base: Option<&str>) {
-    let base = base.unwrap_or("http://127.0.0.1:8080");
+/// Where people reach this Keel: `server.public_url`, else the address it listens on.
+fn base_url(config: &Config, bound: Option<std::net::SocketAddr>) -> String {
+    config
+        .server
+        .public_url
+        .clone()
+        .unwrap_or_else(|| match bound {
+            Some(addr) => format!("http://{addr}"),
+            None => format!("http://{}", config.server.listen),
+        })
+}
+
+fn print_demo(s: &keel_app::demo::DemoSummary, base: &str) {
     eprintln!(
         "\nKeel demo data is ready: {clients} clients, 2 staff users, a reseller, ledger activity.\n\
          \n  Admin API key (shown once):    {key}\n  Reseller API key (shown once): {rkey}\n  \
@@ -280,6 +296,9 @@ fn print_demo(s: &keel_app::demo::DemoSummary, base: Option<&str>) {
 }
 
 async fn serve(config: &Config, demo: bool) -> Result<()> {
+    // Listen for SIGTERM and Ctrl-C before anything slow (migrations, the demo seed), so a
+    // stop request during start-up is a clean stop too.
+    let signal = shutdown_signal()?;
     let db = open(config).await?;
     let app = App::new(db.clone());
     let listener = tokio::net::TcpListener::bind(&config.server.listen)
@@ -299,7 +318,7 @@ async fn serve(config: &Config, demo: bool) -> Result<()> {
             let summary = keel_app::demo::seed(&app)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
-            print_demo(&summary, Some(&base));
+            print_demo(&summary, &base);
         } else {
             eprintln!(
                 "\nThe database already holds data, so no demo data was added. The demo's API key was shown when \
@@ -321,7 +340,7 @@ async fn serve(config: &Config, demo: bool) -> Result<()> {
     let grace = Duration::from_millis(config.server.shutdown_grace_ms);
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
     let signal = async move {
-        shutdown_signal().await;
+        signal.await;
         tracing::info!("shutting down: draining in-flight requests");
         let _ = stopping_tx.send(());
     };
@@ -338,28 +357,27 @@ async fn serve(config: &Config, demo: bool) -> Result<()> {
     Ok(())
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
+/// A future that resolves on Ctrl-C or SIGTERM; the handlers are installed when this is
+/// called, not when the future is first polled.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()> + Send + 'static> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term =
+            signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
+        let mut interrupt =
+            signal(SignalKind::interrupt()).context("cannot install the Ctrl-C handler")?;
+        Ok(async move {
+            tokio::select! {
+                _ = term.recv() => {},
+                _ = interrupt.recv() => {},
             }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
+        })
     }
+    #[cfg(not(unix))]
+    Ok(async move {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }
 
 async fn ledger_check(config: &Config, json: bool) -> Result<()> {

@@ -120,8 +120,8 @@ pub async fn create_client(
     let sql = format!(
         "INSERT INTO clients (reseller_id, kind, company_name, first_name, last_name, email, phone, \
            address_line1, address_line2, city, region, postal_code, country, currency, language, tax_exempt, tax_id, \
-           status, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, 'active', $18, $18) \
+           status, created_at, updated_at, search_text) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, 'active', $18, $18, $19) \
          RETURNING {CLIENT_COLUMNS}"
     );
     let row: ClientRow = on_tx!(tx, |c| sqlx::query_as(&sql)
@@ -143,6 +143,12 @@ pub async fn create_client(
         .bind(new.tax_exempt)
         .bind(new.tax_id.as_deref())
         .bind(at)
+        .bind(search_text(
+            &new.first_name,
+            &new.last_name,
+            new.company_name.as_deref(),
+            new.email.as_str()
+        ))
         .fetch_one(&mut *c)
         .await)?;
     row.try_into()
@@ -159,13 +165,14 @@ pub async fn update_client(
     let sql = format!(
         "UPDATE clients SET kind = $1, company_name = $2, first_name = $3, last_name = $4, email = $5, phone = $6, \
            address_line1 = $7, address_line2 = $8, city = $9, region = $10, postal_code = $11, country = $12, \
-           currency = $13, language = $14, tax_exempt = $15, tax_id = $16, status = $17, updated_at = $18 \
+           currency = $13, language = $14, tax_exempt = $15, tax_id = $16, status = $17, updated_at = $18, \
+           search_text = $22 \
          WHERE id = $19 AND {} RETURNING {CLIENT_COLUMNS}",
         scope_sql("", 20, 21)
     );
     let row: Option<ClientRow> = on_tx!(tx, |c| sqlx::query_as(&sql)
         .bind(client.kind.as_str())
-        .bind(client.company_name.as_deref())
+        .bind(client.company_name.as_deref().map(str::trim))
         .bind(client.first_name.trim())
         .bind(client.last_name.trim())
         .bind(client.email.as_str())
@@ -185,6 +192,12 @@ pub async fn update_client(
         .bind(client.id.get())
         .bind(reseller)
         .bind(only)
+        .bind(search_text(
+            &client.first_name,
+            &client.last_name,
+            client.company_name.as_deref(),
+            client.email.as_str()
+        ))
         .fetch_optional(&mut *c)
         .await)?;
     row.ok_or(StoreError::NotFound)?.try_into()
@@ -280,9 +293,7 @@ pub async fn list_clients(
         .map(|s| format!("%{}%", escape_like(&s.to_lowercase())));
     let sql = format!(
         "SELECT {CLIENT_COLUMNS} FROM clients WHERE {} \
-         AND (CAST($3 AS TEXT) IS NULL OR lower(email) LIKE $3 ESCAPE '\\' \
-              OR lower(first_name || ' ' || last_name) LIKE $3 ESCAPE '\\' \
-              OR lower(COALESCE(company_name, '')) LIKE $3 ESCAPE '\\') \
+         AND (CAST($3 AS TEXT) IS NULL OR search_text LIKE $3 ESCAPE '\\') \
          AND (CAST($4 AS TEXT) IS NULL OR status = $4) AND id > $5 ORDER BY id LIMIT $6",
         scope_sql("", 1, 2)
     );
@@ -300,6 +311,19 @@ pub async fn list_clients(
         .map(Client::try_from)
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Page::from_rows(clients, limit, |c| c.id.get()))
+}
+
+/// What search matches against: names, company and email, lowercased here in Rust
+/// (Unicode-aware on both engines, where SQLite's `lower()` folds ASCII only).
+fn search_text(first: &str, last: &str, company: Option<&str>, email: &str) -> String {
+    format!(
+        "{} {} {} {}",
+        first.trim(),
+        last.trim(),
+        company.unwrap_or("").trim(),
+        email
+    )
+    .to_lowercase()
 }
 
 fn escape_like(s: &str) -> String {
@@ -447,17 +471,28 @@ pub async fn contact_for_update(
     row.map(Contact::try_from).transpose()
 }
 
-/// Writes every field of an already validated contact back.
+/// The owner filter for statements on `contacts`: the contact's client must be visible.
+fn contact_scope_sql(a: usize, b: usize) -> String {
+    format!(
+        "client_id IN (SELECT id FROM clients WHERE {})",
+        scope_sql("", a, b)
+    )
+}
+
+/// Writes every field of an already validated contact back, inside the caller's scope.
 pub async fn update_contact(
     tx: &mut Tx,
+    scope: Scope,
     contact: &Contact,
     at: DateTime<Utc>,
 ) -> Result<Contact, StoreError> {
+    let (reseller, only) = scope_params(scope);
     let sql = format!(
         "UPDATE contacts SET first_name = $1, last_name = $2, email = $3, phone = $4, role = $5, updated_at = $6 \
-         WHERE id = $7 RETURNING {CONTACT_COLUMNS}"
+         WHERE id = $7 AND {} RETURNING {CONTACT_COLUMNS}",
+        contact_scope_sql(8, 9)
     );
-    let row: ContactRow = on_tx!(tx, |c| sqlx::query_as(&sql)
+    let row: Option<ContactRow> = on_tx!(tx, |c| sqlx::query_as(&sql)
         .bind(contact.first_name.trim())
         .bind(contact.last_name.trim())
         .bind(contact.email.as_str())
@@ -465,16 +500,29 @@ pub async fn update_contact(
         .bind(contact.role.as_str())
         .bind(at)
         .bind(contact.id.get())
-        .fetch_one(&mut *c)
+        .bind(reseller)
+        .bind(only)
+        .fetch_optional(&mut *c)
         .await)?;
-    row.try_into()
+    row.ok_or(StoreError::NotFound)?.try_into()
 }
 
-pub async fn delete_contact(tx: &mut Tx, id: ContactId) -> Result<(), StoreError> {
-    on_tx!(tx, |c| sqlx::query("DELETE FROM contacts WHERE id = $1")
+/// Deletes a contact whose client the scope sees; `NotFound` otherwise.
+pub async fn delete_contact(tx: &mut Tx, scope: Scope, id: ContactId) -> Result<(), StoreError> {
+    let (reseller, only) = scope_params(scope);
+    let sql = format!(
+        "DELETE FROM contacts WHERE id = $1 AND {}",
+        contact_scope_sql(2, 3)
+    );
+    let deleted = on_tx!(tx, |c| sqlx::query(&sql)
         .bind(id.get())
+        .bind(reseller)
+        .bind(only)
         .execute(&mut *c)
         .await
         .map(|r| r.rows_affected()))?;
+    if deleted == 0 {
+        return Err(StoreError::NotFound);
+    }
     Ok(())
 }

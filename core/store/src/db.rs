@@ -209,6 +209,17 @@ impl Tx {
             Tx::Postgres(_) => Engine::Postgres,
         }
     }
+
+    /// The `n`-th (1-based) bind placeholder for statements with many parameters: `$n` on
+    /// PostgreSQL, `?` on SQLite. SQLite looks a named parameter up by a linear scan, so a
+    /// statement with thousands of `$n` spends its time binding; anonymous `?`s bind in
+    /// order in constant time each. Values must be bound in the order they appear.
+    pub fn placeholder(&self, n: usize) -> String {
+        match self {
+            Tx::Sqlite(_) => "?".to_string(),
+            Tx::Postgres(_) => format!("${n}"),
+        }
+    }
 }
 
 /// The current time at the precision both engines keep (microseconds), so a value read

@@ -43,6 +43,13 @@ impl From<sqlx::Error> for StoreError {
 /// Map the column lists of our unique indexes back to their names.
 fn sqlite_constraint(message: &str) -> String {
     let columns = message.trim_start_matches("UNIQUE constraint failed: ");
+    // Indexes on expressions are named: "UNIQUE constraint failed: index 'clients_owner_email_key'".
+    if let Some(name) = columns
+        .strip_prefix("index '")
+        .and_then(|r| r.strip_suffix('\''))
+    {
+        return name.to_string();
+    }
     let known = [
         ("clients.", "clients_owner_email_key"),
         ("contacts.", "contacts_client_email_key"),

@@ -18,7 +18,7 @@ use chrono::{DateTime, Utc};
 use keel_domain::currency::Currency;
 use keel_domain::ids::{AccountId, ClientId, EntryId, ResellerId};
 use keel_domain::ledger::{
-    Account, AccountKind, AccountOwner, EntryBuilder, LedgerError, NewEntry, Side,
+    Account, AccountKind, AccountOwner, EntryBuilder, LedgerError, NewEntry, NewPosting, Side,
 };
 use keel_domain::money::Money;
 use std::collections::BTreeMap;
@@ -254,10 +254,23 @@ pub async fn set_credit_limit(
     id: AccountId,
     limit_minor: Option<i64>,
 ) -> Result<Account, StoreError> {
+    // One conditional statement: a debit committing meanwhile cannot slip under the new limit
+    // (PostgreSQL re-checks the condition on the row it locks).
+    let changed = on_tx!(tx, |c| {
+        sqlx::query(
+        "UPDATE ledger_accounts SET credit_limit_minor = $1 WHERE id = $2 AND (CAST($1 AS BIGINT) IS NULL OR \
+           (CASE WHEN kind IN ('asset', 'expense') THEN 1 ELSE -1 END) * balance_minor >= -$1)"
+    )
+    .bind(limit_minor)
+    .bind(id.get())
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected())
+    })?;
     let current = account(tx, id)
         .await?
         .ok_or(LedgerError::UnknownAccount(id))?;
-    if !keel_domain::ledger::allows(current.kind, limit_minor, current.balance_minor, 0) {
+    if changed == 0 {
         return Err(LedgerError::InsufficientFunds {
             account: id,
             available: current.natural_balance(),
@@ -265,15 +278,7 @@ pub async fn set_credit_limit(
         }
         .into());
     }
-    on_tx!(tx, |c| sqlx::query(
-        "UPDATE ledger_accounts SET credit_limit_minor = $1 WHERE id = $2"
-    )
-    .bind(limit_minor)
-    .bind(id.get())
-    .execute(&mut *c)
-    .await
-    .map(|r| r.rows_affected()))?;
-    account(tx, id).await?.ok_or(StoreError::NotFound)
+    Ok(current)
 }
 
 /// Which accounts to list.
@@ -443,7 +448,37 @@ fn replay(sent: &NewEntry, stored: StoredEntry) -> Result<Posted, StoreError> {
 /// Posts a balanced entry: inserts it and its postings, moves each account's cached balance
 /// (refusing a move below an account's floor), and checks the stored postings balance.
 /// The same key with the same content returns the stored entry (`created: false`).
+///
+/// All of it runs inside a savepoint: a refused entry leaves nothing behind in the caller's
+/// transaction, which stays usable (PostgreSQL would otherwise abort it on a violation).
 pub async fn post(tx: &mut Tx, entry: &NewEntry, at: DateTime<Utc>) -> Result<Posted, StoreError> {
+    exec(tx, "SAVEPOINT keel_ledger").await?;
+    let result = post_unguarded(tx, entry, at).await;
+    end_savepoint(tx, result).await
+}
+
+/// Releases `SAVEPOINT keel_ledger` after success, rolls back to it after an error.
+async fn end_savepoint<T>(tx: &mut Tx, result: Result<T, StoreError>) -> Result<T, StoreError> {
+    if result.is_err() {
+        exec(tx, "ROLLBACK TO SAVEPOINT keel_ledger").await?;
+    }
+    exec(tx, "RELEASE SAVEPOINT keel_ledger").await?;
+    result
+}
+
+async fn exec(tx: &mut Tx, sql: &str) -> Result<(), StoreError> {
+    on_tx!(tx, |c| sqlx::query(sql)
+        .execute(&mut *c)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+async fn post_unguarded(
+    tx: &mut Tx,
+    entry: &NewEntry,
+    at: DateTime<Utc>,
+) -> Result<Posted, StoreError> {
     if let Some(stored) = entry_by_key(tx, entry.idempotency_key()).await? {
         return replay(entry, stored);
     }
@@ -517,97 +552,158 @@ pub async fn post(tx: &mut Tx, entry: &NewEntry, at: DateTime<Utc>) -> Result<Po
         return replay(entry, stored);
     };
 
-    for (id, (acct, delta)) in &deltas {
-        if *delta == 0 {
-            continue;
-        }
+    let postings: Vec<(i64, &NewPosting)> =
+        entry.postings().iter().map(|p| (entry_id, p)).collect();
+    insert_postings(tx, &postings).await?;
+    check_stored(tx, entry_id, entry_id).await?;
+    // Balances move last, so a hot account's row lock is held for as short a time as possible.
+    move_balances(tx, &deltas).await?;
+    Ok(Posted {
+        entry: StoredEntry {
+            id: EntryId(entry_id),
+            idempotency_key: entry.idempotency_key().to_string(),
+            memo: entry.memo().to_string(),
+            reverses: entry.reversal().map(|r| r.of),
+            reason: entry.reversal().map(|r| r.reason.clone()),
+            created_at: at,
+            postings: entry
+                .postings()
+                .iter()
+                .map(|p| StoredPosting {
+                    account: p.account,
+                    side: p.side,
+                    amount: p.amount,
+                })
+                .collect(),
+        },
+        created: true,
+    })
+}
+
+/// Inserts postings as multi-row inserts (2,000 rows per statement at most).
+async fn insert_postings(tx: &mut Tx, postings: &[(i64, &NewPosting)]) -> Result<(), StoreError> {
+    for chunk in postings.chunks(2000) {
+        let sql = format!(
+            "INSERT INTO ledger_postings (entry_id, account_id, side, amount_minor, currency) VALUES {}",
+            placeholders(tx, chunk.len(), 5)
+        );
+        on_tx!(tx, |c| {
+            let mut q = sqlx::query(&sql);
+            for (entry_id, p) in chunk {
+                q = q
+                    .bind(*entry_id)
+                    .bind(p.account.get())
+                    .bind(if p.side == Side::Debit {
+                        "debit"
+                    } else {
+                        "credit"
+                    })
+                    .bind(p.amount.minor())
+                    .bind(p.amount.currency().code());
+            }
+            q.execute(&mut *c).await.map(|r| r.rows_affected())
+        })?;
+    }
+    Ok(())
+}
+
+/// The second balance check, on the stored rows of entries `low..=high`: each has two or
+/// more postings summing to zero in every currency.
+async fn check_stored(tx: &mut Tx, low: i64, high: i64) -> Result<(), StoreError> {
+    let bad: Option<i64> = on_tx!(tx, |c| {
+        sqlx::query_scalar(
+        "SELECT entry_id FROM ledger_postings WHERE entry_id BETWEEN $1 AND $2 GROUP BY entry_id, currency \
+         HAVING CAST(SUM(CASE side WHEN 'debit' THEN amount_minor ELSE -amount_minor END) AS BIGINT) <> 0 \
+         UNION ALL SELECT e.id FROM ledger_entries e LEFT JOIN ledger_postings p ON p.entry_id = e.id \
+         WHERE e.id BETWEEN $1 AND $2 GROUP BY e.id HAVING COUNT(p.id) < 2 LIMIT 1"
+    )
+    .bind(low)
+    .bind(high)
+    .fetch_optional(&mut *c)
+    .await
+    })?;
+    match bad {
+        Some(entry) => Err(StoreError::Corrupt(format!(
+            "entry {entry} was stored unbalanced"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Moves each account's cached balance by its delta in one statement, refusing the whole
+/// move when any account would break its floor. On PostgreSQL the rows are locked in id
+/// order first, so concurrent writers never deadlock on each other's accounts; the lock is
+/// `FOR NO KEY UPDATE`, which does not conflict with the key-share locks the postings'
+/// foreign keys hold.
+async fn move_balances(
+    tx: &mut Tx,
+    deltas: &BTreeMap<AccountId, (Account, i64)>,
+) -> Result<(), StoreError> {
+    let moves: Vec<(i64, i64)> = deltas
+        .iter()
+        .filter(|(_, (_, d))| *d != 0)
+        .map(|(id, (_, d))| (id.get(), *d))
+        .collect();
+    if moves.is_empty() {
+        return Ok(());
+    }
+    for (acct, delta) in deltas.values() {
         if acct.balance_minor.checked_add(*delta).is_none() {
             return Err(LedgerError::Money(keel_domain::MoneyError::Overflow).into());
         }
-        // The floor check and the move are one statement: under concurrency PostgreSQL
-        // re-evaluates the WHERE clause on the row it locked, SQLite has a single writer.
-        let moved = on_tx!(tx, |c| {
+    }
+    for chunk in moves.chunks(1000) {
+        if let Tx::Postgres(t) = tx {
+            let ids: Vec<i64> = chunk.iter().map(|(id, _)| *id).collect();
             sqlx::query(
-            "UPDATE ledger_accounts SET balance_minor = balance_minor + $1 \
-             WHERE id = $2 AND (credit_limit_minor IS NULL OR \
-               (CASE WHEN kind IN ('asset', 'expense') THEN 1 ELSE -1 END) * (balance_minor + $1) >= -credit_limit_minor)"
-        )
-        .bind(*delta)
-        .bind(id.get())
-        .execute(&mut *c)
-        .await
-        .map(|r| r.rows_affected())
-        })?;
-        if moved == 0 {
-            let now = account(tx, *id)
-                .await?
-                .ok_or(LedgerError::UnknownAccount(*id))?;
-            let limit = now.credit_limit_minor.unwrap_or(0);
-            return Err(LedgerError::InsufficientFunds {
-                account: *id,
-                available: Money::new(
-                    now.balance_minor * now.kind.normal_sign() + limit,
-                    now.currency,
-                ),
-                requested: Money::new((delta * now.kind.normal_sign()).abs(), now.currency),
+                "SELECT id FROM ledger_accounts WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE",
+            )
+            .bind(&ids)
+            .fetch_all(&mut **t)
+            .await?;
+        }
+        let values = placeholders(tx, chunk.len(), 2);
+        // The floor check and the move are one statement: under concurrency PostgreSQL
+        // re-evaluates the WHERE clause on the locked row, SQLite has a single writer.
+        let sql = format!(
+            "UPDATE ledger_accounts SET balance_minor = ledger_accounts.balance_minor + v.column2 \
+             FROM (VALUES {values}) AS v WHERE ledger_accounts.id = v.column1 AND \
+             (ledger_accounts.credit_limit_minor IS NULL OR \
+              (CASE WHEN ledger_accounts.kind IN ('asset', 'expense') THEN 1 ELSE -1 END) \
+                * (ledger_accounts.balance_minor + v.column2) >= -ledger_accounts.credit_limit_minor)"
+        );
+        let moved = on_tx!(tx, |c| {
+            let mut q = sqlx::query(&sql);
+            for (id, delta) in chunk {
+                q = q.bind(*id).bind(*delta);
             }
-            .into());
+            q.execute(&mut *c).await.map(|r| r.rows_affected())
+        })?;
+        if moved as usize != chunk.len() {
+            // Name the first account that refused: re-read the balances the statement saw.
+            for (id, delta) in chunk {
+                let now = account(tx, AccountId(*id))
+                    .await?
+                    .ok_or(LedgerError::UnknownAccount(AccountId(*id)))?;
+                if !now.allows(*delta) {
+                    let limit = now.credit_limit_minor.unwrap_or(0);
+                    return Err(LedgerError::InsufficientFunds {
+                        account: now.id,
+                        available: Money::new(
+                            now.balance_minor * now.kind.normal_sign() + limit,
+                            now.currency,
+                        ),
+                        requested: Money::new((delta * now.kind.normal_sign()).abs(), now.currency),
+                    }
+                    .into());
+                }
+            }
+            return Err(StoreError::Corrupt(
+                "a balance move was refused without a reason".into(),
+            ));
         }
     }
-
-    let mut sql = String::from(
-        "INSERT INTO ledger_postings (entry_id, account_id, side, amount_minor, currency) VALUES ",
-    );
-    for i in 0..entry.postings().len() {
-        let b = i * 5;
-        if i > 0 {
-            sql.push_str(", ");
-        }
-        sql.push_str(&format!(
-            "(${}, ${}, ${}, ${}, ${})",
-            b + 1,
-            b + 2,
-            b + 3,
-            b + 4,
-            b + 5
-        ));
-    }
-    on_tx!(tx, |c| {
-        let mut q = sqlx::query(&sql);
-        for p in entry.postings() {
-            q = q
-                .bind(entry_id)
-                .bind(p.account.get())
-                .bind(match p.side {
-                    Side::Debit => "debit",
-                    Side::Credit => "credit",
-                })
-                .bind(p.amount.minor())
-                .bind(p.amount.currency().code());
-        }
-        q.execute(&mut *c).await.map(|r| r.rows_affected())
-    })?;
-
-    // Second check, against what was stored.
-    let stored = find_entry(tx, Lookup::Id(entry_id))
-        .await?
-        .ok_or(StoreError::NotFound)?;
-    keel_domain::ledger::check_balanced(
-        stored
-            .postings
-            .iter()
-            .map(|p| (p.amount.currency(), p.amount.minor() * p.side.sign())),
-    )?;
-    if stored.postings.len() != entry.postings().len() {
-        return Err(StoreError::Corrupt(format!(
-            "entry {entry_id} stored {} postings",
-            stored.postings.len()
-        )));
-    }
-    Ok(Posted {
-        entry: stored,
-        created: true,
-    })
+    Ok(())
 }
 
 /// Posts the reversal of entry `of`, with a reason, under its own idempotency key.
@@ -640,7 +736,7 @@ pub struct LedgerReport {
     pub postings: u64,
     /// Accounts whose cached balance differs from the sum of their postings.
     pub balance_mismatches: Vec<BalanceMismatch>,
-    /// Entries whose postings do not sum to zero in some currency.
+    /// Entries whose postings do not sum to zero in some currency, or that have fewer than two.
     pub unbalanced_entries: Vec<i64>,
     /// Per currency: the sum of every account's balance (must be 0).
     pub trial_balance: BTreeMap<String, i64>,
@@ -685,12 +781,16 @@ pub async fn check(db: &Db) -> Result<LedgerReport, StoreError> {
     .fetch_all(p)
     .await
     })?;
-    let unbalanced: Vec<i64> = on_db!(db, |p| sqlx::query_scalar(&format!(
+    let unbalanced: Vec<i64> = on_db!(db, |p| {
+        sqlx::query_scalar(&format!(
         "SELECT DISTINCT p.entry_id FROM ledger_postings p GROUP BY p.entry_id, p.currency \
-         HAVING CAST(SUM({SIGNED}) AS BIGINT) <> 0 ORDER BY p.entry_id"
+         HAVING CAST(SUM({SIGNED}) AS BIGINT) <> 0 \
+         UNION SELECT e.id FROM ledger_entries e LEFT JOIN ledger_postings q ON q.entry_id = e.id GROUP BY e.id HAVING COUNT(q.id) < 2 \
+         ORDER BY 1"
     ))
     .fetch_all(p)
-    .await)?;
+    .await
+    })?;
     let trial: Vec<Trial> = on_db!(db, |p| {
         sqlx::query_as(
         "SELECT currency, CAST(SUM(balance_minor) AS BIGINT) AS total FROM ledger_accounts GROUP BY currency ORDER BY currency"
@@ -720,4 +820,216 @@ pub async fn check(db: &Db) -> Result<LedgerReport, StoreError> {
         unbalanced_entries: unbalanced,
         trial_balance: trial.into_iter().map(|t| (t.currency, t.total)).collect(),
     })
+}
+
+/// Posts many new entries in one transaction with a handful of statements, for bulk work
+/// (the billing run, imports, benchmarks): per PERFORMANCE.md design rule 1, each account's
+/// balance moves once per batch by the batch's summed delta, and rows go in as multi-row
+/// inserts. The rules are those of [`post`]: every entry balanced (checked when built and
+/// again on the stored rows), accounts exist and match currencies, floors hold — checked
+/// entry by entry in order, so an entry that would dip a wallet below its floor fails the
+/// batch even when a later entry would refill it. Keys already stored are replayed as in
+/// [`post`] (same content: skipped and reported as not created; other content: an error).
+/// Returns, per entry in order, its id and whether this call created it.
+pub async fn post_batch(
+    tx: &mut Tx,
+    entries: &[NewEntry],
+    at: DateTime<Utc>,
+) -> Result<Vec<(EntryId, bool)>, StoreError> {
+    exec(tx, "SAVEPOINT keel_ledger").await?;
+    let result = post_batch_unguarded(tx, entries, at).await;
+    end_savepoint(tx, result).await
+}
+
+async fn post_batch_unguarded(
+    tx: &mut Tx,
+    entries: &[NewEntry],
+    at: DateTime<Utc>,
+) -> Result<Vec<(EntryId, bool)>, StoreError> {
+    if entries.is_empty() {
+        return Ok(Vec::new());
+    }
+    // 1. Keys stored before: replay them one by one (rare; usually a resumed run).
+    let keys: Vec<&str> = entries.iter().map(NewEntry::idempotency_key).collect();
+    let mut seen = std::collections::HashSet::with_capacity(keys.len());
+    for k in &keys {
+        if !seen.insert(*k) {
+            return Err(StoreError::Corrupt(format!(
+                "the batch holds the idempotency key {k:?} twice"
+            )));
+        }
+    }
+    let mut existing: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
+    for chunk in keys.chunks(500) {
+        let sql = format!(
+            "SELECT id, idempotency_key FROM ledger_entries WHERE idempotency_key IN ({})",
+            placeholders(tx, chunk.len(), 1)
+        );
+        let rows: Vec<(i64, String)> = on_tx!(tx, |c| {
+            let mut q = sqlx::query_as(&sql);
+            for k in chunk {
+                q = q.bind(*k);
+            }
+            q.fetch_all(&mut *c).await
+        })?;
+        existing.extend(rows.into_iter().map(|(id, k)| (k, id)));
+    }
+    let mut results: Vec<Option<(EntryId, bool)>> = vec![None; entries.len()];
+    let mut fresh: Vec<usize> = Vec::with_capacity(entries.len());
+    for (i, e) in entries.iter().enumerate() {
+        match existing.get(e.idempotency_key()) {
+            Some(_) => {
+                let stored = find_entry(tx, Lookup::Key(e.idempotency_key()))
+                    .await?
+                    .ok_or(StoreError::NotFound)?;
+                let posted = replay(e, stored)?;
+                results[i] = Some((posted.entry.id, false));
+            }
+            None => fresh.push(i),
+        }
+        if e.reversal().is_some() {
+            return Err(StoreError::Corrupt(
+                "post_batch does not take reversals; use reverse".into(),
+            ));
+        }
+    }
+
+    // 2. Load every account the batch touches, then walk the entries in order.
+    let mut ids: Vec<i64> = fresh
+        .iter()
+        .flat_map(|&i| entries[i].postings().iter().map(|p| p.account.get()))
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut accounts: BTreeMap<AccountId, (Account, i64)> = BTreeMap::new();
+    for chunk in ids.chunks(500) {
+        let sql = format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM ledger_accounts WHERE id IN ({})",
+            placeholders(tx, chunk.len(), 1)
+        );
+        let rows: Vec<AccountRow> = on_tx!(tx, |c| {
+            let mut q = sqlx::query_as(&sql);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            q.fetch_all(&mut *c).await
+        })?;
+        for r in rows {
+            let a = Account::try_from(r)?;
+            accounts.insert(a.id, (a, 0));
+        }
+    }
+    for &i in &fresh {
+        for p in entries[i].postings() {
+            let (acct, delta) = accounts
+                .get_mut(&p.account)
+                .ok_or(LedgerError::UnknownAccount(p.account))?;
+            if acct.currency != p.amount.currency() {
+                return Err(LedgerError::CurrencyMismatch {
+                    account: p.account,
+                    account_currency: acct.currency,
+                    posting_currency: p.amount.currency(),
+                }
+                .into());
+            }
+            let next = delta
+                .checked_add(p.signed_minor())
+                .ok_or(LedgerError::Money(keel_domain::MoneyError::Overflow))?;
+            if acct.balance_minor.checked_add(next).is_none() {
+                return Err(LedgerError::Money(keel_domain::MoneyError::Overflow).into());
+            }
+            *delta = next;
+        }
+        // Floors hold after every entry, not only at the end of the batch.
+        for p in entries[i].postings() {
+            let (acct, delta) = &accounts[&p.account];
+            if !acct.allows(*delta) {
+                let limit = acct.credit_limit_minor.unwrap_or(0);
+                let before = delta - p.signed_minor();
+                return Err(LedgerError::InsufficientFunds {
+                    account: p.account,
+                    available: Money::new(
+                        (acct.balance_minor + before) * acct.kind.normal_sign() + limit,
+                        acct.currency,
+                    ),
+                    requested: p.amount,
+                }
+                .into());
+            }
+        }
+    }
+    if fresh.is_empty() {
+        return Ok(results
+            .into_iter()
+            .map(|r| r.expect("every entry replayed"))
+            .collect());
+    }
+
+    // 3. Entries, ids mapped back by key (RETURNING order is not guaranteed).
+    let mut new_ids: std::collections::HashMap<String, i64> =
+        std::collections::HashMap::with_capacity(fresh.len());
+    for chunk in fresh.chunks(1000) {
+        let sql = format!(
+            "INSERT INTO ledger_entries (idempotency_key, memo, created_at) VALUES {} RETURNING id, idempotency_key",
+            placeholders(tx, chunk.len(), 3)
+        );
+        let rows: Vec<(i64, String)> = on_tx!(tx, |c| {
+            let mut q = sqlx::query_as(&sql);
+            for &i in chunk {
+                q = q
+                    .bind(entries[i].idempotency_key())
+                    .bind(entries[i].memo())
+                    .bind(at);
+            }
+            q.fetch_all(&mut *c).await
+        })?;
+        new_ids.extend(rows.into_iter().map(|(id, k)| (k, id)));
+    }
+
+    // 4. Postings, in multi-row inserts; 5. the stored rows balance; 6. one move per account.
+    let postings: Vec<(i64, &NewPosting)> = fresh
+        .iter()
+        .flat_map(|&i| {
+            let id = new_ids[entries[i].idempotency_key()];
+            entries[i].postings().iter().map(move |p| (id, p))
+        })
+        .collect();
+    insert_postings(tx, &postings).await?;
+    let (low, high) = new_ids
+        .values()
+        .fold((i64::MAX, i64::MIN), |(l, h), v| (l.min(*v), h.max(*v)));
+    check_stored(tx, low, high).await?;
+    move_balances(tx, &accounts).await?;
+
+    for &i in &fresh {
+        results[i] = Some((EntryId(new_ids[entries[i].idempotency_key()]), true));
+    }
+    Ok(results
+        .into_iter()
+        .map(|r| r.expect("every entry posted or replayed"))
+        .collect())
+}
+
+/// `n` comma-separated groups of `width` placeholders, each group in parentheses when
+/// `width > 1`: `$1, $2` or `($1, $2), ($3, $4)` (`?` on SQLite, see [`Tx::placeholder`]).
+fn placeholders(tx: &Tx, n: usize, width: usize) -> String {
+    let mut out = String::with_capacity(n * width * 4);
+    for row in 0..n {
+        if row > 0 {
+            out.push_str(", ");
+        }
+        if width > 1 {
+            out.push('(');
+        }
+        for col in 0..width {
+            if col > 0 {
+                out.push_str(", ");
+            }
+            out.push_str(&tx.placeholder(row * width + col + 1));
+        }
+        if width > 1 {
+            out.push(')');
+        }
+    }
+    out
 }

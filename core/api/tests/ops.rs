@@ -1,0 +1,159 @@
+//! The API describing and watching itself, on both engines: the OpenAPI document lists
+//! exactly the operations the router serves, the docs page renders it, health, readiness
+//! and metrics answer, and a route that does not exist is a JSON 404.
+
+mod common;
+
+use common::*;
+use keel_api::ApiConfig;
+use keel_app::App;
+use keel_store::Db;
+use keel_store::db::ConnectOptions;
+use reqwest::Method;
+use std::collections::BTreeSet;
+
+/// Every operation the router serves under `/api/v1` (the document and the docs page that
+/// describe the API are not operations of it, so they are not listed).
+const SERVED: &[(&str, &str)] = &[
+    ("/api/v1/clients", "get"),
+    ("/api/v1/clients", "post"),
+    ("/api/v1/clients/{id}", "get"),
+    ("/api/v1/clients/{id}", "patch"),
+    ("/api/v1/clients/{id}", "delete"),
+    ("/api/v1/clients/{id}/contacts", "get"),
+    ("/api/v1/clients/{id}/contacts", "post"),
+    ("/api/v1/clients/{id}/contacts/{contact_id}", "patch"),
+    ("/api/v1/clients/{id}/contacts/{contact_id}", "delete"),
+    ("/api/v1/staff", "get"),
+    ("/api/v1/staff", "post"),
+    ("/api/v1/staff/{id}", "patch"),
+    ("/api/v1/api-keys", "get"),
+    ("/api/v1/api-keys", "post"),
+    ("/api/v1/api-keys/{id}", "delete"),
+    ("/api/v1/ledger/accounts", "get"),
+    ("/api/v1/ledger/accounts/{id}", "get"),
+    ("/api/v1/ledger/entries", "get"),
+    ("/api/v1/ledger/entries", "post"),
+    ("/api/v1/ledger/entries/{id}", "get"),
+    ("/api/v1/ledger/entries/{id}/reverse", "post"),
+    ("/api/v1/audit", "get"),
+    ("/api/v1/audit/verify", "get"),
+];
+
+keel_testkit::store_test!(
+    async fn the_openapi_document_lists_exactly_the_served_operations(t) {
+        let api = Api::start(t).await;
+        let doc = api
+            .send(api.request(Method::GET, "/api/v1/openapi.json"))
+            .await;
+        assert_eq!(doc.status, 200, "{}", doc.text);
+        assert!(doc.body["openapi"].as_str().is_some_and(|v| v.starts_with("3.")));
+
+        let mut described = BTreeSet::new();
+        for (path, item) in doc.body["paths"].as_object().expect("paths") {
+            for method in ["get", "post", "put", "patch", "delete"] {
+                if item.get(method).is_some() {
+                    described.insert((path.clone(), method.to_string()));
+                }
+            }
+        }
+        let served: BTreeSet<_> = SERVED
+            .iter()
+            .map(|(p, m)| (p.to_string(), m.to_string()))
+            .collect();
+        assert_eq!(described, served);
+        api.stop().await;
+    }
+);
+
+keel_testkit::store_test!(
+    async fn the_docs_page_is_html_listing_the_operations(t) {
+        let api = Api::start(t).await;
+        let page = api.send(api.request(Method::GET, "/api/v1/docs")).await;
+        assert_eq!(page.status, 200);
+        assert!(page.header("content-type").is_some_and(|v| v.starts_with("text/html")));
+        assert!(page.text.contains("/api/v1/clients"));
+        api.stop().await;
+    }
+);
+
+keel_testkit::store_test!(
+    async fn health_and_readiness_answer_and_readiness_names_the_engine(t) {
+        let api = Api::start(t).await;
+        let health = api.send(api.request(Method::GET, "/healthz")).await;
+        assert_eq!((health.status, &health.body["status"]), (200, &"ok".into()));
+
+        let ready = api.send(api.request(Method::GET, "/readyz")).await;
+        assert_eq!(ready.status, 200, "{}", ready.text);
+        assert_eq!(ready.body["status"], "ready");
+        assert_eq!(ready.body["database"], t.db.engine().name());
+        api.stop().await;
+    }
+);
+
+keel_testkit::store_test!(
+    async fn metrics_count_requests(t) {
+        let api = Api::start(t).await;
+        api.send(api.request(Method::GET, "/healthz")).await;
+        let metrics = api.send(api.request(Method::GET, "/metrics")).await;
+        assert_eq!(metrics.status, 200);
+        assert!(
+            metrics.text.contains("keel_http_requests_total"),
+            "{}",
+            metrics.text
+        );
+        api.stop().await;
+    }
+);
+
+keel_testkit::store_test!(
+    async fn a_route_that_does_not_exist_is_a_json_404(t) {
+        let api = Api::start(t).await;
+        api.get("/api/v1/invoices", &api.admin)
+            .await
+            .assert_error(404, "not_found", None);
+        api.send(api.request(Method::GET, "/nowhere"))
+            .await
+            .assert_error(404, "not_found", None);
+        api.stop().await;
+    }
+);
+
+keel_testkit::store_test!(
+    async fn a_database_failure_is_a_500_that_names_no_cause(t) {
+        // The server gets its own handle on the test database, closed before the first
+        // request: every query fails inside the store, as when the database goes away.
+        let broken = Db::connect(&t.url, &ConnectOptions::default()).await.unwrap();
+        broken.close().await;
+        let api = Api::start_serving(t, ApiConfig::default(), App::new(broken)).await;
+
+        let reply = api.get("/api/v1/clients", &api.admin).await;
+        reply.assert_error(500, "internal", None);
+        assert_eq!(
+            reply.body["error"]["message"],
+            "something went wrong on our side; it has been logged"
+        );
+        assert_eq!(reply.body["error"]["details"], serde_json::json!({}));
+        let text = reply.text.to_lowercase();
+        for cause in ["pool", "closed", "sqlx", "sqlite", "postgres", "database"] {
+            assert!(!text.contains(cause), "the cause leaked ({cause}): {}", reply.text);
+        }
+
+        let ready = api.send(api.request(Method::GET, "/readyz")).await;
+        ready.assert_error(503, "not_ready", None);
+        api.stop().await;
+    }
+);
+
+keel_testkit::store_test!(
+    async fn a_method_a_route_does_not_serve_is_a_json_405_with_allow(t) {
+        let api = Api::start(t).await;
+        let reply = api
+            .send(api.authed(Method::PUT, "/api/v1/clients", &api.admin))
+            .await;
+        reply.assert_error(405, "method_not_allowed", None);
+        let allow = reply.header("allow").unwrap_or_default();
+        assert!(allow.contains("GET") && allow.contains("POST"), "Allow: {allow}");
+        api.stop().await;
+    }
+);

@@ -1,0 +1,741 @@
+//! The `keel` binary end to end, run as a user would run it: a child process with a clean
+//! environment, its exit code, and what it prints on stdout and stderr.
+//!
+//! Every scenario that touches a database is written once as `async fn …(Backend)` and run
+//! on both engines by a `…_on_sqlite` and a `…_on_postgres` test; each ends with
+//! [`TestDb::finish`], which checks the trial balance. Configuration and start-up errors
+//! need no database and run once.
+//!
+//! A server started here lives in a [`Server`] guard whose `Drop` kills it, so a failed
+//! assertion never leaves a `keel serve` behind.
+
+use keel_testkit::{Backend, TestDb};
+use serde_json::Value;
+use std::path::Path;
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
+
+const KEEL: &str = env!("CARGO_BIN_EXE_keel");
+
+/// How long a stopping server may take to exit after SIGTERM.
+const STOP_LIMIT: Duration = Duration::from_secs(15);
+
+/// `keel ARGS` with nothing of the developer's environment but PATH and HOME, and
+/// `KEEL_LOG=warn`.
+fn keel(args: &[&str]) -> Command {
+    let mut command = Command::new(KEEL);
+    command.args(args).env_clear().env("KEEL_LOG", "warn");
+    for name in ["PATH", "HOME"] {
+        if let Some(value) = std::env::var_os(name) {
+            command.env(name, value);
+        }
+    }
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    command
+}
+
+/// `keel --database URL ARGS`.
+fn keel_on(url: &str, args: &[&str]) -> Command {
+    let mut all = vec!["--database", url];
+    all.extend_from_slice(args);
+    keel(&all)
+}
+
+/// What a finished `keel` command left behind.
+struct Ran {
+    what: String,
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Ran {
+    /// Asserts the exit code, showing everything the command printed when it differs.
+    fn exits(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code,
+            Some(code),
+            "`{}` exited with {:?}, expected {code}\n--- stdout\n{}\n--- stderr\n{}",
+            self.what,
+            self.code,
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    /// Asserts that stderr contains `text`.
+    fn says(&self, text: &str) -> &Self {
+        assert!(
+            self.stderr.contains(text),
+            "`{}`: stderr does not mention {text:?}:\n{}",
+            self.what,
+            self.stderr
+        );
+        self
+    }
+
+    /// Asserts that the command did not panic or print a backtrace.
+    fn calm(&self) -> &Self {
+        for text in ["panicked", "backtrace", "RUST_BACKTRACE"] {
+            assert!(
+                !self.stderr.contains(text),
+                "`{}` printed {text:?}:\n{}",
+                self.what,
+                self.stderr
+            );
+        }
+        self
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "`{}`: stdout is not JSON ({e}):\n{}",
+                self.what, self.stdout
+            )
+        })
+    }
+}
+
+async fn run(mut command: Command) -> Ran {
+    let what = format!("{:?}", command.as_std());
+    let output = command
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
+    Ran {
+        what,
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// Whether `text` is a key of the scope `tag` (`ad`, `rs`, …): `keel_<tag>_` then 64
+/// lowercase hex digits.
+fn is_key(text: &str, tag: &str) -> bool {
+    text.strip_prefix(&format!("keel_{tag}_"))
+        .is_some_and(|hex| {
+            hex.len() == 64
+                && hex
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        })
+}
+
+/// The admin key `keel demo` / `keel serve --demo` printed on stderr.
+fn admin_key_in(stderr: &str) -> String {
+    let line = stderr
+        .lines()
+        .find(|line| line.contains("Admin API key"))
+        .unwrap_or_else(|| panic!("no admin key line on stderr:\n{stderr}"));
+    let key = line.split_whitespace().last().unwrap_or_default();
+    assert!(is_key(key, "ad"), "not an admin key: {line:?}");
+    key.to_owned()
+}
+
+/// A port nothing listens on a moment ago.
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local address").port()
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("HTTP client")
+}
+
+/// `GET /api/v1/clients?limit=20` with `key`; asserts 200 and returns the items.
+async fn list_clients(base: &str, key: &str) -> Vec<Value> {
+    let response = http()
+        .get(format!("{base}/api/v1/clients?limit=20"))
+        .bearer_auth(key)
+        .send()
+        .await
+        .expect("GET /api/v1/clients");
+    let status = response.status();
+    let body = response.text().await.expect("response body");
+    assert_eq!(status.as_u16(), 200, "GET /api/v1/clients: {body}");
+    let page: Value = serde_json::from_str(&body).expect("the client list is JSON");
+    page["items"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no items in {body}"))
+        .clone()
+}
+
+/// A running `keel serve`, killed on drop whatever happened.
+struct Server {
+    child: Child,
+    pid: u32,
+    base: String,
+    lines: mpsc::UnboundedReceiver<String>,
+    stderr: Vec<String>,
+}
+
+impl Server {
+    /// Starts `keel --database URL serve --listen 127.0.0.1:PORT EXTRA` and waits until
+    /// `/healthz` answers.
+    async fn start(url: &str, extra: &[&str]) -> Server {
+        let listen = format!("127.0.0.1:{}", free_port());
+        let mut args = vec!["serve", "--listen", listen.as_str()];
+        args.extend_from_slice(extra);
+        let mut command = keel_on(url, &args);
+        command.stdout(Stdio::null());
+        let mut child = command.spawn().expect("spawn keel serve");
+        let pid = child.id().expect("the server's pid");
+        let stderr = child.stderr.take().expect("the server's stderr");
+        let (tx, lines) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut reader = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = reader.next_line().await {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut server = Server {
+            child,
+            pid,
+            base: format!("http://{listen}"),
+            lines,
+            stderr: Vec::new(),
+        };
+        server.wait_until_healthy().await;
+        server
+    }
+
+    /// Polls `/healthz`: at most 100 tries, 100 ms apart.
+    async fn wait_until_healthy(&mut self) {
+        let client = http();
+        let url = format!("{}/healthz", self.base);
+        for _ in 0..100 {
+            if let Some(status) = self.child.try_wait().expect("poll the server") {
+                self.drain().await;
+                panic!(
+                    "keel serve exited with {status} before answering:\n{}",
+                    self.stderr.join("\n")
+                );
+            }
+            if let Ok(response) = client.get(&url).send().await
+                && response.status().is_success()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        self.collect();
+        panic!(
+            "keel serve did not answer {url} after 100 tries:\n{}",
+            self.stderr.join("\n")
+        );
+    }
+
+    /// What the server has printed on stderr so far (it prints its banner before it
+    /// serves, so once `/healthz` answers the banner is in the pipe).
+    async fn stderr_up_to(&mut self, marker: &str) -> String {
+        while !self.stderr.iter().any(|line| line.contains(marker)) {
+            match tokio::time::timeout(Duration::from_secs(10), self.lines.recv()).await {
+                Ok(Some(line)) => self.stderr.push(line),
+                _ => panic!(
+                    "keel serve never printed {marker:?}:\n{}",
+                    self.stderr.join("\n")
+                ),
+            }
+        }
+        self.stderr.join("\n")
+    }
+
+    /// Takes the lines already read, without waiting.
+    fn collect(&mut self) {
+        while let Ok(line) = self.lines.try_recv() {
+            self.stderr.push(line);
+        }
+    }
+
+    /// Reads stderr to its end (the process has exited).
+    async fn drain(&mut self) {
+        while let Ok(Some(line)) =
+            tokio::time::timeout(Duration::from_secs(5), self.lines.recv()).await
+        {
+            self.stderr.push(line);
+        }
+    }
+
+    /// Sends SIGTERM and waits (at most [`STOP_LIMIT`]) for the exit; returns the exit
+    /// status and the whole stderr.
+    async fn stop(mut self) -> (ExitStatus, String) {
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &self.pid.to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -TERM {} failed", self.pid);
+        let status = match tokio::time::timeout(STOP_LIMIT, self.child.wait()).await {
+            Ok(status) => status.expect("wait for keel serve"),
+            Err(_) => {
+                self.collect();
+                panic!(
+                    "keel serve did not exit within {STOP_LIMIT:?} of SIGTERM:\n{}",
+                    self.stderr.join("\n")
+                );
+            }
+        };
+        self.drain().await;
+        (status, self.stderr.join("\n"))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+/// Stops `server` with SIGTERM and asserts a clean exit; returns its stderr.
+async fn stop_cleanly(server: Server) -> String {
+    let (status, stderr) = server.stop().await;
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "keel serve exited with {status} after SIGTERM:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("Keel stopped."),
+        "no \"Keel stopped.\" on stderr:\n{stderr}"
+    );
+    stderr
+}
+
+// 1. migrate, demo, ledger check, audit verify
+
+async fn demo_seeds_an_empty_database_once_and_the_books_check_out(backend: Backend) {
+    let t = TestDb::new(backend).await;
+
+    run(keel_on(&t.url, &["migrate"]))
+        .await
+        .exits(0)
+        .says("migrations applied");
+
+    let demo = run(keel_on(&t.url, &["demo"])).await;
+    demo.exits(0).calm();
+    admin_key_in(&demo.stderr);
+
+    run(keel_on(&t.url, &["demo"]))
+        .await
+        .exits(1)
+        .calm()
+        .says("database")
+        .says("empty");
+
+    let ledger = run(keel_on(&t.url, &["ledger", "check"])).await;
+    ledger.exits(0);
+    let trial: Vec<(&str, i64)> = ledger
+        .stdout
+        .lines()
+        .filter_map(|line| line.strip_prefix("trial balance "))
+        .map(|rest| {
+            let (currency, total) = rest
+                .split_once(": ")
+                .unwrap_or_else(|| panic!("malformed trial balance line {rest:?}"));
+            let total = total
+                .trim()
+                .parse()
+                .unwrap_or_else(|e| panic!("trial balance {currency}: {total:?}: {e}"));
+            (currency, total)
+        })
+        .collect();
+    assert!(
+        !trial.is_empty(),
+        "the demo has ledger activity, yet no trial balance line:\n{}",
+        ledger.stdout
+    );
+    for (currency, total) in &trial {
+        assert_eq!(*total, 0, "trial balance {currency}:\n{}", ledger.stdout);
+    }
+
+    let report = run(keel_on(&t.url, &["ledger", "check", "--json"])).await;
+    let report = report.exits(0).json();
+    assert_eq!(
+        report["balance_mismatches"],
+        serde_json::json!([]),
+        "{report:#}"
+    );
+    assert_eq!(
+        report["unbalanced_entries"],
+        serde_json::json!([]),
+        "{report:#}"
+    );
+    assert!(report["entries"].as_u64() > Some(0), "{report:#}");
+
+    run(keel_on(&t.url, &["audit", "verify"]))
+        .await
+        .exits(0)
+        .says("intact");
+    let chain = run(keel_on(&t.url, &["audit", "verify", "--json"])).await;
+    let chain = chain.exits(0).json();
+    assert!(chain["rows"].as_u64() > Some(0), "{chain:#}");
+    assert!(chain["first_break"].is_null(), "{chain:#}");
+
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn demo_seeds_an_empty_database_once_and_the_books_check_out_on_sqlite() {
+    demo_seeds_an_empty_database_once_and_the_books_check_out(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn demo_seeds_an_empty_database_once_and_the_books_check_out_on_postgres() {
+    demo_seeds_an_empty_database_once_and_the_books_check_out(Backend::Postgres).await;
+}
+
+// 2. keys create, list, revoke
+
+async fn keys_create_prints_only_the_key_which_list_never_shows(backend: Backend) {
+    let t = TestDb::new(backend).await;
+
+    let created = run(keel_on(
+        &t.url,
+        &["keys", "create", "--scope", "admin", "--name", "ci"],
+    ))
+    .await;
+    created.exits(0);
+    let key = created.stdout.strip_suffix('\n').unwrap_or_default();
+    assert!(
+        is_key(key, "ad"),
+        "stdout is not exactly one line holding an admin key: {:?}",
+        created.stdout
+    );
+    assert_eq!(created.stdout, format!("{key}\n"));
+    assert!(
+        !created.stderr.contains(key),
+        "the key is printed on stderr too:\n{}",
+        created.stderr
+    );
+
+    let listed = run(keel_on(&t.url, &["keys", "list", "--json"])).await;
+    listed.exits(0);
+    assert!(
+        !listed.stdout.contains(key),
+        "keys list shows the key itself"
+    );
+    let keys = listed.json();
+    let ci = keys
+        .as_array()
+        .expect("keys list --json gives an array")
+        .iter()
+        .find(|k| k["name"] == "ci")
+        .unwrap_or_else(|| panic!("no key named ci in {keys:#}"))
+        .clone();
+    assert_eq!(ci["prefix"], key[..16], "{ci:#}");
+    assert_eq!(ci["scope"], "admin", "{ci:#}");
+    assert!(ci["revoked_at"].is_null(), "{ci:#}");
+
+    let table = run(keel_on(&t.url, &["keys", "list"])).await;
+    table.exits(0);
+    assert!(
+        !table.stdout.contains(key),
+        "keys list shows the key itself"
+    );
+    assert!(table.stdout.contains(&key[..16]), "{}", table.stdout);
+
+    let id = ci["id"].as_i64().expect("a numeric key id").to_string();
+    run(keel_on(&t.url, &["keys", "revoke", &id]))
+        .await
+        .exits(0);
+    let keys = run(keel_on(&t.url, &["keys", "list", "--json"]))
+        .await
+        .exits(0)
+        .json();
+    let ci = keys
+        .as_array()
+        .expect("keys list --json gives an array")
+        .iter()
+        .find(|k| k["id"].as_i64().map(|i| i.to_string()) == Some(id.clone()))
+        .unwrap_or_else(|| panic!("key {id} is gone from {keys:#}"))
+        .clone();
+    assert!(ci["revoked_at"].is_string(), "not revoked: {ci:#}");
+
+    let refused = run(keel_on(
+        &t.url,
+        &["keys", "create", "--scope", "reseller", "--name", "x"],
+    ))
+    .await;
+    refused.exits(1).calm().says("reseller_id");
+    assert_eq!(
+        refused.stdout, "",
+        "a refused key printed something on stdout"
+    );
+
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn keys_create_prints_only_the_key_which_list_never_shows_on_sqlite() {
+    keys_create_prints_only_the_key_which_list_never_shows(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn keys_create_prints_only_the_key_which_list_never_shows_on_postgres() {
+    keys_create_prints_only_the_key_which_list_never_shows(Backend::Postgres).await;
+}
+
+/// `keel demo` prints where to reach the API: where `keel serve` with the same
+/// configuration would listen, not a fixed address.
+async fn demo_points_at_the_configured_address(backend: Backend) {
+    let t = TestDb::new(backend).await;
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let file = config_file(dir.path(), "[server]\nlisten = \"127.0.0.1:9999\"\n");
+
+    let demo = run(keel_on(&t.url, &["--config", &file, "demo"])).await;
+    t.finish().await;
+
+    demo.exits(0)
+        .says("http://127.0.0.1:9999/api/v1/docs")
+        .says("http://127.0.0.1:9999/healthz");
+}
+
+#[tokio::test]
+async fn demo_points_at_the_configured_address_on_sqlite() {
+    demo_points_at_the_configured_address(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn demo_points_at_the_configured_address_on_postgres() {
+    demo_points_at_the_configured_address(Backend::Postgres).await;
+}
+
+// 3. serve, a key made while it runs, SIGTERM
+
+async fn serve_accepts_a_key_made_while_it_runs_and_stops_on_sigterm(backend: Backend) {
+    let t = TestDb::new(backend).await;
+    let server = Server::start(&t.url, &[]).await;
+
+    let created = run(keel_on(
+        &t.url,
+        &["keys", "create", "--scope", "admin", "--name", "ci"],
+    ))
+    .await;
+    created.exits(0);
+    let key = created.stdout.trim_end();
+    assert!(is_key(key, "ad"), "{:?}", created.stdout);
+
+    let clients = list_clients(&server.base, key).await;
+    assert!(
+        clients.is_empty(),
+        "a fresh database has clients: {clients:?}"
+    );
+
+    stop_cleanly(server).await;
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn serve_accepts_a_key_made_while_it_runs_and_stops_on_sigterm_on_sqlite() {
+    serve_accepts_a_key_made_while_it_runs_and_stops_on_sigterm(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn serve_accepts_a_key_made_while_it_runs_and_stops_on_sigterm_on_postgres() {
+    serve_accepts_a_key_made_while_it_runs_and_stops_on_sigterm(Backend::Postgres).await;
+}
+
+// 4. serve --demo, twice
+
+async fn serve_demo_seeds_an_empty_database_and_never_seeds_twice(backend: Backend) {
+    let t = TestDb::new(backend).await;
+
+    let mut server = Server::start(&t.url, &["--demo"]).await;
+    let banner = server.stderr_up_to("Keel is serving").await;
+    let key = admin_key_in(&banner);
+    for url in [
+        format!("{}/api/v1/docs", server.base),
+        format!("{}/healthz", server.base),
+    ] {
+        assert!(banner.contains(&url), "{url} is not printed:\n{banner}");
+    }
+    assert_eq!(list_clients(&server.base, &key).await.len(), 8);
+    stop_cleanly(server).await;
+
+    let mut again = Server::start(&t.url, &["--demo"]).await;
+    let banner = again.stderr_up_to("Keel is serving").await;
+    assert!(
+        banner.contains("already holds data"),
+        "the second --demo does not say the database holds data:\n{banner}"
+    );
+    assert!(
+        !banner.contains("Admin API key"),
+        "the second --demo printed a new key:\n{banner}"
+    );
+    assert_eq!(list_clients(&again.base, &key).await.len(), 8);
+    stop_cleanly(again).await;
+
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn serve_demo_seeds_an_empty_database_and_never_seeds_twice_on_sqlite() {
+    serve_demo_seeds_an_empty_database_and_never_seeds_twice(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn serve_demo_seeds_an_empty_database_and_never_seeds_twice_on_postgres() {
+    serve_demo_seeds_an_empty_database_and_never_seeds_twice(Backend::Postgres).await;
+}
+
+// 5. configuration errors
+
+/// Runs `keel ARGS` in `dir` (so no stray `keel.db` lands anywhere else).
+async fn run_in(dir: &Path, mut command: Command) -> Ran {
+    command.current_dir(dir);
+    run(command).await
+}
+
+fn config_file(dir: &Path, text: &str) -> String {
+    let path = dir.join("keel.toml");
+    std::fs::write(&path, text).expect("write keel.toml");
+    path.display().to_string()
+}
+
+#[tokio::test]
+async fn an_unknown_key_in_the_config_file_exits_2_naming_its_path() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let file = config_file(
+        dir.path(),
+        "[server]\nlisten = \"127.0.0.1:0\"\nlistn = \"x\"\n",
+    );
+
+    run_in(dir.path(), keel(&["--config", &file, "config", "check"]))
+        .await
+        .exits(2)
+        .calm()
+        .says("server.listn");
+}
+
+#[tokio::test]
+async fn an_unknown_keel_variable_exits_2_naming_the_variable() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let mut command = keel(&["config", "check"]);
+    command.env("KEEL_SERVER__LISTN", "x");
+
+    run_in(dir.path(), command)
+        .await
+        .exits(2)
+        .calm()
+        .says("KEEL_SERVER__LISTN")
+        .says("server.listn");
+}
+
+#[tokio::test]
+async fn a_database_url_of_an_unsupported_engine_exits_2_naming_the_key() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+
+    run_in(
+        dir.path(),
+        keel(&["--database", "mysql://x", "config", "check"]),
+    )
+    .await
+    .exits(2)
+    .calm()
+    .says("database.url");
+}
+
+/// A bad value given with a flag is blamed on the flag: the user set no variable.
+#[tokio::test]
+async fn a_bad_value_given_with_a_flag_is_blamed_on_the_flag_not_on_a_variable() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+
+    let database = run_in(
+        dir.path(),
+        keel(&["--database", "mysql://x", "config", "check"]),
+    )
+    .await;
+    database.exits(2).says("database.url").says("--database");
+    assert!(
+        !database.stderr.contains("KEEL_DATABASE__URL"),
+        "blames a variable nobody set:\n{}",
+        database.stderr
+    );
+
+    let listen = run_in(dir.path(), keel(&["serve", "--listen", "bogus"])).await;
+    listen.exits(2).says("server.listen").says("--listen");
+    assert!(
+        !listen.stderr.contains("KEEL_SERVER__LISTEN"),
+        "blames a variable nobody set:\n{}",
+        listen.stderr
+    );
+}
+
+#[tokio::test]
+async fn config_check_prints_a_valid_configuration_with_the_database_password_redacted() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let file = config_file(dir.path(), "[server]\nlisten = \"127.0.0.1:0\"\n");
+
+    let checked = run_in(
+        dir.path(),
+        keel(&[
+            "--config",
+            &file,
+            "--database",
+            "postgres://keel:hunter2@127.0.0.1:1/keel",
+            "config",
+            "check",
+        ]),
+    )
+    .await;
+
+    checked.exits(0);
+    assert!(
+        !checked.stdout.contains("hunter2") && !checked.stderr.contains("hunter2"),
+        "the password is shown:\n{}\n{}",
+        checked.stdout,
+        checked.stderr
+    );
+    let shown: toml::Table = checked.stdout.parse().unwrap_or_else(|e| {
+        panic!(
+            "config check does not print TOML ({e}):\n{}",
+            checked.stdout
+        )
+    });
+    assert_eq!(shown["database"]["url"].as_str(), Some("***"), "{shown:#?}");
+    assert_eq!(
+        shown["server"]["listen"].as_str(),
+        Some("127.0.0.1:0"),
+        "the file's value is not the one shown"
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_subcommand_exits_2() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+
+    run_in(dir.path(), keel(&["frobnicate"]))
+        .await
+        .exits(2)
+        .calm();
+}
+
+// 6. a database that cannot be opened
+
+#[tokio::test]
+async fn migrate_on_a_database_that_cannot_be_opened_exits_1_saying_so() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+
+    run_in(
+        dir.path(),
+        keel(&["--database", "sqlite:///nonexistent-dir/x.db", "migrate"]),
+    )
+    .await
+    .exits(1)
+    .calm()
+    .says("cannot open the database");
+}
