@@ -160,3 +160,12 @@ fn ledger_error(e: LedgerError) -> ApiError {
 pub async fn no_route() -> ApiError {
     ApiError::not_found("route")
 }
+
+/// The answer for a method a route does not serve (axum adds the `Allow` header).
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this route does not serve this method; see the Allow header",
+    )
+}

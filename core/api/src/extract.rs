@@ -56,7 +56,18 @@ pub(crate) fn body_error(e: serde_path_to_error::Error<serde_json::Error>) -> Ap
             } else {
                 "invalid_field"
             };
-            let field = if path == "." { String::new() } else { path };
+            let mut field = if path == "." { String::new() } else { path };
+            // "missing field `email`" is reported at the enclosing object: name the field.
+            if let Some(name) = text
+                .strip_prefix("missing field `")
+                .and_then(|rest| rest.split('`').next())
+            {
+                field = if field.is_empty() {
+                    name.to_string()
+                } else {
+                    format!("{field}.{name}")
+                };
+            }
             let message = if field.is_empty() {
                 text
             } else {
@@ -75,12 +86,12 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             "the request needs a JSON body",
         ));
     }
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut de).map_err(body_error)?;
-    de.end().map_err(|e| {
+    // Syntax first, fit second: serde_json reports some type errors (a number where an
+    // enum is expected) as syntax errors when it deserializes straight from text.
+    let json: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
         ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}"))
     })?;
-    Ok(value)
+    serde_path_to_error::deserialize(json).map_err(body_error)
 }
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
@@ -169,5 +180,19 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
                 "this request moves money: send an Idempotency-Key header so a retry cannot move it twice",
             )
         })
+    }
+}
+
+/// A path parameter; one that does not parse (`/clients/abc`) names nothing that exists.
+pub struct Path<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(v)| Path(v))
+            .map_err(|_| ApiError::not_found("resource"))
     }
 }

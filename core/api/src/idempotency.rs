@@ -96,11 +96,15 @@ pub async fn layer(
                 .insert("idempotent-replayed", HeaderValue::from_static("true"));
             return res;
         }
-        Begin::Mismatch => {
+        Begin::Mismatch { differs } => {
             return ApiError::unprocessable(
                 "idempotency_key_reused",
-                "this Idempotency-Key was already used for a different request; use a new key for a new request",
+                format!(
+                    "this Idempotency-Key was already used for a different request (its {} differ); use a new key for a new request",
+                    differs.join(" and ")
+                ),
             )
+            .with_details(serde_json::json!({ "differences": differs }))
             .into_response();
         }
         Begin::InProgress => {

@@ -132,6 +132,7 @@ pub fn router(state: State) -> Router {
         .merge(routes::clients::router())
         .merge(routes::access::router())
         .merge(routes::ledger::router())
+        .method_not_allowed_fallback(error::method_not_allowed)
         .layer(from_fn_with_state(state.clone(), idempotency::layer))
         .layer(from_fn_with_state(state.clone(), auth::authenticate));
     let public = Router::new()

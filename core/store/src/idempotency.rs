@@ -15,8 +15,8 @@ pub enum Begin {
     Started(i64),
     /// The same request already ran: send this response again.
     Replay { status: u16, body: String },
-    /// The key was used for a different request.
-    Mismatch,
+    /// The key was used for a different request; names what differs (`method`, `path`, `body`).
+    Mismatch { differs: Vec<&'static str> },
     /// The first request under this key has not finished yet.
     InProgress,
 }
@@ -70,8 +70,16 @@ pub async fn begin(
     .bind(key)
     .fetch_one(&mut *c)
     .await)?;
-    if row.method != method || row.path != path || row.request_hash != request_hash {
-        return Ok(Begin::Mismatch);
+    let differs: Vec<&'static str> = [
+        ("method", row.method != method),
+        ("path", row.path != path),
+        ("body", row.request_hash != request_hash),
+    ]
+    .into_iter()
+    .filter_map(|(what, differs)| differs.then_some(what))
+    .collect();
+    if !differs.is_empty() {
+        return Ok(Begin::Mismatch { differs });
     }
     if let (Some(status), Some(body)) = (row.response_status, row.response_body) {
         return Ok(Begin::Replay {

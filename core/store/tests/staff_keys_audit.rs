@@ -314,20 +314,22 @@ store_test!(
         let db = &t.db;
         let t0 = now();
         let id = started(begin(db, "k1", "h1", t0).await);
-        let others = [
-            ("POST", "/api/v1/clients", "h2"),
-            ("PATCH", "/api/v1/clients", "h1"),
-            ("POST", "/api/v1/contacts", "h1"),
+        // (method, path, body hash, what differs from the first request)
+        let others: [(&str, &str, &str, &[&str]); 4] = [
+            ("POST", "/api/v1/clients", "h2", &["body"]),
+            ("PATCH", "/api/v1/clients", "h1", &["method"]),
+            ("POST", "/api/v1/contacts", "h1", &["path"]),
+            ("PUT", "/api/v1/contacts", "h9", &["method", "path", "body"]),
         ];
 
-        for (method, path, hash) in others {
+        for (method, path, hash, differs) in others {
             let running = idempotency::begin(db, PRINCIPAL, "k1", method, path, hash, t0).await;
-            assert_eq!(running.unwrap(), Begin::Mismatch, "{method} {path} {hash}");
+            assert_eq!(running.unwrap(), Begin::Mismatch { differs: differs.to_vec() }, "{method} {path} {hash}");
         }
         idempotency::complete(db, id, 200, "{}", t0).await.unwrap();
-        for (method, path, hash) in others {
+        for (method, path, hash, differs) in others {
             let done = idempotency::begin(db, PRINCIPAL, "k1", method, path, hash, t0).await;
-            assert_eq!(done.unwrap(), Begin::Mismatch, "{method} {path} {hash}");
+            assert_eq!(done.unwrap(), Begin::Mismatch { differs: differs.to_vec() }, "{method} {path} {hash}");
         }
     }
 );

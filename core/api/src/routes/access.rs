@@ -2,9 +2,8 @@
 
 use crate::State;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{Auth, Json};
+use crate::extract::{Auth, Json, Path};
 use axum::Router;
-use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::routing::{delete, get, patch};
 use keel_app::access::{self as uc, CreatedKey, NewKey, NewStaff, StaffChanges};

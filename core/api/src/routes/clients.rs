@@ -3,9 +3,8 @@
 use super::List;
 use crate::State;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{Auth, Json, Query};
+use crate::extract::{Auth, Json, Path, Query};
 use axum::Router;
-use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::routing::{get, patch};
 use keel_app::clients::{self as uc, ListClients};

@@ -3,9 +3,8 @@
 use super::{List, PageQuery};
 use crate::State;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{Auth, IdempotencyKey, Json, Query};
+use crate::extract::{Auth, IdempotencyKey, Json, Path, Query};
 use axum::Router;
-use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use keel_app::ledger::{self as uc, AccountView, AdjustmentInput, EntryView};
@@ -114,10 +113,11 @@ pub async fn show_entry(
 }
 
 /// Post a manual, balanced journal entry (admin and billing staff). Requires an
-/// Idempotency-Key: a retry returns the original entry (200) instead of posting again.
+/// Idempotency-Key: a retry replays the first answer (`Idempotent-Replayed: true`); after the
+/// stored answer expires, the same key still returns the original entry (200), never a second one.
 #[utoipa::path(post, path = "/api/v1/ledger/entries", tag = "ledger", request_body = AdjustmentInput,
     params(("Idempotency-Key" = String, Header, description = "Required: money moves once per key")),
-    responses((status = 201, body = EntryView), (status = 200, body = EntryView, description = "Already posted under this key"),
+    responses((status = 201, body = EntryView), (status = 200, body = EntryView, description = "Already posted under this key (after the stored answer expired)"),
         (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn adjust(
     state: axum::extract::State<State>,
