@@ -54,7 +54,11 @@ pub async fn layer(
     };
     let principal = keel_app::ledger::principal(&ctx.actor);
     let method = req.method().to_string();
-    let path = req.uri().path().to_string();
+    // The full path (the router is nested under /api/v1, which strips the prefix from the URI).
+    let path = req
+        .extensions()
+        .get::<axum::extract::OriginalUri>()
+        .map_or_else(|| req.uri().path().to_string(), |o| o.path().to_string());
     let (mut parts, body) = req.into_parts();
     let bytes = match to_bytes(body, state.config.body_limit_bytes).await {
         Ok(b) => b,
@@ -69,7 +73,9 @@ pub async fn layer(
     let request_hash = hex::encode(hasher.finalize());
 
     let db = &state.app.db;
-    let begun = match idempotency::begin(
+    let lock_timeout = chrono::Duration::from_std(state.config.idempotency_lock_timeout)
+        .unwrap_or(idempotency::LOCK_TIMEOUT);
+    let begun = match idempotency::begin_with_timeout(
         db,
         &principal,
         &key,
@@ -77,6 +83,7 @@ pub async fn layer(
         &path,
         &request_hash,
         state.app.now(),
+        lock_timeout,
     )
     .await
     {

@@ -40,6 +40,9 @@ pub struct ApiConfig {
     /// Requests per second per API key; 0 = no limit.
     pub rate_limit_per_second: u32,
     pub rate_limit_burst: u32,
+    /// How long an unfinished idempotent request owns its key before a retry may run it
+    /// again (the first attempt's process died).
+    pub idempotency_lock_timeout: Duration,
 }
 
 impl Default for ApiConfig {
@@ -49,6 +52,7 @@ impl Default for ApiConfig {
             body_limit_bytes: 1024 * 1024,
             rate_limit_per_second: 0,
             rate_limit_burst: 0,
+            idempotency_lock_timeout: Duration::from_secs(60),
         }
     }
 }

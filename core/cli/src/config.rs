@@ -136,6 +136,9 @@ pub struct ServerConfig {
     pub rate_limit_per_second: u32,
     /// Requests one API key may make in a burst above the steady rate.
     pub rate_limit_burst: u32,
+    /// How long an unfinished request under an Idempotency-Key owns the key before a retry
+    /// may run it again (when the process handling it died).
+    pub idempotency_lock_timeout_ms: u64,
 }
 
 impl Default for ServerConfig {
@@ -148,6 +151,7 @@ impl Default for ServerConfig {
             shutdown_grace_ms: 10_000,
             rate_limit_per_second: 0,
             rate_limit_burst: 0,
+            idempotency_lock_timeout_ms: 60_000,
         }
     }
 }

@@ -331,6 +331,7 @@ async fn serve(config: &Config, demo: bool) -> Result<()> {
         body_limit_bytes: config.server.body_limit_bytes,
         rate_limit_per_second: config.server.rate_limit_per_second,
         rate_limit_burst: config.server.rate_limit_burst,
+        idempotency_lock_timeout: Duration::from_millis(config.server.idempotency_lock_timeout_ms),
     };
     tracing::info!(%addr, engine = db.engine().name(), "Keel is serving at {base}");
     eprintln!(

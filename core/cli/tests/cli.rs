@@ -739,3 +739,170 @@ async fn migrate_on_a_database_that_cannot_be_opened_exits_1_saying_so() {
     .calm()
     .says("cannot open the database");
 }
+
+// 7. A server killed (SIGKILL) in the middle of a money-moving request: the client's retry
+//    under the same Idempotency-Key leaves exactly one entry, wherever the kill landed.
+
+impl Server {
+    /// Kills the server with SIGKILL (no chance to drain) and waits for it to be gone.
+    async fn kill_hard(mut self) {
+        let sent = std::process::Command::new("kill")
+            .args(["-KILL", &self.pid.to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -KILL {} failed", self.pid);
+        let _ = tokio::time::timeout(STOP_LIMIT, self.child.wait()).await;
+    }
+}
+
+async fn post_adjustment(
+    base: &str,
+    key: &str,
+    idempotency_key: &str,
+    body: &Value,
+) -> Result<(u16, String), reqwest::Error> {
+    let response = http()
+        .post(format!("{base}/api/v1/ledger/entries"))
+        .bearer_auth(key)
+        .header("Idempotency-Key", idempotency_key)
+        .json(body)
+        .send()
+        .await?;
+    let status = response.status().as_u16();
+    Ok((status, response.text().await?))
+}
+
+/// The id of the ledger account with `code`, through the API.
+async fn account_id(base: &str, key: &str, code: &str) -> i64 {
+    let page: Value = http()
+        .get(format!("{base}/api/v1/ledger/accounts?limit=200"))
+        .bearer_auth(key)
+        .send()
+        .await
+        .expect("GET /api/v1/ledger/accounts")
+        .json()
+        .await
+        .expect("accounts JSON");
+    page["items"]
+        .as_array()
+        .and_then(|items| items.iter().find(|a| a["code"] == code))
+        .and_then(|a| a["id"].as_i64())
+        .unwrap_or_else(|| panic!("no account {code} in {page}"))
+}
+
+/// Every entry's idempotency key, through the API (following cursors).
+async fn entry_keys(base: &str, key: &str) -> Vec<String> {
+    let mut keys = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let page: Value = http()
+            .get(format!("{base}/api/v1/ledger/entries?limit=200{cursor}"))
+            .bearer_auth(key)
+            .send()
+            .await
+            .expect("GET /api/v1/ledger/entries")
+            .json()
+            .await
+            .expect("entries JSON");
+        keys.extend(
+            page["items"]
+                .as_array()
+                .expect("items")
+                .iter()
+                .map(|e| e["idempotency_key"].as_str().unwrap_or_default().to_owned()),
+        );
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = format!("&cursor={next}"),
+            None => return keys,
+        }
+    }
+}
+
+async fn a_server_killed_mid_request_moves_money_once_per_key(backend: Backend) {
+    let t = TestDb::new(backend).await;
+    let dir = tempfile::tempdir().expect("temporary directory");
+    // A short lock timeout, so a retry may take over a key whose first attempt died.
+    let config = config_file(dir.path(), "[server]\nidempotency_lock_timeout_ms = 300\n");
+    run(keel_on(&t.url, &["demo"])).await.exits(0);
+    let created = run(keel_on(
+        &t.url,
+        &["keys", "create", "--scope", "admin", "--name", "crash"],
+    ))
+    .await;
+    let key = created.exits(0).stdout.trim().to_owned();
+
+    let server = Server::start(&t.url, &["--config", &config]).await;
+    let wallet = account_id(&server.base, &key, "wallet:client:1:USD").await;
+    let adjustments = account_id(&server.base, &key, "equity:adjustments:USD").await;
+    let before = entry_keys(&server.base, &key).await.len();
+    let body = serde_json::json!({
+        "memo": "credit that survives a crash",
+        "postings": [
+            {"account_id": adjustments, "side": "debit", "amount": "1.00", "currency": "USD"},
+            {"account_id": wallet, "side": "credit", "amount": "1.00", "currency": "USD"},
+        ],
+    });
+    let rounds = 8u64;
+    let mut server = server;
+    for round in 0..rounds {
+        let idempotency_key = format!("crash-{round}");
+        let (base, key2, idem, body2) = (
+            server.base.clone(),
+            key.clone(),
+            idempotency_key.clone(),
+            body.clone(),
+        );
+        let first = tokio::spawn(async move { post_adjustment(&base, &key2, &idem, &body2).await });
+        // Vary where the kill lands: before, during or after the request's transaction.
+        tokio::time::sleep(Duration::from_millis(round * 4)).await;
+        server.kill_hard().await;
+        let _ = first.await;
+
+        server = Server::start(&t.url, &["--config", &config]).await;
+        let mut answered = None;
+        for _ in 0..100 {
+            let (status, text) = post_adjustment(&server.base, &key, &idempotency_key, &body)
+                .await
+                .expect("retry");
+            if status == 409 {
+                // The dead attempt still owns the key until the lock timeout: poll.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+            answered = Some((status, text));
+            break;
+        }
+        let (status, text) = answered.expect("the retry was answered within 100 tries");
+        assert!(
+            status == 200 || status == 201,
+            "round {round}: the retry got {status}: {text}"
+        );
+    }
+
+    let keys = entry_keys(&server.base, &key).await;
+    assert_eq!(
+        keys.len(),
+        before + rounds as usize,
+        "one entry per round, no more: {keys:?}"
+    );
+    for round in 0..rounds {
+        let suffix = format!(":crash-{round}");
+        assert_eq!(
+            keys.iter().filter(|k| k.ends_with(&suffix)).count(),
+            1,
+            "round {round}: {keys:?}"
+        );
+    }
+    stop_cleanly(server).await;
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn a_server_killed_mid_request_moves_money_once_per_key_on_sqlite() {
+    a_server_killed_mid_request_moves_money_once_per_key(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_server_killed_mid_request_moves_money_once_per_key_on_postgres() {
+    a_server_killed_mid_request_moves_money_once_per_key(Backend::Postgres).await;
+}

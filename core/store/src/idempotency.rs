@@ -25,7 +25,7 @@ pub enum Begin {
 /// a retry may run again.
 pub const LOCK_TIMEOUT: Duration = Duration::seconds(60);
 
-/// Claims `key` for `principal`, or reports what happened to it before.
+/// Claims `key` for `principal`, or reports what happened to it before ([`LOCK_TIMEOUT`]).
 pub async fn begin(
     db: &Db,
     principal: &str,
@@ -34,6 +34,31 @@ pub async fn begin(
     path: &str,
     request_hash: &str,
     at: DateTime<Utc>,
+) -> Result<Begin, StoreError> {
+    begin_with_timeout(
+        db,
+        principal,
+        key,
+        method,
+        path,
+        request_hash,
+        at,
+        LOCK_TIMEOUT,
+    )
+    .await
+}
+
+/// [`begin`] with the time an unfinished request owns its key.
+#[allow(clippy::too_many_arguments)]
+pub async fn begin_with_timeout(
+    db: &Db,
+    principal: &str,
+    key: &str,
+    method: &str,
+    path: &str,
+    request_hash: &str,
+    at: DateTime<Utc>,
+    lock_timeout: Duration,
 ) -> Result<Begin, StoreError> {
     #[derive(sqlx::FromRow)]
     struct Row {
@@ -87,7 +112,7 @@ pub async fn begin(
             body,
         });
     }
-    if at - row.created_at < LOCK_TIMEOUT {
+    if at - row.created_at < lock_timeout {
         return Ok(Begin::InProgress);
     }
     // The first attempt died without an answer: take the key over, once.
