@@ -131,10 +131,7 @@ pub async fn update_staff(
         app.now(),
     )
     .await
-    .map_err(|e| match e {
-        keel_store::StoreError::NotFound => AppError::NotFound { what: "staff user" },
-        other => other.into(),
-    })?;
+    .map_err(crate::error::not_found("staff user"))?;
     record(
         &mut tx,
         app,
@@ -314,10 +311,7 @@ pub async fn revoke_key(app: &App, ctx: &Ctx, id: ApiKeyId) -> Result<ApiKey, Ap
     let mut tx = app.db.begin().await?;
     let key = store::revoke_api_key(&mut tx, id, app.now())
         .await
-        .map_err(|e| match e {
-            keel_store::StoreError::NotFound => AppError::NotFound { what: "API key" },
-            other => other.into(),
-        })?;
+        .map_err(crate::error::not_found("API key"))?;
     record(
         &mut tx,
         app,

@@ -143,10 +143,7 @@ pub async fn create_contact(
     let mut tx = app.db.begin().await?;
     let contact = store::create_contact(&mut tx, ctx.actor.scope(), client, &new, app.now())
         .await
-        .map_err(|e| match e {
-            keel_store::StoreError::NotFound => CLIENT,
-            other => other.into(),
-        })?;
+        .map_err(crate::error::not_found("client"))?;
     record(
         &mut tx,
         app,

@@ -59,6 +59,14 @@ impl AppError {
     }
 }
 
+/// For `map_err`: a store `NotFound` becomes "`what` not found"; anything else converts as usual.
+pub fn not_found(what: &'static str) -> impl Fn(StoreError) -> AppError {
+    move |e| match e {
+        StoreError::NotFound => AppError::NotFound { what },
+        other => other.into(),
+    }
+}
+
 impl From<StoreError> for AppError {
     fn from(e: StoreError) -> AppError {
         match e {

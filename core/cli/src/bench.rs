@@ -38,6 +38,28 @@ pub enum BenchCommand {
         #[arg(long)]
         pg_url: Option<String>,
     },
+    /// HTTP throughput and latency (G1: /healthz against a trivial axum server; G2: an
+    /// authenticated client list), from a load generator in the same run.
+    Http(HttpArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct HttpArgs {
+    /// Which engines to measure.
+    #[arg(long, value_enum, default_value = "both")]
+    pub engine: EngineChoice,
+    /// Clients seeded into the database the API lists from.
+    #[arg(long, default_value_t = 10_000)]
+    pub clients: usize,
+    /// Concurrent keep-alive connections of the load generator.
+    #[arg(long, default_value_t = 64)]
+    pub connections: usize,
+    /// Seconds each measurement runs.
+    #[arg(long, default_value_t = 5)]
+    pub seconds: u64,
+    /// PostgreSQL server for the scratch schema (as for `bench ledger`).
+    #[arg(long)]
+    pub pg_url: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -62,9 +84,7 @@ pub async fn run(command: BenchCommand, _config: &Config) -> Result<()> {
                 scratch.drop_it().await;
             }
             if engine != EngineChoice::Sqlite {
-                let url = pg_url
-                    .or_else(|| std::env::var("KEEL_BENCH_PG_URL").ok())
-                    .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".into());
+                let url = pg_server(pg_url);
                 let scratch = Scratch::postgres(&url).await?;
                 rows.extend(ledger(&scratch.db, "postgres", entries, single_entries).await?);
                 scratch.drop_it().await;
@@ -72,12 +92,19 @@ pub async fn run(command: BenchCommand, _config: &Config) -> Result<()> {
             print_table(&rows);
             Ok(())
         }
+        BenchCommand::Http(args) => crate::bench_http::run(args).await,
     }
 }
 
+/// The PostgreSQL server benchmarks create their scratch schema on.
+pub fn pg_server(flag: Option<String>) -> String {
+    flag.or_else(|| std::env::var("KEEL_BENCH_PG_URL").ok())
+        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
 /// A throwaway database: a temporary SQLite file, or a schema on a PostgreSQL server.
-struct Scratch {
-    db: Db,
+pub(crate) struct Scratch {
+    pub(crate) db: Db,
     cleanup: Cleanup,
 }
 
@@ -87,7 +114,7 @@ enum Cleanup {
 }
 
 impl Scratch {
-    async fn sqlite() -> Result<Scratch> {
+    pub(crate) async fn sqlite() -> Result<Scratch> {
         let path = std::env::temp_dir().join(format!(
             "keel-bench-{}-{}.db",
             std::process::id(),
@@ -105,7 +132,7 @@ impl Scratch {
         })
     }
 
-    async fn postgres(server: &str) -> Result<Scratch> {
+    pub(crate) async fn postgres(server: &str) -> Result<Scratch> {
         use sqlx::Connection;
         let schema = format!(
             "keel_bench_{}_{}",
@@ -141,7 +168,7 @@ impl Scratch {
         })
     }
 
-    async fn drop_it(self) {
+    pub(crate) async fn drop_it(self) {
         self.db.close().await;
         match self.cleanup {
             Cleanup::File(path) => {

@@ -2,12 +2,13 @@
 //!
 //! - `main.rs`: argument parsing (clap), logging, and one function per subcommand.
 //! - [`config`]: `keel.toml` with environment overrides, validated before anything starts.
-//! - [`bench`]: `keel bench …`, measured figures beside a baseline from the same run.
+//! - [`bench`], [`bench_http`]: `keel bench ledger|http`, figures beside a baseline from the same run.
 //!
 //! Exit codes: 0 success, 1 failure, 2 usage or configuration error. Commands whose output
 //! scripts capture (`keys create`) print only that on stdout; everything else goes to stderr.
 
 mod bench;
+mod bench_http;
 mod config;
 
 use anyhow::{Context, Result};

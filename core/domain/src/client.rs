@@ -387,7 +387,8 @@ mod tests {
 
     #[test]
     fn rules_across_fields_name_the_field() {
-        let table: Vec<(Box<dyn Fn(&mut NewClient)>, &str)> = vec![
+        type Change = Box<dyn Fn(&mut NewClient)>;
+        let table: Vec<(Change, &str)> = vec![
             (Box::new(|c| c.first_name = "  ".into()), "first_name"),
             (Box::new(|c| c.last_name = "x".repeat(201)), "last_name"),
             (Box::new(|c| c.kind = ClientKind::Company), "company_name"),

@@ -171,6 +171,8 @@ fn assemble(
         .collect())
 }
 
+const POSTINGS_OF_ENTRY: &str = "SELECT entry_id, account_id, side, amount_minor, currency FROM ledger_postings WHERE entry_id = $1 ORDER BY id";
+
 const ENTRY_COLUMNS: &str = "id, idempotency_key, memo, reverses_entry_id, reason, created_at";
 
 /// Creates an account; a taken code is `Conflict { constraint: "ledger_accounts_code_key" }`.
@@ -372,12 +374,10 @@ pub async fn get_entry(db: &Db, id: EntryId) -> Result<Option<StoredEntry>, Stor
         .await)?;
     let Some(row) = row else { return Ok(None) };
     let postings: Vec<PostingRow> = on_db!(db, |p| {
-        sqlx::query_as(
-        "SELECT entry_id, account_id, side, amount_minor, currency FROM ledger_postings WHERE entry_id = $1 ORDER BY id"
-    )
-    .bind(id.get())
-    .fetch_all(p)
-    .await
+        sqlx::query_as(POSTINGS_OF_ENTRY)
+            .bind(id.get())
+            .fetch_all(p)
+            .await
     })?;
     Ok(assemble(vec![row], postings)?.pop())
 }
@@ -409,12 +409,10 @@ async fn find_entry(tx: &mut Tx, lookup: Lookup<'_>) -> Result<Option<StoredEntr
     };
     let Some(row) = row else { return Ok(None) };
     let postings: Vec<PostingRow> = on_tx!(tx, |c| {
-        sqlx::query_as(
-        "SELECT entry_id, account_id, side, amount_minor, currency FROM ledger_postings WHERE entry_id = $1 ORDER BY id"
-    )
-    .bind(row.id)
-    .fetch_all(&mut *c)
-    .await
+        sqlx::query_as(POSTINGS_OF_ENTRY)
+            .bind(row.id)
+            .fetch_all(&mut *c)
+            .await
     })?;
     Ok(assemble(vec![row], postings)?.pop())
 }
@@ -486,13 +484,15 @@ async fn post_unguarded(
     // Every account exists and holds the posting's currency; sum the moves per account.
     let mut deltas: BTreeMap<AccountId, (Account, i64)> = BTreeMap::new();
     for p in entry.postings() {
-        if !deltas.contains_key(&p.account) {
-            let acct = account(tx, p.account)
-                .await?
-                .ok_or(LedgerError::UnknownAccount(p.account))?;
-            deltas.insert(p.account, (acct, 0));
-        }
-        let (acct, delta) = deltas.get_mut(&p.account).expect("inserted above");
+        let (acct, delta) = match deltas.entry(p.account) {
+            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::btree_map::Entry::Vacant(e) => {
+                let acct = account(tx, p.account)
+                    .await?
+                    .ok_or(LedgerError::UnknownAccount(p.account))?;
+                e.insert((acct, 0))
+            }
+        };
         if acct.currency != p.amount.currency() {
             return Err(LedgerError::CurrencyMismatch {
                 account: p.account,

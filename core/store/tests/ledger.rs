@@ -718,47 +718,23 @@ async fn eight_reversals_of_one_entry(t: &TestDb) {
     assert_eq!(natural_minor(db, wallet.id).await, 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn postgres_concurrent_debits_stop_a_wallet_at_exactly_zero() {
-    let t = TestDb::postgres().await;
-    twenty_debits_of_one_dollar_against_ten_dollars(&t).await;
-    t.finish().await;
-}
+store_test!(
+    async fn concurrent_debits_stop_a_wallet_at_exactly_zero(t) {
+        twenty_debits_of_one_dollar_against_ten_dollars(t).await;
+    }
+);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn sqlite_concurrent_debits_stop_a_wallet_at_exactly_zero() {
-    let t = TestDb::sqlite().await;
-    twenty_debits_of_one_dollar_against_ten_dollars(&t).await;
-    t.finish().await;
-}
+store_test!(
+    async fn one_key_posted_concurrently_yields_one_entry(t) {
+        eight_posts_of_one_key(t).await;
+    }
+);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn postgres_one_key_posted_concurrently_yields_one_entry() {
-    let t = TestDb::postgres().await;
-    eight_posts_of_one_key(&t).await;
-    t.finish().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn sqlite_one_key_posted_concurrently_yields_one_entry() {
-    let t = TestDb::sqlite().await;
-    eight_posts_of_one_key(&t).await;
-    t.finish().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn postgres_one_entry_reversed_concurrently_is_reversed_once() {
-    let t = TestDb::postgres().await;
-    eight_reversals_of_one_entry(&t).await;
-    t.finish().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn sqlite_one_entry_reversed_concurrently_is_reversed_once() {
-    let t = TestDb::sqlite().await;
-    eight_reversals_of_one_entry(&t).await;
-    t.finish().await;
-}
+store_test!(
+    async fn one_entry_reversed_concurrently_is_reversed_once(t) {
+        eight_reversals_of_one_entry(t).await;
+    }
+);
 
 // BUG (ledger.rs, `set_credit_limit`): the floor check reads the balance without a lock and
 // the UPDATE does not repeat it, so on PostgreSQL a debit that commits between the two

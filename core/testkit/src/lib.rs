@@ -121,7 +121,7 @@ pub async fn assert_ledger_balanced(db: &Db) {
 
 /// Runs one test body as two tests, on SQLite and on PostgreSQL:
 ///
-/// ```ignore
+/// ```text
 /// keel_testkit::store_test!(async fn a_wallet_starts_empty(t) {
 ///     // `t: &TestDb`
 /// });
