@@ -177,3 +177,34 @@ pub async fn serve(
         .with_graceful_shutdown(shutdown)
         .await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use tower::ServiceExt;
+
+    async fn state(timeout: Duration) -> State {
+        let db = keel_store::Db::connect("sqlite::memory:", &Default::default()).await.expect("in-memory SQLite");
+        State::new(App::new(db), ApiConfig { request_timeout: timeout, ..ApiConfig::default() })
+    }
+
+    #[tokio::test]
+    async fn a_request_that_outlives_the_timeout_is_stopped_with_a_503() {
+        let state = state(Duration::from_secs(2)).await;
+        // Paused time runs the handlers' sleeps instantly and in order: no waiting, no flakes.
+        tokio::time::pause();
+        let app = Router::new()
+            .route("/slow", get(|| async { tokio::time::sleep(Duration::from_secs(3)).await; "late" }))
+            .route("/quick", get(|| async { tokio::time::sleep(Duration::from_secs(1)).await; "on time" }))
+            .layer(from_fn_with_state(state.clone(), timeout))
+            .with_state(state);
+        let slow = app.clone().oneshot(Request::get("/slow").body(Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(slow.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body = axum::body::to_bytes(slow.into_body(), 4096).await.unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(json["error"]["code"], "request_timeout");
+        let quick = app.oneshot(Request::get("/quick").body(Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(quick.status(), StatusCode::OK);
+    }
+}
