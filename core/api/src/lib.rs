@@ -173,9 +173,24 @@ pub async fn serve(
             tracing::debug!(error = %e, "could not set TCP_NODELAY");
         }
     });
-    axum::serve(listener, router(state))
+    // The recorder was built without its exporter task, so its upkeep (draining histogram
+    // samples into their summaries) is ours to run; without it samples pile up in memory.
+    let upkeep = state.metrics.clone().map(|handle| {
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                every.tick().await;
+                handle.run_upkeep();
+            }
+        })
+    });
+    let result = axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
-        .await
+        .await;
+    if let Some(task) = upkeep {
+        task.abort();
+    }
+    result
 }
 
 #[cfg(test)]
@@ -185,8 +200,16 @@ mod tests {
     use tower::ServiceExt;
 
     async fn state(timeout: Duration) -> State {
-        let db = keel_store::Db::connect("sqlite::memory:", &Default::default()).await.expect("in-memory SQLite");
-        State::new(App::new(db), ApiConfig { request_timeout: timeout, ..ApiConfig::default() })
+        let db = keel_store::Db::connect("sqlite::memory:", &Default::default())
+            .await
+            .expect("in-memory SQLite");
+        State::new(
+            App::new(db),
+            ApiConfig {
+                request_timeout: timeout,
+                ..ApiConfig::default()
+            },
+        )
     }
 
     #[tokio::test]
@@ -195,16 +218,35 @@ mod tests {
         // Paused time runs the handlers' sleeps instantly and in order: no waiting, no flakes.
         tokio::time::pause();
         let app = Router::new()
-            .route("/slow", get(|| async { tokio::time::sleep(Duration::from_secs(3)).await; "late" }))
-            .route("/quick", get(|| async { tokio::time::sleep(Duration::from_secs(1)).await; "on time" }))
+            .route(
+                "/slow",
+                get(|| async {
+                    tokio::time::sleep(Duration::from_secs(3)).await;
+                    "late"
+                }),
+            )
+            .route(
+                "/quick",
+                get(|| async {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    "on time"
+                }),
+            )
             .layer(from_fn_with_state(state.clone(), timeout))
             .with_state(state);
-        let slow = app.clone().oneshot(Request::get("/slow").body(Body::empty()).unwrap()).await.unwrap();
+        let slow = app
+            .clone()
+            .oneshot(Request::get("/slow").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
         assert_eq!(slow.status(), StatusCode::SERVICE_UNAVAILABLE);
         let body = axum::body::to_bytes(slow.into_body(), 4096).await.unwrap();
         let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(json["error"]["code"], "request_timeout");
-        let quick = app.oneshot(Request::get("/quick").body(Body::empty()).unwrap()).await.unwrap();
+        let quick = app
+            .oneshot(Request::get("/quick").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
         assert_eq!(quick.status(), StatusCode::OK);
     }
 }

@@ -172,18 +172,22 @@ impl ChainReport {
 
 /// Walks the whole chain (streaming: memory does not grow with the log).
 pub async fn verify(db: &Db) -> Result<ChainReport, StoreError> {
-    let sql = format!("SELECT {COLUMNS} FROM audit_log ORDER BY seq");
+    // Read the head first and walk only the rows it covers: a row committed meanwhile is not
+    // mistaken for tampering.
     let (head_seq, head_hash): (i64, String) = on_db!(db, |p| sqlx::query_as(
         "SELECT seq, hash FROM audit_head WHERE id = 1"
     )
     .fetch_one(p)
     .await)?;
+    let sql = format!("SELECT {COLUMNS} FROM audit_log WHERE seq <= $1 ORDER BY seq");
     let mut prev = GENESIS.to_string();
     let mut expected_seq = 1;
     let mut rows = 0u64;
     let mut first_break = None;
     on_db!(db, |p| {
-        let mut stream = sqlx::query_as::<_, AuditEntry>(&sql).fetch(p);
+        let mut stream = sqlx::query_as::<_, AuditEntry>(&sql)
+            .bind(head_seq)
+            .fetch(p);
         while let Some(e) = stream.try_next().await? {
             rows += 1;
             if first_break.is_none() {
