@@ -29,7 +29,7 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
 /// HTTP settings (from `[server]` in keel.toml).
@@ -115,19 +115,60 @@ async fn timeout(
     }
 }
 
+/// Request count by method, route and status, and latency by method and route. Labels are
+/// static strings where they can be (this runs on every request).
 async fn record_metrics(req: Request, next: Next) -> Response {
     let start = Instant::now();
     let path = req
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
-    let method = req.method().to_string();
+    let method: &'static str = match *req.method() {
+        axum::http::Method::GET => "GET",
+        axum::http::Method::POST => "POST",
+        axum::http::Method::PATCH => "PATCH",
+        axum::http::Method::PUT => "PUT",
+        axum::http::Method::DELETE => "DELETE",
+        axum::http::Method::HEAD => "HEAD",
+        _ => "OTHER",
+    };
     let res = next.run(req).await;
-    let status = res.status().as_u16().to_string();
-    metrics::counter!("keel_http_requests_total", "method" => method.clone(), "path" => path.clone(), "status" => status).increment(1);
+    let status = res.status().as_str().to_string();
+    metrics::counter!("keel_http_requests_total", "method" => method, "path" => path.clone(), "status" => status)
+        .increment(1);
     metrics::histogram!("keel_http_request_duration_seconds", "method" => method, "path" => path)
         .record(start.elapsed().as_secs_f64());
     res
+}
+
+/// Request ids: a random per-process prefix and a counter. Unique without a system call
+/// per request (a v4 UUID asks the OS for randomness every time).
+#[derive(Clone)]
+struct MakeRequestId {
+    prefix: Arc<str>,
+    next: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl MakeRequestId {
+    fn new() -> MakeRequestId {
+        let prefix = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
+        MakeRequestId {
+            prefix: prefix.into(),
+            next: Arc::new(std::sync::atomic::AtomicU64::new(1)),
+        }
+    }
+}
+
+impl tower_http::request_id::MakeRequestId for MakeRequestId {
+    fn make_request_id<B>(
+        &mut self,
+        _: &axum::http::Request<B>,
+    ) -> Option<tower_http::request_id::RequestId> {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        axum::http::HeaderValue::from_str(&format!("{}-{n:x}", self.prefix))
+            .ok()
+            .map(tower_http::request_id::RequestId::new)
+    }
 }
 
 /// The whole HTTP app.
@@ -137,6 +178,8 @@ pub fn router(state: State) -> Router {
         .merge(routes::access::router())
         .merge(routes::ledger::router())
         .method_not_allowed_fallback(error::method_not_allowed)
+        // Timeouts guard the routes that do work; /healthz touches nothing and skips the timer.
+        .layer(from_fn_with_state(state.clone(), timeout))
         .layer(from_fn_with_state(state.clone(), idempotency::layer))
         .layer(from_fn_with_state(state.clone(), auth::authenticate));
     let public = Router::new()
@@ -144,19 +187,18 @@ pub fn router(state: State) -> Router {
         .route("/docs", get(routes::ops::docs));
     Router::new()
         .route("/healthz", get(routes::ops::healthz))
-        .route("/readyz", get(routes::ops::readyz))
+        .route("/readyz", get(routes::ops::readyz).layer(from_fn_with_state(state.clone(), timeout)))
         .route("/metrics", get(routes::ops::metrics))
         .nest("/api/v1", public.merge(api))
         .fallback(error::no_route)
         .layer(axum::extract::DefaultBodyLimit::max(state.config.body_limit_bytes))
-        .layer(from_fn_with_state(state.clone(), timeout))
         .layer(from_fn(record_metrics))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
             tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
         }))
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestId::new()))
         .with_state(state)
 }
 
