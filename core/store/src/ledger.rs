@@ -630,6 +630,26 @@ async fn check_stored(tx: &mut Tx, low: i64, high: i64) -> Result<(), StoreError
     }
 }
 
+/// The error for a balance move the floor refused, with the balance as it is now.
+async fn refused_move(tx: &mut Tx, id: i64, delta: i64) -> StoreError {
+    match account(tx, AccountId(id)).await {
+        Ok(Some(now)) => {
+            let limit = now.credit_limit_minor.unwrap_or(0);
+            LedgerError::InsufficientFunds {
+                account: now.id,
+                available: Money::new(
+                    now.balance_minor * now.kind.normal_sign() + limit,
+                    now.currency,
+                ),
+                requested: Money::new((delta * now.kind.normal_sign()).abs(), now.currency),
+            }
+            .into()
+        }
+        Ok(None) => LedgerError::UnknownAccount(AccountId(id)).into(),
+        Err(e) => e,
+    }
+}
+
 /// Moves each account's cached balance by its delta in one statement, refusing the whole
 /// move when any account would break its floor. On PostgreSQL the rows are locked in id
 /// order first, so concurrent writers never deadlock on each other's accounts; the lock is
@@ -651,6 +671,28 @@ async fn move_balances(
         if acct.balance_minor.checked_add(*delta).is_none() {
             return Err(LedgerError::Money(keel_domain::MoneyError::Overflow).into());
         }
+    }
+    // A few accounts (a single entry): one conditional UPDATE each, in id order, which is
+    // also the lock order, so concurrent writers cannot deadlock.
+    if moves.len() <= 8 {
+        for (id, delta) in &moves {
+            let moved = on_tx!(tx, |c| {
+                sqlx::query(
+                "UPDATE ledger_accounts SET balance_minor = balance_minor + $1 WHERE id = $2 AND \
+                 (credit_limit_minor IS NULL OR \
+                  (CASE WHEN kind IN ('asset', 'expense') THEN 1 ELSE -1 END) * (balance_minor + $1) >= -credit_limit_minor)"
+            )
+            .bind(*delta)
+            .bind(*id)
+            .execute(&mut *c)
+            .await
+            .map(|r| r.rows_affected())
+            })?;
+            if moved == 0 {
+                return Err(refused_move(tx, *id, *delta).await);
+            }
+        }
+        return Ok(());
     }
     for chunk in moves.chunks(1000) {
         if let Tx::Postgres(t) = tx {
@@ -686,16 +728,7 @@ async fn move_balances(
                     .await?
                     .ok_or(LedgerError::UnknownAccount(AccountId(*id)))?;
                 if !now.allows(*delta) {
-                    let limit = now.credit_limit_minor.unwrap_or(0);
-                    return Err(LedgerError::InsufficientFunds {
-                        account: now.id,
-                        available: Money::new(
-                            now.balance_minor * now.kind.normal_sign() + limit,
-                            now.currency,
-                        ),
-                        requested: Money::new((delta * now.kind.normal_sign()).abs(), now.currency),
-                    }
-                    .into());
+                    return Err(refused_move(tx, *id, *delta).await);
                 }
             }
             return Err(StoreError::Corrupt(
