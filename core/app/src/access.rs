@@ -256,6 +256,11 @@ pub async fn create_key(app: &App, ctx: &Ctx, new: NewKey) -> Result<CreatedKey,
     {
         return Err(AppError::NotFound { what: "client" });
     }
+    if let Some(reseller) = new.reseller_id
+        && !keel_store::clients::reseller_exists(&app.db, reseller).await?
+    {
+        return Err(AppError::NotFound { what: "reseller" });
+    }
     if let Some(staff) = new.staff_id
         && store::get_staff(&app.db, staff).await?.is_none()
     {
@@ -280,13 +285,7 @@ pub async fn create_key(app: &App, ctx: &Ctx, new: NewKey) -> Result<CreatedKey,
         },
         app.now(),
     )
-    .await
-    .map_err(|e| match e {
-        keel_store::StoreError::Database(_) if new.reseller_id.is_some() => {
-            AppError::NotFound { what: "reseller" }
-        }
-        other => other.into(),
-    })?;
+    .await?;
     record(
         &mut tx,
         app,

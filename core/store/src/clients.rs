@@ -341,6 +341,17 @@ pub async fn count_clients(db: &Db) -> Result<i64, StoreError> {
     .await)?)
 }
 
+/// Whether a reseller with this id exists.
+pub async fn reseller_exists(db: &Db, id: ResellerId) -> Result<bool, StoreError> {
+    let found: Option<i64> = on_db!(db, |p| sqlx::query_scalar(
+        "SELECT id FROM resellers WHERE id = $1"
+    )
+    .bind(id.get())
+    .fetch_optional(p)
+    .await)?;
+    Ok(found.is_some())
+}
+
 /// Creates a reseller (the record tenancy hangs on; reseller features come later).
 pub async fn create_reseller(
     tx: &mut Tx,

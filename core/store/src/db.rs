@@ -184,14 +184,6 @@ impl Db {
             Db::Postgres(pool) => pool.close().await,
         }
     }
-
-    /// The SQLite pools, for benchmarks and tests that need the engine itself.
-    pub fn sqlite_writer(&self) -> Option<&SqlitePool> {
-        match self {
-            Db::Sqlite { writer, .. } => Some(writer),
-            Db::Postgres(_) => None,
-        }
-    }
 }
 
 impl Tx {

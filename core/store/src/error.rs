@@ -72,10 +72,3 @@ fn sqlite_constraint(message: &str) -> String {
         .map(|(_, name)| name.to_string())
         .unwrap_or_else(|| columns.to_string())
 }
-
-impl StoreError {
-    /// Whether this is a unique violation of the named constraint.
-    pub fn is_conflict_on(&self, name: &str) -> bool {
-        matches!(self, StoreError::Conflict { constraint } if constraint == name)
-    }
-}
