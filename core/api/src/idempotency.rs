@@ -94,11 +94,15 @@ pub async fn layer(
         Begin::Started(id) => id,
         Begin::Replay { status, body } => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
-            let mut res = (status, body).into_response();
-            res.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
+            let has_body = !body.is_empty();
+            let mut res = Response::new(Body::from(body));
+            *res.status_mut() = status;
+            if has_body {
+                res.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+            }
             res.headers_mut()
                 .insert("idempotent-replayed", HeaderValue::from_static("true"));
             return res;
@@ -107,8 +111,9 @@ pub async fn layer(
             return ApiError::unprocessable(
                 "idempotency_key_reused",
                 format!(
-                    "this Idempotency-Key was already used for a different request (its {} differ); use a new key for a new request",
-                    differs.join(" and ")
+                    "this Idempotency-Key was already used for a different request (its {} {}); use a new key for a new request",
+                    differs.join(" and "),
+                    if differs.len() == 1 { "differs" } else { "differ" }
                 ),
             )
             .with_details(serde_json::json!({ "differences": differs }))

@@ -277,3 +277,22 @@ keel_testkit::store_test!(
         api.stop().await;
     }
 );
+
+keel_testkit::store_test!(
+    async fn a_repeated_delete_under_one_idempotency_key_replays_the_empty_204(t) {
+        let api = Api::start(t).await;
+        let client = api.seed_client("gone@example.co.zw").await;
+        let path = format!("/api/v1/clients/{}", client.id);
+        let delete = || api.authed(Method::DELETE, &path, &api.admin).header("Idempotency-Key", "delete-gone");
+
+        let first = api.send(delete()).await;
+        let again = api.send(delete()).await;
+
+        assert_eq!((first.status, again.status), (204, 204), "{}", again.text);
+        assert_eq!(again.header("idempotent-replayed"), Some("true"));
+        assert_eq!(again.header("content-type"), None, "an empty answer claims no media type");
+        assert!(again.text.is_empty());
+        assert_eq!(api.get(&path, &api.admin).await.status, 404);
+        api.stop().await;
+    }
+);
