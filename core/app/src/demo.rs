@@ -169,9 +169,22 @@ pub async fn seed(app: &App) -> Result<DemoSummary, AppError> {
     )
     .await?;
     tx.commit().await?;
+    let reseller_key = create_key(
+        app,
+        &ctx,
+        NewKey {
+            name: "demo reseller".into(),
+            scope: KeyScope::Reseller,
+            reseller_id: Some(reseller),
+            client_id: None,
+            staff_id: None,
+        },
+    )
+    .await?;
+    // The reseller's clients are created the way the reseller would: with its own key.
     let reseller_ctx = Ctx::new(keel_domain::access::Actor::Key {
-        key: keel_domain::ids::ApiKeyId(0),
-        label: "demo reseller".into(),
+        key: reseller_key.key.id,
+        label: format!("{} ({})", reseller_key.key.name, reseller_key.key.prefix),
         scope: Scope::Reseller(reseller),
         role: None,
         staff: None,
@@ -198,18 +211,6 @@ pub async fn seed(app: &App) -> Result<DemoSummary, AppError> {
     ] {
         created.push(create_client(app, &reseller_ctx, c).await?);
     }
-    let reseller_key = create_key(
-        app,
-        &ctx,
-        NewKey {
-            name: "demo reseller".into(),
-            scope: KeyScope::Reseller,
-            reseller_id: Some(reseller),
-            client_id: None,
-            staff_id: None,
-        },
-    )
-    .await?;
 
     // Ledger activity: wallet credits in USD and ZWG, a spend, and a reversal.
     let usd = |minor| Money::new(minor, Currency::USD);
