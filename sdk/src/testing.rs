@@ -1,0 +1,224 @@
+//! A fake kernel for fast native unit tests of a plugin's logic.
+//!
+//! In a native build (`cargo test` on the author's machine) the SDK's host calls go to the
+//! [`FakeHost`] installed on the current thread: scripted HTTP answers, a settings map, an
+//! in-memory kv, captured logs and a fixed clock. Nothing here runs WebAssembly: to test the
+//! real component in the real host (limits, grants, the built `.wasm`), use
+//! `keel-testkit`'s plugin harness, as Keel's own tests do.
+//!
+//! ```
+//! use keel_sdk::http::{Request, Response};
+//! use keel_sdk::testing::FakeHost;
+//!
+//! let host = FakeHost::new()
+//!     .setting("endpoint", "https://hooks.example.com/keel")
+//!     .respond(|req| Ok(Response { status: 202, headers: vec![], body: req.body.clone() }))
+//!     .install();
+//!
+//! let url = keel_sdk::config::require("endpoint").unwrap();
+//! let reply = Request::post(url).body("hi").send().unwrap();
+//! assert_eq!(reply.status, 202);
+//! assert_eq!(host.requests()[0].url, "https://hooks.example.com/keel");
+//! ```
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use crate::bindings::host::keel::plugin::http::{Error, Request, Response};
+use crate::log::Level;
+
+type Responder = Box<dyn FnMut(&Request) -> Result<Response, Error>>;
+
+/// The fake kernel. Build it, then [`install`](FakeHost::install) it on the test's thread.
+pub struct FakeHost {
+    settings: BTreeMap<String, String>,
+    kv: BTreeMap<String, Vec<u8>>,
+    responder: Option<Responder>,
+    now_millis: i64,
+    state: Rc<RefCell<Recorded>>,
+}
+
+/// What the plugin did, for assertions.
+#[derive(Default)]
+struct Recorded {
+    requests: Vec<Request>,
+    logs: Vec<(Level, String)>,
+}
+
+thread_local! {
+    static FAKE: RefCell<Option<FakeHost>> = const { RefCell::new(None) };
+}
+
+impl Default for FakeHost {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl FakeHost {
+    /// No settings, empty kv, every request answered with an error, the clock at
+    /// 2026-01-01T00:00:00Z.
+    pub fn new() -> Self {
+        Self {
+            settings: BTreeMap::new(),
+            kv: BTreeMap::new(),
+            responder: None,
+            now_millis: 1_767_225_600_000,
+            state: Rc::default(),
+        }
+    }
+
+    /// Sets a setting as the kernel would pass it (text).
+    pub fn setting(mut self, key: &str, value: &str) -> Self {
+        self.settings.insert(key.to_owned(), value.to_owned());
+        self
+    }
+
+    /// Answers every outbound request with `f`.
+    pub fn respond(mut self, f: impl FnMut(&Request) -> Result<Response, Error> + 'static) -> Self {
+        self.responder = Some(Box::new(f));
+        self
+    }
+
+    /// Puts a value in the kv before the test.
+    pub fn kv(mut self, key: &str, value: &[u8]) -> Self {
+        self.kv.insert(key.to_owned(), value.to_vec());
+        self
+    }
+
+    /// Sets the clock, in milliseconds since the Unix epoch.
+    pub fn clock_at_millis(mut self, millis: i64) -> Self {
+        self.now_millis = millis;
+        self
+    }
+
+    /// Makes this the fake for the current thread until the guard is dropped.
+    pub fn install(self) -> FakeGuard {
+        let state = Rc::clone(&self.state);
+        FAKE.with(|f| *f.borrow_mut() = Some(self));
+        FakeGuard { state }
+    }
+
+    pub(crate) fn http_send(&mut self, req: &Request) -> Result<Response, Error> {
+        self.state.borrow_mut().requests.push(req.clone());
+        match &mut self.responder {
+            Some(f) => f(req),
+            None => Err(Error::Connection(format!(
+                "FakeHost has no responder for {}; add one with FakeHost::respond",
+                req.url
+            ))),
+        }
+    }
+
+    pub(crate) fn log(&mut self, level: Level, message: &str) {
+        self.state.borrow_mut().logs.push((level, message.to_owned()));
+    }
+
+    pub(crate) fn config_get(&self, key: &str) -> Option<String> {
+        self.settings.get(key).cloned()
+    }
+
+    pub(crate) fn kv_get(&self, key: &str) -> Option<Vec<u8>> {
+        self.kv.get(key).cloned()
+    }
+
+    pub(crate) fn kv_set(&mut self, key: &str, value: &[u8]) -> Result<(), String> {
+        if key.len() > 256 {
+            return Err("kv keys are at most 256 bytes".into());
+        }
+        if value.len() > 64 * 1024 {
+            return Err("kv values are at most 64 KiB".into());
+        }
+        self.kv.insert(key.to_owned(), value.to_vec());
+        Ok(())
+    }
+
+    pub(crate) fn kv_delete(&mut self, key: &str) -> bool {
+        self.kv.remove(key).is_some()
+    }
+
+    pub(crate) fn now(&self) -> String {
+        rfc3339_from_millis(self.now_millis)
+    }
+
+    pub(crate) fn now_millis(&self) -> i64 {
+        self.now_millis
+    }
+}
+
+/// Keeps a [`FakeHost`] installed; read what the plugin did through it.
+pub struct FakeGuard {
+    state: Rc<RefCell<Recorded>>,
+}
+
+impl FakeGuard {
+    /// Every outbound request, in order.
+    pub fn requests(&self) -> Vec<Request> {
+        self.state.borrow().requests.clone()
+    }
+
+    /// Every log line, in order.
+    pub fn logs(&self) -> Vec<(Level, String)> {
+        self.state.borrow().logs.clone()
+    }
+
+    /// A kv value as the plugin left it.
+    pub fn kv(&self, key: &str) -> Option<Vec<u8>> {
+        FAKE.with(|f| f.borrow().as_ref().and_then(|h| h.kv_get(key)))
+    }
+}
+
+impl Drop for FakeGuard {
+    fn drop(&mut self) {
+        FAKE.with(|f| *f.borrow_mut() = None);
+    }
+}
+
+pub(crate) fn with_fake<R>(f: impl FnOnce(&mut FakeHost) -> R) -> R {
+    FAKE.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let host = slot.as_mut().expect(
+            "keel-sdk: a host call in a native build needs a fake kernel; \
+             install one with keel_sdk::testing::FakeHost::new()...install()",
+        );
+        f(host)
+    })
+}
+
+/// Formats milliseconds since the epoch as RFC 3339 UTC with millisecond precision.
+fn rfc3339_from_millis(millis: i64) -> String {
+    let secs = millis.div_euclid(1000);
+    let ms = millis.rem_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{ms:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clock_formats_rfc3339() {
+        assert_eq!(rfc3339_from_millis(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339_from_millis(1_767_225_600_000), "2026-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339_from_millis(951_782_400_123), "2000-02-29T00:00:00.123Z");
+        assert_eq!(rfc3339_from_millis(-1), "1969-12-31T23:59:59.999Z");
+    }
+}
