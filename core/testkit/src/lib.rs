@@ -8,10 +8,13 @@
 //!   cluster started by `scripts/pg-throwaway`); under `CI=true` a missing PostgreSQL fails
 //!   the test, it is never skipped.
 //! - [`assert_ledger_balanced`]: the trial-balance checker every scenario ends with.
+//! - [`plugins`]: the real plugin host with loopback fake providers, and a nested build
+//!   of a plugin crate for authors' tests.
 //! - [`spawn_server`]: runs a server on `127.0.0.1:0` and hands back its address and a
 //!   shutdown switch.
 
 pub mod pg;
+pub mod plugins;
 
 use keel_store::Db;
 use keel_store::db::ConnectOptions;

@@ -1,0 +1,516 @@
+//! The engine, the plugin loader and the call machinery.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
+use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
+use wasmtime::component::{Component, InstancePre, Linker};
+use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap, UpdateDeadline};
+use wasmtime_wasi::WasiCtxBuilder;
+
+use crate::bindings::v0_1;
+use crate::ctx::{CappedBuffer, LogLimits, MemoryLimitReached, MemoryLimiter, PluginCtx};
+use crate::failure::{LoadError, PluginError, PluginFailure};
+use crate::kv::{KvStore, MemoryKv};
+use crate::manifest::{Kind, Manifest, Version};
+use crate::outbound::{HttpLimits, Outbound, ResolverOverrides};
+use crate::settings::{Enabled, Settings};
+
+/// The WIT minors this host serves, newest first.
+pub const SUPPORTED_WIT: &[(u64, u64)] = &[(0, 1)];
+
+/// How often the epoch ticks; CPU budgets are counted in these.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// The kernel's clock as plugins see it.
+pub type ClockFn = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+/// Limits and services of the plugin host.
+#[derive(Clone)]
+pub struct HostConfig {
+    /// Plugin calls running at once; sizes the instance pool (a semaphore queues the rest).
+    pub max_concurrent_calls: u32,
+    /// Bytes of linear memory (all memories together) and tables one call may use.
+    pub memory_limit_bytes: usize,
+    /// CPU time one call may use, counted in epoch ticks of [`EPOCH_TICK`].
+    pub cpu_budget: Duration,
+    /// Wall-clock time of one call, host imports (HTTP) included.
+    pub call_timeout: Duration,
+    /// The guest's stack.
+    pub max_wasm_stack_bytes: usize,
+    /// Where compiled plugins are cached (keyed by content hash and engine); none compiles
+    /// every time.
+    pub cache_dir: Option<PathBuf>,
+    pub http: HttpLimits,
+    pub log: LogLimits,
+    /// Host names pointed at fixed addresses (tests put providers on loopback this way;
+    /// the grant still has to allow those addresses).
+    pub resolver_overrides: ResolverOverrides,
+    pub kv: Arc<dyn KvStore>,
+    pub clock: ClockFn,
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        Self {
+            max_concurrent_calls: 16,
+            memory_limit_bytes: 64 * 1024 * 1024,
+            cpu_budget: Duration::from_secs(2),
+            call_timeout: Duration::from_secs(30),
+            max_wasm_stack_bytes: 512 * 1024,
+            cache_dir: None,
+            http: HttpLimits::default(),
+            log: LogLimits::default(),
+            resolver_overrides: ResolverOverrides::new(),
+            kv: Arc::new(MemoryKv::default()),
+            clock: Arc::new(Utc::now),
+        }
+    }
+}
+
+/// The plugin host: one engine and linker for the process.
+#[derive(Clone)]
+pub struct PluginHost {
+    inner: Arc<HostInner>,
+}
+
+pub(crate) struct HostInner {
+    engine: Engine,
+    linker: Linker<PluginCtx>,
+    semaphore: Arc<Semaphore>,
+    config: HostConfig,
+    cpu_ticks: u64,
+    ticker_stop: Arc<AtomicBool>,
+}
+
+impl Drop for HostInner {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// What every store of one plugin shares.
+pub(crate) struct Shared {
+    pub(crate) id: String,
+    pub(crate) settings: Settings,
+    pub(crate) outbound: Outbound,
+    pub(crate) kv: Arc<dyn KvStore>,
+    pub(crate) clock: ClockFn,
+    pub(crate) log_limits: LogLimits,
+}
+
+impl PluginHost {
+    /// Builds the engine (pooling allocator, epoch interruption, no component-model
+    /// concurrency) and the linker (WASI p2 locked down, then the keel:plugin imports), and
+    /// starts the epoch ticker.
+    pub fn new(config: HostConfig) -> Result<Self, String> {
+        let n = config.max_concurrent_calls.max(1);
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(n)
+            .total_core_instances(n * 24)
+            .total_memories(n * 4)
+            .total_tables(n * 24)
+            .total_stacks(n)
+            .max_core_instances_per_component(24)
+            .max_memories_per_component(4)
+            .max_tables_per_component(24)
+            .table_elements(100_000)
+            .max_component_instance_size(2 * 1024 * 1024)
+            .max_core_instance_size(2 * 1024 * 1024)
+            .max_memory_size(config.memory_limit_bytes);
+        let mut wasm = wasmtime::Config::new();
+        wasm.wasm_component_model(true)
+            .epoch_interruption(true)
+            .concurrency_support(false)
+            .max_wasm_stack(config.max_wasm_stack_bytes)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&wasm).map_err(|e| format!("wasmtime engine: {e}"))?;
+
+        let mut linker = Linker::<PluginCtx>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| format!("linking WASI: {e}"))?;
+        v0_1::host::Host_::add_to_linker::<_, wasmtime::component::HasSelf<PluginCtx>>(&mut linker, |c| c)
+            .map_err(|e| format!("linking keel:plugin imports: {e}"))?;
+
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        {
+            let engine = engine.clone();
+            let stop = Arc::clone(&ticker_stop);
+            std::thread::Builder::new()
+                .name("keel-plugin-epoch".into())
+                .spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(EPOCH_TICK);
+                        engine.increment_epoch();
+                    }
+                })
+                .map_err(|e| format!("starting the epoch ticker: {e}"))?;
+        }
+        let cpu_ticks = (config.cpu_budget.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
+        Ok(Self {
+            inner: Arc::new(HostInner {
+                engine,
+                linker,
+                semaphore: Arc::new(Semaphore::new(n as usize)),
+                cpu_ticks,
+                config,
+                ticker_stop,
+            }),
+        })
+    }
+
+    pub fn config(&self) -> &HostConfig {
+        &self.inner.config
+    }
+
+    /// Compiles (or loads from the cache), links and describes a plugin. `enabled` is its
+    /// validated `[plugins.<id>]` section.
+    pub async fn load(&self, manifest: Manifest, wasm: Arc<[u8]>, enabled: Enabled) -> Result<Plugin, LoadError> {
+        let id = manifest.id.clone();
+        let err = |m: String| LoadError::new(&id, m);
+        let component = {
+            let inner = Arc::clone(&self.inner);
+            let wasm = Arc::clone(&wasm);
+            tokio::task::spawn_blocking(move || inner.compile(&wasm))
+                .await
+                .map_err(|e| err(format!("compiling panicked: {e}")))?
+                .map_err(err)?
+        };
+
+        let exported = exported_kinds(&self.inner.engine, &component);
+        let mut found_versions = Vec::new();
+        for (kind, version) in &exported {
+            found_versions.push(format!("keel:plugin/{kind}@{version}"));
+        }
+        for kind in &manifest.kinds {
+            match exported.iter().find(|(k, _)| k == kind) {
+                Some((_, v)) if SUPPORTED_WIT.contains(&(v.major, v.minor)) => {
+                    if (v.major, v.minor) != (manifest.wit.major, manifest.wit.minor) {
+                        return Err(err(format!(
+                            "plugin.toml says wit {} but the component exports keel:plugin/{kind}@{v}",
+                            manifest.wit
+                        )));
+                    }
+                }
+                Some((_, v)) => {
+                    return Err(err(format!(
+                        "built against keel:plugin@{v}, which this host does not serve (it serves {}); \
+                         rebuild the plugin with a supported keel-sdk",
+                        supported_list()
+                    )));
+                }
+                None => {
+                    let exports = if found_versions.is_empty() { "no keel:plugin interface".to_owned() } else { found_versions.join(", ") };
+                    return Err(err(format!(
+                        "plugin.toml lists kind `{kind}` but the component exports {exports}"
+                    )));
+                }
+            }
+        }
+
+        let pre = self
+            .inner
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| err(format!("the component needs imports this host does not provide: {e:#}")))?;
+        let pres = Pres::new(&manifest.kinds, &pre).map_err(|e| err(format!("{e:#}")))?;
+
+        let outbound = Outbound::new(
+            enabled.grant.clone(),
+            self.inner.config.http.clone(),
+            Arc::new(self.inner.config.resolver_overrides.clone()),
+        )
+        .map_err(err)?;
+        let shared = Arc::new(Shared {
+            id: id.clone(),
+            settings: enabled.settings.clone(),
+            outbound,
+            kv: Arc::clone(&self.inner.config.kv),
+            clock: Arc::clone(&self.inner.config.clock),
+            log_limits: self.inner.config.log.clone(),
+        });
+        let plugin = Plugin {
+            inner: Arc::new(PluginInner {
+                host: Arc::clone(&self.inner),
+                shared,
+                manifest,
+                enabled,
+                pres,
+                info: std::sync::OnceLock::new(),
+            }),
+        };
+        let info = plugin
+            .describe()
+            .await
+            .map_err(|e| err(format!("describe failed: {e}")))?;
+        if Version::parse(&info.version) != Some(plugin.inner.manifest.version) {
+            return Err(err(format!(
+                "the component says version {} but plugin.toml says {}",
+                info.version, plugin.inner.manifest.version
+            )));
+        }
+        let _ = plugin.inner.info.set(info);
+        Ok(plugin)
+    }
+}
+
+impl HostInner {
+    /// Compiles `wasm`, or loads the artifact this host cached for the same bytes and
+    /// engine. Bytes are validated by the compiler before anything runs.
+    fn compile(&self, wasm: &[u8]) -> Result<Component, String> {
+        let Some(dir) = &self.config.cache_dir else {
+            return Component::new(&self.engine, wasm).map_err(|e| invalid_component(&e));
+        };
+        let mut hasher = Sha256::new();
+        hasher.update(wasm);
+        hasher.update(b"\0engine\0");
+        std::hash::Hash::hash(&self.engine.precompile_compatibility_hash(), &mut HashWriter(&mut hasher));
+        let key = hex::encode(hasher.finalize());
+        let path = dir.join(format!("{key}.cwasm"));
+        if path.is_file() {
+            match load_cached(&self.engine, &path) {
+                Ok(component) => return Ok(component),
+                Err(e) => tracing::warn!("ignoring the unreadable cached plugin {}: {e}", path.display()),
+            }
+        }
+        let component = Component::new(&self.engine, wasm).map_err(|e| invalid_component(&e))?;
+        if let Ok(bytes) = component.serialize() {
+            let tmp = dir.join(format!("{key}.{}.tmp", std::process::id()));
+            let written = std::fs::create_dir_all(dir)
+                .and_then(|()| std::fs::write(&tmp, &bytes))
+                .and_then(|()| std::fs::rename(&tmp, &path));
+            if let Err(e) = written {
+                tracing::warn!("could not cache the compiled plugin in {}: {e}", dir.display());
+            }
+        }
+        Ok(component)
+    }
+
+    fn new_store(&self, shared: &Arc<Shared>) -> Store<PluginCtx> {
+        let output = CappedBuffer::new(shared.log_limits.stderr_bytes);
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.stdout(output.clone())
+            .stderr(output.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false);
+        let ctx = PluginCtx {
+            shared: Arc::clone(shared),
+            wasi: wasi.build(),
+            table: wasmtime::component::ResourceTable::new(),
+            limiter: MemoryLimiter::new(self.config.memory_limit_bytes),
+            deadline: Instant::now() + self.config.call_timeout,
+            requests: 0,
+            log_lines: 0,
+            log_bytes: 0,
+            log_dropped: 0,
+            panic_message: None,
+            ticks: 0,
+            stderr: output,
+        };
+        let mut store = Store::new(&self.engine, ctx);
+        store.limiter(|c| &mut c.limiter);
+        store.set_epoch_deadline(1);
+        let budget = self.cpu_ticks;
+        store.epoch_deadline_callback(move |mut cx| {
+            let data = cx.data_mut();
+            data.ticks += 1;
+            Ok(if data.ticks >= budget { UpdateDeadline::Interrupt } else { UpdateDeadline::Yield(1) })
+        });
+        store
+    }
+}
+
+/// wasmtime's `Component::deserialize_file` is `unsafe` because a crafted file can run
+/// arbitrary code; this host only reads files it wrote itself into its own cache
+/// directory, named by the hash of the source bytes and the engine configuration.
+#[allow(unsafe_code)]
+fn load_cached(engine: &Engine, path: &std::path::Path) -> wasmtime::Result<Component> {
+    // SAFETY: see above; the file was produced by `Component::serialize` of this engine
+    // configuration (the key includes `precompile_compatibility_hash`).
+    unsafe { Component::deserialize_file(engine, path) }
+}
+
+struct HashWriter<'a>(&'a mut Sha256);
+
+impl std::hash::Hasher for HashWriter<'_> {
+    fn finish(&self) -> u64 {
+        0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+}
+
+fn invalid_component(e: &wasmtime::Error) -> String {
+    format!("not a valid WebAssembly component: {e:#}")
+}
+
+fn supported_list() -> String {
+    SUPPORTED_WIT.iter().map(|(a, b)| format!("{a}.{b}")).collect::<Vec<_>>().join(", ")
+}
+
+/// The `keel:plugin/<kind>@<version>` interfaces a component exports.
+fn exported_kinds(engine: &Engine, component: &Component) -> Vec<(Kind, Version)> {
+    let mut found = Vec::new();
+    for (name, _) in component.component_type().exports(engine) {
+        let Some(rest) = name.strip_prefix("keel:plugin/") else { continue };
+        let Some((iface, version)) = rest.split_once('@') else { continue };
+        let Some(kind) = Kind::ALL.into_iter().find(|k| k.as_str() == iface) else { continue };
+        if let Some(v) = Version::parse(version) {
+            found.push((kind, v));
+        }
+    }
+    found
+}
+
+/// One typed pre-instance per kind the plugin implements.
+#[derive(Default)]
+pub(crate) struct Pres {
+    pub(crate) gateway: Option<v0_1::gateway::GatewayPluginPre<PluginCtx>>,
+    pub(crate) registrar: Option<v0_1::registrar::RegistrarPluginPre<PluginCtx>>,
+    pub(crate) notifier: Option<v0_1::notifier::NotifierPluginPre<PluginCtx>>,
+    pub(crate) provisioner: Option<v0_1::provisioner::ProvisionerPluginPre<PluginCtx>>,
+    pub(crate) assistant: Option<v0_1::assistant::AssistantPluginPre<PluginCtx>>,
+}
+
+impl Pres {
+    fn new(kinds: &[Kind], pre: &InstancePre<PluginCtx>) -> wasmtime::Result<Self> {
+        let mut pres = Self::default();
+        for kind in kinds {
+            match kind {
+                Kind::Gateway => pres.gateway = Some(v0_1::gateway::GatewayPluginPre::new(pre.clone())?),
+                Kind::Registrar => pres.registrar = Some(v0_1::registrar::RegistrarPluginPre::new(pre.clone())?),
+                Kind::Notifier => pres.notifier = Some(v0_1::notifier::NotifierPluginPre::new(pre.clone())?),
+                Kind::Provisioner => {
+                    pres.provisioner = Some(v0_1::provisioner::ProvisionerPluginPre::new(pre.clone())?)
+                }
+                Kind::Assistant => pres.assistant = Some(v0_1::assistant::AssistantPluginPre::new(pre.clone())?),
+            }
+        }
+        Ok(pres)
+    }
+}
+
+/// A loaded plugin. Cheap to clone; get a kind's handle with [`Plugin::gateway`] and
+/// friends.
+#[derive(Clone)]
+pub struct Plugin {
+    pub(crate) inner: Arc<PluginInner>,
+}
+
+pub(crate) struct PluginInner {
+    host: Arc<HostInner>,
+    shared: Arc<Shared>,
+    pub(crate) manifest: Manifest,
+    enabled: Enabled,
+    pub(crate) pres: Pres,
+    info: std::sync::OnceLock<crate::PluginInfo>,
+}
+
+impl Plugin {
+    pub fn id(&self) -> &str {
+        &self.inner.manifest.id
+    }
+
+    pub fn manifest(&self) -> &Manifest {
+        &self.inner.manifest
+    }
+
+    /// The settings and effective grant it runs with.
+    pub fn enabled(&self) -> &Enabled {
+        &self.inner.enabled
+    }
+
+    /// What `describe` answered at load.
+    pub fn info(&self) -> Option<&crate::PluginInfo> {
+        self.inner.info.get()
+    }
+
+    /// Runs one call in a fresh store: a pool slot (waiting for one if all are busy), the
+    /// memory limiter, the CPU budget, the wall-clock timeout; then maps the outcome to a
+    /// typed result, flushes the plugin's stderr into the log and counts the outcome.
+    pub(crate) async fn run<T, F>(&self, kind: Kind, op: &'static str, f: F) -> Result<T, PluginFailure>
+    where
+        T: Send + 'static,
+        F: for<'s> FnOnce(&'s mut Store<PluginCtx>) -> BoxFuture<'s, wasmtime::Result<Result<T, PluginError>>>
+            + Send
+            + 'static,
+    {
+        let started = Instant::now();
+        let host = &self.inner.host;
+        let permit = Arc::clone(&host.semaphore).acquire_owned().await;
+        let mut store = host.new_store(&self.inner.shared);
+        let timeout = host.config.call_timeout;
+        let task = tokio::spawn(async move {
+            let _permit = permit;
+            let outcome = tokio::time::timeout(timeout, f(&mut store)).await;
+            (outcome, store)
+        });
+        let id = self.id().to_owned();
+        let result = match task.await {
+            Err(join) => Err(PluginFailure::Host(format!("the host failed while serving the call: {join}"))),
+            Ok((outcome, store)) => {
+                let data = store.data();
+                let result = match outcome {
+                    Err(_elapsed) => Err(PluginFailure::Timeout),
+                    Ok(Ok(Ok(value))) => Ok(value),
+                    Ok(Ok(Err(plugin_error))) => Err(PluginFailure::Plugin(plugin_error)),
+                    Ok(Err(trap)) => Err(classify_trap(&trap, data)),
+                };
+                flush_output(&id, data);
+                result
+            }
+        };
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(f) => f.label(),
+        };
+        metrics::counter!("keel_plugin_calls_total", "plugin" => id.clone(), "kind" => kind.as_str(), "op" => op, "outcome" => outcome)
+            .increment(1);
+        metrics::histogram!("keel_plugin_call_seconds", "plugin" => id.clone(), "kind" => kind.as_str())
+            .record(started.elapsed().as_secs_f64());
+        if let Err(failure) = &result {
+            if !matches!(failure, PluginFailure::Plugin(_)) {
+                tracing::warn!(plugin = id, kind = kind.as_str(), op, "plugin call failed: {failure}");
+            }
+        }
+        result
+    }
+}
+
+fn classify_trap(err: &wasmtime::Error, data: &PluginCtx) -> PluginFailure {
+    if data.limiter.hit || err.downcast_ref::<MemoryLimitReached>().is_some() {
+        return PluginFailure::MemoryLimit;
+    }
+    match err.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => PluginFailure::CpuLimit,
+        Some(Trap::StackOverflow) => PluginFailure::StackOverflow,
+        Some(Trap::UnreachableCodeReached) => {
+            PluginFailure::Panic(data.panic_message.clone().or_else(|| data.stderr.last_line()))
+        }
+        Some(trap) => PluginFailure::Trap(trap.to_string()),
+        None => PluginFailure::Trap(format!("{err:#}")),
+    }
+}
+
+fn flush_output(id: &str, data: &PluginCtx) {
+    let (bytes, dropped) = data.stderr.take();
+    if !bytes.is_empty() {
+        for line in String::from_utf8_lossy(&bytes).lines().filter(|l| !l.trim().is_empty()) {
+            tracing::warn!(target: "keel::plugin::stderr", plugin = id, "{line}");
+        }
+    }
+    if dropped > 0 {
+        metrics::counter!("keel_plugin_output_dropped_bytes_total", "plugin" => id.to_owned()).increment(dropped);
+        tracing::warn!(plugin = id, "dropped {dropped} bytes of the plugin's stdout/stderr past the cap");
+    }
+    if data.log_dropped > 0 {
+        metrics::counter!("keel_plugin_log_dropped_total", "plugin" => id.to_owned()).increment(data.log_dropped);
+        tracing::warn!(plugin = id, "dropped {} log lines past the per-call budget", data.log_dropped);
+    }
+}
