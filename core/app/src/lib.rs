@@ -20,6 +20,7 @@ pub mod clock;
 pub mod demo;
 pub mod error;
 pub mod ledger;
+pub mod plugins;
 
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use error::AppError;

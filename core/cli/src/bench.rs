@@ -41,6 +41,9 @@ pub enum BenchCommand {
     /// HTTP throughput and latency (G1: /healthz against a trivial axum server; G2: an
     /// authenticated client list), from a load generator in the same run.
     Http(HttpArgs),
+    /// Plugin call cost (G12): a fresh instance per call for a no-op, a ~1 KB record and a
+    /// host import, beside a native Rust implementation of the same trait.
+    Plugins(crate::bench_plugins::PluginsArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -93,6 +96,7 @@ pub async fn run(command: BenchCommand, _config: &Config) -> Result<()> {
             Ok(())
         }
         BenchCommand::Http(args) => crate::bench_http::run(args).await,
+        BenchCommand::Plugins(args) => crate::bench_plugins::run(args).await,
     }
 }
 

@@ -96,8 +96,10 @@ pub struct Config {
     pub log: LogConfig,
     #[serde(default)]
     pub billing: BillingConfig,
-    /// `[plugins.<id>]` sections, validated against each plugin's manifest by a later
-    /// issue: for now kept as raw TOML tables. Serialized redacted.
+    #[serde(default)]
+    pub plugin_host: PluginHostConfig,
+    /// `[plugins.<id>]` sections, validated against each plugin's manifest when Keel
+    /// starts (`keel plugin check` runs the same check). Serialized redacted.
     #[serde(default, serialize_with = "serialize_redacted_plugins")]
     pub plugins: BTreeMap<String, toml::Table>,
 }
@@ -181,6 +183,40 @@ impl Default for LogConfig {
     }
 }
 
+/// Limits of the plugin sandbox and where plugins come from.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PluginHostConfig {
+    /// Directories of installed plugins besides the built-in ones: each holds one folder
+    /// per plugin with `plugin.toml` and `plugin.wasm`.
+    pub dirs: Vec<PathBuf>,
+    /// Where compiled plugins are cached (keyed by content hash and engine). Keel loads
+    /// native code from here, so it must be a directory only Keel writes to. Empty = no
+    /// cache (every start compiles).
+    pub cache_dir: PathBuf,
+    /// Plugin calls running at once (job workers plus API callbacks); the rest wait.
+    pub max_concurrent_calls: u32,
+    /// Memory one plugin call may use, all its memories together, in MiB.
+    pub memory_limit_mb: u32,
+    /// CPU time one plugin call may use, in milliseconds (counted in 10 ms ticks).
+    pub cpu_budget_ms: u64,
+    /// Wall-clock time one plugin call may take, outbound HTTP included, in milliseconds.
+    pub call_timeout_ms: u64,
+}
+
+impl Default for PluginHostConfig {
+    fn default() -> Self {
+        Self {
+            dirs: Vec::new(),
+            cache_dir: PathBuf::from("keel-plugin-cache"),
+            max_concurrent_calls: 16,
+            memory_limit_mb: 64,
+            cpu_budget_ms: 2_000,
+            call_timeout_ms: 30_000,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BillingConfig {
@@ -206,6 +242,7 @@ impl fmt::Debug for Config {
             .field("server", &self.server)
             .field("log", &self.log)
             .field("billing", &self.billing)
+            .field("plugin_host", &self.plugin_host)
             .field("plugins", &redacted_plugins(&self.plugins))
             .finish()
     }
@@ -245,6 +282,31 @@ impl Config {
             return Err((
                 "database.url",
                 format!("must start with sqlite:, postgres: or postgresql:{found}"),
+            ));
+        }
+        let ph = &self.plugin_host;
+        if ph.max_concurrent_calls < 1 || ph.max_concurrent_calls > 1000 {
+            return Err((
+                "plugin_host.max_concurrent_calls",
+                "must be 1 to 1000".to_owned(),
+            ));
+        }
+        if !(8..=4096).contains(&ph.memory_limit_mb) {
+            return Err((
+                "plugin_host.memory_limit_mb",
+                "must be 8 to 4096".to_owned(),
+            ));
+        }
+        if ph.cpu_budget_ms < 10 {
+            return Err((
+                "plugin_host.cpu_budget_ms",
+                "must be at least 10 (one tick)".to_owned(),
+            ));
+        }
+        if ph.call_timeout_ms < 100 {
+            return Err((
+                "plugin_host.call_timeout_ms",
+                "must be at least 100".to_owned(),
             ));
         }
         if self.database.max_connections < 1 {

@@ -9,7 +9,9 @@
 
 mod bench;
 mod bench_http;
+mod bench_plugins;
 mod config;
+mod plugins;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -19,6 +21,7 @@ use keel_store::Db;
 use keel_store::db::ConnectOptions;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Parser, Debug)]
@@ -73,6 +76,11 @@ enum Command {
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
+    },
+    /// Plugins: what is installed, how each is configured, and a check without starting.
+    Plugin {
+        #[command(subcommand)]
+        command: plugins::PluginCommand,
     },
     /// Benchmarks that print their figures beside a baseline measured in the same run.
     Bench {
@@ -142,7 +150,9 @@ struct Exit(u8, anyhow::Error);
 impl<E: Into<anyhow::Error>> From<E> for Exit {
     fn from(e: E) -> Exit {
         let e = e.into();
-        let code = if e.downcast_ref::<config::ConfigError>().is_some() {
+        let code = if e.downcast_ref::<config::ConfigError>().is_some()
+            || e.downcast_ref::<plugins::PluginConfigError>().is_some()
+        {
             2
         } else {
             1
@@ -265,6 +275,7 @@ async fn run(command: Command, config: Config) -> Result<(), Exit> {
         } => audit_verify(&config, json).await?,
         Command::Keys { command } => keys(&config, command).await?,
         Command::Bench { command } => bench::run(command, &config).await?,
+        Command::Plugin { command } => plugins::run(&config, command).await?,
     }
     Ok(())
 }
@@ -300,8 +311,20 @@ async fn serve(config: &Config, demo: bool) -> Result<()> {
     // Listen for SIGTERM and Ctrl-C before anything slow (migrations, the demo seed), so a
     // stop request during start-up is a clean stop too.
     let signal = shutdown_signal()?;
+    // Plugin sections first: one that does not fit its manifest stops start-up here,
+    // naming the plugin and the key, before the database or the port is touched.
+    let enabled = plugins::check_config(config, demo)?;
     let db = open(config).await?;
     let app = App::new(db.clone());
+    let kv = Arc::new(keel_app::plugins::DbKv::new(
+        db.clone(),
+        Arc::new(keel_app::clock::SystemClock),
+    ));
+    let (_plugin_host, plugins) = plugins::load(config, enabled, kv).await?;
+    for p in &plugins {
+        let kinds: Vec<&str> = p.manifest().kinds.iter().map(|k| k.as_str()).collect();
+        tracing::info!(plugin = p.id(), version = %p.manifest().version, kinds = %kinds.join(","), "plugin loaded");
+    }
     let listener = tokio::net::TcpListener::bind(&config.server.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.server.listen))?;

@@ -27,7 +27,11 @@ pub struct LogLimits {
 
 impl Default for LogLimits {
     fn default() -> Self {
-        Self { lines_per_call: 1000, bytes_per_call: 256 * 1024, stderr_bytes: 64 * 1024 }
+        Self {
+            lines_per_call: 1000,
+            bytes_per_call: 256 * 1024,
+            stderr_bytes: 64 * 1024,
+        }
     }
 }
 
@@ -50,7 +54,10 @@ pub struct PluginCtx {
 
 impl WasiView for PluginCtx {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -63,7 +70,9 @@ impl http::Host for PluginCtx {
         let max = shared.outbound.limits().max_requests_per_call;
         if self.requests >= max {
             metrics::counter!("keel_plugin_http_denied_total", "plugin" => id.to_owned(), "reason" => "too_many_requests").increment(1);
-            return Err(http::Error::TooManyRequests(format!("a call may make at most {max} requests")));
+            return Err(http::Error::TooManyRequests(format!(
+                "a call may make at most {max} requests"
+            )));
         }
         self.requests += 1;
         let result = shared.outbound.send(req, self.deadline).await;
@@ -84,7 +93,9 @@ impl http::Host for PluginCtx {
 impl log::Host for PluginCtx {
     async fn log(&mut self, level: log::Level, message: String) {
         let limits = &self.shared.log_limits;
-        if self.log_lines >= limits.lines_per_call || self.log_bytes + message.len() > limits.bytes_per_call {
+        if self.log_lines >= limits.lines_per_call
+            || self.log_bytes + message.len() > limits.bytes_per_call
+        {
             self.log_dropped += 1;
             return;
         }
@@ -121,7 +132,10 @@ impl kv::Host for PluginCtx {
         if value.len() > MAX_VALUE_BYTES {
             return Err(format!("values are at most {MAX_VALUE_BYTES} bytes"));
         }
-        self.shared.kv.set(&self.shared.id, &key, &value, MAX_KEYS_PER_PLUGIN).await
+        self.shared
+            .kv
+            .set(&self.shared.id, &key, &value, MAX_KEYS_PER_PLUGIN)
+            .await
     }
 
     async fn delete(&mut self, key: String) -> Result<bool, String> {
@@ -158,7 +172,11 @@ pub struct MemoryLimiter {
 
 impl MemoryLimiter {
     pub fn new(cap: usize) -> Self {
-        Self { cap, used: 0, hit: false }
+        Self {
+            cap,
+            used: 0,
+            hit: false,
+        }
     }
 }
 
@@ -168,7 +186,12 @@ impl MemoryLimiter {
 pub struct MemoryLimitReached(pub usize);
 
 impl ResourceLimiter for MemoryLimiter {
-    fn memory_growing(&mut self, current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         let grow = desired.saturating_sub(current);
         if self.used.saturating_add(grow) > self.cap {
             self.hit = true;
@@ -178,7 +201,12 @@ impl ResourceLimiter for MemoryLimiter {
         Ok(true)
     }
 
-    fn table_growing(&mut self, current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         // Count table slots at pointer size against the same budget.
         let grow = desired.saturating_sub(current).saturating_mul(8);
         if self.used.saturating_add(grow) > self.cap {
@@ -211,7 +239,9 @@ pub struct CappedBuffer {
 
 impl CappedBuffer {
     pub fn new(cap: usize) -> Self {
-        Self { inner: Arc::new(Mutex::new((Vec::new(), cap, 0))) }
+        Self {
+            inner: Arc::new(Mutex::new((Vec::new(), cap, 0))),
+        }
     }
 
     /// What was kept, and how many bytes were dropped.
@@ -229,7 +259,10 @@ impl CappedBuffer {
     pub fn last_line(&self) -> Option<String> {
         let g = self.inner.lock().unwrap();
         let text = String::from_utf8_lossy(&g.0);
-        text.lines().rev().find(|l| !l.trim().is_empty()).map(|l| l.trim().to_owned())
+        text.lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .map(|l| l.trim().to_owned())
     }
 }
 
@@ -289,7 +322,11 @@ impl wasmtime_wasi::p2::Pollable for CappedBuffer {
 }
 
 impl tokio::io::AsyncWrite for CappedBuffer {
-    fn poll_write(self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         self.push(buf);
         Poll::Ready(Ok(buf.len()))
     }
@@ -324,11 +361,22 @@ mod tests {
         let mut store = wasmtime::Store::new(&engine, MemoryLimiter::new(32 * 1024 * 1024));
         store.limiter(|l| l);
         let instance = wasmtime::Instance::new(&mut store, &module, &[]).unwrap();
-        let grow_a = instance.get_typed_func::<(), i32>(&mut store, "grow_a").unwrap();
-        let grow_b = instance.get_typed_func::<(), i32>(&mut store, "grow_b").unwrap();
-        assert_eq!(grow_a.call(&mut store, ()).unwrap(), 1, "20 MiB plus the first pages fit");
+        let grow_a = instance
+            .get_typed_func::<(), i32>(&mut store, "grow_a")
+            .unwrap();
+        let grow_b = instance
+            .get_typed_func::<(), i32>(&mut store, "grow_b")
+            .unwrap();
+        assert_eq!(
+            grow_a.call(&mut store, ()).unwrap(),
+            1,
+            "20 MiB plus the first pages fit"
+        );
         let err = grow_b.call(&mut store, ()).unwrap_err();
-        assert!(err.downcast_ref::<MemoryLimitReached>().is_some(), "{err:#}");
+        assert!(
+            err.downcast_ref::<MemoryLimitReached>().is_some(),
+            "{err:#}"
+        );
         assert!(store.data().hit);
     }
 

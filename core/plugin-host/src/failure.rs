@@ -54,7 +54,9 @@ impl fmt::Display for PluginFailure {
         match self {
             Self::Plugin(e) => write!(f, "the plugin answered with an error: {e:?}"),
             Self::CpuLimit => f.write_str("the plugin used up its CPU time and was stopped"),
-            Self::MemoryLimit => f.write_str("the plugin tried to use more memory than allowed and was stopped"),
+            Self::MemoryLimit => {
+                f.write_str("the plugin tried to use more memory than allowed and was stopped")
+            }
             Self::Timeout => f.write_str("the plugin did not finish in time and was stopped"),
             Self::StackOverflow => f.write_str("the plugin overflowed its stack and was stopped"),
             Self::Panic(Some(m)) => write!(f, "the plugin crashed: {m}"),
@@ -78,6 +80,9 @@ pub struct LoadError {
 
 impl LoadError {
     pub fn new(plugin: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { plugin: plugin.into(), message: message.into() }
+        Self {
+            plugin: plugin.into(),
+            message: message.into(),
+        }
     }
 }

@@ -66,7 +66,9 @@ impl HostPattern {
         };
         let rest = rest.strip_suffix('/').unwrap_or(rest);
         if rest.contains(['/', '?', '#', '@']) {
-            return Err(format!("`{text}`: only scheme, host and port; no path, query or user"));
+            return Err(format!(
+                "`{text}`: only scheme, host and port; no path, query or user"
+            ));
         }
         let (host, port) = split_host_port(rest).map_err(|e| format!("`{text}`: {e}"))?;
         let port = port.unwrap_or(scheme.default_port());
@@ -76,18 +78,29 @@ impl HostPattern {
             None => (false, host),
         };
         if host.is_empty() || host.contains('*') {
-            return Err(format!("`{text}`: `*` is allowed only as the whole leading label"));
+            return Err(format!(
+                "`{text}`: `*` is allowed only as the whole leading label"
+            ));
         }
         let valid = host.parse::<IpAddr>().is_ok()
             || host.split('.').all(|label| {
                 !label.is_empty()
                     && label.len() <= 63
-                    && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
             });
         if !valid {
-            return Err(format!("`{text}`: `{host}` is not a host name or IP address"));
+            return Err(format!(
+                "`{text}`: `{host}` is not a host name or IP address"
+            ));
         }
-        Ok(Self { scheme, host, wildcard, port })
+        Ok(Self {
+            scheme,
+            host,
+            wildcard,
+            port,
+        })
     }
 
     /// Whether a request to `scheme://host:port` fits.
@@ -121,7 +134,11 @@ impl HostPattern {
 impl fmt::Display for HostPattern {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let star = if self.wildcard { "*." } else { "" };
-        let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
         write!(f, "{}://{star}{host}", self.scheme.as_str())?;
         if self.port != self.scheme.default_port() {
             write!(f, ":{}", self.port)?;
@@ -160,8 +177,9 @@ impl Network {
             Some((a, p)) => (a, Some(p)),
             None => (text.trim(), None),
         };
-        let addr: IpAddr =
-            addr.parse().map_err(|_| format!("`{text}` is not an IP network like 10.0.0.0/8"))?;
+        let addr: IpAddr = addr
+            .parse()
+            .map_err(|_| format!("`{text}` is not an IP network like 10.0.0.0/8"))?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let prefix = match prefix {
             Some(p) => p
@@ -177,11 +195,15 @@ impl Network {
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.addr, canonical(ip)) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u32::from(net) & mask == u32::from(ip) & mask
             }
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u128::from(net) & mask == u128::from(ip) & mask
             }
             _ => false,
@@ -274,7 +296,11 @@ impl Grant {
                         let declared = if declared.is_empty() {
                             "none".to_owned()
                         } else {
-                            declared.iter().map(|d| format!("`{d}`")).collect::<Vec<_>>().join(", ")
+                            declared
+                                .iter()
+                                .map(|d| format!("`{d}`"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
                         };
                         return Err(format!(
                             "`{entry}` is wider than the plugin's declaration (it declares {declared}); a grant can only narrow it"
@@ -392,10 +418,14 @@ mod tests {
         let sub_wild =
             Grant::resolve(&declared, Some(vec![p("https://*.eu.example.com")]), vec![]).unwrap();
         assert_eq!(sub_wild.hosts().len(), 1);
-        let wider = Grant::resolve(&declared, Some(vec![p("https://evil.com")]), vec![]).unwrap_err();
+        let wider =
+            Grant::resolve(&declared, Some(vec![p("https://evil.com")]), vec![]).unwrap_err();
         assert!(wider.contains("`https://evil.com` is wider"), "{wider}");
-        let other_port =
-            Grant::resolve(&declared, Some(vec![p("https://api.other.com:444")]), vec![]);
+        let other_port = Grant::resolve(
+            &declared,
+            Some(vec![p("https://api.other.com:444")]),
+            vec![],
+        );
         assert!(other_port.is_err());
         let default = Grant::resolve(&declared, None, vec![]).unwrap();
         assert_eq!(default.hosts(), declared.as_slice());
@@ -404,9 +434,21 @@ mod tests {
     #[test]
     fn special_ranges_are_refused_unless_allowed() {
         for ip in [
-            "127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1",
-            "0.0.0.0", "224.0.0.1", "255.255.255.255", "::1", "fd00:ec2::254", "fe80::1",
-            "::ffff:10.0.0.1", "::ffff:127.0.0.1", "64:ff9b::a00:1",
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "224.0.0.1",
+            "255.255.255.255",
+            "::1",
+            "fd00:ec2::254",
+            "fe80::1",
+            "::ffff:10.0.0.1",
+            "::ffff:127.0.0.1",
+            "64:ff9b::a00:1",
         ] {
             let ip: IpAddr = ip.parse().unwrap();
             assert!(special_range(ip).is_some(), "{ip} should be special");
@@ -418,21 +460,45 @@ mod tests {
         let grant = Grant::new(vec![], vec![Network::parse("127.0.0.0/8").unwrap()]);
         assert!(grant.check_ip("127.0.0.1".parse().unwrap()).is_ok());
         assert!(grant.check_ip("::ffff:127.0.0.1".parse().unwrap()).is_ok());
-        assert!(grant.check_ip("10.0.0.1".parse().unwrap()).unwrap_err().contains("private"));
+        assert!(
+            grant
+                .check_ip("10.0.0.1".parse().unwrap())
+                .unwrap_err()
+                .contains("private")
+        );
         assert!(Network::parse("10.0.0.0/33").is_err());
-        assert!(Network::parse("fd00::/8").unwrap().contains("fd12::1".parse().unwrap()));
+        assert!(
+            Network::parse("fd00::/8")
+                .unwrap()
+                .contains("fd12::1".parse().unwrap())
+        );
     }
 
     #[test]
     fn urls_are_checked_on_scheme_host_port_and_literal_ip() {
-        let grant = Grant::new(vec![p("https://api.example.com"), p("http://127.0.0.1:8080")], vec![]);
+        let grant = Grant::new(
+            vec![p("https://api.example.com"), p("http://127.0.0.1:8080")],
+            vec![],
+        );
         let ok = |u: &str| grant.check_url(&reqwest::Url::parse(u).unwrap());
         assert!(ok("https://api.example.com/v1?x=1").is_ok());
         assert!(ok("https://api.example.com:443/").is_ok());
-        assert!(ok("http://api.example.com/").unwrap_err().contains("not granted"));
+        assert!(
+            ok("http://api.example.com/")
+                .unwrap_err()
+                .contains("not granted")
+        );
         assert!(ok("https://api.example.com:8443/").is_err());
-        assert!(ok("https://user:pw@api.example.com/").unwrap_err().contains("user names"));
+        assert!(
+            ok("https://user:pw@api.example.com/")
+                .unwrap_err()
+                .contains("user names")
+        );
         // Declared, but loopback without allow_networks.
-        assert!(ok("http://127.0.0.1:8080/").unwrap_err().contains("loopback"));
+        assert!(
+            ok("http://127.0.0.1:8080/")
+                .unwrap_err()
+                .contains("loopback")
+        );
     }
 }

@@ -1,8 +1,8 @@
 //! The engine, the plugin loader and the call machinery.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -10,7 +10,9 @@ use futures::future::BoxFuture;
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 use wasmtime::component::{Component, InstancePre, Linker};
-use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap, UpdateDeadline};
+use wasmtime::{
+    Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap, UpdateDeadline,
+};
 use wasmtime_wasi::WasiCtxBuilder;
 
 use crate::bindings::v0_1;
@@ -132,9 +134,13 @@ impl PluginHost {
         let engine = Engine::new(&wasm).map_err(|e| format!("wasmtime engine: {e}"))?;
 
         let mut linker = Linker::<PluginCtx>::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| format!("linking WASI: {e}"))?;
-        v0_1::host::Host_::add_to_linker::<_, wasmtime::component::HasSelf<PluginCtx>>(&mut linker, |c| c)
-            .map_err(|e| format!("linking keel:plugin imports: {e}"))?;
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(|e| format!("linking WASI: {e}"))?;
+        v0_1::host::Host_::add_to_linker::<_, wasmtime::component::HasSelf<PluginCtx>>(
+            &mut linker,
+            |c| c,
+        )
+        .map_err(|e| format!("linking keel:plugin imports: {e}"))?;
 
         let ticker_stop = Arc::new(AtomicBool::new(false));
         {
@@ -169,7 +175,12 @@ impl PluginHost {
 
     /// Compiles (or loads from the cache), links and describes a plugin. `enabled` is its
     /// validated `[plugins.<id>]` section.
-    pub async fn load(&self, manifest: Manifest, wasm: Arc<[u8]>, enabled: Enabled) -> Result<Plugin, LoadError> {
+    pub async fn load(
+        &self,
+        manifest: Manifest,
+        wasm: Arc<[u8]>,
+        enabled: Enabled,
+    ) -> Result<Plugin, LoadError> {
         let id = manifest.id.clone();
         let err = |m: String| LoadError::new(&id, m);
         let component = {
@@ -204,7 +215,11 @@ impl PluginHost {
                     )));
                 }
                 None => {
-                    let exports = if found_versions.is_empty() { "no keel:plugin interface".to_owned() } else { found_versions.join(", ") };
+                    let exports = if found_versions.is_empty() {
+                        "no keel:plugin interface".to_owned()
+                    } else {
+                        found_versions.join(", ")
+                    };
                     return Err(err(format!(
                         "plugin.toml lists kind `{kind}` but the component exports {exports}"
                     )));
@@ -212,11 +227,11 @@ impl PluginHost {
             }
         }
 
-        let pre = self
-            .inner
-            .linker
-            .instantiate_pre(&component)
-            .map_err(|e| err(format!("the component needs imports this host does not provide: {e:#}")))?;
+        let pre = self.inner.linker.instantiate_pre(&component).map_err(|e| {
+            err(format!(
+                "the component needs imports this host does not provide: {e:#}"
+            ))
+        })?;
         let pres = Pres::new(&manifest.kinds, &pre).map_err(|e| err(format!("{e:#}")))?;
 
         let outbound = Outbound::new(
@@ -268,13 +283,19 @@ impl HostInner {
         let mut hasher = Sha256::new();
         hasher.update(wasm);
         hasher.update(b"\0engine\0");
-        std::hash::Hash::hash(&self.engine.precompile_compatibility_hash(), &mut HashWriter(&mut hasher));
+        std::hash::Hash::hash(
+            &self.engine.precompile_compatibility_hash(),
+            &mut HashWriter(&mut hasher),
+        );
         let key = hex::encode(hasher.finalize());
         let path = dir.join(format!("{key}.cwasm"));
         if path.is_file() {
             match load_cached(&self.engine, &path) {
                 Ok(component) => return Ok(component),
-                Err(e) => tracing::warn!("ignoring the unreadable cached plugin {}: {e}", path.display()),
+                Err(e) => tracing::warn!(
+                    "ignoring the unreadable cached plugin {}: {e}",
+                    path.display()
+                ),
             }
         }
         let component = Component::new(&self.engine, wasm).map_err(|e| invalid_component(&e))?;
@@ -284,7 +305,10 @@ impl HostInner {
                 .and_then(|()| std::fs::write(&tmp, &bytes))
                 .and_then(|()| std::fs::rename(&tmp, &path));
             if let Err(e) = written {
-                tracing::warn!("could not cache the compiled plugin in {}: {e}", dir.display());
+                tracing::warn!(
+                    "could not cache the compiled plugin in {}: {e}",
+                    dir.display()
+                );
             }
         }
         Ok(component)
@@ -319,7 +343,11 @@ impl HostInner {
         store.epoch_deadline_callback(move |mut cx| {
             let data = cx.data_mut();
             data.ticks += 1;
-            Ok(if data.ticks >= budget { UpdateDeadline::Interrupt } else { UpdateDeadline::Yield(1) })
+            Ok(if data.ticks >= budget {
+                UpdateDeadline::Interrupt
+            } else {
+                UpdateDeadline::Yield(1)
+            })
         });
         store
     }
@@ -351,16 +379,26 @@ fn invalid_component(e: &wasmtime::Error) -> String {
 }
 
 fn supported_list() -> String {
-    SUPPORTED_WIT.iter().map(|(a, b)| format!("{a}.{b}")).collect::<Vec<_>>().join(", ")
+    SUPPORTED_WIT
+        .iter()
+        .map(|(a, b)| format!("{a}.{b}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The `keel:plugin/<kind>@<version>` interfaces a component exports.
 fn exported_kinds(engine: &Engine, component: &Component) -> Vec<(Kind, Version)> {
     let mut found = Vec::new();
     for (name, _) in component.component_type().exports(engine) {
-        let Some(rest) = name.strip_prefix("keel:plugin/") else { continue };
-        let Some((iface, version)) = rest.split_once('@') else { continue };
-        let Some(kind) = Kind::ALL.into_iter().find(|k| k.as_str() == iface) else { continue };
+        let Some(rest) = name.strip_prefix("keel:plugin/") else {
+            continue;
+        };
+        let Some((iface, version)) = rest.split_once('@') else {
+            continue;
+        };
+        let Some(kind) = Kind::ALL.into_iter().find(|k| k.as_str() == iface) else {
+            continue;
+        };
         if let Some(v) = Version::parse(version) {
             found.push((kind, v));
         }
@@ -383,13 +421,22 @@ impl Pres {
         let mut pres = Self::default();
         for kind in kinds {
             match kind {
-                Kind::Gateway => pres.gateway = Some(v0_1::gateway::GatewayPluginPre::new(pre.clone())?),
-                Kind::Registrar => pres.registrar = Some(v0_1::registrar::RegistrarPluginPre::new(pre.clone())?),
-                Kind::Notifier => pres.notifier = Some(v0_1::notifier::NotifierPluginPre::new(pre.clone())?),
-                Kind::Provisioner => {
-                    pres.provisioner = Some(v0_1::provisioner::ProvisionerPluginPre::new(pre.clone())?)
+                Kind::Gateway => {
+                    pres.gateway = Some(v0_1::gateway::GatewayPluginPre::new(pre.clone())?)
                 }
-                Kind::Assistant => pres.assistant = Some(v0_1::assistant::AssistantPluginPre::new(pre.clone())?),
+                Kind::Registrar => {
+                    pres.registrar = Some(v0_1::registrar::RegistrarPluginPre::new(pre.clone())?)
+                }
+                Kind::Notifier => {
+                    pres.notifier = Some(v0_1::notifier::NotifierPluginPre::new(pre.clone())?)
+                }
+                Kind::Provisioner => {
+                    pres.provisioner =
+                        Some(v0_1::provisioner::ProvisionerPluginPre::new(pre.clone())?)
+                }
+                Kind::Assistant => {
+                    pres.assistant = Some(v0_1::assistant::AssistantPluginPre::new(pre.clone())?)
+                }
             }
         }
         Ok(pres)
@@ -434,10 +481,17 @@ impl Plugin {
     /// Runs one call in a fresh store: a pool slot (waiting for one if all are busy), the
     /// memory limiter, the CPU budget, the wall-clock timeout; then maps the outcome to a
     /// typed result, flushes the plugin's stderr into the log and counts the outcome.
-    pub(crate) async fn run<T, F>(&self, kind: Kind, op: &'static str, f: F) -> Result<T, PluginFailure>
+    pub(crate) async fn run<T, F>(
+        &self,
+        kind: Kind,
+        op: &'static str,
+        f: F,
+    ) -> Result<T, PluginFailure>
     where
         T: Send + 'static,
-        F: for<'s> FnOnce(&'s mut Store<PluginCtx>) -> BoxFuture<'s, wasmtime::Result<Result<T, PluginError>>>
+        F: for<'s> FnOnce(
+                &'s mut Store<PluginCtx>,
+            ) -> BoxFuture<'s, wasmtime::Result<Result<T, PluginError>>>
             + Send
             + 'static,
     {
@@ -453,7 +507,9 @@ impl Plugin {
         });
         let id = self.id().to_owned();
         let result = match task.await {
-            Err(join) => Err(PluginFailure::Host(format!("the host failed while serving the call: {join}"))),
+            Err(join) => Err(PluginFailure::Host(format!(
+                "the host failed while serving the call: {join}"
+            ))),
             Ok((outcome, store)) => {
                 let data = store.data();
                 let result = match outcome {
@@ -476,7 +532,12 @@ impl Plugin {
             .record(started.elapsed().as_secs_f64());
         if let Err(failure) = &result {
             if !matches!(failure, PluginFailure::Plugin(_)) {
-                tracing::warn!(plugin = id, kind = kind.as_str(), op, "plugin call failed: {failure}");
+                tracing::warn!(
+                    plugin = id,
+                    kind = kind.as_str(),
+                    op,
+                    "plugin call failed: {failure}"
+                );
             }
         }
         result
@@ -490,9 +551,11 @@ fn classify_trap(err: &wasmtime::Error, data: &PluginCtx) -> PluginFailure {
     match err.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => PluginFailure::CpuLimit,
         Some(Trap::StackOverflow) => PluginFailure::StackOverflow,
-        Some(Trap::UnreachableCodeReached) => {
-            PluginFailure::Panic(data.panic_message.clone().or_else(|| data.stderr.last_line()))
-        }
+        Some(Trap::UnreachableCodeReached) => PluginFailure::Panic(
+            data.panic_message
+                .clone()
+                .or_else(|| data.stderr.last_line()),
+        ),
         Some(trap) => PluginFailure::Trap(trap.to_string()),
         None => PluginFailure::Trap(format!("{err:#}")),
     }
@@ -501,16 +564,28 @@ fn classify_trap(err: &wasmtime::Error, data: &PluginCtx) -> PluginFailure {
 fn flush_output(id: &str, data: &PluginCtx) {
     let (bytes, dropped) = data.stderr.take();
     if !bytes.is_empty() {
-        for line in String::from_utf8_lossy(&bytes).lines().filter(|l| !l.trim().is_empty()) {
+        for line in String::from_utf8_lossy(&bytes)
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+        {
             tracing::warn!(target: "keel::plugin::stderr", plugin = id, "{line}");
         }
     }
     if dropped > 0 {
-        metrics::counter!("keel_plugin_output_dropped_bytes_total", "plugin" => id.to_owned()).increment(dropped);
-        tracing::warn!(plugin = id, "dropped {dropped} bytes of the plugin's stdout/stderr past the cap");
+        metrics::counter!("keel_plugin_output_dropped_bytes_total", "plugin" => id.to_owned())
+            .increment(dropped);
+        tracing::warn!(
+            plugin = id,
+            "dropped {dropped} bytes of the plugin's stdout/stderr past the cap"
+        );
     }
     if data.log_dropped > 0 {
-        metrics::counter!("keel_plugin_log_dropped_total", "plugin" => id.to_owned()).increment(data.log_dropped);
-        tracing::warn!(plugin = id, "dropped {} log lines past the per-call budget", data.log_dropped);
+        metrics::counter!("keel_plugin_log_dropped_total", "plugin" => id.to_owned())
+            .increment(data.log_dropped);
+        tracing::warn!(
+            plugin = id,
+            "dropped {} log lines past the per-call budget",
+            data.log_dropped
+        );
     }
 }

@@ -102,11 +102,11 @@ pub mod gateway {
 pub mod registrar {
     //! Domain registrars.
     use super::*;
+    use crate::PluginInfo;
     pub use crate::bindings::v0_1::registrar::exports::keel::plugin::registrar::{
         Availability, DnsRecord, DomainContacts, DomainInfo, DomainStatus, RecordType,
         RegisterRequest, TransferRequest,
     };
-    use crate::PluginInfo;
 
     kind_handle! {
         kind: Kind::Registrar, pre: registrar, accessor: keel_plugin_registrar,
@@ -162,10 +162,10 @@ pub mod notifier {
 pub mod provisioner {
     //! Provisioners.
     use super::*;
+    use crate::PluginInfo;
     pub use crate::bindings::v0_1::provisioner::exports::keel::plugin::provisioner::{
         AccountCreated, AccountRef, AccountRequest, UsageReport,
     };
-    use crate::PluginInfo;
 
     kind_handle! {
         kind: Kind::Provisioner, pre: provisioner, accessor: keel_plugin_provisioner,
@@ -192,10 +192,10 @@ pub mod provisioner {
 pub mod assistant {
     //! Assistants.
     use super::*;
+    use crate::PluginInfo;
     pub use crate::bindings::v0_1::assistant::exports::keel::plugin::assistant::{
         Conversation, Role, Suggestion, Turn,
     };
-    use crate::PluginInfo;
 
     kind_handle! {
         kind: Kind::Assistant, pre: assistant, accessor: keel_plugin_assistant,
@@ -251,6 +251,9 @@ impl Plugin {
         if let Some(h) = self.assistant() {
             return h.describe().await;
         }
-        Err(PluginFailure::WrongKind(format!("plugin `{}` implements no kind", self.id())))
+        Err(PluginFailure::WrongKind(format!(
+            "plugin `{}` implements no kind",
+            self.id()
+        )))
     }
 }

@@ -16,7 +16,11 @@ pub const MAX_KEYS_PER_PLUGIN: u64 = 10_000;
 
 /// Where plugin kv lives. Implementations key everything by `(plugin, key)`.
 pub trait KvStore: Send + Sync + 'static {
-    fn get<'a>(&'a self, plugin: &'a str, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, String>>;
+    fn get<'a>(
+        &'a self,
+        plugin: &'a str,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Vec<u8>>, String>>;
     /// Stores the value; refuses a new key once the plugin holds `max_keys`.
     fn set<'a>(
         &'a self,
@@ -36,8 +40,17 @@ pub struct MemoryKv {
 }
 
 impl KvStore for MemoryKv {
-    fn get<'a>(&'a self, plugin: &'a str, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, String>> {
-        let value = self.map.lock().unwrap().get(&(plugin.to_owned(), key.to_owned())).cloned();
+    fn get<'a>(
+        &'a self,
+        plugin: &'a str,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Vec<u8>>, String>> {
+        let value = self
+            .map
+            .lock()
+            .unwrap()
+            .get(&(plugin.to_owned(), key.to_owned()))
+            .cloned();
         Box::pin(async move { Ok(value) })
     }
 
@@ -62,7 +75,12 @@ impl KvStore for MemoryKv {
     }
 
     fn delete<'a>(&'a self, plugin: &'a str, key: &'a str) -> BoxFuture<'a, Result<bool, String>> {
-        let removed = self.map.lock().unwrap().remove(&(plugin.to_owned(), key.to_owned())).is_some();
+        let removed = self
+            .map
+            .lock()
+            .unwrap()
+            .remove(&(plugin.to_owned(), key.to_owned()))
+            .is_some();
         Box::pin(async move { Ok(removed) })
     }
 }

@@ -36,7 +36,7 @@ pub use bindings::v0_1::host::keel::plugin::types::{
 pub use ctx::LogLimits;
 pub use failure::{LoadError, PluginError, PluginFailure, RetryHint};
 pub use grant::Grant;
-pub use host::{EPOCH_TICK, HostConfig, Plugin, PluginHost, SUPPORTED_WIT};
+pub use host::{ClockFn, EPOCH_TICK, HostConfig, Plugin, PluginHost, SUPPORTED_WIT};
 pub use kinds::{assistant, gateway, notifier, provisioner, registrar};
 pub use manifest::{Kind, Manifest};
 pub use outbound::{HttpLimits, ResolverOverrides};

@@ -40,8 +40,13 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 5] =
-        [Kind::Registrar, Kind::Gateway, Kind::Notifier, Kind::Provisioner, Kind::Assistant];
+    pub const ALL: [Kind; 5] = [
+        Kind::Registrar,
+        Kind::Gateway,
+        Kind::Notifier,
+        Kind::Provisioner,
+        Kind::Assistant,
+    ];
 
     /// The WIT interface name (`gateway`).
     pub fn as_str(self) -> &'static str {
@@ -73,9 +78,17 @@ impl Version {
     pub fn parse(text: &str) -> Option<Self> {
         let core = text.split(['-', '+']).next()?;
         let mut parts = core.split('.').map(|p| {
-            if p.is_empty() || (p.len() > 1 && p.starts_with('0')) { None } else { p.parse().ok() }
+            if p.is_empty() || (p.len() > 1 && p.starts_with('0')) {
+                None
+            } else {
+                p.parse().ok()
+            }
         });
-        let v = Self { major: parts.next()??, minor: parts.next()??, patch: parts.next()?? };
+        let v = Self {
+            major: parts.next()??,
+            minor: parts.next()??,
+            patch: parts.next()??,
+        };
         parts.next().is_none().then_some(v)
     }
 }
@@ -203,10 +216,14 @@ impl Manifest {
                 )));
             }
             if RESERVED_KEYS.contains(&key.as_str()) {
-                return Err(err(format!("setting `{key}` is reserved for the kernel's grants")));
+                return Err(err(format!(
+                    "setting `{key}` is reserved for the kernel's grants"
+                )));
             }
             if spec.required && spec.default.is_some() {
-                return Err(err(format!("setting `{key}` is required and has a default; choose one")));
+                return Err(err(format!(
+                    "setting `{key}` is required and has a default; choose one"
+                )));
             }
             if let Some(default) = &spec.default {
                 crate::settings::render(spec.ty, default)
@@ -229,12 +246,16 @@ impl Manifest {
 fn valid_id(id: &str) -> bool {
     (1..=63).contains(&id.len())
         && id.starts_with(|c: char| c.is_ascii_lowercase())
-        && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 fn valid_setting_name(name: &str) -> bool {
     name.starts_with(|c: char| c.is_ascii_lowercase())
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
 #[cfg(test)]
@@ -262,7 +283,14 @@ mod tests {
     fn a_good_manifest_parses() {
         let m = Manifest::parse(GOOD, "plugin.toml").unwrap();
         assert_eq!(m.id, "paynow");
-        assert_eq!(m.version, Version { major: 1, minor: 2, patch: 0 });
+        assert_eq!(
+            m.version,
+            Version {
+                major: 1,
+                minor: 2,
+                patch: 0
+            }
+        );
         assert_eq!(m.kinds, vec![Kind::Gateway]);
         assert_eq!(m.allow[0].to_string(), "https://www.paynow.co.zw");
         assert!(m.settings["integration_key"].secret);
@@ -275,14 +303,42 @@ mod tests {
             (r#"version = "1.2.0""#, r#"version = "1.2""#, "not semver"),
             (r#"wit = "0.1.0""#, r#"wit = "x""#, "wit `x`"),
             (r#"kinds = ["gateway"]"#, r#"kinds = []"#, "kinds is empty"),
-            (r#"kinds = ["gateway"]"#, r#"kinds = ["gateway", "gateway"]"#, "twice"),
-            (r#"kinds = ["gateway"]"#, r#"kinds = ["bank"]"#, "unknown variant `bank`"),
-            ("https://www.paynow.co.zw", "www.paynow.co.zw", "write the scheme"),
+            (
+                r#"kinds = ["gateway"]"#,
+                r#"kinds = ["gateway", "gateway"]"#,
+                "twice",
+            ),
+            (
+                r#"kinds = ["gateway"]"#,
+                r#"kinds = ["bank"]"#,
+                "unknown variant `bank`",
+            ),
+            (
+                "https://www.paynow.co.zw",
+                "www.paynow.co.zw",
+                "write the scheme",
+            ),
             ("[settings.sandbox]", "[settings.allow_hosts]", "reserved"),
-            ("[settings.sandbox]", "[settings.Sandbox]", "names are lower-case"),
-            ("default = false", "default = 3", "default: expected a boolean"),
-            ("secret = true", "secret = true\nrequired_ = 1", "unknown field `required_`"),
-            ("required = true", "required = true\ndefault = \"x\"", "required and has a default"),
+            (
+                "[settings.sandbox]",
+                "[settings.Sandbox]",
+                "names are lower-case",
+            ),
+            (
+                "default = false",
+                "default = 3",
+                "default: expected a boolean",
+            ),
+            (
+                "secret = true",
+                "secret = true\nrequired_ = 1",
+                "unknown field `required_`",
+            ),
+            (
+                "required = true",
+                "required = true\ndefault = \"x\"",
+                "required and has a default",
+            ),
         ] {
             assert!(GOOD.contains(from), "{from}");
             let text = GOOD.replacen(from, to, 1);
@@ -294,7 +350,14 @@ mod tests {
 
     #[test]
     fn versions() {
-        assert_eq!(Version::parse("0.1.0"), Some(Version { major: 0, minor: 1, patch: 0 }));
+        assert_eq!(
+            Version::parse("0.1.0"),
+            Some(Version {
+                major: 0,
+                minor: 1,
+                patch: 0
+            })
+        );
         assert_eq!(Version::parse("1.2.3-rc.1").map(|v| v.patch), Some(3));
         for bad in ["", "1", "1.2", "1.2.3.4", "01.2.3", "a.b.c"] {
             assert_eq!(Version::parse(bad), None, "{bad}");

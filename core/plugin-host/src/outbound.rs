@@ -92,7 +92,10 @@ impl Resolve for GuardedResolver {
                 })
                 .collect();
             if allowed.is_empty() {
-                let why = refused.first().cloned().unwrap_or_else(|| "no addresses".into());
+                let why = refused
+                    .first()
+                    .cloned()
+                    .unwrap_or_else(|| "no addresses".into());
                 return Err(Box::new(Denied(format!("`{host}` resolves to {why}")))
                     as Box<dyn StdError + Send + Sync>);
             }
@@ -109,7 +112,11 @@ pub struct Outbound {
 }
 
 impl Outbound {
-    pub fn new(grant: Grant, limits: HttpLimits, overrides: Arc<ResolverOverrides>) -> Result<Self, String> {
+    pub fn new(
+        grant: Grant,
+        limits: HttpLimits,
+        overrides: Arc<ResolverOverrides>,
+    ) -> Result<Self, String> {
         let policy_grant = grant.clone();
         let max_redirects = limits.max_redirects;
         let policy = redirect::Policy::custom(move |attempt| {
@@ -125,11 +132,18 @@ impl Outbound {
             .no_proxy()
             .redirect(policy)
             .connect_timeout(limits.connect_timeout)
-            .dns_resolver(Arc::new(GuardedResolver { grant: grant.clone(), overrides }))
+            .dns_resolver(Arc::new(GuardedResolver {
+                grant: grant.clone(),
+                overrides,
+            }))
             .user_agent(concat!("keel/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| e.to_string())?;
-        Ok(Self { client, grant, limits })
+        Ok(Self {
+            client,
+            grant,
+            limits,
+        })
     }
 
     pub fn limits(&self) -> &HttpLimits {
@@ -139,8 +153,9 @@ impl Outbound {
     /// Sends `req`, bounded by `deadline`. Denials are returned as `Error::Denied` and
     /// counted by the caller.
     pub async fn send(&self, req: Request, deadline: Instant) -> Result<Response, Error> {
-        let url = reqwest::Url::parse(&req.url)
-            .map_err(|e| Error::InvalidRequest(format!("`{}` is not an absolute URL: {e}", req.url)))?;
+        let url = reqwest::Url::parse(&req.url).map_err(|e| {
+            Error::InvalidRequest(format!("`{}` is not an absolute URL: {e}", req.url))
+        })?;
         self.grant.check_url(&url).map_err(Error::Denied)?;
         if req.body.len() > self.limits.max_request_bytes {
             return Err(Error::TooLarge(format!(
@@ -159,13 +174,19 @@ impl Outbound {
         let mut builder = self.client.request(method, url);
         for (name, value) in &req.headers {
             let lower = name.to_ascii_lowercase();
-            if matches!(lower.as_str(), "host" | "connection" | "transfer-encoding" | "content-length") {
-                return Err(Error::InvalidRequest(format!("the `{name}` header is set by the kernel")));
+            if matches!(
+                lower.as_str(),
+                "host" | "connection" | "transfer-encoding" | "content-length"
+            ) {
+                return Err(Error::InvalidRequest(format!(
+                    "the `{name}` header is set by the kernel"
+                )));
             }
             let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| Error::InvalidRequest(format!("`{name}` is not a header name")))?;
-            let value = reqwest::header::HeaderValue::from_str(value)
-                .map_err(|_| Error::InvalidRequest(format!("the value of `{name}` is not a valid header value")))?;
+            let value = reqwest::header::HeaderValue::from_str(value).map_err(|_| {
+                Error::InvalidRequest(format!("the value of `{name}` is not a valid header value"))
+            })?;
             builder = builder.header(name, value);
         }
         let remaining = deadline.saturating_duration_since(Instant::now());
@@ -182,10 +203,18 @@ impl Outbound {
             let headers = response
                 .headers()
                 .iter()
-                .map(|(n, v)| (n.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                .map(|(n, v)| {
+                    (
+                        n.as_str().to_owned(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
                 .collect();
             let cap = self.limits.max_response_bytes;
-            if response.content_length().is_some_and(|len| len > cap as u64) {
+            if response
+                .content_length()
+                .is_some_and(|len| len > cap as u64)
+            {
                 return Err(too_large(cap));
             }
             let mut body = Vec::new();
@@ -195,9 +224,15 @@ impl Outbound {
                 }
                 body.extend_from_slice(&chunk);
             }
-            Ok(Response { status, headers, body })
+            Ok(Response {
+                status,
+                headers,
+                body,
+            })
         };
-        tokio::time::timeout(timeout, work).await.unwrap_or(Err(Error::Timeout))
+        tokio::time::timeout(timeout, work)
+            .await
+            .unwrap_or(Err(Error::Timeout))
     }
 }
 

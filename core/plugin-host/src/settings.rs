@@ -24,7 +24,11 @@ impl Settings {
         self.values
             .iter()
             .map(|(k, v)| {
-                let shown = if self.secrets.contains(k) { "***".to_owned() } else { v.clone() };
+                let shown = if self.secrets.contains(k) {
+                    "***".to_owned()
+                } else {
+                    v.clone()
+                };
                 (k.clone(), shown)
             })
             .collect()
@@ -51,17 +55,29 @@ pub fn validate(manifest: &Manifest, section: &toml::Table) -> Result<Enabled, V
     let id = &manifest.id;
     let mut values = BTreeMap::new();
     let mut secrets = BTreeSet::new();
+    let mut present = BTreeSet::new();
 
     for (key, value) in section {
         if RESERVED_KEYS.contains(&key.as_str()) {
             continue;
         }
         let Some(spec) = manifest.settings.get(key) else {
-            let known = manifest.settings.keys().map(|k| format!("`{k}`")).collect::<Vec<_>>();
-            let known = if known.is_empty() { "it has no settings".to_owned() } else { format!("known: {}", known.join(", ")) };
-            errors.push(format!("plugins.{id}.{key}: `{id}` has no setting `{key}` ({known})"));
+            let known = manifest
+                .settings
+                .keys()
+                .map(|k| format!("`{k}`"))
+                .collect::<Vec<_>>();
+            let known = if known.is_empty() {
+                "it has no settings".to_owned()
+            } else {
+                format!("known: {}", known.join(", "))
+            };
+            errors.push(format!(
+                "plugins.{id}.{key}: `{id}` has no setting `{key}` ({known})"
+            ));
             continue;
         };
+        present.insert(key.clone());
         match render(spec.ty, value) {
             Ok(text) => {
                 values.insert(key.clone(), text);
@@ -73,7 +89,7 @@ pub fn validate(manifest: &Manifest, section: &toml::Table) -> Result<Enabled, V
         if spec.secret {
             secrets.insert(key.clone());
         }
-        if values.contains_key(key) {
+        if present.contains(key) {
             continue;
         }
         match &spec.default {
@@ -85,7 +101,11 @@ pub fn validate(manifest: &Manifest, section: &toml::Table) -> Result<Enabled, V
             None if spec.required => errors.push(format!(
                 "plugins.{id}.{key}: the required setting `{key}` is missing ({}{})",
                 spec.ty.as_str(),
-                if spec.description.is_empty() { String::new() } else { format!(": {}", spec.description) }
+                if spec.description.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", spec.description)
+                }
             )),
             None => {}
         }
@@ -105,7 +125,9 @@ pub fn validate(manifest: &Manifest, section: &toml::Table) -> Result<Enabled, V
                 Some(parsed)
             }
             None => {
-                errors.push(format!("plugins.{id}.allow_hosts: expected a list of strings"));
+                errors.push(format!(
+                    "plugins.{id}.allow_hosts: expected a list of strings"
+                ));
                 None
             }
         },
@@ -121,7 +143,9 @@ pub fn validate(manifest: &Manifest, section: &toml::Table) -> Result<Enabled, V
                     }
                 }
             }
-            None => errors.push(format!("plugins.{id}.allow_networks: expected a list of strings")),
+            None => errors.push(format!(
+                "plugins.{id}.allow_networks: expected a list of strings"
+            )),
         }
     }
     let grant = match Grant::resolve(&manifest.allow, admin_hosts, networks) {
@@ -133,7 +157,10 @@ pub fn validate(manifest: &Manifest, section: &toml::Table) -> Result<Enabled, V
     };
 
     match grant {
-        Some(grant) if errors.is_empty() => Ok(Enabled { settings: Settings { values, secrets }, grant }),
+        Some(grant) if errors.is_empty() => Ok(Enabled {
+            settings: Settings { values, secrets },
+            grant,
+        }),
         _ => Err(errors),
     }
 }
@@ -152,7 +179,9 @@ pub(crate) fn render(ty: SettingType, value: &toml::Value) -> Result<String, Str
         (SettingType::Boolean, V::Boolean(b)) => Ok(b.to_string()),
         (SettingType::Decimal, V::Integer(i)) => Ok(i.to_string()),
         (SettingType::Decimal, V::String(s)) if is_decimal(s) => Ok(s.clone()),
-        (SettingType::Decimal, V::String(s)) => Err(format!("`{s}` is not a decimal like \"0.15\"")),
+        (SettingType::Decimal, V::String(s)) => {
+            Err(format!("`{s}` is not a decimal like \"0.15\""))
+        }
         (SettingType::Decimal, V::Float(_)) => {
             Err("write decimals as strings (\"0.15\"): a float cannot hold them exactly".into())
         }
@@ -160,12 +189,20 @@ pub(crate) fn render(ty: SettingType, value: &toml::Value) -> Result<String, Str
             Ok(u) if matches!(u.scheme(), "http" | "https") && u.has_host() => Ok(s.clone()),
             _ => Err(format!("`{s}` is not an absolute http or https URL")),
         },
-        (ty, _) => Err(format!("expected {} {}, found {found}", article(ty), ty.as_str())),
+        (ty, _) => Err(format!(
+            "expected {} {}, found {found}",
+            article(ty),
+            ty.as_str()
+        )),
     }
 }
 
 fn article(ty: SettingType) -> &'static str {
-    if ty == SettingType::Integer { "an" } else { "a" }
+    if ty == SettingType::Integer {
+        "an"
+    } else {
+        "a"
+    }
 }
 
 fn is_decimal(s: &str) -> bool {
@@ -218,8 +255,11 @@ mod tests {
 
     #[test]
     fn a_good_section_gives_text_values_defaults_and_the_declared_grant() {
-        let enabled =
-            validate(&manifest(), &section("integration_id = 1201\nintegration_key = \"k3y\"")).unwrap();
+        let enabled = validate(
+            &manifest(),
+            &section("integration_id = 1201\nintegration_key = \"k3y\""),
+        )
+        .unwrap();
         let s = &enabled.settings;
         assert_eq!(s.get("integration_id"), Some("1201"));
         assert_eq!(s.get("integration_key"), Some("k3y"));

@@ -5,7 +5,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use keel_plugin_host::gateway::{Gateway, NextAction, PaymentRef, PaymentRequest, PaymentStatus, RefundRequest};
+use keel_plugin_host::gateway::{
+    Gateway, NextAction, PaymentRef, PaymentRequest, PaymentStatus, RefundRequest,
+};
 use keel_plugin_host::notifier::{Message, Notifier};
 use keel_plugin_host::{Contact, InboundRequest, Money, Plugin, PluginError, PluginFailure};
 use keel_plugins::{KEEL_FIXTURE_ECHO, KEEL_FIXTURE_FUTURE_WIT, KEEL_FIXTURE_HOSTILE};
@@ -15,7 +17,10 @@ fn payment(description_len: usize) -> PaymentRequest {
     PaymentRequest {
         reference: "pay_01".into(),
         invoice_id: "2026-000123".into(),
-        amount: Money { minor: 1050, currency: "USD".into() },
+        amount: Money {
+            minor: 1050,
+            currency: "USD".into(),
+        },
         description: "x".repeat(description_len),
         payer: Contact {
             first_name: "Tendai".into(),
@@ -32,11 +37,22 @@ fn payment(description_len: usize) -> PaymentRequest {
 }
 
 fn message(body: &str) -> Message {
-    Message { reference: "msg_1".into(), to: "+263771234567".into(), subject: None, body: body.into(), template: None }
+    Message {
+        reference: "msg_1".into(),
+        to: "+263771234567".into(),
+        subject: None,
+        body: body.into(),
+        template: None,
+    }
 }
 
 async fn send(plugin: &Plugin, body: &str) -> Result<String, PluginFailure> {
-    plugin.notifier().expect("a notifier").send(message(body)).await.map(|r| r.provider_id)
+    plugin
+        .notifier()
+        .expect("a notifier")
+        .send(message(body))
+        .await
+        .map(|r| r.provider_id)
 }
 
 /// The host still serves a well-behaved call.
@@ -46,11 +62,11 @@ async fn still_serving(plugin: &Plugin) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn echo_gateway_round_trips_records_imports_kv_and_http() {
-    let provider = FakeProvider::start(|req| {
-        Reply::text(200, format!("refund-{}", req.text().len()))
-    })
-    .await;
-    let fixed = chrono::DateTime::parse_from_rfc3339("2026-11-24T06:00:00Z").unwrap().to_utc();
+    let provider =
+        FakeProvider::start(|req| Reply::text(200, format!("refund-{}", req.text().len()))).await;
+    let fixed = chrono::DateTime::parse_from_rfc3339("2026-11-24T06:00:00Z")
+        .unwrap()
+        .to_utc();
     let mut harness = PluginHarness::new()
         .resolve("provider.test", provider.ip())
         .configure(|c| c.clock = Arc::new(move || fixed));
@@ -61,8 +77,15 @@ async fn echo_gateway_round_trips_records_imports_kv_and_http() {
     );
     // allow_hosts narrows the declaration (http://provider.test on port 80) to another port:
     // that is wider, and refused.
-    let err = harness.load_artifact(&KEEL_FIXTURE_ECHO, &section).await.err().expect("refused");
-    assert!(err.message.contains("wider than the plugin's declaration"), "{err}");
+    let err = harness
+        .load_artifact(&KEEL_FIXTURE_ECHO, &section)
+        .await
+        .err()
+        .expect("refused");
+    assert!(
+        err.message.contains("wider than the plugin's declaration"),
+        "{err}"
+    );
 
     // Port 80 is what the fixture declares; put the fake there by name through a
     // declared host on its real port instead: declare-compatible grant = the default.
@@ -70,9 +93,15 @@ async fn echo_gateway_round_trips_records_imports_kv_and_http() {
         "endpoint = \"http://127.0.0.1:{}/refunds\"\napi_key = \"s3cret\"\nallow_networks = [\"127.0.0.1/32\"]",
         provider.port()
     );
-    let err = harness.load_artifact(&KEEL_FIXTURE_ECHO, &section).await.err();
+    let err = harness
+        .load_artifact(&KEEL_FIXTURE_ECHO, &section)
+        .await
+        .err();
     assert!(err.is_none(), "{err:?}");
-    let plugin = harness.load_artifact(&KEEL_FIXTURE_ECHO, &section).await.unwrap();
+    let plugin = harness
+        .load_artifact(&KEEL_FIXTURE_ECHO, &section)
+        .await
+        .unwrap();
     let info = plugin.info().unwrap();
     assert_eq!(info.name, "Echo");
     assert_eq!(info.version, "0.1.0");
@@ -83,14 +112,25 @@ async fn echo_gateway_round_trips_records_imports_kv_and_http() {
     let started = gateway.initiate(payment(1000)).await.unwrap();
     assert_eq!(started.provider_reference, "pay_01");
     assert_eq!(started.status, PaymentStatus::Pending);
-    assert_eq!(started.action, NextAction::Redirect("https://billing.example.com/return".into()));
+    assert_eq!(
+        started.action,
+        NextAction::Redirect("https://billing.example.com/return".into())
+    );
     assert_eq!(started.state.as_deref().map(str::len), Some(1000));
 
     let update = gateway
-        .poll(PaymentRef { reference: "pay_01".into(), provider_reference: "p1".into(), state: None })
+        .poll(PaymentRef {
+            reference: "pay_01".into(),
+            provider_reference: "p1".into(),
+            state: None,
+        })
         .await
         .unwrap();
-    assert_eq!(update.provider_status, fixed.timestamp_millis().to_string(), "the host's clock");
+    assert_eq!(
+        update.provider_status,
+        fixed.timestamp_millis().to_string(),
+        "the host's clock"
+    );
 
     let callback = gateway
         .verify_callback(InboundRequest {
@@ -109,57 +149,90 @@ async fn echo_gateway_round_trips_records_imports_kv_and_http() {
     // plugin maps the denial to `misconfigured`.
     let refund = RefundRequest {
         reference: "ref_1".into(),
-        payment: PaymentRef { reference: "pay_01".into(), provider_reference: "p1".into(), state: None },
-        amount: Money { minor: 500, currency: "USD".into() },
+        payment: PaymentRef {
+            reference: "pay_01".into(),
+            provider_reference: "p1".into(),
+            state: None,
+        },
+        amount: Money {
+            minor: 500,
+            currency: "USD".into(),
+        },
         reason: "duplicate".into(),
     };
     match gateway.refund(refund.clone()).await {
-        Err(PluginFailure::Plugin(PluginError::Misconfigured(m))) => assert!(m.contains("not granted"), "{m}"),
+        Err(PluginFailure::Plugin(PluginError::Misconfigured(m))) => {
+            assert!(m.contains("not granted"), "{m}")
+        }
         other => panic!("expected a denial, got {other:?}"),
     }
-    assert!(provider.received().is_empty(), "nothing reached the provider");
+    assert!(
+        provider.received().is_empty(),
+        "nothing reached the provider"
+    );
 }
 
 /// A harness whose `provider.test` and `127.0.0.1` grants cover the fake provider: the
 /// fixture declares port 80, so the fake must listen there. Tests cannot bind port 80, so
 /// they use a manifest copy that declares the fake's port.
 async fn echo_on(provider: &FakeProvider, harness: &mut PluginHarness) -> Plugin {
-    let manifest = KEEL_FIXTURE_ECHO
-        .manifest()
-        .unwrap()
-        .replace("\"http://127.0.0.1\"", &format!("\"http://127.0.0.1:{}\"", provider.port()));
+    let manifest = KEEL_FIXTURE_ECHO.manifest().unwrap().replace(
+        "\"http://127.0.0.1\"",
+        &format!("\"http://127.0.0.1:{}\"", provider.port()),
+    );
     let section = format!(
         "endpoint = \"http://127.0.0.1:{}/refunds\"\napi_key = \"s3cret\"\nallow_networks = [\"127.0.0.1/32\"]",
         provider.port()
     );
-    harness.load(KEEL_FIXTURE_ECHO.wasm().unwrap(), &manifest, &section).await.unwrap()
+    harness
+        .load(KEEL_FIXTURE_ECHO.wasm().unwrap(), &manifest, &section)
+        .await
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn granted_requests_reach_the_provider_with_settings_and_secrets() {
-    let provider = FakeProvider::start(|req| Reply::text(200, format!("refund-for-{}", req.text()))).await;
+    let provider =
+        FakeProvider::start(|req| Reply::text(200, format!("refund-for-{}", req.text()))).await;
     let mut harness = PluginHarness::new();
     let plugin = echo_on(&provider, &mut harness).await;
     let refund = RefundRequest {
         reference: "ref_1".into(),
-        payment: PaymentRef { reference: "pay_01".into(), provider_reference: "p1".into(), state: None },
-        amount: Money { minor: 500, currency: "USD".into() },
+        payment: PaymentRef {
+            reference: "pay_01".into(),
+            provider_reference: "p1".into(),
+            state: None,
+        },
+        amount: Money {
+            minor: 500,
+            currency: "USD".into(),
+        },
         reason: "duplicate".into(),
     };
     let started = plugin.gateway().unwrap().refund(refund).await.unwrap();
-    assert_eq!(started.provider_reference, "refund-for-reference=ref_1&amount=500");
+    assert_eq!(
+        started.provider_reference,
+        "refund-for-reference=ref_1&amount=500"
+    );
     let received = provider.received();
     assert_eq!(received.len(), 1);
     assert_eq!(received[0].method, "POST");
     assert_eq!(received[0].uri, "/refunds");
     assert_eq!(received[0].header("authorization"), Some("Bearer s3cret"));
-    assert_eq!(received[0].header("content-type"), Some("application/x-www-form-urlencoded"));
+    assert_eq!(
+        received[0].header("content-type"),
+        Some("application/x-www-form-urlencoded")
+    );
 }
 
 async fn hostile(harness: &mut PluginHarness, target: &str) -> Plugin {
     let manifest = KEEL_FIXTURE_HOSTILE.manifest().unwrap();
     harness
-        .load(KEEL_FIXTURE_HOSTILE.wasm().unwrap(), &manifest, &format!("target = \"{target}\""))
+        .load(
+            KEEL_FIXTURE_HOSTILE.wasm().unwrap(),
+            &manifest,
+            &format!("target = \"{target}\""),
+        )
         .await
         .unwrap()
 }
@@ -170,7 +243,11 @@ async fn an_infinite_loop_is_stopped_by_the_cpu_budget() {
     let plugin = hostile(&mut harness, "http://provider.test/").await;
     let started = Instant::now();
     assert_eq!(send(&plugin, "spin").await, Err(PluginFailure::CpuLimit));
-    assert!(started.elapsed() < Duration::from_secs(10), "stopped in {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "stopped in {:?}",
+        started.elapsed()
+    );
     still_serving(&plugin).await;
 }
 
@@ -178,7 +255,10 @@ async fn an_infinite_loop_is_stopped_by_the_cpu_budget() {
 async fn a_memory_bomb_is_stopped_at_the_cap() {
     let mut harness = PluginHarness::new().configure(|c| c.memory_limit_bytes = 32 * 1024 * 1024);
     let plugin = hostile(&mut harness, "http://provider.test/").await;
-    assert_eq!(send(&plugin, "alloc").await, Err(PluginFailure::MemoryLimit));
+    assert_eq!(
+        send(&plugin, "alloc").await,
+        Err(PluginFailure::MemoryLimit)
+    );
     still_serving(&plugin).await;
 }
 
@@ -197,7 +277,10 @@ async fn a_panic_is_a_typed_failure_with_its_message() {
 async fn a_stack_overflow_is_contained() {
     let mut harness = PluginHarness::new();
     let plugin = hostile(&mut harness, "http://provider.test/").await;
-    assert_eq!(send(&plugin, "stack").await, Err(PluginFailure::StackOverflow));
+    assert_eq!(
+        send(&plugin, "stack").await,
+        Err(PluginFailure::StackOverflow)
+    );
     still_serving(&plugin).await;
     // Rust keeps big frames on a shadow stack in linear memory; overflowing it runs off the
     // bottom of the memory, which the engine stops as an out-of-bounds access.
@@ -236,25 +319,47 @@ async fn undeclared_hosts_redirects_and_private_addresses_are_denied() {
     let manifest = KEEL_FIXTURE_HOSTILE
         .manifest()
         .unwrap()
-        .replace("\"http://provider.test\"", &format!("\"http://provider.test:{port}\""))
-        .replace("\"http://private.test\"", &format!("\"http://private.test:{port}\""));
+        .replace(
+            "\"http://provider.test\"",
+            &format!("\"http://provider.test:{port}\""),
+        )
+        .replace(
+            "\"http://private.test\"",
+            &format!("\"http://private.test:{port}\""),
+        );
     let plugin = harness
         .load(
             KEEL_FIXTURE_HOSTILE.wasm().unwrap(),
             &manifest,
-            &format!("target = \"http://provider.test:{port}/\"\nallow_networks = [\"127.0.0.1/32\"]"),
+            &format!(
+                "target = \"http://provider.test:{port}/\"\nallow_networks = [\"127.0.0.1/32\"]"
+            ),
         )
         .await
         .unwrap();
 
     // Granted: reaches the fake.
-    assert_eq!(send(&plugin, &format!("http:http://provider.test:{port}/hello")).await.unwrap(), "200 5");
+    assert_eq!(
+        send(&plugin, &format!("http:http://provider.test:{port}/hello"))
+            .await
+            .unwrap(),
+        "200 5"
+    );
     // Not declared at all.
-    let m = denied(send(&plugin, &format!("http:http://undeclared.test:{port}/steal")).await);
+    let m = denied(
+        send(
+            &plugin,
+            &format!("http:http://undeclared.test:{port}/steal"),
+        )
+        .await,
+    );
     assert!(m.contains("not granted"), "{m}");
     // Declared host, redirected to an undeclared one.
     let m = denied(send(&plugin, &format!("http:http://provider.test:{port}/bounce")).await);
-    assert!(m.contains("redirect to") && m.contains("not granted"), "{m}");
+    assert!(
+        m.contains("redirect to") && m.contains("not granted"),
+        "{m}"
+    );
     // Declared name resolving to a private address.
     let m = denied(send(&plugin, &format!("http:http://private.test:{port}/")).await);
     assert!(m.contains("private"), "{m}");
@@ -263,43 +368,67 @@ async fn undeclared_hosts_redirects_and_private_addresses_are_denied() {
     assert!(m.contains("not granted"), "{m}");
 
     let paths: Vec<String> = provider.received().into_iter().map(|r| r.uri).collect();
-    assert_eq!(paths, vec!["/hello".to_owned(), "/bounce".to_owned()], "nothing else reached a server");
+    assert_eq!(
+        paths,
+        vec!["/hello".to_owned(), "/bounce".to_owned()],
+        "nothing else reached a server"
+    );
     still_serving(&plugin).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn huge_replies_and_request_floods_are_capped() {
     let provider = FakeProvider::start(|req| {
-        if req.uri.starts_with("/huge") { Reply::Stream { bytes: 300 * 1024 * 1024 } } else { Reply::status(204) }
+        if req.uri.starts_with("/huge") {
+            Reply::Stream {
+                bytes: 300 * 1024 * 1024,
+            }
+        } else {
+            Reply::status(204)
+        }
     })
     .await;
     let port = provider.port();
     let mut harness = PluginHarness::new().resolve("provider.test", provider.ip());
-    let manifest = KEEL_FIXTURE_HOSTILE
-        .manifest()
-        .unwrap()
-        .replace("\"http://provider.test\"", &format!("\"http://provider.test:{port}\""));
+    let manifest = KEEL_FIXTURE_HOSTILE.manifest().unwrap().replace(
+        "\"http://provider.test\"",
+        &format!("\"http://provider.test:{port}\""),
+    );
     let plugin = harness
         .load(
             KEEL_FIXTURE_HOSTILE.wasm().unwrap(),
             &manifest,
-            &format!("target = \"http://provider.test:{port}/ping\"\nallow_networks = [\"127.0.0.1/32\"]"),
+            &format!(
+                "target = \"http://provider.test:{port}/ping\"\nallow_networks = [\"127.0.0.1/32\"]"
+            ),
         )
         .await
         .unwrap();
 
     let started = Instant::now();
     match send(&plugin, &format!("http:http://provider.test:{port}/huge")).await {
-        Err(PluginFailure::Plugin(PluginError::Internal(m))) => assert!(m.contains("at most"), "{m}"),
+        Err(PluginFailure::Plugin(PluginError::Internal(m))) => {
+            assert!(m.contains("at most"), "{m}")
+        }
         other => panic!("expected a size refusal, got {other:?}"),
     }
-    assert!(started.elapsed() < Duration::from_secs(20), "stopped reading early: {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "stopped reading early: {:?}",
+        started.elapsed()
+    );
 
     match send(&plugin, "http-many").await {
-        Err(PluginFailure::Plugin(PluginError::Internal(m))) => assert!(m.contains("too many requests"), "{m}"),
+        Err(PluginFailure::Plugin(PluginError::Internal(m))) => {
+            assert!(m.contains("too many requests"), "{m}")
+        }
         other => panic!("expected the request cap, got {other:?}"),
     }
-    let pings = provider.received().iter().filter(|r| r.uri == "/ping").count();
+    let pings = provider
+        .received()
+        .iter()
+        .filter(|r| r.uri == "/ping")
+        .count();
     assert_eq!(pings, 20, "exactly the per-call cap reached the provider");
     still_serving(&plugin).await;
 }
@@ -319,15 +448,17 @@ async fn a_call_blocked_in_a_host_import_times_out() {
     let mut harness = PluginHarness::new()
         .resolve("provider.test", provider.ip())
         .configure(|c| c.call_timeout = Duration::from_secs(1));
-    let manifest = KEEL_FIXTURE_HOSTILE
-        .manifest()
-        .unwrap()
-        .replace("\"http://provider.test\"", &format!("\"http://provider.test:{port}\""));
+    let manifest = KEEL_FIXTURE_HOSTILE.manifest().unwrap().replace(
+        "\"http://provider.test\"",
+        &format!("\"http://provider.test:{port}\""),
+    );
     let plugin = harness
         .load(
             KEEL_FIXTURE_HOSTILE.wasm().unwrap(),
             &manifest,
-            &format!("target = \"http://provider.test:{port}/\"\nallow_networks = [\"127.0.0.1/32\"]"),
+            &format!(
+                "target = \"http://provider.test:{port}/\"\nallow_networks = [\"127.0.0.1/32\"]"
+            ),
         )
         .await
         .unwrap();
@@ -336,10 +467,17 @@ async fn a_call_blocked_in_a_host_import_times_out() {
     // The request's own deadline is the call's: the import gives up first and the plugin
     // reports `unavailable`; either way the call ends at the deadline.
     assert!(
-        matches!(result, Err(PluginFailure::Timeout) | Err(PluginFailure::Plugin(PluginError::Unavailable(_)))),
+        matches!(
+            result,
+            Err(PluginFailure::Timeout) | Err(PluginFailure::Plugin(PluginError::Unavailable(_)))
+        ),
         "{result:?}"
     );
-    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
     still_serving(&plugin).await;
 }
 
@@ -362,10 +500,19 @@ async fn a_plugin_cannot_read_another_plugins_kv_or_settings() {
     let plugin = hostile(&mut harness, "http://provider.test/").await;
     assert_eq!(send(&plugin, "kv-get:last-callback").await.unwrap(), "None");
     assert_eq!(send(&plugin, "config-get:api_key").await.unwrap(), "None");
-    assert_eq!(send(&plugin, "config-get:target").await.unwrap(), "Some(\"http://provider.test/\")");
+    assert_eq!(
+        send(&plugin, "config-get:target").await.unwrap(),
+        "Some(\"http://provider.test/\")"
+    );
     // Its own kv works, and does not leak into echo's.
-    assert_eq!(send(&plugin, "kv-set:last-callback=mine").await.unwrap(), "stored");
-    assert_eq!(send(&plugin, "kv-get:last-callback").await.unwrap(), "Some(\"mine\")");
+    assert_eq!(
+        send(&plugin, "kv-set:last-callback=mine").await.unwrap(),
+        "stored"
+    );
+    assert_eq!(
+        send(&plugin, "kv-get:last-callback").await.unwrap(),
+        "Some(\"mine\")"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -377,24 +524,61 @@ async fn corrupted_and_future_components_are_refused_at_load() {
         *b ^= 0xA5;
     }
     let manifest = KEEL_FIXTURE_ECHO.manifest().unwrap();
-    let err = harness.load(wasm, &manifest, "").await.err().expect("refused");
-    assert!(err.message.contains("not a valid WebAssembly component"), "{err}");
+    let err = harness
+        .load(wasm, &manifest, "")
+        .await
+        .err()
+        .expect("refused");
+    assert!(
+        err.message.contains("not a valid WebAssembly component"),
+        "{err}"
+    );
 
-    let err = harness.load(b"not wasm at all".to_vec(), &manifest, "").await.err().expect("refused");
-    assert!(err.message.contains("not a valid WebAssembly component"), "{err}");
+    let err = harness
+        .load(b"not wasm at all".to_vec(), &manifest, "")
+        .await
+        .err()
+        .expect("refused");
+    assert!(
+        err.message.contains("not a valid WebAssembly component"),
+        "{err}"
+    );
 
-    let err = harness.load_artifact(&KEEL_FIXTURE_FUTURE_WIT, "").await.err().expect("refused");
-    assert!(err.message.contains("keel:plugin@0.9.0") && err.message.contains("serves 0.1"), "{err}");
+    let err = harness
+        .load_artifact(&KEEL_FIXTURE_FUTURE_WIT, "")
+        .await
+        .err()
+        .expect("refused");
+    assert!(
+        err.message.contains("keel:plugin@0.9.0") && err.message.contains("serves 0.1"),
+        "{err}"
+    );
 
     // A manifest that names the wrong kind.
     let wrong = manifest.replace("kinds = [\"gateway\"]", "kinds = [\"notifier\"]");
-    let err = harness.load(KEEL_FIXTURE_ECHO.wasm().unwrap(), &wrong, "").await.err().expect("refused");
-    assert!(err.message.contains("lists kind `notifier`") && err.message.contains("keel:plugin/gateway@0.1.0"), "{err}");
+    let err = harness
+        .load(KEEL_FIXTURE_ECHO.wasm().unwrap(), &wrong, "")
+        .await
+        .err()
+        .expect("refused");
+    assert!(
+        err.message.contains("lists kind `notifier`")
+            && err.message.contains("keel:plugin/gateway@0.1.0"),
+        "{err}"
+    );
 
     // A manifest whose version disagrees with describe.
     let wrong = manifest.replace("version = \"0.1.0\"", "version = \"0.2.0\"");
-    let err = harness.load(KEEL_FIXTURE_ECHO.wasm().unwrap(), &wrong, "").await.err().expect("refused");
-    assert!(err.message.contains("says version 0.1.0 but plugin.toml says 0.2.0"), "{err}");
+    let err = harness
+        .load(KEEL_FIXTURE_ECHO.wasm().unwrap(), &wrong, "")
+        .await
+        .err()
+        .expect("refused");
+    assert!(
+        err.message
+            .contains("says version 0.1.0 but plugin.toml says 0.2.0"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -409,7 +593,12 @@ async fn compiled_plugins_are_cached_on_disk() {
         assert_eq!(files.len(), 1, "round {round}: one artifact, reused");
     }
     // A corrupted cache file is ignored and replaced.
-    let file = std::fs::read_dir(&cache).unwrap().next().unwrap().unwrap().path();
+    let file = std::fs::read_dir(&cache)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     std::fs::write(&file, b"garbage").unwrap();
     let mut harness = PluginHarness::new().configure(|c| c.cache_dir = Some(cache.clone()));
     let plugin = hostile(&mut harness, "http://provider.test/").await;
@@ -423,10 +612,18 @@ async fn more_calls_than_pool_slots_wait_their_turn() {
     let calls = (0..24).map(|i| {
         let plugin = plugin.clone();
         tokio::spawn(async move {
-            if i % 6 == 0 { send(&plugin, "panic").await.err().map(|f| f.label()) } else { send(&plugin, "ok").await.ok().map(|_| "ok") }
+            if i % 6 == 0 {
+                send(&plugin, "panic").await.err().map(|f| f.label())
+            } else {
+                send(&plugin, "ok").await.ok().map(|_| "ok")
+            }
         })
     });
-    let outcomes: Vec<_> = futures::future::join_all(calls).await.into_iter().map(Result::unwrap).collect();
+    let outcomes: Vec<_> = futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
     assert_eq!(outcomes.iter().filter(|o| **o == Some("ok")).count(), 20);
     assert_eq!(outcomes.iter().filter(|o| **o == Some("panic")).count(), 4);
 }

@@ -21,6 +21,7 @@ pub mod error;
 pub mod idempotency;
 pub mod ledger;
 pub mod page;
+pub mod plugin_kv;
 pub mod staff;
 
 pub use db::{Db, Engine, Tx};

@@ -1,0 +1,303 @@
+//! Plugins in the CLI: what is installed (built into the binary, plus `plugin_host.dirs`),
+//! the `[plugins.<id>]` sections checked before anything starts, the host built from
+//! `[plugin_host]`, and `keel plugin list|inspect|check`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Subcommand;
+use keel_app::plugins::{self, Installed};
+use keel_plugin_host::kv::{KvStore, MemoryKv};
+use keel_plugin_host::{HostConfig, Plugin, PluginHost};
+
+use crate::config::Config;
+
+#[derive(Subcommand, Debug)]
+pub enum PluginCommand {
+    /// List installed plugins: id, version, kinds, WIT version, enabled or not.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one plugin: manifest, settings (secrets redacted) and effective grants.
+    Inspect { id: String },
+    /// Check every [plugins.<id>] section and load each enabled plugin, without starting.
+    Check,
+}
+
+/// Problems with the plugin configuration: Keel refuses to start (exit status 2).
+#[derive(Debug)]
+pub struct PluginConfigError(pub Vec<String>);
+
+impl fmt::Display for PluginConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "the plugin configuration has {} problem(s):",
+            self.0.len()
+        )?;
+        for e in &self.0 {
+            writeln!(f, "  {e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for PluginConfigError {}
+
+/// The settings the demo gives the built-in plugins it enables when `keel.toml` has no
+/// section for them.
+const DEMO_SECTIONS: &str = r#"
+[bank-transfer]
+instructions = "Demo Bank, account Keel Demo Hosting, number 0000000000, branch 000"
+"#;
+
+/// Every installed plugin: the ones built into this binary, then each folder of the
+/// configured directories.
+pub fn installed(config: &Config) -> Result<Vec<Installed>> {
+    let mut found: Vec<(String, Arc<[u8]>, String)> = keel_plugins::SHIPPED
+        .iter()
+        .map(|s| {
+            (
+                s.manifest.to_owned(),
+                Arc::<[u8]>::from(s.wasm),
+                "built-in".to_owned(),
+            )
+        })
+        .collect();
+    for dir in &config.plugin_host.dirs {
+        let entries = std::fs::read_dir(dir)
+            .with_context(|| format!("plugin_host.dirs: cannot read {}", dir.display()))?;
+        let mut folders: Vec<_> = entries
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| p.is_dir())
+            .collect();
+        folders.sort();
+        for folder in folders {
+            let manifest = folder.join("plugin.toml");
+            let wasm = folder.join("plugin.wasm");
+            let manifest = std::fs::read_to_string(&manifest)
+                .with_context(|| format!("cannot read {}", manifest.display()))?;
+            let bytes =
+                std::fs::read(&wasm).with_context(|| format!("cannot read {}", wasm.display()))?;
+            found.push((manifest, bytes.into(), folder.display().to_string()));
+        }
+    }
+    plugins::installed(found).map_err(|e| PluginConfigError(e).into())
+}
+
+/// The sections to apply: keel.toml's, plus the demo's for built-in plugins it does not
+/// configure when `demo` is set.
+pub fn sections(config: &Config, demo: bool) -> BTreeMap<String, toml::Table> {
+    let mut sections = config.plugins.clone();
+    if demo {
+        let defaults: BTreeMap<String, toml::Table> =
+            toml::from_str(DEMO_SECTIONS).expect("demo sections");
+        for (id, table) in defaults {
+            sections.entry(id).or_insert(table);
+        }
+    }
+    sections
+}
+
+pub fn host_config(
+    config: &Config,
+    kv: Arc<dyn KvStore>,
+    clock: keel_plugin_host::ClockFn,
+) -> HostConfig {
+    let ph = &config.plugin_host;
+    HostConfig {
+        max_concurrent_calls: ph.max_concurrent_calls,
+        memory_limit_bytes: ph.memory_limit_mb as usize * 1024 * 1024,
+        cpu_budget: Duration::from_millis(ph.cpu_budget_ms),
+        call_timeout: Duration::from_millis(ph.call_timeout_ms),
+        cache_dir: (!ph.cache_dir.as_os_str().is_empty()).then(|| ph.cache_dir.clone()),
+        kv,
+        clock,
+        ..HostConfig::default()
+    }
+}
+
+/// Checks every section against the installed plugins' manifests; any problem stops
+/// start-up with every message, each naming the plugin and key.
+pub fn check_config(
+    config: &Config,
+    demo: bool,
+) -> Result<Vec<(Installed, keel_plugin_host::Enabled)>> {
+    let installed = installed(config)?;
+    Ok(plugins::check_sections(&installed, &sections(config, demo)).map_err(PluginConfigError)?)
+}
+
+/// Builds the host and loads every enabled plugin (compile or cache, link, describe).
+pub async fn load(
+    config: &Config,
+    enabled: Vec<(Installed, keel_plugin_host::Enabled)>,
+    kv: Arc<dyn KvStore>,
+) -> Result<(PluginHost, Vec<Plugin>)> {
+    let host = PluginHost::new(host_config(config, kv, Arc::new(chrono::Utc::now)))
+        .map_err(anyhow::Error::msg)?;
+    let loaded = plugins::load_enabled(&host, enabled)
+        .await
+        .map_err(PluginConfigError)?;
+    Ok((host, loaded))
+}
+
+pub async fn run(config: &Config, command: PluginCommand) -> Result<()> {
+    match command {
+        PluginCommand::List { json } => list(config, json),
+        PluginCommand::Inspect { id } => inspect(config, &id).await,
+        PluginCommand::Check => check(config).await,
+    }
+}
+
+fn kinds(p: &Installed) -> String {
+    p.manifest
+        .kinds
+        .iter()
+        .map(|k| k.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn list(config: &Config, json: bool) -> Result<()> {
+    let installed = installed(config)?;
+    if json {
+        let rows: Vec<_> = installed
+            .iter()
+            .map(|p| {
+                serde_json::json!({
+                    "id": p.manifest.id,
+                    "name": p.manifest.name,
+                    "version": p.manifest.version.to_string(),
+                    "kinds": p.manifest.kinds.iter().map(|k| k.as_str()).collect::<Vec<_>>(),
+                    "wit": p.manifest.wit.to_string(),
+                    "source": p.source,
+                    "enabled": config.plugins.contains_key(&p.manifest.id),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    println!(
+        "{:<20} {:<9} {:<12} {:<6} {:<8} SOURCE",
+        "ID", "VERSION", "KINDS", "WIT", "ENABLED"
+    );
+    for p in &installed {
+        println!(
+            "{:<20} {:<9} {:<12} {:<6} {:<8} {}",
+            p.manifest.id,
+            p.manifest.version.to_string(),
+            kinds(p),
+            p.manifest.wit.to_string(),
+            if config.plugins.contains_key(&p.manifest.id) {
+                "yes"
+            } else {
+                "no"
+            },
+            p.source
+        );
+    }
+    Ok(())
+}
+
+async fn inspect(config: &Config, id: &str) -> Result<()> {
+    let installed = installed(config)?;
+    let Some(p) = installed.iter().find(|p| p.manifest.id == id) else {
+        let ids: Vec<&str> = installed.iter().map(|p| p.manifest.id.as_str()).collect();
+        anyhow::bail!(
+            "no plugin `{id}` is installed (installed: {})",
+            ids.join(", ")
+        );
+    };
+    let m = &p.manifest;
+    println!("{} ({})\n  {}", m.name, m.id, m.description);
+    println!(
+        "  version {}  kinds {}  wit {}  source {}",
+        m.version,
+        kinds(p),
+        m.wit,
+        p.source
+    );
+    println!(
+        "  declared hosts: {}",
+        list_or_none(m.allow.iter().map(|h| h.to_string()))
+    );
+    println!("  settings:");
+    for (key, spec) in &m.settings {
+        let mut flags = vec![spec.ty.as_str().to_owned()];
+        if spec.required {
+            flags.push("required".into());
+        }
+        if spec.secret {
+            flags.push("secret".into());
+        }
+        if let Some(d) = &spec.default {
+            flags.push(format!("default {d}"));
+        }
+        println!(
+            "    {key} ({}){}",
+            flags.join(", "),
+            if spec.description.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", spec.description)
+            }
+        );
+    }
+    match config.plugins.get(id) {
+        None => println!("  not enabled: add a [plugins.{id}] section to keel.toml"),
+        Some(section) => match keel_plugin_host::settings::validate(m, section) {
+            Ok(enabled) => {
+                println!("  enabled with:");
+                for (k, v) in enabled.settings.redacted() {
+                    println!("    {k} = {v}");
+                }
+                println!(
+                    "  effective hosts: {}",
+                    list_or_none(enabled.grant.hosts().iter().map(|h| h.to_string()))
+                );
+                println!(
+                    "  private networks allowed: {}",
+                    list_or_none(enabled.grant.networks().iter().map(|n| n.to_string()))
+                );
+            }
+            Err(errors) => return Err(PluginConfigError(errors).into()),
+        },
+    }
+    Ok(())
+}
+
+fn list_or_none(items: impl Iterator<Item = String>) -> String {
+    let items: Vec<String> = items.collect();
+    if items.is_empty() {
+        "none".into()
+    } else {
+        items.join(", ")
+    }
+}
+
+async fn check(config: &Config) -> Result<()> {
+    let kv: Arc<dyn KvStore> = Arc::new(MemoryKv::default());
+    let (_host, loaded) = load(config, check_config(config, false)?, kv).await?;
+    if loaded.is_empty() {
+        println!(
+            "no plugins enabled (add [plugins.<id>] sections to keel.toml; `keel plugin list` shows what is installed)"
+        );
+    }
+    for p in &loaded {
+        let info = p.info().map(|i| i.name.clone()).unwrap_or_default();
+        let kinds: Vec<&str> = p.manifest().kinds.iter().map(|k| k.as_str()).collect();
+        println!(
+            "ok  {} {} ({}): {info}",
+            p.id(),
+            p.manifest().version,
+            kinds.join(",")
+        );
+    }
+    Ok(())
+}
