@@ -3,10 +3,10 @@
 
 use std::marker::PhantomData;
 
+use crate::bindings::assistant::exports::keel::plugin::assistant::Guest;
 pub use crate::bindings::assistant::exports::keel::plugin::assistant::{
     Conversation, Role, Suggestion, Turn,
 };
-use crate::bindings::assistant::exports::keel::plugin::assistant::Guest;
 use crate::{PluginError, PluginInfo};
 
 /// An assistant that suggests replies in tickets and chats.

@@ -45,8 +45,33 @@ macro_rules! kind_world {
     };
 }
 
-kind_world!(gateway, "gateway-plugin", "export", "::keel_sdk::bindings::gateway");
-kind_world!(registrar, "registrar-plugin", "export", "::keel_sdk::bindings::registrar");
-kind_world!(notifier, "notifier-plugin", "export", "::keel_sdk::bindings::notifier");
-kind_world!(provisioner, "provisioner-plugin", "export", "::keel_sdk::bindings::provisioner");
-kind_world!(assistant, "assistant-plugin", "export", "::keel_sdk::bindings::assistant");
+kind_world!(
+    gateway,
+    "gateway-plugin",
+    "export",
+    "::keel_sdk::bindings::gateway"
+);
+kind_world!(
+    registrar,
+    "registrar-plugin",
+    "export",
+    "::keel_sdk::bindings::registrar"
+);
+kind_world!(
+    notifier,
+    "notifier-plugin",
+    "export",
+    "::keel_sdk::bindings::notifier"
+);
+kind_world!(
+    provisioner,
+    "provisioner-plugin",
+    "export",
+    "::keel_sdk::bindings::provisioner"
+);
+kind_world!(
+    assistant,
+    "assistant-plugin",
+    "export",
+    "::keel_sdk::bindings::assistant"
+);

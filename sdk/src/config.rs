@@ -27,7 +27,9 @@ where
     get(key)
         .map(|raw| {
             raw.parse::<T>().map_err(|e| {
-                PluginError::misconfigured(format!("the setting `{key}` ({raw:?}) is not valid: {e}"))
+                PluginError::misconfigured(format!(
+                    "the setting `{key}` ({raw:?}) is not valid: {e}"
+                ))
             })
         })
         .transpose()

@@ -16,7 +16,10 @@ impl PluginError {
 
     /// The provider is unavailable; try again later.
     pub fn unavailable(reason: impl Into<String>, retry_after_seconds: Option<u32>) -> Self {
-        Self::Unavailable(RetryHint { reason: reason.into(), retry_after_seconds })
+        Self::Unavailable(RetryHint {
+            reason: reason.into(),
+            retry_after_seconds,
+        })
     }
 
     /// The settings are wrong or missing.
@@ -38,7 +41,9 @@ impl From<crate::http::Error> for PluginError {
         match err {
             E::Denied(m) => Self::Misconfigured(format!("outbound request denied: {m}")),
             E::Timeout => Self::unavailable("the provider did not answer in time", None),
-            E::Connection(m) => Self::unavailable(format!("could not reach the provider: {m}"), None),
+            E::Connection(m) => {
+                Self::unavailable(format!("could not reach the provider: {m}"), None)
+            }
             E::InvalidRequest(m) => Self::Internal(format!("invalid outbound request: {m}")),
             E::TooLarge(m) => Self::Internal(format!("body too large: {m}")),
             E::TooManyRequests(m) => Self::Internal(format!("too many requests in one call: {m}")),

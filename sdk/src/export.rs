@@ -9,7 +9,10 @@ pub fn enter() {
         static HOOK: std::sync::Once = std::sync::Once::new();
         HOOK.call_once(|| {
             std::panic::set_hook(Box::new(|info| {
-                crate::log::log(crate::log::Level::Error, &format!("plugin panicked: {info}"));
+                crate::log::log(
+                    crate::log::Level::Error,
+                    &format!("plugin panicked: {info}"),
+                );
             }));
         });
     }

@@ -3,11 +3,11 @@
 
 use std::marker::PhantomData;
 
-pub use crate::bindings::gateway::exports::keel::plugin::gateway::{
-    Callback, NextAction, PaymentRef, PaymentRequest, PaymentStarted, PaymentStatus,
-    PaymentUpdate, RefundRequest, RefundStarted, RefundStatus,
-};
 use crate::bindings::gateway::exports::keel::plugin::gateway::Guest;
+pub use crate::bindings::gateway::exports::keel::plugin::gateway::{
+    Callback, NextAction, PaymentRef, PaymentRequest, PaymentStarted, PaymentStatus, PaymentUpdate,
+    RefundRequest, RefundStarted, RefundStatus,
+};
 use crate::{InboundRequest, PluginError, PluginInfo};
 
 /// A payment gateway. Only [`describe`](Gateway::describe) and

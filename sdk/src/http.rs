@@ -98,7 +98,8 @@ impl Request {
     /// An `application/x-www-form-urlencoded` body, fields in the order given.
     pub fn form<K: AsRef<str>, V: AsRef<str>>(self, fields: &[(K, V)]) -> Self {
         let body = form_encode(fields.iter().map(|(k, v)| (k.as_ref(), v.as_ref())));
-        self.header("content-type", "application/x-www-form-urlencoded").body(body)
+        self.header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
     }
 
     /// An XML body, with its content type.
@@ -138,7 +139,9 @@ impl Response {
     /// The body parsed as JSON.
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, PluginError> {
         serde_json::from_slice(&self.body).map_err(|e| {
-            PluginError::internal(format!("the provider's reply is not the JSON expected: {e}"))
+            PluginError::internal(format!(
+                "the provider's reply is not the JSON expected: {e}"
+            ))
         })
     }
 
@@ -159,7 +162,8 @@ impl Response {
         Err(match self.status {
             429 | 500..=599 => PluginError::unavailable(
                 format!("the provider answered {}: {snippet}", self.status),
-                self.header("retry-after").and_then(|v| v.trim().parse().ok()),
+                self.header("retry-after")
+                    .and_then(|v| v.trim().parse().ok()),
             ),
             401 | 403 => PluginError::misconfigured(format!(
                 "the provider refused the credentials ({}): {snippet}",
@@ -220,15 +224,13 @@ fn percent_decode(s: &str) -> String {
     while i < bytes.len() {
         match bytes[i] {
             b'+' => out.push(b' '),
-            b'%' => {
-                match (hex_value(bytes.get(i + 1)), hex_value(bytes.get(i + 2))) {
-                    (Some(hi), Some(lo)) => {
-                        out.push(hi << 4 | lo);
-                        i += 2;
-                    }
-                    _ => out.push(b'%'),
+            b'%' => match (hex_value(bytes.get(i + 1)), hex_value(bytes.get(i + 2))) {
+                (Some(hi), Some(lo)) => {
+                    out.push(hi << 4 | lo);
+                    i += 2;
                 }
-            }
+                _ => out.push(b'%'),
+            },
             b => out.push(b),
         }
         i += 1;
@@ -249,7 +251,11 @@ fn base64(input: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
     for chunk in input.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
             if i <= chunk.len() {

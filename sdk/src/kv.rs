@@ -27,7 +27,9 @@ pub fn delete(key: &str) -> Result<bool, PluginError> {
 
 /// The JSON value stored under `key`.
 pub fn get_json<T: DeserializeOwned>(key: &str) -> Result<Option<T>, PluginError> {
-    get(key)?.map(|bytes| serde_json::from_slice(&bytes).map_err(PluginError::from)).transpose()
+    get(key)?
+        .map(|bytes| serde_json::from_slice(&bytes).map_err(PluginError::from))
+        .transpose()
 }
 
 /// Stores `value` as JSON under `key`.

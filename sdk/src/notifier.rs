@@ -3,11 +3,10 @@
 
 use std::marker::PhantomData;
 
-pub use crate::bindings::notifier::exports::keel::plugin::notifier::{
-    DeliveryStatus, Inbound, InboundEvent, InboundMessage, Message, Receipt, StatusUpdate,
-    Template,
-};
 use crate::bindings::notifier::exports::keel::plugin::notifier::Guest;
+pub use crate::bindings::notifier::exports::keel::plugin::notifier::{
+    DeliveryStatus, Inbound, InboundEvent, InboundMessage, Message, Receipt, StatusUpdate, Template,
+};
 use crate::{InboundRequest, PluginError, PluginInfo};
 
 /// A notifier. [`describe`](Notifier::describe) and [`send`](Notifier::send) are

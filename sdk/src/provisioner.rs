@@ -3,10 +3,10 @@
 
 use std::marker::PhantomData;
 
+use crate::bindings::provisioner::exports::keel::plugin::provisioner::Guest;
 pub use crate::bindings::provisioner::exports::keel::plugin::provisioner::{
     AccountCreated, AccountRef, AccountRequest, UsageReport,
 };
-use crate::bindings::provisioner::exports::keel::plugin::provisioner::Guest;
 use crate::{PluginError, PluginInfo};
 
 /// A provisioner for hosting accounts. Create, suspend, unsuspend and terminate are

@@ -3,11 +3,11 @@
 
 use std::marker::PhantomData;
 
-pub use crate::bindings::registrar::exports::keel::plugin::registrar::{
-    Availability, DnsRecord, DomainContacts, DomainInfo, DomainStatus, RecordType,
-    RegisterRequest, TransferRequest,
-};
 use crate::bindings::registrar::exports::keel::plugin::registrar::Guest;
+pub use crate::bindings::registrar::exports::keel::plugin::registrar::{
+    Availability, DnsRecord, DomainContacts, DomainInfo, DomainStatus, RecordType, RegisterRequest,
+    TransferRequest,
+};
 use crate::{PluginError, PluginInfo};
 
 fn unsupported<T>() -> Result<T, PluginError> {

@@ -112,7 +112,10 @@ impl FakeHost {
     }
 
     pub(crate) fn log(&mut self, level: Level, message: &str) {
-        self.state.borrow_mut().logs.push((level, message.to_owned()));
+        self.state
+            .borrow_mut()
+            .logs
+            .push((level, message.to_owned()));
     }
 
     pub(crate) fn config_get(&self, key: &str) -> Option<String> {
@@ -217,8 +220,14 @@ mod tests {
     #[test]
     fn clock_formats_rfc3339() {
         assert_eq!(rfc3339_from_millis(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(rfc3339_from_millis(1_767_225_600_000), "2026-01-01T00:00:00.000Z");
-        assert_eq!(rfc3339_from_millis(951_782_400_123), "2000-02-29T00:00:00.123Z");
+        assert_eq!(
+            rfc3339_from_millis(1_767_225_600_000),
+            "2026-01-01T00:00:00.000Z"
+        );
+        assert_eq!(
+            rfc3339_from_millis(951_782_400_123),
+            "2000-02-29T00:00:00.123Z"
+        );
         assert_eq!(rfc3339_from_millis(-1), "1969-12-31T23:59:59.999Z");
     }
 }

@@ -10,7 +10,10 @@ pub use wit::{
 impl Money {
     /// `minor` units of `currency` (`Money::new(1050, "USD")` is 10.50 USD).
     pub fn new(minor: i64, currency: impl Into<String>) -> Self {
-        Self { minor, currency: currency.into() }
+        Self {
+            minor,
+            currency: currency.into(),
+        }
     }
 }
 
@@ -57,7 +60,11 @@ impl InboundRequest {
 impl InboundReply {
     /// `200 OK` with no body.
     pub fn ok() -> Self {
-        Self { status: 200, content_type: None, body: Vec::new() }
+        Self {
+            status: 200,
+            content_type: None,
+            body: Vec::new(),
+        }
     }
 
     /// `200 OK` with a plain-text body.

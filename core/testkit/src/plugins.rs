@@ -38,7 +38,10 @@ pub struct Received {
 
 impl Received {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn text(&self) -> String {
@@ -49,7 +52,11 @@ impl Received {
 /// What the fake provider answers.
 pub enum Reply {
     /// A status, headers and a body.
-    Full { status: u16, headers: Vec<(String, String)>, body: Vec<u8> },
+    Full {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    },
     /// A body of `bytes` zero bytes streamed in 64 KiB chunks, without a length.
     Stream { bytes: u64 },
     /// Never answers (the connection stays open).
@@ -58,7 +65,11 @@ pub enum Reply {
 
 impl Reply {
     pub fn status(status: u16) -> Self {
-        Self::Full { status, headers: Vec::new(), body: Vec::new() }
+        Self::Full {
+            status,
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
     }
 
     pub fn text(status: u16, body: impl Into<String>) -> Self {
@@ -70,7 +81,11 @@ impl Reply {
     }
 
     pub fn redirect(to: &str) -> Self {
-        Self::Full { status: 302, headers: vec![("location".into(), to.into())], body: Vec::new() }
+        Self::Full {
+            status: 302,
+            headers: vec![("location".into(), to.into())],
+            body: Vec::new(),
+        }
     }
 }
 
@@ -88,29 +103,43 @@ impl FakeProvider {
         let received = Arc::new(Mutex::new(Vec::new()));
         let responder: Responder = Arc::new(respond);
         let log = Arc::clone(&received);
-        let app = axum::Router::new().fallback(move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
-            let log = Arc::clone(&log);
-            let responder = Arc::clone(&responder);
-            async move {
-                let req = Received {
-                    method: method.to_string(),
-                    uri: uri.to_string(),
-                    headers: headers
-                        .iter()
-                        .map(|(n, v)| (n.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
-                        .collect(),
-                    body: body.to_vec(),
-                };
-                let reply = responder(&req);
-                log.lock().unwrap().push(req);
-                respond_with(reply).await
-            }
-        });
+        let app = axum::Router::new().fallback(
+            move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+                let log = Arc::clone(&log);
+                let responder = Arc::clone(&responder);
+                async move {
+                    let req = Received {
+                        method: method.to_string(),
+                        uri: uri.to_string(),
+                        headers: headers
+                            .iter()
+                            .map(|(n, v)| {
+                                (
+                                    n.to_string(),
+                                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                                )
+                            })
+                            .collect(),
+                        body: body.to_vec(),
+                    };
+                    let reply = responder(&req);
+                    log.lock().unwrap().push(req);
+                    respond_with(reply).await
+                }
+            },
+        );
         let server = crate::spawn_server(move |listener, shutdown| async move {
-            axum::serve(listener, app).with_graceful_shutdown(shutdown).await.ok();
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+                .ok();
         })
         .await;
-        Self { addr: server.addr, received, server }
+        Self {
+            addr: server.addr,
+            received,
+            server,
+        }
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -143,9 +172,14 @@ impl FakeProvider {
 
 async fn respond_with(reply: Reply) -> axum::response::Response {
     match reply {
-        Reply::Full { status, headers, body } => {
+        Reply::Full {
+            status,
+            headers,
+            body,
+        } => {
             let mut response = axum::response::Response::new(Body::from(body));
-            *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            *response.status_mut() =
+                StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             for (n, v) in headers {
                 if let (Ok(n), Ok(v)) = (
                     axum::http::HeaderName::from_bytes(n.as_bytes()),
@@ -159,7 +193,9 @@ async fn respond_with(reply: Reply) -> axum::response::Response {
         Reply::Stream { bytes } => {
             let chunk = Bytes::from(vec![0u8; 64 * 1024]);
             let chunks = bytes.div_ceil(chunk.len() as u64);
-            let stream = futures::stream::iter((0..chunks).map(move |_| Ok::<_, std::io::Error>(chunk.clone())));
+            let stream = futures::stream::iter(
+                (0..chunks).map(move |_| Ok::<_, std::io::Error>(chunk.clone())),
+            );
             axum::response::Response::new(Body::from_stream(stream))
         }
         Reply::Hang => {
@@ -184,7 +220,10 @@ impl Default for PluginHarness {
 
 impl PluginHarness {
     pub fn new() -> Self {
-        Self { config: HostConfig::default(), host: None }
+        Self {
+            config: HostConfig::default(),
+            host: None,
+        }
     }
 
     /// Starts from this configuration instead.
@@ -194,7 +233,9 @@ impl PluginHarness {
 
     /// Points `name` at `ip` in the host's resolver (the grant still checks `ip`).
     pub fn resolve(mut self, name: &str, ip: IpAddr) -> Self {
-        self.config.resolver_overrides.insert(name.to_owned(), vec![ip]);
+        self.config
+            .resolver_overrides
+            .insert(name.to_owned(), vec![ip]);
         self
     }
 
@@ -207,29 +248,48 @@ impl PluginHarness {
     /// The host (built on first use).
     pub fn host(&mut self) -> &PluginHost {
         let config = self.config.clone();
-        self.host.get_or_insert_with(|| PluginHost::new(config).expect("plugin host"))
+        self.host
+            .get_or_insert_with(|| PluginHost::new(config).expect("plugin host"))
     }
 
     /// Loads a component with its manifest text and an admin section (`keel.toml`'s
     /// `[plugins.<id>]` body). A section that does not validate is a `LoadError` listing
     /// every problem.
-    pub async fn load(&mut self, wasm: Vec<u8>, manifest: &str, section: &str) -> Result<Plugin, LoadError> {
-        let manifest = Manifest::parse(manifest, "plugin.toml").map_err(|e| LoadError::new("?", e))?;
-        let table: toml::Table = toml::from_str(section).map_err(|e| LoadError::new(&manifest.id, e.to_string()))?;
-        let enabled = settings::validate(&manifest, &table).map_err(|e| LoadError::new(&manifest.id, e.join("; ")))?;
+    pub async fn load(
+        &mut self,
+        wasm: Vec<u8>,
+        manifest: &str,
+        section: &str,
+    ) -> Result<Plugin, LoadError> {
+        let manifest =
+            Manifest::parse(manifest, "plugin.toml").map_err(|e| LoadError::new("?", e))?;
+        let table: toml::Table =
+            toml::from_str(section).map_err(|e| LoadError::new(&manifest.id, e.to_string()))?;
+        let enabled = settings::validate(&manifest, &table)
+            .map_err(|e| LoadError::new(&manifest.id, e.join("; ")))?;
         self.host().load(manifest, wasm.into(), enabled).await
     }
 
     /// Loads a built component and the `plugin.toml` at `manifest_path`.
-    pub async fn load_files(&mut self, wasm: &Path, manifest_path: impl AsRef<Path>, section: &str) -> Result<Plugin, LoadError> {
-        let bytes = std::fs::read(wasm).unwrap_or_else(|e| panic!("reading {}: {e}", wasm.display()));
+    pub async fn load_files(
+        &mut self,
+        wasm: &Path,
+        manifest_path: impl AsRef<Path>,
+        section: &str,
+    ) -> Result<Plugin, LoadError> {
+        let bytes =
+            std::fs::read(wasm).unwrap_or_else(|e| panic!("reading {}: {e}", wasm.display()));
         let manifest = std::fs::read_to_string(manifest_path.as_ref())
             .unwrap_or_else(|e| panic!("reading {}: {e}", manifest_path.as_ref().display()));
         self.load(bytes, &manifest, section).await
     }
 
     /// Loads one of the workspace's built plugins or fixtures.
-    pub async fn load_artifact(&mut self, artifact: &keel_plugins::Artifact, section: &str) -> Result<Plugin, LoadError> {
+    pub async fn load_artifact(
+        &mut self,
+        artifact: &keel_plugins::Artifact,
+        section: &str,
+    ) -> Result<Plugin, LoadError> {
         let wasm = artifact.wasm().expect("built plugin");
         let manifest = artifact.manifest().expect("plugin manifest");
         self.load(wasm, &manifest, section).await
@@ -243,8 +303,10 @@ impl PluginHarness {
 pub fn build_plugin(crate_dir: impl AsRef<Path>) -> PathBuf {
     let crate_dir = crate_dir.as_ref();
     let manifest = crate_dir.join("Cargo.toml");
-    let text = std::fs::read_to_string(&manifest).unwrap_or_else(|e| panic!("{}: {e}", manifest.display()));
-    let package = package_name(&text).unwrap_or_else(|| panic!("no package name in {}", manifest.display()));
+    let text = std::fs::read_to_string(&manifest)
+        .unwrap_or_else(|e| panic!("{}: {e}", manifest.display()));
+    let package =
+        package_name(&text).unwrap_or_else(|| panic!("no package name in {}", manifest.display()));
     let target_dir = match keel_plugins::WASM_TARGET_DIR {
         "" => std::env::temp_dir().join("keel-plugin-builds"),
         dir => PathBuf::from(dir),
@@ -252,19 +314,39 @@ pub fn build_plugin(crate_dir: impl AsRef<Path>) -> PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(crate_dir)
-        .args(["build", "--release", "--target", "wasm32-wasip2", "--manifest-path"])
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--manifest-path",
+        ])
         .arg(&manifest)
         .arg("--target-dir")
         .arg(&target_dir);
-    for var in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_TARGET", "RUSTC_WORKSPACE_WRAPPER", "CARGO_TARGET_DIR"] {
+    for var in [
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_BUILD_TARGET",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "CARGO_TARGET_DIR",
+    ] {
         cmd.env_remove(var);
     }
     let status = cmd.status().expect("run cargo to build the plugin");
-    assert!(status.success(), "building {} for wasm32-wasip2 failed", crate_dir.display());
+    assert!(
+        status.success(),
+        "building {} for wasm32-wasip2 failed",
+        crate_dir.display()
+    );
     let wasm = target_dir
         .join("wasm32-wasip2/release")
         .join(format!("{}.wasm", package.replace('-', "_")));
-    assert!(wasm.is_file(), "the build did not produce {}", wasm.display());
+    assert!(
+        wasm.is_file(),
+        "the build did not produce {}",
+        wasm.display()
+    );
     wasm
 }
 

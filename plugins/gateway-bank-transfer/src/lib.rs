@@ -38,7 +38,11 @@ impl Gateway for BankTransfer {
 /// `INV-2026-000123`: the prefix, a dash, the invoice id; no prefix, just the id.
 fn payer_reference(prefix: &str, invoice_id: &str) -> String {
     let prefix = prefix.trim();
-    if prefix.is_empty() { invoice_id.to_owned() } else { format!("{prefix}-{invoice_id}") }
+    if prefix.is_empty() {
+        invoice_id.to_owned()
+    } else {
+        format!("{prefix}-{invoice_id}")
+    }
 }
 
 keel_sdk::export_gateway!(BankTransfer);
@@ -79,8 +83,13 @@ mod tests {
         let started = BankTransfer::initiate(request()).unwrap();
         assert_eq!(started.provider_reference, "INV-2026-000123");
         assert_eq!(started.status, PaymentStatus::Pending);
-        let NextAction::Instructions(text) = started.action else { panic!("not instructions") };
-        assert!(text.starts_with("Bank: First Bank\nAccount: 123456\n\n"), "{text}");
+        let NextAction::Instructions(text) = started.action else {
+            panic!("not instructions")
+        };
+        assert!(
+            text.starts_with("Bank: First Bank\nAccount: 123456\n\n"),
+            "{text}"
+        );
         assert!(text.ends_with("Reference: INV-2026-000123"), "{text}");
     }
 
