@@ -31,7 +31,13 @@ const REDACTED: &str = "***";
 const DEFAULTS_SOURCE: &str = "built-in defaults";
 
 /// `KEEL_` variables that belong to the CLI or the test harness, not to config keys.
-const NOT_CONFIG_VARIABLES: [&str; 2] = ["KEEL_CONFIG", "KEEL_LOG"];
+const NOT_CONFIG_VARIABLES: [&str; 4] = [
+    "KEEL_CONFIG",
+    "KEEL_LOG",
+    // Read by keel-plugins' build script, so they may be set in a developer's shell.
+    "KEEL_SKIP_PLUGIN_BUILD",
+    "KEEL_NESTED_PLUGIN_BUILD",
+];
 const NOT_CONFIG_PREFIXES: [&str; 2] = ["KEEL_TEST_", "KEEL_PG_"];
 
 /// Short names the CLI documents. The full `KEEL_<SECTION>__<KEY>` form wins when both
