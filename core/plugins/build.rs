@@ -154,19 +154,8 @@ fn discover(root: &Path) -> Vec<Plugin> {
 
 /// The `name` of the `[package]` table.
 fn package_name(cargo_toml: &str) -> Option<String> {
-    let mut in_package = false;
-    for line in cargo_toml.lines() {
-        let line = line.trim();
-        if line.starts_with('[') {
-            in_package = line == "[package]";
-        } else if in_package {
-            if let Some(rest) = line.strip_prefix("name") {
-                let value = rest.trim_start().strip_prefix('=')?.trim();
-                return Some(value.trim_matches('"').to_owned());
-            }
-        }
-    }
-    None
+    let table: toml::Table = toml::from_str(cargo_toml).ok()?;
+    Some(table.get("package")?.get("name")?.as_str()?.to_owned())
 }
 
 fn check_target() {

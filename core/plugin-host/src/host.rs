@@ -530,15 +530,15 @@ impl Plugin {
             .increment(1);
         metrics::histogram!("keel_plugin_call_seconds", "plugin" => id.clone(), "kind" => kind.as_str())
             .record(started.elapsed().as_secs_f64());
-        if let Err(failure) = &result {
-            if !matches!(failure, PluginFailure::Plugin(_)) {
-                tracing::warn!(
-                    plugin = id,
-                    kind = kind.as_str(),
-                    op,
-                    "plugin call failed: {failure}"
-                );
-            }
+        if let Err(failure) = &result
+            && !matches!(failure, PluginFailure::Plugin(_))
+        {
+            tracing::warn!(
+                plugin = id,
+                kind = kind.as_str(),
+                op,
+                "plugin call failed: {failure}"
+            );
         }
         result
     }
