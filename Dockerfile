@@ -2,7 +2,8 @@
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY . .
-RUN cargo build --release -p keel
+# The build compiles the plugins to WebAssembly components (core/plugins/build.rs).
+RUN rustup target add wasm32-wasip2 && cargo build --release -p keel
 
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates && rm -rf /var/lib/apt/lists/*

@@ -375,7 +375,7 @@ impl std::hash::Hasher for HashWriter<'_> {
 }
 
 fn invalid_component(e: &wasmtime::Error) -> String {
-    format!("not a valid WebAssembly component: {e:#}")
+    format!("could not compile the component (a wasm32-wasip2 component within the host's pool limits?): {e:#}")
 }
 
 fn supported_list() -> String {
