@@ -267,3 +267,73 @@ fn base64(input: &[u8]) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forms_round_trip_with_escapes() {
+        let encoded = form_encode([("name", "Tendai Moyo"), ("note", "a&b=c/ü"), ("empty", "")]);
+        assert_eq!(encoded, "name=Tendai+Moyo&note=a%26b%3Dc%2F%C3%BC&empty=");
+        assert_eq!(
+            form_decode(&encoded),
+            vec![
+                ("name".to_owned(), "Tendai Moyo".to_owned()),
+                ("note".to_owned(), "a&b=c/ü".to_owned()),
+                ("empty".to_owned(), String::new()),
+            ]
+        );
+        assert_eq!(
+            form_decode("a=%zz&b"),
+            vec![
+                ("a".to_owned(), "%zz".to_owned()),
+                ("b".to_owned(), String::new())
+            ]
+        );
+    }
+
+    #[test]
+    fn basic_auth_is_base64() {
+        let req = Request::get("https://x.example").basic("Aladdin", "open sesame");
+        assert_eq!(
+            req.inner.headers,
+            vec![(
+                "authorization".to_owned(),
+                "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==".to_owned()
+            )]
+        );
+        assert_eq!(base64(b"a"), "YQ==");
+        assert_eq!(base64(b"ab"), "YWI=");
+        assert_eq!(base64(b""), "");
+    }
+
+    #[test]
+    fn statuses_map_to_what_the_kernel_does() {
+        let response = |status: u16, headers: Vec<(String, String)>| Response {
+            status,
+            headers,
+            body: b"nope".to_vec(),
+        };
+        assert!(response(204, vec![]).error_for_status().is_ok());
+        let err = response(503, vec![("Retry-After".into(), "30".into())])
+            .error_for_status()
+            .unwrap_err();
+        assert!(
+            matches!(err, PluginError::Unavailable(ref h) if h.retry_after_seconds == Some(30)),
+            "{err:?}"
+        );
+        assert!(matches!(
+            response(429, vec![]).error_for_status(),
+            Err(PluginError::Unavailable(_))
+        ));
+        assert!(matches!(
+            response(401, vec![]).error_for_status(),
+            Err(PluginError::Misconfigured(_))
+        ));
+        assert!(matches!(
+            response(422, vec![]).error_for_status(),
+            Err(PluginError::Internal(_))
+        ));
+    }
+}

@@ -14,6 +14,8 @@
 //! - helpers over the kernel's imports: [`http`] (an HTTP client with JSON, form and XML
 //!   bodies), [`config`] (settings and secrets), [`kv`] (private storage), [`log`] (the
 //!   [`info!`] family of macros) and [`clock`];
+//! - [`ids`]: newtypes for references, invoice, service and provider ids, and a checked
+//!   [`DomainName`](ids::DomainName);
 //! - [`testing`], a fake kernel for fast native unit tests of a plugin's logic.
 //!
 //! To test the real component in the real host, use `keel-testkit`'s plugin harness; see
@@ -61,6 +63,7 @@ pub mod config;
 mod error;
 mod export;
 pub mod http;
+pub mod ids;
 pub mod kv;
 pub mod log;
 #[cfg(not(target_family = "wasm"))]
