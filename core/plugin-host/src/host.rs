@@ -375,7 +375,9 @@ impl std::hash::Hasher for HashWriter<'_> {
 }
 
 fn invalid_component(e: &wasmtime::Error) -> String {
-    format!("could not compile the component (a wasm32-wasip2 component within the host's pool limits?): {e:#}")
+    format!(
+        "could not compile the component (a wasm32-wasip2 component within the host's pool limits?): {e:#}"
+    )
 }
 
 fn supported_list() -> String {
