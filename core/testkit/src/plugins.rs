@@ -296,8 +296,8 @@ impl PluginHarness {
     }
 }
 
-/// Builds the plugin crate in `crate_dir` for `wasm32-wasip2` (profile `plugin` when the
-/// crate's workspace defines it, else `release`) and returns the component's path. It runs
+/// Builds the plugin crate in `crate_dir` for `wasm32-wasip2` in the `release` profile
+/// and returns the component's path. It runs
 /// one nested cargo with the same hygiene as Keel's own plugin build: its own target
 /// directory, no inherited host flags.
 pub fn build_plugin(crate_dir: impl AsRef<Path>) -> PathBuf {
