@@ -8,7 +8,7 @@
 //! let provider = FakeProvider::start(|_req| Reply::status(202)).await;
 //! // The host, with `hooks.example.com` pointed at the fake (the grant must still allow
 //! // the loopback network, as an admin's `allow_networks` would).
-//! let harness = PluginHarness::new().resolve("hooks.example.com", provider.ip());
+//! let mut harness = PluginHarness::new().resolve("hooks.example.com", provider.ip());
 //! let wasm = keel_testkit::plugins::build_plugin(env!("CARGO_MANIFEST_DIR"));
 //! let plugin = harness
 //!     .load_files(&wasm, "plugin.toml", "allow_networks = [\"127.0.0.1/32\"]")
