@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use futures::FutureExt;
 use futures::future::BoxFuture;
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
@@ -502,16 +503,19 @@ impl Plugin {
         let permit = Arc::clone(&host.semaphore).acquire_owned().await;
         let mut store = host.new_store(&self.inner.shared);
         let timeout = host.config.call_timeout;
-        let task = tokio::spawn(async move {
+        // Run on the caller's task and catch a panic in a host function: a spawned task
+        // gives the same isolation but costs a cross-thread wake-up per call.
+        let task = std::panic::AssertUnwindSafe(async move {
             let _permit = permit;
             let outcome = tokio::time::timeout(timeout, f(&mut store)).await;
             (outcome, store)
-        });
+        })
+        .catch_unwind();
         let id = self.id().to_owned();
         let result = match task.await {
-            Err(join) => Err(PluginFailure::Host(format!(
-                "the host failed while serving the call: {join}"
-            ))),
+            Err(_panic) => Err(PluginFailure::Host(
+                "a host function panicked while serving the call".into(),
+            )),
             Ok((outcome, store)) => {
                 let data = store.data();
                 let result = match outcome {
