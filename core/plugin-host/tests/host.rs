@@ -231,6 +231,29 @@ async fn hostile(harness: &mut PluginHarness, target: &str) -> Plugin {
         .unwrap()
 }
 
+/// The hostile fixture with its declared test hosts moved to the fake provider's port (the
+/// fixture declares port 80, which a test cannot bind), loopback allowed, and `target` set.
+async fn hostile_on_port(harness: &mut PluginHarness, port: u16, target_path: &str) -> Plugin {
+    let manifest = KEEL_FIXTURE_HOSTILE
+        .manifest()
+        .unwrap()
+        .replace(
+            "\"http://provider.test\"",
+            &format!("\"http://provider.test:{port}\""),
+        )
+        .replace(
+            "\"http://private.test\"",
+            &format!("\"http://private.test:{port}\""),
+        );
+    let section = format!(
+        "target = \"http://provider.test:{port}{target_path}\"\nallow_networks = [\"127.0.0.1/32\"]"
+    );
+    harness
+        .load(KEEL_FIXTURE_HOSTILE.wasm().unwrap(), &manifest, &section)
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_infinite_loop_is_stopped_by_the_cpu_budget() {
     let mut harness = PluginHarness::new().configure(|c| c.cpu_budget = Duration::from_millis(200));
@@ -310,27 +333,7 @@ async fn undeclared_hosts_redirects_and_private_addresses_are_denied() {
     // The fixture declares http://provider.test on port 80; serve it from the fake's port
     // through a manifest copy that declares that port.
     let port = provider.port();
-    let manifest = KEEL_FIXTURE_HOSTILE
-        .manifest()
-        .unwrap()
-        .replace(
-            "\"http://provider.test\"",
-            &format!("\"http://provider.test:{port}\""),
-        )
-        .replace(
-            "\"http://private.test\"",
-            &format!("\"http://private.test:{port}\""),
-        );
-    let plugin = harness
-        .load(
-            KEEL_FIXTURE_HOSTILE.wasm().unwrap(),
-            &manifest,
-            &format!(
-                "target = \"http://provider.test:{port}/\"\nallow_networks = [\"127.0.0.1/32\"]"
-            ),
-        )
-        .await
-        .unwrap();
+    let plugin = hostile_on_port(&mut harness, port, "/").await;
 
     // Granted: reaches the fake.
     assert_eq!(
@@ -384,20 +387,7 @@ async fn huge_replies_and_request_floods_are_capped() {
     .await;
     let port = provider.port();
     let mut harness = PluginHarness::new().resolve("provider.test", provider.ip());
-    let manifest = KEEL_FIXTURE_HOSTILE.manifest().unwrap().replace(
-        "\"http://provider.test\"",
-        &format!("\"http://provider.test:{port}\""),
-    );
-    let plugin = harness
-        .load(
-            KEEL_FIXTURE_HOSTILE.wasm().unwrap(),
-            &manifest,
-            &format!(
-                "target = \"http://provider.test:{port}/ping\"\nallow_networks = [\"127.0.0.1/32\"]"
-            ),
-        )
-        .await
-        .unwrap();
+    let plugin = hostile_on_port(&mut harness, port, "/ping").await;
 
     let started = Instant::now();
     match send(&plugin, &format!("http:http://provider.test:{port}/huge")).await {
@@ -442,20 +432,7 @@ async fn a_call_blocked_in_a_host_import_times_out() {
     let mut harness = PluginHarness::new()
         .resolve("provider.test", provider.ip())
         .configure(|c| c.call_timeout = Duration::from_secs(1));
-    let manifest = KEEL_FIXTURE_HOSTILE.manifest().unwrap().replace(
-        "\"http://provider.test\"",
-        &format!("\"http://provider.test:{port}\""),
-    );
-    let plugin = harness
-        .load(
-            KEEL_FIXTURE_HOSTILE.wasm().unwrap(),
-            &manifest,
-            &format!(
-                "target = \"http://provider.test:{port}/\"\nallow_networks = [\"127.0.0.1/32\"]"
-            ),
-        )
-        .await
-        .unwrap();
+    let plugin = hostile_on_port(&mut harness, port, "/").await;
     let started = Instant::now();
     let result = send(&plugin, "http").await;
     // The request's own deadline is the call's: the import gives up first and the plugin
