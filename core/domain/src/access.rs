@@ -16,6 +16,18 @@ pub enum Permission {
     StaffManage,
     KeysManage,
     AuditRead,
+    /// Read products, groups and prices (every scope: the order form needs them).
+    CatalogRead,
+    /// Create and change products, prices, tax rules, promotions, client groups.
+    CatalogWrite,
+    /// Read services, invoices, payments in the actor's scope.
+    BillingRead,
+    /// Staff billing work: record payments, cancel invoices, credit notes, the billing run,
+    /// service status changes, wallet credit and debit.
+    BillingWrite,
+    /// Self-service in the actor's own scope: place orders, request cancellations, upgrade,
+    /// pay an invoice from the wallet.
+    Order,
 }
 
 impl Permission {
@@ -28,6 +40,11 @@ impl Permission {
             Permission::StaffManage => "staff:manage",
             Permission::KeysManage => "keys:manage",
             Permission::AuditRead => "audit:read",
+            Permission::CatalogRead => "catalog:read",
+            Permission::CatalogWrite => "catalog:write",
+            Permission::BillingRead => "billing:read",
+            Permission::BillingWrite => "billing:write",
+            Permission::Order => "orders:place",
         }
     }
 }
@@ -63,9 +80,22 @@ impl StaffRole {
         match self {
             StaffRole::Admin => true,
             StaffRole::Billing => {
-                matches!(p, ClientsRead | ClientsWrite | LedgerRead | LedgerWrite)
+                matches!(
+                    p,
+                    ClientsRead
+                        | ClientsWrite
+                        | LedgerRead
+                        | LedgerWrite
+                        | CatalogRead
+                        | CatalogWrite
+                        | BillingRead
+                        | BillingWrite
+                        | Order
+                )
             }
-            StaffRole::Support => matches!(p, ClientsRead | ClientsWrite),
+            StaffRole::Support => {
+                matches!(p, ClientsRead | ClientsWrite | CatalogRead | BillingRead | Order)
+            }
         }
     }
 }
@@ -169,7 +199,7 @@ impl Actor {
     }
 
     /// Whether the actor holds a permission. Reseller and client keys may read and write
-    /// clients in their own scope and read nothing else for now.
+    /// clients, read the catalog and billing, and order, all in their own scope.
     pub fn can(&self, p: Permission) -> bool {
         match self {
             Actor::System { .. } => true,
@@ -180,13 +210,16 @@ impl Actor {
                 ..
             } => role.is_none_or(|r| r.allows(p)),
             Actor::Key {
-                scope: Scope::Reseller(_),
+                scope: Scope::Reseller(_) | Scope::Client(_),
                 ..
-            } => matches!(p, Permission::ClientsRead | Permission::ClientsWrite),
-            Actor::Key {
-                scope: Scope::Client(_),
-                ..
-            } => matches!(p, Permission::ClientsRead | Permission::ClientsWrite),
+            } => matches!(
+                p,
+                Permission::ClientsRead
+                    | Permission::ClientsWrite
+                    | Permission::CatalogRead
+                    | Permission::BillingRead
+                    | Permission::Order
+            ),
         }
     }
 

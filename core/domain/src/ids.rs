@@ -47,3 +47,29 @@ id_type!(/// A ledger account.
     AccountId);
 id_type!(/// A journal entry.
     EntryId);
+id_type!(/// A product group of the catalog.
+    ProductGroupId);
+id_type!(/// A product (or an add-on) of the catalog.
+    ProductId);
+id_type!(/// A configurable option of a product.
+    OptionId);
+id_type!(/// One choice of a configurable option.
+    OptionValueId);
+id_type!(/// A promotion code.
+    PromotionId);
+id_type!(/// A client group.
+    ClientGroupId);
+id_type!(/// An order.
+    OrderId);
+id_type!(/// A service (an ordered product, billed by cycle).
+    ServiceId);
+id_type!(/// An invoice.
+    InvoiceId);
+id_type!(/// A line of an invoice.
+    InvoiceLineId);
+id_type!(/// A payment recorded against an invoice.
+    PaymentId);
+id_type!(/// A credit note.
+    CreditNoteId);
+id_type!(/// A tax rule.
+    TaxRuleId);

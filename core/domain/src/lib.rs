@@ -6,22 +6,36 @@
 //!   decimal conversion with half-away-from-zero rounding, allocation, parsing, formatting.
 //! - [`billing`]: billing cycles, due dates from the anniversary with month-end clamping,
 //!   periods and the remaining fraction used for proration.
+//! - [`catalog`]: products, prices per (currency, cycle), options, and the quote of one item.
 //! - [`contact`]: validated email, ISO 3166 country, E.164 phone and language values.
 //! - [`ledger`]: account kinds, journal entries built balanced per currency, the
 //!   idempotency comparison that names what differs.
 //! - [`client`]: clients and contacts: records, API input shapes, cross-field rules.
 //! - [`access`]: staff roles, permissions, API key scopes and the acting [`access::Actor`].
+//! - [`lifecycle`]: product, order, service and invoice states and their legal transitions.
 //! - [`ids`]: typed identifiers.
+//! - [`invoice`]: invoice line arithmetic: quantity, discount, per-line tax, totals.
+//! - [`numbering`]: invoice and credit-note number formats and their counter scopes.
+//! - [`promotion`]: promotion codes: when one may be used and the discount it gives.
+//! - [`proration`]: plan changes inside a period, and aligning a new service to a billing day.
+//! - [`tax`]: which tax rules apply to a place, and the exact tax of one line.
 //! - [`tenancy`]: who owns a client (the host or a reseller) and the scope a caller sees.
 
 pub mod access;
 pub mod billing;
+pub mod catalog;
 pub mod client;
 pub mod contact;
 pub mod currency;
 pub mod ids;
+pub mod invoice;
 pub mod ledger;
+pub mod lifecycle;
 pub mod money;
+pub mod numbering;
+pub mod promotion;
+pub mod proration;
+pub mod tax;
 pub mod tenancy;
 
 pub use currency::Currency;
