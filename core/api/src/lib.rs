@@ -177,6 +177,9 @@ pub fn router(state: State) -> Router {
         .merge(routes::clients::router())
         .merge(routes::access::router())
         .merge(routes::ledger::router())
+        .merge(routes::billing::router())
+        .merge(routes::catalog::router())
+        .merge(routes::wallets::router())
         .method_not_allowed_fallback(error::method_not_allowed)
         // Timeouts guard the routes that do work; /healthz touches nothing and skips the timer.
         .layer(from_fn_with_state(state.clone(), timeout))

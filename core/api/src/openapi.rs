@@ -1,7 +1,7 @@
 //! The OpenAPI document (utoipa, from the handlers' annotations and types) and the docs page
 //! rendered from it (no external assets: Keel serves offline).
 
-use crate::routes::{List, access, clients, ledger};
+use crate::routes::{List, access, billing, catalog, clients, ledger, wallets};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -17,6 +17,21 @@ use utoipa::{Modify, OpenApi};
         access::list_keys, access::create_key, access::revoke_key,
         ledger::list_accounts, ledger::show_account, ledger::list_entries, ledger::show_entry,
         ledger::adjust, ledger::reverse, ledger::audit, ledger::audit_verify,
+        billing::place_order, billing::show_order, billing::close_order, billing::list_invoices, billing::show_invoice, billing::invoice_pdf,
+        billing::record_payment, billing::pay_with_wallet, billing::cancel_invoice, billing::top_up,
+        billing::list_services, billing::show_service, billing::change_service_status,
+        billing::request_cancellation, billing::billing_run,
+        billing::preview_plan_change, billing::apply_plan_change,
+        billing::create_draft, billing::update_draft, billing::issue_draft,
+        billing::issue_credit_note, billing::list_credit_notes, billing::show_credit_note, billing::credit_note_pdf,
+        catalog::list_product_groups, catalog::create_product_group, catalog::list_products, catalog::create_product,
+        catalog::show_product, catalog::update_product, catalog::replace_prices, catalog::retire_product, catalog::quote,
+        catalog::list_tax_rules, catalog::create_tax_rule, catalog::delete_tax_rule,
+        catalog::list_exchange_rates, catalog::add_exchange_rate,
+        catalog::list_client_groups, catalog::create_client_group, catalog::update_client_group,
+        catalog::set_billing_settings, catalog::list_promotions, catalog::create_promotion, catalog::show_promotion,
+        wallets::list_wallets, wallets::wallet_history, wallets::credit_wallet, wallets::debit_wallet,
+        wallets::set_credit_limit,
     ),
     components(schemas(crate::error::ErrorBody, List<keel_domain::client::Client>)),
     modifiers(&BearerAuth),
@@ -27,6 +42,12 @@ use utoipa::{Modify, OpenApi};
         (name = "api-keys", description = "API keys"),
         (name = "ledger", description = "The double-entry ledger"),
         (name = "audit", description = "The hash-chained audit log"),
+        (name = "orders", description = "Orders: services and their first invoice"),
+        (name = "invoices", description = "Invoices, payments, wallet payments and top-ups"),
+        (name = "services", description = "Services, their history and cancellations"),
+        (name = "billing", description = "The billing run"),
+        (name = "catalog", description = "Products, prices, tax rules, exchange rates, client groups, promotions"),
+        (name = "wallets", description = "Client wallets: balances, history, staff credits and debits, credit limits"),
     )
 )]
 pub struct ApiDoc;

@@ -2,9 +2,12 @@
 //! extract, call one use case, shape the answer. Rules live in `keel-app`.
 
 pub mod access;
+pub mod billing;
+pub mod catalog;
 pub mod clients;
 pub mod ledger;
 pub mod ops;
+pub mod wallets;
 
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};

@@ -38,6 +38,59 @@ const SERVED: &[(&str, &str)] = &[
     ("/api/v1/ledger/entries/{id}/reverse", "post"),
     ("/api/v1/audit", "get"),
     ("/api/v1/audit/verify", "get"),
+    // catalog
+    ("/api/v1/product-groups", "get"),
+    ("/api/v1/product-groups", "post"),
+    ("/api/v1/products", "get"),
+    ("/api/v1/products", "post"),
+    ("/api/v1/products/{id}", "get"),
+    ("/api/v1/products/{id}", "patch"),
+    ("/api/v1/products/{id}/prices", "put"),
+    ("/api/v1/products/{id}/retire", "post"),
+    ("/api/v1/products/{id}/quote", "post"),
+    ("/api/v1/tax-rules", "get"),
+    ("/api/v1/tax-rules", "post"),
+    ("/api/v1/tax-rules/{id}", "delete"),
+    ("/api/v1/exchange-rates", "get"),
+    ("/api/v1/exchange-rates", "post"),
+    ("/api/v1/client-groups", "get"),
+    ("/api/v1/client-groups", "post"),
+    ("/api/v1/client-groups/{id}", "patch"),
+    ("/api/v1/clients/{id}/billing-settings", "put"),
+    ("/api/v1/promotions", "get"),
+    ("/api/v1/promotions", "post"),
+    ("/api/v1/promotions/{code}", "get"),
+    // orders, invoices, services, the billing run
+    ("/api/v1/orders", "post"),
+    ("/api/v1/orders/{id}", "get"),
+    ("/api/v1/orders/{id}/status", "post"),
+    ("/api/v1/invoices", "get"),
+    ("/api/v1/invoices", "post"),
+    ("/api/v1/invoices/{id}", "get"),
+    ("/api/v1/invoices/{id}", "put"),
+    ("/api/v1/invoices/{id}/issue", "post"),
+    ("/api/v1/invoices/{id}/pdf", "get"),
+    ("/api/v1/invoices/{id}/payments", "post"),
+    ("/api/v1/invoices/{id}/wallet-payments", "post"),
+    ("/api/v1/invoices/{id}/cancel", "post"),
+    ("/api/v1/invoices/{id}/credit-notes", "get"),
+    ("/api/v1/invoices/{id}/credit-notes", "post"),
+    ("/api/v1/credit-notes/{id}", "get"),
+    ("/api/v1/credit-notes/{id}/pdf", "get"),
+    ("/api/v1/top-ups", "post"),
+    ("/api/v1/services", "get"),
+    ("/api/v1/services/{id}", "get"),
+    ("/api/v1/services/{id}/status", "post"),
+    ("/api/v1/services/{id}/cancellation", "post"),
+    ("/api/v1/services/{id}/plan-change/preview", "post"),
+    ("/api/v1/services/{id}/plan-change", "post"),
+    ("/api/v1/billing/runs", "post"),
+    // wallets
+    ("/api/v1/clients/{id}/wallets", "get"),
+    ("/api/v1/clients/{id}/wallets/{currency}/history", "get"),
+    ("/api/v1/clients/{id}/wallets/{currency}/credit", "post"),
+    ("/api/v1/clients/{id}/wallets/{currency}/debit", "post"),
+    ("/api/v1/clients/{id}/wallets/{currency}/credit-limit", "put"),
 ];
 
 keel_testkit::store_test!(
@@ -109,7 +162,7 @@ keel_testkit::store_test!(
 keel_testkit::store_test!(
     async fn a_route_that_does_not_exist_is_a_json_404(t) {
         let api = Api::start(t).await;
-        api.get("/api/v1/invoices", &api.admin)
+        api.get("/api/v1/no-such-resource", &api.admin)
             .await
             .assert_error(404, "not_found", None);
         api.send(api.request(Method::GET, "/nowhere"))

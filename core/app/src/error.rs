@@ -98,6 +98,27 @@ fn conflict_for(constraint: &str) -> AppError {
         "ledger_accounts_code_key" => {
             AppError::conflict("account_exists", "an account with this code already exists")
         }
+        "product_groups_slug_key" => AppError::conflict(
+            "slug_taken",
+            "a product group with this slug already exists",
+        ),
+        "products_slug_key" => {
+            AppError::conflict("slug_taken", "a product with this slug already exists")
+        }
+        "promotions_code_key" => {
+            AppError::conflict("code_taken", "a promotion with this code already exists")
+        }
+        "tax_rules_place_key" => AppError::conflict(
+            "tax_rule_exists",
+            "a tax rule for this tax class, country, region and level already exists",
+        ),
+        "client_groups_name_key" => {
+            AppError::conflict("name_taken", "a client group with this name already exists")
+        }
+        "exchange_rates_pair_key" => AppError::conflict(
+            "exchange_rate_exists",
+            "a rate for these currencies from this moment already exists; add one from another moment",
+        ),
         other => AppError::conflict(
             "conflict",
             format!("conflicts with an existing record ({other})"),

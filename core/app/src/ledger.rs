@@ -279,7 +279,7 @@ pub async fn reverse(
 }
 
 /// The standard accounts of the host, one per currency.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SystemAccount {
     /// What clients owe (invoices issued, not yet paid).
     Receivable,

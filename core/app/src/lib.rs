@@ -9,18 +9,36 @@
 //! - [`access`]: staff users (argon2id passwords), API keys (created, hashed, revoked) and
 //!   authentication of a bearer key into an [`keel_domain::access::Actor`].
 //! - [`ledger`]: account and entry reads, manual adjustments and reversals, wallets.
+//! - [`wallets`]: a client's wallets per currency, their history from the ledger's postings,
+//!   staff credits and debits, credit limits.
+//! - [`catalog`]: product groups, products, prices and quotes; tax rules, exchange rates,
+//!   client groups and billing settings, promotions.
+//! - [`billing`]: the host's billing settings, frozen parties, tax and rate lookups, the
+//!   entries that issue invoices. [`invoices`], [`orders`], [`services`]: the billing use
+//!   cases. [`billing_run`]: the batched, resumable renewal run.
+//! - [`book`]: a seeded book (clients, services all due one day, wallets) for benchmarks and tests.
 //! - [`audit`]: building audit rows from a context; reading and verifying the chain.
 //! - [`demo`]: the demo host `keel serve --demo` and `keel demo` seed.
 //! - [`clock`]: the injected clock (tests never read the wall clock).
 
 pub mod access;
 pub mod audit;
+pub mod billing;
+pub mod billing_run;
+pub mod book;
+pub mod catalog;
 pub mod clients;
 pub mod clock;
+pub mod credit_notes;
 pub mod demo;
 pub mod error;
+pub mod invoices;
 pub mod ledger;
+pub mod orders;
+pub mod plan_change;
 pub mod plugins;
+pub mod services;
+pub mod wallets;
 
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use error::AppError;
@@ -34,18 +52,41 @@ use std::sync::Arc;
 pub struct App {
     pub db: Db,
     pub clock: Arc<dyn Clock>,
+    /// The host's billing settings (`[billing]`).
+    pub billing: Arc<billing::BillingConfig>,
+    /// The layout of invoice and credit-note PDFs (built in, or the host's override).
+    pub pdf_template: Arc<keel_pdf::Template>,
 }
 
 impl App {
     pub fn new(db: Db) -> App {
-        App {
-            db,
-            clock: Arc::new(SystemClock),
-        }
+        App::with_clock(db, Arc::new(SystemClock))
     }
 
     pub fn with_clock(db: Db, clock: Arc<dyn Clock>) -> App {
-        App { db, clock }
+        App {
+            db,
+            clock,
+            billing: Arc::new(billing::BillingConfig::default()),
+            pdf_template: Arc::new(keel_pdf::Template::builtin()),
+        }
+    }
+
+    /// The same application with other billing settings.
+    pub fn with_billing(mut self, billing: billing::BillingConfig) -> App {
+        self.billing = Arc::new(billing);
+        self
+    }
+
+    /// The same application with another PDF template.
+    pub fn with_pdf_template(mut self, template: keel_pdf::Template) -> App {
+        self.pdf_template = Arc::new(template);
+        self
+    }
+
+    /// Today in the host's calendar (UTC for now).
+    pub fn today(&self) -> chrono::NaiveDate {
+        self.clock.now().date_naive()
     }
 
     /// Now, at the precision the database keeps.

@@ -44,6 +44,9 @@ pub enum BenchCommand {
     /// Plugin call cost (G12): a fresh instance per call for a no-op, a ~1 KB record and a
     /// host import, beside a native Rust implementation of the same trait.
     Plugins(crate::bench_plugins::PluginsArgs),
+    /// The billing run over a seeded book (G7): seconds, services/s and peak RSS, beside the
+    /// plain inserts of the rows it must write.
+    Billing(crate::bench_billing::BillingArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -97,6 +100,7 @@ pub async fn run(command: BenchCommand, _config: &Config) -> Result<()> {
         }
         BenchCommand::Http(args) => crate::bench_http::run(args).await,
         BenchCommand::Plugins(args) => crate::bench_plugins::run(args).await,
+        BenchCommand::Billing(args) => crate::bench_billing::run(args).await,
     }
 }
 

@@ -226,17 +226,118 @@ impl Default for PluginHostConfig {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BillingConfig {
+    /// Invoice numbers: `{YYYY}`, `{YY}`, `{MM}`, `{DD}` and one `{SEQ}` or `{SEQ:n}`; the
+    /// counter restarts when the date part changes.
     pub invoice_number_format: String,
+    pub credit_note_number_format: String,
     pub seller_name: String,
+    /// Address lines printed under the seller's name.
+    pub seller_address: Vec<String>,
+    pub seller_tax_id: Option<String>,
+    pub seller_email: Option<String>,
+    /// The currency the books are kept in (each invoice freezes its rate to it).
     pub default_currency: String,
+    /// `exclusive`: prices are entered without tax; `inclusive`: with it.
+    pub tax_mode: String,
+    /// Renewal invoices are issued this many days before the due date (0 to 90).
+    pub invoice_lead_days: u32,
+    /// The first invoice of an order is due this many days after the order.
+    pub order_due_days: u32,
+    /// Services of one client due on the same day share one renewal invoice.
+    pub group_renewals: bool,
+    /// Pay new invoices from the client's wallet when it holds credit.
+    pub wallet_auto_apply: bool,
+    /// `wallet` or `next_invoice`: where the credit of a downgrade goes.
+    pub downgrade_credit: String,
+    /// Services per billing-run transaction (100 to 10000).
+    pub batch_size: usize,
+    /// A minijinja file that replaces the built-in invoice and credit-note PDF layout
+    /// (see keel-pdf's docs for the layout language). Checked at start.
+    pub pdf_template: Option<PathBuf>,
+    /// Days after the due date before an unpaid invoice gets its (one) late fee.
+    pub late_fee_after_days: Option<u32>,
+    /// The late fee as a percentage of the invoice total ("2.5") …
+    pub late_fee_percent: Option<String>,
+    /// … or a fixed amount per currency (`{ USD = "5.00", ZWG = "130.00" }`).
+    pub late_fee_fixed: BTreeMap<String, String>,
 }
 
 impl Default for BillingConfig {
     fn default() -> Self {
         Self {
             invoice_number_format: "INV-{YYYY}-{SEQ:5}".to_owned(),
+            credit_note_number_format: "CN-{YYYY}-{SEQ:5}".to_owned(),
             seller_name: "Keel Demo Hosting".to_owned(),
+            seller_address: Vec::new(),
+            seller_tax_id: None,
+            seller_email: None,
             default_currency: "USD".to_owned(),
+            tax_mode: "exclusive".to_owned(),
+            invoice_lead_days: 14,
+            order_due_days: 0,
+            group_renewals: true,
+            wallet_auto_apply: true,
+            downgrade_credit: "wallet".to_owned(),
+            batch_size: 1000,
+            pdf_template: None,
+            late_fee_after_days: None,
+            late_fee_percent: None,
+            late_fee_fixed: BTreeMap::new(),
+        }
+    }
+}
+
+impl BillingConfig {
+    /// The late fee policy, when one is configured (validated by [`Config::validate`]).
+    fn late_fee(&self) -> Option<keel_app::billing::LateFee> {
+        use keel_app::billing::{LateFee, LateFeeAmount};
+        let after_days = self.late_fee_after_days?;
+        let amount = match &self.late_fee_percent {
+            Some(p) => LateFeeAmount::Percent(p.parse().ok()?),
+            None => LateFeeAmount::Fixed(
+                self.late_fee_fixed
+                    .iter()
+                    .filter_map(|(code, amount)| {
+                        let currency = keel_domain::Currency::from_code(code).ok()?;
+                        keel_domain::Money::parse(amount, currency).ok()
+                    })
+                    .collect(),
+            ),
+        };
+        Some(LateFee { after_days, amount })
+    }
+
+    /// The settings the billing use cases take (after [`Config::validate`] passed).
+    pub fn to_app(&self) -> keel_app::billing::BillingConfig {
+        let d = keel_app::billing::BillingConfig::default();
+        keel_app::billing::BillingConfig {
+            invoice_number: self.invoice_number_format.parse().unwrap_or(d.invoice_number),
+            credit_note_number: self
+                .credit_note_number_format
+                .parse()
+                .unwrap_or(d.credit_note_number),
+            tax_mode: match self.tax_mode.as_str() {
+                "inclusive" => keel_domain::tax::TaxMode::Inclusive,
+                _ => keel_domain::tax::TaxMode::Exclusive,
+            },
+            base_currency: keel_domain::Currency::from_code(&self.default_currency)
+                .unwrap_or(d.base_currency),
+            invoice_lead_days: self.invoice_lead_days,
+            order_due_days: self.order_due_days,
+            group_renewals: self.group_renewals,
+            wallet_auto_apply: self.wallet_auto_apply,
+            downgrade_credit: match self.downgrade_credit.as_str() {
+                "next_invoice" => keel_app::billing::DowngradeCredit::NextInvoice,
+                _ => keel_app::billing::DowngradeCredit::Wallet,
+            },
+            seller: keel_app::billing::Seller {
+                name: self.seller_name.clone(),
+                address: self.seller_address.clone(),
+                tax_id: self.seller_tax_id.clone(),
+                email: self.seller_email.clone(),
+            },
+            batch_size: self.batch_size,
+            late_fee: self.late_fee(),
         }
     }
 }
@@ -334,19 +435,83 @@ impl Config {
                 ),
             ));
         }
-        let format = &self.billing.invoice_number_format;
-        if !format.contains("{SEQ") {
-            return Err((
-                "billing.invoice_number_format",
-                format!("must contain a sequence placeholder such as {{SEQ:5}}, found `{format}`"),
-            ));
+        let b = &self.billing;
+        for (key, format) in [
+            ("billing.invoice_number_format", &b.invoice_number_format),
+            ("billing.credit_note_number_format", &b.credit_note_number_format),
+        ] {
+            if let Err(error) = format.parse::<keel_domain::numbering::NumberFormat>() {
+                return Err((key, format!("`{format}`: {error}")));
+            }
         }
-        let currency = &self.billing.default_currency;
-        if !(currency.len() == 3 && currency.bytes().all(|byte| byte.is_ascii_uppercase())) {
+        let currency = &b.default_currency;
+        if keel_domain::Currency::from_code(currency).is_err() {
             return Err((
                 "billing.default_currency",
-                format!("must be three uppercase letters such as USD, found `{currency}`"),
+                format!("must be an ISO 4217 code such as USD or ZWG, found `{currency}`"),
             ));
+        }
+        if !["exclusive", "inclusive"].contains(&b.tax_mode.as_str()) {
+            return Err((
+                "billing.tax_mode",
+                format!("must be exclusive or inclusive, found `{}`", b.tax_mode),
+            ));
+        }
+        if !["wallet", "next_invoice"].contains(&b.downgrade_credit.as_str()) {
+            return Err((
+                "billing.downgrade_credit",
+                format!("must be wallet or next_invoice, found `{}`", b.downgrade_credit),
+            ));
+        }
+        if b.invoice_lead_days > 90 {
+            return Err(("billing.invoice_lead_days", "must be 0 to 90".to_owned()));
+        }
+        if b.order_due_days > 365 {
+            return Err(("billing.order_due_days", "must be 0 to 365".to_owned()));
+        }
+        let fee_amount_given = b.late_fee_percent.is_some() || !b.late_fee_fixed.is_empty();
+        if b.late_fee_percent.is_some() && !b.late_fee_fixed.is_empty() {
+            return Err((
+                "billing.late_fee_percent",
+                "set late_fee_percent or late_fee_fixed, not both".to_owned(),
+            ));
+        }
+        if fee_amount_given != b.late_fee_after_days.is_some() {
+            return Err((
+                "billing.late_fee_after_days",
+                "a late fee needs both late_fee_after_days and an amount (late_fee_percent or late_fee_fixed)".to_owned(),
+            ));
+        }
+        if let Some(p) = &b.late_fee_percent {
+            match p.parse::<rust_decimal::Decimal>() {
+                Ok(d) if d > rust_decimal::Decimal::ZERO && d <= rust_decimal::Decimal::ONE_HUNDRED => {}
+                _ => {
+                    return Err((
+                        "billing.late_fee_percent",
+                        format!("must be a percentage above 0 and at most 100, found `{p}`"),
+                    ));
+                }
+            }
+        }
+        for (code, amount) in &b.late_fee_fixed {
+            let Ok(currency) = keel_domain::Currency::from_code(code) else {
+                return Err((
+                    "billing.late_fee_fixed",
+                    format!("`{code}` is not an ISO 4217 currency code"),
+                ));
+            };
+            match keel_domain::Money::parse(amount, currency) {
+                Ok(m) if m.is_positive() => {}
+                _ => {
+                    return Err((
+                        "billing.late_fee_fixed",
+                        format!("{code}: `{amount}` is not a positive amount in {code}"),
+                    ));
+                }
+            }
+        }
+        if !(100..=10_000).contains(&b.batch_size) {
+            return Err(("billing.batch_size", "must be 100 to 10000".to_owned()));
         }
         Ok(())
     }
@@ -391,6 +556,38 @@ fn redacted_value(value: &toml::Value) -> toml::Value {
         toml::Value::Array(items) => toml::Value::Array(items.iter().map(redacted_value).collect()),
         toml::Value::Table(table) => toml::Value::Table(redacted_table(table)),
         _ => toml::Value::String(REDACTED.to_owned()),
+    }
+}
+
+/// A command-line value that is not valid (exit code 2, like a configuration error).
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// The invoice PDF template: `billing.pdf_template` when set, else the built-in one.
+pub fn pdf_template(config: &Config) -> anyhow::Result<keel_pdf::Template> {
+    match &config.billing.pdf_template {
+        None => Ok(keel_pdf::Template::builtin()),
+        Some(path) => {
+            // A template that cannot be used is a configuration error (exit 2), found at start.
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                UsageError(format!(
+                    "billing.pdf_template: cannot read {}: {e}",
+                    path.display()
+                ))
+            })?;
+            Ok(
+                keel_pdf::Template::from_source(&path.display().to_string(), &text)
+                    .map_err(|e| UsageError(format!("billing.pdf_template: {e}")))?,
+            )
+        }
     }
 }
 
@@ -1263,14 +1460,63 @@ mod tests {
                 &[],
                 "billing.invoice_number_format",
                 "keel.toml",
-                "sequence placeholder",
+                "needs one {SEQ} or {SEQ:n}",
+            ),
+            (
+                "[billing]\ncredit_note_number_format = \"CN-{SEQ}-{QQ}\"",
+                &[],
+                "billing.credit_note_number_format",
+                "keel.toml",
+                "{QQ}",
+            ),
+            (
+                "[billing]\ntax_mode = \"gross\"",
+                &[],
+                "billing.tax_mode",
+                "keel.toml",
+                "exclusive or inclusive, found `gross`",
+            ),
+            (
+                "[billing]\ninvoice_lead_days = 91",
+                &[],
+                "billing.invoice_lead_days",
+                "keel.toml",
+                "0 to 90",
+            ),
+            (
+                "[billing]\nbatch_size = 10",
+                &[],
+                "billing.batch_size",
+                "keel.toml",
+                "100 to 10000",
+            ),
+            (
+                "[billing]\nlate_fee_percent = \"5\"",
+                &[],
+                "billing.late_fee_after_days",
+                "keel.toml",
+                "needs both",
+            ),
+            (
+                "[billing]\nlate_fee_after_days = 7\nlate_fee_percent = \"150\"",
+                &[],
+                "billing.late_fee_percent",
+                "keel.toml",
+                "at most 100",
+            ),
+            (
+                "[billing]\nlate_fee_after_days = 7\nlate_fee_fixed = { USD = \"5.001\" }",
+                &[],
+                "billing.late_fee_fixed",
+                "keel.toml",
+                "USD",
             ),
             (
                 "[billing]\ndefault_currency = \"usd\"",
                 &[],
                 "billing.default_currency",
                 "keel.toml",
-                "three uppercase letters such as USD, found `usd`",
+                "ISO 4217 code such as USD or ZWG, found `usd`",
             ),
             (
                 "[billing]\ndefault_currency = \"USDT\"",

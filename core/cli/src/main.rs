@@ -10,6 +10,8 @@
 mod bench;
 mod bench_http;
 mod bench_plugins;
+mod bench_billing;
+mod billing;
 mod config;
 mod plugins;
 
@@ -76,6 +78,16 @@ enum Command {
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
+    },
+    /// Billing: the renewal run.
+    Billing {
+        #[command(subcommand)]
+        command: billing::BillingCommand,
+    },
+    /// Invoices: PDFs.
+    Invoice {
+        #[command(subcommand)]
+        command: billing::InvoiceCommand,
     },
     /// Plugins: what is installed, how each is configured, and a check without starting.
     Plugin {
@@ -152,6 +164,7 @@ impl<E: Into<anyhow::Error>> From<E> for Exit {
         let e = e.into();
         let code = if e.downcast_ref::<config::ConfigError>().is_some()
             || e.downcast_ref::<plugins::PluginConfigError>().is_some()
+            || e.downcast_ref::<config::UsageError>().is_some()
         {
             2
         } else {
@@ -255,7 +268,7 @@ async fn run(command: Command, config: Config) -> Result<(), Exit> {
             eprintln!("migrations applied ({})", db.engine().name());
         }
         Command::Demo => {
-            let app = App::new(open(&config).await?);
+            let app = App::new(open(&config).await?).with_billing(config.billing.to_app());
             let summary = keel_app::demo::seed(&app)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -276,6 +289,14 @@ async fn run(command: Command, config: Config) -> Result<(), Exit> {
         Command::Keys { command } => keys(&config, command).await?,
         Command::Bench { command } => bench::run(command, &config).await?,
         Command::Plugin { command } => plugins::run(&config, command).await?,
+        Command::Billing { command } => {
+            let app = App::new(open(&config).await?).with_billing(config.billing.to_app());
+            billing::billing(&app, command).await?
+        }
+        Command::Invoice { command } => {
+            let app = App::new(open(&config).await?).with_billing(config.billing.to_app());
+            billing::invoice(&app, &config, command).await?
+        }
     }
     Ok(())
 }
@@ -295,11 +316,16 @@ fn base_url(config: &Config, bound: Option<std::net::SocketAddr>) -> String {
 fn print_demo(s: &keel_app::demo::DemoSummary, base: &str) {
     eprintln!(
         "\nKeel demo data is ready: {clients} clients, 2 staff users, a reseller, ledger activity.\n\
+         Catalog and book: {products} products, {services} services, {invoices} invoices ({paid} paid).\n\
          \n  Admin API key (shown once):    {key}\n  Reseller API key (shown once): {rkey}\n  \
          Admin login: {email} / {password}\n\
          \n  Try it:\n    curl -H 'Authorization: Bearer {key}' {base}/api/v1/clients?limit=20\n\
          \n  API docs:   {base}/api/v1/docs\n  OpenAPI:    {base}/api/v1/openapi.json\n  Health:     {base}/healthz\n",
         clients = s.clients,
+        products = s.products,
+        services = s.services,
+        invoices = s.invoices,
+        paid = s.paid_invoices,
         key = s.admin_key,
         rkey = s.reseller_key,
         email = s.admin_email,
@@ -315,7 +341,9 @@ async fn serve(config: &Config, demo: bool) -> Result<()> {
     // naming the plugin and the key, before the database or the port is touched.
     let enabled = plugins::check_config(config, demo)?;
     let db = open(config).await?;
-    let app = App::new(db.clone());
+    let app = App::new(db.clone())
+        .with_billing(config.billing.to_app())
+        .with_pdf_template(config::pdf_template(config)?);
     let kv = Arc::new(keel_app::plugins::DbKv::new(
         db.clone(),
         Arc::new(keel_app::clock::SystemClock),
@@ -454,7 +482,7 @@ async fn audit_verify(config: &Config, json: bool) -> Result<()> {
 }
 
 async fn keys(config: &Config, command: KeysCommand) -> Result<()> {
-    let app = App::new(open(config).await?);
+    let app = App::new(open(config).await?).with_billing(config.billing.to_app());
     let ctx = Ctx::system("cli");
     let err = |e: keel_app::AppError| anyhow::anyhow!("{e}");
     match command {

@@ -210,8 +210,14 @@ pub async fn client_for_update(
     id: ClientId,
 ) -> Result<Option<Client>, StoreError> {
     let (reseller, only) = scope_params(scope);
+    // Locked on PostgreSQL so use cases on one client (orders, wallet moves) queue instead of
+    // racing; NO KEY UPDATE does not block inserts that merely reference the client.
+    let lock = match tx.engine() {
+        crate::Engine::Postgres => " FOR NO KEY UPDATE",
+        crate::Engine::Sqlite => "",
+    };
     let sql = format!(
-        "SELECT {CLIENT_COLUMNS} FROM clients WHERE id = $1 AND {}",
+        "SELECT {CLIENT_COLUMNS} FROM clients WHERE id = $1 AND {}{lock}",
         scope_sql("", 2, 3)
     );
     let row: Option<ClientRow> = on_tx!(tx, |c| sqlx::query_as(&sql)

@@ -65,6 +65,20 @@ fn sqlite_constraint(message: &str) -> String {
             "ledger_entries_reverses_key",
         ),
         ("idempotency_keys.", "idempotency_keys_principal_key"),
+        ("product_groups.slug", "product_groups_slug_key"),
+        ("products.slug", "products_slug_key"),
+        ("promotions.code", "promotions_code_key"),
+        ("exchange_rates.", "exchange_rates_pair_key"),
+        (
+            "invoice_lines.service_id",
+            "invoice_lines_service_period_key",
+        ),
+        ("invoice_lines.invoice_id", "invoice_lines_position_key"),
+        ("invoices.number", "invoices_number_key"),
+        ("payments.method", "payments_reference_key"),
+        ("orders.client_id", "orders_idempotency_key"),
+        ("credit_notes.number", "credit_notes_number_key"),
+        ("number_sequences.", "number_sequences_pkey"),
     ];
     known
         .iter()

@@ -181,12 +181,26 @@ pub async fn create_account(
     new: &NewAccount,
     at: DateTime<Utc>,
 ) -> Result<Account, StoreError> {
+    insert_account(tx, new, at, "")
+        .await?
+        .ok_or(StoreError::NotFound)?
+        .try_into()
+}
+
+/// Inserts an account with `tail` after the VALUES (an `ON CONFLICT` clause or nothing);
+/// the row when one was inserted.
+async fn insert_account(
+    tx: &mut Tx,
+    new: &NewAccount,
+    at: DateTime<Utc>,
+    tail: &str,
+) -> Result<Option<AccountRow>, StoreError> {
     let (client_id, reseller_id) = owner_columns(new.owner);
     let sql = format!(
         "INSERT INTO ledger_accounts (code, name, kind, currency, client_id, reseller_id, credit_limit_minor, balance_minor, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8) RETURNING {ACCOUNT_COLUMNS}"
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8){tail} RETURNING {ACCOUNT_COLUMNS}"
     );
-    let row: AccountRow = on_tx!(tx, |c| sqlx::query_as(&sql)
+    let row: Option<AccountRow> = on_tx!(tx, |c| sqlx::query_as(&sql)
         .bind(&new.code)
         .bind(&new.name)
         .bind(new.kind.as_str())
@@ -195,9 +209,9 @@ pub async fn create_account(
         .bind(reseller_id)
         .bind(new.credit_limit_minor)
         .bind(at)
-        .fetch_one(&mut *c)
+        .fetch_optional(&mut *c)
         .await)?;
-    row.try_into()
+    Ok(row)
 }
 
 /// Returns the account with `new.code`, creating it when missing. An existing account of
@@ -218,7 +232,18 @@ pub async fn ensure_account(
         }
         return Ok(existing);
     }
-    create_account(tx, new, at).await
+    // Two transactions may both find it missing: the loser's insert does nothing (it waits
+    // for the winner on PostgreSQL) and it reads the winner's row instead of failing.
+    insert_account(tx, new, at, " ON CONFLICT (code) DO NOTHING").await?;
+    let created = account_by_code(tx, &new.code)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    if created.kind != new.kind || created.currency != new.currency || created.owner != new.owner {
+        return Err(StoreError::Conflict {
+            constraint: "ledger_accounts_code_key".into(),
+        });
+    }
+    Ok(created)
 }
 
 fn owner_columns(owner: Option<AccountOwner>) -> (Option<i64>, Option<i64>) {
@@ -1047,7 +1072,7 @@ async fn post_batch_unguarded(
 
 /// `n` comma-separated groups of `width` placeholders, each group in parentheses when
 /// `width > 1`: `$1, $2` or `($1, $2), ($3, $4)` (`?` on SQLite, see [`Tx::placeholder`]).
-fn placeholders(tx: &Tx, n: usize, width: usize) -> String {
+pub(crate) fn placeholders(tx: &Tx, n: usize, width: usize) -> String {
     let mut out = String::with_capacity(n * width * 4);
     for row in 0..n {
         if row > 0 {

@@ -6,15 +6,22 @@
 //!   query body for both engines.
 //! - [`error`]: [`StoreError`], with unique-constraint violations turned into meaningful errors.
 //! - [`ledger`]: accounts, journal entries and postings; the balance cache and its check.
+//! - [`billing`]: orders, services with their history, invoices and lines, payments, number
+//!   sequences, and the billing run's batched reads and writes.
+//! - [`catalog`]: product groups, products (prices, options, add-ons, stock), tax rules,
+//!   exchange rates, client groups and billing settings, promotions and their uses.
 //! - [`clients`]: clients and contacts, every query behind a [`keel_domain::tenancy::Scope`].
 //! - [`staff`]: staff users and API keys.
 //! - [`idempotency`]: stored responses for `Idempotency-Key` replays.
 //! - [`audit`]: the append-only, hash-chained audit log.
+//! - [`seed`]: multi-row bulk inserts for large books, and the census that compares two books.
 //!
 //! Portable SQL: `$1` placeholders work on both engines; the few places where the dialects
 //! differ say so next to the query.
 
 pub mod audit;
+pub mod billing;
+pub mod catalog;
 pub mod clients;
 pub mod db;
 pub mod error;
@@ -22,6 +29,7 @@ pub mod idempotency;
 pub mod ledger;
 pub mod page;
 pub mod plugin_kv;
+pub mod seed;
 pub mod staff;
 
 pub use db::{Db, Engine, Tx};

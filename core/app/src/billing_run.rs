@@ -1,0 +1,577 @@
+//! The billing run: renewal invoices for every service coming due, in batches.
+//!
+//! # What it does
+//! For every active or suspended service whose next due date falls within the client's
+//! invoice lead days of `as_of` (client setting, else group, else `[billing]`), it bills each
+//! period not yet invoiced whose start is inside that horizon (at most
+//! [`MAX_PERIODS_PER_RUN`] per service per run), unless a cancellation at the end of the
+//! period stops renewals. With `group_renewals`, the periods of one client in one currency
+//! starting on the same day share an invoice. Each invoice is issued on `as_of`, due on the
+//! period's start, numbered, posted (receivable Dr / revenue Cr / tax Cr), and paid from the
+//! wallet as far as the wallet allows when the client's terms say so.
+//!
+//! # Why it cannot bill twice or miss
+//! - One (service, period) is invoiced once: `invoice_lines_service_period_key` is unique.
+//! - A batch (about [`crate::billing::BillingConfig::batch_size`] services, all of one
+//!   client together) is one transaction: invoices, lines, ledger entries, wallet payments
+//!   and the services' next period commit together or not at all. A run killed at any point
+//!   leaves whole batches; the next run finds the rest still due and bills exactly those.
+//! - Each batch re-reads (and on PostgreSQL locks) its services inside the transaction and
+//!   only advances a service from the period it read, so concurrent runs cannot both bill a
+//!   period; a batch that lost a race is rolled back and retried.
+//!
+//! Reads stream: services are read a batch at a time in (client, id) order, so memory does
+//! not grow with the book.
+
+use crate::billing::{ClientTerms, Lookups, Party};
+use crate::ledger::SystemAccount;
+use crate::{App, AppError, Ctx};
+use chrono::{Days, NaiveDate};
+use keel_domain::Currency;
+use keel_domain::Money;
+use keel_domain::access::Permission;
+use keel_domain::billing::{self, BillingCycle};
+use keel_domain::ids::{ClientId, EntryId, InvoiceId, ResellerId, ServiceId};
+use keel_domain::invoice::{self, LineInput};
+use keel_domain::ledger::{EntryBuilder, NewEntry};
+use keel_domain::lifecycle::{InvoiceKind, InvoiceStatus, LineKind};
+use keel_store::billing::{self as store, BillingClientRow, DueRow, NewInvoice};
+use keel_store::ledger as ledger_store;
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+
+/// A service far behind is caught up at most this many periods per run.
+pub const MAX_PERIODS_PER_RUN: u32 = 36;
+
+/// How many times a batch that raced another run is retried.
+const BATCH_RETRIES: usize = 5;
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub as_of: NaiveDate,
+    pub dry_run: bool,
+}
+
+/// Totals of one currency.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CurrencyTotals {
+    pub invoices: u64,
+    pub total_minor: i64,
+    pub tax_minor: i64,
+    pub wallet_applied_minor: i64,
+}
+
+/// One invoice the run issued (or, in a dry run, would issue).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlannedInvoice {
+    pub client_id: ClientId,
+    pub number: Option<String>,
+    pub due_date: NaiveDate,
+    pub currency: String,
+    pub total: String,
+    pub lines: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RunReport {
+    pub as_of: Option<NaiveDate>,
+    pub dry_run: bool,
+    /// Services read as candidates.
+    pub services: u64,
+    /// (service, period) pairs billed.
+    pub periods: u64,
+    pub invoices: u64,
+    pub batches: u64,
+    /// Batches rolled back and retried because another run moved a service meanwhile.
+    pub retries: u64,
+    pub by_currency: BTreeMap<String, CurrencyTotals>,
+    /// In a dry run: every invoice it would issue (at most 1,000 listed).
+    pub planned: Vec<PlannedInvoice>,
+    /// Invoices that got the late fee (`billing.late_fee_*`) in this run.
+    pub late_fees: u64,
+}
+
+/// Progress: services walked so far, of about `total`.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    pub done: u64,
+    pub total: u64,
+}
+
+/// Runs (or previews) the billing run. `progress` is called after every batch.
+pub async fn run(
+    app: &App,
+    ctx: &Ctx,
+    opts: &RunOptions,
+    progress: &(dyn Fn(Progress) + Sync),
+) -> Result<RunReport, AppError> {
+    ctx.require(Permission::BillingWrite)?;
+    let started = app.now();
+    let max_lead = max_lead_days(app).await?;
+    let horizon = opts
+        .as_of
+        .checked_add_days(Days::new(u64::from(max_lead)))
+        .ok_or_else(|| AppError::invalid("date_out_of_range", Some("as_of"), "date out of range"))?;
+    let total = store::count_due_services(&app.db, horizon).await?;
+    let batch = app.billing.batch_size.clamp(1, 10_000) as u32;
+    let mut report = RunReport {
+        as_of: Some(opts.as_of),
+        dry_run: opts.dry_run,
+        ..RunReport::default()
+    };
+    let mut cursor = (0i64, 0i64);
+    loop {
+        let mut rows = store::due_services(&app.db, cursor, horizon, batch).await?;
+        if rows.is_empty() {
+            break;
+        }
+        let full = rows.len() == batch as usize;
+        // Keep each client whole inside one batch, so its renewals can share invoices: the
+        // last client's rows are left for the next batch (unless it is the only client).
+        if full {
+            let last_client = rows.last().map(|r| r.client_id).unwrap_or_default();
+            let keep = rows.iter().take_while(|r| r.client_id != last_client).count();
+            if keep > 0 {
+                rows.truncate(keep);
+            }
+        }
+        let last = rows.last().map(|r| (r.client_id, r.id)).unwrap_or(cursor);
+        let mut attempt = 0;
+        loop {
+            match run_batch(app, ctx, opts, &rows, &mut report).await {
+                Ok(()) => break,
+                Err(BatchError::Raced) if attempt < BATCH_RETRIES => {
+                    attempt += 1;
+                    report.retries += 1;
+                    // Re-read the same rows: the other run may have advanced some of them.
+                    rows = store::due_services(&app.db, cursor, horizon, batch).await?;
+                    rows.retain(|r| (r.client_id, r.id) <= last);
+                }
+                Err(BatchError::Raced) => {
+                    return Err(AppError::conflict(
+                        "billing_run_contended",
+                        "another billing run kept moving the same services; try again",
+                    ));
+                }
+                Err(BatchError::App(e)) => return Err(e),
+            }
+        }
+        report.services += rows.len() as u64;
+        report.batches += 1;
+        cursor = last;
+        progress(Progress {
+            done: report.services,
+            total: total.max(report.services),
+        });
+    }
+    if !opts.dry_run {
+        report.late_fees = crate::invoices::apply_late_fees(app, ctx, opts.as_of).await?;
+        let mut tx = app.db.begin().await?;
+        store::record_billing_run(
+            &mut tx,
+            opts.as_of,
+            started,
+            app.now(),
+            report.services as i64,
+            report.invoices as i64,
+        )
+        .await?;
+        crate::audit::record(
+            &mut tx,
+            app,
+            ctx,
+            "billing.run",
+            "billing_run",
+            opts.as_of,
+            serde_json::json!({ "invoices": report.invoices, "periods": report.periods, "services": report.services }),
+        )
+        .await?;
+        tx.commit().await?;
+    }
+    Ok(report)
+}
+
+/// The largest lead time any client can have: the SQL horizon.
+async fn max_lead_days(app: &App) -> Result<u32, AppError> {
+    let stored = store::max_invoice_lead_days(&app.db).await?;
+    Ok(app
+        .billing
+        .invoice_lead_days
+        .max(stored.and_then(|d| u32::try_from(d).ok()).unwrap_or(0)))
+}
+
+enum BatchError {
+    Raced,
+    App(AppError),
+}
+
+impl<E: Into<AppError>> From<E> for BatchError {
+    fn from(e: E) -> BatchError {
+        BatchError::App(e.into())
+    }
+}
+
+/// An invoice being put together in a batch.
+struct Draft {
+    client: i64,
+    reseller: Option<i64>,
+    currency: Currency,
+    due: NaiveDate,
+    lines: Vec<LineInput>,
+}
+
+async fn run_batch(
+    app: &App,
+    _ctx: &Ctx,
+    opts: &RunOptions,
+    rows: &[DueRow],
+    report: &mut RunReport,
+) -> Result<(), BatchError> {
+    let mut client_ids: Vec<i64> = rows.iter().map(|r| r.client_id).collect();
+    client_ids.dedup();
+    let clients: HashMap<i64, BillingClientRow> = store::billing_clients(&app.db, &client_ids)
+        .await?
+        .into_iter()
+        .map(|c| (c.id, c))
+        .collect();
+    let mut tx = app.db.begin().await?;
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    let current = store::lock_services(&mut tx, &ids).await?;
+    let mut lookups = Lookups::default();
+
+    // 1. Plan: which periods of which service, grouped into invoices.
+    let mut drafts: Vec<Draft> = Vec::new();
+    let mut by_key: HashMap<(i64, Currency, NaiveDate), usize> = HashMap::new();
+    let mut moves: Vec<store::Advance> = Vec::new();
+    for read in rows {
+        // Plan from the row as locked in this transaction, not as read before it: a
+        // cancellation or a plan change committed in between must count. A service billed
+        // or closed by someone else since the read is left alone.
+        let Some(r) = current
+            .get(&read.id)
+            .filter(|r| r.next_period == read.next_period)
+        else {
+            continue;
+        };
+        let Some(client) = clients.get(&r.client_id) else {
+            continue;
+        };
+        let terms = ClientTerms::of(client, &app.billing);
+        let horizon = opts
+            .as_of
+            .checked_add_days(Days::new(u64::from(terms.invoice_lead_days)))
+            .unwrap_or(opts.as_of);
+        let cycle: BillingCycle = r
+            .cycle
+            .parse()
+            .map_err(|_| AppError::internal(keel_store::StoreError::Corrupt(format!("cycle {:?}", r.cycle))))?;
+        let currency = Currency::from_code(&r.currency)
+            .map_err(|e| AppError::internal(keel_store::StoreError::Corrupt(e.to_string())))?;
+        let first = u32::try_from(r.next_period).unwrap_or(u32::MAX);
+        let mut next = first;
+        let mut last_key = None;
+        while next - first < MAX_PERIODS_PER_RUN {
+            let Some(period) = billing::period_at(r.anniversary, cycle, next) else {
+                break;
+            };
+            if period.start > horizon {
+                break;
+            }
+            if r.cancel_on.is_some_and(|c| period.start >= c) {
+                break;
+            }
+            let taxes = lookups
+                .taxes(
+                    &mut tx,
+                    r.tax_class.as_deref(),
+                    &client.country,
+                    client.region.as_deref(),
+                )
+                .await?;
+            let line = LineInput {
+                kind: LineKind::Service,
+                description: format!(
+                    "{} ({} to {})",
+                    r.label,
+                    period.start,
+                    period.end.pred_opt().unwrap_or(period.end)
+                ),
+                quantity: 1,
+                unit: Money::new(r.recurring_minor, currency),
+                discount: Money::zero(currency),
+                service: Some(ServiceId(r.id)),
+                period: Some((next, period)),
+                taxes,
+            };
+            let key = if app.billing.group_renewals {
+                (r.client_id, currency, period.start)
+            } else {
+                // One invoice per (service, period): a key no other line shares.
+                (-(r.id), currency, period.start)
+            };
+            let at = *by_key.entry(key).or_insert_with(|| {
+                drafts.push(Draft {
+                    client: r.client_id,
+                    reseller: r.reseller_id,
+                    currency,
+                    due: period.start,
+                    lines: Vec::new(),
+                });
+                drafts.len() - 1
+            });
+            drafts[at].lines.push(line);
+            last_key = Some(key);
+            report.periods += 1;
+            next += 1;
+        }
+        let mut credit_used = 0;
+        if next > first {
+            // A downgrade's credit comes off the first renewal, up to its amount (so the
+            // invoice never goes negative); what is left waits for the next one.
+            if r.pending_credit_minor > 0 {
+                let used = r.pending_credit_minor.min(r.recurring_minor);
+                if used > 0 {
+                    let at = by_key[&last_key.expect("a period was billed")];
+                    let taxes = drafts[at].lines.last().map(|l| l.taxes.clone()).unwrap_or_else(keel_domain::tax::Taxes::none);
+                    drafts[at].lines.push(LineInput {
+                        kind: LineKind::Proration,
+                        description: format!("{}: credit from a plan change", r.label),
+                        quantity: 1,
+                        unit: Money::new(-used, currency),
+                        discount: Money::zero(currency),
+                        service: Some(ServiceId(r.id)),
+                        period: None,
+                        taxes,
+                    });
+                    credit_used = used;
+                }
+            }
+            let due = billing::due_date(r.anniversary, cycle, next);
+            moves.push(store::Advance {
+                id: ServiceId(r.id),
+                expected: first,
+                next_period: next,
+                next_due_date: due,
+                credit_used_minor: credit_used,
+            });
+        }
+    }
+    if drafts.is_empty() {
+        return Ok(());
+    }
+    // Stable order: by client, then due date (the numbers follow it).
+    drafts.sort_by_key(|a| (a.client, a.due));
+
+    // 2. Compute and number.
+    let first_number = if opts.dry_run {
+        0
+    } else {
+        store::next_numbers(
+            &mut tx,
+            "invoice",
+            &app.billing.invoice_number.scope(opts.as_of),
+            drafts.len() as i64,
+        )
+        .await?
+    };
+    let seller = Party::seller(&app.billing.seller).to_json();
+    let mut invoices: Vec<NewInvoice> = Vec::with_capacity(drafts.len());
+    for (i, d) in drafts.into_iter().enumerate() {
+        let client = &clients[&d.client];
+        let terms = ClientTerms::of(client, &app.billing);
+        let computed = invoice::compute(d.currency, app.billing.tax_mode, terms.tax_exempt, d.lines)
+            .map_err(|e| AppError::invalid(e.code(), None, e.to_string()))?;
+        let number = (!opts.dry_run)
+            .then(|| app.billing.invoice_number.render(opts.as_of, (first_number + i as i64) as u64));
+        let rate = lookups.rate(&mut tx, app, d.currency).await?;
+        invoices.push(NewInvoice {
+            client_id: ClientId(d.client),
+            reseller_id: d.reseller.map(ResellerId),
+            number,
+            kind: InvoiceKind::Standard,
+            status: InvoiceStatus::Unpaid,
+            currency: d.currency,
+            tax_mode: app.billing.tax_mode,
+            issue_date: Some(opts.as_of),
+            due_date: Some(d.due),
+            subtotal: computed.subtotal,
+            tax: computed.tax,
+            total: computed.total,
+            exchange_rate: rate,
+            base_currency: Some(app.billing.base_currency),
+            buyer: Some(Party::buyer(client).to_json()),
+            seller: Some(seller.clone()),
+            lines: computed.lines,
+        });
+    }
+    for inv in &invoices {
+        let t = report
+            .by_currency
+            .entry(inv.currency.code().to_string())
+            .or_default();
+        t.invoices += 1;
+        t.total_minor += inv.total.minor();
+        t.tax_minor += inv.tax.minor();
+    }
+    report.invoices += invoices.len() as u64;
+    if opts.dry_run {
+        for inv in &invoices {
+            if report.planned.len() >= 1000 {
+                break;
+            }
+            report.planned.push(PlannedInvoice {
+                client_id: inv.client_id,
+                number: None,
+                due_date: inv.due_date.unwrap_or(opts.as_of),
+                currency: inv.currency.code().to_string(),
+                total: inv.total.plain_amount(),
+                lines: inv.lines.iter().map(|l| l.input.description.clone()).collect(),
+            });
+        }
+        // Nothing was written; dropping the transaction rolls back the reads' locks.
+        return Ok(());
+    }
+
+    // 3. Write: invoices and lines, issue entries, wallet payments, the services' next period.
+    let now = app.now();
+    let ids = match store::insert_invoices(&mut tx, &invoices, now).await {
+        Ok(ids) => ids,
+        // Another run billed one of these periods after our read: start the batch again.
+        Err(keel_store::StoreError::Conflict { constraint })
+            if constraint == "invoice_lines_service_period_key" =>
+        {
+            return Err(BatchError::Raced);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let mut entries: Vec<NewEntry> = Vec::with_capacity(invoices.len());
+    let mut entry_of: Vec<(InvoiceId, usize)> = Vec::new();
+    for (inv, id) in invoices.iter().zip(&ids) {
+        if let Some(e) = crate::billing::issue_entry(
+            &mut tx,
+            app,
+            &mut lookups,
+            format!("invoice:issue:{id}"),
+            format!("Invoice {}", inv.number.as_deref().unwrap_or_default()),
+            inv.kind,
+            inv.subtotal,
+            inv.tax,
+            inv.total,
+        )
+        .await?
+        {
+            entry_of.push((*id, entries.len()));
+            entries.push(e);
+        }
+    }
+    let posted = ledger_store::post_batch(&mut tx, &entries, now).await?;
+    let links: Vec<(InvoiceId, EntryId)> = entry_of
+        .iter()
+        .map(|(inv, i)| (*inv, posted[*i].0))
+        .collect();
+    store::set_issue_entries(&mut tx, &links).await?;
+
+    // Wallet auto-apply, as far as each wallet's available balance goes.
+    let auto: Vec<i64> = client_ids
+        .iter()
+        .copied()
+        .filter(|c| {
+            clients
+                .get(c)
+                .is_some_and(|row| ClientTerms::of(row, &app.billing).wallet_auto_apply)
+        })
+        .collect();
+    if !auto.is_empty() {
+        let mut wallets = store::wallets_of(&mut tx, &auto).await?;
+        let mut pay_entries = Vec::new();
+        let mut pays: Vec<(InvoiceId, ClientId, Option<ResellerId>, Money, String)> = Vec::new();
+        for (inv, id) in invoices.iter().zip(&ids) {
+            let Some((wallet, available)) =
+                wallets.get_mut(&(inv.client_id.get(), inv.currency.code().to_string()))
+            else {
+                continue;
+            };
+            let amount = (*available).min(inv.total.minor());
+            if amount <= 0 {
+                continue;
+            }
+            *available -= amount;
+            let amount = Money::new(amount, inv.currency);
+            let receivable = lookups
+                .account(&mut tx, app, SystemAccount::Receivable, inv.currency)
+                .await?;
+            let reference = format!("{id}:0:auto");
+            pay_entries.push(
+                EntryBuilder::new(
+                    format!("wallet:pay:{reference}"),
+                    format!(
+                        "Wallet payment of invoice {}",
+                        inv.number.as_deref().unwrap_or_default()
+                    ),
+                )
+                .debit(keel_domain::ids::AccountId(*wallet), amount)
+                .credit(receivable, amount)
+                .build()
+                .map_err(AppError::from)?,
+            );
+            pays.push((*id, inv.client_id, inv.reseller_id, amount, reference));
+            report
+                .by_currency
+                .entry(inv.currency.code().to_string())
+                .or_default()
+                .wallet_applied_minor += amount.minor();
+        }
+        if !pays.is_empty() {
+            // The balances were read without a lock: a wallet spent meanwhile refuses the
+            // batch of wallet payments (the savepoint leaves nothing behind). Applying the
+            // wallet is best effort: the invoices then stay payable, the renewals stand.
+            let posted = match ledger_store::post_batch(&mut tx, &pay_entries, now).await {
+                Ok(p) => p,
+                Err(keel_store::StoreError::Ledger(
+                    keel_domain::ledger::LedgerError::InsufficientFunds { .. },
+                )) => {
+                    tracing::warn!(
+                        payments = pays.len(),
+                        "wallet auto-apply skipped for a batch: a wallet was spent meanwhile"
+                    );
+                    for (_, _, _, amount, _) in &pays {
+                        if let Some(t) = report.by_currency.get_mut(amount.currency().code()) {
+                            t.wallet_applied_minor -= amount.minor();
+                        }
+                    }
+                    Vec::new()
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let pays = if posted.is_empty() { Vec::new() } else { pays };
+            let rows: Vec<store::WalletPayment> = pays
+                .iter()
+                .zip(&posted)
+                .map(|((inv, client, reseller, amount, reference), (entry, _))| {
+                    store::WalletPayment {
+                        invoice: *inv,
+                        client: *client,
+                        reseller: *reseller,
+                        amount: *amount,
+                        entry: *entry,
+                        reference: reference.clone(),
+                        received_on: opts.as_of,
+                    }
+                })
+                .collect();
+            store::insert_wallet_payments(&mut tx, &rows, "billing run", now).await?;
+            let amounts: Vec<(InvoiceId, i64)> =
+                pays.iter().map(|(inv, _, _, a, _)| (*inv, a.minor())).collect();
+            store::add_payments_bulk(&mut tx, &amounts, now).await?;
+        }
+    }
+
+    let moved = store::advance_services(&mut tx, &moves, now).await?;
+    if moved != moves.len() as u64 {
+        // Another run advanced one of them between our lock and now (SQLite has no row
+        // locks): roll back and retry.
+        return Err(BatchError::Raced);
+    }
+    tx.commit().await?;
+    Ok(())
+}

@@ -1,0 +1,1364 @@
+//! Invoices: issuing (numbered, frozen, posted), reading, manual payments by staff, paying
+//! from the wallet, top-up invoices, cancelling, and the PDF.
+//!
+//! Postings (docs/money.md): issuing posts receivable Dr / revenue Cr / tax payable Cr; a
+//! manual payment posts clearing Dr / receivable Cr; paying from the wallet posts wallet Dr /
+//! receivable Cr; paying a top-up invoice posts clearing Dr / wallet Cr; cancelling an
+//! unpaid invoice reverses its issue entry.
+
+use crate::audit::record;
+use crate::billing::{
+    ClientTerms, Lookups, Party, issue_entry, next_number, parse_amount, parse_date,
+    wallet_account,
+};
+use crate::ledger::{Amount, SystemAccount, principal};
+use crate::{App, AppError, Ctx};
+use chrono::{DateTime, NaiveDate, Utc};
+use keel_domain::Money;
+use keel_domain::access::Permission;
+use keel_domain::ids::{ClientId, EntryId, InvoiceId, ServiceId};
+use keel_domain::invoice::{self, LineInput};
+use keel_domain::ledger::EntryBuilder;
+use keel_domain::lifecycle::{InvoiceKind, InvoiceStatus, LineKind, OrderStatus, ServiceStatus};
+use keel_domain::tax::{TaxMode, Taxes};
+use keel_domain::tenancy::Scope;
+use keel_store::Tx;
+use keel_store::billing::{
+    self as store, BillingClientRow, InvoiceFilter, InvoiceRecord, LineRecord, NewInvoice,
+    NewPayment, PaymentRecord,
+};
+use keel_store::ledger as ledger_store;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+
+// ---------------------------------------------------------------------------------------
+// Views
+
+/// One tax of a line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct LineTaxView {
+    pub name: String,
+    /// Percent, as decimal text.
+    pub rate: String,
+    pub amount: Amount,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct LineView {
+    pub id: i64,
+    pub position: i64,
+    pub kind: LineKind,
+    pub service_id: Option<ServiceId>,
+    pub period_start: Option<NaiveDate>,
+    pub period_end: Option<NaiveDate>,
+    pub description: String,
+    pub quantity: i64,
+    pub unit_price: Amount,
+    pub discount: Amount,
+    pub net: Amount,
+    pub taxes: Vec<LineTaxView>,
+    pub total: Amount,
+    pub credited: Amount,
+}
+
+impl From<LineRecord> for LineView {
+    fn from(l: LineRecord) -> LineView {
+        let mut taxes = Vec::new();
+        if let (Some(name), Some(rate)) = (l.tax1_name.clone(), l.tax1_rate) {
+            taxes.push(LineTaxView {
+                name,
+                rate: rate.normalize().to_string(),
+                amount: l.tax1.into(),
+            });
+        }
+        if let (Some(name), Some(rate)) = (l.tax2_name.clone(), l.tax2_rate) {
+            taxes.push(LineTaxView {
+                name,
+                rate: rate.normalize().to_string(),
+                amount: l.tax2.into(),
+            });
+        }
+        LineView {
+            id: l.id.get(),
+            position: l.position,
+            kind: l.kind,
+            service_id: l.service_id,
+            period_start: l.period_start,
+            period_end: l.period_end,
+            description: l.description,
+            quantity: l.quantity,
+            unit_price: l.unit.into(),
+            discount: l.discount.into(),
+            net: l.net.into(),
+            taxes,
+            total: l.total.into(),
+            credited: l.credited.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct PaymentView {
+    pub id: i64,
+    pub method: String,
+    pub reference: String,
+    pub amount: Amount,
+    pub received_on: NaiveDate,
+    pub recorded_by: String,
+    pub note: Option<String>,
+    pub entry_id: EntryId,
+}
+
+impl From<PaymentRecord> for PaymentView {
+    fn from(p: PaymentRecord) -> PaymentView {
+        PaymentView {
+            id: p.id.get(),
+            method: p.method,
+            reference: p.reference,
+            amount: p.amount.into(),
+            received_on: p.received_on,
+            recorded_by: p.actor_label,
+            note: p.note,
+            entry_id: p.entry_id,
+        }
+    }
+}
+
+/// An invoice as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct InvoiceView {
+    pub id: InvoiceId,
+    /// Assigned when the invoice is issued; absent on drafts.
+    pub number: Option<String>,
+    pub client_id: ClientId,
+    pub kind: InvoiceKind,
+    pub status: InvoiceStatus,
+    #[schema(value_type = String, example = "USD")]
+    pub currency: keel_domain::Currency,
+    #[schema(value_type = String, example = "exclusive")]
+    pub tax_mode: TaxMode,
+    pub issue_date: Option<NaiveDate>,
+    pub due_date: Option<NaiveDate>,
+    pub subtotal: Amount,
+    pub tax: Amount,
+    pub total: Amount,
+    pub paid: Amount,
+    pub credited: Amount,
+    pub balance_due: Amount,
+    /// 1 unit of the invoice currency in the base currency, frozen at issue.
+    pub exchange_rate: Option<String>,
+    pub base_currency: Option<String>,
+    pub buyer: Option<Party>,
+    pub seller: Option<Party>,
+    pub lines: Vec<LineView>,
+    pub payments: Vec<PaymentView>,
+    pub created_at: DateTime<Utc>,
+    pub paid_at: Option<DateTime<Utc>>,
+}
+
+/// An invoice in a list (no lines).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct InvoiceSummary {
+    pub id: InvoiceId,
+    pub number: Option<String>,
+    pub client_id: ClientId,
+    pub kind: InvoiceKind,
+    pub status: InvoiceStatus,
+    pub issue_date: Option<NaiveDate>,
+    pub due_date: Option<NaiveDate>,
+    pub total: Amount,
+    pub balance_due: Amount,
+}
+
+impl From<InvoiceRecord> for InvoiceSummary {
+    fn from(i: InvoiceRecord) -> InvoiceSummary {
+        InvoiceSummary {
+            balance_due: i.balance_due().into(),
+            id: i.id,
+            number: i.number,
+            client_id: i.client_id,
+            kind: i.kind,
+            status: i.status,
+            issue_date: i.issue_date,
+            due_date: i.due_date,
+            total: i.total.into(),
+        }
+    }
+}
+
+fn party(v: Option<serde_json::Value>) -> Option<Party> {
+    v.and_then(|v| serde_json::from_value(v).ok())
+}
+
+fn view(i: InvoiceRecord, lines: Vec<LineRecord>, payments: Vec<PaymentRecord>) -> InvoiceView {
+    InvoiceView {
+        balance_due: i.balance_due().into(),
+        id: i.id,
+        number: i.number,
+        client_id: i.client_id,
+        kind: i.kind,
+        status: i.status,
+        currency: i.currency,
+        tax_mode: i.tax_mode,
+        issue_date: i.issue_date,
+        due_date: i.due_date,
+        subtotal: i.subtotal.into(),
+        tax: i.tax.into(),
+        total: i.total.into(),
+        paid: i.paid.into(),
+        credited: i.credited.into(),
+        exchange_rate: i.exchange_rate.map(|r| r.normalize().to_string()),
+        base_currency: i.base_currency.map(|c| c.code().to_string()),
+        buyer: party(i.buyer),
+        seller: party(i.seller),
+        lines: lines.into_iter().map(LineView::from).collect(),
+        payments: payments.into_iter().map(PaymentView::from).collect(),
+        created_at: i.created_at,
+        paid_at: i.paid_at,
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Reading
+
+pub async fn get(app: &App, ctx: &Ctx, id: InvoiceId) -> Result<InvoiceView, AppError> {
+    ctx.require(Permission::BillingRead)?;
+    let inv = store::get_invoice(&app.db, ctx.actor.scope(), id)
+        .await?
+        .ok_or(AppError::NotFound { what: "invoice" })?;
+    let lines = store::invoice_lines(&app.db, id, inv.currency).await?;
+    let payments = store::invoice_payments(&app.db, id).await?;
+    Ok(view(inv, lines, payments))
+}
+
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct InvoiceQuery {
+    pub client_id: Option<i64>,
+    /// draft, unpaid, paid, cancelled, refunded or collections.
+    pub status: Option<String>,
+    pub cursor: Option<String>,
+    pub limit: Option<u32>,
+}
+
+pub async fn list(
+    app: &App,
+    ctx: &Ctx,
+    q: &InvoiceQuery,
+) -> Result<keel_store::Page<InvoiceSummary>, AppError> {
+    ctx.require(Permission::BillingRead)?;
+    let status = q
+        .status
+        .as_deref()
+        .map(|s| {
+            InvoiceStatus::parse(s).ok_or_else(|| {
+                AppError::invalid(
+                    "invalid_status",
+                    Some("status"),
+                    format!("unknown invoice status {s:?}"),
+                )
+            })
+        })
+        .transpose()?;
+    let filter = InvoiceFilter {
+        client: q.client_id.map(ClientId),
+        status,
+    };
+    let page = store::list_invoices(
+        &app.db,
+        ctx.actor.scope(),
+        &filter,
+        crate::cursor(q.cursor.as_deref())?,
+        crate::page_limit(q.limit)?,
+    )
+    .await?;
+    Ok(page.map(InvoiceSummary::from))
+}
+
+// ---------------------------------------------------------------------------------------
+// Issuing
+
+/// What a new invoice is made of (built by orders, upgrades, top-ups and staff).
+pub struct Issue {
+    pub client: BillingClientRow,
+    pub reseller: Option<keel_domain::ids::ResellerId>,
+    pub kind: InvoiceKind,
+    pub currency: keel_domain::Currency,
+    pub lines: Vec<LineInput>,
+    pub issue_date: NaiveDate,
+    pub due_date: NaiveDate,
+}
+
+/// Computes, numbers, inserts and posts one invoice inside the caller's transaction. Does not
+/// apply the wallet or mark a zero invoice paid; see [`settle_new`].
+pub async fn issue_in(
+    tx: &mut Tx,
+    app: &App,
+    lookups: &mut Lookups,
+    issue: Issue,
+) -> Result<InvoiceRecord, AppError> {
+    let terms = ClientTerms::of(&issue.client, &app.billing);
+    let computed = invoice::compute(
+        issue.currency,
+        app.billing.tax_mode,
+        terms.tax_exempt,
+        issue.lines,
+    )
+    .map_err(|e| AppError::invalid(e.code(), Some("lines"), e.to_string()))?;
+    let number = next_number(tx, &app.billing.invoice_number, "invoice", issue.issue_date).await?;
+    let rate = lookups.rate(tx, app, issue.currency).await?;
+    let new = NewInvoice {
+        client_id: ClientId(issue.client.id),
+        reseller_id: issue.reseller,
+        number: Some(number.clone()),
+        kind: issue.kind,
+        status: InvoiceStatus::Unpaid,
+        currency: issue.currency,
+        tax_mode: app.billing.tax_mode,
+        issue_date: Some(issue.issue_date),
+        due_date: Some(issue.due_date),
+        subtotal: computed.subtotal,
+        tax: computed.tax,
+        total: computed.total,
+        exchange_rate: rate,
+        base_currency: Some(app.billing.base_currency),
+        buyer: Some(Party::buyer(&issue.client).to_json()),
+        seller: Some(Party::seller(&app.billing.seller).to_json()),
+        lines: computed.lines,
+    };
+    let now = app.now();
+    let id = store::insert_invoices(tx, std::slice::from_ref(&new), now).await?[0];
+    if let Some(entry) = issue_entry(
+        tx,
+        app,
+        lookups,
+        format!("invoice:issue:{id}"),
+        format!("Invoice {number}"),
+        new.kind,
+        new.subtotal,
+        new.tax,
+        new.total,
+    )
+    .await?
+    {
+        let posted = ledger_store::post(tx, &entry, now).await?;
+        store::set_issue_entries(tx, &[(id, posted.entry.id)]).await?;
+    }
+    store::invoice_for_update(tx, Scope::Host, id)
+        .await?
+        .ok_or(AppError::NotFound { what: "invoice" })
+}
+
+/// After issuing: a zero invoice is paid at once; otherwise the wallet pays what it can when
+/// the client's terms say so. Runs the paid effects when the invoice ends up paid.
+pub async fn settle_new(
+    tx: &mut Tx,
+    app: &App,
+    ctx: &Ctx,
+    lookups: &mut Lookups,
+    inv: InvoiceRecord,
+    auto_apply: bool,
+) -> Result<InvoiceRecord, AppError> {
+    let now = app.now();
+    if inv.total.is_zero() {
+        let paid = store::add_payment(tx, inv.id, 0, now)
+            .await?
+            .ok_or(AppError::NotFound { what: "invoice" })?;
+        on_paid(tx, app, ctx, &paid).await?;
+        return Ok(paid);
+    }
+    if !auto_apply || inv.kind == InvoiceKind::TopUp {
+        return Ok(inv);
+    }
+    let wallet = wallet_account(tx, app, inv.client_id, inv.currency).await?;
+    let account = ledger_store::account(tx, wallet)
+        .await?
+        .ok_or(AppError::NotFound { what: "wallet" })?;
+    let available = -account.balance_minor + account.credit_limit_minor.unwrap_or(0);
+    let amount = available.min(inv.balance_due().minor());
+    if amount <= 0 {
+        return Ok(inv);
+    }
+    let id = inv.id;
+    match pay_from_wallet(tx, app, ctx, lookups, inv, Money::new(amount, account.currency), "auto")
+        .await
+    {
+        Ok(paid) => Ok(paid),
+        // Another payment spent the wallet since we read it: applying the wallet is best
+        // effort, so the invoice stays payable (the refused post left nothing behind).
+        Err(AppError::Conflict {
+            code: "insufficient_wallet_balance",
+            ..
+        }) => store::invoice_for_update(tx, Scope::Host, id)
+            .await?
+            .ok_or(AppError::NotFound { what: "invoice" }),
+        Err(e) => Err(e),
+    }
+}
+
+/// Posts wallet Dr / receivable Cr for `amount` and records the payment.
+async fn pay_from_wallet(
+    tx: &mut Tx,
+    app: &App,
+    ctx: &Ctx,
+    lookups: &mut Lookups,
+    inv: InvoiceRecord,
+    amount: Money,
+    tag: &str,
+) -> Result<InvoiceRecord, AppError> {
+    let now = app.now();
+    let wallet = wallet_account(tx, app, inv.client_id, inv.currency).await?;
+    // `tag` is "auto" (auto-apply; the key names the invoice and what had been paid before,
+    // so a replayed issue cannot pay twice) or the caller's idempotency key.
+    let receivable = lookups
+        .account(tx, app, SystemAccount::Receivable, inv.currency)
+        .await?;
+    // The key names the invoice and how much had been paid before: a retried request
+    // (same state) cannot post twice, a second deliberate payment (new state) can.
+    let reference = if tag == "auto" {
+        format!("{}:{}:auto", inv.id, inv.paid.minor())
+    } else {
+        format!("{}:{tag}", inv.id)
+    };
+    let entry = EntryBuilder::new(
+        format!("wallet:pay:{reference}"),
+        format!("Wallet payment of invoice {}", inv.number.as_deref().unwrap_or("")),
+    )
+    .debit(wallet, amount)
+    .credit(receivable, amount)
+    .build()?;
+    let posted = match ledger_store::post(tx, &entry, now).await {
+        Ok(p) => p,
+        Err(keel_store::StoreError::Ledger(keel_domain::ledger::LedgerError::InsufficientFunds {
+            account,
+            available,
+            requested,
+        })) if account == wallet => {
+            return Err(crate::wallets::insufficient(available, requested));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if !posted.created {
+        // The same request again: the payment it made stands.
+        return store::invoice_for_update(tx, Scope::Host, inv.id)
+            .await?
+            .ok_or(AppError::NotFound { what: "invoice" });
+    }
+    store::insert_payment(
+        tx,
+        &NewPayment {
+            invoice: &inv,
+            method: "wallet",
+            reference: &reference,
+            amount,
+            entry_id: posted.entry.id,
+            note: None,
+            actor_label: ctx.actor.label(),
+            received_on: app.today(),
+        },
+        now,
+    )
+    .await?;
+    let updated = store::add_payment(tx, inv.id, amount.minor(), now)
+        .await?
+        .ok_or_else(|| AppError::conflict("overpayment", "the invoice changed meanwhile"))?;
+    if updated.status == InvoiceStatus::Paid {
+        on_paid(tx, app, ctx, &updated).await?;
+    }
+    Ok(updated)
+}
+
+/// What happens when an invoice becomes paid: its pending services start (with the intent
+/// to provision recorded for the provisioner), and their orders become active.
+pub async fn on_paid(
+    tx: &mut Tx,
+    app: &App,
+    ctx: &Ctx,
+    inv: &InvoiceRecord,
+) -> Result<(), AppError> {
+    let now = app.now();
+    for service in store::pending_services_of_invoice(tx, inv.id).await? {
+        let moved = store::set_service_status(
+            tx,
+            service,
+            ServiceStatus::Pending,
+            ServiceStatus::Active,
+            &format!(
+                "invoice {} paid",
+                inv.number.as_deref().unwrap_or_default()
+            ),
+            ctx.actor.label(),
+            Some("create"),
+            now,
+        )
+        .await?;
+        if moved
+            && let Some(s) = store::service_for_update(tx, Scope::Host, service).await?
+            && let Some(order) = s.order_id
+        {
+            store::set_order_status(tx, order, OrderStatus::Pending, OrderStatus::Active, now)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// Payments
+
+/// How staff received money.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ManualMethod {
+    BankTransfer,
+    Cash,
+    Cheque,
+    Other,
+}
+
+impl ManualMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ManualMethod::BankTransfer => "bank_transfer",
+            ManualMethod::Cash => "cash",
+            ManualMethod::Cheque => "cheque",
+            ManualMethod::Other => "other",
+        }
+    }
+}
+
+/// A payment recorded by staff.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentInput {
+    /// Decimal text in the invoice's currency ("25.00"); at most what is due.
+    pub amount: String,
+    pub method: ManualMethod,
+    /// The bank reference or receipt number; one payment per (method, reference).
+    pub reference: String,
+    /// YYYY-MM-DD; default today.
+    pub received_on: Option<String>,
+    pub note: Option<String>,
+}
+
+/// Records money received by staff against an invoice: clearing Dr / receivable Cr (for a
+/// top-up invoice: clearing Dr / wallet Cr). The reference cannot be recorded twice.
+pub async fn record_payment(
+    app: &App,
+    ctx: &Ctx,
+    id: InvoiceId,
+    input: &PaymentInput,
+) -> Result<InvoiceView, AppError> {
+    ctx.require(Permission::BillingWrite)?;
+    let reference = input.reference.trim();
+    if reference.is_empty() || reference.len() > 100 {
+        return Err(AppError::invalid(
+            "invalid_reference",
+            Some("reference"),
+            "the reference must be 1 to 100 characters",
+        ));
+    }
+    let received_on = match input.received_on.as_deref() {
+        Some(t) => parse_date(t, "received_on")?,
+        None => app.today(),
+    };
+    let mut tx = app.db.begin().await?;
+    let inv = store::invoice_for_update(&mut tx, ctx.actor.scope(), id)
+        .await?
+        .ok_or(AppError::NotFound { what: "invoice" })?;
+    let amount = parse_amount(&input.amount, inv.currency, "amount")?;
+    if !amount.is_positive() {
+        return Err(AppError::invalid(
+            "invalid_amount",
+            Some("amount"),
+            "the amount must be more than zero",
+        ));
+    }
+    if let Some(existing) =
+        store::payment_by_reference(&mut tx, input.method.as_str(), reference).await?
+    {
+        return Err(AppError::conflict(
+            "payment_reference_used",
+            format!(
+                "a {} payment with reference {reference:?} was already recorded (on invoice {})",
+                input.method.as_str(),
+                existing.invoice_id
+            ),
+        ));
+    }
+    if !inv.status.is_payable() {
+        return Err(AppError::conflict(
+            "invoice_not_payable",
+            format!("invoice {} is {} and takes no payments", display(&inv), inv.status),
+        ));
+    }
+    if amount.minor() > inv.balance_due().minor() {
+        return Err(AppError::invalid(
+            "overpayment",
+            Some("amount"),
+            format!(
+                "{} is more than the {} still due on invoice {}",
+                amount.format_amount(),
+                inv.balance_due().format_amount(),
+                display(&inv)
+            ),
+        ));
+    }
+    let mut lookups = Lookups::default();
+    let clearing = lookups
+        .account(&mut tx, app, SystemAccount::Clearing, inv.currency)
+        .await?;
+    let credit_to = match inv.kind {
+        InvoiceKind::TopUp => wallet_account(&mut tx, app, inv.client_id, inv.currency).await?,
+        InvoiceKind::Standard => {
+            lookups
+                .account(&mut tx, app, SystemAccount::Receivable, inv.currency)
+                .await?
+        }
+    };
+    let now = app.now();
+    let entry = EntryBuilder::new(
+        format!("payment:{}:{reference}", input.method.as_str()),
+        format!("Payment {reference} of invoice {}", display(&inv)),
+    )
+    .debit(clearing, amount)
+    .credit(credit_to, amount)
+    .build()?;
+    let posted = ledger_store::post(&mut tx, &entry, now).await?;
+    store::insert_payment(
+        &mut tx,
+        &NewPayment {
+            invoice: &inv,
+            method: input.method.as_str(),
+            reference,
+            amount,
+            entry_id: posted.entry.id,
+            note: input.note.as_deref(),
+            actor_label: ctx.actor.label(),
+            received_on,
+        },
+        now,
+    )
+    .await?;
+    let updated = store::add_payment(&mut tx, inv.id, amount.minor(), now)
+        .await?
+        .ok_or_else(|| AppError::conflict("overpayment", "the invoice changed meanwhile"))?;
+    if updated.status == InvoiceStatus::Paid {
+        on_paid(&mut tx, app, ctx, &updated).await?;
+    }
+    record(
+        &mut tx,
+        app,
+        ctx,
+        "invoice.payment",
+        "invoice",
+        inv.id,
+        json!({ "amount": Amount::from(amount), "method": input.method, "reference": reference }),
+    )
+    .await?;
+    tx.commit().await?;
+    get(app, &Ctx::system("read-back"), id).await
+}
+
+fn display(inv: &InvoiceRecord) -> String {
+    inv.number.clone().unwrap_or_else(|| format!("draft {}", inv.id))
+}
+
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WalletPayInput {
+    /// Decimal text; default: as much as the wallet holds, up to what is due.
+    pub amount: Option<String>,
+}
+
+/// Pays (part of) an invoice from the client's wallet.
+/// `key` (the API's `Idempotency-Key`) makes a retry after a crash find the first payment
+/// instead of paying again; without one, every call is a new payment.
+pub async fn pay_with_wallet(
+    app: &App,
+    ctx: &Ctx,
+    id: InvoiceId,
+    input: &WalletPayInput,
+    key: Option<&str>,
+) -> Result<InvoiceView, AppError> {
+    if !ctx.actor.can(Permission::BillingWrite) {
+        ctx.require(Permission::Order)?;
+    }
+    let mut tx = app.db.begin().await?;
+    let inv = store::invoice_for_update(&mut tx, ctx.actor.scope(), id)
+        .await?
+        .ok_or(AppError::NotFound { what: "invoice" })?;
+    if !inv.status.is_payable() || inv.kind == InvoiceKind::TopUp {
+        return Err(AppError::conflict(
+            "invoice_not_payable",
+            format!(
+                "invoice {} is {} and cannot be paid from the wallet",
+                display(&inv),
+                if inv.kind == InvoiceKind::TopUp { "a top-up" } else { inv.status.as_str() }
+            ),
+        ));
+    }
+    let wallet = wallet_account(&mut tx, app, inv.client_id, inv.currency).await?;
+    let account = ledger_store::account(&mut tx, wallet)
+        .await?
+        .ok_or(AppError::NotFound { what: "wallet" })?;
+    let available = -account.balance_minor + account.credit_limit_minor.unwrap_or(0);
+    let due = inv.balance_due().minor();
+    let amount = match input.amount.as_deref() {
+        Some(t) => {
+            let a = parse_amount(t, inv.currency, "amount")?;
+            if !a.is_positive() {
+                return Err(AppError::invalid(
+                    "invalid_amount",
+                    Some("amount"),
+                    "the amount must be more than zero",
+                ));
+            }
+            if a.minor() > due {
+                return Err(AppError::invalid(
+                    "overpayment",
+                    Some("amount"),
+                    format!(
+                        "{} is more than the {} still due",
+                        a.format_amount(),
+                        inv.balance_due().format_amount()
+                    ),
+                ));
+            }
+            a.minor()
+        }
+        None => available.min(due),
+    };
+    if amount <= 0 || amount > available {
+        let asked = if amount > 0 { amount } else { due };
+        return Err(crate::wallets::insufficient(
+            Money::new(available, inv.currency),
+            Money::new(asked, inv.currency),
+        ));
+    }
+    let mut lookups = Lookups::default();
+    let amount = Money::new(amount, inv.currency);
+    let tag = match key {
+        Some(k) => entry_key(ctx, "manual", k),
+        None => format!("manual:{}", app.now().timestamp_micros()),
+    };
+    let updated = pay_from_wallet(&mut tx, app, ctx, &mut lookups, inv, amount, &tag).await?;
+    record(
+        &mut tx,
+        app,
+        ctx,
+        "invoice.wallet_payment",
+        "invoice",
+        updated.id,
+        json!({ "amount": Amount::from(amount) }),
+    )
+    .await?;
+    tx.commit().await?;
+    get(app, &Ctx::system("read-back"), id).await
+}
+
+// ---------------------------------------------------------------------------------------
+// Top-ups, staff invoices, cancelling
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TopUpInput {
+    pub client_id: Option<i64>,
+    /// Decimal text in `currency`.
+    pub amount: String,
+    /// Default: the client's currency.
+    pub currency: Option<String>,
+}
+
+/// Issues a top-up invoice: paid later (by staff or a gateway), it credits the wallet. With
+/// `key` (the API's `Idempotency-Key`) a retry returns the same invoice.
+pub async fn top_up(
+    app: &App,
+    ctx: &Ctx,
+    input: &TopUpInput,
+    key: Option<&str>,
+) -> Result<InvoiceView, AppError> {
+    if !ctx.actor.can(Permission::BillingWrite) {
+        ctx.require(Permission::Order)?;
+    }
+    let client_id = crate::orders::target_client(ctx, input.client_id)?;
+    let mut tx = app.db.begin().await?;
+    let client = keel_store::clients::client_for_update(&mut tx, ctx.actor.scope(), client_id)
+        .await?
+        .ok_or(AppError::NotFound { what: "client" })?;
+    let key = key.map(|k| entry_key(ctx, "top_up", k));
+    if let Some(k) = &key
+        && let Some(existing) = store::invoice_by_key(&mut tx, client_id, k).await?
+    {
+        drop(tx);
+        return get(app, &Ctx::system("read-back"), existing).await;
+    }
+    let currency = match input.currency.as_deref() {
+        Some(c) => crate::billing::parse_currency(c, "currency")?,
+        None => client.currency,
+    };
+    let amount = parse_amount(&input.amount, currency, "amount")?;
+    if !amount.is_positive() {
+        return Err(AppError::invalid(
+            "invalid_amount",
+            Some("amount"),
+            "a top-up must be more than zero",
+        ));
+    }
+    let row = store::billing_client(&mut tx, client_id)
+        .await?
+        .ok_or(AppError::NotFound { what: "client" })?;
+    let today = app.today();
+    let mut lookups = Lookups::default();
+    let inv = issue_in(
+        &mut tx,
+        app,
+        &mut lookups,
+        Issue {
+            client: row,
+            reseller: client.reseller_id,
+            kind: InvoiceKind::TopUp,
+            currency,
+            lines: vec![LineInput {
+                kind: LineKind::TopUp,
+                description: "Wallet top-up".into(),
+                quantity: 1,
+                unit: amount,
+                discount: Money::zero(currency),
+                service: None,
+                period: None,
+                taxes: Taxes::none(),
+            }],
+            issue_date: today,
+            due_date: today,
+        },
+    )
+    .await?;
+    if let Some(k) = &key {
+        store::set_invoice_key(&mut tx, inv.id, k).await?;
+    }
+    record(
+        &mut tx,
+        app,
+        ctx,
+        "invoice.top_up",
+        "invoice",
+        inv.id,
+        json!({ "amount": Amount::from(amount) }),
+    )
+    .await?;
+    tx.commit().await?;
+    get(app, &Ctx::system("read-back"), inv.id).await
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CancelInput {
+    pub reason: String,
+}
+
+/// Cancels an unpaid invoice with nothing paid on it: the issue entry is reversed and the
+/// services it billed are left to be billed again only by staff.
+pub async fn cancel(
+    app: &App,
+    ctx: &Ctx,
+    id: InvoiceId,
+    input: &CancelInput,
+) -> Result<InvoiceView, AppError> {
+    ctx.require(Permission::BillingWrite)?;
+    let reason = input.reason.trim();
+    if reason.is_empty() {
+        return Err(AppError::invalid(
+            "missing_reason",
+            Some("reason"),
+            "say why the invoice is cancelled",
+        ));
+    }
+    let mut tx = app.db.begin().await?;
+    let inv = store::invoice_for_update(&mut tx, ctx.actor.scope(), id)
+        .await?
+        .ok_or(AppError::NotFound { what: "invoice" })?;
+    if !inv.status.can_become(InvoiceStatus::Cancelled) {
+        return Err(AppError::conflict(
+            "invoice_not_cancellable",
+            format!("invoice {} is {} and cannot be cancelled", display(&inv), inv.status),
+        ));
+    }
+    if inv.paid.is_positive() || inv.credited.is_positive() {
+        return Err(AppError::conflict(
+            "invoice_has_payments",
+            format!(
+                "invoice {} has {} paid or credited; issue a credit note instead",
+                display(&inv),
+                Money::new(inv.paid.minor() + inv.credited.minor(), inv.currency).format_amount()
+            ),
+        ));
+    }
+    let now = app.now();
+    if let Some(entry) = inv.issue_entry_id {
+        ledger_store::reverse(&mut tx, entry, &format!("invoice:cancel:{id}"), reason, now)
+            .await?;
+    }
+    store::set_invoice_status(&mut tx, id, inv.status, InvoiceStatus::Cancelled, now).await?;
+    record(
+        &mut tx,
+        app,
+        ctx,
+        "invoice.cancel",
+        "invoice",
+        id,
+        json!({ "reason": reason }),
+    )
+    .await?;
+    tx.commit().await?;
+    get(app, &Ctx::system("read-back"), id).await
+}
+
+/// The principal-qualified key for an entry derived from an API idempotency key.
+pub fn entry_key(ctx: &Ctx, what: &str, key: &str) -> String {
+    format!("{what}:{}:{key}", principal(&ctx.actor))
+}
+
+// ---------------------------------------------------------------------------------------
+// PDF
+
+fn pdf_party(p: Option<Party>) -> keel_pdf::Party {
+    let p = p.unwrap_or(Party {
+        name: String::new(),
+        lines: Vec::new(),
+        country: None,
+        tax_id: None,
+        email: None,
+    });
+    keel_pdf::Party {
+        name: p.name,
+        lines: p.lines,
+        tax_id: p.tax_id,
+        email: p.email,
+    }
+}
+
+fn shown(a: &Amount) -> String {
+    Money::new(a.amount_minor, a.currency).format_amount()
+}
+
+/// The PDF document of an issued invoice, from its frozen parties, lines and totals.
+pub fn document(v: &InvoiceView) -> keel_pdf::Document {
+    let mut totals = vec![keel_pdf::TotalRow {
+        label: "Subtotal".into(),
+        amount: shown(&v.subtotal),
+        strong: false,
+    }];
+    // One row per tax (name and rate), summed over the lines.
+    let mut taxes: Vec<(String, i64)> = Vec::new();
+    for l in &v.lines {
+        for t in &l.taxes {
+            let label = format!("{} {}%", t.name, t.rate);
+            match taxes.iter_mut().find(|(n, _)| *n == label) {
+                Some((_, sum)) => *sum += t.amount.amount_minor,
+                None => taxes.push((label, t.amount.amount_minor)),
+            }
+        }
+    }
+    for (label, minor) in taxes {
+        totals.push(keel_pdf::TotalRow {
+            label,
+            amount: Money::new(minor, v.currency).format_amount(),
+            strong: false,
+        });
+    }
+    totals.push(keel_pdf::TotalRow {
+        label: "Total".into(),
+        amount: shown(&v.total),
+        strong: true,
+    });
+    if v.paid.amount_minor > 0 {
+        totals.push(keel_pdf::TotalRow {
+            label: "Paid".into(),
+            amount: shown(&v.paid),
+            strong: false,
+        });
+    }
+    if v.credited.amount_minor > 0 {
+        totals.push(keel_pdf::TotalRow {
+            label: "Credited".into(),
+            amount: shown(&v.credited),
+            strong: false,
+        });
+    }
+    totals.push(keel_pdf::TotalRow {
+        label: "Balance due".into(),
+        amount: shown(&v.balance_due),
+        strong: v.balance_due.amount_minor > 0,
+    });
+    let mut notes = Vec::new();
+    for p in &v.payments {
+        notes.push(format!(
+            "Payment received {}: {} ({} {})",
+            p.received_on,
+            shown(&p.amount),
+            p.method.replace('_', " "),
+            p.reference
+        ));
+    }
+    keel_pdf::Document {
+        kind: keel_pdf::DocumentKind::Invoice,
+        number: v.number.clone().unwrap_or_else(|| format!("DRAFT-{}", v.id)),
+        status: v.status.as_str().replace('_', " "),
+        issue_date: v.issue_date.map(|d| d.to_string()).unwrap_or_default(),
+        due_date: v.due_date.map(|d| d.to_string()),
+        seller: pdf_party(v.seller.clone()),
+        buyer: pdf_party(v.buyer.clone()),
+        currency: v.currency.code().to_string(),
+        exchange_rate: match (&v.exchange_rate, &v.base_currency) {
+            (Some(r), Some(base)) if base != v.currency.code() => {
+                Some(format!("1 {} = {r} {base}", v.currency.code()))
+            }
+            _ => None,
+        },
+        lines: v
+            .lines
+            .iter()
+            .map(|l| keel_pdf::Line {
+                description: l.description.clone(),
+                quantity: l.quantity.to_string(),
+                unit_price: shown(&l.unit_price),
+                discount: (l.discount.amount_minor != 0).then(|| shown(&l.discount)),
+                tax: (!l.taxes.is_empty()).then(|| {
+                    l.taxes
+                        .iter()
+                        .map(|t| format!("{} {}%", t.name, t.rate))
+                        .collect::<Vec<_>>()
+                        .join(" + ")
+                }),
+                amount: shown(&l.net),
+            })
+            .collect(),
+        totals,
+        notes,
+    }
+}
+
+/// The invoice's number and PDF. Drafts have no PDF (nothing is final yet).
+pub async fn pdf(
+    app: &App,
+    ctx: &Ctx,
+    id: InvoiceId,
+) -> Result<(String, Vec<u8>), AppError> {
+    let v = get(app, ctx, id).await?;
+    let Some(number) = v.number.clone() else {
+        return Err(AppError::conflict(
+            "invoice_not_issued",
+            "a draft has no PDF until it is issued",
+        ));
+    };
+    let bytes = keel_pdf::render(&document(&v), &app.pdf_template).map_err(AppError::internal)?;
+    Ok((number, bytes))
+}
+
+// ---------------------------------------------------------------------------------------
+// Staff invoices: drafts, edited freely, then issued (numbered and frozen)
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ManualLine {
+    pub description: String,
+    /// Default 1.
+    pub quantity: Option<i64>,
+    /// Decimal text in the invoice's currency; negative for a credit line.
+    pub unit_price: String,
+    /// Decimal text; default 0.
+    pub discount: Option<String>,
+    /// A tax class (`standard`, …) whose rules apply; absent: not taxed.
+    pub tax_class: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DraftInput {
+    pub client_id: i64,
+    /// Default: the client's currency.
+    pub currency: Option<String>,
+    /// YYYY-MM-DD; default: the day it is issued.
+    pub due_date: Option<String>,
+    pub lines: Vec<ManualLine>,
+}
+
+async fn draft_invoice(
+    tx: &mut Tx,
+    app: &App,
+    ctx: &Ctx,
+    input: &DraftInput,
+) -> Result<(NewInvoice, Option<NaiveDate>), AppError> {
+    let client_id = ClientId(input.client_id);
+    let client = keel_store::clients::client_for_update(tx, ctx.actor.scope(), client_id)
+        .await?
+        .ok_or(AppError::NotFound { what: "client" })?;
+    let row = store::billing_client(tx, client_id)
+        .await?
+        .ok_or(AppError::NotFound { what: "client" })?;
+    let currency = match input.currency.as_deref() {
+        Some(c) => crate::billing::parse_currency(c, "currency")?,
+        None => client.currency,
+    };
+    let due = input
+        .due_date
+        .as_deref()
+        .map(|d| parse_date(d, "due_date"))
+        .transpose()?;
+    if input.lines.is_empty() || input.lines.len() > 200 {
+        return Err(AppError::invalid(
+            "invalid_lines",
+            Some("lines"),
+            "an invoice has 1 to 200 lines",
+        ));
+    }
+    let mut lookups = Lookups::default();
+    let mut lines = Vec::with_capacity(input.lines.len());
+    for (i, l) in input.lines.iter().enumerate() {
+        let field = |f: &str| format!("lines[{i}].{f}");
+        let description = l.description.trim();
+        if description.is_empty() || description.len() > 500 {
+            return Err(AppError::invalid(
+                "invalid_description",
+                Some(&field("description")),
+                "a line needs a description of up to 500 characters",
+            ));
+        }
+        let taxes = lookups
+            .taxes(tx, l.tax_class.as_deref(), &row.country, row.region.as_deref())
+            .await?;
+        lines.push(LineInput {
+            kind: LineKind::Manual,
+            description: description.to_string(),
+            quantity: l.quantity.unwrap_or(1),
+            unit: parse_amount(&l.unit_price, currency, &field("unit_price"))?,
+            discount: match l.discount.as_deref() {
+                Some(d) => parse_amount(d, currency, &field("discount"))?,
+                None => Money::zero(currency),
+            },
+            service: None,
+            period: None,
+            taxes,
+        });
+    }
+    let terms = ClientTerms::of(&row, &app.billing);
+    let computed = invoice::compute(currency, app.billing.tax_mode, terms.tax_exempt, lines)
+        .map_err(|e| AppError::invalid(e.code(), Some("lines"), e.to_string()))?;
+    Ok((
+        NewInvoice {
+            client_id,
+            reseller_id: client.reseller_id,
+            number: None,
+            kind: InvoiceKind::Standard,
+            status: InvoiceStatus::Draft,
+            currency,
+            tax_mode: app.billing.tax_mode,
+            issue_date: None,
+            due_date: due,
+            subtotal: computed.subtotal,
+            tax: computed.tax,
+            total: computed.total,
+            exchange_rate: None,
+            base_currency: None,
+            buyer: None,
+            seller: None,
+            lines: computed.lines,
+        },
+        due,
+    ))
+}
+
+/// A draft invoice by staff: no number, no ledger entry, editable until issued.
+pub async fn create_draft(
+    app: &App,
+    ctx: &Ctx,
+    input: &DraftInput,
+) -> Result<InvoiceView, AppError> {
+    ctx.require(Permission::BillingWrite)?;
+    let mut tx = app.db.begin().await?;
+    let (new, _) = draft_invoice(&mut tx, app, ctx, input).await?;
+    let id = store::insert_invoices(&mut tx, std::slice::from_ref(&new), app.now()).await?[0];
+    record(&mut tx, app, ctx, "invoice.draft", "invoice", id, json!({ "total": Amount::from(new.total) }))
+        .await?;
+    tx.commit().await?;
+    get(app, &Ctx::system("read-back"), id).await
+}
+
+/// Replaces a draft's lines. An issued invoice is frozen: `invoice_issued`.
+pub async fn update_draft(
+    app: &App,
+    ctx: &Ctx,
+    id: InvoiceId,
+    input: &DraftInput,
+) -> Result<InvoiceView, AppError> {
+    ctx.require(Permission::BillingWrite)?;
+    let mut tx = app.db.begin().await?;
+    let inv = store::invoice_for_update(&mut tx, ctx.actor.scope(), id)
+        .await?
+        .ok_or(AppError::NotFound { what: "invoice" })?;
+    if inv.status != InvoiceStatus::Draft {
+        return Err(AppError::conflict(
+            "invoice_issued",
+            format!(
+                "invoice {} is issued and cannot be edited; issue a credit note or a new invoice",
+                display(&inv)
+            ),
+        ));
+    }
+    if input.client_id != inv.client_id.get() {
+        return Err(AppError::invalid(
+            "client_changed",
+            Some("client_id"),
+            "a draft stays with its client; create a new draft for another",
+        ));
+    }
+    let (new, _) = draft_invoice(&mut tx, app, ctx, input).await?;
+    if !store::replace_draft(&mut tx, id, &new, app.now()).await? {
+        return Err(AppError::conflict("invoice_issued", "the invoice was issued meanwhile"));
+    }
+    record(&mut tx, app, ctx, "invoice.draft_update", "invoice", id, json!({ "total": Amount::from(new.total) }))
+        .await?;
+    tx.commit().await?;
+    get(app, &Ctx::system("read-back"), id).await
+}
+
+/// Issues a draft: numbered, dated, parties and rate frozen, posted to the ledger; the
+/// wallet pays it when the client's terms say so.
+pub async fn issue(app: &App, ctx: &Ctx, id: InvoiceId) -> Result<InvoiceView, AppError> {
+    ctx.require(Permission::BillingWrite)?;
+    let mut tx = app.db.begin().await?;
+    let inv = store::invoice_for_update(&mut tx, ctx.actor.scope(), id)
+        .await?
+        .ok_or(AppError::NotFound { what: "invoice" })?;
+    if inv.status != InvoiceStatus::Draft {
+        return Err(AppError::conflict(
+            "invoice_issued",
+            format!("invoice {} is already issued", display(&inv)),
+        ));
+    }
+    let row = store::billing_client(&mut tx, inv.client_id)
+        .await?
+        .ok_or(AppError::NotFound { what: "client" })?;
+    let today = app.today();
+    let due = inv.due_date.unwrap_or(today);
+    let number = next_number(&mut tx, &app.billing.invoice_number, "invoice", today).await?;
+    let mut lookups = Lookups::default();
+    let rate = lookups.rate(&mut tx, app, inv.currency).await?;
+    let now = app.now();
+    store::issue_draft(
+        &mut tx,
+        id,
+        &number,
+        today,
+        due,
+        rate,
+        Some(app.billing.base_currency),
+        &Party::buyer(&row).to_json(),
+        &Party::seller(&app.billing.seller).to_json(),
+        now,
+    )
+    .await?;
+    if let Some(entry) = issue_entry(
+        &mut tx,
+        app,
+        &mut lookups,
+        format!("invoice:issue:{id}"),
+        format!("Invoice {number}"),
+        inv.kind,
+        inv.subtotal,
+        inv.tax,
+        inv.total,
+    )
+    .await?
+    {
+        let posted = ledger_store::post(&mut tx, &entry, now).await?;
+        store::set_issue_entries(&mut tx, &[(id, posted.entry.id)]).await?;
+    }
+    let issued = store::invoice_for_update(&mut tx, Scope::Host, id)
+        .await?
+        .ok_or(AppError::NotFound { what: "invoice" })?;
+    let terms = ClientTerms::of(&row, &app.billing);
+    settle_new(&mut tx, app, ctx, &mut lookups, issued, terms.wallet_auto_apply).await?;
+    record(&mut tx, app, ctx, "invoice.issue", "invoice", id, json!({ "number": number }))
+        .await?;
+    tx.commit().await?;
+    get(app, &Ctx::system("read-back"), id).await
+}
+
+// ---------------------------------------------------------------------------------------
+// Late fees
+
+/// Adds the configured late fee, once, to every issued invoice still unpaid more than
+/// `after_days` after its due date: a line on the invoice (untaxed) and receivable Dr /
+/// revenue Cr. Returns how many invoices got one. Nothing happens without a policy.
+pub async fn apply_late_fees(app: &App, ctx: &Ctx, as_of: NaiveDate) -> Result<u64, AppError> {
+    ctx.require(Permission::BillingWrite)?;
+    let Some(policy) = app.billing.late_fee.clone() else {
+        return Ok(0);
+    };
+    let due_before = as_of - chrono::Days::new(u64::from(policy.after_days));
+    let mut after = 0;
+    let mut applied = 0;
+    loop {
+        let batch = store::late_fee_candidates(&app.db, due_before, after, 500).await?;
+        let Some(last) = batch.last() else {
+            break;
+        };
+        after = last.id.get();
+        let mut tx = app.db.begin().await?;
+        let mut lookups = Lookups::default();
+        let now = app.now();
+        for inv in batch {
+            let Some(fee) = policy.fee(inv.total) else {
+                continue;
+            };
+            let line = invoice::compute(
+                inv.currency,
+                inv.tax_mode,
+                true,
+                vec![LineInput {
+                    kind: LineKind::LateFee,
+                    description: format!("Late fee (unpaid {} days after {})", policy.after_days, inv.due_date.map(|d| d.to_string()).unwrap_or_default()),
+                    quantity: 1,
+                    unit: fee,
+                    discount: Money::zero(inv.currency),
+                    service: None,
+                    period: None,
+                    taxes: Taxes::none(),
+                }],
+            )
+            .map_err(|e| AppError::invalid(e.code(), None, e.to_string()))?
+            .lines
+            .remove(0);
+            if !store::add_late_fee(&mut tx, inv.id, &line, as_of, now).await? {
+                continue;
+            }
+            let receivable = lookups
+                .account(&mut tx, app, SystemAccount::Receivable, inv.currency)
+                .await?;
+            let revenue = lookups
+                .account(&mut tx, app, SystemAccount::Revenue, inv.currency)
+                .await?;
+            let entry = EntryBuilder::new(
+                format!("invoice:late_fee:{}", inv.id),
+                format!("Late fee on invoice {}", display(&inv)),
+            )
+            .debit(receivable, fee)
+            .credit(revenue, fee)
+            .build()?;
+            ledger_store::post(&mut tx, &entry, now).await?;
+            applied += 1;
+        }
+        tx.commit().await?;
+    }
+    if applied > 0 {
+        let mut tx = app.db.begin().await?;
+        record(&mut tx, app, ctx, "invoice.late_fees", "billing", as_of, json!({ "invoices": applied }))
+            .await?;
+        tx.commit().await?;
+    }
+    Ok(applied)
+}

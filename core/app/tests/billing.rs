@@ -1,0 +1,789 @@
+//! Billing scenarios through the use cases, on both engines: orders and their first invoice,
+//! tax, manual and wallet payments, top-ups, cancellation, the billing run (once per period,
+//! reruns, dry runs, grouping, wallet auto-apply) and concurrent numbering. Every test ends
+//! with the trial-balance check (`store_test!`).
+
+use chrono::{NaiveDate, TimeZone, Utc};
+use keel_app::billing_run::{self, RunOptions};
+use keel_app::invoices::{self, ManualMethod, PaymentInput, TopUpInput, WalletPayInput};
+use keel_app::orders::{self, OrderInput, OrderItem};
+use keel_app::{App, AppError, Ctx, FixedClock};
+use keel_domain::Money;
+use keel_domain::billing::BillingCycle;
+use keel_domain::catalog::Price;
+use keel_domain::client::{ClientKind, NewClient, PostalAddress};
+use keel_domain::ids::{ClientId, ProductId};
+use keel_domain::lifecycle::{InvoiceStatus, PayType, ProductKind, ServiceStatus};
+use keel_domain::tax::{TaxLevel, TaxRule};
+use keel_domain::Currency;
+use keel_store::catalog::{NewProduct, NewProductGroup};
+use keel_testkit::store_test;
+use rust_decimal::Decimal;
+use std::sync::Arc;
+
+fn usd() -> Currency {
+    Currency::from_code("USD").unwrap()
+}
+
+fn day(s: &str) -> NaiveDate {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+}
+
+struct World {
+    app: App,
+    clock: Arc<FixedClock>,
+    ctx: Ctx,
+    product: ProductId,
+    /// 30.00 a month.
+    business: ProductId,
+    /// 4.00 a month.
+    mini: ProductId,
+}
+
+async fn monthly_product(
+    tx: &mut keel_store::Tx,
+    app: &App,
+    group: keel_domain::ids::ProductGroupId,
+    name: &str,
+    minor: i64,
+) -> ProductId {
+    keel_store::catalog::create_product(
+        tx,
+        &NewProduct {
+            group_id: group,
+            kind: ProductKind::Hosting,
+            name: name.into(),
+            slug: name.to_lowercase(),
+            description: String::new(),
+            pay_type: PayType::Recurring,
+            tax_class: Some("standard".into()),
+            provisioner: None,
+            registrar: None,
+            stock: None,
+            prices: vec![Price {
+                currency: usd(),
+                cycle: BillingCycle::Monthly,
+                price: Money::new(minor, usd()),
+                setup_fee: Money::new(0, usd()),
+            }],
+            options: vec![],
+            addons: vec![],
+        },
+        app.now(),
+    )
+    .await
+    .unwrap()
+    .id
+}
+
+fn at(s: &str) -> chrono::DateTime<Utc> {
+    let d = day(s);
+    Utc.from_utc_datetime(&d.and_hms_opt(9, 0, 0).unwrap())
+}
+
+/// A host selling "Starter" at 10.00 USD a month with a 5.00 setup fee, taxed 15 % in ZW.
+async fn world(t: &keel_testkit::TestDb, today: &str) -> World {
+    let clock = Arc::new(FixedClock::new(at(today)));
+    let app = App::with_clock(t.db.clone(), clock.clone());
+    let mut tx = app.db.begin().await.unwrap();
+    let group = keel_store::catalog::create_product_group(
+        &mut tx,
+        &NewProductGroup {
+            name: "Hosting".into(),
+            slug: "hosting".into(),
+            hidden: false,
+            sort_order: 0,
+        },
+        app.now(),
+    )
+    .await
+    .unwrap();
+    let product = keel_store::catalog::create_product(
+        &mut tx,
+        &NewProduct {
+            group_id: group.id,
+            kind: ProductKind::Hosting,
+            name: "Starter".into(),
+            slug: "starter".into(),
+            description: String::new(),
+            pay_type: PayType::Recurring,
+            tax_class: Some("standard".into()),
+            provisioner: None,
+            registrar: None,
+            stock: None,
+            prices: vec![
+                Price {
+                    currency: usd(),
+                    cycle: BillingCycle::Monthly,
+                    price: Money::new(1000, usd()),
+                    setup_fee: Money::new(500, usd()),
+                },
+                Price {
+                    currency: usd(),
+                    cycle: BillingCycle::Annually,
+                    price: Money::new(10000, usd()),
+                    setup_fee: Money::new(0, usd()),
+                },
+            ],
+            options: vec![],
+            addons: vec![],
+        },
+        app.now(),
+    )
+    .await
+    .unwrap();
+    keel_store::catalog::create_tax_rule(
+        &mut tx,
+        "standard",
+        &TaxRule {
+            name: "VAT".into(),
+            country: "ZW".into(),
+            region: None,
+            level: TaxLevel::First,
+            rate: Decimal::new(15, 0),
+            compound: false,
+        },
+        app.now(),
+    )
+    .await
+    .unwrap();
+    let business = monthly_product(&mut tx, &app, group.id, "Business", 3000).await;
+    let mini = monthly_product(&mut tx, &app, group.id, "Mini", 400).await;
+    tx.commit().await.unwrap();
+    World {
+        app,
+        clock,
+        ctx: Ctx::system("test"),
+        product: product.id,
+        business,
+        mini,
+    }
+}
+
+async fn client(w: &World, email: &str) -> ClientId {
+    keel_app::clients::create_client(
+        &w.app,
+        &w.ctx,
+        NewClient {
+            kind: ClientKind::Person,
+            company_name: None,
+            first_name: "Tariro".into(),
+            last_name: "Moyo".into(),
+            email: email.parse().unwrap(),
+            phone: None,
+            address: PostalAddress::default(),
+            country: "ZW".parse().unwrap(),
+            currency: usd(),
+            language: "en".parse().unwrap(),
+            tax_exempt: false,
+            tax_id: None,
+        },
+    )
+    .await
+    .unwrap()
+    .id
+}
+
+fn order_of(client: ClientId, product: ProductId, cycle: &str) -> OrderInput {
+    OrderInput {
+        client_id: Some(client.get()),
+        currency: None,
+        promo_code: None,
+        items: vec![OrderItem {
+            product_id: product.get(),
+            cycle: cycle.into(),
+            options: vec![],
+            label: Some("tariro.example".into()),
+            addons: vec![],
+        }],
+    }
+}
+
+fn payment(amount: &str, reference: &str) -> PaymentInput {
+    PaymentInput {
+        amount: amount.into(),
+        method: ManualMethod::BankTransfer,
+        reference: reference.into(),
+        received_on: None,
+        note: None,
+    }
+}
+
+async fn invoice_count(app: &App) -> usize {
+    invoices::list(
+        app,
+        &Ctx::system("test"),
+        &invoices::InvoiceQuery {
+            limit: Some(200),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap()
+    .items
+    .len()
+}
+
+store_test!(
+    async fn an_order_issues_a_taxed_invoice_and_payment_starts_the_service(t) {
+        let w = world(t, "2027-01-15").await;
+        let c = client(&w, "tariro@example.com").await;
+        let order = orders::place(&w.app, &w.ctx, &order_of(c, w.product, "monthly"), Some("k1"))
+            .await
+            .unwrap();
+        let inv = &order.invoice;
+        assert_eq!(inv.number.as_deref(), Some("INV-2027-00001"));
+        assert_eq!(inv.status, InvoiceStatus::Unpaid);
+        // 10.00 + 5.00 setup, 15 % VAT per line.
+        assert_eq!(inv.subtotal.amount_minor, 1500);
+        assert_eq!(inv.tax.amount_minor, 225);
+        assert_eq!(inv.total.amount_minor, 1725);
+        assert_eq!(inv.lines.len(), 2);
+        assert_eq!(inv.lines[0].description, "tariro.example (2027-01-15 to 2027-02-14)");
+        assert_eq!(inv.buyer.as_ref().unwrap().name, "Tariro Moyo");
+        let service = keel_app::services::get(&w.app, &w.ctx, order.service_ids[0]).await.unwrap();
+        assert_eq!(service.status, ServiceStatus::Pending);
+        assert_eq!(service.next_due_date, Some(day("2027-02-15")));
+
+        // The same key returns the same order.
+        let again = orders::place(&w.app, &w.ctx, &order_of(c, w.product, "monthly"), Some("k1"))
+            .await
+            .unwrap();
+        assert_eq!(again.id, order.id);
+        assert_eq!(invoice_count(&w.app).await, 1);
+
+        // Part, then the rest.
+        let part = invoices::record_payment(&w.app, &w.ctx, inv.id, &payment("10.00", "BT-1")).await.unwrap();
+        assert_eq!(part.status, InvoiceStatus::Unpaid);
+        assert_eq!(part.balance_due.amount_minor, 725);
+        let paid = invoices::record_payment(&w.app, &w.ctx, inv.id, &payment("7.25", "BT-2")).await.unwrap();
+        assert_eq!(paid.status, InvoiceStatus::Paid);
+        let service = keel_app::services::get(&w.app, &w.ctx, order.service_ids[0]).await.unwrap();
+        assert_eq!(service.status, ServiceStatus::Active);
+        assert_eq!(service.provision_intent.as_deref(), Some("create"));
+        assert_eq!(service.history.unwrap().len(), 2);
+        let o = orders::get(&w.app, &w.ctx, order.id).await.unwrap();
+        assert_eq!(o.status, keel_domain::lifecycle::OrderStatus::Active);
+    }
+);
+
+store_test!(
+    async fn bad_payments_are_refused_and_change_nothing(t) {
+        let w = world(t, "2027-01-15").await;
+        let c = client(&w, "tariro@example.com").await;
+        let order = orders::place(&w.app, &w.ctx, &order_of(c, w.product, "monthly"), None).await.unwrap();
+        let id = order.invoice.id;
+        invoices::record_payment(&w.app, &w.ctx, id, &payment("1.00", "BT-1")).await.unwrap();
+        let cases: Vec<(PaymentInput, &str)> = vec![
+            (payment("17.00", "BT-2"), "overpayment"),
+            (payment("1.00", "BT-1"), "payment_reference_used"),
+            (payment("0.00", "BT-3"), "invalid_amount"),
+            (payment("1.001", "BT-4"), "too_many_decimals"),
+            (payment("1,00", "BT-5"), "invalid_amount"),
+            (PaymentInput { received_on: Some("15/01/2027".into()), ..payment("1.00", "BT-6") }, "invalid_date"),
+            (payment("1.00", "  "), "invalid_reference"),
+        ];
+        for (input, code) in cases {
+            let err = invoices::record_payment(&w.app, &w.ctx, id, &input).await.unwrap_err();
+            let got = match &err {
+                AppError::Invalid { code, .. } | AppError::Conflict { code, .. } => *code,
+                other => panic!("{code}: unexpected {other:?}"),
+            };
+            // Money::parse names malformed amounts in its own words; accept its codes.
+            if code == "invalid_amount" && got != "invalid_amount" {
+                assert!(got.starts_with("invalid") || got.contains("amount"), "{code}: got {got}");
+            } else {
+                assert_eq!(got, code, "{err}");
+            }
+        }
+        let inv = invoices::get(&w.app, &w.ctx, id).await.unwrap();
+        assert_eq!(inv.paid.amount_minor, 100, "nothing changed");
+        assert_eq!(inv.payments.len(), 1);
+
+        // A cancelled invoice takes no payment; one with payments cannot be cancelled.
+        let err = invoices::cancel(&w.app, &w.ctx, id, &invoices::CancelInput { reason: "x".into() }).await.unwrap_err();
+        assert!(matches!(err, AppError::Conflict { code: "invoice_has_payments", .. }), "{err:?}");
+        let o2 = orders::place(&w.app, &w.ctx, &order_of(c, w.product, "monthly"), None).await.unwrap();
+        let cancelled = invoices::cancel(&w.app, &w.ctx, o2.invoice.id, &invoices::CancelInput { reason: "duplicate order".into() }).await.unwrap();
+        assert_eq!(cancelled.status, InvoiceStatus::Cancelled);
+        let err = invoices::record_payment(&w.app, &w.ctx, o2.invoice.id, &payment("1.00", "BT-9")).await.unwrap_err();
+        assert!(matches!(err, AppError::Conflict { code: "invoice_not_payable", .. }), "{err:?}");
+    }
+);
+
+store_test!(
+    async fn bad_orders_are_refused_and_change_nothing(t) {
+        let w = world(t, "2027-01-15").await;
+        let c = client(&w, "tariro@example.com").await;
+        let mut zwg = order_of(c, w.product, "monthly");
+        zwg.currency = Some("ZWG".into());
+        let mut unknown = order_of(c, w.product, "monthly");
+        unknown.items[0].product_id = 999;
+        let mut empty = order_of(c, w.product, "monthly");
+        empty.items.clear();
+        let cases: Vec<(OrderInput, &str)> = vec![
+            (order_of(c, w.product, "weekly"), "unknown_billing_cycle"),
+            (order_of(c, w.product, "quarterly"), "no_price"),
+            (order_of(c, w.product, "one_time"), "cycle_not_allowed"),
+            (zwg, "no_price"),
+            (unknown, "unknown_product"),
+            (empty, "empty_order"),
+        ];
+        for (input, code) in cases {
+            let err = orders::place(&w.app, &w.ctx, &input, None).await.unwrap_err();
+            assert!(matches!(&err, AppError::Invalid { code: c, .. } if *c == code), "{code}: {err:?}");
+        }
+        // Retired: refused.
+        let mut tx = w.app.db.begin().await.unwrap();
+        keel_store::catalog::retire_product(&mut tx, w.product, w.app.now()).await.unwrap();
+        tx.commit().await.unwrap();
+        let err = orders::place(&w.app, &w.ctx, &order_of(c, w.product, "monthly"), None).await.unwrap_err();
+        assert!(matches!(&err, AppError::Invalid { code: "product_retired", .. }), "{err:?}");
+        assert_eq!(invoice_count(&w.app).await, 0);
+    }
+);
+
+store_test!(
+    async fn the_billing_run_issues_one_renewal_per_period_however_often_it_runs(t) {
+        let w = world(t, "2027-01-15").await;
+        let c = client(&w, "tariro@example.com").await;
+        let order = orders::place(&w.app, &w.ctx, &order_of(c, w.product, "monthly"), None).await.unwrap();
+        invoices::record_payment(&w.app, &w.ctx, order.invoice.id, &payment("17.25", "BT-1")).await.unwrap();
+
+        // Not due yet (lead 14 days): nothing.
+        let r = billing_run::run(&w.app, &w.ctx, &RunOptions { as_of: day("2027-01-20"), dry_run: false }, &|_| {}).await.unwrap();
+        assert_eq!(r.invoices, 0);
+
+        // A dry run a month later shows one invoice and changes nothing.
+        w.clock.set(at("2027-02-10"));
+        let dry = billing_run::run(&w.app, &w.ctx, &RunOptions { as_of: day("2027-02-10"), dry_run: true }, &|_| {}).await.unwrap();
+        assert_eq!(dry.invoices, 1);
+        assert_eq!(dry.by_currency["USD"].total_minor, 1150);
+        assert_eq!(dry.planned.len(), 1);
+        assert_eq!(invoice_count(&w.app).await, 1);
+
+        let r = billing_run::run(&w.app, &w.ctx, &RunOptions { as_of: day("2027-02-10"), dry_run: false }, &|_| {}).await.unwrap();
+        assert_eq!((r.invoices, r.periods), (1, 1));
+        for _ in 0..3 {
+            let again = billing_run::run(&w.app, &w.ctx, &RunOptions { as_of: day("2027-02-10"), dry_run: false }, &|_| {}).await.unwrap();
+            assert_eq!(again.invoices, 0, "a rerun bills nothing");
+        }
+        assert_eq!(invoice_count(&w.app).await, 2);
+        let list = invoices::list(&w.app, &w.ctx, &invoices::InvoiceQuery::default()).await.unwrap();
+        let renewal = invoices::get(&w.app, &w.ctx, list.items[1].id).await.unwrap();
+        assert_eq!(renewal.number.as_deref(), Some("INV-2027-00002"));
+        assert_eq!(renewal.due_date, Some(day("2027-02-15")));
+        assert_eq!(renewal.total.amount_minor, 1150);
+        assert_eq!(renewal.lines[0].description, "tariro.example (2027-02-15 to 2027-03-14)");
+        let service = keel_app::services::get(&w.app, &w.ctx, order.service_ids[0]).await.unwrap();
+        assert_eq!(service.next_due_date, Some(day("2027-03-15")));
+
+        // Months later, a run catches up every missed period, once each.
+        let r = billing_run::run(&w.app, &w.ctx, &RunOptions { as_of: day("2027-05-20"), dry_run: false }, &|_| {}).await.unwrap();
+        assert_eq!(r.periods, 3, "March, April, May: {r:?}");
+        assert_eq!(r.invoices, 3, "different due dates do not share an invoice");
+    }
+);
+
+store_test!(
+    async fn renewals_due_together_share_an_invoice_and_the_wallet_pays_them(t) {
+        let w = world(t, "2027-01-15").await;
+        let c = client(&w, "tariro@example.com").await;
+        for k in ["a", "b"] {
+            let o = orders::place(&w.app, &w.ctx, &order_of(c, w.product, "monthly"), Some(k)).await.unwrap();
+            invoices::record_payment(&w.app, &w.ctx, o.invoice.id, &payment("17.25", &format!("BT-{k}"))).await.unwrap();
+        }
+        // 15.00 in the wallet, through a paid top-up invoice.
+        let top = invoices::top_up(&w.app, &w.ctx, &TopUpInput { client_id: Some(c.get()), amount: "15.00".into(), currency: None }, None).await.unwrap();
+        assert_eq!(top.tax.amount_minor, 0);
+        invoices::record_payment(&w.app, &w.ctx, top.id, &payment("15.00", "BT-top")).await.unwrap();
+
+        let r = billing_run::run(&w.app, &w.ctx, &RunOptions { as_of: day("2027-02-10"), dry_run: false }, &|_| {}).await.unwrap();
+        assert_eq!((r.invoices, r.periods), (1, 2));
+        assert_eq!(r.by_currency["USD"].wallet_applied_minor, 1500);
+        let list = invoices::list(&w.app, &w.ctx, &invoices::InvoiceQuery::default()).await.unwrap();
+        let renewal = invoices::get(&w.app, &w.ctx, list.items.last().unwrap().id).await.unwrap();
+        assert_eq!(renewal.lines.len(), 2);
+        assert_eq!(renewal.total.amount_minor, 2300);
+        assert_eq!(renewal.paid.amount_minor, 1500);
+        assert_eq!(renewal.balance_due.amount_minor, 800);
+        assert_eq!(renewal.payments[0].method, "wallet");
+
+        // The wallet is empty: paying from it is refused.
+        let err = invoices::pay_with_wallet(&w.app, &w.ctx, renewal.id, &WalletPayInput::default(), None).await.unwrap_err();
+        assert!(matches!(err, AppError::Conflict { code: "insufficient_wallet_balance", .. }), "{err:?}");
+    }
+);
+
+store_test!(
+    async fn numbers_are_gap_free_and_unique_under_concurrent_issuers(t) {
+        let w = world(t, "2027-01-15").await;
+        let c = client(&w, "tariro@example.com").await;
+        let mut tasks = Vec::new();
+        for i in 0..8 {
+            let app = w.app.clone();
+            let product = w.product;
+            tasks.push(tokio::spawn(async move {
+                let mut numbers = Vec::new();
+                for j in 0..5 {
+                    let o = orders::place(&app, &Ctx::system("issuer"), &order_of(c, product, "monthly"), Some(&format!("{i}-{j}"))).await.unwrap();
+                    numbers.push(o.invoice.number.unwrap());
+                }
+                numbers
+            }));
+        }
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await.unwrap());
+        }
+        all.sort();
+        let expected: Vec<String> = (1..=40).map(|n| format!("INV-2027-{n:05}")).collect();
+        assert_eq!(all, expected);
+    }
+);
+
+store_test!(
+    async fn a_refused_order_takes_no_number(t) {
+        let w = world(t, "2027-01-15").await;
+        let c = client(&w, "tariro@example.com").await;
+        orders::place(&w.app, &w.ctx, &order_of(c, w.product, "monthly"), None).await.unwrap();
+        // The refused order's transaction is rolled back whole: the next number is still 2.
+        let mut zwg = order_of(c, w.product, "monthly");
+        zwg.currency = Some("ZWG".into());
+        orders::place(&w.app, &w.ctx, &zwg, None).await.unwrap_err();
+        let o = orders::place(&w.app, &w.ctx, &order_of(c, w.product, "monthly"), None).await.unwrap();
+        assert_eq!(o.invoice.number.as_deref(), Some("INV-2027-00002"));
+    }
+);
+
+fn change_to(product: ProductId) -> keel_app::plan_change::PlanChangeInput {
+    keel_app::plan_change::PlanChangeInput {
+        product_id: product.get(),
+        options: vec![],
+    }
+}
+
+async fn wallet_balance(app: &App, client: ClientId) -> i64 {
+    let mut tx = app.db.begin().await.unwrap();
+    let w = keel_app::ledger::wallet(&mut tx, app, client, usd()).await.unwrap();
+    tx.commit().await.unwrap();
+    w.natural_balance().minor()
+}
+
+store_test!(
+    async fn an_upgrade_mid_cycle_is_invoiced_for_the_days_left(t) {
+        let w = world(t, "2027-01-15").await;
+        let c = client(&w, "tariro@example.com").await;
+        let o = orders::place(&w.app, &w.ctx, &order_of(c, w.product, "monthly"), None).await.unwrap();
+        invoices::record_payment(&w.app, &w.ctx, o.invoice.id, &payment("17.25", "BT-1")).await.unwrap();
+        let service = o.service_ids[0];
+        // 2027-01-30: 16 of the period's 31 days (01-15 to 02-14) are left.
+        w.clock.set(at("2027-01-30"));
+        let p = keel_app::plan_change::preview(&w.app, &w.ctx, service, &change_to(w.business)).await.unwrap();
+        assert_eq!((p.remaining_days, p.period_days), (16, 31));
+        assert_eq!((p.credit.amount_minor, p.charge.amount_minor, p.net.amount_minor), (516, 1548, 1032));
+        assert_eq!(p.settlement, "invoice");
+        assert_eq!(invoice_count(&w.app).await, 1, "a preview changes nothing");
+
+        let r = keel_app::plan_change::apply(&w.app, &w.ctx, service, &change_to(w.business)).await.unwrap();
+        let inv = r.invoice.expect("an upgrade is invoiced");
+        // -5.16 (tax -0.77) + 15.48 (tax 2.32) = 11.87
+        assert_eq!((inv.subtotal.amount_minor, inv.tax.amount_minor, inv.total.amount_minor), (1032, 155, 1187));
+        assert_eq!(inv.lines.len(), 2);
+        assert_eq!(r.service.recurring.amount_minor, 3000);
+        assert_eq!(r.service.product_id, w.business);
+
+        // The next renewal bills the new price.
+        w.clock.set(at("2027-02-10"));
+        let run = billing_run::run(&w.app, &w.ctx, &RunOptions { as_of: day("2027-02-10"), dry_run: false }, &|_| {}).await.unwrap();
+        assert_eq!(run.by_currency["USD"].total_minor, 3450);
+
+        // Changing to the same plan is refused; an unknown product too.
+        let err = keel_app::plan_change::apply(&w.app, &w.ctx, service, &change_to(w.business)).await.unwrap_err();
+        assert!(matches!(err, AppError::Invalid { code: "no_change", .. }), "{err:?}");
+        let err = keel_app::plan_change::apply(&w.app, &w.ctx, service, &change_to(ProductId(999))).await.unwrap_err();
+        assert!(matches!(err, AppError::Invalid { code: "unknown_product", .. }), "{err:?}");
+    }
+);
+
+store_test!(
+    async fn a_downgrade_credits_the_wallet_with_its_tax(t) {
+        let w = world(t, "2027-01-15").await;
+        let c = client(&w, "tariro@example.com").await;
+        let o = orders::place(&w.app, &w.ctx, &order_of(c, w.product, "monthly"), None).await.unwrap();
+        invoices::record_payment(&w.app, &w.ctx, o.invoice.id, &payment("17.25", "BT-1")).await.unwrap();
+        w.clock.set(at("2027-01-30"));
+        let r = keel_app::plan_change::apply(&w.app, &w.ctx, o.service_ids[0], &change_to(w.mini)).await.unwrap();
+        // credit 5.16, charge 4.00 x 16/31 = 2.06: net -3.10, plus 15 % VAT 0.47 (0.465 rounds away from zero).
+        assert_eq!(r.preview.net.amount_minor, -310);
+        assert_eq!(r.preview.settlement, "wallet");
+        assert!(r.invoice.is_none());
+        assert_eq!(wallet_balance(&w.app, c).await, 357);
+    }
+);
+
+store_test!(
+    async fn a_downgrade_credit_can_wait_for_the_next_invoice(t) {
+        let mut w = world(t, "2027-01-15").await;
+        let mut config = keel_app::billing::BillingConfig::default();
+        config.downgrade_credit = keel_app::billing::DowngradeCredit::NextInvoice;
+        w.app = w.app.clone().with_billing(config);
+        let c = client(&w, "tariro@example.com").await;
+        let o = orders::place(&w.app, &w.ctx, &order_of(c, w.product, "monthly"), None).await.unwrap();
+        invoices::record_payment(&w.app, &w.ctx, o.invoice.id, &payment("17.25", "BT-1")).await.unwrap();
+        w.clock.set(at("2027-01-30"));
+        let r = keel_app::plan_change::apply(&w.app, &w.ctx, o.service_ids[0], &change_to(w.mini)).await.unwrap();
+        assert_eq!(r.preview.settlement, "next_invoice");
+        assert_eq!(wallet_balance(&w.app, c).await, 0);
+        let run = billing_run::run(&w.app, &w.ctx, &RunOptions { as_of: day("2027-02-10"), dry_run: false }, &|_| {}).await.unwrap();
+        assert_eq!(run.invoices, 1);
+        let list = invoices::list(&w.app, &w.ctx, &invoices::InvoiceQuery::default()).await.unwrap();
+        let renewal = invoices::get(&w.app, &w.ctx, list.items.last().unwrap().id).await.unwrap();
+        // 4.00 (tax 0.60) - 3.10 (tax -0.47) = 0.90 + 0.13
+        assert_eq!((renewal.subtotal.amount_minor, renewal.tax.amount_minor, renewal.total.amount_minor), (90, 13, 103));
+        // Used once: the following renewal is the plain price.
+        let run = billing_run::run(&w.app, &w.ctx, &RunOptions { as_of: day("2027-03-10"), dry_run: false }, &|_| {}).await.unwrap();
+        assert_eq!(run.by_currency["USD"].total_minor, 460);
+    }
+);
+
+fn credit_all(reason: &str) -> keel_app::credit_notes::CreditNoteInput {
+    keel_app::credit_notes::CreditNoteInput {
+        reason: reason.into(),
+        lines: None,
+    }
+}
+
+store_test!(
+    async fn a_credit_note_takes_off_what_is_owed_then_refunds_to_the_wallet(t) {
+        let w = world(t, "2027-01-15").await;
+        let c = client(&w, "tariro@example.com").await;
+        let o = orders::place(&w.app, &w.ctx, &order_of(c, w.product, "monthly"), None).await.unwrap();
+        let id = o.invoice.id;
+        invoices::record_payment(&w.app, &w.ctx, id, &payment("10.00", "BT-1")).await.unwrap();
+
+        // Part of the first line: 5.75 gross is 5.00 net + 0.75 tax.
+        let line = o.invoice.lines[0].id;
+        let part = keel_app::credit_notes::issue(&w.app, &w.ctx, id, &keel_app::credit_notes::CreditNoteInput {
+            reason: "outage".into(),
+            lines: Some(vec![keel_app::credit_notes::CreditLineInput { line_id: line, amount: Some("5.75".into()) }]),
+        }).await.unwrap();
+        assert_eq!(part.number, "CN-2027-00001");
+        assert_eq!((part.net.amount_minor, part.tax.amount_minor, part.total.amount_minor), (500, 75, 575));
+        let inv = invoices::get(&w.app, &w.ctx, id).await.unwrap();
+        assert_eq!(inv.balance_due.amount_minor, 150, "17.25 - 10.00 paid - 5.75 credited");
+
+        // Too much on a line, on the invoice; nothing changes.
+        let err = keel_app::credit_notes::issue(&w.app, &w.ctx, id, &keel_app::credit_notes::CreditNoteInput {
+            reason: "x".into(),
+            lines: Some(vec![keel_app::credit_notes::CreditLineInput { line_id: line, amount: Some("6.00".into()) }]),
+        }).await.unwrap_err();
+        assert!(matches!(err, AppError::Invalid { code: "credit_exceeds_invoice", .. }), "{err:?}");
+        let err = keel_app::credit_notes::issue(&w.app, &w.ctx, id, &credit_all("")).await.unwrap_err();
+        assert!(matches!(err, AppError::Invalid { code: "missing_reason", .. }), "{err:?}");
+
+        // The rest: 1.50 off what is owed, 10.00 back to the wallet.
+        let rest = keel_app::credit_notes::issue(&w.app, &w.ctx, id, &credit_all("cancelled order")).await.unwrap();
+        assert_eq!(rest.number, "CN-2027-00002");
+        assert_eq!(rest.total.amount_minor, 1150);
+        assert_eq!(rest.disposition, keel_domain::lifecycle::CreditDisposition::Wallet);
+        let inv = invoices::get(&w.app, &w.ctx, id).await.unwrap();
+        assert_eq!(inv.status, InvoiceStatus::Refunded);
+        assert_eq!(inv.balance_due.amount_minor, 0);
+        assert_eq!(wallet_balance(&w.app, c).await, 1000);
+        let err = keel_app::credit_notes::issue(&w.app, &w.ctx, id, &credit_all("again")).await.unwrap_err();
+        assert!(matches!(err, AppError::Conflict { code: "invoice_not_creditable", .. }), "{err:?}");
+
+        // Both PDFs render.
+        let (n, bytes) = keel_app::credit_notes::pdf(&w.app, &w.ctx, rest.id).await.unwrap();
+        assert_eq!(n, "CN-2027-00002");
+        assert!(bytes.starts_with(b"%PDF-"));
+        let (n, bytes) = invoices::pdf(&w.app, &w.ctx, id).await.unwrap();
+        assert_eq!(n, "INV-2027-00001");
+        assert!(bytes.starts_with(b"%PDF-"));
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(text.contains("INV-2027-00001") && text.contains("Tariro Moyo"), "the PDF names the invoice and buyer");
+    }
+);
+
+fn manual(client: ClientId, lines: &[(&str, &str)]) -> invoices::DraftInput {
+    invoices::DraftInput {
+        client_id: client.get(),
+        currency: None,
+        due_date: Some("2027-01-31".into()),
+        lines: lines
+            .iter()
+            .map(|(d, p)| invoices::ManualLine {
+                description: (*d).into(),
+                quantity: None,
+                unit_price: (*p).into(),
+                discount: None,
+                tax_class: Some("standard".into()),
+            })
+            .collect(),
+    }
+}
+
+store_test!(
+    async fn a_draft_is_edited_then_issued_and_frozen(t) {
+        let w = world(t, "2027-01-15").await;
+        let c = client(&w, "tariro@example.com").await;
+        let d = invoices::create_draft(&w.app, &w.ctx, &manual(c, &[("Migration", "50.00")])).await.unwrap();
+        assert_eq!((d.status, d.number.clone()), (InvoiceStatus::Draft, None));
+        let d = invoices::update_draft(&w.app, &w.ctx, d.id, &manual(c, &[("Migration", "50.00"), ("Training", "20.00")])).await.unwrap();
+        assert_eq!(d.total.amount_minor, 8050);
+        let issued = invoices::issue(&w.app, &w.ctx, d.id).await.unwrap();
+        assert_eq!(issued.number.as_deref(), Some("INV-2027-00001"));
+        assert_eq!(issued.due_date, Some(day("2027-01-31")));
+        assert_eq!(issued.buyer.as_ref().unwrap().name, "Tariro Moyo");
+
+        // Frozen: no edit, no second issue; later client edits do not reach it.
+        let err = invoices::update_draft(&w.app, &w.ctx, d.id, &manual(c, &[("x", "1.00")])).await.unwrap_err();
+        assert!(matches!(err, AppError::Conflict { code: "invoice_issued", .. }), "{err:?}");
+        let err = invoices::issue(&w.app, &w.ctx, d.id).await.unwrap_err();
+        assert!(matches!(err, AppError::Conflict { code: "invoice_issued", .. }), "{err:?}");
+        keel_app::clients::update_client(&w.app, &w.ctx, c, keel_domain::client::ClientChanges {
+            first_name: Some("Rutendo".into()),
+            ..Default::default()
+        }).await.unwrap();
+        let again = invoices::get(&w.app, &w.ctx, d.id).await.unwrap();
+        assert_eq!(again.buyer.as_ref().unwrap().name, "Tariro Moyo");
+        let bad = [
+            (manual(c, &[("x", "1.001")]), "too_many_decimals"),
+            (manual(c, &[("", "1.00")]), "invalid_description"),
+            (manual(c, &[("x", "-5.00")]), "negative_invoice"),
+            (invoices::DraftInput { due_date: Some("31.01.2027".into()), ..manual(c, &[("x", "1.00")]) }, "invalid_date"),
+        ];
+        for (input, code) in bad {
+            let err = invoices::create_draft(&w.app, &w.ctx, &input).await.unwrap_err();
+            assert!(matches!(&err, AppError::Invalid { code: c, .. } if *c == code), "{code}: {err:?}");
+        }
+        assert_eq!(invoice_count(&w.app).await, 1);
+    }
+);
+
+store_test!(
+    async fn a_late_fee_is_added_once_after_the_grace_days(t) {
+        let mut w = world(t, "2027-01-15").await;
+        let mut config = keel_app::billing::BillingConfig::default();
+        config.late_fee = Some(keel_app::billing::LateFee {
+            after_days: 5,
+            amount: keel_app::billing::LateFeeAmount::Percent(Decimal::new(10, 0)),
+        });
+        w.app = w.app.clone().with_billing(config);
+        let c = client(&w, "tariro@example.com").await;
+        let o = orders::place(&w.app, &w.ctx, &order_of(c, w.product, "monthly"), None).await.unwrap();
+        // Due 2027-01-15: not yet on the 20th, yes on the 21st, and only once.
+        assert_eq!(invoices::apply_late_fees(&w.app, &w.ctx, day("2027-01-20")).await.unwrap(), 0);
+        assert_eq!(invoices::apply_late_fees(&w.app, &w.ctx, day("2027-01-21")).await.unwrap(), 1);
+        assert_eq!(invoices::apply_late_fees(&w.app, &w.ctx, day("2027-02-21")).await.unwrap(), 0);
+        let inv = invoices::get(&w.app, &w.ctx, o.invoice.id).await.unwrap();
+        assert_eq!(inv.total.amount_minor, 1725 + 173, "10 % of 17.25, rounded half away from zero");
+        assert_eq!(inv.lines.last().unwrap().kind, keel_domain::lifecycle::LineKind::LateFee);
+        // Paying the new total settles it.
+        let paid = invoices::record_payment(&w.app, &w.ctx, o.invoice.id, &payment("18.98", "BT-1")).await.unwrap();
+        assert_eq!(paid.status, InvoiceStatus::Paid);
+    }
+);
+
+async fn promotion(w: &World, code: &str, value: keel_domain::promotion::PromoValue, recurring: bool, max_uses: Option<u32>) {
+    let mut tx = w.app.db.begin().await.unwrap();
+    keel_store::catalog::create_promotion(
+        &mut tx,
+        &keel_domain::promotion::Promotion {
+            code: code.into(),
+            value,
+            recurring,
+            starts_on: None,
+            ends_on: Some(day("2027-06-30")),
+            max_uses,
+            max_uses_per_client: None,
+            products: vec![w.product],
+            cycles: vec![],
+        },
+        w.app.now(),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+}
+
+store_test!(
+    async fn promotion_codes_discount_the_first_period_or_every_period(t) {
+        let w = world(t, "2027-01-15").await;
+        let c = client(&w, "tariro@example.com").await;
+        promotion(&w, "HALF", keel_domain::promotion::PromoValue::Percent(Decimal::new(50, 0)), false, Some(1)).await;
+        promotion(&w, "ALWAYS2", keel_domain::promotion::PromoValue::Fixed(vec![Money::new(200, usd())]), true, None).await;
+
+        let mut first = order_of(c, w.product, "monthly");
+        first.promo_code = Some("half".into());
+        let o = orders::place(&w.app, &w.ctx, &first, None).await.unwrap();
+        // 50 % of the 10.00 period (not of the setup fee): 5.00 + 5.00 setup, + 15 % VAT.
+        assert_eq!((o.invoice.subtotal.amount_minor, o.invoice.total.amount_minor), (1000, 1150));
+        assert_eq!(o.invoice.lines[0].discount.amount_minor, 500);
+        let s = keel_app::services::get(&w.app, &w.ctx, o.service_ids[0]).await.unwrap();
+        assert_eq!(s.recurring.amount_minor, 1000, "a first-period code leaves renewals alone");
+
+        // Used up; a product it does not cover; expired.
+        let err = orders::place(&w.app, &w.ctx, &first, None).await.unwrap_err();
+        assert!(matches!(&err, AppError::Invalid { code: "promo_exhausted", .. }), "{err:?}");
+        let mut other = order_of(c, w.business, "monthly");
+        other.promo_code = Some("ALWAYS2".into());
+        let err = orders::place(&w.app, &w.ctx, &other, None).await.unwrap_err();
+        assert!(matches!(&err, AppError::Invalid { code: "promo_not_applicable", .. }), "{err:?}");
+        let mut recurring = order_of(c, w.product, "monthly");
+        recurring.promo_code = Some("ALWAYS2".into());
+        let o2 = orders::place(&w.app, &w.ctx, &recurring, None).await.unwrap();
+        let s2 = keel_app::services::get(&w.app, &w.ctx, o2.service_ids[0]).await.unwrap();
+        assert_eq!(s2.recurring.amount_minor, 800, "a recurring code lowers every renewal");
+        w.clock.set(at("2027-07-01"));
+        let err = orders::place(&w.app, &w.ctx, &recurring, None).await.unwrap_err();
+        assert!(matches!(&err, AppError::Invalid { code: "promo_expired", .. }), "{err:?}");
+    }
+);
+
+store_test!(
+    async fn a_cancelled_or_fraudulent_order_gives_everything_back(t) {
+        let w = world(t, "2027-01-15").await;
+        let c = client(&w, "tariro@example.com").await;
+        // Two in stock.
+        let mut tx = w.app.db.begin().await.unwrap();
+        keel_store::catalog::update_product(&mut tx, w.product, &keel_store::catalog::ProductUpdate {
+            name: "Starter".into(),
+            description: String::new(),
+            tax_class: Some("standard".into()),
+            provisioner: None,
+            registrar: None,
+            stock: Some(2),
+        }, w.app.now()).await.unwrap();
+        tx.commit().await.unwrap();
+        let a = orders::place(&w.app, &w.ctx, &order_of(c, w.product, "monthly"), None).await.unwrap();
+        let b = orders::place(&w.app, &w.ctx, &order_of(c, w.product, "monthly"), None).await.unwrap();
+        let err = orders::place(&w.app, &w.ctx, &order_of(c, w.product, "monthly"), None).await.unwrap_err();
+        assert!(matches!(&err, AppError::Invalid { code: "out_of_stock", .. }), "{err:?}");
+
+        let fraud = orders::close(&w.app, &w.ctx, a.id, &orders::OrderStatusInput {
+            status: keel_domain::lifecycle::OrderStatus::Fraud,
+            reason: "stolen card".into(),
+        }).await.unwrap();
+        assert_eq!(fraud.status, keel_domain::lifecycle::OrderStatus::Fraud);
+        assert_eq!(fraud.invoice.status, InvoiceStatus::Cancelled);
+        let s = keel_app::services::get(&w.app, &w.ctx, a.service_ids[0]).await.unwrap();
+        assert_eq!(s.status, ServiceStatus::Cancelled);
+        // The unit came back: a new order fits.
+        orders::place(&w.app, &w.ctx, &order_of(c, w.product, "monthly"), None).await.unwrap();
+
+        // Paid orders are credited, not closed.
+        invoices::record_payment(&w.app, &w.ctx, b.invoice.id, &payment("1.00", "BT-1")).await.unwrap();
+        let err = orders::close(&w.app, &w.ctx, b.id, &orders::OrderStatusInput {
+            status: keel_domain::lifecycle::OrderStatus::Cancelled,
+            reason: "changed mind".into(),
+        }).await.unwrap_err();
+        assert!(matches!(&err, AppError::Conflict { code: "order_has_payments", .. }), "{err:?}");
+        let err = orders::close(&w.app, &w.ctx, a.id, &orders::OrderStatusInput {
+            status: keel_domain::lifecycle::OrderStatus::Cancelled,
+            reason: "again".into(),
+        }).await.unwrap_err();
+        assert!(matches!(&err, AppError::Conflict { code: "order_not_pending", .. }), "{err:?}");
+    }
+);

@@ -1,0 +1,119 @@
+//! The demo seed on both engines: it fills an empty database once (a second seed is refused),
+//! its books balance, its catalog sells in USD and ZWG, its book has paid and unpaid
+//! invoices, and the billing run right after it issues renewals.
+
+use chrono::{NaiveDate, TimeZone, Utc};
+use keel_app::billing_run::{self, RunOptions};
+use keel_app::catalog::{self, ListProducts};
+use keel_app::invoices::{self, InvoiceQuery};
+use keel_app::{App, AppError, Ctx, FixedClock};
+use keel_domain::Currency;
+use keel_domain::lifecycle::InvoiceKind;
+use keel_testkit::store_test;
+use std::sync::Arc;
+
+/// A demo host whose clock reads `today` at 09:00 UTC.
+fn app_on(t: &keel_testkit::TestDb, today: &str) -> App {
+    let day = NaiveDate::parse_from_str(today, "%Y-%m-%d").unwrap();
+    let at = Utc.from_utc_datetime(&day.and_hms_opt(9, 0, 0).unwrap());
+    App::with_clock(t.db.clone(), Arc::new(FixedClock::new(at)))
+}
+
+async fn invoices_with(app: &App, status: &str) -> Vec<invoices::InvoiceSummary> {
+    invoices::list(
+        app,
+        &Ctx::system("test"),
+        &InvoiceQuery {
+            status: Some(status.into()),
+            limit: Some(200),
+            ..InvoiceQuery::default()
+        },
+    )
+    .await
+    .unwrap()
+    .items
+}
+
+store_test!(
+    async fn the_demo_seeds_a_catalog_and_a_book_that_the_billing_run_renews(t) {
+        // The 25th: a week later is the 1st of the next month, so the seed's billing-day
+        // alignment crosses a month end.
+        let app = app_on(t, "2027-01-25");
+        let ctx = Ctx::system("test");
+        let summary = keel_app::demo::seed(&app).await.unwrap();
+        assert_eq!(summary.clients, 8);
+        assert_eq!(summary.products, 4);
+        assert!(summary.services >= 4, "{summary:?}");
+        assert!(summary.paid_invoices >= 1 && summary.paid_invoices < summary.invoices, "{summary:?}");
+        keel_testkit::assert_ledger_balanced(&app.db).await;
+
+        // A second seed is refused and adds nothing.
+        let err = keel_app::demo::seed(&app).await.unwrap_err();
+        assert!(matches!(err, AppError::Conflict { code: "not_empty", .. }), "{err:?}");
+
+        // The catalog sells in USD and ZWG.
+        let products = catalog::list_products(&app, &ctx, &ListProducts { limit: Some(200), ..ListProducts::default() })
+            .await
+            .unwrap()
+            .items;
+        let zwg = Currency::ZWG;
+        let priced_in_zwg = products
+            .iter()
+            .filter(|p| p.prices.iter().any(|price| price.currency == zwg))
+            .count();
+        assert!(priced_in_zwg >= 2, "{priced_in_zwg} products with ZWG prices");
+        let business = products.iter().find(|p| p.name == "Business").expect("Business");
+        assert_eq!(business.options.len(), 2);
+        assert_eq!(business.addons.len(), 1);
+        assert!(products.iter().any(|p| p.name == ".co.zw registration"));
+        assert!(catalog::get_promotion(&app, &ctx, "WELCOME10").await.unwrap().uses >= 1);
+
+        // Paid (from the wallet and by a recorded transfer) and unpaid invoices, all real.
+        let paid = invoices_with(&app, "paid").await;
+        let unpaid = invoices_with(&app, "unpaid").await;
+        assert!(!paid.is_empty() && !unpaid.is_empty(), "paid {paid:?}, unpaid {unpaid:?}");
+        assert!(paid.iter().chain(&unpaid).all(|i| i.kind == InvoiceKind::Standard && i.number.is_some()));
+        let mut methods = Vec::new();
+        for i in &paid {
+            let full = invoices::get(&app, &ctx, i.id).await.unwrap();
+            methods.extend(full.payments.into_iter().map(|p| p.method));
+        }
+        assert!(methods.iter().any(|m| m == "wallet"), "{methods:?}");
+        assert!(methods.iter().any(|m| m == "bank_transfer"), "{methods:?}");
+
+        // What `keel billing run` right after the demo would issue (dry: nothing changes)…
+        let today = app.today();
+        let dry = billing_run::run(&app, &ctx, &RunOptions { as_of: today, dry_run: true }, &|_| {}).await.unwrap();
+        assert!(dry.invoices >= 1, "renewals due within the lead time: {dry:?}");
+        // …and the run as of two weeks on issues them.
+        let run = billing_run::run(
+            &app,
+            &ctx,
+            &RunOptions { as_of: today + chrono::Days::new(14), dry_run: false },
+            &|_| {},
+        )
+        .await
+        .unwrap();
+        assert!(run.invoices >= 1, "{run:?}");
+        assert!(run.periods >= 2, "the aligned services renew: {run:?}");
+        keel_testkit::assert_ledger_balanced(&app.db).await;
+        assert!(keel_store::audit::verify(&app.db).await.unwrap().is_intact());
+    }
+);
+
+store_test!(
+    async fn the_demo_seeds_on_any_day_of_the_month(t) {
+        // The 24th of a 31-day month: the renewal day a week later is the 31st.
+        let app = app_on(t, "2027-03-24");
+        let summary = keel_app::demo::seed(&app).await.unwrap();
+        let run = billing_run::run(
+            &app,
+            &Ctx::system("test"),
+            &RunOptions { as_of: app.today(), dry_run: false },
+            &|_| {},
+        )
+        .await
+        .unwrap();
+        assert!(run.invoices >= 1, "{summary:?} {run:?}");
+    }
+);

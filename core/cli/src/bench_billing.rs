@@ -1,0 +1,421 @@
+//! `keel bench billing` (goal G7): the renewal run over a seeded book, in process, on a
+//! fresh scratch database per engine.
+//!
+//! For each engine: seed the book ([`keel_app::book::seed_book`], timed apart), reset the
+//! process's peak RSS, time [`keel_app::billing_run::run`] as of the day every service is
+//! due, read the peak RSS, then check the outcome (the ledger balances; one invoice per
+//! (client, currency, due date) group; no (service, period) billed twice; every service
+//! billed exactly once). The baseline, measured in the same run on the same engine, is the
+//! floor of what the run must write: plain multi-row inserts of as many invoice rows, line
+//! rows and two postings per invoice into unindexed scratch tables, 1,000 rows per
+//! transaction.
+
+use crate::bench::{EngineChoice, Scratch, pg_server};
+use anyhow::{Context, Result, anyhow, ensure};
+use chrono::NaiveDate;
+use keel_app::billing_run::{self, RunOptions, RunReport};
+use keel_app::book::{self, BookOptions, BookSummary};
+use keel_app::{App, Ctx};
+use keel_store::{Db, Tx, on_db, on_tx};
+use std::time::{Duration, Instant};
+
+#[derive(clap::Args, Debug)]
+pub struct BillingArgs {
+    /// Services in the book (all due on --due-on).
+    #[arg(long, default_value_t = 10_000)]
+    pub services: u64,
+    /// Which engines to measure.
+    #[arg(long, value_enum, default_value = "both")]
+    pub engine: EngineChoice,
+    /// Seed of the book: the same seed writes the same book.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// The day every service is due, and the run's as-of date (YYYY-MM-DD, day 1 to 28).
+    #[arg(long, default_value = "2027-01-01")]
+    pub due_on: String,
+    /// PostgreSQL server for the scratch schema (as for `bench ledger`).
+    #[arg(long)]
+    pub pg_url: Option<String>,
+}
+
+/// G7: 100k services in 6 s and 1M in 60 s on SQLite (16,667 services/s); 1M in 150 s on
+/// PostgreSQL (6,667 services/s). Other sizes are held to the same rate.
+fn target_seconds(engine: &str, services: u64) -> f64 {
+    let per_second = if engine == "sqlite" {
+        100_000.0 / 6.0
+    } else {
+        1_000_000.0 / 150.0
+    };
+    services as f64 / per_second
+}
+
+const RSS_TARGET_KB: u64 = 256 * 1024;
+
+struct Measured {
+    engine: &'static str,
+    book: BookSummary,
+    seed_time: Duration,
+    report: RunReport,
+    run_time: Duration,
+    baseline_rows: u64,
+    baseline_time: Duration,
+    peak_rss_kb: Option<u64>,
+    /// Whether the peak was reset just before the run (else it includes seeding and any
+    /// earlier engine).
+    peak_reset: bool,
+    checks: Vec<String>,
+}
+
+pub async fn run(args: BillingArgs) -> Result<()> {
+    let due_on = NaiveDate::parse_from_str(args.due_on.trim(), "%Y-%m-%d").map_err(|_| {
+        anyhow!(crate::config::UsageError(format!(
+            "--due-on must be YYYY-MM-DD, not {:?}",
+            args.due_on
+        )))
+    })?;
+    let mut results = Vec::new();
+    if args.engine != EngineChoice::Postgres {
+        let scratch = Scratch::sqlite().await?;
+        let result = measure(&scratch.db, "sqlite", &args, due_on).await;
+        scratch.drop_it().await;
+        results.push(result?);
+    }
+    if args.engine != EngineChoice::Sqlite {
+        let url = pg_server(args.pg_url.clone());
+        let scratch = Scratch::postgres(&url).await?;
+        if let Ok(settings) = pg_settings(&scratch.db).await {
+            eprintln!("  postgres: {settings}");
+        }
+        let result = measure(&scratch.db, "postgres", &args, due_on).await;
+        scratch.drop_it().await;
+        results.push(result?);
+    }
+    print_table(&results);
+    Ok(())
+}
+
+async fn measure(
+    db: &Db,
+    engine: &'static str,
+    args: &BillingArgs,
+    due_on: NaiveDate,
+) -> Result<Measured> {
+    let app = App::new(db.clone());
+    eprintln!(
+        "bench billing on {engine}: seeding {} services (seed {}, due {due_on}), batch size {}",
+        args.services, args.seed, app.billing.batch_size
+    );
+    let start = Instant::now();
+    let book = book::seed_book(&app, &BookOptions::new(args.services, args.seed, due_on))
+        .await
+        .map_err(|e| anyhow!("seeding the book: {e}"))?;
+    let seed_time = start.elapsed();
+    eprintln!(
+        "  seeded {} clients, {} services, {} wallets in {:.2} s ({:.0} services/s)",
+        book.clients,
+        book.services,
+        book.wallets,
+        seed_time.as_secs_f64(),
+        book.services as f64 / seed_time.as_secs_f64()
+    );
+
+    let peak_reset = reset_peak_rss();
+    let start = Instant::now();
+    let report = billing_run::run(
+        &app,
+        &Ctx::system("keel bench billing"),
+        &RunOptions {
+            as_of: due_on,
+            dry_run: false,
+        },
+        &|_| {},
+    )
+    .await
+    .map_err(|e| anyhow!("the billing run failed: {e}"))?;
+    let run_time = start.elapsed();
+    let peak_rss_kb = peak_rss_kb();
+    eprintln!(
+        "  billing run: {} invoices, {} periods, {} batches in {:.2} s",
+        report.invoices,
+        report.periods,
+        report.batches,
+        run_time.as_secs_f64()
+    );
+
+    // The outcome must be right before its speed means anything.
+    let mut checks = Vec::new();
+    let ledger = keel_store::ledger::check(db).await?;
+    ensure!(
+        ledger.is_clean(),
+        "the ledger does not balance after the run: {ledger:?}"
+    );
+    checks.push(format!(
+        "ledger balanced ({} entries, {} postings, trial balance zero)",
+        ledger.entries, ledger.postings
+    ));
+    let census = keel_store::seed::census(db, i64::from(book.first_period)).await?;
+    ensure!(
+        census.invoices == book.expected_invoices && report.invoices == book.expected_invoices,
+        "{} invoices stored ({} reported), expected {} (client, currency, due date) groups",
+        census.invoices,
+        report.invoices,
+        book.expected_invoices
+    );
+    ensure!(
+        census.invoice_groups == census.invoices,
+        "{} invoices for {} (client, currency, due date) groups",
+        census.invoices,
+        census.invoice_groups
+    );
+    ensure!(
+        census.duplicate_service_periods == 0 && census.services_not_billed_once == 0,
+        "{} (service, period) pairs billed twice, {} services not billed exactly once",
+        census.duplicate_service_periods,
+        census.services_not_billed_once
+    );
+    ensure!(
+        report.periods == book.services && census.service_lines == book.services,
+        "{} periods reported, {} service lines, for {} services",
+        report.periods,
+        census.service_lines,
+        book.services
+    );
+    checks.push(format!(
+        "invoices {} = expected (client, currency, due date) groups {}; service lines {} = services; \
+         0 duplicate (service, period); every service billed once",
+        census.invoices, book.expected_invoices, census.service_lines
+    ));
+
+    let start = Instant::now();
+    let baseline_rows = baseline(db, report.invoices, report.periods).await?;
+    let baseline_time = start.elapsed();
+    Ok(Measured {
+        engine,
+        book,
+        seed_time,
+        report,
+        run_time,
+        baseline_rows,
+        baseline_time,
+        peak_rss_kb,
+        peak_reset,
+        checks,
+    })
+}
+
+/// Resets the kernel's peak-RSS mark (`VmHWM`) of this process; false when not permitted.
+fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+/// `VmHWM` of this process in kB (Linux).
+fn peak_rss_kb() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// Writes `invoices` invoice rows, `lines` line rows and two postings per invoice into
+/// scratch tables with plain multi-row inserts, 1,000 rows per transaction; returns the rows
+/// written.
+async fn baseline(db: &Db, invoices: u64, lines: u64) -> Result<u64> {
+    const INVOICE: &str = "bench_invoices (client_id, number, status, currency, issue_date, due_date, \
+        subtotal_minor, tax_minor, total_minor, buyer, created_at)";
+    const LINE: &str = "bench_lines (invoice_id, position, kind, service_id, period_index, description, \
+        unit_minor, net_minor, tax_minor, total_minor)";
+    const POSTING: &str = "bench_postings (entry_id, account_id, side, amount_minor, currency)";
+    let mut tx = db.begin().await?;
+    for ddl in [
+        "CREATE TABLE bench_invoices (client_id BIGINT NOT NULL, number TEXT, status TEXT NOT NULL, \
+           currency TEXT NOT NULL, issue_date TEXT, due_date TEXT, subtotal_minor BIGINT NOT NULL, \
+           tax_minor BIGINT NOT NULL, total_minor BIGINT NOT NULL, buyer TEXT, created_at TEXT NOT NULL)",
+        "CREATE TABLE bench_lines (invoice_id BIGINT NOT NULL, position BIGINT NOT NULL, kind TEXT NOT NULL, \
+           service_id BIGINT, period_index BIGINT, description TEXT NOT NULL, unit_minor BIGINT NOT NULL, \
+           net_minor BIGINT NOT NULL, tax_minor BIGINT NOT NULL, total_minor BIGINT NOT NULL)",
+        "CREATE TABLE bench_postings (entry_id BIGINT NOT NULL, account_id BIGINT NOT NULL, side TEXT NOT NULL, \
+           amount_minor BIGINT NOT NULL, currency TEXT NOT NULL)",
+    ] {
+        on_tx!(&mut tx, |c| sqlx::query(ddl)
+            .execute(&mut *c)
+            .await
+            .map(|r| r.rows_affected()))?;
+    }
+    tx.commit().await?;
+
+    let buyer = r#"{"name":"Tariro Moyo","lines":["12 Samora Machel Avenue","Harare","ZW"],"country":"ZW","tax_id":null,"email":"client1.book42@example.com"}"#;
+    let created = keel_store::db::now().to_rfc3339();
+    let mut written = 0u64;
+    for start in (0..invoices).step_by(1000) {
+        let n = (invoices - start).min(1000) as usize;
+        let mut tx = db.begin().await?;
+        let sql = format!("INSERT INTO {INVOICE} VALUES {}", groups(&tx, n, 11));
+        on_tx!(&mut tx, |c| {
+            let mut q = sqlx::query(&sql);
+            for i in start..start + n as u64 {
+                q = q
+                    .bind(i as i64)
+                    .bind(format!("INV-2027-{:05}", i + 1))
+                    .bind("unpaid")
+                    .bind("USD")
+                    .bind("2027-01-01")
+                    .bind("2027-01-01")
+                    .bind(3_000i64)
+                    .bind(450i64)
+                    .bind(3_450i64)
+                    .bind(buyer)
+                    .bind(created.as_str());
+            }
+            q.execute(&mut *c).await.map(|r| r.rows_affected())
+        })?;
+        tx.commit().await?;
+        written += n as u64;
+    }
+    for start in (0..lines).step_by(1000) {
+        let n = (lines - start).min(1000) as usize;
+        let mut tx = db.begin().await?;
+        let sql = format!("INSERT INTO {LINE} VALUES {}", groups(&tx, n, 10));
+        on_tx!(&mut tx, |c| {
+            let mut q = sqlx::query(&sql);
+            for i in start..start + n as u64 {
+                q = q
+                    .bind((i / 3) as i64)
+                    .bind((i % 3 + 1) as i64)
+                    .bind("service")
+                    .bind(i as i64)
+                    .bind(1i64)
+                    .bind(format!(
+                        "site1.client{i}.example (2027-01-01 to 2027-01-31)"
+                    ))
+                    .bind(1_000i64)
+                    .bind(1_000i64)
+                    .bind(150i64)
+                    .bind(1_150i64);
+            }
+            q.execute(&mut *c).await.map(|r| r.rows_affected())
+        })?;
+        tx.commit().await?;
+        written += n as u64;
+    }
+    let postings = invoices * 2;
+    for start in (0..postings).step_by(1000) {
+        let n = (postings - start).min(1000) as usize;
+        let mut tx = db.begin().await?;
+        let sql = format!("INSERT INTO {POSTING} VALUES {}", groups(&tx, n, 5));
+        on_tx!(&mut tx, |c| {
+            let mut q = sqlx::query(&sql);
+            for i in start..start + n as u64 {
+                q = q
+                    .bind((i / 2) as i64)
+                    .bind((1 + i % 2) as i64)
+                    .bind(if i % 2 == 0 { "debit" } else { "credit" })
+                    .bind(3_450i64)
+                    .bind("USD");
+            }
+            q.execute(&mut *c).await.map(|r| r.rows_affected())
+        })?;
+        tx.commit().await?;
+        written += n as u64;
+    }
+    Ok(written)
+}
+
+/// `n` groups of `width` placeholders: `(?, ?), (?, ?)` on SQLite, `($1, $2), ($3, $4)` on
+/// PostgreSQL (ARCHITECTURE.md, "Placeholders in bulk statements").
+fn groups(tx: &Tx, n: usize, width: usize) -> String {
+    (0..n)
+        .map(|row| {
+            let cols: Vec<String> = (1..=width)
+                .map(|col| tx.placeholder(row * width + col))
+                .collect();
+            format!("({})", cols.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The PostgreSQL settings that decide commit and write speed, for the report.
+async fn pg_settings(db: &Db) -> Result<String> {
+    let mut out = Vec::new();
+    for name in [
+        "server_version",
+        "synchronous_commit",
+        "fsync",
+        "shared_buffers",
+        "max_wal_size",
+    ] {
+        let value: String = on_db!(db, |p| sqlx::query_scalar(&format!("SHOW {name}"))
+            .fetch_one(p)
+            .await)
+        .with_context(|| format!("SHOW {name}"))?;
+        out.push(format!("{name}={value}"));
+    }
+    Ok(out.join(" "))
+}
+
+fn print_table(results: &[Measured]) {
+    println!(
+        "{:<9} {:>9} {:>8} {:>8} {:>9} {:>9} {:>8} {:>11} {:>11} {:>9} {:>10}  G7",
+        "engine",
+        "services",
+        "clients",
+        "seed s",
+        "invoices",
+        "periods",
+        "run s",
+        "services/s",
+        "baseline s",
+        "run/base",
+        "peak RSS"
+    );
+    for m in results {
+        let target = target_seconds(m.engine, m.book.services);
+        let rss = m
+            .peak_rss_kb
+            .map_or("?".into(), |kb| format!("{:.0} MB", kb as f64 / 1024.0));
+        let time_met = m.run_time.as_secs_f64() <= target;
+        let rss_met = m.peak_rss_kb.is_some_and(|kb| kb <= RSS_TARGET_KB);
+        println!(
+            "{:<9} {:>9} {:>8} {:>8.2} {:>9} {:>9} {:>8.2} {:>11.0} {:>11.2} {:>8.1}x {:>10}  time <= {:.1} s {}; RSS <= 256 MB {}",
+            m.engine,
+            m.book.services,
+            m.book.clients,
+            m.seed_time.as_secs_f64(),
+            m.report.invoices,
+            m.report.periods,
+            m.run_time.as_secs_f64(),
+            m.book.services as f64 / m.run_time.as_secs_f64(),
+            m.baseline_time.as_secs_f64(),
+            m.run_time.as_secs_f64() / m.baseline_time.as_secs_f64(),
+            rss,
+            target,
+            if time_met { "met" } else { "MISSED" },
+            if rss_met { "met" } else { "MISSED" },
+        );
+    }
+    for m in results {
+        println!(
+            "{}: baseline wrote {} rows ({} invoices + {} lines + {} postings, 1,000 per transaction) at {:.0} rows/s",
+            m.engine,
+            m.baseline_rows,
+            m.report.invoices,
+            m.report.periods,
+            m.report.invoices * 2,
+            m.baseline_rows as f64 / m.baseline_time.as_secs_f64()
+        );
+        if !m.peak_reset {
+            println!(
+                "{}: peak RSS could not be reset before the run (/proc/self/clear_refs refused): it includes seeding",
+                m.engine
+            );
+        }
+        for c in &m.checks {
+            println!("{}: check: {c}", m.engine);
+        }
+    }
+    println!(
+        "G7 targets: SQLite 100k <= 6 s and 1M <= 60 s; PostgreSQL 1M <= 150 s; other sizes at the same rate; \
+         peak RSS <= 256 MB"
+    );
+}
