@@ -35,7 +35,7 @@ use keel_domain::ids::{ClientId, EntryId, InvoiceId, ResellerId, ServiceId};
 use keel_domain::invoice::{self, LineInput};
 use keel_domain::ledger::{EntryBuilder, NewEntry};
 use keel_domain::lifecycle::{InvoiceKind, InvoiceStatus, LineKind};
-use keel_store::billing::{self as store, BillingClientRow, DueRow, NewInvoice};
+use keel_store::billing::{self as store, BillingClientRow, DueKey, NewInvoice};
 use keel_store::ledger as ledger_store;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
@@ -224,7 +224,7 @@ async fn run_batch(
     app: &App,
     _ctx: &Ctx,
     opts: &RunOptions,
-    rows: &[DueRow],
+    rows: &[DueKey],
     report: &mut RunReport,
 ) -> Result<(), BatchError> {
     let mut client_ids: Vec<i64> = rows.iter().map(|r| r.client_id).collect();

@@ -296,6 +296,7 @@ async fn a_cancellation_committed_during_a_batch_stops_the_renewal(backend: Back
     use keel_domain::tenancy::Scope;
     use keel_store::billing as store;
 
+    let _serial = ONE_AT_A_TIME.lock().await;
     let t = TestDb::new(backend).await;
     let app = App::new(t.db.clone());
     book::seed_book(&app, &BookOptions::new(3, 7, as_of()))

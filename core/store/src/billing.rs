@@ -1365,29 +1365,38 @@ pub struct DueRow {
     pub tax_class: Option<String>,
 }
 
-/// The columns of a [`DueRow`], read by [`due_services`] and again by [`lock_services`].
-const DUE_SELECT: &str = "SELECT s.id, s.client_id, s.reseller_id, s.product_id, s.label, s.cycle, s.currency, \
-           s.recurring_minor, s.anniversary, s.next_period, s.next_due_date, s.cancel_on, s.pending_credit_minor, p.tax_class \
-         FROM services s JOIN products p ON p.id = s.product_id";
+/// Where a renewable service stands in the billing run's walk: enough to cut batches and to
+/// know which period a batch expects to bill. The batch reads the rest ([`DueRow`]) under
+/// its lock.
+#[derive(Debug, Clone, Copy, sqlx::FromRow)]
+pub struct DueKey {
+    pub id: i64,
+    pub client_id: i64,
+    pub next_period: i64,
+}
+
+/// The columns of a [`DueRow`] and where they come from, read by [`lock_services`].
+const DUE_COLUMNS: &str = "s.id, s.client_id, s.reseller_id, s.product_id, s.label, s.cycle, s.currency, \
+           s.recurring_minor, s.anniversary, s.next_period, s.next_due_date, s.cancel_on, s.pending_credit_minor, p.tax_class";
+const DUE_FROM: &str = "FROM services s JOIN products p ON p.id = s.product_id";
 
 /// Renewable services (active or suspended, not yet invoiced up to `horizon`) after
 /// `(client, id)` in (client, id) order, at most `limit`. Reads the pool, not a
-/// transaction: the batch re-checks each service under its write transaction.
+/// transaction: the batch reads each service again under its write transaction
+/// ([`lock_services`]), so only the keys are read here.
 pub async fn due_services(
     db: &Db,
     after: (i64, i64),
     horizon: NaiveDate,
     limit: u32,
-) -> Result<Vec<DueRow>, StoreError> {
+) -> Result<Vec<DueKey>, StoreError> {
     // The row-value comparison lets both engines seek the (client_id, id) index to the
     // cursor; the equivalent OR form made each batch scan every row before it (quadratic).
-    let sql = format!(
-        "{DUE_SELECT} \
+    let sql = "SELECT s.id, s.client_id, s.next_period FROM services s \
          WHERE s.status IN ('active', 'suspended') AND s.next_due_date IS NOT NULL AND s.next_due_date <= $1 \
            AND (s.client_id, s.id) > ($2, $3) \
-         ORDER BY s.client_id, s.id LIMIT $4"
-    );
-    Ok(on_db!(db, |p| sqlx::query_as(&sql)
+         ORDER BY s.client_id, s.id LIMIT $4";
+    Ok(on_db!(db, |p| sqlx::query_as(sql)
         .bind(horizon)
         .bind(after.0)
         .bind(after.1)
@@ -1417,25 +1426,36 @@ pub async fn lock_services(
     tx: &mut Tx,
     ids: &[i64],
 ) -> Result<std::collections::HashMap<i64, DueRow>, StoreError> {
+    #[derive(sqlx::FromRow)]
+    struct Locked {
+        #[sqlx(flatten)]
+        row: DueRow,
+        status: String,
+    }
     let mut out = std::collections::HashMap::with_capacity(ids.len());
     for chunk in ids.chunks(500) {
         let lock = match tx.engine() {
             crate::Engine::Postgres => " ORDER BY s.id FOR UPDATE OF s",
             crate::Engine::Sqlite => "",
         };
+        // The status is checked here, not in SQL: a status condition lets PostgreSQL
+        // combine the primary key with a full scan of the partial billing index.
         let sql = format!(
-            "{DUE_SELECT} WHERE s.id IN ({}) AND s.status IN ('active', 'suspended') \
-               AND s.next_due_date IS NOT NULL{lock}",
+            "SELECT {DUE_COLUMNS}, s.status {DUE_FROM} WHERE s.id IN ({}) AND s.next_due_date IS NOT NULL{lock}",
             placeholders(tx, chunk.len(), 1)
         );
-        let rows: Vec<DueRow> = on_tx!(tx, |c| {
+        let rows: Vec<Locked> = on_tx!(tx, |c| {
             let mut q = sqlx::query_as(&sql);
             for id in chunk {
                 q = q.bind(*id);
             }
             q.fetch_all(&mut *c).await
         })?;
-        out.extend(rows.into_iter().map(|r| (r.id, r)));
+        out.extend(
+            rows.into_iter()
+                .filter(|l| ServiceStatus::parse(&l.status).is_some_and(ServiceStatus::renews))
+                .map(|l| (l.row.id, l.row)),
+        );
     }
     Ok(out)
 }
