@@ -101,7 +101,9 @@ async fn start(t: &keel_testkit::TestDb) -> (Api, Arc<FixedClock>) {
 }
 
 fn amount(v: &Value) -> i64 {
-    v["amount_minor"].as_i64().unwrap_or_else(|| panic!("no amount in {v}"))
+    v["amount_minor"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no amount in {v}"))
 }
 
 store_test!(

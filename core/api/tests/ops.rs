@@ -90,7 +90,10 @@ const SERVED: &[(&str, &str)] = &[
     ("/api/v1/clients/{id}/wallets/{currency}/history", "get"),
     ("/api/v1/clients/{id}/wallets/{currency}/credit", "post"),
     ("/api/v1/clients/{id}/wallets/{currency}/debit", "post"),
-    ("/api/v1/clients/{id}/wallets/{currency}/credit-limit", "put"),
+    (
+        "/api/v1/clients/{id}/wallets/{currency}/credit-limit",
+        "put",
+    ),
 ];
 
 keel_testkit::store_test!(

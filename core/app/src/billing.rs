@@ -154,11 +154,15 @@ impl Party {
         };
         lines.extend(c.address_line1.iter().cloned());
         lines.extend(c.address_line2.iter().cloned());
-        let city = [c.postal_code.as_deref(), c.city.as_deref(), c.region.as_deref()]
-            .into_iter()
-            .flatten()
-            .collect::<Vec<_>>()
-            .join(" ");
+        let city = [
+            c.postal_code.as_deref(),
+            c.city.as_deref(),
+            c.region.as_deref(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" ");
         if !city.is_empty() {
             lines.push(city);
         }
@@ -310,12 +314,19 @@ pub async fn issue_entry(
     let receivable = lookups
         .account(tx, app, SystemAccount::Receivable, cur)
         .await?;
-    let revenue = lookups.account(tx, app, SystemAccount::Revenue, cur).await?;
+    let revenue = lookups
+        .account(tx, app, SystemAccount::Revenue, cur)
+        .await?;
     let mut b = EntryBuilder::new(key, memo).debit(receivable, total);
-    for (account, amount) in [(revenue, subtotal), (
-        lookups.account(tx, app, SystemAccount::TaxPayable, cur).await?,
-        tax,
-    )] {
+    for (account, amount) in [
+        (revenue, subtotal),
+        (
+            lookups
+                .account(tx, app, SystemAccount::TaxPayable, cur)
+                .await?,
+            tax,
+        ),
+    ] {
         if amount.is_positive() {
             b = b.credit(account, amount);
         } else if amount.is_negative() {

@@ -111,7 +111,9 @@ pub async fn run(
     let horizon = opts
         .as_of
         .checked_add_days(Days::new(u64::from(max_lead)))
-        .ok_or_else(|| AppError::invalid("date_out_of_range", Some("as_of"), "date out of range"))?;
+        .ok_or_else(|| {
+            AppError::invalid("date_out_of_range", Some("as_of"), "date out of range")
+        })?;
     let total = store::count_due_services(&app.db, horizon).await?;
     let batch = app.billing.batch_size.clamp(1, 10_000) as u32;
     let mut report = RunReport {
@@ -130,7 +132,10 @@ pub async fn run(
         // last client's rows are left for the next batch (unless it is the only client).
         if full {
             let last_client = rows.last().map(|r| r.client_id).unwrap_or_default();
-            let keep = rows.iter().take_while(|r| r.client_id != last_client).count();
+            let keep = rows
+                .iter()
+                .take_while(|r| r.client_id != last_client)
+                .count();
             if keep > 0 {
                 rows.truncate(keep);
             }
@@ -261,10 +266,12 @@ async fn run_batch(
             .as_of
             .checked_add_days(Days::new(u64::from(terms.invoice_lead_days)))
             .unwrap_or(opts.as_of);
-        let cycle: BillingCycle = r
-            .cycle
-            .parse()
-            .map_err(|_| AppError::internal(keel_store::StoreError::Corrupt(format!("cycle {:?}", r.cycle))))?;
+        let cycle: BillingCycle = r.cycle.parse().map_err(|_| {
+            AppError::internal(keel_store::StoreError::Corrupt(format!(
+                "cycle {:?}",
+                r.cycle
+            )))
+        })?;
         let currency = Currency::from_code(&r.currency)
             .map_err(|e| AppError::internal(keel_store::StoreError::Corrupt(e.to_string())))?;
         let first = u32::try_from(r.next_period).unwrap_or(u32::MAX);
@@ -332,7 +339,11 @@ async fn run_batch(
                 let used = r.pending_credit_minor.min(r.recurring_minor);
                 if used > 0 {
                     let at = by_key[&last_key.expect("a period was billed")];
-                    let taxes = drafts[at].lines.last().map(|l| l.taxes.clone()).unwrap_or_else(keel_domain::tax::Taxes::none);
+                    let taxes = drafts[at]
+                        .lines
+                        .last()
+                        .map(|l| l.taxes.clone())
+                        .unwrap_or_else(keel_domain::tax::Taxes::none);
                     drafts[at].lines.push(LineInput {
                         kind: LineKind::Proration,
                         description: format!("{}: credit from a plan change", r.label),
@@ -379,10 +390,14 @@ async fn run_batch(
     for (i, d) in drafts.into_iter().enumerate() {
         let client = &clients[&d.client];
         let terms = ClientTerms::of(client, &app.billing);
-        let computed = invoice::compute(d.currency, app.billing.tax_mode, terms.tax_exempt, d.lines)
-            .map_err(|e| AppError::invalid(e.code(), None, e.to_string()))?;
-        let number = (!opts.dry_run)
-            .then(|| app.billing.invoice_number.render(opts.as_of, (first_number + i as i64) as u64));
+        let computed =
+            invoice::compute(d.currency, app.billing.tax_mode, terms.tax_exempt, d.lines)
+                .map_err(|e| AppError::invalid(e.code(), None, e.to_string()))?;
+        let number = (!opts.dry_run).then(|| {
+            app.billing
+                .invoice_number
+                .render(opts.as_of, (first_number + i as i64) as u64)
+        });
         let rate = lookups.rate(&mut tx, app, d.currency).await?;
         invoices.push(NewInvoice {
             client_id: ClientId(d.client),
@@ -425,7 +440,11 @@ async fn run_batch(
                 due_date: inv.due_date.unwrap_or(opts.as_of),
                 currency: inv.currency.code().to_string(),
                 total: inv.total.plain_amount(),
-                lines: inv.lines.iter().map(|l| l.input.description.clone()).collect(),
+                lines: inv
+                    .lines
+                    .iter()
+                    .map(|l| l.input.description.clone())
+                    .collect(),
             });
         }
         // Nothing was written; dropping the transaction rolls back the reads' locks.
@@ -560,8 +579,10 @@ async fn run_batch(
                 })
                 .collect();
             store::insert_wallet_payments(&mut tx, &rows, "billing run", now).await?;
-            let amounts: Vec<(InvoiceId, i64)> =
-                pays.iter().map(|(inv, _, _, a, _)| (*inv, a.minor())).collect();
+            let amounts: Vec<(InvoiceId, i64)> = pays
+                .iter()
+                .map(|(inv, _, _, a, _)| (*inv, a.minor()))
+                .collect();
             store::add_payments_bulk(&mut tx, &amounts, now).await?;
         }
     }

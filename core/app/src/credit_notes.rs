@@ -137,7 +137,10 @@ pub async fn issue(
     ) {
         return Err(AppError::conflict(
             "invoice_not_creditable",
-            format!("invoice {number_of} is {} and cannot be credited", inv.status),
+            format!(
+                "invoice {number_of} is {} and cannot be credited",
+                inv.status
+            ),
         ));
     }
     if inv.kind == InvoiceKind::TopUp {
@@ -259,8 +262,10 @@ pub async fn issue(
         format!("credit_note:{number}"),
         format!("Credit note {number} on invoice {number_of}"),
     );
-    for (purpose, amount) in [(SystemAccount::Revenue, net_sum), (SystemAccount::TaxPayable, tax_sum)]
-    {
+    for (purpose, amount) in [
+        (SystemAccount::Revenue, net_sum),
+        (SystemAccount::TaxPayable, tax_sum),
+    ] {
         let account = lookups.account(&mut tx, app, purpose, cur).await?;
         if amount > 0 {
             b = b.debit(account, Money::new(amount, cur));
@@ -349,11 +354,13 @@ pub async fn of_invoice(
 ) -> Result<Vec<CreditNoteView>, AppError> {
     ctx.require(Permission::BillingRead)?;
     get_invoice(app, ctx, invoice).await?;
-    Ok(store::credit_notes(&app.db, ctx.actor.scope(), Some(invoice), None)
-        .await?
-        .into_iter()
-        .map(CreditNoteView::from)
-        .collect())
+    Ok(
+        store::credit_notes(&app.db, ctx.actor.scope(), Some(invoice), None)
+            .await?
+            .into_iter()
+            .map(CreditNoteView::from)
+            .collect(),
+    )
 }
 
 /// The credit note's number and PDF: the credited lines of its invoice, with the invoice's

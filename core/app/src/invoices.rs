@@ -8,8 +8,7 @@
 
 use crate::audit::record;
 use crate::billing::{
-    ClientTerms, Lookups, Party, issue_entry, next_number, parse_amount, parse_date,
-    wallet_account,
+    ClientTerms, Lookups, Party, issue_entry, next_number, parse_amount, parse_date, wallet_account,
 };
 use crate::ledger::{Amount, SystemAccount, principal};
 use crate::{App, AppError, Ctx};
@@ -382,8 +381,16 @@ pub async fn settle_new(
         return Ok(inv);
     }
     let id = inv.id;
-    match pay_from_wallet(tx, app, ctx, lookups, inv, Money::new(amount, account.currency), "auto")
-        .await
+    match pay_from_wallet(
+        tx,
+        app,
+        ctx,
+        lookups,
+        inv,
+        Money::new(amount, account.currency),
+        "auto",
+    )
+    .await
     {
         Ok(paid) => Ok(paid),
         // Another payment spent the wallet since we read it: applying the wallet is best
@@ -424,18 +431,23 @@ async fn pay_from_wallet(
     };
     let entry = EntryBuilder::new(
         format!("wallet:pay:{reference}"),
-        format!("Wallet payment of invoice {}", inv.number.as_deref().unwrap_or("")),
+        format!(
+            "Wallet payment of invoice {}",
+            inv.number.as_deref().unwrap_or("")
+        ),
     )
     .debit(wallet, amount)
     .credit(receivable, amount)
     .build()?;
     let posted = match ledger_store::post(tx, &entry, now).await {
         Ok(p) => p,
-        Err(keel_store::StoreError::Ledger(keel_domain::ledger::LedgerError::InsufficientFunds {
-            account,
-            available,
-            requested,
-        })) if account == wallet => {
+        Err(keel_store::StoreError::Ledger(
+            keel_domain::ledger::LedgerError::InsufficientFunds {
+                account,
+                available,
+                requested,
+            },
+        )) if account == wallet => {
             return Err(crate::wallets::insufficient(available, requested));
         }
         Err(e) => return Err(e.into()),
@@ -485,10 +497,7 @@ pub async fn on_paid(
             service,
             ServiceStatus::Pending,
             ServiceStatus::Active,
-            &format!(
-                "invoice {} paid",
-                inv.number.as_deref().unwrap_or_default()
-            ),
+            &format!("invoice {} paid", inv.number.as_deref().unwrap_or_default()),
             ctx.actor.label(),
             Some("create"),
             now,
@@ -591,7 +600,11 @@ pub async fn record_payment(
     if !inv.status.is_payable() {
         return Err(AppError::conflict(
             "invoice_not_payable",
-            format!("invoice {} is {} and takes no payments", display(&inv), inv.status),
+            format!(
+                "invoice {} is {} and takes no payments",
+                display(&inv),
+                inv.status
+            ),
         ));
     }
     if amount.minor() > inv.balance_due().minor() {
@@ -663,7 +676,9 @@ pub async fn record_payment(
 }
 
 fn display(inv: &InvoiceRecord) -> String {
-    inv.number.clone().unwrap_or_else(|| format!("draft {}", inv.id))
+    inv.number
+        .clone()
+        .unwrap_or_else(|| format!("draft {}", inv.id))
 }
 
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
@@ -696,7 +711,11 @@ pub async fn pay_with_wallet(
             format!(
                 "invoice {} is {} and cannot be paid from the wallet",
                 display(&inv),
-                if inv.kind == InvoiceKind::TopUp { "a top-up" } else { inv.status.as_str() }
+                if inv.kind == InvoiceKind::TopUp {
+                    "a top-up"
+                } else {
+                    inv.status.as_str()
+                }
             ),
         ));
     }
@@ -883,7 +902,11 @@ pub async fn cancel(
     if !inv.status.can_become(InvoiceStatus::Cancelled) {
         return Err(AppError::conflict(
             "invoice_not_cancellable",
-            format!("invoice {} is {} and cannot be cancelled", display(&inv), inv.status),
+            format!(
+                "invoice {} is {} and cannot be cancelled",
+                display(&inv),
+                inv.status
+            ),
         ));
     }
     if inv.paid.is_positive() || inv.credited.is_positive() {
@@ -898,8 +921,7 @@ pub async fn cancel(
     }
     let now = app.now();
     if let Some(entry) = inv.issue_entry_id {
-        ledger_store::reverse(&mut tx, entry, &format!("invoice:cancel:{id}"), reason, now)
-            .await?;
+        ledger_store::reverse(&mut tx, entry, &format!("invoice:cancel:{id}"), reason, now).await?;
     }
     store::set_invoice_status(&mut tx, id, inv.status, InvoiceStatus::Cancelled, now).await?;
     record(
@@ -1005,7 +1027,10 @@ pub fn document(v: &InvoiceView) -> keel_pdf::Document {
     }
     keel_pdf::Document {
         kind: keel_pdf::DocumentKind::Invoice,
-        number: v.number.clone().unwrap_or_else(|| format!("DRAFT-{}", v.id)),
+        number: v
+            .number
+            .clone()
+            .unwrap_or_else(|| format!("DRAFT-{}", v.id)),
         status: v.status.as_str().replace('_', " "),
         issue_date: v.issue_date.map(|d| d.to_string()).unwrap_or_default(),
         due_date: v.due_date.map(|d| d.to_string()),
@@ -1042,11 +1067,7 @@ pub fn document(v: &InvoiceView) -> keel_pdf::Document {
 }
 
 /// The invoice's number and PDF. Drafts have no PDF (nothing is final yet).
-pub async fn pdf(
-    app: &App,
-    ctx: &Ctx,
-    id: InvoiceId,
-) -> Result<(String, Vec<u8>), AppError> {
+pub async fn pdf(app: &App, ctx: &Ctx, id: InvoiceId) -> Result<(String, Vec<u8>), AppError> {
     let v = get(app, ctx, id).await?;
     let Some(number) = v.number.clone() else {
         return Err(AppError::conflict(
@@ -1128,7 +1149,12 @@ async fn draft_invoice(
             ));
         }
         let taxes = lookups
-            .taxes(tx, l.tax_class.as_deref(), &row.country, row.region.as_deref())
+            .taxes(
+                tx,
+                l.tax_class.as_deref(),
+                &row.country,
+                row.region.as_deref(),
+            )
             .await?;
         lines.push(LineInput {
             kind: LineKind::Manual,
@@ -1181,8 +1207,16 @@ pub async fn create_draft(
     let mut tx = app.db.begin().await?;
     let (new, _) = draft_invoice(&mut tx, app, ctx, input).await?;
     let id = store::insert_invoices(&mut tx, std::slice::from_ref(&new), app.now()).await?[0];
-    record(&mut tx, app, ctx, "invoice.draft", "invoice", id, json!({ "total": Amount::from(new.total) }))
-        .await?;
+    record(
+        &mut tx,
+        app,
+        ctx,
+        "invoice.draft",
+        "invoice",
+        id,
+        json!({ "total": Amount::from(new.total) }),
+    )
+    .await?;
     tx.commit().await?;
     get(app, &Ctx::system("read-back"), id).await
 }
@@ -1217,10 +1251,21 @@ pub async fn update_draft(
     }
     let (new, _) = draft_invoice(&mut tx, app, ctx, input).await?;
     if !store::replace_draft(&mut tx, id, &new, app.now()).await? {
-        return Err(AppError::conflict("invoice_issued", "the invoice was issued meanwhile"));
+        return Err(AppError::conflict(
+            "invoice_issued",
+            "the invoice was issued meanwhile",
+        ));
     }
-    record(&mut tx, app, ctx, "invoice.draft_update", "invoice", id, json!({ "total": Amount::from(new.total) }))
-        .await?;
+    record(
+        &mut tx,
+        app,
+        ctx,
+        "invoice.draft_update",
+        "invoice",
+        id,
+        json!({ "total": Amount::from(new.total) }),
+    )
+    .await?;
     tx.commit().await?;
     get(app, &Ctx::system("read-back"), id).await
 }
@@ -1281,9 +1326,25 @@ pub async fn issue(app: &App, ctx: &Ctx, id: InvoiceId) -> Result<InvoiceView, A
         .await?
         .ok_or(AppError::NotFound { what: "invoice" })?;
     let terms = ClientTerms::of(&row, &app.billing);
-    settle_new(&mut tx, app, ctx, &mut lookups, issued, terms.wallet_auto_apply).await?;
-    record(&mut tx, app, ctx, "invoice.issue", "invoice", id, json!({ "number": number }))
-        .await?;
+    settle_new(
+        &mut tx,
+        app,
+        ctx,
+        &mut lookups,
+        issued,
+        terms.wallet_auto_apply,
+    )
+    .await?;
+    record(
+        &mut tx,
+        app,
+        ctx,
+        "invoice.issue",
+        "invoice",
+        id,
+        json!({ "number": number }),
+    )
+    .await?;
     tx.commit().await?;
     get(app, &Ctx::system("read-back"), id).await
 }
@@ -1321,7 +1382,11 @@ pub async fn apply_late_fees(app: &App, ctx: &Ctx, as_of: NaiveDate) -> Result<u
                 true,
                 vec![LineInput {
                     kind: LineKind::LateFee,
-                    description: format!("Late fee (unpaid {} days after {})", policy.after_days, inv.due_date.map(|d| d.to_string()).unwrap_or_default()),
+                    description: format!(
+                        "Late fee (unpaid {} days after {})",
+                        policy.after_days,
+                        inv.due_date.map(|d| d.to_string()).unwrap_or_default()
+                    ),
                     quantity: 1,
                     unit: fee,
                     discount: Money::zero(inv.currency),
@@ -1356,8 +1421,16 @@ pub async fn apply_late_fees(app: &App, ctx: &Ctx, as_of: NaiveDate) -> Result<u
     }
     if applied > 0 {
         let mut tx = app.db.begin().await?;
-        record(&mut tx, app, ctx, "invoice.late_fees", "billing", as_of, json!({ "invoices": applied }))
-            .await?;
+        record(
+            &mut tx,
+            app,
+            ctx,
+            "invoice.late_fees",
+            "billing",
+            as_of,
+            json!({ "invoices": applied }),
+        )
+        .await?;
         tx.commit().await?;
     }
     Ok(applied)

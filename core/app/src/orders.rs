@@ -136,9 +136,7 @@ pub async fn place(
     let client = keel_store::clients::client_for_update(&mut tx, ctx.actor.scope(), client_id)
         .await?
         .ok_or(AppError::NotFound { what: "client" })?;
-    let key = key
-        .map(str::to_string)
-        .unwrap_or_else(|| uuid_like(app));
+    let key = key.map(str::to_string).unwrap_or_else(|| uuid_like(app));
     if let Some(existing) = store::order_by_key(&mut tx, client_id, &key).await? {
         drop(tx);
         return order_view(app, existing.id).await;
@@ -187,11 +185,19 @@ pub async fn place(
             return Err(AppError::invalid(
                 "addon_alone",
                 Some(&field("product_id")),
-                format!("{} is an add-on and is ordered with the product it belongs to", product.name),
+                format!(
+                    "{} is an add-on and is ordered with the product it belongs to",
+                    product.name
+                ),
             ));
         }
         let taxes = lookups
-            .taxes(&mut tx, product.tax_class.as_deref(), row.country.as_str(), row.region.as_deref())
+            .taxes(
+                &mut tx,
+                product.tax_class.as_deref(),
+                row.country.as_str(),
+                row.region.as_deref(),
+            )
             .await?;
         let promo_here = match &promo {
             Some((id, p, uses)) => {
@@ -203,7 +209,11 @@ pub async fn place(
                     Ok(()) => Some((*id, p.clone())),
                     // A code that fits no item is an error; one that fits some items is fine.
                     Err(e) if is_fatal_promo_error(&e) => {
-                        return Err(AppError::invalid(e.code(), Some("promo_code"), e.to_string()));
+                        return Err(AppError::invalid(
+                            e.code(),
+                            Some("promo_code"),
+                            e.to_string(),
+                        ));
                     }
                     Err(_) => None,
                 }
@@ -239,7 +249,10 @@ pub async fn place(
                 return Err(AppError::invalid(
                     "addon_not_offered",
                     Some(&afield("product_id")),
-                    format!("{} is not an add-on of {}", ap.name, planned[parent].product.name),
+                    format!(
+                        "{} is not an add-on of {}",
+                        ap.name, planned[parent].product.name
+                    ),
                 ));
             }
             let acycle = match addon.cycle.as_deref() {
@@ -247,7 +260,12 @@ pub async fn place(
                 None => cycle,
             };
             let ataxes = lookups
-                .taxes(&mut tx, ap.tax_class.as_deref(), row.country.as_str(), row.region.as_deref())
+                .taxes(
+                    &mut tx,
+                    ap.tax_class.as_deref(),
+                    row.country.as_str(),
+                    row.region.as_deref(),
+                )
                 .await?;
             let name = ap.name.clone();
             let mut aplan = plan_item(
@@ -272,7 +290,10 @@ pub async fn place(
         return Err(AppError::invalid(
             "promo_not_applicable",
             Some("promo_code"),
-            format!("promotion code {} applies to none of the ordered products", p.code),
+            format!(
+                "promotion code {} applies to none of the ordered products",
+                p.code
+            ),
         ));
     }
 
@@ -356,7 +377,15 @@ pub async fn place(
         },
     )
     .await?;
-    let inv = settle_new(&mut tx, app, ctx, &mut lookups, inv, terms.wallet_auto_apply).await?;
+    let inv = settle_new(
+        &mut tx,
+        app,
+        ctx,
+        &mut lookups,
+        inv,
+        terms.wallet_auto_apply,
+    )
+    .await?;
     record(
         &mut tx,
         app,
@@ -385,11 +414,7 @@ fn uuid_like(app: &App) -> String {
     format!("auto-{}-{n:032x}", app.now().timestamp())
 }
 
-async fn load_product(
-    tx: &mut keel_store::Tx,
-    id: i64,
-    field: &str,
-) -> Result<Product, AppError> {
+async fn load_product(tx: &mut keel_store::Tx, id: i64, field: &str) -> Result<Product, AppError> {
     let product = catalog_store::product(tx, ProductId(id))
         .await?
         .ok_or_else(|| {
@@ -419,9 +444,15 @@ fn plan_item(
     field: &str,
 ) -> Result<Planned, AppError> {
     let catalog_err = |e: keel_domain::catalog::CatalogError| {
-        AppError::invalid(e.code(), Some(&format!("{field}{}", e.field())), e.to_string())
+        AppError::invalid(
+            e.code(),
+            Some(&format!("{field}{}", e.field())),
+            e.to_string(),
+        )
     };
-    let quote = product.quote(currency, cycle, options).map_err(catalog_err)?;
+    let quote = product
+        .quote(currency, cycle, options)
+        .map_err(catalog_err)?;
     let zero = Money::zero(currency);
     let mut lines = Vec::new();
     let line = |kind, description: String, unit: Money, discount: Money, period| LineInput {
@@ -460,7 +491,8 @@ fn plan_item(
         Option<(u32, Period)>,
         Option<(i64, i64)>,
     );
-    let (anniversary, next_period, next_due, first_period, factor): Start = if cycle.is_recurring() {
+    let (anniversary, next_period, next_due, first_period, factor): Start = if cycle.is_recurring()
+    {
         let months = cycle.months().unwrap_or(1);
         let aligned = match billing_day {
             Some(day) => Some(
@@ -477,7 +509,13 @@ fn plan_item(
                     .anniversary
                     .checked_sub_months(chrono::Months::new(months))
                     .map_or(days, |start| (a.anniversary - start).num_days());
-                (a.anniversary, 0, Some(a.anniversary), None, Some((days, full)))
+                (
+                    a.anniversary,
+                    0,
+                    Some(a.anniversary),
+                    None,
+                    Some((days, full)),
+                )
             }
             _ => {
                 let period = billing::period_at(today, cycle, 0).ok_or_else(|| {
@@ -585,9 +623,9 @@ async fn order_view(app: &App, id: OrderId) -> Result<OrderView, AppError> {
         .await?
         .ok_or(AppError::NotFound { what: "order" })?;
     let service_ids = store::services_of_order(&app.db, id).await?;
-    let invoice_id = store::order_invoice(&app.db, id).await?.ok_or(AppError::NotFound {
-        what: "invoice",
-    })?;
+    let invoice_id = store::order_invoice(&app.db, id)
+        .await?
+        .ok_or(AppError::NotFound { what: "invoice" })?;
     let invoice = crate::invoices::get(app, &Ctx::system("read-back"), invoice_id).await?;
     Ok(OrderView {
         id,
@@ -653,7 +691,10 @@ pub async fn close(
                 "money was paid on this order's invoice; issue a credit note instead",
             ));
         }
-        if inv.status.can_become(keel_domain::lifecycle::InvoiceStatus::Cancelled) {
+        if inv
+            .status
+            .can_become(keel_domain::lifecycle::InvoiceStatus::Cancelled)
+        {
             if let Some(entry) = inv.issue_entry_id {
                 keel_store::ledger::reverse(
                     &mut tx,

@@ -95,7 +95,10 @@ async fn plan(
     if s.status != ServiceStatus::Active {
         return Err(AppError::conflict(
             "service_not_active",
-            format!("only an active service can change plan; this one is {}", s.status),
+            format!(
+                "only an active service can change plan; this one is {}",
+                s.status
+            ),
         ));
     }
     if !s.cycle.is_recurring() {
@@ -298,8 +301,15 @@ pub async fn apply(
                 },
             )
             .await?;
-            let inv = settle_new(&mut tx, app, ctx, &mut lookups, inv, terms.wallet_auto_apply)
-                .await?;
+            let inv = settle_new(
+                &mut tx,
+                app,
+                ctx,
+                &mut lookups,
+                inv,
+                terms.wallet_auto_apply,
+            )
+            .await?;
             invoice_id = Some(inv.id);
         } else if pr.net.is_negative() {
             match app.billing.downgrade_credit {

@@ -8,6 +8,7 @@ use keel_app::billing_run::{self, RunOptions};
 use keel_app::invoices::{self, ManualMethod, PaymentInput, TopUpInput, WalletPayInput};
 use keel_app::orders::{self, OrderInput, OrderItem};
 use keel_app::{App, AppError, Ctx, FixedClock};
+use keel_domain::Currency;
 use keel_domain::Money;
 use keel_domain::billing::BillingCycle;
 use keel_domain::catalog::Price;
@@ -15,7 +16,6 @@ use keel_domain::client::{ClientKind, NewClient, PostalAddress};
 use keel_domain::ids::{ClientId, ProductId};
 use keel_domain::lifecycle::{InvoiceStatus, PayType, ProductKind, ServiceStatus};
 use keel_domain::tax::{TaxLevel, TaxRule};
-use keel_domain::Currency;
 use keel_store::catalog::{NewProduct, NewProductGroup};
 use keel_testkit::store_test;
 use rust_decimal::Decimal;
@@ -465,7 +465,9 @@ fn change_to(product: ProductId) -> keel_app::plan_change::PlanChangeInput {
 
 async fn wallet_balance(app: &App, client: ClientId) -> i64 {
     let mut tx = app.db.begin().await.unwrap();
-    let w = keel_app::ledger::wallet(&mut tx, app, client, usd()).await.unwrap();
+    let w = keel_app::ledger::wallet(&mut tx, app, client, usd())
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
     w.natural_balance().minor()
 }
@@ -525,8 +527,10 @@ store_test!(
 store_test!(
     async fn a_downgrade_credit_can_wait_for_the_next_invoice(t) {
         let mut w = world(t, "2027-01-15").await;
-        let mut config = keel_app::billing::BillingConfig::default();
-        config.downgrade_credit = keel_app::billing::DowngradeCredit::NextInvoice;
+        let config = keel_app::billing::BillingConfig {
+            downgrade_credit: keel_app::billing::DowngradeCredit::NextInvoice,
+            ..Default::default()
+        };
         w.app = w.app.clone().with_billing(config);
         let c = client(&w, "tariro@example.com").await;
         let o = orders::place(&w.app, &w.ctx, &order_of(c, w.product, "monthly"), None).await.unwrap();
@@ -665,11 +669,13 @@ store_test!(
 store_test!(
     async fn a_late_fee_is_added_once_after_the_grace_days(t) {
         let mut w = world(t, "2027-01-15").await;
-        let mut config = keel_app::billing::BillingConfig::default();
-        config.late_fee = Some(keel_app::billing::LateFee {
-            after_days: 5,
-            amount: keel_app::billing::LateFeeAmount::Percent(Decimal::new(10, 0)),
-        });
+        let config = keel_app::billing::BillingConfig {
+            late_fee: Some(keel_app::billing::LateFee {
+                after_days: 5,
+                amount: keel_app::billing::LateFeeAmount::Percent(Decimal::new(10, 0)),
+            }),
+            ..Default::default()
+        };
         w.app = w.app.clone().with_billing(config);
         let c = client(&w, "tariro@example.com").await;
         let o = orders::place(&w.app, &w.ctx, &order_of(c, w.product, "monthly"), None).await.unwrap();
@@ -686,7 +692,13 @@ store_test!(
     }
 );
 
-async fn promotion(w: &World, code: &str, value: keel_domain::promotion::PromoValue, recurring: bool, max_uses: Option<u32>) {
+async fn promotion(
+    w: &World,
+    code: &str,
+    value: keel_domain::promotion::PromoValue,
+    recurring: bool,
+    max_uses: Option<u32>,
+) {
     let mut tx = w.app.db.begin().await.unwrap();
     keel_store::catalog::create_promotion(
         &mut tx,

@@ -26,7 +26,8 @@ use std::sync::Arc;
 
 /// How many operations of each kind succeeded over all cases: the test asserts the random
 /// sequences really exercised the engine, not only its refusals.
-static DONE: [std::sync::atomic::AtomicUsize; 6] = [const { std::sync::atomic::AtomicUsize::new(0) }; 6];
+static DONE: [std::sync::atomic::AtomicUsize; 6] =
+    [const { std::sync::atomic::AtomicUsize::new(0) }; 6];
 const ORDERS: usize = 0;
 const PAYMENTS: usize = 1;
 const WALLET_PAYMENTS: usize = 2;
@@ -40,15 +41,40 @@ fn done(kind: usize, n: usize) {
 
 #[derive(Debug, Clone)]
 enum Op {
-    Order { client: usize, product: usize, cycle: usize },
-    Pay { invoice: usize, part: u8 },
-    WalletCredit { client: usize, minor: i64 },
-    WalletDebit { client: usize, minor: i64 },
-    PayFromWallet { invoice: usize },
-    ChangePlan { service: usize, product: usize },
-    CreditNote { invoice: usize, whole: bool },
-    Cancel { invoice: usize },
-    Days { days: u8 },
+    Order {
+        client: usize,
+        product: usize,
+        cycle: usize,
+    },
+    Pay {
+        invoice: usize,
+        part: u8,
+    },
+    WalletCredit {
+        client: usize,
+        minor: i64,
+    },
+    WalletDebit {
+        client: usize,
+        minor: i64,
+    },
+    PayFromWallet {
+        invoice: usize,
+    },
+    ChangePlan {
+        service: usize,
+        product: usize,
+    },
+    CreditNote {
+        invoice: usize,
+        whole: bool,
+    },
+    Cancel {
+        invoice: usize,
+    },
+    Days {
+        days: u8,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -83,72 +109,138 @@ static CASE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::ne
 /// A catalog and three clients; each proptest case adds its own to the same database.
 async fn book(t: &keel_testkit::TestDb) -> Book {
     let case = CASE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let start = Utc.from_utc_datetime(&NaiveDate::from_ymd_opt(2028, 1, 31).unwrap().and_hms_opt(8, 0, 0).unwrap());
+    let start = Utc.from_utc_datetime(
+        &NaiveDate::from_ymd_opt(2028, 1, 31)
+            .unwrap()
+            .and_hms_opt(8, 0, 0)
+            .unwrap(),
+    );
     let clock = Arc::new(FixedClock::new(start));
     let app = App::with_clock(t.db.clone(), clock.clone());
     let ctx = Ctx::system("property");
     let mut tx = app.db.begin().await.unwrap();
-    let group = keel_store::catalog::create_product_group(&mut tx, &NewProductGroup {
-        name: "Hosting".into(), slug: format!("hosting-{case}"), hidden: false, sort_order: 0,
-    }, app.now()).await.unwrap();
+    let group = keel_store::catalog::create_product_group(
+        &mut tx,
+        &NewProductGroup {
+            name: "Hosting".into(),
+            slug: format!("hosting-{case}"),
+            hidden: false,
+            sort_order: 0,
+        },
+        app.now(),
+    )
+    .await
+    .unwrap();
     let mut products = Vec::new();
-    for (name, monthly, yearly, setup) in [("Mini", 333, 3333, 0), ("Starter", 1000, 9999, 250), ("Business", 2999, 29999, 0)] {
-        let p = keel_store::catalog::create_product(&mut tx, &NewProduct {
-            group_id: group.id,
-            kind: ProductKind::Hosting,
-            name: name.into(),
-            slug: format!("{}-{case}", name.to_lowercase()),
-            description: String::new(),
-            pay_type: PayType::Recurring,
-            tax_class: Some("standard".into()),
-            provisioner: None,
-            registrar: None,
-            stock: None,
-            prices: vec![
-                Price { currency: usd(), cycle: BillingCycle::Monthly, price: Money::new(monthly, usd()), setup_fee: Money::new(setup, usd()) },
-                Price { currency: usd(), cycle: BillingCycle::Annually, price: Money::new(yearly, usd()), setup_fee: Money::new(setup, usd()) },
-            ],
-            options: vec![],
-            addons: vec![],
-        }, app.now()).await.unwrap();
+    for (name, monthly, yearly, setup) in [
+        ("Mini", 333, 3333, 0),
+        ("Starter", 1000, 9999, 250),
+        ("Business", 2999, 29999, 0),
+    ] {
+        let p = keel_store::catalog::create_product(
+            &mut tx,
+            &NewProduct {
+                group_id: group.id,
+                kind: ProductKind::Hosting,
+                name: name.into(),
+                slug: format!("{}-{case}", name.to_lowercase()),
+                description: String::new(),
+                pay_type: PayType::Recurring,
+                tax_class: Some("standard".into()),
+                provisioner: None,
+                registrar: None,
+                stock: None,
+                prices: vec![
+                    Price {
+                        currency: usd(),
+                        cycle: BillingCycle::Monthly,
+                        price: Money::new(monthly, usd()),
+                        setup_fee: Money::new(setup, usd()),
+                    },
+                    Price {
+                        currency: usd(),
+                        cycle: BillingCycle::Annually,
+                        price: Money::new(yearly, usd()),
+                        setup_fee: Money::new(setup, usd()),
+                    },
+                ],
+                options: vec![],
+                addons: vec![],
+            },
+            app.now(),
+        )
+        .await
+        .unwrap();
         products.push(p.id);
     }
-    keel_store::catalog::create_tax_rule(&mut tx, "standard", &TaxRule {
-        name: "VAT".into(), country: "ZW".into(), region: None, level: TaxLevel::First,
-        rate: "15.5".parse().unwrap(), compound: false,
-    }, app.now()).await.ok();
+    keel_store::catalog::create_tax_rule(
+        &mut tx,
+        "standard",
+        &TaxRule {
+            name: "VAT".into(),
+            country: "ZW".into(),
+            region: None,
+            level: TaxLevel::First,
+            rate: "15.5".parse().unwrap(),
+            compound: false,
+        },
+        app.now(),
+    )
+    .await
+    .ok();
     tx.commit().await.unwrap();
     let mut clients = Vec::new();
     for i in 0..3 {
-        let c = keel_app::clients::create_client(&app, &ctx, NewClient {
-            kind: ClientKind::Person,
-            company_name: None,
-            first_name: "Client".into(),
-            last_name: format!("{i}"),
-            email: format!("c{i}-{case}@example.com").parse().unwrap(),
-            phone: None,
-            address: PostalAddress::default(),
-            country: "ZW".parse().unwrap(),
-            currency: usd(),
-            language: "en".parse().unwrap(),
-            tax_exempt: i == 2,
-            tax_id: None,
-        }).await.unwrap();
+        let c = keel_app::clients::create_client(
+            &app,
+            &ctx,
+            NewClient {
+                kind: ClientKind::Person,
+                company_name: None,
+                first_name: "Client".into(),
+                last_name: format!("{i}"),
+                email: format!("c{i}-{case}@example.com").parse().unwrap(),
+                phone: None,
+                address: PostalAddress::default(),
+                country: "ZW".parse().unwrap(),
+                currency: usd(),
+                language: "en".parse().unwrap(),
+                tax_exempt: i == 2,
+                tax_id: None,
+            },
+        )
+        .await
+        .unwrap();
         clients.push(c.id);
     }
     // One client may go 20.00 below zero.
     let mut tx = app.db.begin().await.unwrap();
-    let w = keel_app::ledger::wallet(&mut tx, &app, clients[1], usd()).await.unwrap();
-    keel_store::ledger::set_credit_limit(&mut tx, w.id, Some(2000)).await.unwrap();
+    let w = keel_app::ledger::wallet(&mut tx, &app, clients[1], usd())
+        .await
+        .unwrap();
+    keel_store::ledger::set_credit_limit(&mut tx, w.id, Some(2000))
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
-    Book { app, clock, clients, products, invoices: Vec::new(), services: Vec::new() }
+    Book {
+        app,
+        clock,
+        clients,
+        products,
+        invoices: Vec::new(),
+        services: Vec::new(),
+    }
 }
 
 async fn apply(b: &mut Book, op: &Op, step: usize) {
     let ctx = Ctx::system("property");
     let pick = |v: &Vec<InvoiceId>, i: usize| (!v.is_empty()).then(|| v[i % v.len()]);
     match op {
-        Op::Order { client, product, cycle } => {
+        Op::Order {
+            client,
+            product,
+            cycle,
+        } => {
             let input = OrderInput {
                 client_id: Some(b.clients[*client].get()),
                 currency: None,
@@ -171,34 +263,69 @@ async fn apply(b: &mut Book, op: &Op, step: usize) {
             if let Some(id) = pick(&b.invoices, *invoice) {
                 let inv = invoices::get(&b.app, &ctx, id).await.unwrap();
                 let due = inv.balance_due.amount_minor;
-                let amount = if *part == 4 { due } else { due * i64::from(*part) / 4 };
+                let amount = if *part == 4 {
+                    due
+                } else {
+                    due * i64::from(*part) / 4
+                };
                 if amount > 0 {
-                    let r = invoices::record_payment(&b.app, &ctx, id, &PaymentInput {
-                        amount: Money::new(amount, usd()).plain_amount(),
-                        method: ManualMethod::BankTransfer,
-                        reference: format!("P-{step}"),
-                        received_on: None,
-                        note: None,
-                    }).await;
+                    let r = invoices::record_payment(
+                        &b.app,
+                        &ctx,
+                        id,
+                        &PaymentInput {
+                            amount: Money::new(amount, usd()).plain_amount(),
+                            method: ManualMethod::BankTransfer,
+                            reference: format!("P-{step}"),
+                            received_on: None,
+                            note: None,
+                        },
+                    )
+                    .await;
                     done(PAYMENTS, usize::from(r.is_ok()));
                 }
             }
         }
         Op::WalletCredit { client, minor } | Op::WalletDebit { client, minor } => {
-            let signed = if matches!(op, Op::WalletDebit { .. }) { -minor } else { *minor };
-            let _ = keel_app::ledger::wallet_adjust(&b.app, &ctx, &format!("w-{step}"), b.clients[*client], Money::new(signed, usd()), "property move").await;
+            let signed = if matches!(op, Op::WalletDebit { .. }) {
+                -minor
+            } else {
+                *minor
+            };
+            let _ = keel_app::ledger::wallet_adjust(
+                &b.app,
+                &ctx,
+                &format!("w-{step}"),
+                b.clients[*client],
+                Money::new(signed, usd()),
+                "property move",
+            )
+            .await;
         }
         Op::PayFromWallet { invoice } => {
             if let Some(id) = pick(&b.invoices, *invoice) {
-                let r = invoices::pay_with_wallet(&b.app, &ctx, id, &WalletPayInput::default(), None).await;
+                let r =
+                    invoices::pay_with_wallet(&b.app, &ctx, id, &WalletPayInput::default(), None)
+                        .await;
                 done(WALLET_PAYMENTS, usize::from(r.is_ok()));
             }
         }
         Op::ChangePlan { service, product } => {
             if !b.services.is_empty() {
                 let s = b.services[service % b.services.len()];
-                let r = plan_change::apply(&b.app, &ctx, s, &PlanChangeInput { product_id: b.products[*product].get(), options: vec![] }).await;
-                if let Err(e) = &r && std::env::var_os("KEEL_TEST_VERBOSE").is_some() {
+                let r = plan_change::apply(
+                    &b.app,
+                    &ctx,
+                    s,
+                    &PlanChangeInput {
+                        product_id: b.products[*product].get(),
+                        options: vec![],
+                    },
+                )
+                .await;
+                if let Err(e) = &r
+                    && std::env::var_os("KEEL_TEST_VERBOSE").is_some()
+                {
                     eprintln!("plan change refused: {e:?}");
                 }
                 if let Ok(r) = r {
@@ -215,30 +342,78 @@ async fn apply(b: &mut Book, op: &Op, step: usize) {
                 let lines = if *whole {
                     None
                 } else {
-                    inv.lines.iter().find(|l| l.total.amount_minor > l.credited.amount_minor && l.total.amount_minor > 0).map(|l| {
-                        vec![CreditLineInput {
-                            line_id: l.id,
-                            amount: Some(Money::new((l.total.amount_minor - l.credited.amount_minor + 1) / 2, usd()).plain_amount()),
-                        }]
-                    })
+                    inv.lines
+                        .iter()
+                        .find(|l| {
+                            l.total.amount_minor > l.credited.amount_minor
+                                && l.total.amount_minor > 0
+                        })
+                        .map(|l| {
+                            vec![CreditLineInput {
+                                line_id: l.id,
+                                amount: Some(
+                                    Money::new(
+                                        (l.total.amount_minor - l.credited.amount_minor + 1) / 2,
+                                        usd(),
+                                    )
+                                    .plain_amount(),
+                                ),
+                            }]
+                        })
                 };
                 if *whole || lines.is_some() {
-                    let r = credit_notes::issue(&b.app, &ctx, id, &CreditNoteInput { reason: "property".into(), lines }).await;
+                    let r = credit_notes::issue(
+                        &b.app,
+                        &ctx,
+                        id,
+                        &CreditNoteInput {
+                            reason: "property".into(),
+                            lines,
+                        },
+                    )
+                    .await;
                     done(CREDIT_NOTES, usize::from(r.is_ok()));
                 }
             }
         }
         Op::Cancel { invoice } => {
             if let Some(id) = pick(&b.invoices, *invoice) {
-                let _ = invoices::cancel(&b.app, &ctx, id, &invoices::CancelInput { reason: "property".into() }).await;
+                let _ = invoices::cancel(
+                    &b.app,
+                    &ctx,
+                    id,
+                    &invoices::CancelInput {
+                        reason: "property".into(),
+                    },
+                )
+                .await;
             }
         }
         Op::Days { days } => {
             b.clock.advance(Duration::days(i64::from(*days)));
             let as_of = b.app.today();
-            let r = billing_run::run(&b.app, &ctx, &RunOptions { as_of, dry_run: false }, &|_| {}).await.unwrap();
+            let r = billing_run::run(
+                &b.app,
+                &ctx,
+                &RunOptions {
+                    as_of,
+                    dry_run: false,
+                },
+                &|_| {},
+            )
+            .await
+            .unwrap();
             done(RENEWALS, r.invoices as usize);
-            let all = invoices::list(&b.app, &ctx, &invoices::InvoiceQuery { limit: Some(200), ..Default::default() }).await.unwrap();
+            let all = invoices::list(
+                &b.app,
+                &ctx,
+                &invoices::InvoiceQuery {
+                    limit: Some(200),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
             for i in all.items {
                 if !b.invoices.contains(&i.id) {
                     b.invoices.push(i.id);
@@ -250,12 +425,21 @@ async fn apply(b: &mut Book, op: &Op, step: usize) {
 
 async fn check(b: &Book, step: usize, op: &Op) {
     let report = keel_store::ledger::check(&b.app.db).await.unwrap();
-    assert!(report.is_clean(), "after step {step} ({op:?}) the ledger does not balance: {report:#?}");
+    assert!(
+        report.is_clean(),
+        "after step {step} ({op:?}) the ledger does not balance: {report:#?}"
+    );
     let mut tx = b.app.db.begin().await.unwrap();
     for c in &b.clients {
-        let w = keel_app::ledger::wallet(&mut tx, &b.app, *c, usd()).await.unwrap();
+        let w = keel_app::ledger::wallet(&mut tx, &b.app, *c, usd())
+            .await
+            .unwrap();
         let floor = -w.credit_limit_minor.unwrap_or(0);
-        assert!(w.natural_balance().minor() >= floor, "after step {step} ({op:?}) wallet of client {c} is {} below its floor {floor}", w.natural_balance().minor());
+        assert!(
+            w.natural_balance().minor() >= floor,
+            "after step {step} ({op:?}) wallet of client {c} is {} below its floor {floor}",
+            w.natural_balance().minor()
+        );
     }
     tx.commit().await.unwrap();
 }
@@ -269,7 +453,9 @@ fn run_cases(t: &keel_testkit::TestDb, cases: u32) {
             failure_persistence: None,
             ..Default::default()
         },
-        proptest::test_runner::TestRng::deterministic_rng(proptest::test_runner::RngAlgorithm::ChaCha),
+        proptest::test_runner::TestRng::deterministic_rng(
+            proptest::test_runner::RngAlgorithm::ChaCha,
+        ),
     );
     runner
         .run(&proptest::collection::vec(op(), 10..60), |ops| {

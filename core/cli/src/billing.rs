@@ -137,7 +137,11 @@ fn print_report(r: &RunReport) {
     }
 }
 
-pub async fn invoice(app: &App, config: &crate::config::Config, command: InvoiceCommand) -> Result<()> {
+pub async fn invoice(
+    app: &App,
+    config: &crate::config::Config,
+    command: InvoiceCommand,
+) -> Result<()> {
     match command {
         InvoiceCommand::Pdf { id, out } => {
             let template = crate::config::pdf_template(config)?;

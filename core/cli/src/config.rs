@@ -311,7 +311,10 @@ impl BillingConfig {
     pub fn to_app(&self) -> keel_app::billing::BillingConfig {
         let d = keel_app::billing::BillingConfig::default();
         keel_app::billing::BillingConfig {
-            invoice_number: self.invoice_number_format.parse().unwrap_or(d.invoice_number),
+            invoice_number: self
+                .invoice_number_format
+                .parse()
+                .unwrap_or(d.invoice_number),
             credit_note_number: self
                 .credit_note_number_format
                 .parse()
@@ -438,7 +441,10 @@ impl Config {
         let b = &self.billing;
         for (key, format) in [
             ("billing.invoice_number_format", &b.invoice_number_format),
-            ("billing.credit_note_number_format", &b.credit_note_number_format),
+            (
+                "billing.credit_note_number_format",
+                &b.credit_note_number_format,
+            ),
         ] {
             if let Err(error) = format.parse::<keel_domain::numbering::NumberFormat>() {
                 return Err((key, format!("`{format}`: {error}")));
@@ -460,7 +466,10 @@ impl Config {
         if !["wallet", "next_invoice"].contains(&b.downgrade_credit.as_str()) {
             return Err((
                 "billing.downgrade_credit",
-                format!("must be wallet or next_invoice, found `{}`", b.downgrade_credit),
+                format!(
+                    "must be wallet or next_invoice, found `{}`",
+                    b.downgrade_credit
+                ),
             ));
         }
         if b.invoice_lead_days > 90 {
@@ -484,7 +493,9 @@ impl Config {
         }
         if let Some(p) = &b.late_fee_percent {
             match p.parse::<rust_decimal::Decimal>() {
-                Ok(d) if d > rust_decimal::Decimal::ZERO && d <= rust_decimal::Decimal::ONE_HUNDRED => {}
+                Ok(d)
+                    if d > rust_decimal::Decimal::ZERO
+                        && d <= rust_decimal::Decimal::ONE_HUNDRED => {}
                 _ => {
                     return Err((
                         "billing.late_fee_percent",

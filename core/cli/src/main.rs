@@ -8,9 +8,9 @@
 //! scripts capture (`keys create`) print only that on stdout; everything else goes to stderr.
 
 mod bench;
+mod bench_billing;
 mod bench_http;
 mod bench_plugins;
-mod bench_billing;
 mod billing;
 mod config;
 mod plugins;

@@ -915,30 +915,48 @@ async fn billing_run_and_invoice_pdf_from_the_command_line(backend: Backend) {
     run(keel_on(&t.url, &["demo"])).await.exits(0).calm();
     let as_of = (chrono::Utc::now().date_naive() + chrono::Days::new(14)).to_string();
 
-    let dry = run(keel_on(&t.url, &["billing", "run", "--as-of", &as_of, "--dry-run", "--json"])).await;
+    let dry = run(keel_on(
+        &t.url,
+        &["billing", "run", "--as-of", &as_of, "--dry-run", "--json"],
+    ))
+    .await;
     let dry = dry.exits(0).calm().json();
     let would = dry["invoices"].as_u64().expect("a count");
     assert!(would > 0, "the demo has services coming due: {dry:#}");
     assert_eq!(dry["dry_run"], true);
 
-    let real = run(keel_on(&t.url, &["billing", "run", "--as-of", &as_of, "--json"])).await;
+    let real = run(keel_on(
+        &t.url,
+        &["billing", "run", "--as-of", &as_of, "--json"],
+    ))
+    .await;
     let real = real.exits(0).calm().json();
-    assert_eq!(real["invoices"].as_u64(), Some(would), "the dry run showed exactly what the run did");
+    assert_eq!(
+        real["invoices"].as_u64(),
+        Some(would),
+        "the dry run showed exactly what the run did"
+    );
     let again = run(keel_on(&t.url, &["billing", "run", "--as-of", &as_of])).await;
     again.exits(0).calm().says("issued 0 invoices");
 
-    run(keel_on(&t.url, &["billing", "run", "--as-of", "01/02/2027"]))
-        .await
-        .exits(2)
-        .calm()
-        .says("YYYY-MM-DD");
+    run(keel_on(
+        &t.url,
+        &["billing", "run", "--as-of", "01/02/2027"],
+    ))
+    .await
+    .exits(2)
+    .calm()
+    .says("YYYY-MM-DD");
 
     let dir = tempfile::tempdir().expect("temporary directory");
     let out = dir.path().join("invoice.pdf");
-    run(keel_on(&t.url, &["invoice", "pdf", "1", "--out", out.to_str().unwrap()]))
-        .await
-        .exits(0)
-        .calm();
+    run(keel_on(
+        &t.url,
+        &["invoice", "pdf", "1", "--out", out.to_str().unwrap()],
+    ))
+    .await
+    .exits(0)
+    .calm();
     let bytes = std::fs::read(&out).expect("the PDF was written");
     assert!(bytes.starts_with(b"%PDF-1."), "a PDF");
     run(keel_on(&t.url, &["invoice", "pdf", "999999"]))

@@ -94,7 +94,10 @@ impl StaffRole {
                 )
             }
             StaffRole::Support => {
-                matches!(p, ClientsRead | ClientsWrite | CatalogRead | BillingRead | Order)
+                matches!(
+                    p,
+                    ClientsRead | ClientsWrite | CatalogRead | BillingRead | Order
+                )
             }
         }
     }

@@ -17,11 +17,11 @@
 //! - A retired product cannot be ordered; existing services keep billing at their stored
 //!   recurring amount. Stock counts ordered items; out of stock refuses the order.
 
+use crate::Currency;
 use crate::billing::BillingCycle;
 use crate::ids::{OptionId, OptionValueId, ProductGroupId, ProductId};
 use crate::lifecycle::{OptionKind, PayType, ProductKind};
 use crate::money::{Money, MoneyError};
-use crate::Currency;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -130,7 +130,10 @@ pub enum CatalogError {
     #[error("option {0} does not belong to this product")]
     UnknownOption(OptionId),
     #[error("value {value} is not a choice of option {option}")]
-    UnknownValue { option: String, value: OptionValueId },
+    UnknownValue {
+        option: String,
+        value: OptionValueId,
+    },
     #[error("option {option} needs a quantity between {min} and {max}, not {given}")]
     QuantityOutOfRange {
         option: String,
@@ -148,7 +151,10 @@ pub enum CatalogError {
         cycle: BillingCycle,
     },
     #[error("a {pay_type} product cannot be billed {cycle}")]
-    CycleNotAllowed { pay_type: PayType, cycle: BillingCycle },
+    CycleNotAllowed {
+        pay_type: PayType,
+        cycle: BillingCycle,
+    },
     #[error(transparent)]
     Money(#[from] MoneyError),
 }
@@ -291,11 +297,13 @@ impl Product {
                     } else {
                         option.min_qty
                     };
-                    let given = choice.and_then(|c| c.quantity).unwrap_or(if choice.is_some() {
-                        1.max(default)
-                    } else {
-                        default
-                    });
+                    let given = choice
+                        .and_then(|c| c.quantity)
+                        .unwrap_or(if choice.is_some() {
+                            1.max(default)
+                        } else {
+                            default
+                        });
                     let (min, max) = if option.kind == OptionKind::YesNo {
                         (0, Some(1))
                     } else {
@@ -457,19 +465,59 @@ mod tests {
     fn quotes_as_a_table() {
         let usd_c = Currency::from_code("USD").unwrap();
         // (choices, recurring, setup) or the error code
-        type Case = (&'static str, Vec<OptionChoice>, Result<(i64, i64), &'static str>);
+        type Case = (
+            &'static str,
+            Vec<OptionChoice>,
+            Result<(i64, i64), &'static str>,
+        );
         let table: Vec<Case> = vec![
             ("defaults", vec![], Ok((1000, 500))),
-            ("frankfurt", vec![choice(10, Some(101), None)], Ok((1200, 500))),
+            (
+                "frankfurt",
+                vec![choice(10, Some(101), None)],
+                Ok((1200, 500)),
+            ),
             ("3 disks", vec![choice(11, None, Some(3))], Ok((1450, 800))),
-            ("backups yes", vec![choice(12, None, Some(1))], Ok((1300, 500))),
-            ("backups chosen without quantity", vec![choice(12, None, None)], Ok((1300, 500))),
-            ("backups no", vec![choice(12, None, Some(0))], Ok((1000, 500))),
-            ("11 disks", vec![choice(11, None, Some(11))], Err("quantity_out_of_range")),
-            ("negative disks", vec![choice(11, None, Some(-1))], Err("quantity_out_of_range")),
-            ("unknown option", vec![choice(99, None, None)], Err("unknown_option")),
-            ("foreign value", vec![choice(10, Some(110), None)], Err("unknown_option_value")),
-            ("twice", vec![choice(11, None, Some(1)), choice(11, None, Some(2))], Err("duplicate_option")),
+            (
+                "backups yes",
+                vec![choice(12, None, Some(1))],
+                Ok((1300, 500)),
+            ),
+            (
+                "backups chosen without quantity",
+                vec![choice(12, None, None)],
+                Ok((1300, 500)),
+            ),
+            (
+                "backups no",
+                vec![choice(12, None, Some(0))],
+                Ok((1000, 500)),
+            ),
+            (
+                "11 disks",
+                vec![choice(11, None, Some(11))],
+                Err("quantity_out_of_range"),
+            ),
+            (
+                "negative disks",
+                vec![choice(11, None, Some(-1))],
+                Err("quantity_out_of_range"),
+            ),
+            (
+                "unknown option",
+                vec![choice(99, None, None)],
+                Err("unknown_option"),
+            ),
+            (
+                "foreign value",
+                vec![choice(10, Some(110), None)],
+                Err("unknown_option_value"),
+            ),
+            (
+                "twice",
+                vec![choice(11, None, Some(1)), choice(11, None, Some(2))],
+                Err("duplicate_option"),
+            ),
         ];
         let p = product();
         for (name, choices, want) in table {
@@ -486,15 +534,24 @@ mod tests {
         let p = product();
         let zwg = Currency::from_code("ZWG").unwrap();
         let usd_c = Currency::from_code("USD").unwrap();
-        assert_eq!(p.price(zwg, BillingCycle::Monthly).unwrap_err().code(), "no_price");
-        assert_eq!(p.price(usd_c, BillingCycle::Annually).unwrap_err().code(), "no_price");
+        assert_eq!(
+            p.price(zwg, BillingCycle::Monthly).unwrap_err().code(),
+            "no_price"
+        );
+        assert_eq!(
+            p.price(usd_c, BillingCycle::Annually).unwrap_err().code(),
+            "no_price"
+        );
         assert_eq!(
             p.price(usd_c, BillingCycle::OneTime).unwrap_err().code(),
             "cycle_not_allowed"
         );
         let mut free = product();
         free.pay_type = PayType::Free;
-        assert_eq!(free.price(zwg, BillingCycle::Free).unwrap().price.minor(), 0);
+        assert_eq!(
+            free.price(zwg, BillingCycle::Free).unwrap().price.minor(),
+            0
+        );
     }
 
     #[test]

@@ -221,30 +221,110 @@ mod tests {
     #[test]
     fn totals_as_a_table() {
         // (name, currency, mode, exempt, lines, subtotal, tax, total)
-        type Case = (&'static str, &'static str, TaxMode, bool, Vec<LineInput>, i64, i64, i64);
+        type Case = (
+            &'static str,
+            &'static str,
+            TaxMode,
+            bool,
+            Vec<LineInput>,
+            i64,
+            i64,
+            i64,
+        );
         let cases: Vec<Case> = vec![
-            ("one line 15% exclusive", "USD", TaxMode::Exclusive, false,
-                vec![line("USD", 1, 1000, 0, vat(dec!(15)))], 1000, 150, 1150),
-            ("tax rounds per line, not on the sum", "USD", TaxMode::Exclusive, false,
-                vec![line("USD", 1, 3, 0, vat(dec!(15))), line("USD", 1, 3, 0, vat(dec!(15)))],
-                6, 0, 6),
-            ("quantity and discount", "USD", TaxMode::Exclusive, false,
-                vec![line("USD", 3, 1000, 500, vat(dec!(10)))], 2500, 250, 2750),
-            ("inclusive", "USD", TaxMode::Inclusive, false,
-                vec![line("USD", 1, 1150, 0, vat(dec!(15)))], 1000, 150, 1150),
-            ("exempt exclusive", "USD", TaxMode::Exclusive, true,
-                vec![line("USD", 1, 1000, 0, vat(dec!(15)))], 1000, 0, 1000),
-            ("untaxed line beside a taxed one", "USD", TaxMode::Exclusive, false,
-                vec![line("USD", 1, 1000, 0, vat(dec!(15))), line("USD", 1, 500, 0, Taxes::none())],
-                1500, 150, 1650),
-            ("JPY has no minor unit", "JPY", TaxMode::Exclusive, false,
-                vec![line("JPY", 1, 999, 0, vat(dec!(10)))], 999, 100, 1099),
-            ("a credit line reduces the total", "USD", TaxMode::Exclusive, false,
-                vec![line("USD", 1, 1000, 0, vat(dec!(15))), line("USD", 1, -400, 0, vat(dec!(15)))],
-                600, 90, 690),
+            (
+                "one line 15% exclusive",
+                "USD",
+                TaxMode::Exclusive,
+                false,
+                vec![line("USD", 1, 1000, 0, vat(dec!(15)))],
+                1000,
+                150,
+                1150,
+            ),
+            (
+                "tax rounds per line, not on the sum",
+                "USD",
+                TaxMode::Exclusive,
+                false,
+                vec![
+                    line("USD", 1, 3, 0, vat(dec!(15))),
+                    line("USD", 1, 3, 0, vat(dec!(15))),
+                ],
+                6,
+                0,
+                6,
+            ),
+            (
+                "quantity and discount",
+                "USD",
+                TaxMode::Exclusive,
+                false,
+                vec![line("USD", 3, 1000, 500, vat(dec!(10)))],
+                2500,
+                250,
+                2750,
+            ),
+            (
+                "inclusive",
+                "USD",
+                TaxMode::Inclusive,
+                false,
+                vec![line("USD", 1, 1150, 0, vat(dec!(15)))],
+                1000,
+                150,
+                1150,
+            ),
+            (
+                "exempt exclusive",
+                "USD",
+                TaxMode::Exclusive,
+                true,
+                vec![line("USD", 1, 1000, 0, vat(dec!(15)))],
+                1000,
+                0,
+                1000,
+            ),
+            (
+                "untaxed line beside a taxed one",
+                "USD",
+                TaxMode::Exclusive,
+                false,
+                vec![
+                    line("USD", 1, 1000, 0, vat(dec!(15))),
+                    line("USD", 1, 500, 0, Taxes::none()),
+                ],
+                1500,
+                150,
+                1650,
+            ),
+            (
+                "JPY has no minor unit",
+                "JPY",
+                TaxMode::Exclusive,
+                false,
+                vec![line("JPY", 1, 999, 0, vat(dec!(10)))],
+                999,
+                100,
+                1099,
+            ),
+            (
+                "a credit line reduces the total",
+                "USD",
+                TaxMode::Exclusive,
+                false,
+                vec![
+                    line("USD", 1, 1000, 0, vat(dec!(15))),
+                    line("USD", 1, -400, 0, vat(dec!(15))),
+                ],
+                600,
+                90,
+                690,
+            ),
         ];
         for (name, c, mode, exempt, lines, sub, tax, total) in cases {
-            let got = compute(cur(c), mode, exempt, lines).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let got =
+                compute(cur(c), mode, exempt, lines).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(
                 (got.subtotal.minor(), got.tax.minor(), got.total.minor()),
                 (sub, tax, total),
@@ -253,7 +333,11 @@ mod tests {
             for l in &got.lines {
                 let t1 = l.tax1.as_ref().map_or(0, |t| t.amount.minor());
                 let t2 = l.tax2.as_ref().map_or(0, |t| t.amount.minor());
-                assert_eq!(l.net.minor() + t1 + t2, l.total.minor(), "case {name}: parts add up");
+                assert_eq!(
+                    l.net.minor() + t1 + t2,
+                    l.total.minor(),
+                    "case {name}: parts add up"
+                );
             }
         }
     }
@@ -263,11 +347,31 @@ mod tests {
         let usd = cur("USD");
         let table: Vec<(&str, Vec<LineInput>, &str)> = vec![
             ("empty", vec![], "empty_invoice"),
-            ("zero quantity", vec![line("USD", 0, 100, 0, Taxes::none())], "invalid_quantity"),
-            ("discount too large", vec![line("USD", 1, 100, 101, Taxes::none())], "discount_too_large"),
-            ("negative discount", vec![line("USD", 1, 100, -1, Taxes::none())], "discount_too_large"),
-            ("other currency", vec![line("EUR", 1, 100, 0, Taxes::none())], "currency_mismatch"),
-            ("negative total", vec![line("USD", 1, -100, 0, Taxes::none())], "negative_invoice"),
+            (
+                "zero quantity",
+                vec![line("USD", 0, 100, 0, Taxes::none())],
+                "invalid_quantity",
+            ),
+            (
+                "discount too large",
+                vec![line("USD", 1, 100, 101, Taxes::none())],
+                "discount_too_large",
+            ),
+            (
+                "negative discount",
+                vec![line("USD", 1, 100, -1, Taxes::none())],
+                "discount_too_large",
+            ),
+            (
+                "other currency",
+                vec![line("EUR", 1, 100, 0, Taxes::none())],
+                "currency_mismatch",
+            ),
+            (
+                "negative total",
+                vec![line("USD", 1, -100, 0, Taxes::none())],
+                "negative_invoice",
+            ),
         ];
         for (name, lines, code) in table {
             let err = compute(usd, TaxMode::Exclusive, false, lines).unwrap_err();

@@ -256,7 +256,10 @@ mod tests {
         }
         for s in ServiceStatus::ALL {
             if s.is_final() {
-                assert!(ServiceStatus::ALL.iter().all(|t| !s.can_become(*t)), "{s} is final");
+                assert!(
+                    ServiceStatus::ALL.iter().all(|t| !s.can_become(*t)),
+                    "{s} is final"
+                );
             }
         }
     }

@@ -110,8 +110,7 @@ struct OrderRow {
     updated_at: DateTime<Utc>,
 }
 
-const ORDER_COLUMNS: &str =
-    "id, client_id, reseller_id, status, currency, promotion_id, idempotency_key, created_at, updated_at";
+const ORDER_COLUMNS: &str = "id, client_id, reseller_id, status, currency, promotion_id, idempotency_key, created_at, updated_at";
 
 impl TryFrom<OrderRow> for OrderRecord {
     type Error = StoreError;
@@ -120,7 +119,8 @@ impl TryFrom<OrderRow> for OrderRecord {
             id: OrderId(r.id),
             client_id: ClientId(r.client_id),
             reseller_id: r.reseller_id.map(ResellerId),
-            status: OrderStatus::parse(&r.status).ok_or_else(|| corrupt("order status", &r.status))?,
+            status: OrderStatus::parse(&r.status)
+                .ok_or_else(|| corrupt("order status", &r.status))?,
             currency: currency(&r.currency)?,
             promotion_id: r.promotion_id.map(PromotionId),
             idempotency_key: r.idempotency_key,
@@ -163,9 +163,8 @@ pub async fn order_by_key(
     client: ClientId,
     idempotency_key: &str,
 ) -> Result<Option<OrderRecord>, StoreError> {
-    let sql = format!(
-        "SELECT {ORDER_COLUMNS} FROM orders WHERE client_id = $1 AND idempotency_key = $2"
-    );
+    let sql =
+        format!("SELECT {ORDER_COLUMNS} FROM orders WHERE client_id = $1 AND idempotency_key = $2");
     let row: Option<OrderRow> = on_tx!(tx, |c| sqlx::query_as(&sql)
         .bind(client.get())
         .bind(idempotency_key)
@@ -174,7 +173,11 @@ pub async fn order_by_key(
     row.map(OrderRecord::try_from).transpose()
 }
 
-pub async fn get_order(db: &Db, scope: Scope, id: OrderId) -> Result<Option<OrderRecord>, StoreError> {
+pub async fn get_order(
+    db: &Db,
+    scope: Scope,
+    id: OrderId,
+) -> Result<Option<OrderRecord>, StoreError> {
     let (reseller, only) = scope_params(scope);
     let sql = format!(
         "SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1 AND {}",
@@ -362,7 +365,16 @@ pub async fn insert_service(
         .fetch_one(&mut *c)
         .await)?;
     let service = ServiceRecord::try_from(row)?;
-    insert_service_event(tx, service.id, None, service.status, reason, actor_label, at).await?;
+    insert_service_event(
+        tx,
+        service.id,
+        None,
+        service.status,
+        reason,
+        actor_label,
+        at,
+    )
+    .await?;
     Ok(service)
 }
 
@@ -483,7 +495,8 @@ pub async fn set_service_status(
     provision_intent: Option<&str>,
     at: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
-    let done = on_tx!(tx, |c| sqlx::query(
+    let done = on_tx!(tx, |c| {
+        sqlx::query(
         "UPDATE services SET status = $1, updated_at = $2, provision_intent = COALESCE($5, provision_intent) \
          WHERE id = $3 AND status = $4"
     )
@@ -494,7 +507,8 @@ pub async fn set_service_status(
     .bind(provision_intent)
     .execute(&mut *c)
     .await
-    .map(|r| r.rows_affected()))?;
+    .map(|r| r.rows_affected())
+    })?;
     if done != 1 {
         return Ok(false);
     }
@@ -511,7 +525,8 @@ pub async fn request_cancellation(
     on: NaiveDate,
     at: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    on_tx!(tx, |c| sqlx::query(
+    on_tx!(tx, |c| {
+        sqlx::query(
         "UPDATE services SET cancel_kind = $1, cancel_reason = $2, cancel_on = $3, updated_at = $4 WHERE id = $5"
     )
     .bind(kind.as_str())
@@ -521,7 +536,8 @@ pub async fn request_cancellation(
     .bind(id.get())
     .execute(&mut *c)
     .await
-    .map(|r| r.rows_affected()))?;
+    .map(|r| r.rows_affected())
+    })?;
     Ok(())
 }
 
@@ -1012,7 +1028,8 @@ pub async fn issue_draft(
     seller: &serde_json::Value,
     at: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
-    let done = on_tx!(tx, |c| sqlx::query(
+    let done = on_tx!(tx, |c| {
+        sqlx::query(
         "UPDATE invoices SET number = $1, status = 'unpaid', issue_date = $2, due_date = $3, exchange_rate = $4, \
            base_currency = $5, buyer = $6, seller = $7, updated_at = $8 \
          WHERE id = $9 AND status = 'draft'"
@@ -1028,7 +1045,8 @@ pub async fn issue_draft(
     .bind(id.get())
     .execute(&mut *c)
     .await
-    .map(|r| r.rows_affected()))?;
+    .map(|r| r.rows_affected())
+    })?;
     Ok(done == 1)
 }
 
@@ -1325,7 +1343,8 @@ pub async fn payment_by_reference(
     method: &str,
     reference: &str,
 ) -> Result<Option<PaymentRecord>, StoreError> {
-    let sql = format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE method = $1 AND reference = $2");
+    let sql =
+        format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE method = $1 AND reference = $2");
     let row: Option<PaymentRow> = on_tx!(tx, |c| sqlx::query_as(&sql)
         .bind(method)
         .bind(reference)
@@ -1494,10 +1513,7 @@ const BILLING_CLIENT_SELECT: &str = "SELECT c.id, c.kind, c.company_name, c.firs
     FROM clients c LEFT JOIN client_groups g ON g.id = c.group_id";
 
 /// The billing view of many clients at once.
-pub async fn billing_clients(
-    db: &Db,
-    ids: &[i64],
-) -> Result<Vec<BillingClientRow>, StoreError> {
+pub async fn billing_clients(db: &Db, ids: &[i64]) -> Result<Vec<BillingClientRow>, StoreError> {
     let mut out = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(500) {
         let sql = format!(
@@ -1657,7 +1673,8 @@ pub async fn record_billing_run(
     services: i64,
     invoices: i64,
 ) -> Result<(), StoreError> {
-    on_tx!(tx, |c| sqlx::query(
+    on_tx!(tx, |c| {
+        sqlx::query(
         "INSERT INTO billing_runs (as_of, started_at, finished_at, services, invoices) VALUES ($1, $2, $3, $4, $5)"
     )
     .bind(as_of)
@@ -1667,7 +1684,8 @@ pub async fn record_billing_run(
     .bind(invoices)
     .execute(&mut *c)
     .await
-    .map(|r| r.rows_affected()))?;
+    .map(|r| r.rows_affected())
+    })?;
     Ok(())
 }
 
@@ -1706,13 +1724,16 @@ pub async fn set_service_options(
     service: ServiceId,
     options: &[ChosenOption],
 ) -> Result<(), StoreError> {
-    on_tx!(tx, |c| sqlx::query("DELETE FROM service_options WHERE service_id = $1")
-        .bind(service.get())
-        .execute(&mut *c)
-        .await
-        .map(|r| r.rows_affected()))?;
+    on_tx!(tx, |c| sqlx::query(
+        "DELETE FROM service_options WHERE service_id = $1"
+    )
+    .bind(service.get())
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))?;
     for (option, value, quantity) in options {
-        on_tx!(tx, |c| sqlx::query(
+        on_tx!(tx, |c| {
+            sqlx::query(
             "INSERT INTO service_options (service_id, option_id, value_id, quantity) VALUES ($1, $2, $3, $4)"
         )
         .bind(service.get())
@@ -1721,7 +1742,8 @@ pub async fn set_service_options(
         .bind(*quantity)
         .execute(&mut *c)
         .await
-        .map(|r| r.rows_affected()))?;
+        .map(|r| r.rows_affected())
+        })?;
     }
     Ok(())
 }
@@ -1731,12 +1753,14 @@ pub async fn service_options(
     tx: &mut Tx,
     service: ServiceId,
 ) -> Result<Vec<ChosenOption>, StoreError> {
-    let rows: Vec<(i64, i64, i64)> = on_tx!(tx, |c| sqlx::query_as(
+    let rows: Vec<(i64, i64, i64)> = on_tx!(tx, |c| {
+        sqlx::query_as(
         "SELECT option_id, value_id, quantity FROM service_options WHERE service_id = $1 ORDER BY option_id"
     )
     .bind(service.get())
     .fetch_all(&mut *c)
-    .await)?;
+    .await
+    })?;
     Ok(rows
         .into_iter()
         .map(|(o, v, q)| {
@@ -1760,7 +1784,8 @@ pub async fn change_plan(
     add_credit_minor: i64,
     at: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    on_tx!(tx, |c| sqlx::query(
+    on_tx!(tx, |c| {
+        sqlx::query(
         "UPDATE services SET product_id = $1, label = $2, recurring_minor = $3,            pending_credit_minor = pending_credit_minor + $4, updated_at = $5 WHERE id = $6"
     )
     .bind(product.get())
@@ -1771,7 +1796,8 @@ pub async fn change_plan(
     .bind(id.get())
     .execute(&mut *c)
     .await
-    .map(|r| r.rows_affected()))?;
+    .map(|r| r.rows_affected())
+    })?;
     Ok(())
 }
 
@@ -1817,7 +1843,8 @@ pub async fn insert_credit_note(
     n: &NewCreditNote<'_>,
     at: DateTime<Utc>,
 ) -> Result<keel_domain::ids::CreditNoteId, StoreError> {
-    let id: i64 = on_tx!(tx, |c| sqlx::query_scalar(
+    let id: i64 = on_tx!(tx, |c| {
+        sqlx::query_scalar(
         "INSERT INTO credit_notes (number, invoice_id, client_id, reseller_id, currency, net_minor, tax_minor, \
            total_minor, disposition, reason, entry_id, issue_date, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id"
@@ -1836,9 +1863,11 @@ pub async fn insert_credit_note(
     .bind(n.issue_date)
     .bind(at)
     .fetch_one(&mut *c)
-    .await)?;
+    .await
+    })?;
     for (line, net, tax, total) in &n.lines {
-        on_tx!(tx, |c| sqlx::query(
+        on_tx!(tx, |c| {
+            sqlx::query(
             "INSERT INTO credit_note_lines (credit_note_id, invoice_line_id, net_minor, tax_minor, total_minor) \
              VALUES ($1, $2, $3, $4, $5)"
         )
@@ -1849,7 +1878,8 @@ pub async fn insert_credit_note(
         .bind(*total)
         .execute(&mut *c)
         .await
-        .map(|r| r.rows_affected()))?;
+        .map(|r| r.rows_affected())
+        })?;
         let moved = on_tx!(tx, |c| sqlx::query(
             "UPDATE invoice_lines SET credited_minor = credited_minor + $1 \
              WHERE id = $2 AND credited_minor + $1 <= total_minor"
@@ -1878,7 +1908,8 @@ pub async fn credit_invoice(
     status: InvoiceStatus,
     at: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    on_tx!(tx, |c| sqlx::query(
+    on_tx!(tx, |c| {
+        sqlx::query(
         "UPDATE invoices SET credited_minor = credited_minor + $1, refunded_minor = refunded_minor + $2, \
            status = $3, updated_at = $4 WHERE id = $5"
     )
@@ -1889,7 +1920,8 @@ pub async fn credit_invoice(
     .bind(id.get())
     .execute(&mut *c)
     .await
-    .map(|r| r.rows_affected()))?;
+    .map(|r| r.rows_affected())
+    })?;
     Ok(())
 }
 
@@ -1973,7 +2005,8 @@ pub async fn replace_draft(
     inv: &NewInvoice,
     at: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
-    let moved = on_tx!(tx, |c| sqlx::query(
+    let moved = on_tx!(tx, |c| {
+        sqlx::query(
         "UPDATE invoices SET currency = $1, due_date = $2, subtotal_minor = $3, tax_minor = $4, \
            total_minor = $5, updated_at = $6 WHERE id = $7 AND status = 'draft'"
     )
@@ -1986,15 +2019,18 @@ pub async fn replace_draft(
     .bind(id.get())
     .execute(&mut *c)
     .await
-    .map(|r| r.rows_affected()))?;
+    .map(|r| r.rows_affected())
+    })?;
     if moved != 1 {
         return Ok(false);
     }
-    on_tx!(tx, |c| sqlx::query("DELETE FROM invoice_lines WHERE invoice_id = $1")
-        .bind(id.get())
-        .execute(&mut *c)
-        .await
-        .map(|r| r.rows_affected()))?;
+    on_tx!(tx, |c| sqlx::query(
+        "DELETE FROM invoice_lines WHERE invoice_id = $1"
+    )
+    .bind(id.get())
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))?;
     let rows: Vec<(InvoiceId, usize, &Line)> = inv
         .lines
         .iter()
@@ -2075,12 +2111,14 @@ pub async fn services_of_order(db: &Db, order: OrderId) -> Result<Vec<ServiceId>
 
 /// Marks an invoice with the request that created it (unique per client).
 pub async fn set_invoice_key(tx: &mut Tx, id: InvoiceId, key: &str) -> Result<(), StoreError> {
-    on_tx!(tx, |c| sqlx::query("UPDATE invoices SET idempotency_key = $1 WHERE id = $2")
-        .bind(key)
-        .bind(id.get())
-        .execute(&mut *c)
-        .await
-        .map(|r| r.rows_affected()))?;
+    on_tx!(tx, |c| sqlx::query(
+        "UPDATE invoices SET idempotency_key = $1 WHERE id = $2"
+    )
+    .bind(key)
+    .bind(id.get())
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))?;
     Ok(())
 }
 

@@ -8,16 +8,14 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use keel_app::billing_run::{self, RunOptions, RunReport};
+use keel_app::credit_notes::{self, CreditNoteInput, CreditNoteView};
 use keel_app::invoices::{
-    self, CancelInput, DraftInput, InvoiceQuery, InvoiceSummary, InvoiceView, PaymentInput, TopUpInput,
-    WalletPayInput,
+    self, CancelInput, DraftInput, InvoiceQuery, InvoiceSummary, InvoiceView, PaymentInput,
+    TopUpInput, WalletPayInput,
 };
 use keel_app::orders::{self, OrderInput, OrderStatusInput, OrderView};
 use keel_app::plan_change::{self, PlanChangeInput, PlanChangePreview, PlanChangeResult};
-use keel_app::services::{
-    self, CancellationInput, ServiceQuery, ServiceView, StatusInput,
-};
-use keel_app::credit_notes::{self, CreditNoteInput, CreditNoteView};
+use keel_app::services::{self, CancellationInput, ServiceQuery, ServiceView, StatusInput};
 use keel_domain::ids::{CreditNoteId, InvoiceId, OrderId, ServiceId};
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -45,7 +43,10 @@ pub fn router() -> Router<State> {
         .route("/services/{id}", get(show_service))
         .route("/services/{id}/status", post(change_service_status))
         .route("/services/{id}/cancellation", post(request_cancellation))
-        .route("/services/{id}/plan-change/preview", post(preview_plan_change))
+        .route(
+            "/services/{id}/plan-change/preview",
+            post(preview_plan_change),
+        )
         .route("/services/{id}/plan-change", post(apply_plan_change))
         .route("/billing/runs", post(billing_run))
 }
@@ -74,7 +75,9 @@ pub async fn show_order(
     Auth(ctx): Auth,
     Path(id): Path<i64>,
 ) -> Result<axum::Json<OrderView>, ApiError> {
-    Ok(axum::Json(orders::get(&state.app, &ctx, OrderId(id)).await?))
+    Ok(axum::Json(
+        orders::get(&state.app, &ctx, OrderId(id)).await?,
+    ))
 }
 
 /// Invoices in the caller's scope, newest last.
@@ -85,7 +88,9 @@ pub async fn list_invoices(
     Auth(ctx): Auth,
     Query(q): Query<InvoiceQuery>,
 ) -> Result<axum::Json<List<InvoiceSummary>>, ApiError> {
-    Ok(axum::Json(invoices::list(&state.app, &ctx, &q).await?.into()))
+    Ok(axum::Json(
+        invoices::list(&state.app, &ctx, &q).await?.into(),
+    ))
 }
 
 /// One invoice with its lines, taxes and payments.
@@ -96,7 +101,9 @@ pub async fn show_invoice(
     Auth(ctx): Auth,
     Path(id): Path<i64>,
 ) -> Result<axum::Json<InvoiceView>, ApiError> {
-    Ok(axum::Json(invoices::get(&state.app, &ctx, InvoiceId(id)).await?))
+    Ok(axum::Json(
+        invoices::get(&state.app, &ctx, InvoiceId(id)).await?,
+    ))
 }
 
 /// Record money received by staff (bank transfer, cash, cheque). A (method, reference) pair
@@ -167,7 +174,9 @@ pub async fn list_services(
     Auth(ctx): Auth,
     Query(q): Query<ServiceQuery>,
 ) -> Result<axum::Json<List<ServiceView>>, ApiError> {
-    Ok(axum::Json(services::list(&state.app, &ctx, &q).await?.into()))
+    Ok(axum::Json(
+        services::list(&state.app, &ctx, &q).await?.into(),
+    ))
 }
 
 /// One service with its status history.
@@ -178,7 +187,9 @@ pub async fn show_service(
     Auth(ctx): Auth,
     Path(id): Path<i64>,
 ) -> Result<axum::Json<ServiceView>, ApiError> {
-    Ok(axum::Json(services::get(&state.app, &ctx, ServiceId(id)).await?))
+    Ok(axum::Json(
+        services::get(&state.app, &ctx, ServiceId(id)).await?,
+    ))
 }
 
 /// Suspend, unsuspend, terminate or cancel a service (staff), with a reason.
@@ -350,7 +361,10 @@ fn pdf_response(number: &str, bytes: Vec<u8>) -> axum::response::Response {
     use axum::response::IntoResponse;
     (
         [
-            (axum::http::header::CONTENT_TYPE, "application/pdf".to_string()),
+            (
+                axum::http::header::CONTENT_TYPE,
+                "application/pdf".to_string(),
+            ),
             (
                 axum::http::header::CONTENT_DISPOSITION,
                 format!("inline; filename=\"{number}.pdf\""),
@@ -395,7 +409,9 @@ pub async fn issue_draft(
     Auth(ctx): Auth,
     Path(id): Path<i64>,
 ) -> Result<axum::Json<InvoiceView>, ApiError> {
-    Ok(axum::Json(invoices::issue(&state.app, &ctx, InvoiceId(id)).await?))
+    Ok(axum::Json(
+        invoices::issue(&state.app, &ctx, InvoiceId(id)).await?,
+    ))
 }
 
 /// Cancel a pending order or mark it as fraud: its services are cancelled, stock given back,
@@ -409,5 +425,7 @@ pub async fn close_order(
     Path(id): Path<i64>,
     Json(body): Json<OrderStatusInput>,
 ) -> Result<axum::Json<OrderView>, ApiError> {
-    Ok(axum::Json(orders::close(&state.app, &ctx, OrderId(id), &body).await?))
+    Ok(axum::Json(
+        orders::close(&state.app, &ctx, OrderId(id), &body).await?,
+    ))
 }
