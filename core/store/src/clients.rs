@@ -321,7 +321,7 @@ pub async fn list_clients(
 
 /// What search matches against: names, company and email, lowercased here in Rust
 /// (Unicode-aware on both engines, where SQLite's `lower()` folds ASCII only).
-fn search_text(first: &str, last: &str, company: Option<&str>, email: &str) -> String {
+pub(crate) fn search_text(first: &str, last: &str, company: Option<&str>, email: &str) -> String {
     format!(
         "{} {} {} {}",
         first.trim(),

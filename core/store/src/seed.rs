@@ -72,7 +72,7 @@ pub async fn insert_clients(
                     .bind("active")
                     .bind(at)
                     .bind(at)
-                    .bind(search_text(
+                    .bind(crate::clients::search_text(
                         &n.first_name,
                         &n.last_name,
                         n.company_name.as_deref(),
@@ -90,19 +90,6 @@ pub async fn insert_clients(
         }
     }
     Ok(ids)
-}
-
-/// The text client search matches against: the same rule as the private one in
-/// [`crate::clients`] (names, company and email, Unicode-lowercased). Keep the two equal.
-fn search_text(first: &str, last: &str, company: Option<&str>, email: &str) -> String {
-    format!(
-        "{} {} {} {}",
-        first.trim(),
-        last.trim(),
-        company.unwrap_or("").trim(),
-        email
-    )
-    .to_lowercase()
 }
 
 const SERVICE_WIDTH: usize = 17;
