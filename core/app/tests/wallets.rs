@@ -19,7 +19,7 @@ use keel_domain::ledger::{LedgerError, Side};
 use keel_domain::lifecycle::{PayType, ProductKind};
 use keel_domain::tenancy::Scope;
 use keel_store::catalog::{NewProduct, NewProductGroup};
-use keel_testkit::{Backend, TestDb, store_test};
+use keel_testkit::{TestDb, store_test};
 use std::sync::Arc;
 
 fn usd() -> Currency {
@@ -488,13 +488,9 @@ store_test!(
         assert_eq!(succeeded, 10, "refused: {refused:?}");
         assert_eq!(refused.len(), 6);
         for (kind, code) in &refused {
-            // Known defect, kept visible: `invoices::pay_with_wallet` checks the balance it read
-            // before taking any lock, so on PostgreSQL a payment that loses the race is refused
-            // by the ledger's floor with `insufficient_funds` rather than its own
-            // `insufficient_wallet_balance`. The money is right either way; the code is not.
-            let expected = *code == "insufficient_wallet_balance"
-                || (kind == &"payment" && t.backend == Backend::Postgres && *code == "insufficient_funds");
-            assert!(expected, "{kind} refused with {code}: {refused:?}");
+            // A payment that loses the race after its own balance check is refused by the
+            // ledger's floor; `pay_with_wallet` names that the same way as its own check.
+            assert_eq!(*code, "insufficient_wallet_balance", "{kind}: {refused:?}");
         }
         let wallet = usd_wallet(&w, c).await;
         assert_eq!(wallet.balance.amount_minor, 0, "exactly empty, never below");
