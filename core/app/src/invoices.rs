@@ -248,19 +248,7 @@ pub async fn list(
     q: &InvoiceQuery,
 ) -> Result<keel_store::Page<InvoiceSummary>, AppError> {
     ctx.require(Permission::BillingRead)?;
-    let status = q
-        .status
-        .as_deref()
-        .map(|s| {
-            InvoiceStatus::parse(s).ok_or_else(|| {
-                AppError::invalid(
-                    "invalid_status",
-                    Some("status"),
-                    format!("unknown invoice status {s:?}"),
-                )
-            })
-        })
-        .transpose()?;
+    let status = crate::parse_status(q.status.as_deref(), InvoiceStatus::parse, "invoice")?;
     let filter = InvoiceFilter {
         client: q.client_id.map(ClientId),
         status,

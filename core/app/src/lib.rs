@@ -150,6 +150,24 @@ pub fn page_limit(limit: Option<u32>) -> Result<u32, AppError> {
     }
 }
 
+/// Parses a `status` filter with `parse` (the status enum's own), naming `what` when unknown.
+pub fn parse_status<T>(
+    text: Option<&str>,
+    parse: impl Fn(&str) -> Option<T>,
+    what: &str,
+) -> Result<Option<T>, AppError> {
+    text.map(|s| {
+        parse(s).ok_or_else(|| {
+            AppError::invalid(
+                "invalid_status",
+                Some("status"),
+                format!("unknown {what} status {s:?}"),
+            )
+        })
+    })
+    .transpose()
+}
+
 /// Decodes a cursor given by a client.
 pub fn cursor(text: Option<&str>) -> Result<Option<keel_store::Cursor>, AppError> {
     match text {

@@ -125,19 +125,7 @@ pub async fn list(
     q: &ServiceQuery,
 ) -> Result<keel_store::Page<ServiceView>, AppError> {
     ctx.require(Permission::BillingRead)?;
-    let status = q
-        .status
-        .as_deref()
-        .map(|s| {
-            ServiceStatus::parse(s).ok_or_else(|| {
-                AppError::invalid(
-                    "invalid_status",
-                    Some("status"),
-                    format!("unknown service status {s:?}"),
-                )
-            })
-        })
-        .transpose()?;
+    let status = crate::parse_status(q.status.as_deref(), ServiceStatus::parse, "service")?;
     let page = store::list_services(
         &app.db,
         ctx.actor.scope(),
