@@ -31,7 +31,7 @@ use keel_domain::Currency;
 use keel_domain::Money;
 use keel_domain::access::Permission;
 use keel_domain::billing::{self, BillingCycle};
-use keel_domain::ids::{ClientId, EntryId, InvoiceId, ResellerId, ServiceId};
+use keel_domain::ids::{ClientId, InvoiceId, ResellerId, ServiceId};
 use keel_domain::invoice::{self, LineInput};
 use keel_domain::ledger::{EntryBuilder, NewEntry};
 use keel_domain::lifecycle::{InvoiceKind, InvoiceStatus, LineKind};
@@ -91,6 +91,23 @@ pub struct RunReport {
     pub late_fees: u64,
 }
 
+impl RunReport {
+    /// Adds the counts of one committed batch.
+    fn absorb(&mut self, batch: RunReport) {
+        self.periods += batch.periods;
+        self.invoices += batch.invoices;
+        for (currency, t) in batch.by_currency {
+            let into = self.by_currency.entry(currency).or_default();
+            into.invoices += t.invoices;
+            into.total_minor += t.total_minor;
+            into.tax_minor += t.tax_minor;
+            into.wallet_applied_minor += t.wallet_applied_minor;
+        }
+        let room = 1000usize.saturating_sub(self.planned.len());
+        self.planned.extend(batch.planned.into_iter().take(room));
+    }
+}
+
 /// Progress: services walked so far, of about `total`.
 #[derive(Debug, Clone, Copy)]
 pub struct Progress {
@@ -123,34 +140,26 @@ pub async fn run(
     };
     let mut cursor = (0i64, 0i64);
     loop {
-        let mut rows = store::due_services(&app.db, cursor, horizon, batch).await?;
+        let mut rows = read_batch(app, cursor, horizon, batch).await?;
         if rows.is_empty() {
             break;
-        }
-        let full = rows.len() == batch as usize;
-        // Keep each client whole inside one batch, so its renewals can share invoices: the
-        // last client's rows are left for the next batch (unless it is the only client).
-        if full {
-            let last_client = rows.last().map(|r| r.client_id).unwrap_or_default();
-            let keep = rows
-                .iter()
-                .take_while(|r| r.client_id != last_client)
-                .count();
-            if keep > 0 {
-                rows.truncate(keep);
-            }
         }
         let last = rows.last().map(|r| (r.client_id, r.id)).unwrap_or(cursor);
         let mut attempt = 0;
         loop {
-            match run_batch(app, ctx, opts, &rows, &mut report).await {
-                Ok(()) => break,
+            // Each attempt counts into its own report, merged only when the batch commits:
+            // a rolled-back attempt billed nothing.
+            let mut batch_report = RunReport::default();
+            match run_batch(app, ctx, opts, &rows, &mut batch_report).await {
+                Ok(()) => {
+                    report.absorb(batch_report);
+                    break;
+                }
                 Err(BatchError::Raced) if attempt < BATCH_RETRIES => {
                     attempt += 1;
                     report.retries += 1;
                     // Re-read the same rows: the other run may have advanced some of them.
-                    rows = store::due_services(&app.db, cursor, horizon, batch).await?;
-                    rows.retain(|r| (r.client_id, r.id) <= last);
+                    rows = read_range(app, cursor, last, horizon, batch).await?;
                 }
                 Err(BatchError::Raced) => {
                     return Err(AppError::conflict(
@@ -196,6 +205,63 @@ pub async fn run(
     Ok(report)
 }
 
+/// The next batch after `cursor`: about `batch` services, every client whole, so a client's
+/// renewals due together can share invoices. The last client of a full read is left for the
+/// next batch; a client that fills a read alone is read to its end (its batch is bigger).
+async fn read_batch(
+    app: &App,
+    cursor: (i64, i64),
+    horizon: NaiveDate,
+    batch: u32,
+) -> Result<Vec<DueKey>, AppError> {
+    let mut rows = store::due_services(&app.db, cursor, horizon, batch).await?;
+    if rows.len() < batch as usize {
+        return Ok(rows);
+    }
+    let last_client = rows.last().map(|r| r.client_id).unwrap_or_default();
+    let keep = rows
+        .iter()
+        .take_while(|r| r.client_id != last_client)
+        .count();
+    if keep > 0 {
+        rows.truncate(keep);
+        return Ok(rows);
+    }
+    loop {
+        let after = rows.last().map(|r| (r.client_id, r.id)).unwrap_or(cursor);
+        let more = store::due_services(&app.db, after, horizon, batch).await?;
+        let read = more.len();
+        let before = rows.len();
+        rows.extend(more.into_iter().take_while(|r| r.client_id == last_client));
+        if rows.len() - before < read || read < batch as usize {
+            return Ok(rows);
+        }
+    }
+}
+
+/// The services still due in `(after, last]`: a batch read again for a retry.
+async fn read_range(
+    app: &App,
+    mut after: (i64, i64),
+    last: (i64, i64),
+    horizon: NaiveDate,
+    batch: u32,
+) -> Result<Vec<DueKey>, AppError> {
+    let mut rows = Vec::new();
+    loop {
+        let more = store::due_services(&app.db, after, horizon, batch).await?;
+        let read = more.len();
+        let before = rows.len();
+        rows.extend(more.into_iter().take_while(|r| (r.client_id, r.id) <= last));
+        match rows.last() {
+            Some(r) if read == batch as usize && rows.len() - before == read => {
+                after = (r.client_id, r.id);
+            }
+            _ => return Ok(rows),
+        }
+    }
+}
+
 /// The largest lead time any client can have: the SQL horizon.
 async fn max_lead_days(app: &App) -> Result<u32, AppError> {
     let stored = store::max_invoice_lead_days(&app.db).await?;
@@ -234,14 +300,15 @@ async fn run_batch(
 ) -> Result<(), BatchError> {
     let mut client_ids: Vec<i64> = rows.iter().map(|r| r.client_id).collect();
     client_ids.dedup();
-    let clients: HashMap<i64, BillingClientRow> = store::billing_clients(&app.db, &client_ids)
+    let mut tx = app.db.begin().await?;
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    let current = store::lock_services(&mut tx, &ids).await?;
+    // The clients' terms as of this transaction, like the services.
+    let clients: HashMap<i64, BillingClientRow> = store::billing_clients(&mut tx, &client_ids)
         .await?
         .into_iter()
         .map(|c| (c.id, c))
         .collect();
-    let mut tx = app.db.begin().await?;
-    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-    let current = store::lock_services(&mut tx, &ids).await?;
     let mut lookups = Lookups::default();
 
     // 1. Plan: which periods of which service, grouped into invoices.
@@ -416,6 +483,7 @@ async fn run_batch(
             base_currency: Some(app.billing.base_currency),
             buyer: Some(Party::buyer(client).to_json()),
             seller: Some(seller.clone()),
+            issue_entry: None,
             lines: computed.lines,
         });
     }
@@ -451,8 +519,34 @@ async fn run_batch(
         return Ok(());
     }
 
-    // 3. Write: invoices and lines, issue entries, wallet payments, the services' next period.
+    // 3. Write: issue entries (keyed by the invoice numbers, so the invoices are inserted
+    // already linked to them), invoices and lines, wallet payments, the services' next period.
     let now = app.now();
+    let mut entries: Vec<NewEntry> = Vec::with_capacity(invoices.len());
+    let mut entry_of: Vec<(usize, usize)> = Vec::new();
+    for (at, inv) in invoices.iter().enumerate() {
+        let number = inv.number.as_deref().unwrap_or_default();
+        if let Some(e) = crate::billing::issue_entry(
+            &mut tx,
+            app,
+            &mut lookups,
+            format!("invoice:issue:{number}"),
+            format!("Invoice {number}"),
+            inv.kind,
+            inv.subtotal,
+            inv.tax,
+            inv.total,
+        )
+        .await?
+        {
+            entry_of.push((at, entries.len()));
+            entries.push(e);
+        }
+    }
+    let posted = ledger_store::post_batch(&mut tx, &entries, now).await?;
+    for (at, i) in entry_of {
+        invoices[at].issue_entry = Some(posted[i].0);
+    }
     let ids = match store::insert_invoices(&mut tx, &invoices, now).await {
         Ok(ids) => ids,
         // Another run billed one of these periods after our read: start the batch again.
@@ -463,32 +557,6 @@ async fn run_batch(
         }
         Err(e) => return Err(e.into()),
     };
-    let mut entries: Vec<NewEntry> = Vec::with_capacity(invoices.len());
-    let mut entry_of: Vec<(InvoiceId, usize)> = Vec::new();
-    for (inv, id) in invoices.iter().zip(&ids) {
-        if let Some(e) = crate::billing::issue_entry(
-            &mut tx,
-            app,
-            &mut lookups,
-            format!("invoice:issue:{id}"),
-            format!("Invoice {}", inv.number.as_deref().unwrap_or_default()),
-            inv.kind,
-            inv.subtotal,
-            inv.tax,
-            inv.total,
-        )
-        .await?
-        {
-            entry_of.push((*id, entries.len()));
-            entries.push(e);
-        }
-    }
-    let posted = ledger_store::post_batch(&mut tx, &entries, now).await?;
-    let links: Vec<(InvoiceId, EntryId)> = entry_of
-        .iter()
-        .map(|(inv, i)| (*inv, posted[*i].0))
-        .collect();
-    store::set_issue_entries(&mut tx, &links).await?;
 
     // Wallet auto-apply, as far as each wallet's available balance goes.
     let auto: Vec<i64> = client_ids

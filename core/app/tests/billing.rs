@@ -799,3 +799,124 @@ store_test!(
         assert!(matches!(&err, AppError::Conflict { code: "order_not_pending", .. }), "{err:?}");
     }
 );
+
+store_test!(
+    async fn a_client_with_more_due_services_than_a_batch_still_gets_one_invoice(t) {
+        let w = world(t, "2027-01-15").await;
+        let big = client(&w, "big@example.com").await;
+        let small = client(&w, "small@example.com").await;
+        for (c, k) in [(big, "a"), (big, "b"), (big, "c"), (big, "d"), (big, "e"), (small, "f")] {
+            let o = orders::place(&w.app, &w.ctx, &order_of(c, w.product, "monthly"), Some(k)).await.unwrap();
+            invoices::record_payment(&w.app, &w.ctx, o.invoice.id, &payment("17.25", &format!("BT-{k}"))).await.unwrap();
+        }
+        // Batches of two services: the big client's five renewals still share one invoice.
+        let app = w.app.clone().with_billing(keel_app::billing::BillingConfig { batch_size: 2, ..(*w.app.billing).clone() });
+        let r = billing_run::run(&app, &w.ctx, &RunOptions { as_of: day("2027-02-10"), dry_run: false }, &|_| {}).await.unwrap();
+        assert_eq!((r.invoices, r.periods, r.services, r.retries), (2, 6, 6, 0));
+        assert_eq!(r.by_currency["USD"].invoices, 2);
+        assert_eq!(r.by_currency["USD"].total_minor, 6 * 1150);
+        let mine = invoices::list(&w.app, &w.ctx, &invoices::InvoiceQuery { client_id: Some(big.get()), ..Default::default() }).await.unwrap();
+        let renewal = invoices::get(&w.app, &w.ctx, mine.items.iter().map(|i| i.id).max().unwrap()).await.unwrap();
+        assert_eq!((renewal.lines.len(), renewal.total.amount_minor), (5, 5750));
+        // And a second run finds nothing left.
+        let again = billing_run::run(&app, &w.ctx, &RunOptions { as_of: day("2027-02-10"), dry_run: false }, &|_| {}).await.unwrap();
+        assert_eq!((again.invoices, again.periods), (0, 0));
+    }
+);
+
+store_test!(
+    /// A cancellation committed while a batch waits to lock its services (after it read them
+    /// from the pool) stops the renewal: the batch plans from the rows it locked.
+    async fn a_cancellation_committed_while_a_batch_waits_for_its_lock_stops_the_renewal(t) {
+        use keel_domain::lifecycle::CancelKind;
+        use keel_domain::tenancy::Scope;
+        use keel_store::billing as store;
+
+        let w = world(t, "2027-01-15").await;
+        let c = client(&w, "tariro@example.com").await;
+        let o = orders::place(&w.app, &w.ctx, &order_of(c, w.product, "monthly"), Some("k")).await.unwrap();
+        invoices::record_payment(&w.app, &w.ctx, o.invoice.id, &payment("17.25", "BT-1")).await.unwrap();
+        let victim = o.service_ids[0];
+
+        // A writer holds the service (its row lock on PostgreSQL, the one writer on SQLite)...
+        let mut tx = t.db.begin().await.unwrap();
+        store::service_for_update(&mut tx, Scope::Host, victim).await.unwrap().expect("the service");
+        // ...while the run reads its batch and waits to lock it...
+        let run = {
+            let (app, ctx) = (w.app.clone(), w.ctx.clone());
+            tokio::spawn(async move {
+                billing_run::run(&app, &ctx, &RunOptions { as_of: day("2027-02-10"), dry_run: false }, &|_| {}).await
+            })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        // ...then the client cancels at the end of the paid period.
+        store::request_cancellation(&mut tx, victim, CancelKind::EndOfPeriod, "the client is leaving", day("2027-02-15"), w.app.now()).await.unwrap();
+        tx.commit().await.unwrap();
+        let report = run.await.unwrap().unwrap();
+
+        let after = store::get_service(&t.db, Scope::Host, victim).await.unwrap().expect("the service");
+        assert_eq!(
+            (after.next_period, report.periods, report.invoices),
+            (1, 0, 0),
+            "the run renewed a service cancelled at the end of its period (it planned from a read taken before the cancellation committed)"
+        );
+    }
+);
+
+store_test!(
+    async fn an_invoice_in_collections_stays_owed_and_payable(t) {
+        let w = world(t, "2027-01-15").await;
+        let c = client(&w, "tariro@example.com").await;
+        let o = orders::place(&w.app, &w.ctx, &order_of(c, w.product, "monthly"), None).await.unwrap();
+        let id = o.invoice.id;
+        let reason = |r: &str| invoices::CancelInput { reason: r.into() };
+
+        // No reason: refused, nothing changed.
+        let err = invoices::send_to_collections(&w.app, &w.ctx, id, &reason("  ")).await.unwrap_err();
+        assert!(matches!(err, AppError::Invalid { code: "missing_reason", .. }), "{err:?}");
+        assert_eq!(invoices::get(&w.app, &w.ctx, id).await.unwrap().status, InvoiceStatus::Unpaid);
+
+        let sent = invoices::send_to_collections(&w.app, &w.ctx, id, &reason("90 days overdue, handed to the agency")).await.unwrap();
+        assert_eq!((sent.status, sent.balance_due.amount_minor), (InvoiceStatus::Collections, 1725));
+        // Twice is refused; the money is still owed and can be paid.
+        let err = invoices::send_to_collections(&w.app, &w.ctx, id, &reason("again")).await.unwrap_err();
+        assert!(matches!(err, AppError::Conflict { code: "invoice_not_collectable", .. }), "{err:?}");
+        let paid = invoices::record_payment(&w.app, &w.ctx, id, &payment("17.25", "AGENCY-1")).await.unwrap();
+        assert_eq!(paid.status, InvoiceStatus::Paid);
+        let err = invoices::send_to_collections(&w.app, &w.ctx, id, &reason("late")).await.unwrap_err();
+        assert!(matches!(err, AppError::Conflict { code: "invoice_not_collectable", .. }), "{err:?}");
+    }
+);
+
+store_test!(
+    /// Three billing runs at once over one book (batches of 40): every (service, period) is
+    /// billed exactly once, and the runs' reports add up to what is in the database (a batch
+    /// that lost a race and was retried counts once).
+    async fn concurrent_billing_runs_bill_each_period_once_and_report_what_they_did(t) {
+        use keel_app::book::{self, BookOptions};
+        let as_of = day("2027-01-01");
+        let app = App::new(t.db.clone()).with_billing(keel_app::billing::BillingConfig { batch_size: 40, ..Default::default() });
+        let summary = book::seed_book(&app, &BookOptions::new(600, 9, as_of)).await.unwrap();
+        let runs: Vec<_> = (0..3)
+            .map(|i| {
+                let app = app.clone();
+                tokio::spawn(async move {
+                    billing_run::run(&app, &Ctx::system(&format!("run {i}")), &RunOptions { as_of, dry_run: false }, &|_| {}).await
+                })
+            })
+            .collect();
+        let mut invoiced = 0;
+        let mut periods = 0;
+        for r in runs {
+            let report = r.await.unwrap().unwrap();
+            invoiced += report.invoices;
+            periods += report.periods;
+        }
+        let census = keel_store::seed::census(&t.db, i64::from(summary.first_period)).await.unwrap();
+        assert_eq!(census.duplicate_service_periods, 0);
+        assert_eq!(census.services_not_billed_once, 0);
+        assert_eq!((census.service_lines, periods), (600, 600));
+        assert_eq!(census.invoices, invoiced);
+        assert_eq!(census.invoices, census.invoice_groups);
+    }
+);

@@ -889,12 +889,14 @@ pub struct NewInvoice {
     pub base_currency: Option<Currency>,
     pub buyer: Option<serde_json::Value>,
     pub seller: Option<serde_json::Value>,
+    /// The ledger entry that posted the issue, when it was posted before the insert.
+    pub issue_entry: Option<EntryId>,
     pub lines: Vec<Line>,
 }
 
 const INVOICE_INSERT_COLUMNS: &str = "client_id, reseller_id, number, kind, status, currency, tax_mode, issue_date, \
-    due_date, subtotal_minor, tax_minor, total_minor, exchange_rate, base_currency, buyer, seller, created_at, updated_at";
-const INVOICE_INSERT_WIDTH: usize = 18;
+    due_date, subtotal_minor, tax_minor, total_minor, exchange_rate, base_currency, buyer, seller, issue_entry_id, created_at, updated_at";
+const INVOICE_INSERT_WIDTH: usize = 19;
 
 const LINE_INSERT_COLUMNS: &str = "invoice_id, position, kind, service_id, period_index, period_start, period_end, \
     description, quantity, unit_minor, discount_minor, net_minor, tax1_name, tax1_rate, tax1_minor, tax2_name, \
@@ -941,6 +943,7 @@ pub async fn insert_invoices(
                     .bind(i.base_currency.map(|c| c.code()))
                     .bind(i.buyer.as_ref().map(|b| b.to_string()))
                     .bind(i.seller.as_ref().map(|s| s.to_string()))
+                    .bind(i.issue_entry.map(EntryId::get))
                     .bind(at)
                     .bind(at);
             }
@@ -1512,8 +1515,11 @@ const BILLING_CLIENT_SELECT: &str = "SELECT c.id, c.kind, c.company_name, c.firs
     g.billing_day AS group_billing_day \
     FROM clients c LEFT JOIN client_groups g ON g.id = c.group_id";
 
-/// The billing view of many clients at once.
-pub async fn billing_clients(db: &Db, ids: &[i64]) -> Result<Vec<BillingClientRow>, StoreError> {
+/// The billing view of many clients at once, read in the caller's transaction.
+pub async fn billing_clients(
+    tx: &mut Tx,
+    ids: &[i64],
+) -> Result<Vec<BillingClientRow>, StoreError> {
     let mut out = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(500) {
         let sql = format!(
@@ -1523,12 +1529,12 @@ pub async fn billing_clients(db: &Db, ids: &[i64]) -> Result<Vec<BillingClientRo
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        let rows: Vec<BillingClientRow> = on_db!(db, |p| {
+        let rows: Vec<BillingClientRow> = on_tx!(tx, |c| {
             let mut q = sqlx::query_as(&sql);
             for id in chunk {
                 q = q.bind(*id);
             }
-            q.fetch_all(p).await
+            q.fetch_all(&mut *c).await
         })?;
         out.extend(rows);
     }
