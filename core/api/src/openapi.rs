@@ -18,7 +18,7 @@ use utoipa::{Modify, OpenApi};
         ledger::list_accounts, ledger::show_account, ledger::list_entries, ledger::show_entry,
         ledger::adjust, ledger::reverse, ledger::audit, ledger::audit_verify,
         billing::place_order, billing::show_order, billing::close_order, billing::list_invoices, billing::show_invoice, billing::invoice_pdf,
-        billing::record_payment, billing::pay_with_wallet, billing::cancel_invoice, billing::top_up,
+        billing::record_payment, billing::pay_with_wallet, billing::cancel_invoice, billing::send_to_collections, billing::top_up,
         billing::list_services, billing::show_service, billing::change_service_status,
         billing::request_cancellation, billing::billing_run,
         billing::preview_plan_change, billing::apply_plan_change,

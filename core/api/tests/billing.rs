@@ -215,6 +215,7 @@ store_test!(
 
         let pay = format!("/api/v1/invoices/{invoice_id}/payments");
         let credit = format!("/api/v1/invoices/{invoice_id}/credit-notes");
+        let collections = format!("/api/v1/invoices/{invoice_id}/collections");
         let cases: Vec<(&str, Value, Option<&str>, u16, &str)> = vec![
             ("/api/v1/orders", json!({ "client_id": client_id, "items": [{ "product_id": starter.get(), "cycle": "weekly" }] }), Some("o-2"), 422, "unknown_billing_cycle"),
             ("/api/v1/orders", json!({ "client_id": client_id, "currency": "ZWG", "items": [{ "product_id": starter.get(), "cycle": "monthly" }] }), Some("o-3"), 422, "no_price"),
@@ -226,6 +227,7 @@ store_test!(
             (&pay, json!({ "amount": "1.00", "method": "cash", "reference": "C-1", "received_on": "2027/01/15" }), Some("p-5"), 422, "invalid_date"),
             ("/api/v1/billing/runs", json!({ "as_of": "15-01-2027" }), None, 422, "invalid_date"),
             (&credit, json!({ "reason": "x", "lines": [{ "line_id": order.body["invoice"]["lines"][0]["id"], "amount": "99.00" }] }), Some("c-1"), 422, "credit_exceeds_invoice"),
+            (&collections, json!({ "reason": " " }), None, 422, "missing_reason"),
         ];
         for (path, body, key, status, code) in cases {
             let before = api.snapshot().await;
@@ -240,6 +242,13 @@ store_test!(
         let edit = api.send(api.authed(reqwest::Method::PUT, &format!("/api/v1/invoices/{invoice_id}"), &api.admin)
             .json(&json!({ "client_id": client_id, "lines": [{ "description": "x", "unit_price": "1.00" }] }))).await;
         edit.assert_error(409, "invoice_issued", None);
+
+        // Handed to collections: still owed, and a second time is refused.
+        let sent = api.post(&collections, &api.admin, &json!({ "reason": "handed to the agency" }), None).await;
+        assert_eq!((sent.status, sent.body["status"].as_str()), (200, Some("collections")), "{}", sent.text);
+        assert_eq!(amount(&sent.body["balance_due"]), 1050);
+        let again = api.post(&collections, &api.admin, &json!({ "reason": "again" }), None).await;
+        assert_eq!((again.status, again.code()), (409, "invoice_not_collectable"), "{}", again.text);
         api.stop().await;
     }
 );

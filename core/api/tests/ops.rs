@@ -73,6 +73,7 @@ const SERVED: &[(&str, &str)] = &[
     ("/api/v1/invoices/{id}/payments", "post"),
     ("/api/v1/invoices/{id}/wallet-payments", "post"),
     ("/api/v1/invoices/{id}/cancel", "post"),
+    ("/api/v1/invoices/{id}/collections", "post"),
     ("/api/v1/invoices/{id}/credit-notes", "get"),
     ("/api/v1/invoices/{id}/credit-notes", "post"),
     ("/api/v1/credit-notes/{id}", "get"),

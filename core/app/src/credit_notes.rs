@@ -118,14 +118,7 @@ pub async fn issue(
     input: &CreditNoteInput,
 ) -> Result<CreditNoteView, AppError> {
     ctx.require(Permission::BillingWrite)?;
-    let reason = input.reason.trim();
-    if reason.is_empty() || reason.len() > 1000 {
-        return Err(AppError::invalid(
-            "missing_reason",
-            Some("reason"),
-            "say why the invoice is credited (up to 1000 characters)",
-        ));
-    }
+    let reason = crate::required_reason(&input.reason, "the invoice is credited")?;
     let mut tx = app.db.begin().await?;
     let inv = store::invoice_for_update(&mut tx, ctx.actor.scope(), invoice_id)
         .await?

@@ -296,10 +296,29 @@ pub async fn issue_in(
     .map_err(|e| AppError::invalid(e.code(), Some("lines"), e.to_string()))?;
     let number = next_number(tx, &app.billing.invoice_number, "invoice", issue.issue_date).await?;
     let rate = lookups.rate(tx, app, issue.currency).await?;
+    let now = app.now();
+    // The issue entry is posted first (keyed by the number), so the invoice is inserted
+    // already linked to it.
+    let issue_entry = match issue_entry(
+        tx,
+        app,
+        lookups,
+        format!("invoice:issue:{number}"),
+        format!("Invoice {number}"),
+        issue.kind,
+        computed.subtotal,
+        computed.tax,
+        computed.total,
+    )
+    .await?
+    {
+        Some(entry) => Some(ledger_store::post(tx, &entry, now).await?.entry.id),
+        None => None,
+    };
     let new = NewInvoice {
         client_id: ClientId(issue.client.id),
         reseller_id: issue.reseller,
-        number: Some(number.clone()),
+        number: Some(number),
         kind: issue.kind,
         status: InvoiceStatus::Unpaid,
         currency: issue.currency,
@@ -313,26 +332,10 @@ pub async fn issue_in(
         base_currency: Some(app.billing.base_currency),
         buyer: Some(Party::buyer(&issue.client).to_json()),
         seller: Some(Party::seller(&app.billing.seller).to_json()),
+        issue_entry,
         lines: computed.lines,
     };
-    let now = app.now();
     let id = store::insert_invoices(tx, std::slice::from_ref(&new), now).await?[0];
-    if let Some(entry) = issue_entry(
-        tx,
-        app,
-        lookups,
-        format!("invoice:issue:{id}"),
-        format!("Invoice {number}"),
-        new.kind,
-        new.subtotal,
-        new.tax,
-        new.total,
-    )
-    .await?
-    {
-        let posted = ledger_store::post(tx, &entry, now).await?;
-        store::set_issue_entries(tx, &[(id, posted.entry.id)]).await?;
-    }
     store::invoice_for_update(tx, Scope::Host, id)
         .await?
         .ok_or(AppError::NotFound { what: "invoice" })
@@ -866,6 +869,28 @@ pub struct CancelInput {
     pub reason: String,
 }
 
+/// The invoice, locked for a change of status to `to`; refused with `code` ("invoice … is
+/// …; `rule`") when its status cannot become `to`.
+async fn invoice_becoming(
+    tx: &mut Tx,
+    ctx: &Ctx,
+    id: InvoiceId,
+    to: InvoiceStatus,
+    code: &'static str,
+    rule: &str,
+) -> Result<InvoiceRecord, AppError> {
+    let inv = store::invoice_for_update(tx, ctx.actor.scope(), id)
+        .await?
+        .ok_or(AppError::NotFound { what: "invoice" })?;
+    if !inv.status.can_become(to) {
+        return Err(AppError::conflict(
+            code,
+            format!("invoice {} is {}; {rule}", display(&inv), inv.status),
+        ));
+    }
+    Ok(inv)
+}
+
 /// Cancels an unpaid invoice with nothing paid on it: the issue entry is reversed and the
 /// services it billed are left to be billed again only by staff.
 pub async fn cancel(
@@ -875,28 +900,17 @@ pub async fn cancel(
     input: &CancelInput,
 ) -> Result<InvoiceView, AppError> {
     ctx.require(Permission::BillingWrite)?;
-    let reason = input.reason.trim();
-    if reason.is_empty() {
-        return Err(AppError::invalid(
-            "missing_reason",
-            Some("reason"),
-            "say why the invoice is cancelled",
-        ));
-    }
+    let reason = crate::required_reason(&input.reason, "the invoice is cancelled")?;
     let mut tx = app.db.begin().await?;
-    let inv = store::invoice_for_update(&mut tx, ctx.actor.scope(), id)
-        .await?
-        .ok_or(AppError::NotFound { what: "invoice" })?;
-    if !inv.status.can_become(InvoiceStatus::Cancelled) {
-        return Err(AppError::conflict(
-            "invoice_not_cancellable",
-            format!(
-                "invoice {} is {} and cannot be cancelled",
-                display(&inv),
-                inv.status
-            ),
-        ));
-    }
+    let inv = invoice_becoming(
+        &mut tx,
+        ctx,
+        id,
+        InvoiceStatus::Cancelled,
+        "invoice_not_cancellable",
+        "it cannot be cancelled",
+    )
+    .await?;
     if inv.paid.is_positive() || inv.credited.is_positive() {
         return Err(AppError::conflict(
             "invoice_has_payments",
@@ -917,6 +931,49 @@ pub async fn cancel(
         app,
         ctx,
         "invoice.cancel",
+        "invoice",
+        id,
+        json!({ "reason": reason }),
+    )
+    .await?;
+    tx.commit().await?;
+    get(app, &Ctx::system("read-back"), id).await
+}
+
+/// Hands an unpaid invoice to collections (a debt agency, a lawyer): it stays owed and
+/// payable (payments, credit notes and the one late fee still apply), only its status says
+/// someone else is now chasing it. Nothing moves in the ledger; the reason is audited.
+pub async fn send_to_collections(
+    app: &App,
+    ctx: &Ctx,
+    id: InvoiceId,
+    input: &CancelInput,
+) -> Result<InvoiceView, AppError> {
+    ctx.require(Permission::BillingWrite)?;
+    let reason = crate::required_reason(&input.reason, "the invoice goes to collections")?;
+    let mut tx = app.db.begin().await?;
+    let inv = invoice_becoming(
+        &mut tx,
+        ctx,
+        id,
+        InvoiceStatus::Collections,
+        "invoice_not_collectable",
+        "only an unpaid invoice can go to collections",
+    )
+    .await?;
+    store::set_invoice_status(
+        &mut tx,
+        id,
+        inv.status,
+        InvoiceStatus::Collections,
+        app.now(),
+    )
+    .await?;
+    record(
+        &mut tx,
+        app,
+        ctx,
+        "invoice.collections",
         "invoice",
         id,
         json!({ "reason": reason }),
@@ -1179,6 +1236,7 @@ async fn draft_invoice(
             base_currency: None,
             buyer: None,
             seller: None,
+            issue_entry: None,
             lines: computed.lines,
         },
         due,
@@ -1298,7 +1356,7 @@ pub async fn issue(app: &App, ctx: &Ctx, id: InvoiceId) -> Result<InvoiceView, A
         &mut tx,
         app,
         &mut lookups,
-        format!("invoice:issue:{id}"),
+        format!("invoice:issue:{number}"),
         format!("Invoice {number}"),
         inv.kind,
         inv.subtotal,

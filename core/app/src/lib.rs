@@ -150,6 +150,33 @@ pub fn page_limit(limit: Option<u32>) -> Result<u32, AppError> {
     }
 }
 
+/// The longest reason a change may carry, in characters.
+pub const MAX_REASON_CHARS: usize = 1000;
+
+/// The reason a change must carry (a cancellation, a status change, a wallet move): trimmed,
+/// not empty (`missing_reason`, "say why {why}"), at most [`MAX_REASON_CHARS`] characters and
+/// without control characters (`invalid_field`).
+pub fn required_reason<'a>(text: &'a str, why: &str) -> Result<&'a str, AppError> {
+    let reason = text.trim();
+    if reason.is_empty() {
+        return Err(AppError::invalid(
+            "missing_reason",
+            Some("reason"),
+            format!("say why {why}"),
+        ));
+    }
+    if reason.chars().count() > MAX_REASON_CHARS || reason.chars().any(char::is_control) {
+        return Err(AppError::invalid(
+            "invalid_field",
+            Some("reason"),
+            format!(
+                "the reason must be at most {MAX_REASON_CHARS} characters, without control characters"
+            ),
+        ));
+    }
+    Ok(reason)
+}
+
 /// Parses a `status` filter with `parse` (the status enum's own), naming `what` when unknown.
 pub fn parse_status<T>(
     text: Option<&str>,

@@ -661,14 +661,7 @@ pub async fn close(
             "an order can be set to cancelled or fraud; it becomes active when paid",
         ));
     }
-    let reason = input.reason.trim();
-    if reason.is_empty() {
-        return Err(AppError::invalid(
-            "missing_reason",
-            Some("reason"),
-            "say why the order is closed",
-        ));
-    }
+    let reason = crate::required_reason(&input.reason, "the order is closed")?;
     let order = store::get_order(&app.db, ctx.actor.scope(), id)
         .await?
         .ok_or(AppError::NotFound { what: "order" })?;

@@ -156,14 +156,7 @@ pub async fn change_status(
     input: &StatusInput,
 ) -> Result<ServiceView, AppError> {
     ctx.require(Permission::BillingWrite)?;
-    let reason = input.reason.trim();
-    if reason.is_empty() {
-        return Err(AppError::invalid(
-            "missing_reason",
-            Some("reason"),
-            "say why the service changes status",
-        ));
-    }
+    let reason = crate::required_reason(&input.reason, "the service changes status")?;
     let mut tx = app.db.begin().await?;
     let s = store::service_for_update(&mut tx, ctx.actor.scope(), id)
         .await?
@@ -229,14 +222,7 @@ pub async fn request_cancellation(
     if !ctx.actor.can(Permission::BillingWrite) {
         ctx.require(Permission::Order)?;
     }
-    let reason = input.reason.trim();
-    if reason.is_empty() || reason.len() > 1000 {
-        return Err(AppError::invalid(
-            "missing_reason",
-            Some("reason"),
-            "say why the service is cancelled (up to 1000 characters)",
-        ));
-    }
+    let reason = crate::required_reason(&input.reason, "the service is cancelled")?;
     let mut tx = app.db.begin().await?;
     let s = store::service_for_update(&mut tx, ctx.actor.scope(), id)
         .await?

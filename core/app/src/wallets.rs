@@ -372,7 +372,7 @@ async fn move_money(
             "the amount must be more than zero",
         ));
     }
-    let reason = reason_rule(&input.reason)?;
+    let reason = crate::required_reason(&input.reason, "the wallet is credited or debited")?;
     let mut tx = app.db.begin().await?;
     keel_store::clients::client_for_update(&mut tx, ctx.actor.scope(), client)
         .await?
@@ -460,25 +460,6 @@ fn require_staff_write(ctx: &Ctx) -> Result<(), AppError> {
     } else {
         ctx.require(Permission::LedgerWrite)
     }
-}
-
-fn reason_rule(reason: &str) -> Result<&str, AppError> {
-    let trimmed = reason.trim();
-    if trimmed.is_empty() {
-        return Err(AppError::invalid(
-            "missing_reason",
-            Some("reason"),
-            "say why the wallet is credited or debited",
-        ));
-    }
-    if trimmed.chars().count() > 500 || trimmed.chars().any(char::is_control) {
-        return Err(AppError::invalid(
-            "invalid_field",
-            Some("reason"),
-            "the reason must be at most 500 characters, without control characters",
-        ));
-    }
-    Ok(trimmed)
 }
 
 /// A currency named in a path: an ISO 4217 code, in either case.

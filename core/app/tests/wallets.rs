@@ -351,7 +351,7 @@ store_test!(
             let err = wallets::debit(&w.app, &w.ctx, &format!("d-{i}"), c, currency, &input).await.unwrap_err();
             assert_eq!(code(&err), *expected, "debit {currency} {amount:?} {reason:?}: {err}");
         }
-        let long = "x".repeat(501);
+        let long = "x".repeat(keel_app::MAX_REASON_CHARS + 1);
         let err = wallets::credit(&w.app, &w.ctx, "c-long", c, "USD", &money("1.00", &long)).await.unwrap_err();
         assert_eq!(code(&err), "invalid_field");
 

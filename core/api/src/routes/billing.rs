@@ -32,6 +32,7 @@ pub fn router() -> Router<State> {
         .route("/invoices/{id}/payments", post(record_payment))
         .route("/invoices/{id}/wallet-payments", post(pay_with_wallet))
         .route("/invoices/{id}/cancel", post(cancel_invoice))
+        .route("/invoices/{id}/collections", post(send_to_collections))
         .route(
             "/invoices/{id}/credit-notes",
             get(list_credit_notes).post(issue_credit_note),
@@ -149,6 +150,22 @@ pub async fn cancel_invoice(
 ) -> Result<axum::Json<InvoiceView>, ApiError> {
     Ok(axum::Json(
         invoices::cancel(&state.app, &ctx, InvoiceId(id), &body).await?,
+    ))
+}
+
+/// Hand an unpaid invoice to collections: it stays owed and payable; only its status (and
+/// the audit trail, with the reason) changes.
+#[utoipa::path(post, path = "/api/v1/invoices/{id}/collections", tag = "invoices", params(("id" = i64, Path)),
+    request_body = CancelInput,
+    responses((status = 200, body = InvoiceView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn send_to_collections(
+    state: axum::extract::State<State>,
+    Auth(ctx): Auth,
+    Path(id): Path<i64>,
+    Json(body): Json<CancelInput>,
+) -> Result<axum::Json<InvoiceView>, ApiError> {
+    Ok(axum::Json(
+        invoices::send_to_collections(&state.app, &ctx, InvoiceId(id), &body).await?,
     ))
 }
 
