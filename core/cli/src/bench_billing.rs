@@ -36,6 +36,10 @@ pub struct BillingArgs {
     /// PostgreSQL server for the scratch schema (as for `bench ledger`).
     #[arg(long)]
     pub pg_url: Option<String>,
+    /// Measure this many runs per engine, each on a freshly seeded book, and judge the
+    /// median (like hyperfine with a restored snapshot, in process).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub runs: u32,
 }
 
 /// G7: 100k services in 6 s and 1M in 60 s on SQLite (16,667 services/s); 1M in 150 s on
@@ -74,23 +78,28 @@ pub async fn run(args: BillingArgs) -> Result<()> {
         )))
     })?;
     let mut results = Vec::new();
-    if args.engine != EngineChoice::Postgres {
-        let scratch = Scratch::sqlite().await?;
-        let result = measure(&scratch.db, "sqlite", &args, due_on).await;
-        scratch.drop_it().await;
-        results.push(result?);
-    }
-    if args.engine != EngineChoice::Sqlite {
-        let url = pg_server(args.pg_url.clone());
-        let scratch = Scratch::postgres(&url).await?;
-        if let Ok(settings) = pg_settings(&scratch.db).await {
-            eprintln!("  postgres: {settings}");
+    for _ in 0..args.runs {
+        if args.engine != EngineChoice::Postgres {
+            let scratch = Scratch::sqlite().await?;
+            let result = measure(&scratch.db, "sqlite", &args, due_on).await;
+            scratch.drop_it().await;
+            results.push(result?);
         }
-        let result = measure(&scratch.db, "postgres", &args, due_on).await;
-        scratch.drop_it().await;
-        results.push(result?);
+        if args.engine != EngineChoice::Sqlite {
+            let url = pg_server(args.pg_url.clone());
+            let scratch = Scratch::postgres(&url).await?;
+            if let Ok(settings) = pg_settings(&scratch.db).await {
+                eprintln!("  postgres: {settings}");
+            }
+            let result = measure(&scratch.db, "postgres", &args, due_on).await;
+            scratch.drop_it().await;
+            results.push(result?);
+        }
     }
     print_table(&results);
+    if args.runs > 1 {
+        print_summary(&results);
+    }
     Ok(())
 }
 
@@ -333,6 +342,36 @@ fn groups(tx: &Tx, n: usize, width: usize) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// Per engine over several runs: the run time's min, median and max, judged by the median.
+fn print_summary(results: &[Measured]) {
+    for engine in ["sqlite", "postgres"] {
+        let mut times: Vec<f64> = results
+            .iter()
+            .filter(|m| m.engine == engine)
+            .map(|m| m.run_time.as_secs_f64())
+            .collect();
+        let Some(services) = results
+            .iter()
+            .find(|m| m.engine == engine)
+            .map(|m| m.book.services)
+        else {
+            continue;
+        };
+        times.sort_by(f64::total_cmp);
+        let median = times[times.len() / 2];
+        let target = target_seconds(engine, services);
+        println!(
+            "{engine}: {} runs of {services} services on fresh books: run s min {:.2} / median {:.2} / max {:.2}; \
+             median <= {target:.1} s {}",
+            times.len(),
+            times[0],
+            median,
+            times[times.len() - 1],
+            if median <= target { "met" } else { "MISSED" }
+        );
+    }
 }
 
 /// The PostgreSQL settings that decide commit and write speed, for the report.
