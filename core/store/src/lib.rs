@@ -13,6 +13,8 @@
 //! - [`clients`]: clients and contacts, every query behind a [`keel_domain::tenancy::Scope`].
 //! - [`staff`]: staff users and API keys.
 //! - [`idempotency`]: stored responses for `Idempotency-Key` replays.
+//! - [`jobs`]: the durable job queue's table: enqueue in a transaction, leased claims,
+//!   retries, parking, expired leases.
 //! - [`audit`]: the append-only, hash-chained audit log.
 //! - [`seed`]: multi-row bulk inserts for large books, and the census that compares two books.
 //!
@@ -26,6 +28,7 @@ pub mod clients;
 pub mod db;
 pub mod error;
 pub mod idempotency;
+pub mod jobs;
 pub mod ledger;
 pub mod page;
 pub mod plugin_kv;
