@@ -32,3 +32,17 @@ CREATE INDEX jobs_ready_idx ON jobs (queue, priority DESC, run_at, id) WHERE sta
 -- Leases to expire.
 CREATE INDEX jobs_running_idx ON jobs (lease_until) WHERE state = 'running';
 CREATE INDEX jobs_state_idx ON jobs (state, id);
+
+-- Schedules (keel-jobs `Scheduler`): one row per schedule named in keel.toml. A firing is a
+-- job with the unique key `schedule:{name}:{slot}`; `next_slot` moves past `now` when a slot
+-- fires, so slots missed while nothing ran fire once, not once each.
+CREATE TABLE job_schedules (
+    name           TEXT PRIMARY KEY,
+    cron           TEXT NOT NULL,
+    timezone       TEXT NOT NULL,
+    next_slot      TIMESTAMPTZ NOT NULL,
+    last_slot      TIMESTAMPTZ,
+    last_job_id    BIGINT REFERENCES jobs (id) ON DELETE SET NULL,
+    last_fired_at  TIMESTAMPTZ,
+    updated_at     TIMESTAMPTZ NOT NULL
+);

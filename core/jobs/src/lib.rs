@@ -27,7 +27,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
+pub mod schedule;
+
 pub use keel_store::jobs::NewJob;
+pub use schedule::{Fired, Schedule, ScheduleError, Scheduler};
 
 /// What handlers receive besides the job: the application, type-erased (a handler
 /// downcasts it to what its crate registered, e.g. `keel_app::App`).

@@ -513,3 +513,113 @@ pub async fn next_run_at(db: &Db, queue: &str) -> Result<Option<DateTime<Utc>>, 
     .fetch_one(p)
     .await)?)
 }
+
+// ---------------------------------------------------------------------------------------
+// Schedules
+
+/// The stored state of one schedule (`job_schedules`).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
+pub struct ScheduleRow {
+    pub name: String,
+    /// The cron expression and time zone the slots were computed with.
+    pub cron: String,
+    pub timezone: String,
+    /// The next slot to fire (UTC).
+    pub next_slot: DateTime<Utc>,
+    pub last_slot: Option<DateTime<Utc>>,
+    pub last_job_id: Option<i64>,
+    pub last_fired_at: Option<DateTime<Utc>>,
+    pub updated_at: DateTime<Utc>,
+}
+
+const SCHEDULE_COLUMNS: &str =
+    "name, cron, timezone, next_slot, last_slot, last_job_id, last_fired_at, updated_at";
+
+/// Schedule `name`'s state, locked until the transaction ends (on SQLite the transaction
+/// holds the single writer).
+pub async fn schedule_for_update(
+    tx: &mut Tx,
+    name: &str,
+) -> Result<Option<ScheduleRow>, StoreError> {
+    let lock = match tx.engine() {
+        crate::Engine::Postgres => " FOR UPDATE",
+        crate::Engine::Sqlite => "",
+    };
+    let sql = format!("SELECT {SCHEDULE_COLUMNS} FROM job_schedules WHERE name = $1{lock}");
+    Ok(on_tx!(tx, |c| sqlx::query_as(&sql)
+        .bind(name)
+        .fetch_optional(&mut *c)
+        .await)?)
+}
+
+/// Writes a schedule's state (insert or replace).
+pub async fn save_schedule(tx: &mut Tx, row: &ScheduleRow) -> Result<(), StoreError> {
+    on_tx!(tx, |c| {
+        sqlx::query(
+        "INSERT INTO job_schedules (name, cron, timezone, next_slot, last_slot, last_job_id, last_fired_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+         ON CONFLICT (name) DO UPDATE SET cron = excluded.cron, timezone = excluded.timezone, \
+           next_slot = excluded.next_slot, last_slot = excluded.last_slot, last_job_id = excluded.last_job_id, \
+           last_fired_at = excluded.last_fired_at, updated_at = excluded.updated_at"
+    )
+    .bind(&row.name)
+    .bind(&row.cron)
+    .bind(&row.timezone)
+    .bind(row.next_slot)
+    .bind(row.last_slot)
+    .bind(row.last_job_id)
+    .bind(row.last_fired_at)
+    .bind(row.updated_at)
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected())
+    })?;
+    Ok(())
+}
+
+/// A schedule with what became of its last firing.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ScheduleStatus {
+    #[serde(flatten)]
+    pub schedule: ScheduleRow,
+    /// The state of the last firing's job (`None`: never fired, or the job was cleaned up).
+    pub last_state: Option<JobState>,
+    pub last_finished_at: Option<DateTime<Utc>>,
+}
+
+/// Every stored schedule, by name, with its last firing's outcome.
+pub async fn schedules(db: &Db) -> Result<Vec<ScheduleStatus>, StoreError> {
+    #[derive(sqlx::FromRow)]
+    struct Joined {
+        #[sqlx(flatten)]
+        schedule: ScheduleRow,
+        job_state: Option<String>,
+        job_finished_at: Option<DateTime<Utc>>,
+    }
+    let sql = format!(
+        "SELECT {}, j.state AS job_state, j.finished_at AS job_finished_at \
+         FROM job_schedules s LEFT JOIN jobs j ON j.id = s.last_job_id ORDER BY s.name",
+        SCHEDULE_COLUMNS
+            .split(", ")
+            .map(|c| format!("s.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let rows: Vec<Joined> = on_db!(db, |p| sqlx::query_as(&sql).fetch_all(p).await)?;
+    rows.into_iter()
+        .map(|r| {
+            let last_state = r
+                .job_state
+                .map(|s| {
+                    JobState::parse(&s)
+                        .ok_or_else(|| StoreError::Corrupt(format!("job state {s:?}")))
+                })
+                .transpose()?;
+            Ok(ScheduleStatus {
+                schedule: r.schedule,
+                last_state,
+                last_finished_at: r.job_finished_at,
+            })
+        })
+        .collect()
+}
