@@ -23,6 +23,7 @@
 
 pub mod access;
 pub mod audit;
+pub mod automation;
 pub mod billing;
 pub mod billing_run;
 pub mod book;

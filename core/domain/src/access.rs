@@ -28,6 +28,8 @@ pub enum Permission {
     /// Self-service in the actor's own scope: place orders, request cancellations, upgrade,
     /// pay an invoice from the wallet.
     Order,
+    /// Automation: see, retry and cancel jobs; see schedules (admins only).
+    Automation,
 }
 
 impl Permission {
@@ -45,6 +47,7 @@ impl Permission {
             Permission::BillingRead => "billing:read",
             Permission::BillingWrite => "billing:write",
             Permission::Order => "orders:place",
+            Permission::Automation => "automation:manage",
         }
     }
 }

@@ -1,0 +1,163 @@
+//! Automation: the job handlers the kernel registers, and staff's view of the queue.
+//!
+//! Handlers (registered with `inventory`, run by `keel-jobs` workers) receive the [`App`]
+//! as their environment. Each is idempotent: the billing run bills a (service, period)
+//! once however often it runs.
+//!
+//! Staff use cases: list and read jobs, their counts per queue and state, the schedules
+//! with their last firing; retry a parked or cancelled job; cancel one not running. Retry
+//! and cancel are audited.
+
+use crate::audit::record;
+use crate::billing_run::{self, RunOptions};
+use crate::{App, AppError, Ctx};
+use chrono::NaiveDate;
+use futures::future::BoxFuture;
+use keel_domain::access::Permission;
+use keel_jobs::{Env, Handler, JobError};
+use keel_store::jobs::{self as store, JobRecord, JobState, ScheduleStatus};
+use serde_json::json;
+
+/// The job kind of the billing run (`[schedules.billing_run]` fires it daily by default).
+pub const BILLING_RUN: &str = "billing.run";
+
+fn app_of(env: &Env) -> Result<&App, JobError> {
+    env.downcast_ref::<App>()
+        .ok_or_else(|| JobError::Fail("the job environment is not Keel's application".into()))
+}
+
+/// The day a job works for: `payload.as_of` (YYYY-MM-DD), else the date of the schedule
+/// slot that fired it (`payload.slot`), else today.
+fn as_of(app: &App, job: &JobRecord) -> Result<NaiveDate, JobError> {
+    if let Some(text) = job.payload.get("as_of").and_then(|v| v.as_str()) {
+        return NaiveDate::parse_from_str(text, "%Y-%m-%d")
+            .map_err(|_| JobError::Fail(format!("as_of {text:?} is not a date (YYYY-MM-DD)")));
+    }
+    if let Some(text) = job.payload.get("slot").and_then(|v| v.as_str()) {
+        return chrono::DateTime::parse_from_rfc3339(text)
+            .map(|t| t.date_naive())
+            .map_err(|_| JobError::Fail(format!("slot {text:?} is not a timestamp")));
+    }
+    Ok(app.today())
+}
+
+fn billing_run_job<'a>(env: &'a Env, job: &'a JobRecord) -> BoxFuture<'a, Result<(), JobError>> {
+    Box::pin(async move {
+        let app = app_of(env)?;
+        let as_of = as_of(app, job)?;
+        let report = billing_run::run(
+            app,
+            &Ctx::system(&format!("job {}", job.id)),
+            &RunOptions {
+                as_of,
+                dry_run: false,
+            },
+            &|_| {},
+        )
+        .await
+        .map_err(|e| match e {
+            // Bad input never gets better; everything else (a lock, the database) may.
+            AppError::Invalid { .. } | AppError::Forbidden { .. } => JobError::Fail(e.to_string()),
+            other => JobError::Retry(other.to_string()),
+        })?;
+        tracing::info!(job = job.id, %as_of, invoices = report.invoices, periods = report.periods, "billing run done");
+        Ok(())
+    })
+}
+
+inventory::submit! { Handler { kind: BILLING_RUN, run: billing_run_job } }
+
+/// Jobs, newest first; `state` filters (ready, running, done, parked, cancelled).
+pub async fn list(
+    app: &App,
+    ctx: &Ctx,
+    state: Option<&str>,
+    before: Option<i64>,
+    limit: u32,
+) -> Result<Vec<JobRecord>, AppError> {
+    ctx.require(Permission::Automation)?;
+    let state = crate::parse_status(state, JobState::parse, "job")?;
+    Ok(store::list(&app.db, state, before, limit.clamp(1, 500)).await?)
+}
+
+pub async fn get(app: &App, ctx: &Ctx, id: i64) -> Result<JobRecord, AppError> {
+    ctx.require(Permission::Automation)?;
+    store::get(&app.db, id)
+        .await?
+        .ok_or(AppError::NotFound { what: "job" })
+}
+
+/// Jobs per (queue, state).
+pub async fn stats(app: &App, ctx: &Ctx) -> Result<Vec<(String, JobState, u64)>, AppError> {
+    ctx.require(Permission::Automation)?;
+    Ok(store::stats(&app.db).await?)
+}
+
+/// The schedules the scheduler has seen, with their next slot and last firing.
+pub async fn schedules(app: &App, ctx: &Ctx) -> Result<Vec<ScheduleStatus>, AppError> {
+    ctx.require(Permission::Automation)?;
+    Ok(store::schedules(&app.db).await?)
+}
+
+/// Runs a parked or cancelled job again, now, with a fresh set of attempts.
+pub async fn retry(app: &App, ctx: &Ctx, id: i64) -> Result<JobRecord, AppError> {
+    change(
+        app,
+        ctx,
+        id,
+        "job.retry",
+        "only a parked or cancelled job can be retried",
+    )
+    .await
+}
+
+/// Cancels a job that is waiting or parked (a running one finishes first).
+pub async fn cancel(app: &App, ctx: &Ctx, id: i64) -> Result<JobRecord, AppError> {
+    change(
+        app,
+        ctx,
+        id,
+        "job.cancel",
+        "only a ready or parked job can be cancelled",
+    )
+    .await
+}
+
+async fn change(
+    app: &App,
+    ctx: &Ctx,
+    id: i64,
+    action: &'static str,
+    rule: &str,
+) -> Result<JobRecord, AppError> {
+    ctx.require(Permission::Automation)?;
+    let before = get(app, ctx, id).await?;
+    let mut tx = app.db.begin().await?;
+    let now = app.now();
+    let changed = if action == "job.retry" {
+        store::retry(&mut tx, id, now).await?
+    } else {
+        store::cancel(&mut tx, id, now).await?
+    };
+    if !changed {
+        return Err(AppError::conflict(
+            "job_state",
+            format!("job {id} is {}; {rule}", before.state),
+        ));
+    }
+    record(
+        &mut tx,
+        app,
+        ctx,
+        action,
+        "job",
+        id,
+        json!({ "kind": before.kind, "was": before.state }),
+    )
+    .await?;
+    tx.commit().await?;
+    if action == "job.retry" {
+        keel_store::jobs::wake();
+    }
+    get(app, ctx, id).await
+}

@@ -1,0 +1,103 @@
+//! Automation through the application: the billing run as a job, run by a real worker
+//! from a schedule's firing, and staff retrying and cancelling jobs (audited), on both engines.
+
+use chrono::{TimeZone, Utc};
+use keel_app::automation;
+use keel_app::book::{self, BookOptions};
+use keel_app::{App, AppError, Clock, Ctx, FixedClock};
+use keel_jobs::{Schedule, Scheduler, Worker, WorkerConfig};
+use keel_store::jobs::{self as store, JobState, NewJob};
+use keel_testkit::store_test;
+use std::sync::Arc;
+
+#[test]
+fn the_kernels_handlers_are_registered() {
+    let handlers = keel_jobs::handlers();
+    assert!(
+        handlers.contains_key(automation::BILLING_RUN),
+        "{:?}",
+        handlers.keys().collect::<Vec<_>>()
+    );
+}
+
+fn worker(app: &App) -> Worker {
+    let clock = app.clock.clone();
+    Worker::new(
+        app.db.clone(),
+        Arc::new(app.clone()),
+        WorkerConfig::new("default", "test-worker"),
+        Arc::new(move || clock.now()),
+    )
+}
+
+store_test!(
+    async fn a_scheduled_billing_run_bills_the_book_once(t) {
+        let due = chrono::NaiveDate::from_ymd_opt(2027, 1, 1).unwrap();
+        let clock = Arc::new(FixedClock::new(Utc.with_ymd_and_hms(2026, 12, 31, 8, 0, 0).unwrap()));
+        let app = App::with_clock(t.db.clone(), clock.clone());
+        book::seed_book(&app, &BookOptions::new(40, 3, due)).await.unwrap();
+        let scheduler = Scheduler::new(t.db.clone(), vec![Schedule::new("billing_run", "0 9 * * *", "UTC", automation::BILLING_RUN).unwrap()]);
+        scheduler.tick(clock.now()).await.unwrap();
+
+        // 2027-01-01 09:00: the slot fires; a worker runs the billing run as of that day.
+        clock.set(Utc.with_ymd_and_hms(2027, 1, 1, 9, 0, 0).unwrap());
+        let fired = scheduler.tick(clock.now()).await.unwrap();
+        assert_eq!(fired.len(), 1);
+        let w = worker(&app);
+        let stop = tokio::sync::watch::channel(false).1;
+        let tick = w.tick(&stop).await.unwrap();
+        assert_eq!((tick.claimed, tick.done), (1, 1), "{tick:?}");
+        let census = keel_store::seed::census(&t.db, i64::from(book::FIRST_PERIOD)).await.unwrap();
+        assert_eq!((census.service_lines, census.services_not_billed_once), (40, 0));
+
+        // The same day enqueued again by hand: the run finds nothing left to bill.
+        let mut tx = t.db.begin().await.unwrap();
+        store::enqueue(&mut tx, &NewJob::new(automation::BILLING_RUN, serde_json::json!({ "as_of": "2027-01-01" }), clock.now()), clock.now()).await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(w.tick(&stop).await.unwrap().done, 1);
+        let again = keel_store::seed::census(&t.db, i64::from(book::FIRST_PERIOD)).await.unwrap();
+        assert_eq!(again.invoices, census.invoices);
+        let status = automation::schedules(&app, &Ctx::system("test")).await.unwrap();
+        assert_eq!(status[0].last_state, Some(JobState::Done));
+    }
+);
+
+store_test!(
+    async fn staff_retry_a_parked_job_and_cancel_a_waiting_one(t) {
+        let clock = Arc::new(FixedClock::new(Utc.with_ymd_and_hms(2027, 1, 1, 9, 0, 0).unwrap()));
+        let app = App::with_clock(t.db.clone(), clock.clone());
+        let ctx = Ctx::system("staff");
+        let mut tx = t.db.begin().await.unwrap();
+        let bad = store::enqueue(&mut tx, &NewJob::new(automation::BILLING_RUN, serde_json::json!({ "as_of": "01/01/2027" }), clock.now()), clock.now()).await.unwrap().unwrap();
+        let later = store::enqueue(&mut tx, &NewJob::new(automation::BILLING_RUN, serde_json::json!({}), clock.now() + chrono::Duration::days(1)), clock.now()).await.unwrap().unwrap();
+        tx.commit().await.unwrap();
+
+        let stop = tokio::sync::watch::channel(false).1;
+        assert_eq!(worker(&app).tick(&stop).await.unwrap().parked, 1);
+        let parked = automation::get(&app, &ctx, bad).await.unwrap();
+        assert_eq!(parked.state, JobState::Parked);
+        assert_eq!(parked.last_error.as_deref(), Some("as_of \"01/01/2027\" is not a date (YYYY-MM-DD)"));
+        assert_eq!(automation::list(&app, &ctx, Some("parked"), None, 10).await.unwrap().len(), 1);
+        let err = automation::list(&app, &ctx, Some("stuck"), None, 10).await.unwrap_err();
+        assert!(matches!(err, AppError::Invalid { code: "invalid_status", .. }), "{err:?}");
+
+        let retried = automation::retry(&app, &ctx, bad).await.unwrap();
+        assert_eq!((retried.state, retried.attempts), (JobState::Ready, 0));
+        let err = automation::retry(&app, &ctx, bad).await.unwrap_err();
+        assert!(matches!(err, AppError::Conflict { code: "job_state", .. }), "{err:?}");
+        let cancelled = automation::cancel(&app, &ctx, later).await.unwrap();
+        assert_eq!(cancelled.state, JobState::Cancelled);
+        let err = automation::get(&app, &ctx, 999_999).await.unwrap_err();
+        assert!(matches!(err, AppError::NotFound { what: "job" }), "{err:?}");
+        // Only admins manage automation.
+        let support = Ctx::new(keel_domain::access::Actor::Staff {
+            staff: keel_domain::ids::StaffId(1),
+            label: "billing clerk".into(),
+            role: keel_domain::access::StaffRole::Billing,
+        });
+        assert!(matches!(automation::list(&app, &support, None, None, 10).await.unwrap_err(), AppError::Forbidden { .. }));
+        let audit = keel_store::audit::list(&t.db, None, 50).await.unwrap();
+        let actions: Vec<&str> = audit.items.iter().map(|a| a.action.as_str()).collect();
+        assert!(actions.contains(&"job.retry") && actions.contains(&"job.cancel"), "{actions:?}");
+    }
+);
