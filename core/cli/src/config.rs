@@ -104,6 +104,12 @@ pub struct Config {
     pub billing: BillingConfig,
     #[serde(default)]
     pub plugin_host: PluginHostConfig,
+    #[serde(default)]
+    pub jobs: JobsConfig,
+    /// `[schedules.<name>]`: when automation runs. The built-in schedules stay unless a
+    /// section of the same name changes or disables them.
+    #[serde(default)]
+    pub schedules: Schedules,
     /// `[plugins.<id>]` sections, validated against each plugin's manifest when Keel
     /// starts (`keel plugin check` runs the same check). Serialized redacted.
     #[serde(default, serialize_with = "serialize_redacted_plugins")]
@@ -353,6 +359,8 @@ impl fmt::Debug for Config {
             .field("log", &self.log)
             .field("billing", &self.billing)
             .field("plugin_host", &self.plugin_host)
+            .field("jobs", &self.jobs)
+            .field("schedules", &self.schedules)
             .field("plugins", &redacted_plugins(&self.plugins))
             .finish()
     }
@@ -524,7 +532,171 @@ impl Config {
         if !(100..=10_000).contains(&b.batch_size) {
             return Err(("billing.batch_size", "must be 100 to 10000".to_owned()));
         }
+        let j = &self.jobs;
+        for (key, value, range) in [
+            ("jobs.workers", j.workers, 1..=64),
+            ("jobs.concurrency", j.concurrency, 1..=256),
+            ("jobs.batch", j.batch, 1..=1000),
+            ("jobs.lease_seconds", j.lease_seconds, 5..=86_400),
+            ("jobs.poll_seconds", j.poll_seconds, 1..=3600),
+        ] {
+            if !range.contains(&value) {
+                return Err((
+                    key,
+                    format!(
+                        "must be {} to {}, found {value}",
+                        range.start(),
+                        range.end()
+                    ),
+                ));
+            }
+        }
+        self.schedules.build().map_err(|e| ("schedules", e))?;
         Ok(())
+    }
+}
+
+/// `[jobs]`: the job workers `keel serve` runs.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JobsConfig {
+    /// Run job workers and the scheduler in `keel serve` (turn off on API-only nodes).
+    pub enabled: bool,
+    /// Worker tasks, each claiming its own batches.
+    pub workers: u32,
+    /// Jobs each worker runs at once.
+    pub concurrency: u32,
+    /// Jobs a worker claims at once.
+    pub batch: u32,
+    /// How long a claimed job stays leased without a heartbeat (a killed worker's jobs run
+    /// again after this).
+    pub lease_seconds: u32,
+    /// The longest an idle worker sleeps before looking again.
+    pub poll_seconds: u32,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            workers: 2,
+            concurrency: 4,
+            batch: 100,
+            lease_seconds: 60,
+            poll_seconds: 5,
+        }
+    }
+}
+
+impl JobsConfig {
+    /// The settings of worker `n` of this process.
+    pub fn worker(&self, n: u32) -> keel_jobs::WorkerConfig {
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "keel".into());
+        let mut w =
+            keel_jobs::WorkerConfig::new("default", format!("{host}:{}:{n}", std::process::id()));
+        w.concurrency = self.concurrency as usize;
+        w.batch = self.batch;
+        w.lease = std::time::Duration::from_secs(u64::from(self.lease_seconds));
+        w.idle_poll = std::time::Duration::from_secs(u64::from(self.poll_seconds));
+        w
+    }
+}
+
+/// One `[schedules.<name>]` section.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleConfig {
+    /// A cron expression: 5 fields (minute hour day-of-month month day-of-week), or 6 with
+    /// seconds first.
+    pub cron: String,
+    /// The time zone the expression is read in (an IANA name).
+    pub timezone: String,
+    /// The job each firing enqueues.
+    pub job: String,
+    pub enabled: bool,
+}
+
+/// A `[schedules.<name>]` section as written: every key may be left out for a built-in
+/// schedule (the built-in value stays); a new schedule needs `cron` and `job`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SchedulePatch {
+    cron: Option<String>,
+    timezone: Option<String>,
+    job: Option<String>,
+    enabled: Option<bool>,
+}
+
+/// Every schedule: the built-in ones, changed or disabled by the file, plus its own.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(transparent)]
+pub struct Schedules(pub BTreeMap<String, ScheduleConfig>);
+
+impl Default for Schedules {
+    fn default() -> Self {
+        Schedules(BTreeMap::from([(
+            "billing_run".to_owned(),
+            ScheduleConfig {
+                cron: "0 9 * * *".to_owned(),
+                timezone: "UTC".to_owned(),
+                job: "billing.run".to_owned(),
+                enabled: true,
+            },
+        )]))
+    }
+}
+
+impl<'de> Deserialize<'de> for Schedules {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let patches = BTreeMap::<String, SchedulePatch>::deserialize(deserializer)?;
+        let mut all = Schedules::default();
+        for (name, patch) in patches {
+            let merged = match all.0.remove(&name) {
+                Some(base) => ScheduleConfig {
+                    cron: patch.cron.unwrap_or(base.cron),
+                    timezone: patch.timezone.unwrap_or(base.timezone),
+                    job: patch.job.unwrap_or(base.job),
+                    enabled: patch.enabled.unwrap_or(base.enabled),
+                },
+                None => ScheduleConfig {
+                    cron: patch.cron.ok_or_else(|| {
+                        D::Error::custom(format!("schedule `{name}` needs `cron`"))
+                    })?,
+                    timezone: patch.timezone.unwrap_or_else(|| "UTC".to_owned()),
+                    job: patch.job.ok_or_else(|| {
+                        D::Error::custom(format!("schedule `{name}` needs `job`"))
+                    })?,
+                    enabled: patch.enabled.unwrap_or(true),
+                },
+            };
+            all.0.insert(name, merged);
+        }
+        Ok(all)
+    }
+}
+
+impl Schedules {
+    /// The enabled schedules, checked: each expression parses, its time zone exists, and a
+    /// handler is registered for its job.
+    pub fn build(&self) -> Result<Vec<keel_jobs::Schedule>, String> {
+        let handlers = keel_jobs::handlers();
+        let mut out = Vec::new();
+        for (name, s) in self.0.iter().filter(|(_, s)| s.enabled) {
+            let schedule = keel_jobs::Schedule::new(name, &s.cron, &s.timezone, &s.job)
+                .map_err(|e| e.to_string())?;
+            if !handlers.contains_key(s.job.as_str()) {
+                let mut known: Vec<&str> = handlers.keys().copied().collect();
+                known.sort_unstable();
+                return Err(format!(
+                    "schedule \"{name}\": no job is called {:?} (known: {})",
+                    s.job,
+                    known.join(", ")
+                ));
+            }
+            out.push(schedule);
+        }
+        Ok(out)
     }
 }
 
@@ -1084,6 +1256,48 @@ mod tests {
     }
 
     #[test]
+    fn schedules_keep_the_built_in_ones_unless_changed_or_disabled() {
+        let config = load_text("", &[]).unwrap();
+        let run = &config.schedules.0["billing_run"];
+        assert_eq!(
+            (
+                run.cron.as_str(),
+                run.timezone.as_str(),
+                run.job.as_str(),
+                run.enabled
+            ),
+            ("0 9 * * *", "UTC", "billing.run", true)
+        );
+
+        let config = load_text(
+            "[schedules.billing_run]\ntimezone = \"Africa/Harare\"\n\n[schedules.nightly]\ncron = \"30 1 * * *\"\njob = \"billing.run\"",
+            &[],
+        )
+        .unwrap();
+        let run = &config.schedules.0["billing_run"];
+        assert_eq!(
+            (run.cron.as_str(), run.timezone.as_str()),
+            ("0 9 * * *", "Africa/Harare")
+        );
+        let built = config.schedules.build().unwrap();
+        assert_eq!(
+            built.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+            ["billing_run", "nightly"]
+        );
+        assert_eq!(built[1].zone, chrono_tz::UTC);
+
+        let config = load_text("[schedules.billing_run]\nenabled = false", &[]).unwrap();
+        assert!(config.schedules.build().unwrap().is_empty());
+        let (path, _, message) =
+            invalid_parts(load_text("[schedules.nightly]\njob = \"billing.run\"", &[]));
+        assert_eq!(path, "schedules");
+        assert!(
+            message.contains("schedule `nightly` needs `cron`"),
+            "{message}"
+        );
+    }
+
+    #[test]
     fn unknown_keys_stop_loading_and_name_their_path_and_source() {
         let cases: &[Refused] = &[
             (
@@ -1500,6 +1714,34 @@ mod tests {
                 "billing.batch_size",
                 "keel.toml",
                 "100 to 10000",
+            ),
+            (
+                "[jobs]\nworkers = 0",
+                &[],
+                "jobs.workers",
+                "keel.toml",
+                "must be 1 to 64, found 0",
+            ),
+            (
+                "[schedules.billing_run]\ncron = \"0 25 * * *\"",
+                &[],
+                "schedules",
+                "keel.toml",
+                "schedule \"billing_run\": \"0 25 * * *\" is not a cron expression",
+            ),
+            (
+                "[schedules.billing_run]\ntimezone = \"Mars/Olympus\"",
+                &[],
+                "schedules",
+                "keel.toml",
+                "\"Mars/Olympus\" is not a time zone name",
+            ),
+            (
+                "[schedules.sync]\ncron = \"*/5 * * * *\"\njob = \"usage.snyc\"",
+                &[],
+                "schedules",
+                "keel.toml",
+                "schedule \"sync\": no job is called \"usage.snyc\" (known: billing.run",
             ),
             (
                 "[billing]\nlate_fee_percent = \"5\"",

@@ -13,6 +13,7 @@ mod bench_http;
 mod bench_plugins;
 mod billing;
 mod config;
+mod jobs;
 mod plugins;
 
 use anyhow::{Context, Result};
@@ -88,6 +89,11 @@ enum Command {
     Invoice {
         #[command(subcommand)]
         command: billing::InvoiceCommand,
+    },
+    /// Automation: jobs (list, show, retry, cancel) and schedules.
+    Jobs {
+        #[command(subcommand)]
+        command: jobs::JobsCommand,
     },
     /// Plugins: what is installed, how each is configured, and a check without starting.
     Plugin {
@@ -297,6 +303,7 @@ async fn run(command: Command, config: Config) -> Result<(), Exit> {
             let app = App::new(open(&config).await?).with_billing(config.billing.to_app());
             billing::invoice(&app, &config, command).await?
         }
+        Command::Jobs { command } => jobs::command(&config, command).await?,
     }
     Ok(())
 }
@@ -397,6 +404,12 @@ async fn serve(config: &Config, demo: bool) -> Result<()> {
         tracing::info!("shutting down: draining in-flight requests");
         let _ = stopping_tx.send(());
     };
+    // Job workers and the scheduler, unless this node only serves the API.
+    let automation = if config.jobs.enabled {
+        Some(jobs::Automation::start(&app, config)?)
+    } else {
+        None
+    };
     let server = keel_api::serve(listener, keel_api::State::new(app, api_config), signal);
     tokio::pin!(server);
     tokio::select! {
@@ -404,6 +417,9 @@ async fn serve(config: &Config, demo: bool) -> Result<()> {
         () = async { let _ = stopping_rx.await; tokio::time::sleep(grace).await } => {
             tracing::warn!("in-flight requests did not finish within {grace:?}; stopping anyway");
         }
+    }
+    if let Some(automation) = automation {
+        automation.stop(grace).await;
     }
     db.close().await;
     eprintln!("Keel stopped.");

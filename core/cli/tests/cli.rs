@@ -977,3 +977,88 @@ async fn billing_run_and_invoice_pdf_from_the_command_line_on_sqlite() {
 async fn billing_run_and_invoice_pdf_from_the_command_line_on_postgres() {
     billing_run_and_invoice_pdf_from_the_command_line(Backend::Postgres).await;
 }
+
+// ---------------------------------------------------------------------------------------
+// Automation: `keel serve` runs the schedules of its config; `keel jobs` shows and steers.
+
+async fn serve_runs_the_schedules_of_its_config(backend: Backend) {
+    let t = TestDb::new(backend).await;
+    run(keel_on(&t.url, &["demo"])).await.exits(0);
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let config = dir.path().join("keel.toml");
+    // The billing run every second (six fields, seconds first), so the test sees a firing.
+    std::fs::write(
+        &config,
+        "[schedules.billing_run]\ncron = \"* * * * * *\"\ntimezone = \"Africa/Harare\"\n",
+    )
+    .expect("write keel.toml");
+    let config = config.to_str().expect("a UTF-8 path");
+
+    let server = Server::start(&t.url, &["--config", config]).await;
+    let mut stats = Value::Null;
+    for _ in 0..100 {
+        stats = run(keel_on(
+            &t.url,
+            &["--config", config, "jobs", "stats", "--json"],
+        ))
+        .await
+        .exits(0)
+        .json();
+        if stats["schedules"][0]["last_state"] == "done" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let schedule = &stats["schedules"][0];
+    assert_eq!(schedule["name"], "billing_run", "{stats:#}");
+    assert_eq!(schedule["timezone"], "Africa/Harare", "{stats:#}");
+    assert_eq!(
+        schedule["last_state"], "done",
+        "no firing of the schedule ran: {stats:#}"
+    );
+    let job = schedule["last_job_id"].as_i64().expect("the last job");
+    let shown = run(keel_on(
+        &t.url,
+        &["jobs", "show", &job.to_string(), "--json"],
+    ))
+    .await
+    .exits(0)
+    .json();
+    assert_eq!(
+        (shown["kind"].as_str(), shown["state"].as_str()),
+        (Some("billing.run"), Some("done"))
+    );
+    assert!(
+        shown["unique_key"]
+            .as_str()
+            .unwrap()
+            .starts_with("schedule:billing_run:")
+    );
+    let stderr = stop_cleanly(server).await;
+    assert!(!stderr.contains("ERROR"), "{stderr}");
+
+    // Bad input at the command line: a clear refusal, exit 2 for usage, 1 for a missing job.
+    run(keel_on(&t.url, &["jobs", "list", "--state", "stuck"]))
+        .await
+        .exits(2)
+        .says("unknown job status \"stuck\"");
+    run(keel_on(&t.url, &["jobs", "retry", &job.to_string()]))
+        .await
+        .exits(1)
+        .says("only a parked or cancelled job can be retried");
+    run(keel_on(&t.url, &["jobs", "show", "999999"]))
+        .await
+        .exits(1)
+        .says("job");
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn serve_runs_the_schedules_of_its_config_on_sqlite() {
+    serve_runs_the_schedules_of_its_config(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn serve_runs_the_schedules_of_its_config_on_postgres() {
+    serve_runs_the_schedules_of_its_config(Backend::Postgres).await;
+}
