@@ -1,7 +1,7 @@
 //! The OpenAPI document (utoipa, from the handlers' annotations and types) and the docs page
 //! rendered from it (no external assets: Keel serves offline).
 
-use crate::routes::{List, access, billing, catalog, clients, ledger, wallets};
+use crate::routes::{List, access, billing, catalog, clients, jobs, ledger, wallets};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -32,6 +32,7 @@ use utoipa::{Modify, OpenApi};
         catalog::set_billing_settings, catalog::list_promotions, catalog::create_promotion, catalog::show_promotion,
         wallets::list_wallets, wallets::wallet_history, wallets::credit_wallet, wallets::debit_wallet,
         wallets::set_credit_limit,
+        jobs::list_jobs, jobs::get_job, jobs::retry_job, jobs::cancel_job, jobs::list_schedules,
     ),
     components(schemas(crate::error::ErrorBody, List<keel_domain::client::Client>)),
     modifiers(&BearerAuth),
@@ -48,6 +49,7 @@ use utoipa::{Modify, OpenApi};
         (name = "billing", description = "The billing run"),
         (name = "catalog", description = "Products, prices, tax rules, exchange rates, client groups, promotions"),
         (name = "wallets", description = "Client wallets: balances, history, staff credits and debits, credit limits"),
+        (name = "automation", description = "Jobs and schedules: what automation did, retries, heartbeats"),
     )
 )]
 pub struct ApiDoc;

@@ -74,6 +74,12 @@ const SERVED: &[(&str, &str)] = &[
     ("/api/v1/invoices/{id}/wallet-payments", "post"),
     ("/api/v1/invoices/{id}/cancel", "post"),
     ("/api/v1/invoices/{id}/collections", "post"),
+    // automation
+    ("/api/v1/jobs", "get"),
+    ("/api/v1/jobs/{id}", "get"),
+    ("/api/v1/jobs/{id}/retry", "post"),
+    ("/api/v1/jobs/{id}/cancel", "post"),
+    ("/api/v1/schedules", "get"),
     ("/api/v1/invoices/{id}/credit-notes", "get"),
     ("/api/v1/invoices/{id}/credit-notes", "post"),
     ("/api/v1/credit-notes/{id}", "get"),

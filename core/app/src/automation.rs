@@ -161,3 +161,102 @@ async fn change(
     }
     get(app, ctx, id).await
 }
+
+/// A schedule counts as late when its next slot passed this long ago without firing (no
+/// scheduler is running).
+pub const LATE_AFTER: chrono::Duration = chrono::Duration::minutes(5);
+
+/// A job as the API shows it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
+pub struct JobView {
+    pub id: i64,
+    pub queue: String,
+    pub kind: String,
+    #[schema(value_type = Object)]
+    pub payload: serde_json::Value,
+    pub unique_key: Option<String>,
+    pub priority: i32,
+    /// ready, running, done, parked or cancelled.
+    pub state: String,
+    pub run_at: chrono::DateTime<chrono::Utc>,
+    pub attempts: i32,
+    pub max_attempts: i32,
+    pub lease_owner: Option<String>,
+    pub lease_until: Option<chrono::DateTime<chrono::Utc>>,
+    pub last_error: Option<String>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+    pub finished_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl From<JobRecord> for JobView {
+    fn from(j: JobRecord) -> JobView {
+        JobView {
+            id: j.id,
+            queue: j.queue,
+            kind: j.kind,
+            payload: j.payload,
+            unique_key: j.unique_key,
+            priority: j.priority,
+            state: j.state.as_str().to_string(),
+            run_at: j.run_at,
+            attempts: j.attempts,
+            max_attempts: j.max_attempts,
+            lease_owner: j.lease_owner,
+            lease_until: j.lease_until,
+            last_error: j.last_error,
+            created_at: j.created_at,
+            updated_at: j.updated_at,
+            finished_at: j.finished_at,
+        }
+    }
+}
+
+/// A schedule with its heartbeat: when it fires next, when it last fired and what became
+/// of that job, and whether it needs a person.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct ScheduleView {
+    pub name: String,
+    pub cron: String,
+    pub timezone: String,
+    pub next_slot: chrono::DateTime<chrono::Utc>,
+    pub last_slot: Option<chrono::DateTime<chrono::Utc>>,
+    pub last_fired_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub last_job_id: Option<i64>,
+    /// The last firing's job: ready, running, done, parked or cancelled.
+    pub last_state: Option<String>,
+    pub last_finished_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The next slot passed more than five minutes ago: no scheduler is running.
+    pub late: bool,
+    /// The last firing's job was parked: it failed every attempt.
+    pub failing: bool,
+}
+
+impl ScheduleView {
+    pub fn of(s: ScheduleStatus, now: chrono::DateTime<chrono::Utc>) -> ScheduleView {
+        let r = s.schedule;
+        ScheduleView {
+            late: now > r.next_slot + LATE_AFTER,
+            failing: s.last_state == Some(JobState::Parked),
+            name: r.name,
+            cron: r.cron,
+            timezone: r.timezone,
+            next_slot: r.next_slot,
+            last_slot: r.last_slot,
+            last_fired_at: r.last_fired_at,
+            last_job_id: r.last_job_id,
+            last_state: s.last_state.map(|st| st.as_str().to_string()),
+            last_finished_at: s.last_finished_at,
+        }
+    }
+}
+
+/// The schedules with their heartbeat, as of the application's clock.
+pub async fn schedule_views(app: &App, ctx: &Ctx) -> Result<Vec<ScheduleView>, AppError> {
+    let now = app.now();
+    Ok(schedules(app, ctx)
+        .await?
+        .into_iter()
+        .map(|s| ScheduleView::of(s, now))
+        .collect())
+}

@@ -89,7 +89,7 @@ pub async fn run(app: &App, command: JobsCommand) -> Result<()> {
         }
         JobsCommand::Stats { json } => {
             let counts = automation::stats(app, &ctx).await.map_err(fail)?;
-            let schedules = automation::schedules(app, &ctx).await.map_err(fail)?;
+            let schedules = automation::schedule_views(app, &ctx).await.map_err(fail)?;
             if json {
                 let counts: Vec<_> = counts
                     .iter()
@@ -108,23 +108,38 @@ pub async fn run(app: &App, command: JobsCommand) -> Result<()> {
                 }
                 println!();
                 println!(
-                    "{:<16} {:<20} {:<22} {:<22} last job",
+                    "{:<16} {:<26} {:<22} {:<22} last job",
                     "schedule", "cron (zone)", "next slot", "last slot"
                 );
                 for s in &schedules {
-                    let r = &s.schedule;
                     println!(
-                        "{:<16} {:<20} {:<22} {:<22} {}",
-                        r.name,
-                        format!("{} ({})", r.cron, r.timezone),
-                        r.next_slot.format("%Y-%m-%d %H:%M UTC"),
-                        r.last_slot.map_or("never".into(), |t| t
+                        "{:<16} {:<26} {:<22} {:<22} {}{}",
+                        s.name,
+                        format!("{} ({})", s.cron, s.timezone),
+                        s.next_slot.format("%Y-%m-%d %H:%M UTC"),
+                        s.last_slot.map_or("never".into(), |t| t
                             .format("%Y-%m-%d %H:%M UTC")
                             .to_string()),
-                        match (r.last_job_id, s.last_state) {
+                        match (s.last_job_id, &s.last_state) {
                             (Some(id), Some(state)) => format!("{id} {state}"),
                             (Some(id), None) => format!("{id} (removed)"),
                             _ => "-".into(),
+                        },
+                        match (s.late, s.failing) {
+                            (true, _) => "  LATE: no scheduler fired the last slot",
+                            (_, true) => "  FAILING: the last job was parked",
+                            _ => "",
+                        }
+                    );
+                }
+                for s in schedules.iter().filter(|s| s.late || s.failing) {
+                    eprintln!(
+                        "warning: schedule {} needs attention ({})",
+                        s.name,
+                        if s.late {
+                            "late: is `keel serve` with [jobs] enabled running?"
+                        } else {
+                            "its last job was parked: see `keel jobs list --parked`"
                         }
                     );
                 }

@@ -19,8 +19,15 @@ pub async fn healthz() -> impl IntoResponse {
 pub async fn readyz(state: axum::extract::State<State>) -> Response {
     match state.app.db.ping().await {
         Ok(()) => {
-            axum::Json(json!({ "status": "ready", "database": state.app.db.engine().name() }))
-                .into_response()
+            // The schedules' heartbeat: reported, never a reason to take the node out of
+            // rotation (a late schedule is a scheduler problem, not this node's).
+            let schedules = heartbeat(&state).await;
+            axum::Json(json!({
+                "status": "ready",
+                "database": state.app.db.engine().name(),
+                "schedules": schedules,
+            }))
+            .into_response()
         }
         Err(e) => {
             tracing::warn!(error = %e, "readiness check: database unreachable");
@@ -34,8 +41,50 @@ pub async fn readyz(state: axum::extract::State<State>) -> Response {
     }
 }
 
+/// Every schedule's heartbeat (empty when it cannot be read), logging a warning for each
+/// one that is late or failing.
+async fn heartbeat(state: &State) -> Vec<keel_app::automation::ScheduleView> {
+    match keel_app::automation::schedule_views(&state.app, &keel_app::Ctx::system("readyz")).await {
+        Ok(views) => {
+            for v in views.iter().filter(|v| v.late || v.failing) {
+                tracing::warn!(schedule = %v.name, late = v.late, failing = v.failing, next_slot = %v.next_slot,
+                    "a schedule needs attention: late means no scheduler fired it, failing means its last job was parked");
+            }
+            views
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the schedules");
+            Vec::new()
+        }
+    }
+}
+
 /// Prometheus text exposition.
 pub async fn metrics(state: axum::extract::State<State>) -> impl IntoResponse {
+    // Gauges read from the database at scrape time: jobs per queue and state, and each
+    // schedule's last firing and lateness.
+    if let Ok(counts) = keel_store::jobs::stats(&state.app.db).await {
+        for (queue, job_state, n) in counts {
+            metrics::gauge!("keel_jobs", "queue" => queue, "state" => job_state.as_str())
+                .set(n as f64);
+        }
+    }
+    for v in heartbeat(&state).await {
+        if let Some(at) = v.last_fired_at {
+            metrics::gauge!("keel_schedule_last_fired_seconds", "schedule" => v.name.clone())
+                .set(at.timestamp() as f64);
+        }
+        metrics::gauge!("keel_schedule_late", "schedule" => v.name.clone()).set(if v.late {
+            1.0
+        } else {
+            0.0
+        });
+        metrics::gauge!("keel_schedule_failing", "schedule" => v.name).set(if v.failing {
+            1.0
+        } else {
+            0.0
+        });
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state
