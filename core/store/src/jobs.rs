@@ -297,21 +297,7 @@ pub async fn complete(
     owner: &str,
     at: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
-    let mut tx = db.begin().await?;
-    let n = on_tx!(&mut tx, |c| {
-        sqlx::query(
-        "UPDATE jobs SET state = 'done', lease_owner = NULL, lease_until = NULL, updated_at = $1, finished_at = $1 \
-         WHERE id = $2 AND state = 'running' AND lease_owner = $3"
-    )
-    .bind(at)
-    .bind(id)
-    .bind(owner)
-    .execute(&mut *c)
-    .await
-    .map(|r| r.rows_affected())
-    })?;
-    tx.commit().await?;
-    Ok(n == 1)
+    Ok(complete_many(db, &[id], owner, at).await? == 1)
 }
 
 /// Marks many jobs done at once (one statement per 500), those `owner` still holds;
