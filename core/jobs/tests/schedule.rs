@@ -41,6 +41,23 @@ fn slots_are_computed_in_the_schedules_time_zone() {
         ny.next_after(utc(2027, 3, 14, 0, 0)),
         Some(utc(2027, 3, 14, 13, 0))
     );
+    // 02:30 does not exist in New York on 2027-03-14 (02:00 jumps to 03:00).
+    let gap = Schedule::new("gap", "30 2 * * *", "America/New_York", "x").unwrap();
+    // A slot in the gap moves to the first instant after it: 03:00 EDT, 07:00 UTC.
+    assert_eq!(
+        gap.next_after(utc(2027, 3, 14, 5, 0)),
+        Some(utc(2027, 3, 14, 7, 0))
+    );
+    // 01:30 happens twice in New York on 2027-11-07 (EDT, then EST): it fires once.
+    let repeat = Schedule::new("repeat", "30 1 * * *", "America/New_York", "x").unwrap();
+    assert_eq!(
+        repeat.next_after(utc(2027, 11, 7, 4, 0)),
+        Some(utc(2027, 11, 7, 5, 30))
+    );
+    assert_eq!(
+        repeat.next_after(utc(2027, 11, 7, 5, 30)),
+        Some(utc(2027, 11, 8, 6, 30))
+    );
     // Every 15 minutes, with a seconds field.
     let q = Schedule::new("q", "0 */15 * * * *", "UTC", "x").unwrap();
     assert_eq!(
