@@ -47,6 +47,9 @@ pub enum BenchCommand {
     /// The billing run over a seeded book (G7): seconds, services/s and peak RSS, beside the
     /// plain inserts of the rows it must write.
     Billing(crate::bench_billing::BillingArgs),
+    /// The job queue: drain a backlog of no-op jobs beside a bare SKIP LOCKED queue, and the
+    /// enqueue-to-start latency at 100 jobs/s (G8, G9).
+    Jobs(crate::bench_jobs::JobsArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -101,6 +104,7 @@ pub async fn run(command: BenchCommand, _config: &Config) -> Result<()> {
         BenchCommand::Http(args) => crate::bench_http::run(args).await,
         BenchCommand::Plugins(args) => crate::bench_plugins::run(args).await,
         BenchCommand::Billing(args) => crate::bench_billing::run(args).await,
+        BenchCommand::Jobs(args) => crate::bench_jobs::run(args).await,
     }
 }
 

@@ -10,6 +10,7 @@
 mod bench;
 mod bench_billing;
 mod bench_http;
+mod bench_jobs;
 mod bench_plugins;
 mod billing;
 mod config;

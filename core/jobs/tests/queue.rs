@@ -139,6 +139,18 @@ store_test!(
         let done = job(t, id).await;
         assert_eq!((done.state, done.attempts, done.payload["n"].as_i64()), (JobState::Done, 1, Some(1)));
         assert_eq!((done.lease_owner, done.finished_at), (None, Some(t0())));
+        // Many at once: a taken key is skipped.
+        let mut tx = t.db.begin().await.unwrap();
+        let many = [
+            NewJob::new("test.count", serde_json::json!({ "n": 3 }), t0()).unique("invoice:7:reminder:1"),
+            NewJob::new("test.count", serde_json::json!({ "n": 4 }), t0()).unique("invoice:7:reminder:2"),
+            NewJob::new("test.count", serde_json::json!({ "n": 5 }), t0()).priority(2),
+        ];
+        assert_eq!(store::enqueue_many(&mut tx, &many, t0()).await.unwrap(), 2);
+        tx.commit().await.unwrap();
+        let tick = w.tick(&running()).await.unwrap();
+        assert_eq!((tick.claimed, tick.done), (2, 2));
+        assert!(store::list(&t.db, None, None, 10).await.unwrap().iter().all(|j| j.state == JobState::Done));
         // Done jobs keep their key: the step cannot be enqueued again.
         assert_eq!(enqueue(t, NewJob::new("test.count", serde_json::json!({}), t0()).unique("invoice:7:reminder:1")).await, None);
         assert_eq!(w.tick(&running()).await.unwrap().claimed, 0);

@@ -249,6 +249,53 @@ pub async fn enqueue(
     Ok(id)
 }
 
+/// Enqueues many jobs in the caller's transaction (multi-row inserts); jobs whose unique
+/// key is taken are skipped. Returns how many were added.
+pub async fn enqueue_many(
+    tx: &mut Tx,
+    jobs: &[NewJob],
+    at: DateTime<Utc>,
+) -> Result<u64, StoreError> {
+    let mut added = 0;
+    for chunk in jobs.chunks(500) {
+        // `state` and `attempts` take their defaults (ready, 0).
+        let sql = format!(
+            "INSERT INTO jobs (queue, kind, payload, unique_key, priority, run_at, max_attempts, created_at, \
+               updated_at) VALUES {} ON CONFLICT (unique_key) DO NOTHING",
+            crate::ledger::placeholders(tx, chunk.len(), 9),
+        );
+        added += on_tx!(tx, |c| {
+            let mut q = sqlx::query(&sql);
+            for j in chunk {
+                q = q
+                    .bind(&j.queue)
+                    .bind(&j.kind)
+                    .bind(j.payload.to_string())
+                    .bind(j.unique_key.as_deref())
+                    .bind(j.priority)
+                    .bind(j.run_at)
+                    .bind(j.max_attempts)
+                    .bind(at)
+                    .bind(at);
+            }
+            q.execute(&mut *c).await.map(|r| r.rows_affected())
+        })?;
+    }
+    if added > 0 {
+        match tx {
+            Tx::Postgres(t) => {
+                sqlx::query("SELECT pg_notify($1, $2)")
+                    .bind(CHANNEL)
+                    .bind("*")
+                    .execute(&mut **t)
+                    .await?;
+            }
+            Tx::Sqlite(_) => wake(),
+        }
+    }
+    Ok(added)
+}
+
 /// Claims up to `limit` ready jobs of `queue` due by `now` for `owner` until `lease_until`,
 /// counting an attempt on each; returned highest priority first, then oldest.
 pub async fn claim(
