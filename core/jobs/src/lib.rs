@@ -146,7 +146,8 @@ impl WorkerConfig {
 /// What one [`Worker::tick`] did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Tick {
-    /// Expired leases given back (by any worker's death) before claiming.
+    /// Expired leases given back (by any worker's death) before claiming; looked for at
+    /// most every half lease.
     pub expired: u64,
     pub claimed: usize,
     pub done: usize,
@@ -165,6 +166,9 @@ pub struct Worker {
     config: WorkerConfig,
     now: Now,
     handlers: HashMap<&'static str, &'static Handler>,
+    /// When this worker last gave back expired leases (by its clock): it looks at most
+    /// every half lease, not on every claim (on SQLite each look is a write transaction).
+    last_reap: std::sync::Mutex<Option<DateTime<Utc>>>,
 }
 
 enum Outcome {
@@ -183,6 +187,7 @@ impl Worker {
             config,
             now,
             handlers: handlers(),
+            last_reap: std::sync::Mutex::new(None),
         }
     }
 
@@ -198,10 +203,20 @@ impl Worker {
     /// `stop` turns true are released unrun.
     pub async fn tick(&self, stop: &watch::Receiver<bool>) -> Result<Tick, StoreError> {
         let now = keel_store::db::truncate((self.now)());
-        let mut tick = Tick {
-            expired: store::release_expired(&self.db, now).await?,
-            ..Tick::default()
-        };
+        let mut tick = Tick::default();
+        let reap_every = chrono::Duration::from_std(self.config.lease / 2)
+            .unwrap_or(chrono::Duration::seconds(30));
+        let due = self
+            .last_reap
+            .lock()
+            .map(|last| last.is_none_or(|at| now - at >= reap_every))
+            .unwrap_or(true);
+        if due {
+            tick.expired = store::release_expired(&self.db, now).await?;
+            if let Ok(mut last) = self.last_reap.lock() {
+                *last = Some(now);
+            }
+        }
         let jobs = store::claim(
             &self.db,
             &self.config.queue,
