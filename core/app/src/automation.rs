@@ -101,43 +101,37 @@ pub async fn schedules(app: &App, ctx: &Ctx) -> Result<Vec<ScheduleStatus>, AppE
 
 /// Runs a parked or cancelled job again, now, with a fresh set of attempts.
 pub async fn retry(app: &App, ctx: &Ctx, id: i64) -> Result<JobRecord, AppError> {
-    change(
-        app,
-        ctx,
-        id,
-        "job.retry",
-        "only a parked or cancelled job can be retried",
-    )
-    .await
+    change(app, ctx, id, Change::Retry).await
 }
 
 /// Cancels a job that is waiting or parked (a running one finishes first).
 pub async fn cancel(app: &App, ctx: &Ctx, id: i64) -> Result<JobRecord, AppError> {
-    change(
-        app,
-        ctx,
-        id,
-        "job.cancel",
-        "only a ready or parked job can be cancelled",
-    )
-    .await
+    change(app, ctx, id, Change::Cancel).await
 }
 
-async fn change(
-    app: &App,
-    ctx: &Ctx,
-    id: i64,
-    action: &'static str,
-    rule: &str,
-) -> Result<JobRecord, AppError> {
+/// A staff change to one job.
+#[derive(Clone, Copy)]
+enum Change {
+    Retry,
+    Cancel,
+}
+
+async fn change(app: &App, ctx: &Ctx, id: i64, what: Change) -> Result<JobRecord, AppError> {
     ctx.require(Permission::Automation)?;
     let before = get(app, ctx, id).await?;
     let mut tx = app.db.begin().await?;
     let now = app.now();
-    let changed = if action == "job.retry" {
-        store::retry(&mut tx, id, now).await?
-    } else {
-        store::cancel(&mut tx, id, now).await?
+    let (changed, action, rule) = match what {
+        Change::Retry => (
+            store::retry(&mut tx, id, now).await?,
+            "job.retry",
+            "only a parked or cancelled job can be retried",
+        ),
+        Change::Cancel => (
+            store::cancel(&mut tx, id, now).await?,
+            "job.cancel",
+            "only a ready or parked job can be cancelled",
+        ),
     };
     if !changed {
         return Err(AppError::conflict(
@@ -156,9 +150,6 @@ async fn change(
     )
     .await?;
     tx.commit().await?;
-    if action == "job.retry" {
-        keel_store::jobs::wake();
-    }
     get(app, ctx, id).await
 }
 

@@ -209,6 +209,22 @@ pub fn wake() {
     waker().notify_waiters();
 }
 
+/// Wakes workers when `tx` commits: `NOTIFY` on PostgreSQL (delivered at commit), this
+/// process's waker on SQLite (whose workers' claims wait for the single writer anyway).
+async fn notify(tx: &mut Tx, queue: &str) -> Result<(), StoreError> {
+    match tx {
+        Tx::Postgres(t) => {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(CHANNEL)
+                .bind(queue)
+                .execute(&mut **t)
+                .await?;
+        }
+        Tx::Sqlite(_) => wake(),
+    }
+    Ok(())
+}
+
 /// Enqueues a job in the caller's transaction. `Some(id)` when it was added, `None` when a
 /// job with its unique key already exists (whatever its state).
 pub async fn enqueue(
@@ -235,16 +251,7 @@ pub async fn enqueue(
     .await
     })?;
     if id.is_some() {
-        match tx {
-            Tx::Postgres(t) => {
-                sqlx::query("SELECT pg_notify($1, $2)")
-                    .bind(CHANNEL)
-                    .bind(&job.queue)
-                    .execute(&mut **t)
-                    .await?;
-            }
-            Tx::Sqlite(_) => wake(),
-        }
+        notify(tx, &job.queue).await?;
     }
     Ok(id)
 }
@@ -282,16 +289,7 @@ pub async fn enqueue_many(
         })?;
     }
     if added > 0 {
-        match tx {
-            Tx::Postgres(t) => {
-                sqlx::query("SELECT pg_notify($1, $2)")
-                    .bind(CHANNEL)
-                    .bind("*")
-                    .execute(&mut **t)
-                    .await?;
-            }
-            Tx::Sqlite(_) => wake(),
-        }
+        notify(tx, "*").await?;
     }
     Ok(added)
 }
@@ -522,6 +520,9 @@ pub async fn retry(tx: &mut Tx, id: i64, now: DateTime<Utc>) -> Result<bool, Sto
     .await
     .map(|r| r.rows_affected())
     })?;
+    if n == 1 {
+        notify(tx, "*").await?;
+    }
     Ok(n == 1)
 }
 

@@ -41,22 +41,15 @@ pub async fn readyz(state: axum::extract::State<State>) -> Response {
     }
 }
 
-/// Every schedule's heartbeat (empty when it cannot be read), logging a warning for each
-/// one that is late or failing.
+/// Every schedule's heartbeat (empty when it cannot be read). Probes call this often, so
+/// it logs nothing: `late` and `failing` are in the answer, the gauges and `keel jobs stats`.
 async fn heartbeat(state: &State) -> Vec<keel_app::automation::ScheduleView> {
-    match keel_app::automation::schedule_views(&state.app, &keel_app::Ctx::system("readyz")).await {
-        Ok(views) => {
-            for v in views.iter().filter(|v| v.late || v.failing) {
-                tracing::warn!(schedule = %v.name, late = v.late, failing = v.failing, next_slot = %v.next_slot,
-                    "a schedule needs attention: late means no scheduler fired it, failing means its last job was parked");
-            }
-            views
-        }
-        Err(e) => {
+    keel_app::automation::schedule_views(&state.app, &keel_app::Ctx::system("readyz"))
+        .await
+        .unwrap_or_else(|e| {
             tracing::warn!(error = %e, "cannot read the schedules");
             Vec::new()
-        }
-    }
+        })
 }
 
 /// Prometheus text exposition.
