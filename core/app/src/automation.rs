@@ -28,7 +28,7 @@ fn app_of(env: &Env) -> Result<&App, JobError> {
 
 /// The day a job works for: `payload.as_of` (YYYY-MM-DD), else the date of the schedule
 /// slot that fired it (`payload.slot`), else today.
-fn as_of(app: &App, job: &JobRecord) -> Result<NaiveDate, JobError> {
+pub(crate) fn as_of(app: &App, job: &JobRecord) -> Result<NaiveDate, JobError> {
     if let Some(text) = job.payload.get("as_of").and_then(|v| v.as_str()) {
         return NaiveDate::parse_from_str(text, "%Y-%m-%d")
             .map_err(|_| JobError::Fail(format!("as_of {text:?} is not a date (YYYY-MM-DD)")));

@@ -70,17 +70,12 @@ pub struct BillingConfig {
     pub seller: Seller,
     /// Services per billing-run transaction.
     pub batch_size: usize,
-    /// A late fee added once to an invoice unpaid this many days after its due date.
-    pub late_fee: Option<LateFee>,
-}
-
-/// The late fee policy (`[billing] late_fee_*`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LateFee {
-    /// Days after the due date before the fee is added (the fee is added when
-    /// `due_date + after_days < as_of`).
-    pub after_days: u32,
-    pub amount: LateFeeAmount,
+    /// The late fee's amount (`[billing] late_fee_*`); the day it is added comes from the
+    /// dunning policy (`late_fee_days`).
+    pub late_fee: Option<LateFeeAmount>,
+    /// The host's default dunning policy (`[dunning]`): products, clients and services may
+    /// name another.
+    pub dunning: keel_domain::dunning::Policy,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,10 +86,10 @@ pub enum LateFeeAmount {
     Percent(Decimal),
 }
 
-impl LateFee {
+impl LateFeeAmount {
     /// The fee for an invoice of `total`, if any.
     pub fn fee(&self, total: Money) -> Option<Money> {
-        let fee = match &self.amount {
+        let fee = match self {
             LateFeeAmount::Fixed(amounts) => amounts
                 .iter()
                 .find(|m| m.currency() == total.currency())
@@ -120,6 +115,7 @@ impl Default for BillingConfig {
             seller: Seller::default(),
             batch_size: 1000,
             late_fee: None,
+            dunning: keel_domain::dunning::Policy::default(),
         }
     }
 }

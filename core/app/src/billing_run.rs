@@ -87,8 +87,6 @@ pub struct RunReport {
     pub by_currency: BTreeMap<String, CurrencyTotals>,
     /// In a dry run: every invoice it would issue (at most 1,000 listed).
     pub planned: Vec<PlannedInvoice>,
-    /// Invoices that got the late fee (`billing.late_fee_*`) in this run.
-    pub late_fees: u64,
 }
 
 impl RunReport {
@@ -179,7 +177,6 @@ pub async fn run(
         });
     }
     if !opts.dry_run {
-        report.late_fees = crate::invoices::apply_late_fees(app, ctx, opts.as_of).await?;
         let mut tx = app.db.begin().await?;
         store::record_billing_run(
             &mut tx,

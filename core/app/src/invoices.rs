@@ -474,7 +474,8 @@ async fn pay_from_wallet(
 }
 
 /// What happens when an invoice becomes paid: its pending services start (with the intent
-/// to provision recorded for the provisioner), and their orders become active.
+/// to provision recorded as a job for the provisioner), their orders become active, and
+/// suspensions dunning made for this invoice are lifted ([`crate::dunning::lift`]).
 pub async fn on_paid(
     tx: &mut Tx,
     app: &App,
@@ -501,7 +502,18 @@ pub async fn on_paid(
             store::set_order_status(tx, order, OrderStatus::Pending, OrderStatus::Active, now)
                 .await?;
         }
+        if moved {
+            crate::services::enqueue_provision(
+                tx,
+                app,
+                service,
+                "create",
+                &format!("paid:{}", inv.id),
+            )
+            .await?;
+        }
     }
+    crate::dunning::lift(tx, app, ctx, inv).await?;
     Ok(())
 }
 
@@ -666,7 +678,7 @@ pub async fn record_payment(
     get(app, &Ctx::system("read-back"), id).await
 }
 
-fn display(inv: &InvoiceRecord) -> String {
+pub(crate) fn display(inv: &InvoiceRecord) -> String {
     inv.number
         .clone()
         .unwrap_or_else(|| format!("draft {}", inv.id))
@@ -911,21 +923,7 @@ pub async fn cancel(
         "it cannot be cancelled",
     )
     .await?;
-    if inv.paid.is_positive() || inv.credited.is_positive() {
-        return Err(AppError::conflict(
-            "invoice_has_payments",
-            format!(
-                "invoice {} has {} paid or credited; issue a credit note instead",
-                display(&inv),
-                Money::new(inv.paid.minor() + inv.credited.minor(), inv.currency).format_amount()
-            ),
-        ));
-    }
-    let now = app.now();
-    if let Some(entry) = inv.issue_entry_id {
-        ledger_store::reverse(&mut tx, entry, &format!("invoice:cancel:{id}"), reason, now).await?;
-    }
-    store::set_invoice_status(&mut tx, id, inv.status, InvoiceStatus::Cancelled, now).await?;
+    cancel_in(&mut tx, app, &inv, reason).await?;
     record(
         &mut tx,
         app,
@@ -938,6 +936,54 @@ pub async fn cancel(
     .await?;
     tx.commit().await?;
     get(app, &Ctx::system("read-back"), id).await
+}
+
+/// Cancels `inv` (locked by the caller, allowed to become cancelled) inside the caller's
+/// transaction: refused when something was paid or credited on it; the issue entry is
+/// reversed.
+pub(crate) async fn cancel_in(
+    tx: &mut Tx,
+    app: &App,
+    inv: &InvoiceRecord,
+    reason: &str,
+) -> Result<(), AppError> {
+    if inv.paid.is_positive() || inv.credited.is_positive() {
+        return Err(AppError::conflict(
+            "invoice_has_payments",
+            format!(
+                "invoice {} has {} paid or credited; issue a credit note instead",
+                display(inv),
+                Money::new(inv.paid.minor() + inv.credited.minor(), inv.currency).format_amount()
+            ),
+        ));
+    }
+    let now = app.now();
+    if let Some(entry) = inv.issue_entry_id {
+        ledger_store::reverse(
+            tx,
+            entry,
+            &format!("invoice:cancel:{}", inv.id),
+            reason,
+            now,
+        )
+        .await?;
+    }
+    // The late fee was posted on its own: it goes too.
+    if inv.late_fee_at.is_some()
+        && let Some(fee) =
+            ledger_store::entry_by_key(tx, &format!("invoice:late_fee:{}", inv.id)).await?
+    {
+        ledger_store::reverse(
+            tx,
+            fee.id,
+            &format!("invoice:cancel:late_fee:{}", inv.id),
+            reason,
+            now,
+        )
+        .await?;
+    }
+    store::set_invoice_status(tx, inv.id, inv.status, InvoiceStatus::Cancelled, now).await?;
+    Ok(())
 }
 
 /// Hands an unpaid invoice to collections (a debt agency, a lawyer): it stays owed and
@@ -1398,86 +1444,56 @@ pub async fn issue(app: &App, ctx: &Ctx, id: InvoiceId) -> Result<InvoiceView, A
 // ---------------------------------------------------------------------------------------
 // Late fees
 
-/// Adds the configured late fee, once, to every issued invoice still unpaid more than
-/// `after_days` after its due date: a line on the invoice (untaxed) and receivable Dr /
-/// revenue Cr. Returns how many invoices got one. Nothing happens without a policy.
-pub async fn apply_late_fees(app: &App, ctx: &Ctx, as_of: NaiveDate) -> Result<u64, AppError> {
-    ctx.require(Permission::BillingWrite)?;
-    let Some(policy) = app.billing.late_fee.clone() else {
-        return Ok(0);
-    };
-    let due_before = as_of - chrono::Days::new(u64::from(policy.after_days));
-    let mut after = 0;
-    let mut applied = 0;
-    loop {
-        let batch = store::late_fee_candidates(&app.db, due_before, after, 500).await?;
-        let Some(last) = batch.last() else {
-            break;
-        };
-        after = last.id.get();
-        let mut tx = app.db.begin().await?;
-        let mut lookups = Lookups::default();
-        let now = app.now();
-        for inv in batch {
-            let Some(fee) = policy.fee(inv.total) else {
-                continue;
-            };
-            let line = invoice::compute(
-                inv.currency,
-                inv.tax_mode,
-                true,
-                vec![LineInput {
-                    kind: LineKind::LateFee,
-                    description: format!(
-                        "Late fee (unpaid {} days after {})",
-                        policy.after_days,
-                        inv.due_date.map(|d| d.to_string()).unwrap_or_default()
-                    ),
-                    quantity: 1,
-                    unit: fee,
-                    discount: Money::zero(inv.currency),
-                    service: None,
-                    period: None,
-                    taxes: Taxes::none(),
-                }],
-            )
-            .map_err(|e| AppError::invalid(e.code(), None, e.to_string()))?
-            .lines
-            .remove(0);
-            if !store::add_late_fee(&mut tx, inv.id, &line, as_of, now).await? {
-                continue;
-            }
-            let receivable = lookups
-                .account(&mut tx, app, SystemAccount::Receivable, inv.currency)
-                .await?;
-            let revenue = lookups
-                .account(&mut tx, app, SystemAccount::Revenue, inv.currency)
-                .await?;
-            let entry = EntryBuilder::new(
-                format!("invoice:late_fee:{}", inv.id),
-                format!("Late fee on invoice {}", display(&inv)),
-            )
-            .debit(receivable, fee)
-            .credit(revenue, fee)
-            .build()?;
-            ledger_store::post(&mut tx, &entry, now).await?;
-            applied += 1;
-        }
-        tx.commit().await?;
+/// Adds `fee` to an unpaid invoice as an untaxed line, once, with its entry (receivable Dr /
+/// revenue Cr), inside the caller's transaction: dunning's late-fee step. False when the
+/// invoice already had one or is no longer payable.
+pub(crate) async fn add_late_fee(
+    tx: &mut Tx,
+    app: &App,
+    inv: &InvoiceRecord,
+    fee: Money,
+    days: u32,
+    on: NaiveDate,
+) -> Result<bool, AppError> {
+    let line = invoice::compute(
+        inv.currency,
+        inv.tax_mode,
+        true,
+        vec![LineInput {
+            kind: LineKind::LateFee,
+            description: format!(
+                "Late fee (unpaid {days} days after {})",
+                inv.due_date.map(|d| d.to_string()).unwrap_or_default()
+            ),
+            quantity: 1,
+            unit: fee,
+            discount: Money::zero(inv.currency),
+            service: None,
+            period: None,
+            taxes: Taxes::none(),
+        }],
+    )
+    .map_err(|e| AppError::invalid(e.code(), None, e.to_string()))?
+    .lines
+    .remove(0);
+    let now = app.now();
+    if !store::add_late_fee(tx, inv.id, &line, on, now).await? {
+        return Ok(false);
     }
-    if applied > 0 {
-        let mut tx = app.db.begin().await?;
-        record(
-            &mut tx,
-            app,
-            ctx,
-            "invoice.late_fees",
-            "billing",
-            as_of,
-            json!({ "invoices": applied }),
-        )
+    let mut lookups = Lookups::default();
+    let receivable = lookups
+        .account(tx, app, SystemAccount::Receivable, inv.currency)
         .await?;
-        tx.commit().await?;
-    }
-    Ok(applied)
+    let revenue = lookups
+        .account(tx, app, SystemAccount::Revenue, inv.currency)
+        .await?;
+    let entry = EntryBuilder::new(
+        format!("invoice:late_fee:{}", inv.id),
+        format!("Late fee on invoice {}", display(inv)),
+    )
+    .debit(receivable, fee)
+    .credit(revenue, fee)
+    .build()?;
+    ledger_store::post(tx, &entry, now).await?;
+    Ok(true)
 }

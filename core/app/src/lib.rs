@@ -16,6 +16,8 @@
 //! - [`billing`]: the host's billing settings, frozen parties, tax and rate lookups, the
 //!   entries that issue invoices. [`invoices`], [`orders`], [`services`]: the billing use
 //!   cases. [`billing_run`]: the batched, resumable renewal run.
+//! - [`dunning`]: the daily dunning run and its steps (reminders, late fee, suspension,
+//!   termination, cancellation) as recorded jobs; payments in flight; policies.
 //! - [`book`]: a seeded book (clients, services all due one day, wallets) for benchmarks and tests.
 //! - [`audit`]: building audit rows from a context; reading and verifying the chain.
 //! - [`demo`]: the demo host `keel serve --demo` and `keel demo` seed.
@@ -32,6 +34,7 @@ pub mod clients;
 pub mod clock;
 pub mod credit_notes;
 pub mod demo;
+pub mod dunning;
 pub mod error;
 pub mod invoices;
 pub mod ledger;

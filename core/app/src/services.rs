@@ -190,6 +190,8 @@ pub async fn change_status(
             "the service changed meanwhile; read it again",
         ));
     }
+    let event = store::last_service_event(&mut tx, id).await?;
+    enqueue_provision(&mut tx, app, id, intent, &format!("event:{event}")).await?;
     record(
         &mut tx,
         app,
@@ -269,6 +271,38 @@ pub async fn request_cancellation(
     .await?;
     tx.commit().await?;
     get(app, &Ctx::system("read-back"), id).await
+}
+
+/// The queue of provisioning intents: the provisioner issue adds its workers; until then
+/// the jobs wait there, visible in `keel jobs list`.
+pub const PROVISION_QUEUE: &str = "provision";
+/// The job kind of a provisioning intent (`{service, action}`).
+pub const PROVISION: &str = "service.provision";
+
+/// Records the intent to carry a status change out at the provisioner (`create`, `suspend`,
+/// `unsuspend`, `terminate`) as a job, once per `cause` (the job's unique key is
+/// `provision:{service}:{action}:{cause}`).
+pub(crate) async fn enqueue_provision(
+    tx: &mut keel_store::Tx,
+    app: &App,
+    service: ServiceId,
+    action: &str,
+    cause: &str,
+) -> Result<(), AppError> {
+    let now = app.now();
+    keel_store::jobs::enqueue(
+        tx,
+        &keel_store::jobs::NewJob::new(
+            PROVISION,
+            json!({ "service": service, "action": action }),
+            now,
+        )
+        .queue(PROVISION_QUEUE)
+        .unique(format!("provision:{service}:{action}:{cause}")),
+        now,
+    )
+    .await?;
+    Ok(())
 }
 
 /// The period a service is in on `on` (for upgrades and previews).

@@ -666,29 +666,55 @@ store_test!(
     }
 );
 
+/// Runs dunning as of `on` and performs the steps it queued for `invoice`; returns their
+/// keys.
+async fn dun(w: &World, invoice: keel_domain::ids::InvoiceId, on: &str) -> Vec<String> {
+    keel_app::dunning::run(&w.app, &w.ctx, day(on))
+        .await
+        .unwrap();
+    let mut performed = Vec::new();
+    for step in keel_app::dunning::steps(&w.app, &w.ctx, invoice)
+        .await
+        .unwrap()
+    {
+        if step.state == "queued" {
+            keel_app::dunning::perform(&w.app, &w.ctx, step.id)
+                .await
+                .unwrap();
+            performed.push(step.step);
+        }
+    }
+    performed
+}
+
 store_test!(
-    async fn a_late_fee_is_added_once_after_the_grace_days(t) {
+    async fn a_late_fee_is_added_once_on_its_dunning_day(t) {
         let mut w = world(t, "2027-01-15").await;
         let config = keel_app::billing::BillingConfig {
-            late_fee: Some(keel_app::billing::LateFee {
-                after_days: 5,
-                amount: keel_app::billing::LateFeeAmount::Percent(Decimal::new(10, 0)),
-            }),
+            late_fee: Some(keel_app::billing::LateFeeAmount::Percent(Decimal::new(10, 0))),
+            dunning: keel_domain::dunning::Policy {
+                reminder_days_before: vec![],
+                overdue_days: vec![],
+                late_fee_days: Some(6),
+                suspend_days: None,
+                ..Default::default()
+            },
             ..Default::default()
         };
         w.app = w.app.clone().with_billing(config);
         let c = client(&w, "tariro@example.com").await;
         let o = orders::place(&w.app, &w.ctx, &order_of(c, w.product, "monthly"), None).await.unwrap();
         // Due 2027-01-15: not yet on the 20th, yes on the 21st, and only once.
-        assert_eq!(invoices::apply_late_fees(&w.app, &w.ctx, day("2027-01-20")).await.unwrap(), 0);
-        assert_eq!(invoices::apply_late_fees(&w.app, &w.ctx, day("2027-01-21")).await.unwrap(), 1);
-        assert_eq!(invoices::apply_late_fees(&w.app, &w.ctx, day("2027-02-21")).await.unwrap(), 0);
+        assert_eq!(dun(&w, o.invoice.id, "2027-01-20").await, Vec::<String>::new());
+        assert_eq!(dun(&w, o.invoice.id, "2027-01-21").await, ["late_fee"]);
+        assert_eq!(dun(&w, o.invoice.id, "2027-02-21").await, Vec::<String>::new());
         let inv = invoices::get(&w.app, &w.ctx, o.invoice.id).await.unwrap();
         assert_eq!(inv.total.amount_minor, 1725 + 173, "10 % of 17.25, rounded half away from zero");
         assert_eq!(inv.lines.last().unwrap().kind, keel_domain::lifecycle::LineKind::LateFee);
         // Paying the new total settles it.
         let paid = invoices::record_payment(&w.app, &w.ctx, o.invoice.id, &payment("18.98", "BT-1")).await.unwrap();
         assert_eq!(paid.status, InvoiceStatus::Paid);
+        keel_testkit::assert_ledger_balanced(&w.app.db).await;
     }
 );
 

@@ -129,9 +129,6 @@ fn print_report(r: &RunReport) {
             fmt(t.wallet_applied_minor)
         );
     }
-    if r.late_fees > 0 {
-        eprintln!("  late fees added to {} overdue invoices", r.late_fees);
-    }
     if r.dry_run {
         eprintln!("dry run: nothing was changed");
     }

@@ -106,6 +106,10 @@ pub struct Config {
     pub plugin_host: PluginHostConfig,
     #[serde(default)]
     pub jobs: JobsConfig,
+    /// `[dunning]`: the default dunning policy (reminders, overdue notices, late fee day,
+    /// suspension, termination, cancellation); named policies live in the database.
+    #[serde(default)]
+    pub dunning: keel_domain::dunning::Policy,
     /// `[schedules.<name>]`: when automation runs. The built-in schedules stay unless a
     /// section of the same name changes or disables them.
     #[serde(default)]
@@ -260,8 +264,6 @@ pub struct BillingConfig {
     /// A minijinja file that replaces the built-in invoice and credit-note PDF layout
     /// (see keel-pdf's docs for the layout language). Checked at start.
     pub pdf_template: Option<PathBuf>,
-    /// Days after the due date before an unpaid invoice gets its (one) late fee.
-    pub late_fee_after_days: Option<u32>,
     /// The late fee as a percentage of the invoice total ("2.5") …
     pub late_fee_percent: Option<String>,
     /// … or a fixed amount per currency (`{ USD = "5.00", ZWG = "130.00" }`).
@@ -286,7 +288,6 @@ impl Default for BillingConfig {
             downgrade_credit: "wallet".to_owned(),
             batch_size: 1000,
             pdf_template: None,
-            late_fee_after_days: None,
             late_fee_percent: None,
             late_fee_fixed: BTreeMap::new(),
         }
@@ -295,22 +296,23 @@ impl Default for BillingConfig {
 
 impl BillingConfig {
     /// The late fee policy, when one is configured (validated by [`Config::validate`]).
-    fn late_fee(&self) -> Option<keel_app::billing::LateFee> {
-        use keel_app::billing::{LateFee, LateFeeAmount};
-        let after_days = self.late_fee_after_days?;
-        let amount = match &self.late_fee_percent {
-            Some(p) => LateFeeAmount::Percent(p.parse().ok()?),
-            None => LateFeeAmount::Fixed(
-                self.late_fee_fixed
-                    .iter()
-                    .filter_map(|(code, amount)| {
-                        let currency = keel_domain::Currency::from_code(code).ok()?;
-                        keel_domain::Money::parse(amount, currency).ok()
-                    })
-                    .collect(),
-            ),
-        };
-        Some(LateFee { after_days, amount })
+    fn late_fee(&self) -> Option<keel_app::billing::LateFeeAmount> {
+        use keel_app::billing::LateFeeAmount;
+        if let Some(p) = &self.late_fee_percent {
+            return Some(LateFeeAmount::Percent(p.parse().ok()?));
+        }
+        if self.late_fee_fixed.is_empty() {
+            return None;
+        }
+        Some(LateFeeAmount::Fixed(
+            self.late_fee_fixed
+                .iter()
+                .filter_map(|(code, amount)| {
+                    let currency = keel_domain::Currency::from_code(code).ok()?;
+                    keel_domain::Money::parse(amount, currency).ok()
+                })
+                .collect(),
+        ))
     }
 
     /// The settings the billing use cases take (after [`Config::validate`] passed).
@@ -347,6 +349,7 @@ impl BillingConfig {
             },
             batch_size: self.batch_size,
             late_fee: self.late_fee(),
+            dunning: keel_domain::dunning::Policy::default(), // set by Config::app_billing
         }
     }
 }
@@ -378,6 +381,14 @@ impl Config {
 
     /// Checks serde cannot express. Returns the failing key's path and what is wrong;
     /// messages never echo the database URL.
+    /// The settings the billing and dunning use cases take (after [`Config::validate`]).
+    pub fn app_billing(&self) -> keel_app::billing::BillingConfig {
+        keel_app::billing::BillingConfig {
+            dunning: self.dunning.clone(),
+            ..self.billing.to_app()
+        }
+    }
+
     fn validate(&self) -> Result<(), (&'static str, String)> {
         let listen = &self.server.listen;
         if let Err(error) = listen.parse::<SocketAddr>() {
@@ -493,11 +504,15 @@ impl Config {
                 "set late_fee_percent or late_fee_fixed, not both".to_owned(),
             ));
         }
-        if fee_amount_given != b.late_fee_after_days.is_some() {
+        if self.dunning.late_fee_days.is_some() && !fee_amount_given {
             return Err((
-                "billing.late_fee_after_days",
-                "a late fee needs both late_fee_after_days and an amount (late_fee_percent or late_fee_fixed)".to_owned(),
+                "dunning.late_fee_days",
+                "a late fee needs an amount: billing.late_fee_percent or billing.late_fee_fixed"
+                    .to_owned(),
             ));
+        }
+        if let Err(e) = self.dunning.validate() {
+            return Err(("dunning", e.to_string()));
         }
         if let Some(p) = &b.late_fee_percent {
             match p.parse::<rust_decimal::Decimal>() {
@@ -634,15 +649,26 @@ pub struct Schedules(pub BTreeMap<String, ScheduleConfig>);
 
 impl Default for Schedules {
     fn default() -> Self {
-        Schedules(BTreeMap::from([(
-            "billing_run".to_owned(),
-            ScheduleConfig {
-                cron: "0 9 * * *".to_owned(),
-                timezone: "UTC".to_owned(),
-                job: "billing.run".to_owned(),
-                enabled: true,
-            },
-        )]))
+        Schedules(BTreeMap::from([
+            (
+                "billing_run".to_owned(),
+                ScheduleConfig {
+                    cron: "0 9 * * *".to_owned(),
+                    timezone: "UTC".to_owned(),
+                    job: "billing.run".to_owned(),
+                    enabled: true,
+                },
+            ),
+            (
+                "overdue".to_owned(),
+                ScheduleConfig {
+                    cron: "0 10 * * *".to_owned(),
+                    timezone: "UTC".to_owned(),
+                    job: "dunning.run".to_owned(),
+                    enabled: true,
+                },
+            ),
+        ]))
     }
 }
 
@@ -1282,12 +1308,20 @@ mod tests {
         let built = config.schedules.build().unwrap();
         assert_eq!(
             built.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
-            ["billing_run", "nightly"]
+            ["billing_run", "nightly", "overdue"]
         );
         assert_eq!(built[1].zone, chrono_tz::UTC);
+        assert_eq!(built[2].kind, "dunning.run");
 
         let config = load_text("[schedules.billing_run]\nenabled = false", &[]).unwrap();
-        assert!(config.schedules.build().unwrap().is_empty());
+        let left: Vec<String> = config
+            .schedules
+            .build()
+            .unwrap()
+            .into_iter()
+            .map(|s| s.name)
+            .collect();
+        assert_eq!(left, ["overdue"]);
         let (path, _, message) =
             invalid_parts(load_text("[schedules.nightly]\njob = \"billing.run\"", &[]));
         assert_eq!(path, "schedules");
@@ -1744,21 +1778,28 @@ mod tests {
                 "schedule \"sync\": no job is called \"usage.snyc\" (known: billing.run",
             ),
             (
-                "[billing]\nlate_fee_percent = \"5\"",
+                "[dunning]\nlate_fee_days = 7",
                 &[],
-                "billing.late_fee_after_days",
+                "dunning.late_fee_days",
                 "keel.toml",
-                "needs both",
+                "needs an amount",
             ),
             (
-                "[billing]\nlate_fee_after_days = 7\nlate_fee_percent = \"150\"",
+                "[dunning]\nsuspend_days = 20\nterminate_days = 10",
+                &[],
+                "dunning",
+                "keel.toml",
+                "terminate_days (10) must come after suspend_days (20)",
+            ),
+            (
+                "[billing]\nlate_fee_percent = \"150\"",
                 &[],
                 "billing.late_fee_percent",
                 "keel.toml",
                 "at most 100",
             ),
             (
-                "[billing]\nlate_fee_after_days = 7\nlate_fee_fixed = { USD = \"5.001\" }",
+                "[billing]\nlate_fee_fixed = { USD = \"5.001\" }",
                 &[],
                 "billing.late_fee_fixed",
                 "keel.toml",

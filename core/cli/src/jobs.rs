@@ -269,6 +269,6 @@ impl Automation {
 /// `keel jobs` needs the database and the billing settings the handlers use.
 pub async fn command(config: &Config, command: JobsCommand) -> Result<()> {
     let db = crate::open(config).await.context("opening the database")?;
-    let app = App::new(db).with_billing(config.billing.to_app());
+    let app = App::new(db).with_billing(config.app_billing());
     run(&app, command).await
 }

@@ -275,7 +275,7 @@ async fn run(command: Command, config: Config) -> Result<(), Exit> {
             eprintln!("migrations applied ({})", db.engine().name());
         }
         Command::Demo => {
-            let app = App::new(open(&config).await?).with_billing(config.billing.to_app());
+            let app = App::new(open(&config).await?).with_billing(config.app_billing());
             let summary = keel_app::demo::seed(&app)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -297,11 +297,11 @@ async fn run(command: Command, config: Config) -> Result<(), Exit> {
         Command::Bench { command } => bench::run(command, &config).await?,
         Command::Plugin { command } => plugins::run(&config, command).await?,
         Command::Billing { command } => {
-            let app = App::new(open(&config).await?).with_billing(config.billing.to_app());
+            let app = App::new(open(&config).await?).with_billing(config.app_billing());
             billing::billing(&app, command).await?
         }
         Command::Invoice { command } => {
-            let app = App::new(open(&config).await?).with_billing(config.billing.to_app());
+            let app = App::new(open(&config).await?).with_billing(config.app_billing());
             billing::invoice(&app, &config, command).await?
         }
         Command::Jobs { command } => jobs::command(&config, command).await?,
@@ -350,7 +350,7 @@ async fn serve(config: &Config, demo: bool) -> Result<()> {
     let enabled = plugins::check_config(config, demo)?;
     let db = open(config).await?;
     let app = App::new(db.clone())
-        .with_billing(config.billing.to_app())
+        .with_billing(config.app_billing())
         .with_pdf_template(config::pdf_template(config)?);
     let kv = Arc::new(keel_app::plugins::DbKv::new(
         db.clone(),
@@ -499,7 +499,7 @@ async fn audit_verify(config: &Config, json: bool) -> Result<()> {
 }
 
 async fn keys(config: &Config, command: KeysCommand) -> Result<()> {
-    let app = App::new(open(config).await?).with_billing(config.billing.to_app());
+    let app = App::new(open(config).await?).with_billing(config.app_billing());
     let ctx = Ctx::system("cli");
     let err = |e: keel_app::AppError| anyhow::anyhow!("{e}");
     match command {

@@ -7,6 +7,8 @@
 //! - [`billing`]: billing cycles, due dates from the anniversary with month-end clamping,
 //!   periods and the remaining fraction used for proration.
 //! - [`catalog`]: products, prices per (currency, cycle), options, and the quote of one item.
+//! - [`dunning`]: dunning policies as data: reminders, overdue notices, late fee,
+//!   suspension, termination, cancellation, dated from a due date.
 //! - [`contact`]: validated email, ISO 3166 country, E.164 phone and language values.
 //! - [`ledger`]: account kinds, journal entries built balanced per currency, the
 //!   idempotency comparison that names what differs.
@@ -27,6 +29,7 @@ pub mod catalog;
 pub mod client;
 pub mod contact;
 pub mod currency;
+pub mod dunning;
 pub mod ids;
 pub mod invoice;
 pub mod ledger;

@@ -403,6 +403,17 @@ async fn insert_service_event(
     Ok(())
 }
 
+/// The id of the latest status change of a service (0 when it has none), read in the
+/// transaction that made it.
+pub async fn last_service_event(tx: &mut Tx, service: ServiceId) -> Result<i64, StoreError> {
+    Ok(on_tx!(tx, |c| sqlx::query_scalar(
+        "SELECT COALESCE(MAX(id), 0) FROM service_events WHERE service_id = $1"
+    )
+    .bind(service.get())
+    .fetch_one(&mut *c)
+    .await)?)
+}
+
 /// The service if the scope sees it, read inside the transaction (and locked on PostgreSQL).
 pub async fn service_for_update(
     tx: &mut Tx,

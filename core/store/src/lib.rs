@@ -13,6 +13,8 @@
 //! - [`clients`]: clients and contacts, every query behind a [`keel_domain::tenancy::Scope`].
 //! - [`staff`]: staff users and API keys.
 //! - [`idempotency`]: stored responses for `Idempotency-Key` replays.
+//! - [`dunning`]: dunning policies and their assignment, the recorded steps of unpaid
+//!   invoices, payments in flight at a gateway.
 //! - [`jobs`]: the durable job queue's table: enqueue in a transaction, leased claims,
 //!   retries, parking, expired leases.
 //! - [`audit`]: the append-only, hash-chained audit log.
@@ -26,6 +28,7 @@ pub mod billing;
 pub mod catalog;
 pub mod clients;
 pub mod db;
+pub mod dunning;
 pub mod error;
 pub mod idempotency;
 pub mod jobs;
