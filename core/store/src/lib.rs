@@ -15,6 +15,8 @@
 //! - [`idempotency`]: stored responses for `Idempotency-Key` replays.
 //! - [`jobs`]: the durable job queue's table: enqueue in a transaction, leased claims,
 //!   retries, parking, expired leases.
+//! - [`webhooks`]: webhook endpoints, events, deliveries (claimed in order per subject) and
+//!   their attempts.
 //! - [`audit`]: the append-only, hash-chained audit log.
 //! - [`seed`]: multi-row bulk inserts for large books, and the census that compares two books.
 //!
@@ -34,6 +36,7 @@ pub mod page;
 pub mod plugin_kv;
 pub mod seed;
 pub mod staff;
+pub mod webhooks;
 
 pub use db::{Db, Engine, Tx};
 pub use error::StoreError;
