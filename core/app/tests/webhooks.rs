@@ -441,3 +441,37 @@ store_test!(
         assert!(matches!(wh::list_endpoints(&app, &billing).await, Err(AppError::Forbidden { permission: "automation:manage" })));
     }
 );
+
+store_test!(
+    async fn service_status_changes_and_cancellations_are_events_of_the_service(t) {
+        let clock = Arc::new(FixedClock::new(start()));
+        let app = App::with_clock(t.db.clone(), clock.clone());
+        book::seed_book(&app, &BookOptions::new(3, 3, chrono::NaiveDate::from_ymd_opt(2027, 2, 1).unwrap())).await.unwrap();
+        let receiver = Receiver::start(clock.clone()).await;
+        receiver.subscribe(&app, &["*"]).await;
+        let services = keel_app::services::list(&app, &ctx(), &keel_app::services::ServiceQuery::default()).await.unwrap().items;
+        let (one, two) = (services[0].id, services[1].id);
+        let to = |status| keel_app::services::StatusInput { status, reason: "overdue".into() };
+        use keel_domain::lifecycle::{CancelKind, ServiceStatus};
+        keel_app::services::change_status(&app, &ctx(), one, &to(ServiceStatus::Suspended)).await.unwrap();
+        keel_app::services::change_status(&app, &ctx(), one, &to(ServiceStatus::Active)).await.unwrap();
+        keel_app::services::change_status(&app, &ctx(), one, &to(ServiceStatus::Terminated)).await.unwrap();
+        let cancel = |kind| keel_app::services::CancellationInput { kind, reason: "moving on".into() };
+        keel_app::services::request_cancellation(&app, &ctx(), two, &cancel(CancelKind::EndOfPeriod)).await.unwrap();
+        keel_app::services::request_cancellation(&app, &ctx(), two, &cancel(CancelKind::Immediate)).await.unwrap();
+        drain(&worker(&app)).await;
+
+        // In order per subject (the two services' events may interleave).
+        let mut by_subject: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (subject, ty, _) in receiver.accepted() {
+            by_subject.entry(subject).or_default().push(ty);
+        }
+        assert_eq!(by_subject[&format!("service:{}", one.get())], ["service.suspended", "service.unsuspended", "service.terminated"]);
+        assert_eq!(by_subject[&format!("service:{}", two.get())], ["service.cancellation_requested", "service.cancelled"]);
+        assert_eq!(by_subject.len(), 2);
+        let requests = receiver.provider.received();
+        let last: Value = requests.iter().map(|r| serde_json::from_slice::<Value>(&r.body).unwrap()).find(|b| b["type"] == "service.cancelled").unwrap();
+        assert_eq!((last["data"]["from"].as_str(), last["data"]["to"].as_str(), last["data"]["reason"].as_str()), (Some("active"), Some("cancelled"), Some("moving on")));
+        receiver.provider.stop().await;
+    }
+);
