@@ -9,6 +9,7 @@ pub mod jobs;
 pub mod ledger;
 pub mod ops;
 pub mod wallets;
+pub mod webhooks;
 
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};

@@ -25,7 +25,7 @@
 
 use crate::billing::{ClientTerms, Lookups, Party};
 use crate::ledger::SystemAccount;
-use crate::{App, AppError, Ctx};
+use crate::{App, AppError, Ctx, webhooks};
 use chrono::{Days, NaiveDate};
 use keel_domain::Currency;
 use keel_domain::Money;
@@ -554,6 +554,22 @@ async fn run_batch(
         }
         Err(e) => return Err(e.into()),
     };
+    // Webhooks: one read of the subscriptions for the batch; nothing written when no
+    // endpoint wants these events.
+    let subs = webhooks::subscriptions(&mut tx).await?;
+    if !subs.endpoints_for("invoice.issued").is_empty() {
+        for (inv, id) in invoices.iter().zip(&ids) {
+            webhooks::emit_to(
+                &mut tx,
+                app,
+                &subs,
+                "invoice.issued",
+                &webhooks::invoice_subject(*id),
+                webhooks::new_invoice_data(*id, inv),
+            )
+            .await?;
+        }
+    }
 
     // Wallet auto-apply, as far as each wallet's available balance goes.
     let auto: Vec<i64> = client_ids
@@ -649,6 +665,51 @@ async fn run_batch(
                 .map(|(inv, _, _, a, _)| (*inv, a.minor()))
                 .collect();
             store::add_payments_bulk(&mut tx, &amounts, now).await?;
+            let wants_payment = !subs.endpoints_for("payment.received").is_empty();
+            let wants_paid = !subs.endpoints_for("invoice.paid").is_empty();
+            if wants_payment || wants_paid {
+                let issued: HashMap<InvoiceId, &NewInvoice> =
+                    ids.iter().copied().zip(invoices.iter()).collect();
+                for (id, _, _, amount, reference) in &pays {
+                    let Some(inv) = issued.get(id) else { continue };
+                    let subject = webhooks::invoice_subject(*id);
+                    let mut data = webhooks::new_invoice_data(*id, inv);
+                    if wants_payment {
+                        let mut payment = data.clone();
+                        if let Some(map) = payment.as_object_mut() {
+                            for drop in [
+                                "status",
+                                "subtotal_minor",
+                                "tax_minor",
+                                "total_minor",
+                                "paid_minor",
+                                "issue_date",
+                                "due_date",
+                            ] {
+                                map.remove(drop);
+                            }
+                        }
+                        payment["method"] = "wallet".into();
+                        payment["reference"] = reference.as_str().into();
+                        payment["amount_minor"] = amount.minor().into();
+                        webhooks::emit_to(
+                            &mut tx,
+                            app,
+                            &subs,
+                            "payment.received",
+                            &subject,
+                            payment,
+                        )
+                        .await?;
+                    }
+                    if wants_paid && amount.minor() == inv.total.minor() {
+                        data["status"] = InvoiceStatus::Paid.as_str().into();
+                        data["paid_minor"] = amount.minor().into();
+                        webhooks::emit_to(&mut tx, app, &subs, "invoice.paid", &subject, data)
+                            .await?;
+                    }
+                }
+            }
         }
     }
 

@@ -26,6 +26,20 @@ pub async fn create_client(app: &App, ctx: &Ctx, new: NewClient) -> Result<Clien
     new.validate()?;
     let mut tx = app.db.begin().await?;
     let client = store::create_client(&mut tx, owner, &new, app.now()).await?;
+    crate::webhooks::emit(
+        &mut tx,
+        app,
+        "client.created",
+        &format!("client:{}", client.id.get()),
+        json!({
+            "client_id": client.id.get(),
+            "reseller_id": client.reseller_id.map(|r| r.get()),
+            "email": client.email,
+            "country": client.country,
+            "currency": client.currency.code(),
+        }),
+    )
+    .await?;
     record(
         &mut tx,
         app,

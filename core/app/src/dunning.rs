@@ -400,6 +400,18 @@ async fn act(
                 &format!("dunning:{}", row.id),
             )
             .await?;
+            crate::webhooks::emit(
+                tx,
+                app,
+                if to == ServiceStatus::Suspended {
+                    "service.suspended"
+                } else {
+                    "service.terminated"
+                },
+                &format!("service:{}", service.get()),
+                crate::webhooks::service_data(&s, s.status, to, &reason),
+            )
+            .await?;
             record(
                 tx,
                 app,
@@ -487,6 +499,19 @@ pub async fn lift(
                 service,
                 "unsuspend",
                 &format!("paid:{}", inv.id),
+            )
+            .await?;
+            crate::webhooks::emit(
+                tx,
+                app,
+                "service.unsuspended",
+                &format!("service:{}", service.get()),
+                crate::webhooks::service_data(
+                    &s,
+                    ServiceStatus::Suspended,
+                    ServiceStatus::Active,
+                    &reason,
+                ),
             )
             .await?;
         }

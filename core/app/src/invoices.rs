@@ -11,7 +11,7 @@ use crate::billing::{
     ClientTerms, Lookups, Party, issue_entry, next_number, parse_amount, parse_date, wallet_account,
 };
 use crate::ledger::{Amount, SystemAccount, principal};
-use crate::{App, AppError, Ctx};
+use crate::{App, AppError, Ctx, webhooks};
 use chrono::{DateTime, NaiveDate, Utc};
 use keel_domain::Money;
 use keel_domain::access::Permission;
@@ -336,9 +336,18 @@ pub async fn issue_in(
         lines: computed.lines,
     };
     let id = store::insert_invoices(tx, std::slice::from_ref(&new), now).await?[0];
-    store::invoice_for_update(tx, Scope::Host, id)
+    let inv = store::invoice_for_update(tx, Scope::Host, id)
         .await?
-        .ok_or(AppError::NotFound { what: "invoice" })
+        .ok_or(AppError::NotFound { what: "invoice" })?;
+    webhooks::emit(
+        tx,
+        app,
+        "invoice.issued",
+        &webhooks::invoice_subject(id),
+        webhooks::invoice_data(&inv),
+    )
+    .await?;
+    Ok(inv)
 }
 
 /// After issuing: a zero invoice is paid at once; otherwise the wallet pays what it can when
@@ -464,6 +473,7 @@ async fn pay_from_wallet(
         now,
     )
     .await?;
+    payment_received(tx, app, &inv, "wallet", &reference, amount).await?;
     let updated = store::add_payment(tx, inv.id, amount.minor(), now)
         .await?
         .ok_or_else(|| AppError::conflict("overpayment", "the invoice changed meanwhile"))?;
@@ -483,6 +493,14 @@ pub async fn on_paid(
     inv: &InvoiceRecord,
 ) -> Result<(), AppError> {
     let now = app.now();
+    webhooks::emit(
+        tx,
+        app,
+        "invoice.paid",
+        &webhooks::invoice_subject(inv.id),
+        webhooks::invoice_data(inv),
+    )
+    .await?;
     for service in store::pending_services_of_invoice(tx, inv.id).await? {
         let moved = store::set_service_status(
             tx,
@@ -515,6 +533,25 @@ pub async fn on_paid(
     }
     crate::dunning::lift(tx, app, ctx, inv).await?;
     Ok(())
+}
+
+/// Emits `payment.received` for a payment just recorded against `inv`.
+async fn payment_received(
+    tx: &mut Tx,
+    app: &App,
+    inv: &InvoiceRecord,
+    method: &str,
+    reference: &str,
+    amount: Money,
+) -> Result<(), AppError> {
+    webhooks::emit(
+        tx,
+        app,
+        "payment.received",
+        &webhooks::invoice_subject(inv.id),
+        webhooks::payment_data(inv, method, reference, amount),
+    )
+    .await
 }
 
 // ---------------------------------------------------------------------------------------
@@ -658,6 +695,7 @@ pub async fn record_payment(
         now,
     )
     .await?;
+    payment_received(&mut tx, app, &inv, input.method.as_str(), reference, amount).await?;
     let updated = store::add_payment(&mut tx, inv.id, amount.minor(), now)
         .await?
         .ok_or_else(|| AppError::conflict("overpayment", "the invoice changed meanwhile"))?;
@@ -1417,6 +1455,14 @@ pub async fn issue(app: &App, ctx: &Ctx, id: InvoiceId) -> Result<InvoiceView, A
     let issued = store::invoice_for_update(&mut tx, Scope::Host, id)
         .await?
         .ok_or(AppError::NotFound { what: "invoice" })?;
+    webhooks::emit(
+        &mut tx,
+        app,
+        "invoice.issued",
+        &webhooks::invoice_subject(id),
+        webhooks::invoice_data(&issued),
+    )
+    .await?;
     let terms = ClientTerms::of(&row, &app.billing);
     settle_new(
         &mut tx,

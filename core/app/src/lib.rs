@@ -21,6 +21,8 @@
 //! - [`book`]: a seeded book (clients, services all due one day, wallets) for benchmarks and tests.
 //! - [`audit`]: building audit rows from a context; reading and verifying the chain.
 //! - [`demo`]: the demo host `keel serve --demo` and `keel demo` seed.
+//! - [`webhooks`]: outgoing webhooks: endpoints, [`webhooks::emit`] inside the causing
+//!   transaction, the signed delivery job with its retries, replay, [`webhooks::verify`].
 //! - [`clock`]: the injected clock (tests never read the wall clock).
 
 pub mod access;
@@ -43,6 +45,7 @@ pub mod plan_change;
 pub mod plugins;
 pub mod services;
 pub mod wallets;
+pub mod webhooks;
 
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use error::AppError;

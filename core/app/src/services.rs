@@ -190,8 +190,25 @@ pub async fn change_status(
             "the service changed meanwhile; read it again",
         ));
     }
-    let event = store::last_service_event(&mut tx, id).await?;
-    enqueue_provision(&mut tx, app, id, intent, &format!("event:{event}")).await?;
+    let event_id = store::last_service_event(&mut tx, id).await?;
+    enqueue_provision(&mut tx, app, id, intent, &format!("event:{event_id}")).await?;
+    let event = match (s.status, input.status) {
+        (_, ServiceStatus::Suspended) => Some("service.suspended"),
+        (ServiceStatus::Suspended, ServiceStatus::Active) => Some("service.unsuspended"),
+        (_, ServiceStatus::Terminated) => Some("service.terminated"),
+        (_, ServiceStatus::Cancelled) => Some("service.cancelled"),
+        _ => None,
+    };
+    if let Some(event) = event {
+        crate::webhooks::emit(
+            &mut tx,
+            app,
+            event,
+            &format!("service:{}", id.get()),
+            crate::webhooks::service_data(&s, s.status, input.status, reason),
+        )
+        .await?;
+    }
     record(
         &mut tx,
         app,
@@ -259,6 +276,13 @@ pub async fn request_cancellation(
         },
     };
     store::request_cancellation(&mut tx, id, input.kind, reason, on, now).await?;
+    let (event, to) = match input.kind {
+        CancelKind::Immediate => ("service.cancelled", ServiceStatus::Cancelled),
+        CancelKind::EndOfPeriod => ("service.cancellation_requested", s.status),
+    };
+    let mut data = crate::webhooks::service_data(&s, s.status, to, reason);
+    data["cancel_on"] = json!(on);
+    crate::webhooks::emit(&mut tx, app, event, &format!("service:{}", id.get()), data).await?;
     record(
         &mut tx,
         app,

@@ -16,6 +16,7 @@ mod billing;
 mod config;
 mod jobs;
 mod plugins;
+mod webhooks;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -95,6 +96,11 @@ enum Command {
     Jobs {
         #[command(subcommand)]
         command: jobs::JobsCommand,
+    },
+    /// Outgoing webhooks: endpoints (list, add, show, disable, enable), deliveries, replay.
+    Webhooks {
+        #[command(subcommand)]
+        command: webhooks::WebhooksCommand,
     },
     /// Plugins: what is installed, how each is configured, and a check without starting.
     Plugin {
@@ -305,6 +311,7 @@ async fn run(command: Command, config: Config) -> Result<(), Exit> {
             billing::invoice(&app, &config, command).await?
         }
         Command::Jobs { command } => jobs::command(&config, command).await?,
+        Command::Webhooks { command } => webhooks::command(&config, command).await?,
     }
     Ok(())
 }

@@ -1062,3 +1062,113 @@ async fn serve_runs_the_schedules_of_its_config_on_sqlite() {
 async fn serve_runs_the_schedules_of_its_config_on_postgres() {
     serve_runs_the_schedules_of_its_config(Backend::Postgres).await;
 }
+
+// ---------------------------------------------------------------------------------------
+// Webhooks: `keel webhooks` adds, lists, pauses and inspects endpoints.
+
+async fn webhooks_are_managed_from_the_command_line(backend: Backend) {
+    let t = TestDb::new(backend).await;
+    let added = run(keel_on(
+        &t.url,
+        &[
+            "webhooks",
+            "add",
+            "http://127.0.0.1:9/keel",
+            "--events",
+            "invoice.paid,client.created",
+            "--json",
+        ],
+    ))
+    .await
+    .exits(0)
+    .calm()
+    .json();
+    let id = added["id"].as_i64().expect("an id").to_string();
+    assert!(
+        added["secret"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("whsec_")),
+        "{added:#}"
+    );
+    let listed = run(keel_on(&t.url, &["webhooks", "list", "--json"]))
+        .await
+        .exits(0)
+        .json();
+    assert_eq!(
+        listed[0]["events"],
+        serde_json::json!(["invoice.paid", "client.created"])
+    );
+    assert!(
+        listed[0].get("secret").is_none(),
+        "the secret is shown once: {listed:#}"
+    );
+    run(keel_on(
+        &t.url,
+        &["webhooks", "disable", &id, "--reason", "ERP down"],
+    ))
+    .await
+    .exits(0);
+    let shown = run(keel_on(&t.url, &["webhooks", "show", &id, "--json"]))
+        .await
+        .exits(0)
+        .json();
+    assert_eq!(
+        (
+            shown["enabled"].as_bool(),
+            shown["disabled_reason"].as_str()
+        ),
+        (Some(false), Some("ERP down"))
+    );
+    run(keel_on(&t.url, &["webhooks", "enable", &id]))
+        .await
+        .exits(0);
+    let log = run(keel_on(&t.url, &["webhooks", "deliveries", &id, "--json"]))
+        .await
+        .exits(0)
+        .json();
+    assert_eq!(log, serde_json::json!([]));
+
+    // Refusals: usage errors exit 2, a missing delivery exits 1.
+    run(keel_on(
+        &t.url,
+        &["webhooks", "add", "ftp://example.com/x", "--events", "*"],
+    ))
+    .await
+    .exits(2)
+    .says("http or https");
+    run(keel_on(
+        &t.url,
+        &[
+            "webhooks",
+            "add",
+            "https://example.com/x",
+            "--events",
+            "invoice.eaten",
+        ],
+    ))
+    .await
+    .exits(2)
+    .says("not an event type");
+    run(keel_on(
+        &t.url,
+        &["webhooks", "deliveries", &id, "--state", "lost"],
+    ))
+    .await
+    .exits(2)
+    .says("unknown delivery status");
+    run(keel_on(&t.url, &["webhooks", "replay", "999999"]))
+        .await
+        .exits(1)
+        .says("not found");
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn webhooks_are_managed_from_the_command_line_on_sqlite() {
+    webhooks_are_managed_from_the_command_line(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn webhooks_are_managed_from_the_command_line_on_postgres() {
+    webhooks_are_managed_from_the_command_line(Backend::Postgres).await;
+}

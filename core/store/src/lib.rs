@@ -17,6 +17,8 @@
 //!   invoices, payments in flight at a gateway.
 //! - [`jobs`]: the durable job queue's table: enqueue in a transaction, leased claims,
 //!   retries, parking, expired leases.
+//! - [`webhooks`]: webhook endpoints, events, deliveries (claimed in order per subject) and
+//!   their attempts.
 //! - [`audit`]: the append-only, hash-chained audit log.
 //! - [`seed`]: multi-row bulk inserts for large books, and the census that compares two books.
 //!
@@ -37,6 +39,7 @@ pub mod page;
 pub mod plugin_kv;
 pub mod seed;
 pub mod staff;
+pub mod webhooks;
 
 pub use db::{Db, Engine, Tx};
 pub use error::StoreError;
