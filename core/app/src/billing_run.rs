@@ -67,9 +67,15 @@ pub struct PlannedInvoice {
     pub client_id: ClientId,
     pub number: Option<String>,
     pub due_date: NaiveDate,
+    /// The day a daily billing run issues it: the due date less the client's lead days.
+    pub issue_on: NaiveDate,
     pub currency: String,
     pub total: String,
+    /// In minor units.
+    pub total_minor: i64,
     pub lines: Vec<String>,
+    /// The services it bills.
+    pub services: Vec<ServiceId>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -91,7 +97,7 @@ pub struct RunReport {
 
 impl RunReport {
     /// Adds the counts of one committed batch.
-    fn absorb(&mut self, batch: RunReport) {
+    fn absorb(&mut self, batch: RunReport, list_limit: usize) {
         self.periods += batch.periods;
         self.invoices += batch.invoices;
         for (currency, t) in batch.by_currency {
@@ -101,7 +107,7 @@ impl RunReport {
             into.tax_minor += t.tax_minor;
             into.wallet_applied_minor += t.wallet_applied_minor;
         }
-        let room = 1000usize.saturating_sub(self.planned.len());
+        let room = list_limit.saturating_sub(self.planned.len());
         self.planned.extend(batch.planned.into_iter().take(room));
     }
 }
@@ -118,6 +124,27 @@ pub async fn run(
     app: &App,
     ctx: &Ctx,
     opts: &RunOptions,
+    progress: &(dyn Fn(Progress) + Sync),
+) -> Result<RunReport, AppError> {
+    run_listing(app, ctx, opts, 1000, progress).await
+}
+
+/// What a billing run as of `as_of` would issue, every invoice listed with the day it
+/// would be issued (its due date less the client's lead days): the billing part of the
+/// automation preview. Changes nothing.
+pub async fn plan(app: &App, ctx: &Ctx, as_of: NaiveDate) -> Result<RunReport, AppError> {
+    let opts = RunOptions {
+        as_of,
+        dry_run: true,
+    };
+    run_listing(app, ctx, &opts, usize::MAX, &|_| {}).await
+}
+
+async fn run_listing(
+    app: &App,
+    ctx: &Ctx,
+    opts: &RunOptions,
+    list_limit: usize,
     progress: &(dyn Fn(Progress) + Sync),
 ) -> Result<RunReport, AppError> {
     ctx.require(Permission::BillingWrite)?;
@@ -148,9 +175,9 @@ pub async fn run(
             // Each attempt counts into its own report, merged only when the batch commits:
             // a rolled-back attempt billed nothing.
             let mut batch_report = RunReport::default();
-            match run_batch(app, ctx, opts, &rows, &mut batch_report).await {
+            match run_batch(app, ctx, opts, list_limit, &rows, &mut batch_report).await {
                 Ok(()) => {
-                    report.absorb(batch_report);
+                    report.absorb(batch_report, list_limit);
                     break;
                 }
                 Err(BatchError::Raced) if attempt < BATCH_RETRIES => {
@@ -292,6 +319,7 @@ async fn run_batch(
     app: &App,
     _ctx: &Ctx,
     opts: &RunOptions,
+    list_limit: usize,
     rows: &[DueKey],
     report: &mut RunReport,
 ) -> Result<(), BatchError> {
@@ -496,20 +524,33 @@ async fn run_batch(
     report.invoices += invoices.len() as u64;
     if opts.dry_run {
         for inv in &invoices {
-            if report.planned.len() >= 1000 {
+            if report.planned.len() >= list_limit {
                 break;
             }
+            let due_date = inv.due_date.unwrap_or(opts.as_of);
+            let lead = clients
+                .get(&inv.client_id.get())
+                .map(|c| ClientTerms::of(c, &app.billing).invoice_lead_days)
+                .unwrap_or(app.billing.invoice_lead_days);
+            let mut services: Vec<ServiceId> =
+                inv.lines.iter().filter_map(|l| l.input.service).collect();
+            services.dedup();
             report.planned.push(PlannedInvoice {
                 client_id: inv.client_id,
                 number: None,
-                due_date: inv.due_date.unwrap_or(opts.as_of),
+                due_date,
+                issue_on: due_date
+                    .checked_sub_days(Days::new(u64::from(lead)))
+                    .unwrap_or(due_date),
                 currency: inv.currency.code().to_string(),
                 total: inv.total.plain_amount(),
+                total_minor: inv.total.minor(),
                 lines: inv
                     .lines
                     .iter()
                     .map(|l| l.input.description.clone())
                     .collect(),
+                services,
             });
         }
         // Nothing was written; dropping the transaction rolls back the reads' locks.

@@ -18,6 +18,7 @@
 //!   cases. [`billing_run`]: the batched, resumable renewal run.
 //! - [`dunning`]: the daily dunning run and its steps (reminders, late fee, suspension,
 //!   termination, cancellation) as recorded jobs; payments in flight; policies.
+//! - [`preview`]: what automation would do over the next days (billing and dunning), read only.
 //! - [`book`]: a seeded book (clients, services all due one day, wallets) for benchmarks and tests.
 //! - [`audit`]: building audit rows from a context; reading and verifying the chain.
 //! - [`demo`]: the demo host `keel serve --demo` and `keel demo` seed.
@@ -43,6 +44,7 @@ pub mod ledger;
 pub mod orders;
 pub mod plan_change;
 pub mod plugins;
+pub mod preview;
 pub mod services;
 pub mod wallets;
 pub mod webhooks;

@@ -551,3 +551,79 @@ store_test!(
         assert!(matches!(dunning::policies(&app, &client_ctx).await.unwrap_err(), keel_app::AppError::Forbidden { .. }));
     }
 );
+
+store_test!(
+    async fn the_preview_says_what_the_next_weeks_then_do(t) {
+        let (start, due) = (d("2027-01-01"), d("2027-01-10"));
+        let clock = Arc::new(FixedClock::new(ten_am(start)));
+        let app = app_with(t.db.clone(), clock.clone(), policy());
+        let ctx = Ctx::system("preview");
+        book::seed_book(&app, &BookOptions { services: 60, seed: 5, due_on: due, services_per_client: (1, 4), wallet_percent: 0 })
+            .await
+            .unwrap();
+        let census = || async {
+            let jobs = keel_store::jobs::stats(&app.db).await.unwrap();
+            let steps = store::steps_between(&app.db, 0, i64::MAX).await.unwrap().len();
+            let open = store::open_invoices(&app.db, d("2099-01-01"), 0, 10_000).await.unwrap().len();
+            (jobs, steps, open)
+        };
+        let before = census().await;
+        let preview = keel_app::preview::preview(&app, &ctx, 45).await.unwrap();
+        assert_eq!(census().await, before, "the preview changes nothing");
+        assert_eq!((preview.from, preview.to), (start, d("2027-02-14")));
+        assert!(preview.totals.suspensions > 0 && preview.totals.terminations > 0, "{:?}", preview.totals);
+        assert!(keel_app::preview::preview(&app, &ctx, 0).await.is_err());
+
+        // Then the 45 days happen, nobody paying.
+        type Key = (NaiveDate, String, i64, Option<i64>, NaiveDate);
+        let mut happened_invoices: Vec<(NaiveDate, i64, NaiveDate, i64)> = Vec::new();
+        let w = worker(&app);
+        let mut seen = 0;
+        let mut day = start;
+        while day <= preview.to {
+            clock.set(ten_am(day));
+            billing_run::run(&app, &ctx, &RunOptions { as_of: day, dry_run: false }, &|_| {}).await.unwrap();
+            for inv in store::open_invoices(&app.db, d("2099-01-01"), seen, 10_000).await.unwrap() {
+                seen = inv.id;
+                happened_invoices.push((day, inv.client_id, inv.due_date, inv.total_minor));
+            }
+            dunning::run(&app, &ctx, day).await.unwrap();
+            drain(&w).await;
+            day = day + Days::new(1);
+        }
+        let client_of: HashMap<i64, (i64, NaiveDate)> = store::open_invoices(&app.db, d("2099-01-01"), 0, 10_000)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|i| (i.id, (i.client_id, i.due_date)))
+            .collect();
+        let mut happened: Vec<Key> = store::steps_between(&app.db, 0, i64::MAX)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.state == "done")
+            .map(|r| {
+                let (client, due) = client_of[&r.invoice_id];
+                (r.updated_at.date_naive(), r.step, client, r.service_id, due)
+            })
+            .collect();
+        let mut forecast: Vec<Key> = preview
+            .days
+            .iter()
+            .flat_map(|day| day.actions.iter().map(|a| (day.date, a.step.clone(), a.client_id, a.service_id, a.due_date)))
+            .collect();
+        happened.sort();
+        forecast.sort();
+        assert_eq!(forecast, happened);
+        let mut forecast_invoices: Vec<(NaiveDate, i64, NaiveDate, i64)> = preview
+            .days
+            .iter()
+            .flat_map(|day| day.invoices.iter().map(|i| (day.date, i.client_id, i.due_date, i.total_minor)))
+            .collect();
+        happened_invoices.sort();
+        forecast_invoices.sort();
+        assert_eq!(forecast_invoices, happened_invoices);
+        let total: u64 = preview.totals.invoices.values().map(|t| t.count).sum();
+        assert_eq!(total as usize, happened_invoices.len());
+    }
+);

@@ -145,6 +145,10 @@ pub struct OpenInvoice {
     pub client_id: i64,
     pub number: Option<String>,
     pub due_date: NaiveDate,
+    pub currency: String,
+    pub total_minor: i64,
+    pub paid_minor: i64,
+    pub credited_minor: i64,
     pub client_policy: Option<i64>,
 }
 
@@ -184,8 +188,10 @@ pub async fn open_invoices(
     after: i64,
     limit: u32,
 ) -> Result<Vec<OpenInvoice>, StoreError> {
-    Ok(on_db!(db, |p| sqlx::query_as(
-        "SELECT i.id, i.client_id, i.number, i.due_date, c.dunning_policy_id AS client_policy \
+    Ok(on_db!(db, |p| {
+        sqlx::query_as(
+        "SELECT i.id, i.client_id, i.number, i.due_date, i.currency, i.total_minor, i.paid_minor, i.credited_minor, \
+           c.dunning_policy_id AS client_policy \
          FROM invoices i JOIN clients c ON c.id = i.client_id \
          WHERE i.status = 'unpaid' AND i.kind = 'standard' AND i.due_date <= $1 AND i.id > $2 \
          ORDER BY i.id LIMIT $3"
@@ -194,7 +200,8 @@ pub async fn open_invoices(
     .bind(after)
     .bind(i64::from(limit))
     .fetch_all(p)
-    .await)?)
+    .await
+    })?)
 }
 
 /// The services billed on invoices `first..=last` (by invoice, then service).
@@ -215,6 +222,46 @@ pub async fn billed_services(
     .fetch_all(p)
     .await
     })?)
+}
+
+/// A service with the policies it could follow (for the preview of invoices not yet issued).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ServicePolicies {
+    pub service_id: i64,
+    pub client_id: i64,
+    pub status: String,
+    pub service_policy: Option<i64>,
+    pub product_policy: Option<i64>,
+    pub client_policy: Option<i64>,
+}
+
+/// The policies `services` could follow, with their status.
+pub async fn service_policies(
+    db: &Db,
+    services: &[ServiceId],
+) -> Result<Vec<ServicePolicies>, StoreError> {
+    let mut out = Vec::with_capacity(services.len());
+    for chunk in services.chunks(500) {
+        let list = (1..=chunk.len())
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT s.id AS service_id, s.client_id, s.status, s.dunning_policy_id AS service_policy, \
+               pr.dunning_policy_id AS product_policy, c.dunning_policy_id AS client_policy \
+             FROM services s JOIN products pr ON pr.id = s.product_id JOIN clients c ON c.id = s.client_id \
+             WHERE s.id IN ({list})"
+        );
+        let rows: Vec<ServicePolicies> = on_db!(db, |p| {
+            let mut q = sqlx::query_as(&sql);
+            for id in chunk {
+                q = q.bind(id.get());
+            }
+            q.fetch_all(p).await
+        })?;
+        out.extend(rows);
+    }
+    Ok(out)
 }
 
 /// The steps recorded for invoices `first..=last`.
