@@ -181,6 +181,7 @@ pub fn router(state: State) -> Router {
         .merge(routes::catalog::router())
         .merge(routes::wallets::router())
         .merge(routes::jobs::router())
+        .merge(routes::dunning::router())
         .merge(routes::webhooks::router())
         .method_not_allowed_fallback(error::method_not_allowed)
         // Timeouts guard the routes that do work; /healthz touches nothing and skips the timer.

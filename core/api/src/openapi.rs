@@ -1,7 +1,9 @@
 //! The OpenAPI document (utoipa, from the handlers' annotations and types) and the docs page
 //! rendered from it (no external assets: Keel serves offline).
 
-use crate::routes::{List, access, billing, catalog, clients, jobs, ledger, wallets, webhooks};
+use crate::routes::{
+    List, access, billing, catalog, clients, dunning, jobs, ledger, wallets, webhooks,
+};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -33,6 +35,8 @@ use utoipa::{Modify, OpenApi};
         wallets::list_wallets, wallets::wallet_history, wallets::credit_wallet, wallets::debit_wallet,
         wallets::set_credit_limit,
         jobs::list_jobs, jobs::get_job, jobs::retry_job, jobs::cancel_job, jobs::list_schedules,
+        dunning::list_policies, dunning::create_policy, dunning::update_policy, dunning::assign_policy,
+        dunning::dunning_run, dunning::invoice_steps, dunning::automation_preview,
         webhooks::list_endpoints, webhooks::create_endpoint, webhooks::show_endpoint, webhooks::update_endpoint,
         webhooks::delete_endpoint, webhooks::list_deliveries, webhooks::test_endpoint, webhooks::show_delivery,
         webhooks::replay_delivery,
@@ -52,6 +56,7 @@ use utoipa::{Modify, OpenApi};
         (name = "billing", description = "The billing run"),
         (name = "catalog", description = "Products, prices, tax rules, exchange rates, client groups, promotions"),
         (name = "wallets", description = "Client wallets: balances, history, staff credits and debits, credit limits"),
+        (name = "dunning", description = "Dunning policies, an invoice's dunning steps, and the preview of what automation will do"),
         (name = "automation", description = "Jobs and schedules: what automation did, retries, heartbeats"),
         (name = "webhooks", description = "Outgoing webhooks: endpoints, signed deliveries, the delivery log, replay"),
     )

@@ -5,6 +5,7 @@ pub mod access;
 pub mod billing;
 pub mod catalog;
 pub mod clients;
+pub mod dunning;
 pub mod jobs;
 pub mod ledger;
 pub mod ops;

@@ -80,6 +80,13 @@ const SERVED: &[(&str, &str)] = &[
     ("/api/v1/jobs/{id}/retry", "post"),
     ("/api/v1/jobs/{id}/cancel", "post"),
     ("/api/v1/schedules", "get"),
+    ("/api/v1/dunning/policies", "get"),
+    ("/api/v1/dunning/policies", "post"),
+    ("/api/v1/dunning/policies/{id}", "put"),
+    ("/api/v1/dunning/assignments", "put"),
+    ("/api/v1/dunning/runs", "post"),
+    ("/api/v1/invoices/{id}/dunning", "get"),
+    ("/api/v1/automation/preview", "get"),
     // webhooks
     ("/api/v1/webhooks/endpoints", "get"),
     ("/api/v1/webhooks/endpoints", "post"),
