@@ -7,6 +7,7 @@
 //! Exit codes: 0 success, 1 failure, 2 usage or configuration error. Commands whose output
 //! scripts capture (`keys create`) print only that on stdout; everything else goes to stderr.
 
+mod automation;
 mod bench;
 mod bench_billing;
 mod bench_http;
@@ -96,6 +97,11 @@ enum Command {
     Jobs {
         #[command(subcommand)]
         command: jobs::JobsCommand,
+    },
+    /// Automation: the preview of what it will do, and a dunning run on demand.
+    Automation {
+        #[command(subcommand)]
+        command: automation::AutomationCommand,
     },
     /// Outgoing webhooks: endpoints (list, add, show, disable, enable), deliveries, replay.
     Webhooks {
@@ -312,6 +318,7 @@ async fn run(command: Command, config: Config) -> Result<(), Exit> {
         }
         Command::Jobs { command } => jobs::command(&config, command).await?,
         Command::Webhooks { command } => webhooks::command(&config, command).await?,
+        Command::Automation { command } => automation::command(&config, command).await?,
     }
     Ok(())
 }

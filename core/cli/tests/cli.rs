@@ -1172,3 +1172,70 @@ async fn webhooks_are_managed_from_the_command_line_on_sqlite() {
 async fn webhooks_are_managed_from_the_command_line_on_postgres() {
     webhooks_are_managed_from_the_command_line(Backend::Postgres).await;
 }
+
+async fn automation_preview_shows_the_month_and_changes_nothing(backend: Backend) {
+    let t = TestDb::new(backend).await;
+    run(keel_on(&t.url, &["demo"])).await.exits(0);
+
+    let text = run(keel_on(&t.url, &["automation", "preview", "--days", "30"])).await;
+    text.exits(0).calm();
+    for expected in ["if nobody pays", "Totals", "suspensions", "invoice "] {
+        assert!(
+            text.stdout.contains(expected),
+            "{expected:?} in:\n{}",
+            text.stdout
+        );
+    }
+    let json = run(keel_on(
+        &t.url,
+        &["automation", "preview", "--days", "30", "--json"],
+    ))
+    .await;
+    let preview = json.exits(0).json();
+    let invoices: u64 = preview["totals"]["invoices"]
+        .as_object()
+        .expect("invoices per currency")
+        .values()
+        .map(|t| t["count"].as_u64().unwrap())
+        .sum();
+    assert!(invoices > 0, "the demo's renewals: {preview}");
+    let listed: usize = preview["days"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["invoices"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(listed as u64, invoices);
+    run(keel_on(&t.url, &["automation", "preview", "--days", "0"]))
+        .await
+        .exits(2)
+        .says("1 to 366 days");
+    // Nothing was issued: the preview is the same again.
+    let again = run(keel_on(
+        &t.url,
+        &["automation", "preview", "--days", "30", "--json"],
+    ))
+    .await;
+    assert_eq!(again.exits(0).json(), preview);
+
+    let dunned = run(keel_on(&t.url, &["automation", "dunning"])).await;
+    dunned.exits(0);
+    assert!(dunned.stdout.contains("steps queued"), "{}", dunned.stdout);
+    run(keel_on(
+        &t.url,
+        &["automation", "dunning", "--as-of", "2027-13-01"],
+    ))
+    .await
+    .exits(2);
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn automation_preview_shows_the_month_and_changes_nothing_on_sqlite() {
+    automation_preview_shows_the_month_and_changes_nothing(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn automation_preview_shows_the_month_and_changes_nothing_on_postgres() {
+    automation_preview_shows_the_month_and_changes_nothing(Backend::Postgres).await;
+}
