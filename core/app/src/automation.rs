@@ -67,6 +67,48 @@ fn billing_run_job<'a>(env: &'a Env, job: &'a JobRecord) -> BoxFuture<'a, Result
 
 inventory::submit! { Handler { kind: BILLING_RUN, run: billing_run_job } }
 
+/// The job kind of the cleanup (`[schedules.cleanup]`, daily).
+pub const CLEANUP: &str = "jobs.cleanup";
+
+/// Done and cancelled jobs are kept this many days by default (`[jobs] keep_days`).
+pub const KEEP_DAYS: u32 = 30;
+
+/// Deletes done and cancelled jobs finished more than `keep_days` ago, in batches of
+/// 10,000; returns how many.
+pub async fn cleanup(app: &App, ctx: &Ctx, keep_days: u32) -> Result<u64, AppError> {
+    ctx.require(Permission::Automation)?;
+    let before = app.now() - chrono::Duration::days(i64::from(keep_days));
+    let mut deleted = 0;
+    loop {
+        let n = store::delete_finished(&app.db, before, 10_000).await?;
+        deleted += n;
+        if n < 10_000 {
+            return Ok(deleted);
+        }
+    }
+}
+
+fn cleanup_job<'a>(env: &'a Env, job: &'a JobRecord) -> BoxFuture<'a, Result<(), JobError>> {
+    Box::pin(async move {
+        let app = app_of(env)?;
+        let keep_days = match job.payload.get("keep_days") {
+            None => KEEP_DAYS,
+            Some(v) => v
+                .as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .filter(|n| *n >= 1)
+                .ok_or_else(|| JobError::Fail(format!("keep_days {v} is not a number of days")))?,
+        };
+        let deleted = cleanup(app, &Ctx::system(&format!("job {}", job.id)), keep_days)
+            .await
+            .map_err(|e| JobError::Retry(e.to_string()))?;
+        tracing::info!(job = job.id, deleted, keep_days, "finished jobs cleaned up");
+        Ok(())
+    })
+}
+
+inventory::submit! { Handler { kind: CLEANUP, run: cleanup_job } }
+
 /// Jobs, newest first; `state` filters (ready, running, done, parked, cancelled).
 pub async fn list(
     app: &App,

@@ -101,3 +101,67 @@ store_test!(
         assert!(actions.contains(&"job.retry") && actions.contains(&"job.cancel"), "{actions:?}");
     }
 );
+
+store_test!(
+    async fn the_cleanup_deletes_only_jobs_finished_long_enough_ago(t) {
+        let clock = Arc::new(FixedClock::new(Utc.with_ymd_and_hms(2027, 1, 1, 3, 0, 0).unwrap()));
+        let app = App::with_clock(t.db.clone(), clock.clone());
+        let w = worker(&app);
+        let stop = tokio::sync::watch::channel(false).1;
+        let enqueue = |kind: &'static str, key: String| {
+            let db = t.db.clone();
+            let now = clock.now();
+            async move {
+                let mut tx = db.begin().await.unwrap();
+                let id = store::enqueue(&mut tx, &NewJob::new(kind, serde_json::json!({}), now).unique(key), now).await.unwrap().unwrap();
+                tx.commit().await.unwrap();
+                id
+            }
+        };
+        // On 1 January: two jobs done, one parked (no handler), one cancelled.
+        let old_done = enqueue(keel_jobs::NOOP, "old-1".into()).await;
+        enqueue(keel_jobs::NOOP, "old-2".into()).await;
+        let parked = enqueue("no.such.kind", "old-3".into()).await;
+        let tick = w.tick(&stop).await.unwrap();
+        assert_eq!((tick.done, tick.parked), (2, 1), "{tick:?}");
+        let cancelled = enqueue(keel_jobs::NOOP, "old-4".into()).await;
+        let mut tx = t.db.begin().await.unwrap();
+        assert!(store::cancel(&mut tx, cancelled, clock.now()).await.unwrap());
+        tx.commit().await.unwrap();
+        // On 25 January: one more done, one waiting.
+        clock.set(Utc.with_ymd_and_hms(2027, 1, 25, 3, 0, 0).unwrap());
+        let recent = enqueue(keel_jobs::NOOP, "recent".into()).await;
+        w.tick(&stop).await.unwrap();
+        let waiting = enqueue(keel_jobs::NOOP, "later".into()).await;
+
+        // On 1 February, keeping 30 days: nothing is old enough yet; on 2 February the
+        // January 1st done and cancelled jobs go.
+        clock.set(Utc.with_ymd_and_hms(2027, 1, 31, 3, 0, 0).unwrap());
+        let ctx = Ctx::system("test");
+        assert_eq!(automation::cleanup(&app, &ctx, 30).await.unwrap(), 0);
+        clock.set(Utc.with_ymd_and_hms(2027, 2, 1, 3, 30, 0).unwrap());
+        assert_eq!(automation::cleanup(&app, &ctx, 30).await.unwrap(), 3);
+        assert!(store::get(&t.db, old_done).await.unwrap().is_none());
+        assert!(store::get(&t.db, cancelled).await.unwrap().is_none());
+        for kept in [parked, recent, waiting] {
+            assert!(store::get(&t.db, kept).await.unwrap().is_some(), "job {kept} is kept");
+        }
+        assert_eq!(automation::cleanup(&app, &ctx, 30).await.unwrap(), 0, "once");
+
+        // As a scheduled job, with the payload `keel serve` gives it.
+        let mut tx = t.db.begin().await.unwrap();
+        store::enqueue(&mut tx, &NewJob::new(automation::CLEANUP, serde_json::json!({ "keep_days": 1 }), clock.now()), clock.now()).await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(w.tick(&stop).await.unwrap().done, 2, "the cleanup, and the job that waited");
+        assert!(store::get(&t.db, recent).await.unwrap().is_none(), "finished more than a day ago");
+        assert!(store::get(&t.db, parked).await.unwrap().is_some());
+        let client = Ctx::new(keel_domain::access::Actor::Key {
+            key: keel_domain::ids::ApiKeyId(1),
+            label: "client".into(),
+            scope: keel_domain::tenancy::Scope::Client(keel_domain::ids::ClientId(1)),
+            role: None,
+            staff: None,
+        });
+        assert!(matches!(automation::cleanup(&app, &client, 30).await.unwrap_err(), AppError::Forbidden { .. }));
+    }
+);

@@ -554,6 +554,7 @@ impl Config {
             ("jobs.batch", j.batch, 1..=1000),
             ("jobs.lease_seconds", j.lease_seconds, 5..=86_400),
             ("jobs.poll_seconds", j.poll_seconds, 1..=3600),
+            ("jobs.keep_days", j.keep_days, 1..=3650),
         ] {
             if !range.contains(&value) {
                 return Err((
@@ -588,6 +589,9 @@ pub struct JobsConfig {
     pub lease_seconds: u32,
     /// The longest an idle worker sleeps before looking again.
     pub poll_seconds: u32,
+    /// Done and cancelled jobs are deleted this many days after they finished (the
+    /// `cleanup` schedule); parked jobs stay until staff retry or cancel them.
+    pub keep_days: u32,
 }
 
 impl Default for JobsConfig {
@@ -599,6 +603,7 @@ impl Default for JobsConfig {
             batch: 100,
             lease_seconds: 60,
             poll_seconds: 5,
+            keep_days: keel_app::automation::KEEP_DAYS,
         }
     }
 }
@@ -656,6 +661,15 @@ impl Default for Schedules {
                     cron: "0 9 * * *".to_owned(),
                     timezone: "UTC".to_owned(),
                     job: "billing.run".to_owned(),
+                    enabled: true,
+                },
+            ),
+            (
+                "cleanup".to_owned(),
+                ScheduleConfig {
+                    cron: "30 3 * * *".to_owned(),
+                    timezone: "UTC".to_owned(),
+                    job: "jobs.cleanup".to_owned(),
                     enabled: true,
                 },
             ),
@@ -1308,10 +1322,13 @@ mod tests {
         let built = config.schedules.build().unwrap();
         assert_eq!(
             built.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
-            ["billing_run", "nightly", "overdue"]
+            ["billing_run", "cleanup", "nightly", "overdue"]
         );
-        assert_eq!(built[1].zone, chrono_tz::UTC);
-        assert_eq!(built[2].kind, "dunning.run");
+        assert_eq!(built[2].zone, chrono_tz::UTC);
+        assert_eq!(
+            (built[1].kind.as_str(), built[3].kind.as_str()),
+            ("jobs.cleanup", "dunning.run")
+        );
 
         let config = load_text("[schedules.billing_run]\nenabled = false", &[]).unwrap();
         let left: Vec<String> = config
@@ -1321,7 +1338,7 @@ mod tests {
             .into_iter()
             .map(|s| s.name)
             .collect();
-        assert_eq!(left, ["overdue"]);
+        assert_eq!(left, ["cleanup", "overdue"]);
         let (path, _, message) =
             invalid_parts(load_text("[schedules.nightly]\njob = \"billing.run\"", &[]));
         assert_eq!(path, "schedules");

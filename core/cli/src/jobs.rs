@@ -196,10 +196,15 @@ pub struct Automation {
 impl Automation {
     /// Starts `[jobs] workers` workers and the scheduler of `[schedules]`.
     pub fn start(app: &App, config: &Config) -> Result<Automation> {
-        let schedules = config
+        let mut schedules = config
             .schedules
             .build()
             .map_err(|e| anyhow!(crate::config::UsageError(format!("schedules: {e}"))))?;
+        for s in &mut schedules {
+            if s.kind == automation::CLEANUP {
+                s.payload = serde_json::json!({ "keep_days": config.jobs.keep_days });
+            }
+        }
         let (stop, stopped) = watch::channel(false);
         let env: Arc<keel_jobs::Env> = Arc::new(app.clone());
         let clock = app.clock.clone();

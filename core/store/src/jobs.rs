@@ -478,6 +478,32 @@ pub async fn release_expired(db: &Db, now: DateTime<Utc>) -> Result<u64, StoreEr
     Ok(n)
 }
 
+/// Deletes up to `limit` done and cancelled jobs that finished before `before` (parked
+/// jobs stay until staff act on them); returns how many. Their unique keys become free:
+/// every kernel key names something recorded for good (a past schedule slot, a dunning
+/// step's row and round, a webhook delivery's wake-up, a provisioning cause), so nothing is
+/// enqueued under a freed key again.
+pub async fn delete_finished(
+    db: &Db,
+    before: DateTime<Utc>,
+    limit: u32,
+) -> Result<u64, StoreError> {
+    let mut tx = db.begin().await?;
+    let n = on_tx!(&mut tx, |c| {
+        sqlx::query(
+        "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE state IN ('done', 'cancelled') \
+           AND finished_at < $1 ORDER BY id LIMIT $2)"
+    )
+    .bind(before)
+    .bind(i64::from(limit))
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected())
+    })?;
+    tx.commit().await?;
+    Ok(n)
+}
+
 /// One job.
 pub async fn get(db: &Db, id: i64) -> Result<Option<JobRecord>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM jobs WHERE id = $1");
