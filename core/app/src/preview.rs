@@ -308,7 +308,7 @@ pub async fn preview(app: &App, ctx: &Ctx, days: u32) -> Result<Preview, AppErro
             }
         }
     }
-    per_service.sort_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
+    per_service.sort_by_key(|a| (a.0, a.1, a.2));
     for (on, service, step, a) in per_service {
         let now = status.get(&service).copied();
         let next = match (step, now) {
