@@ -313,10 +313,31 @@ async fn act(
 ) -> Result<Performed, AppError> {
     let now = app.now();
     Ok(match step {
-        // The message itself goes out through the notification channels (their outbox
-        // reads the done steps); the step records that it is owed, once.
-        Step::Reminder(n) => Performed::Done(format!("reminder {n} days before the due date")),
-        Step::Overdue(n) => Performed::Done(format!("overdue notice {n} days after the due date")),
+        // The message is queued in the notification outbox, once per step.
+        Step::Reminder(n) => {
+            notify(
+                tx,
+                app,
+                inv,
+                "payment_reminder",
+                json!({ "days": n }),
+                row.id,
+            )
+            .await?;
+            Performed::Done(format!("reminder {n} days before the due date"))
+        }
+        Step::Overdue(n) => {
+            notify(
+                tx,
+                app,
+                inv,
+                "invoice_overdue",
+                json!({ "days": n }),
+                row.id,
+            )
+            .await?;
+            Performed::Done(format!("overdue notice {n} days after the due date"))
+        }
         Step::LateFee => {
             let Some(fee) = app.billing.late_fee.as_ref().and_then(|a| a.fee(inv.total)) else {
                 return Ok(Performed::Skipped(format!(
@@ -337,6 +358,18 @@ async fn act(
                 "dunning.late_fee",
                 inv.id,
                 json!({ "fee": fee.plain_amount(), "currency": fee.currency().code() }),
+            )
+            .await?;
+            let with_fee = billing_store::invoice_for_update(tx, Scope::Host, inv.id)
+                .await?
+                .ok_or(AppError::NotFound { what: "invoice" })?;
+            notify(
+                tx,
+                app,
+                &with_fee,
+                "late_fee",
+                json!({ "fee": fee.format_amount() }),
+                row.id,
             )
             .await?;
             Performed::Done(format!("late fee {} added", fee.format_amount()))
@@ -422,6 +455,20 @@ async fn act(
                 json!({ "invoice": inv.id, "reason": reason }),
             )
             .await?;
+            let event = if to == ServiceStatus::Suspended {
+                "service_suspended"
+            } else {
+                "service_terminated"
+            };
+            notify(
+                tx,
+                app,
+                inv,
+                event,
+                json!({ "service": { "id": service, "label": s.label } }),
+                row.id,
+            )
+            .await?;
             Performed::Done(format!("service {service} {verb}"))
         }
         Step::CancelInvoice => {
@@ -447,6 +494,31 @@ async fn act(
             Performed::Done(format!("invoice {number} cancelled"))
         }
     })
+}
+
+/// Queues the client's message for a step (cause `dunning:{step}`), the invoice attached.
+async fn notify(
+    tx: &mut Tx,
+    app: &App,
+    inv: &billing_store::InvoiceRecord,
+    event: &str,
+    mut context: serde_json::Value,
+    step: i64,
+) -> Result<(), AppError> {
+    if let Some(map) = context.as_object_mut() {
+        map.insert("invoice".into(), crate::notifications::invoice_context(inv));
+    }
+    crate::notifications::queue(
+        tx,
+        app,
+        inv.client_id,
+        event,
+        context,
+        Some(inv.id),
+        &format!("dunning:{step}"),
+    )
+    .await?;
+    Ok(())
 }
 
 async fn audit(
@@ -499,6 +571,19 @@ pub async fn lift(
                 service,
                 "unsuspend",
                 &format!("paid:{}", inv.id),
+            )
+            .await?;
+            crate::notifications::queue(
+                tx,
+                app,
+                inv.client_id,
+                "service_unsuspended",
+                json!({
+                    "invoice": crate::notifications::invoice_context(inv),
+                    "service": { "id": service, "label": s.label },
+                }),
+                None,
+                &format!("unsuspend:{service}:{}", inv.id),
             )
             .await?;
             crate::webhooks::emit(

@@ -347,7 +347,23 @@ pub async fn issue_in(
         webhooks::invoice_data(&inv),
     )
     .await?;
+    notify_issued(tx, app, &inv).await?;
     Ok(inv)
+}
+
+/// The "invoice created" message of an issued invoice, once.
+async fn notify_issued(tx: &mut Tx, app: &App, inv: &InvoiceRecord) -> Result<(), AppError> {
+    crate::notifications::queue(
+        tx,
+        app,
+        inv.client_id,
+        "invoice_created",
+        json!({ "invoice": crate::notifications::invoice_context(inv) }),
+        Some(inv.id),
+        &format!("issued:{}", inv.id),
+    )
+    .await?;
+    Ok(())
 }
 
 /// After issuing: a zero invoice is paid at once; otherwise the wallet pays what it can when
@@ -499,6 +515,20 @@ pub async fn on_paid(
         "invoice.paid",
         &webhooks::invoice_subject(inv.id),
         webhooks::invoice_data(inv),
+    )
+    .await?;
+    crate::notifications::queue(
+        tx,
+        app,
+        inv.client_id,
+        if inv.kind == InvoiceKind::TopUp {
+            "wallet_topup"
+        } else {
+            "payment_received"
+        },
+        json!({ "invoice": crate::notifications::invoice_context(inv) }),
+        Some(inv.id),
+        &format!("paid:{}", inv.id),
     )
     .await?;
     for service in store::pending_services_of_invoice(tx, inv.id).await? {
@@ -1463,6 +1493,7 @@ pub async fn issue(app: &App, ctx: &Ctx, id: InvoiceId) -> Result<InvoiceView, A
         webhooks::invoice_data(&issued),
     )
     .await?;
+    notify_issued(&mut tx, app, &issued).await?;
     let terms = ClientTerms::of(&row, &app.billing);
     settle_new(
         &mut tx,

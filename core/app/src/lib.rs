@@ -19,6 +19,8 @@
 //! - [`dunning`]: the daily dunning run and its steps (reminders, late fee, suspension,
 //!   termination, cancellation) as recorded jobs; payments in flight; policies.
 //! - [`preview`]: what automation would do over the next days (billing and dunning), read only.
+//! - [`notifications`]: messages to clients rendered from templates into an outbox, sent by
+//!   email (lettre over SMTP) from jobs, with clients' channel preferences.
 //! - [`book`]: a seeded book (clients, services all due one day, wallets) for benchmarks and tests.
 //! - [`audit`]: building audit rows from a context; reading and verifying the chain.
 //! - [`demo`]: the demo host `keel serve --demo` and `keel demo` seed.
@@ -41,6 +43,7 @@ pub mod dunning;
 pub mod error;
 pub mod invoices;
 pub mod ledger;
+pub mod notifications;
 pub mod orders;
 pub mod plan_change;
 pub mod plugins;
@@ -65,6 +68,8 @@ pub struct App {
     pub billing: Arc<billing::BillingConfig>,
     /// The layout of invoice and credit-note PDFs (built in, or the host's override).
     pub pdf_template: Arc<keel_pdf::Template>,
+    /// How notifications go out (`[email]`, `[notifications]`); email is off by default.
+    pub notify: Arc<notifications::Settings>,
 }
 
 impl App {
@@ -78,12 +83,19 @@ impl App {
             clock,
             billing: Arc::new(billing::BillingConfig::default()),
             pdf_template: Arc::new(keel_pdf::Template::builtin()),
+            notify: Arc::new(notifications::Settings::default()),
         }
     }
 
     /// The same application with other billing settings.
     pub fn with_billing(mut self, billing: billing::BillingConfig) -> App {
         self.billing = Arc::new(billing);
+        self
+    }
+
+    /// The same application with other notification settings.
+    pub fn with_notifications(mut self, settings: notifications::Settings) -> App {
+        self.notify = Arc::new(settings);
         self
     }
 

@@ -106,6 +106,12 @@ pub struct Config {
     pub plugin_host: PluginHostConfig,
     #[serde(default)]
     pub jobs: JobsConfig,
+    /// `[email]`: the SMTP server notifications go out through (off when not set).
+    #[serde(default)]
+    pub email: EmailConfig,
+    /// `[notifications]`: where the host's message templates are.
+    #[serde(default)]
+    pub notifications: NotificationsConfig,
     /// `[dunning]`: the default dunning policy (reminders, overdue notices, late fee day,
     /// suspension, termination, cancellation); named policies live in the database.
     #[serde(default)]
@@ -118,6 +124,28 @@ pub struct Config {
     /// starts (`keel plugin check` runs the same check). Serialized redacted.
     #[serde(default, serialize_with = "serialize_redacted_plugins")]
     pub plugins: BTreeMap<String, toml::Table>,
+}
+
+/// `[email]`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EmailConfig {
+    /// `smtp://host:587?tls=required` (STARTTLS), `smtps://host:465`, or `smtp://host:25`
+    /// (plain, for a relay on the same machine); `user:password@` before the host when the
+    /// server wants them. A secret. Not set: email is off and messages are recorded as
+    /// skipped.
+    pub smtp_url: Option<Secret>,
+    /// The sender, `Billing <billing@example.com>`.
+    pub from: String,
+}
+
+/// `[notifications]`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NotificationsConfig {
+    /// A folder holding `notifications/<language>/<event>.jinja` files that replace the
+    /// built-in templates (docs/notifications.md).
+    pub theme_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -381,6 +409,15 @@ impl Config {
 
     /// Checks serde cannot express. Returns the failing key's path and what is wrong;
     /// messages never echo the database URL.
+    /// How notifications go out (after [`Config::validate`]).
+    pub fn app_notifications(&self) -> keel_app::notifications::Settings {
+        keel_app::notifications::Settings {
+            smtp_url: self.email.smtp_url.as_ref().map(|s| s.expose().to_string()),
+            from: self.email.from.clone(),
+            theme_dir: self.notifications.theme_dir.clone(),
+        }
+    }
+
     /// The settings the billing and dunning use cases take (after [`Config::validate`]).
     pub fn app_billing(&self) -> keel_app::billing::BillingConfig {
         keel_app::billing::BillingConfig {
@@ -513,6 +550,30 @@ impl Config {
         }
         if let Err(e) = self.dunning.validate() {
             return Err(("dunning", e.to_string()));
+        }
+        if let Some(url) = &self.email.smtp_url {
+            let url = url.expose();
+            if !(url.starts_with("smtp://") || url.starts_with("smtps://")) {
+                return Err((
+                    "email.smtp_url",
+                    "must start with smtp:// or smtps://".to_owned(),
+                ));
+            }
+            let from = self.email.from.trim();
+            if !from.contains('@') || from.contains(['\r', '\n']) {
+                return Err((
+                    "email.from",
+                    "needs a sender address (`Billing <billing@example.com>`) when email.smtp_url is set".to_owned(),
+                ));
+            }
+        }
+        if let Some(dir) = &self.notifications.theme_dir
+            && !dir.is_dir()
+        {
+            return Err((
+                "notifications.theme_dir",
+                format!("{} is not a folder", dir.display()),
+            ));
         }
         if let Some(p) = &b.late_fee_percent {
             match p.parse::<rust_decimal::Decimal>() {
@@ -1793,6 +1854,27 @@ mod tests {
                 "schedules",
                 "keel.toml",
                 "schedule \"sync\": no job is called \"usage.snyc\" (known: billing.run",
+            ),
+            (
+                "[email]\nsmtp_url = \"http://mail.example.com\"\nfrom = \"a@b.c\"",
+                &[],
+                "email.smtp_url",
+                "keel.toml",
+                "smtp://",
+            ),
+            (
+                "[email]\nsmtp_url = \"smtp://127.0.0.1:25\"",
+                &[],
+                "email.from",
+                "keel.toml",
+                "sender address",
+            ),
+            (
+                "[notifications]\ntheme_dir = \"/no/such/theme\"",
+                &[],
+                "notifications.theme_dir",
+                "keel.toml",
+                "not a folder",
             ),
             (
                 "[dunning]\nlate_fee_days = 7",

@@ -365,7 +365,8 @@ async fn serve(config: &Config, demo: bool) -> Result<()> {
     let db = open(config).await?;
     let app = App::new(db.clone())
         .with_billing(config.app_billing())
-        .with_pdf_template(config::pdf_template(config)?);
+        .with_pdf_template(config::pdf_template(config)?)
+        .with_notifications(config.app_notifications());
     let kv = Arc::new(keel_app::plugins::DbKv::new(
         db.clone(),
         Arc::new(keel_app::clock::SystemClock),

@@ -19,6 +19,7 @@
 //!   retries, parking, expired leases.
 //! - [`webhooks`]: webhook endpoints, events, deliveries (claimed in order per subject) and
 //!   their attempts.
+//! - [`notifications`]: the notification outbox and clients' channel preferences.
 //! - [`audit`]: the append-only, hash-chained audit log.
 //! - [`seed`]: multi-row bulk inserts for large books, and the census that compares two books.
 //!
@@ -35,6 +36,7 @@ pub mod error;
 pub mod idempotency;
 pub mod jobs;
 pub mod ledger;
+pub mod notifications;
 pub mod page;
 pub mod plugin_kv;
 pub mod seed;

@@ -15,6 +15,7 @@
 
 pub mod pg;
 pub mod plugins;
+pub mod smtp;
 
 use keel_store::Db;
 use keel_store::db::ConnectOptions;

@@ -1,0 +1,277 @@
+//! Notifications on both engines: dunning and payments queue rendered messages in their
+//! transaction; jobs send them over real SMTP to the test kit's loopback sink (text and HTML
+//! parts, the invoice PDF attached), once, retrying while the server is down; a client who
+//! turned email off gets nothing; the theme folder and the client's language choose the text.
+
+use chrono::{NaiveDate, TimeZone, Utc};
+use keel_app::billing_run::{self, RunOptions};
+use keel_app::book::{self, BookOptions};
+use keel_app::invoices::{self, ManualMethod, PaymentInput};
+use keel_app::notifications::{self, Settings};
+use keel_app::{App, AppError, Clock, Ctx, FixedClock, dunning};
+use keel_domain::ids::{ClientId, InvoiceId};
+use keel_jobs::{Worker, WorkerConfig};
+use keel_store::dunning as dunning_store;
+use keel_store::notifications as store;
+use keel_testkit::smtp::SmtpSink;
+use keel_testkit::store_test;
+use serde_json::json;
+use std::sync::Arc;
+
+fn d(s: &str) -> NaiveDate {
+    s.parse().unwrap()
+}
+
+fn ten_am(day: NaiveDate) -> chrono::DateTime<Utc> {
+    Utc.from_utc_datetime(&day.and_hms_opt(10, 0, 0).unwrap())
+}
+
+fn worker(app: &App) -> Worker {
+    let clock = app.clock.clone();
+    Worker::new(
+        app.db.clone(),
+        Arc::new(app.clone()),
+        WorkerConfig::new("default", "notify-test"),
+        Arc::new(move || clock.now()),
+    )
+}
+
+async fn drain(w: &Worker) {
+    let stop = tokio::sync::watch::channel(false).1;
+    while w.tick(&stop).await.unwrap().claimed > 0 {}
+}
+
+/// One client, one invoice due 2027-03-01 issued on 2027-02-20, email to `sink`.
+async fn world(
+    t: &keel_testkit::TestDb,
+    sink: Option<&SmtpSink>,
+) -> (App, Arc<FixedClock>, ClientId, InvoiceId) {
+    let clock = Arc::new(FixedClock::new(ten_am(d("2027-02-20"))));
+    let app = App::with_clock(t.db.clone(), clock.clone()).with_notifications(Settings {
+        smtp_url: sink.map(SmtpSink::url),
+        from: "Keel Billing <billing@keel.test>".into(),
+        theme_dir: None,
+    });
+    book::seed_book(
+        &app,
+        &BookOptions {
+            services: 2,
+            seed: 9,
+            due_on: d("2027-03-01"),
+            services_per_client: (2, 2),
+            wallet_percent: 0,
+        },
+    )
+    .await
+    .unwrap();
+    let ctx = Ctx::system("test");
+    billing_run::run(
+        &app,
+        &ctx,
+        &RunOptions {
+            as_of: d("2027-02-20"),
+            dry_run: false,
+        },
+        &|_| {},
+    )
+    .await
+    .unwrap();
+    let open = dunning_store::open_invoices(&app.db, d("2099-01-01"), 0, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        open.len(),
+        1,
+        "the client's two services share one renewal invoice"
+    );
+    (
+        app,
+        clock,
+        ClientId(open[0].client_id),
+        InvoiceId(open[0].id),
+    )
+}
+
+async fn remind(app: &App, clock: &FixedClock) {
+    clock.set(ten_am(d("2027-02-22")));
+    dunning::run(app, &Ctx::system("test"), d("2027-02-22"))
+        .await
+        .unwrap();
+}
+
+store_test!(
+    async fn a_reminder_and_a_receipt_reach_the_smtp_sink_once_with_the_pdf(t) {
+        let sink = SmtpSink::start().await;
+        let (app, clock, client, invoice) = world(t, Some(&sink)).await;
+        let w = worker(&app);
+        remind(&app, &clock).await;
+        drain(&w).await;
+
+        let got = sink.messages();
+        assert_eq!(got.len(), 1, "{got:?}");
+        let m = &got[0];
+        let email = keel_app::clients::get_client(&app, &Ctx::system("t"), client).await.unwrap().email;
+        assert_eq!((m.from.as_str(), m.to.clone()), ("billing@keel.test", vec![email.to_string()]));
+        let subject = m.header("Subject").unwrap();
+        assert!(subject.starts_with("Reminder: invoice INV-") && subject.ends_with("is due on 2027-03-01"), "{subject}");
+        for part in ["multipart/mixed", "multipart/alternative", "text/plain", "text/html", "application/pdf", ".pdf"] {
+            assert!(m.data.contains(part), "{part} in:\n{}", m.data);
+        }
+        let sent = store::of_client(&app.db, client, 10).await.unwrap();
+        assert_eq!((sent[0].event.as_str(), sent[0].state.as_str(), sent[0].attempts), ("payment_reminder", "sent", 1));
+
+        // A second job for the same notification (a retry after a lost lease) sends nothing.
+        let mut tx = app.db.begin().await.unwrap();
+        keel_store::jobs::enqueue(&mut tx, &keel_store::jobs::NewJob::new(notifications::SEND, json!({ "notification": sent[0].id }), clock.now()), clock.now()).await.unwrap();
+        tx.commit().await.unwrap();
+        drain(&w).await;
+        // The same day's run again queues nothing new.
+        remind(&app, &clock).await;
+        drain(&w).await;
+        assert_eq!(sink.messages().len(), 1);
+
+        // Paid: the receipt.
+        let inv = invoices::get(&app, &Ctx::system("t"), invoice).await.unwrap();
+        invoices::record_payment(&app, &Ctx::system("t"), invoice, &PaymentInput {
+            amount: inv.balance_due.amount.clone(), method: ManualMethod::BankTransfer, reference: "BT-9".into(), received_on: None, note: None,
+        }).await.unwrap();
+        drain(&w).await;
+        let got = sink.messages();
+        assert_eq!(got.len(), 2);
+        assert!(got[1].header("Subject").unwrap().starts_with("Payment received for invoice INV-"), "{:?}", got[1].header("Subject"));
+        keel_testkit::assert_ledger_balanced(&app.db).await;
+    }
+);
+
+store_test!(
+    async fn a_server_that_is_down_gets_the_message_once_it_is_back(t) {
+        let sink = SmtpSink::start().await;
+        let (app, clock, client, _) = world(t, Some(&sink)).await;
+        let w = worker(&app);
+        sink.set_down(true);
+        remind(&app, &clock).await;
+        drain(&w).await;
+        let pending = store::of_client(&app.db, client, 10).await.unwrap();
+        assert_eq!((pending[0].state.as_str(), pending[0].attempts), ("pending", 1));
+        assert!(pending[0].last_error.as_deref().unwrap_or_default().contains("SMTP"), "{:?}", pending[0].last_error);
+        assert!(sink.messages().is_empty());
+
+        // An hour later the server is back; the retry (backoff well under an hour) sends it.
+        sink.set_down(false);
+        clock.set(clock_now(&app) + chrono::Duration::hours(1));
+        drain(&w).await;
+        assert_eq!(sink.messages().len(), 1);
+        let sent = store::of_client(&app.db, client, 10).await.unwrap();
+        assert_eq!((sent[0].state.as_str(), sent[0].attempts), ("sent", 2));
+    }
+);
+
+fn clock_now(app: &App) -> chrono::DateTime<Utc> {
+    app.clock.now()
+}
+
+store_test!(
+    async fn a_client_who_turned_email_off_gets_nothing_and_no_server_means_skipped(t) {
+        let sink = SmtpSink::start().await;
+        let (app, clock, client, _) = world(t, Some(&sink)).await;
+        let ctx = Ctx::system("staff");
+        notifications::set_channel(&app, &ctx, client, "email", false).await.unwrap();
+        let err = notifications::set_channel(&app, &ctx, client, "pigeon", false).await.unwrap_err();
+        assert!(matches!(err, AppError::Invalid { code: "unknown_channel", .. }), "{err:?}");
+        remind(&app, &clock).await;
+        drain(&worker(&app)).await;
+        assert!(sink.messages().is_empty());
+        let n = store::of_client(&app.db, client, 10).await.unwrap();
+        assert_eq!((n[0].state.as_str(), n[0].last_error.as_deref()), ("skipped", Some("the client turned email notifications off")));
+
+        // No SMTP server configured: recorded as skipped, with the reason.
+        let bare = app.clone().with_notifications(Settings::default());
+        clock.set(ten_am(d("2027-03-02")));
+        notifications::set_channel(&bare, &ctx, client, "email", true).await.unwrap();
+        dunning::run(&bare, &ctx, d("2027-03-02")).await.unwrap();
+        drain(&worker(&bare)).await;
+        let n = store::of_client(&app.db, client, 10).await.unwrap();
+        assert_eq!((n[0].event.as_str(), n[0].state.as_str(), n[0].last_error.as_deref()), ("invoice_overdue", "skipped", Some("email is not configured ([email] smtp_url)")));
+    }
+);
+
+#[test]
+fn the_theme_and_the_language_choose_the_template_and_html_is_escaped() {
+    let theme = tempfile::tempdir().unwrap();
+    let write = |lang: &str, event: &str, text: &str| {
+        let dir = theme.path().join("notifications").join(lang);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{event}.jinja")), text).unwrap();
+    };
+    write(
+        "sn",
+        "payment_reminder",
+        "{% block subject %}Chiyeuchidzo: {{ invoice.number }}{% endblock %}{% block text %}Mhoro {{ client.first_name }}{% endblock %}{% block html %}<p>Mhoro {{ client.first_name }}</p>{% endblock %}",
+    );
+    write(
+        "en",
+        "invoice_overdue",
+        "{% block subject %}Late: {{ invoice.number }}{% endblock %}{% block text %}t{% endblock %}{% block html %}h{% endblock %}",
+    );
+    write(
+        "en",
+        "late_fee",
+        "{% block subject %}{{ invoice.number }{% endblock %}",
+    );
+    let settings = Settings {
+        theme_dir: Some(theme.path().to_path_buf()),
+        ..Settings::default()
+    };
+    let ctx = json!({ "invoice": { "number": "INV-1", "currency": "USD", "balance": "5.00", "due_date": "2027-03-01" }, "client": { "first_name": "Tom & <Jerry>" }, "seller": "Keel" });
+
+    let sn = notifications::render(&settings, "payment_reminder", "SN", &ctx).unwrap();
+    assert_eq!(
+        (sn.language.as_str(), sn.subject.as_str()),
+        ("sn", "Chiyeuchidzo: INV-1")
+    );
+    assert_eq!(sn.text, "Mhoro Tom & <Jerry>\n", "text is not escaped");
+    assert_eq!(sn.html, "<p>Mhoro Tom &amp; &lt;Jerry&gt;</p>", "HTML is");
+    // A language the theme lacks: the built-in English.
+    let fr = notifications::render(&settings, "payment_reminder", "fr", &ctx).unwrap();
+    assert_eq!(
+        (fr.language.as_str(), fr.subject.as_str()),
+        ("en", "Reminder: invoice INV-1 is due on 2027-03-01")
+    );
+    // The theme's English wins over the built-in one.
+    let late = notifications::render(&settings, "invoice_overdue", "sn", &ctx).unwrap();
+    assert_eq!(late.subject, "Late: INV-1");
+    // A broken template is a clear error naming it; so is an unknown event.
+    let err = notifications::render(&settings, "late_fee", "en", &ctx).unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            AppError::Invalid {
+                code: "invalid_template",
+                ..
+            }
+        ) && err.to_string().contains("en/late_fee"),
+        "{err:?}"
+    );
+    let err = notifications::render(&settings, "birthday", "en", &ctx).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            AppError::Invalid {
+                code: "unknown_event",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    // Every built-in template renders.
+    for (event, _) in notifications::EVENTS {
+        let r = notifications::render(&Settings::default(), event, "en", &json!({
+            "invoice": { "number": "INV-1", "currency": "USD", "total": "5.00", "balance": "5.00", "due_date": "2027-03-01" },
+            "client": { "first_name": "Ann" }, "seller": "Keel", "service": { "label": "Hosting" }, "fee": "USD 5.00", "days": 3, "link": "https://x.test/r",
+        })).unwrap();
+        assert!(
+            !r.subject.is_empty() && r.text.contains("Ann") && r.html.contains("Ann"),
+            "{event}: {r:?}"
+        );
+    }
+}

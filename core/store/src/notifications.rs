@@ -1,0 +1,183 @@
+//! The notification outbox and clients' channel preferences.
+//!
+//! A notification is written once per (cause, channel) (`notifications_key`), in the
+//! transaction of the event that causes it; its job marks it sent or failed.
+
+use crate::db::{Db, Tx};
+use crate::error::StoreError;
+use crate::{on_db, on_tx};
+use chrono::{DateTime, Utc};
+use keel_domain::ids::{ClientId, InvoiceId};
+
+/// A rendered message to write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewNotification<'a> {
+    pub client_id: ClientId,
+    pub event: &'a str,
+    pub channel: &'a str,
+    pub recipient: &'a str,
+    pub language: &'a str,
+    pub subject: &'a str,
+    pub body_text: &'a str,
+    pub body_html: &'a str,
+    pub invoice_id: Option<InvoiceId>,
+    /// `pending` (its job sends it) or `skipped` (with `last_error` saying why).
+    pub state: &'a str,
+    pub note: Option<&'a str>,
+    pub unique_key: &'a str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
+pub struct NotificationRow {
+    pub id: i64,
+    pub client_id: i64,
+    pub event: String,
+    pub channel: String,
+    pub recipient: String,
+    pub language: String,
+    pub subject: String,
+    pub body_text: String,
+    pub body_html: String,
+    pub invoice_id: Option<i64>,
+    pub state: String,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    pub unique_key: String,
+    pub created_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+const COLUMNS: &str = "id, client_id, event, channel, recipient, language, subject, body_text, body_html, \
+    invoice_id, state, attempts, last_error, unique_key, created_at, sent_at";
+
+/// Writes a notification; `None` when one with the same cause and channel exists.
+pub async fn insert(
+    tx: &mut Tx,
+    n: &NewNotification<'_>,
+    at: DateTime<Utc>,
+) -> Result<Option<i64>, StoreError> {
+    Ok(on_tx!(tx, |c| {
+        sqlx::query_scalar(
+        "INSERT INTO notifications (client_id, event, channel, recipient, language, subject, body_text, \
+           body_html, invoice_id, state, last_error, unique_key, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT DO NOTHING RETURNING id"
+    )
+    .bind(n.client_id.get())
+    .bind(n.event)
+    .bind(n.channel)
+    .bind(n.recipient)
+    .bind(n.language)
+    .bind(n.subject)
+    .bind(n.body_text)
+    .bind(n.body_html)
+    .bind(n.invoice_id.map(|i| i.get()))
+    .bind(n.state)
+    .bind(n.note)
+    .bind(n.unique_key)
+    .bind(at)
+    .fetch_optional(&mut *c)
+    .await
+    })?)
+}
+
+pub async fn get(db: &Db, id: i64) -> Result<Option<NotificationRow>, StoreError> {
+    let sql = format!("SELECT {COLUMNS} FROM notifications WHERE id = $1");
+    Ok(on_db!(db, |p| sqlx::query_as(&sql)
+        .bind(id)
+        .fetch_optional(p)
+        .await)?)
+}
+
+/// A client's notifications, newest first.
+pub async fn of_client(
+    db: &Db,
+    client: ClientId,
+    limit: u32,
+) -> Result<Vec<NotificationRow>, StoreError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM notifications WHERE client_id = $1 ORDER BY id DESC LIMIT $2"
+    );
+    Ok(on_db!(db, |p| sqlx::query_as(&sql)
+        .bind(client.get())
+        .bind(i64::from(limit))
+        .fetch_all(p)
+        .await)?)
+}
+
+/// Records one sending attempt: `sent` (with the time) or still `pending` / `failed` with
+/// the error. Only a pending notification moves; false otherwise (sent already).
+pub async fn record_attempt(
+    db: &Db,
+    id: i64,
+    state: &str,
+    error: Option<&str>,
+    at: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let mut tx = db.begin().await?;
+    let n = on_tx!(&mut tx, |c| sqlx::query(
+        "UPDATE notifications SET state = $1, last_error = $2, attempts = attempts + 1, \
+           sent_at = CASE WHEN $1 = 'sent' THEN $3 ELSE sent_at END \
+         WHERE id = $4 AND state = 'pending'"
+    )
+    .bind(state)
+    .bind(error)
+    .bind(at)
+    .bind(id)
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    tx.commit().await?;
+    Ok(n == 1)
+}
+
+/// Whether a client receives messages on `channel` (no choice recorded: yes).
+pub async fn channel_enabled(
+    tx: &mut Tx,
+    client: ClientId,
+    channel: &str,
+) -> Result<bool, StoreError> {
+    let v: Option<bool> = on_tx!(tx, |c| sqlx::query_scalar(
+        "SELECT enabled FROM notification_preferences WHERE client_id = $1 AND channel = $2"
+    )
+    .bind(client.get())
+    .bind(channel)
+    .fetch_optional(&mut *c)
+    .await)?;
+    Ok(v.unwrap_or(true))
+}
+
+pub async fn set_channel(
+    tx: &mut Tx,
+    client: ClientId,
+    channel: &str,
+    enabled: bool,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    on_tx!(tx, |c| {
+        sqlx::query(
+        "INSERT INTO notification_preferences (client_id, channel, enabled, updated_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (client_id, channel) DO UPDATE SET enabled = excluded.enabled, updated_at = excluded.updated_at"
+    )
+    .bind(client.get())
+    .bind(channel)
+    .bind(enabled)
+    .bind(at)
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected())
+    })?;
+    Ok(())
+}
+
+/// Who a client is, for a message: (email, language, first name, last name, company).
+pub async fn recipient(
+    tx: &mut Tx,
+    client: ClientId,
+) -> Result<Option<(String, String, String, String, Option<String>)>, StoreError> {
+    Ok(on_tx!(tx, |c| sqlx::query_as(
+        "SELECT email, language, first_name, last_name, company_name FROM clients WHERE id = $1"
+    )
+    .bind(client.get())
+    .fetch_optional(&mut *c)
+    .await)?)
+}
