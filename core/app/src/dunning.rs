@@ -288,13 +288,13 @@ pub async fn perform(app: &App, ctx: &Ctx, step_id: i64) -> Result<Performed, Ap
         act(&mut tx, app, ctx, &row, step, &inv, &number).await?
     };
     match &outcome {
-        Performed::Done(text) => store::finish_step(&mut tx, row.id, "done", text, now).await?,
+        Performed::Done(text) => store::move_step(&mut tx, row.id, "done", None, text, now).await?,
         Performed::Skipped(text) => {
-            store::finish_step(&mut tx, row.id, "skipped", text, now).await?
+            store::move_step(&mut tx, row.id, "skipped", None, text, now).await?
         }
         Performed::Held(until) => {
             let text = format!("held: a payment is in flight until {}", until.to_rfc3339());
-            store::hold_step(&mut tx, row.id, *until, &text, now).await?
+            store::move_step(&mut tx, row.id, "held", Some(*until), &text, now).await?
         }
         Performed::Already => {}
     }

@@ -70,15 +70,6 @@ pub async fn policies(db: &Db) -> Result<Vec<PolicyRow>, StoreError> {
     .await)?)
 }
 
-/// Every policy, read inside a transaction (a dunning run reads them with its batch).
-pub async fn policies_tx(tx: &mut Tx) -> Result<Vec<PolicyRow>, StoreError> {
-    Ok(on_tx!(tx, |c| sqlx::query_as(
-        "SELECT id, name, policy, created_at, updated_at FROM dunning_policies ORDER BY id"
-    )
-    .fetch_all(&mut *c)
-    .await)?)
-}
-
 pub async fn get_policy(db: &Db, id: i64) -> Result<Option<PolicyRow>, StoreError> {
     Ok(on_db!(db, |p| sqlx::query_as(
         "SELECT id, name, policy, created_at, updated_at FROM dunning_policies WHERE id = $1"
@@ -329,42 +320,22 @@ pub async fn step_for_update(tx: &mut Tx, id: i64) -> Result<Option<StepRow>, St
         .await)?)
 }
 
-/// Ends a queued step: `done` or `skipped`, with what happened.
-pub async fn finish_step(
+/// Moves a queued step on: `done` or `skipped` (no hold), or `held` until `held_until`
+/// while a payment is in flight; `outcome` says what happened.
+pub async fn move_step(
     tx: &mut Tx,
     id: i64,
     state: &str,
+    held_until: Option<DateTime<Utc>>,
     outcome: &str,
     at: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     on_tx!(tx, |c| {
         sqlx::query(
-        "UPDATE dunning_steps SET state = $1, outcome = $2, held_until = NULL, updated_at = $3 WHERE id = $4"
+        "UPDATE dunning_steps SET state = $1, held_until = $2, outcome = $3, updated_at = $4 WHERE id = $5"
     )
     .bind(state)
-    .bind(outcome)
-    .bind(at)
-    .bind(id)
-    .execute(&mut *c)
-    .await
-    .map(|r| r.rows_affected())
-    })?;
-    Ok(())
-}
-
-/// Holds a step while a payment is in flight, until `until` at the latest.
-pub async fn hold_step(
-    tx: &mut Tx,
-    id: i64,
-    until: DateTime<Utc>,
-    outcome: &str,
-    at: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    on_tx!(tx, |c| {
-        sqlx::query(
-        "UPDATE dunning_steps SET state = 'held', held_until = $1, outcome = $2, updated_at = $3 WHERE id = $4"
-    )
-    .bind(until)
+    .bind(held_until)
     .bind(outcome)
     .bind(at)
     .bind(id)
@@ -493,13 +464,4 @@ pub async fn resolve_attempt(
     .await
     .map(|r| r.rows_affected()))?;
     Ok(n == 1)
-}
-
-/// Counts of recorded steps per (step, state): what a year of dunning did.
-pub async fn step_counts(db: &Db) -> Result<Vec<(String, String, i64)>, StoreError> {
-    Ok(on_db!(db, |p| sqlx::query_as(
-        "SELECT step, state, COUNT(*) FROM dunning_steps GROUP BY step, state ORDER BY step, state"
-    )
-    .fetch_all(p)
-    .await)?)
 }
