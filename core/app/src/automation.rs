@@ -21,9 +21,21 @@ use serde_json::json;
 /// The job kind of the billing run (`[schedules.billing_run]` fires it daily by default).
 pub const BILLING_RUN: &str = "billing.run";
 
-fn app_of(env: &Env) -> Result<&App, JobError> {
+/// The application a kernel job runs in (every handler's first step).
+pub(crate) fn app_of(env: &Env) -> Result<&App, JobError> {
     env.downcast_ref::<App>()
         .ok_or_else(|| JobError::Fail("the job environment is not Keel's application".into()))
+}
+
+/// A use case's error as a job's outcome: what no retry can mend (bad input, a missing
+/// row, a refusal) parks the job at once; anything else is retried.
+pub(crate) fn job_error(e: crate::AppError) -> JobError {
+    match e {
+        crate::AppError::Invalid { .. }
+        | crate::AppError::Forbidden { .. }
+        | crate::AppError::NotFound { .. } => JobError::Fail(e.to_string()),
+        other => JobError::Retry(other.to_string()),
+    }
 }
 
 /// The day a job works for: `payload.as_of` (YYYY-MM-DD), else the date of the schedule

@@ -595,6 +595,17 @@ async fn run_batch(
         }
         Err(e) => return Err(e.into()),
     };
+    // The clients' "invoice created" messages: one job for the batch, in its transaction,
+    // that renders and queues them after it (rendering here would slow the run down).
+    if let Some(first) = ids.first() {
+        keel_store::jobs::enqueue(
+            &mut tx,
+            &crate::notifications::issued_job(&ids, now)
+                .unique(format!("notification:issued:{}", first.get())),
+            now,
+        )
+        .await?;
+    }
     // Webhooks: one read of the subscriptions for the batch; nothing written when no
     // endpoint wants these events.
     let subs = webhooks::subscriptions(&mut tx).await?;

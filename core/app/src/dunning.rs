@@ -12,6 +12,7 @@
 //! provisioning intent as a job (`service.provision`, queue `provision`).
 
 use crate::audit::record;
+use crate::automation::{app_of, job_error};
 use crate::{App, AppError, Ctx};
 use chrono::{DateTime, Days, NaiveDate, Utc};
 use futures::future::BoxFuture;
@@ -61,6 +62,21 @@ impl Policies {
     pub fn get(&self, id: Option<i64>) -> &Policy {
         id.and_then(|id| self.named.get(&id))
             .unwrap_or(&self.default)
+    }
+
+    /// The policy of one service an invoice bills: the service's own, else its client's,
+    /// else its product's, else the default.
+    pub fn of_service(&self, client: Option<i64>, s: &store::BilledService) -> &Policy {
+        self.get(rules::resolve(s.service_policy, client, s.product_policy))
+    }
+
+    /// The policy of an invoice's own steps (reminders, late fee, cancellation): that of
+    /// its first service, or the client's when it bills none.
+    pub fn of_invoice(&self, client: Option<i64>, services: &[store::BilledService]) -> &Policy {
+        match services.first() {
+            Some(s) => self.of_service(client, s),
+            None => self.get(rules::resolve(None, client, None)),
+        }
     }
 
     /// How many days before a due date the earliest step of any policy happens.
@@ -145,12 +161,7 @@ pub async fn run(app: &App, ctx: &Ctx, as_of: NaiveDate) -> Result<RunReport, Ap
         for inv in &invoices {
             report.invoices += 1;
             let billed = services.get(&inv.id).map(Vec::as_slice).unwrap_or_default();
-            let first_service = billed.first();
-            let policy = policies.get(rules::resolve(
-                first_service.and_then(|s| s.service_policy),
-                inv.client_policy,
-                first_service.and_then(|s| s.product_policy),
-            ));
+            let policy = policies.of_invoice(inv.client_policy, billed);
             let done = recorded
                 .get(&(inv.id, None))
                 .map(Vec::as_slice)
@@ -185,11 +196,7 @@ pub async fn run(app: &App, ctx: &Ctx, as_of: NaiveDate) -> Result<RunReport, Ap
             }
             // Suspension and termination: each service by its own policy.
             for s in billed {
-                let p = policies.get(rules::resolve(
-                    s.service_policy,
-                    inv.client_policy,
-                    s.product_policy,
-                ));
+                let p = policies.of_service(inv.client_policy, s);
                 let done = recorded
                     .get(&(inv.id, Some(s.service_id)))
                     .map(Vec::as_slice)
@@ -625,12 +632,7 @@ pub async fn payment_started(
         .await?
         .ok_or(AppError::NotFound { what: "invoice" })?;
     let client = store::assigned_policy(&app.db, Target::Client(inv.client_id)).await?;
-    let first = services.first();
-    let policy = policies.get(rules::resolve(
-        first.and_then(|s| s.service_policy),
-        client,
-        first.and_then(|s| s.product_policy),
-    ));
+    let policy = policies.of_invoice(client, &services);
     let now = app.now();
     let until = now + chrono::Duration::hours(i64::from(policy.payment_hold_hours));
     store::insert_attempt(&mut tx, invoice, gateway, reference, until, now).await?;
@@ -657,20 +659,6 @@ pub async fn payment_resolved(
 
 // ---------------------------------------------------------------------------------------
 // Jobs
-
-fn app_of(env: &Env) -> Result<&App, JobError> {
-    env.downcast_ref::<App>()
-        .ok_or_else(|| JobError::Fail("the job environment is not Keel's application".into()))
-}
-
-fn job_error(e: AppError) -> JobError {
-    match e {
-        AppError::Invalid { .. } | AppError::Forbidden { .. } | AppError::NotFound { .. } => {
-            JobError::Fail(e.to_string())
-        }
-        other => JobError::Retry(other.to_string()),
-    }
-}
 
 fn run_job<'a>(env: &'a Env, job: &'a JobRecord) -> BoxFuture<'a, Result<(), JobError>> {
     Box::pin(async move {

@@ -320,9 +320,7 @@ pub async fn send(app: &App, id: i64) -> Result<bool, String> {
 
 fn send_job<'a>(env: &'a Env, job: &'a JobRecord) -> BoxFuture<'a, Result<(), JobError>> {
     Box::pin(async move {
-        let app = env.downcast_ref::<App>().ok_or_else(|| {
-            JobError::Fail("the job environment is not Keel's application".into())
-        })?;
+        let app = crate::automation::app_of(env)?;
         let id = job
             .payload
             .get("notification")
@@ -350,6 +348,85 @@ fn send_job<'a>(env: &'a Env, job: &'a JobRecord) -> BoxFuture<'a, Result<(), Jo
 }
 
 inventory::submit! { Handler { kind: SEND, run: send_job } }
+
+/// The job kind that queues the "invoice created" messages of invoices the billing run
+/// issued (and "payment received" for those its wallet auto-apply paid).
+pub const ISSUED: &str = "notification.issued";
+
+/// The [`ISSUED`] job of a batch of invoices, to enqueue in the transaction that issued
+/// them.
+pub fn issued_job(invoices: &[InvoiceId], now: DateTime<Utc>) -> NewJob {
+    let ids: Vec<i64> = invoices.iter().map(|i| i.get()).collect();
+    NewJob::new(ISSUED, json!({ "invoices": ids }), now)
+}
+
+/// Queues the messages of issued invoices, each once (the causes are those of a single
+/// issue and payment, so a message queued by either path is not queued again).
+pub async fn queue_issued(app: &App, invoices: &[InvoiceId]) -> Result<usize, AppError> {
+    use keel_store::billing as billing_store;
+    let mut tx = app.db.begin().await?;
+    let mut queued = 0;
+    for id in invoices {
+        let Some(inv) =
+            billing_store::invoice_for_update(&mut tx, keel_domain::tenancy::Scope::Host, *id)
+                .await?
+        else {
+            continue;
+        };
+        if inv.status == keel_domain::lifecycle::InvoiceStatus::Draft {
+            continue;
+        }
+        let context = json!({ "invoice": invoice_context(&inv) });
+        let created = queue(
+            &mut tx,
+            app,
+            inv.client_id,
+            "invoice_created",
+            context.clone(),
+            Some(inv.id),
+            &format!("issued:{}", inv.id),
+        )
+        .await?;
+        queued += usize::from(created.is_some());
+        if inv.status == keel_domain::lifecycle::InvoiceStatus::Paid {
+            let paid = queue(
+                &mut tx,
+                app,
+                inv.client_id,
+                "payment_received",
+                context,
+                Some(inv.id),
+                &format!("paid:{}", inv.id),
+            )
+            .await?;
+            queued += usize::from(paid.is_some());
+        }
+    }
+    tx.commit().await?;
+    Ok(queued)
+}
+
+fn issued_run<'a>(env: &'a Env, job: &'a JobRecord) -> BoxFuture<'a, Result<(), JobError>> {
+    Box::pin(async move {
+        let app = crate::automation::app_of(env)?;
+        let ids = job
+            .payload
+            .get("invoices")
+            .and_then(Value::as_array)
+            .and_then(|a| {
+                a.iter()
+                    .map(|v| v.as_i64().map(InvoiceId))
+                    .collect::<Option<Vec<_>>>()
+            })
+            .ok_or_else(|| JobError::Fail("the payload has no list of invoice ids".into()))?;
+        queue_issued(app, &ids)
+            .await
+            .map(|_| ())
+            .map_err(crate::automation::job_error)
+    })
+}
+
+inventory::submit! { Handler { kind: ISSUED, run: issued_run } }
 
 /// A notification as staff read it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]

@@ -18,6 +18,7 @@
 //! Time comes from the application's clock only, so tests fast-forward through the retries.
 
 use crate::audit::record;
+use crate::automation::app_of;
 use crate::{App, AppError, Ctx};
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
@@ -315,11 +316,6 @@ pub fn body(event: &EventRecord) -> Vec<u8> {
 
 // ---------------------------------------------------------------------------------------
 // Delivery
-
-fn app_of(env: &Env) -> Result<&App, JobError> {
-    env.downcast_ref::<App>()
-        .ok_or_else(|| JobError::Fail("the job environment is not Keel's application".into()))
-}
 
 fn deliver_job<'a>(env: &'a Env, job: &'a JobRecord) -> BoxFuture<'a, Result<(), JobError>> {
     Box::pin(async move {

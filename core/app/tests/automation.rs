@@ -49,6 +49,9 @@ store_test!(
         assert_eq!((tick.claimed, tick.done), (1, 1), "{tick:?}");
         let census = keel_store::seed::census(&t.db, i64::from(book::FIRST_PERIOD)).await.unwrap();
         assert_eq!((census.service_lines, census.services_not_billed_once), (40, 0));
+        // The run's batches queued their invoices' messages as jobs: they run next.
+        let notes = w.tick(&stop).await.unwrap();
+        assert!(notes.claimed >= 1 && notes.done == notes.claimed, "{notes:?}");
 
         // The same day enqueued again by hand: the run finds nothing left to bill.
         let mut tx = t.db.begin().await.unwrap();

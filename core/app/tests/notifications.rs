@@ -84,12 +84,24 @@ async fn world(
         1,
         "the client's two services share one renewal invoice"
     );
-    (
-        app,
-        clock,
-        ClientId(open[0].client_id),
-        InvoiceId(open[0].id),
-    )
+    // The run's batch job queues the "invoice created" message (sent when there is a
+    // server, else recorded as skipped).
+    let client = ClientId(open[0].client_id);
+    drain(&worker(&app)).await;
+    let queued = store::of_client(&app.db, client, 10).await.unwrap();
+    assert_eq!(queued.len(), 1);
+    assert_eq!(
+        (queued[0].event.as_str(), queued[0].invoice_id),
+        ("invoice_created", Some(open[0].id))
+    );
+    if let Some(sink) = sink {
+        let got = sink.take();
+        assert_eq!(got.len(), 1, "{got:?}");
+        let subject = got[0].header("Subject").unwrap();
+        assert!(subject.starts_with("Invoice INV-"), "{subject}");
+        assert!(got[0].data.contains("application/pdf"));
+    }
+    (app, clock, client, InvoiceId(open[0].id))
 }
 
 async fn remind(app: &App, clock: &FixedClock) {
@@ -192,6 +204,62 @@ store_test!(
         drain(&worker(&bare)).await;
         let n = store::of_client(&app.db, client, 10).await.unwrap();
         assert_eq!((n[0].event.as_str(), n[0].state.as_str(), n[0].last_error.as_deref()), ("invoice_overdue", "skipped", Some("email is not configured ([email] smtp_url)")));
+    }
+);
+
+store_test!(
+    async fn every_invoice_of_three_billing_runs_is_announced_once(t) {
+        let sink = SmtpSink::start().await;
+        let clock = Arc::new(FixedClock::new(ten_am(d("2027-01-10"))));
+        let app = App::with_clock(t.db.clone(), clock.clone()).with_notifications(Settings {
+            smtp_url: Some(sink.url()),
+            from: "billing@keel.test".into(),
+            theme_dir: None,
+        });
+        // One client in two has wallet credit: the run pays some renewals from it.
+        book::seed_book(&app, &BookOptions { services: 40, seed: 3, due_on: d("2027-01-15"), services_per_client: (1, 3), wallet_percent: 50 })
+            .await
+            .unwrap();
+        let ctx = Ctx::system("test");
+        let w = worker(&app);
+        for day in ["2027-01-10", "2027-02-10", "2027-03-10"] {
+            clock.set(ten_am(d(day)));
+            billing_run::run(&app, &ctx, &RunOptions { as_of: d(day), dry_run: false }, &|_| {}).await.unwrap();
+            // The same day's run again issues nothing and queues nothing.
+            billing_run::run(&app, &ctx, &RunOptions { as_of: d(day), dry_run: false }, &|_| {}).await.unwrap();
+            drain(&w).await;
+        }
+        let all = keel_store::billing::list_invoices(&app.db, keel_domain::tenancy::Scope::Host, &Default::default(), None, 1000)
+            .await
+            .unwrap()
+            .items;
+        assert!(all.len() >= 3 * 15, "three months of renewals: {}", all.len());
+        let paid: Vec<_> = all.iter().filter(|i| i.status == keel_domain::lifecycle::InvoiceStatus::Paid).collect();
+        assert!(!paid.is_empty() && paid.len() < all.len(), "some renewals paid from wallets: {} of {}", paid.len(), all.len());
+
+        // Each invoice announced once, each wallet-paid one receipted once, nothing else.
+        let subjects = |prefix: &str| {
+            let mut s: Vec<String> = sink.messages().iter().filter_map(|m| m.header("Subject")).filter(|s| s.starts_with(prefix)).collect();
+            s.sort();
+            s
+        };
+        let mut want: Vec<String> = all.iter().map(|i| format!("Invoice {}", i.number.clone().unwrap())).collect();
+        want.sort();
+        let announced: Vec<String> = subjects("Invoice ").iter().map(|s| s.split(" from ").next().unwrap().to_string()).collect();
+        assert_eq!(announced, want);
+        assert_eq!(subjects("Payment received").len(), paid.len());
+        assert_eq!(sink.messages().len(), all.len() + paid.len());
+
+        // The batch jobs again (a worker that died after queueing, before recording): the
+        // causes are taken, nothing new is queued or sent.
+        let ids: Vec<InvoiceId> = all.iter().map(|i| i.id).collect();
+        assert_eq!(notifications::queue_issued(&app, &ids).await.unwrap(), 0);
+        let mut tx = app.db.begin().await.unwrap();
+        keel_store::jobs::enqueue(&mut tx, &notifications::issued_job(&ids, clock.now()), clock.now()).await.unwrap();
+        tx.commit().await.unwrap();
+        drain(&w).await;
+        assert_eq!(sink.messages().len(), all.len() + paid.len());
+        keel_testkit::assert_ledger_balanced(&app.db).await;
     }
 );
 

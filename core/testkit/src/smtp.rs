@@ -90,6 +90,11 @@ impl SmtpSink {
             .clone()
     }
 
+    /// Every message received so far, in order, leaving the sink empty.
+    pub fn take(&self) -> Vec<Received> {
+        std::mem::take(&mut *self.received.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
     /// While down, every connection is refused with `421`.
     pub fn set_down(&self, down: bool) {
         self.down.store(down, Ordering::SeqCst);
