@@ -4,8 +4,9 @@
 //! only: nothing is written, nothing is locked for long (the billing part is a dry run).
 //!
 //! Assumptions, written down because a preview is a forecast: the schedules run every day;
-//! nobody pays (an invoice paid meanwhile drops its later steps); payments in flight are
-//! not counted as holds. Steps already owed before the first day happen on the first day,
+//! nobody pays (an invoice paid meanwhile drops its later steps) except the wallets the
+//! billing run itself applies to new invoices (an invoice a wallet pays in full has no
+//! dunning); payments in flight are not counted as holds. Steps already owed before the first day happen on the first day,
 //! with only the latest of several owed reminders sent (as the dunning run does).
 
 use crate::billing_run;
@@ -34,6 +35,11 @@ pub struct PreviewInvoice {
     pub currency: String,
     pub total: String,
     pub total_minor: i64,
+    /// What the run pays from the client's wallet when it issues the invoice (clients
+    /// whose terms apply the wallet, as far as its balance goes): paid in full, the invoice
+    /// has no dunning.
+    pub wallet: String,
+    pub wallet_minor: i64,
     pub services: Vec<i64>,
 }
 
@@ -72,6 +78,8 @@ pub struct MoneyTotal {
 pub struct PreviewTotals {
     /// Invoices to be issued, per currency.
     pub invoices: BTreeMap<String, MoneyTotal>,
+    /// Paid from wallets as they are issued, per currency (count: invoices paid from one).
+    pub wallet_payments: BTreeMap<String, MoneyTotal>,
     pub reminders: u64,
     pub overdue_notices: u64,
     /// Late fees, per currency.
@@ -139,8 +147,13 @@ pub async fn preview(app: &App, ctx: &Ctx, days: u32) -> Result<Preview, AppErro
         .values()
         .filter_map(|r| Some((r.service_id, ServiceStatus::parse(&r.status)?)))
         .collect();
+    // The run pays each new invoice from the client's wallet when the client's terms say so,
+    // in the order it issues them: so does the preview.
+    let mut wallets = wallets(app, &plan.planned).await?;
+    let mut in_order: Vec<&billing_run::PlannedInvoice> = plan.planned.iter().collect();
+    in_order.sort_by_key(|p| p.issue_on);
     let mut dunned: Vec<Dunned> = Vec::new();
-    for p in &plan.planned {
+    for p in in_order {
         let issue = p.issue_on.max(from);
         if issue > to {
             continue;
@@ -149,14 +162,37 @@ pub async fn preview(app: &App, ctx: &Ctx, days: u32) -> Result<Preview, AppErro
         let t = totals.invoices.entry(p.currency.clone()).or_default();
         t.count += 1;
         t.total_minor += p.total_minor;
+        let wallet_minor = wallets
+            .get_mut(&(p.client_id.get(), p.currency.clone()))
+            .map_or(0, |available| {
+                let amount = (*available).min(p.total_minor).max(0);
+                *available -= amount;
+                amount
+            });
+        if wallet_minor > 0 {
+            let t = totals
+                .wallet_payments
+                .entry(p.currency.clone())
+                .or_default();
+            t.count += 1;
+            t.total_minor += wallet_minor;
+        }
         entry(&mut out, issue).invoices.push(PreviewInvoice {
             client_id: p.client_id.get(),
             due_date: p.due_date,
             currency: p.currency.clone(),
             total: p.total.clone(),
             total_minor: p.total_minor,
+            wallet: currency
+                .map(|c| Money::new(wallet_minor, c).plain_amount())
+                .unwrap_or_default(),
+            wallet_minor,
             services: p.services.iter().map(|s| s.get()).collect(),
         });
+        if wallet_minor > 0 && wallet_minor == p.total_minor {
+            // Paid from the wallet as it is issued: nothing to chase.
+            continue;
+        }
         let first = p.services.first().and_then(|s| refs.get(&s.get()));
         dunned.push(Dunned {
             invoice_id: None,
@@ -165,7 +201,7 @@ pub async fn preview(app: &App, ctx: &Ctx, days: u32) -> Result<Preview, AppErro
             due: p.due_date,
             first_day: issue,
             total: currency.map(|c| Money::new(p.total_minor, c)),
-            cancellable: true,
+            cancellable: wallet_minor == 0,
             policy: policies.get(resolve(
                 first.and_then(|r| r.service_policy),
                 first.and_then(|r| r.client_policy),
@@ -212,7 +248,6 @@ pub async fn preview(app: &App, ctx: &Ctx, days: u32) -> Result<Preview, AppErro
         }
         for inv in open {
             let services = billed.remove(&inv.id).unwrap_or_default();
-            let head = services.first();
             dunned.push(Dunned {
                 invoice_id: Some(inv.id),
                 number: inv.number.clone(),
@@ -223,21 +258,10 @@ pub async fn preview(app: &App, ctx: &Ctx, days: u32) -> Result<Preview, AppErro
                     .ok()
                     .map(|c| Money::new(inv.total_minor, c)),
                 cancellable: inv.paid_minor == 0 && inv.credited_minor == 0,
-                policy: policies.get(resolve(
-                    head.and_then(|s| s.service_policy),
-                    inv.client_policy,
-                    head.and_then(|s| s.product_policy),
-                )),
+                policy: policies.of_invoice(inv.client_policy, &services),
                 services: services
                     .iter()
-                    .map(|s| {
-                        let own = policies.get(resolve(
-                            s.service_policy,
-                            inv.client_policy,
-                            s.product_policy,
-                        ));
-                        (s.service_id, own)
-                    })
+                    .map(|s| (s.service_id, policies.of_service(inv.client_policy, s)))
                     .collect(),
                 done: done.remove(&inv.id).unwrap_or_default(),
             });
@@ -329,6 +353,7 @@ pub async fn preview(app: &App, ctx: &Ctx, days: u32) -> Result<Preview, AppErro
     for t in totals
         .invoices
         .iter_mut()
+        .chain(totals.wallet_payments.iter_mut())
         .chain(totals.late_fees.iter_mut())
     {
         if let Ok(c) = Currency::from_code(t.0) {
@@ -370,4 +395,32 @@ fn steps_between(
             .filter(|(d, s)| *d > first && *d <= to && !done.contains(s)),
     );
     out
+}
+
+/// What the wallets of the planned invoices' clients can pay, per (client, currency), for
+/// the clients whose terms apply the wallet to new invoices.
+async fn wallets(
+    app: &App,
+    planned: &[billing_run::PlannedInvoice],
+) -> Result<HashMap<(i64, String), i64>, AppError> {
+    let mut clients: Vec<i64> = planned.iter().map(|p| p.client_id.get()).collect();
+    clients.sort_unstable();
+    clients.dedup();
+    if clients.is_empty() {
+        return Ok(HashMap::new());
+    }
+    // Read in a transaction that is rolled back (the store reads these only in one).
+    let mut tx = app.db.begin().await?;
+    let auto: Vec<i64> = keel_store::billing::billing_clients(&mut tx, &clients)
+        .await?
+        .iter()
+        .filter(|c| crate::billing::ClientTerms::of(c, &app.billing).wallet_auto_apply)
+        .map(|c| c.id)
+        .collect();
+    let wallets = keel_store::billing::wallets_of(&mut tx, &auto).await?;
+    drop(tx);
+    Ok(wallets
+        .into_iter()
+        .map(|(key, (_, available))| (key, available))
+        .collect())
 }

@@ -66,7 +66,7 @@ pub fn render(p: &Preview) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "Automation from {} to {}, if nobody pays:",
+        "Automation from {} to {}, if nobody pays (wallets the run applies do):",
         p.from, p.to
     );
     if p.days.is_empty() {
@@ -76,9 +76,14 @@ pub fn render(p: &Preview) -> String {
         let _ = writeln!(out, "\n{}", day.date);
         for i in &day.invoices {
             let services: Vec<String> = i.services.iter().map(i64::to_string).collect();
+            let wallet = match i.wallet_minor {
+                0 => String::new(),
+                w if w == i.total_minor => "  paid from the wallet".to_string(),
+                _ => format!("  {} from the wallet", i.wallet),
+            };
             let _ = writeln!(
                 out,
-                "  invoice         client {:<6} {} {:>12}  due {}  services {}",
+                "  invoice         client {:<6} {} {:>12}  due {}  services {}{wallet}",
                 i.client_id,
                 i.currency,
                 i.total,
@@ -115,8 +120,9 @@ fn totals(t: &PreviewTotals) -> String {
             .join(", ")
     };
     format!(
-        "  invoices        {}\n  reminders       {}\n  overdue notices {}\n  late fees       {}\n  suspensions     {}\n  terminations    {}\n  cancellations   {}\n",
+        "  invoices        {}\n  from wallets    {}\n  reminders       {}\n  overdue notices {}\n  late fees       {}\n  suspensions     {}\n  terminations    {}\n  cancellations   {}\n",
         money(&t.invoices),
+        money(&t.wallet_payments),
         t.reminders,
         t.overdue_notices,
         money(&t.late_fees),
