@@ -155,10 +155,12 @@ async fn two_serve_processes_run_each_of_10000_jobs_once_on_postgres() {
 async fn a_killed_workers_jobs_run_after_its_lease(backend: Backend) {
     let _serial = ONE_AT_A_TIME.lock().await;
     let t = TestDb::new(backend).await;
-    enqueue_noops(&t, 20_000).await;
+    enqueue_noops(&t, 5_000).await;
     let dir = tempfile::tempdir().expect("a temporary directory");
-    // Small batches: many claims, so the kill lands while some are leased.
-    let config = config(&dir, 5, 20);
+    // Small batches: many claims, so the kill lands while some are leased. Leases of 10 s:
+    // long enough that the surviving process, starved on a loaded machine, keeps its own
+    // (it extends them every third of that), short enough to wait out.
+    let config = config(&dir, 10, 20);
 
     // A process works until it holds leases, then dies without a word. A kill can land
     // between two batches (on SQLite, mostly), when nothing is leased: then another try.
@@ -200,7 +202,7 @@ async fn a_killed_workers_jobs_run_after_its_lease(backend: Backend) {
 
     // A second process finishes the queue; the dead one's jobs wait for their lease.
     let mut second = serve(&t.url, &config);
-    wait_for_done(&t, 20_000, Duration::from_secs(180)).await;
+    wait_for_done(&t, 5_000, Duration::from_secs(180)).await;
     second.kill().await.expect("stop keel serve");
     assert!(
         Utc::now() >= held_until,
