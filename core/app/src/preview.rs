@@ -6,8 +6,9 @@
 //! Assumptions, written down because a preview is a forecast: the schedules run every day;
 //! nobody pays (an invoice paid meanwhile drops its later steps) except the wallets the
 //! billing run itself applies to new invoices (an invoice a wallet pays in full has no
-//! dunning); payments in flight are not counted as holds. Steps already owed before the first day happen on the first day,
-//! with only the latest of several owed reminders sent (as the dunning run does).
+//! dunning); payments in flight are not counted as holds. Steps already owed before the
+//! first day happen on the first day, with only the latest of several owed reminders sent
+//! (as the dunning run does).
 
 use crate::billing_run;
 use crate::dunning::Policies;
