@@ -364,18 +364,20 @@ pub fn issued_job(invoices: &[InvoiceId], now: DateTime<Utc>) -> NewJob {
 /// issue and payment, so a message queued by either path is not queued again).
 pub async fn queue_issued(app: &App, invoices: &[InvoiceId]) -> Result<usize, AppError> {
     use keel_store::billing as billing_store;
+    // Read without locking: a payment of one of these invoices meanwhile queues its own
+    // receipt under the same cause, so whichever comes second writes nothing.
+    let mut issued = Vec::with_capacity(invoices.len());
+    for id in invoices {
+        if let Some(inv) =
+            billing_store::get_invoice(&app.db, keel_domain::tenancy::Scope::Host, *id).await?
+            && inv.status != keel_domain::lifecycle::InvoiceStatus::Draft
+        {
+            issued.push(inv);
+        }
+    }
     let mut tx = app.db.begin().await?;
     let mut queued = 0;
-    for id in invoices {
-        let Some(inv) =
-            billing_store::invoice_for_update(&mut tx, keel_domain::tenancy::Scope::Host, *id)
-                .await?
-        else {
-            continue;
-        };
-        if inv.status == keel_domain::lifecycle::InvoiceStatus::Draft {
-            continue;
-        }
+    for inv in issued {
         let context = json!({ "invoice": invoice_context(&inv) });
         let created = queue(
             &mut tx,
