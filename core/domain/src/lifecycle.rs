@@ -17,13 +17,14 @@
 //! order:    pending ──► active | cancelled | fraud
 //! ```
 
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
-
+/// A closed set of states stored and serialized by stable snake_case names: the enum with
+/// `ALL`, `as_str`, `parse` and `Display`. Exported for the other crates' states (the
+/// caller depends on serde and utoipa).
+#[macro_export]
 macro_rules! named_enum {
     ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ::serde::Serialize, ::serde::Deserialize, ::utoipa::ToSchema)]
         #[serde(rename_all = "snake_case")]
         pub enum $name {
             $($(#[$vmeta])* $variant),+

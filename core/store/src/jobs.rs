@@ -32,46 +32,16 @@ use tokio::sync::Notify;
 /// The PostgreSQL channel an enqueue notifies (payload: the queue).
 pub const CHANNEL: &str = "keel_jobs";
 
-/// A job's state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum JobState {
-    Ready,
-    Running,
-    Done,
-    Parked,
-    Cancelled,
-}
-
-impl JobState {
-    pub const ALL: [JobState; 5] = [
-        JobState::Ready,
-        JobState::Running,
-        JobState::Done,
-        JobState::Parked,
-        JobState::Cancelled,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobState::Ready => "ready",
-            JobState::Running => "running",
-            JobState::Done => "done",
-            JobState::Parked => "parked",
-            JobState::Cancelled => "cancelled",
-        }
+keel_domain::named_enum!(
+    /// A job's state.
+    JobState {
+        Ready = "ready",
+        Running = "running",
+        Done = "done",
+        Parked = "parked",
+        Cancelled = "cancelled",
     }
-
-    pub fn parse(text: &str) -> Option<JobState> {
-        JobState::ALL.into_iter().find(|s| s.as_str() == text)
-    }
-}
-
-impl std::fmt::Display for JobState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+);
 
 /// A job to enqueue.
 #[derive(Debug, Clone)]

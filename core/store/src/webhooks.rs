@@ -31,43 +31,17 @@ pub const DELIVER: &str = "webhook.deliver";
 /// The longest response snippet kept, in characters.
 pub const MAX_RESPONSE_CHARS: usize = 1000;
 
-/// A delivery's state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DeliveryState {
-    /// Waiting for its next attempt (or for an earlier delivery of its subject).
-    Pending,
-    /// The endpoint answered 2xx.
-    Delivered,
-    /// Every attempt failed; kept with the last error until staff replay it.
-    Failed,
-}
-
-impl DeliveryState {
-    pub const ALL: [DeliveryState; 3] = [
-        DeliveryState::Pending,
-        DeliveryState::Delivered,
-        DeliveryState::Failed,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DeliveryState::Pending => "pending",
-            DeliveryState::Delivered => "delivered",
-            DeliveryState::Failed => "failed",
-        }
+keel_domain::named_enum!(
+    /// A delivery's state.
+    DeliveryState {
+        /// Waiting for its next attempt (or for an earlier delivery of its subject).
+        Pending = "pending",
+        /// The endpoint answered 2xx.
+        Delivered = "delivered",
+        /// Every attempt failed; kept with the last error until staff replay it.
+        Failed = "failed",
     }
-
-    pub fn parse(text: &str) -> Option<DeliveryState> {
-        DeliveryState::ALL.into_iter().find(|s| s.as_str() == text)
-    }
-}
-
-impl std::fmt::Display for DeliveryState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+);
 
 // ---------------------------------------------------------------------------------------
 // Endpoints
