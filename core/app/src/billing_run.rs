@@ -313,6 +313,9 @@ struct Draft {
     currency: Currency,
     due: NaiveDate,
     lines: Vec<LineInput>,
+    /// A downgrade's credit held for this renewal (`downgrade_credit = "next_invoice"`):
+    /// already in the client's wallet, paid from it to this invoice first.
+    earmark: i64,
 }
 
 async fn run_batch(
@@ -415,6 +418,7 @@ async fn run_batch(
                     currency,
                     due: period.start,
                     lines: Vec::new(),
+                    earmark: 0,
                 });
                 drafts.len() - 1
             });
@@ -425,27 +429,14 @@ async fn run_batch(
         }
         let mut credit_used = 0;
         if next > first {
-            // A downgrade's credit comes off the first renewal, up to its amount (so the
-            // invoice never goes negative); what is left waits for the next one.
+            // A downgrade's credit held for the next renewal (already in the wallet, from the
+            // credit note that took it back) pays this renewal from the wallet, up to its
+            // amount; what is left waits for the next one.
             if r.pending_credit_minor > 0 {
                 let used = r.pending_credit_minor.min(r.recurring_minor);
                 if used > 0 {
                     let at = by_key[&last_key.expect("a period was billed")];
-                    let taxes = drafts[at]
-                        .lines
-                        .last()
-                        .map(|l| l.taxes.clone())
-                        .unwrap_or_else(keel_domain::tax::Taxes::none);
-                    drafts[at].lines.push(LineInput {
-                        kind: LineKind::Proration,
-                        description: format!("{}: credit from a plan change", r.label),
-                        quantity: 1,
-                        unit: Money::new(-used, currency),
-                        discount: Money::zero(currency),
-                        service: Some(ServiceId(r.id)),
-                        period: None,
-                        taxes,
-                    });
+                    drafts[at].earmark += used;
                     credit_used = used;
                 }
             }
@@ -479,6 +470,7 @@ async fn run_batch(
     };
     let seller = Party::seller(&app.billing.seller).to_json();
     let mut invoices: Vec<NewInvoice> = Vec::with_capacity(drafts.len());
+    let earmarks: Vec<i64> = drafts.iter().map(|d| d.earmark).collect();
     for (i, d) in drafts.into_iter().enumerate() {
         let client = &clients[&d.client];
         let terms = ClientTerms::of(client, &app.billing);
@@ -623,27 +615,40 @@ async fn run_batch(
         }
     }
 
-    // Wallet auto-apply, as far as each wallet's available balance goes.
-    let auto: Vec<i64> = client_ids
+    // Wallet auto-apply, as far as each wallet's available balance goes; for clients without
+    // it, only the downgrade credits held for these renewals.
+    let auto_apply = |c: &i64| {
+        clients
+            .get(c)
+            .is_some_and(|row| ClientTerms::of(row, &app.billing).wallet_auto_apply)
+    };
+    let paying: Vec<i64> = client_ids
         .iter()
         .copied()
         .filter(|c| {
-            clients
-                .get(c)
-                .is_some_and(|row| ClientTerms::of(row, &app.billing).wallet_auto_apply)
+            auto_apply(c)
+                || invoices
+                    .iter()
+                    .zip(&earmarks)
+                    .any(|(i, e)| *e > 0 && i.client_id.get() == *c)
         })
         .collect();
-    if !auto.is_empty() {
-        let mut wallets = store::wallets_of(&mut tx, &auto).await?;
+    if !paying.is_empty() {
+        let mut wallets = store::wallets_of(&mut tx, &paying).await?;
         let mut pay_entries = Vec::new();
         let mut pays: Vec<(InvoiceId, ClientId, Option<ResellerId>, Money, String)> = Vec::new();
-        for (inv, id) in invoices.iter().zip(&ids) {
+        for ((inv, id), earmark) in invoices.iter().zip(&ids).zip(&earmarks) {
             let Some((wallet, available)) =
                 wallets.get_mut(&(inv.client_id.get(), inv.currency.code().to_string()))
             else {
                 continue;
             };
-            let amount = (*available).min(inv.total.minor());
+            let cap = if auto_apply(&inv.client_id.get()) {
+                inv.total.minor()
+            } else {
+                (*earmark).min(inv.total.minor())
+            };
+            let amount = (*available).min(cap);
             if amount <= 0 {
                 continue;
             }

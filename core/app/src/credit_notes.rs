@@ -226,9 +226,43 @@ pub async fn issue(
             left,
         ));
     }
+    let (id, _) = credit_in(
+        &mut tx,
+        app,
+        ctx,
+        &inv,
+        &chosen
+            .iter()
+            .map(|(l, g)| ((*l).clone(), *g))
+            .collect::<Vec<_>>(),
+        reason,
+    )
+    .await?;
+    tx.commit().await?;
+    get(app, &Ctx::system("read-back"), id).await
+}
+
+/// Issues a credit note for `chosen` (line, gross) of the invoice `inv`, locked by the
+/// caller, inside the caller's transaction: the credit note, its entry (revenue and tax
+/// payable Dr at each line's frozen tax / receivable Cr for what is still owed, wallet Cr for
+/// what was paid), the invoice's new state and the audit row. The caller has checked that
+/// each gross fits its line and the invoice (see the module rules). Returns the credit note
+/// and what went to the wallet.
+pub(crate) async fn credit_in(
+    tx: &mut keel_store::Tx,
+    app: &App,
+    ctx: &Ctx,
+    inv: &store::InvoiceRecord,
+    chosen: &[(store::LineRecord, Money)],
+    reason: &str,
+) -> Result<(CreditNoteId, i64), AppError> {
+    let invoice_id = inv.id;
+    let number_of = inv.number.clone().unwrap_or_default();
+    let cur = inv.currency;
+    let total_minor: i64 = chosen.iter().map(|(_, g)| g.minor()).sum();
     let mut note_lines = Vec::with_capacity(chosen.len());
     let (mut net_sum, mut tax_sum) = (0i64, 0i64);
-    for (l, gross) in &chosen {
+    for (l, gross) in chosen {
         let line_tax = l.tax1.minor() + l.tax2.minor();
         let tax = prorate(Money::new(line_tax, cur), gross.minor(), l.total.minor())
             .map_err(|e| AppError::invalid(e.code(), Some("lines"), e.to_string()))?
@@ -243,13 +277,7 @@ pub async fn issue(
     let to_wallet = total_minor - to_receivable;
     let today = app.today();
     let now = app.now();
-    let number = next_number(
-        &mut tx,
-        &app.billing.credit_note_number,
-        "credit_note",
-        today,
-    )
-    .await?;
+    let number = next_number(tx, &app.billing.credit_note_number, "credit_note", today).await?;
     let mut lookups = Lookups::default();
     let mut b = EntryBuilder::new(
         format!("credit_note:{number}"),
@@ -259,7 +287,7 @@ pub async fn issue(
         (SystemAccount::Revenue, net_sum),
         (SystemAccount::TaxPayable, tax_sum),
     ] {
-        let account = lookups.account(&mut tx, app, purpose, cur).await?;
+        let account = lookups.account(tx, app, purpose, cur).await?;
         if amount > 0 {
             b = b.debit(account, Money::new(amount, cur));
         } else if amount < 0 {
@@ -268,25 +296,25 @@ pub async fn issue(
     }
     if to_receivable > 0 {
         let receivable = lookups
-            .account(&mut tx, app, SystemAccount::Receivable, cur)
+            .account(tx, app, SystemAccount::Receivable, cur)
             .await?;
         b = b.credit(receivable, Money::new(to_receivable, cur));
     }
     if to_wallet > 0 {
-        let wallet = wallet_account(&mut tx, app, inv.client_id, cur).await?;
+        let wallet = wallet_account(tx, app, inv.client_id, cur).await?;
         b = b.credit(wallet, Money::new(to_wallet, cur));
     }
-    let posted = ledger_store::post(&mut tx, &b.build()?, now).await?;
+    let posted = ledger_store::post(tx, &b.build()?, now).await?;
     let disposition = if to_wallet > 0 {
         CreditDisposition::Wallet
     } else {
         CreditDisposition::Receivable
     };
     let id = store::insert_credit_note(
-        &mut tx,
+        tx,
         &NewCreditNote {
             number: &number,
-            invoice: &inv,
+            invoice: inv,
             net: Money::new(net_sum, cur),
             tax: Money::new(tax_sum, cur),
             total: Money::new(total_minor, cur),
@@ -312,9 +340,9 @@ pub async fn issue(
     } else {
         inv.status
     };
-    store::credit_invoice(&mut tx, invoice_id, to_receivable, to_wallet, status, now).await?;
+    store::credit_invoice(tx, invoice_id, to_receivable, to_wallet, status, now).await?;
     record(
-        &mut tx,
+        tx,
         app,
         ctx,
         "invoice.credit_note",
@@ -323,8 +351,7 @@ pub async fn issue(
         json!({ "credit_note": number, "total": Amount::from(Money::new(total_minor, cur)), "to_wallet": to_wallet, "reason": reason }),
     )
     .await?;
-    tx.commit().await?;
-    get(app, &Ctx::system("read-back"), id).await
+    Ok((id, to_wallet))
 }
 
 pub async fn get(app: &App, ctx: &Ctx, id: CreditNoteId) -> Result<CreditNoteView, AppError> {

@@ -143,7 +143,10 @@ pub struct InvoiceView {
     pub tax: Amount,
     pub total: Amount,
     pub paid: Amount,
+    /// Taken off what was owed by credit notes.
     pub credited: Amount,
+    /// Money already paid that credit notes returned to the client's wallet.
+    pub refunded: Amount,
     pub balance_due: Amount,
     /// 1 unit of the invoice currency in the base currency, frozen at issue.
     pub exchange_rate: Option<String>,
@@ -207,6 +210,7 @@ fn view(i: InvoiceRecord, lines: Vec<LineRecord>, payments: Vec<PaymentRecord>) 
         total: i.total.into(),
         paid: i.paid.into(),
         credited: i.credited.into(),
+        refunded: i.refunded.into(),
         exchange_rate: i.exchange_rate.map(|r| r.normalize().to_string()),
         base_currency: i.base_currency.map(|c| c.code().to_string()),
         buyer: party(i.buyer),

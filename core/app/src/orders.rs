@@ -136,7 +136,18 @@ pub async fn place(
     let client = keel_store::clients::client_for_update(&mut tx, ctx.actor.scope(), client_id)
         .await?
         .ok_or(AppError::NotFound { what: "client" })?;
-    let key = key.map(str::to_string).unwrap_or_else(|| uuid_like(app));
+    if client.status == keel_domain::client::ClientStatus::Closed {
+        return Err(AppError::conflict(
+            "client_closed",
+            "this client is closed and cannot order; reopen it (status active) first",
+        ));
+    }
+    // The key is the caller's own (Stripe's semantics): two API keys acting for one client
+    // may use the same `Idempotency-Key` for different orders.
+    let key = match key {
+        Some(k) => format!("{}:{k}", crate::ledger::principal(&ctx.actor)),
+        None => uuid_like(app),
+    };
     if let Some(existing) = store::order_by_key(&mut tx, client_id, &key).await? {
         drop(tx);
         return order_view(app, existing.id).await;
@@ -180,7 +191,7 @@ pub async fn place(
     for (i, item) in input.items.iter().enumerate() {
         let field = |f: &str| format!("items[{i}].{f}");
         let cycle = parse_cycle(&item.cycle, &field("cycle"))?;
-        let product = load_product(&mut tx, item.product_id, &field("product_id")).await?;
+        let product = load_product(&mut tx, ctx, item.product_id, &field("product_id")).await?;
         if product.kind == ProductKind::Addon {
             return Err(AppError::invalid(
                 "addon_alone",
@@ -244,7 +255,15 @@ pub async fn place(
         planned.push(plan);
         for (j, addon) in item.addons.iter().enumerate() {
             let afield = |f: &str| format!("items[{i}].addons[{j}].{f}");
-            let ap = load_product(&mut tx, addon.product_id, &afield("product_id")).await?;
+            // An add-on is offered through its parent (which the key can see), so it may sit
+            // in a hidden group of add-ons; it must still not be retired.
+            let ap = load_product(
+                &mut tx,
+                &Ctx::system("add-on"),
+                addon.product_id,
+                &afield("product_id"),
+            )
+            .await?;
             if !planned[parent].product.addons.contains(&ap.id) {
                 return Err(AppError::invalid(
                     "addon_not_offered",
@@ -414,8 +433,16 @@ fn uuid_like(app: &App) -> String {
     format!("auto-{}-{n:032x}", app.now().timestamp())
 }
 
-async fn load_product(tx: &mut keel_store::Tx, id: i64, field: &str) -> Result<Product, AppError> {
-    let product = catalog_store::product(tx, ProductId(id))
+/// A product the actor may order: outside the host scope, a retired product or one in a
+/// hidden group does not exist (as when reading it), so a key cannot order what it cannot see.
+async fn load_product(
+    tx: &mut keel_store::Tx,
+    ctx: &Ctx,
+    id: i64,
+    field: &str,
+) -> Result<Product, AppError> {
+    let visible_only = ctx.actor.scope() != Scope::Host;
+    let product = catalog_store::product_seen(tx, ProductId(id), visible_only)
         .await?
         .ok_or_else(|| {
             AppError::invalid(
@@ -573,12 +600,14 @@ fn plan_item(
     ));
     for (o, amount) in quote.options.iter().zip(option_amounts) {
         let d = take(amount);
+        // Tagged with the period like the product line: a downgrade's credit for unused
+        // time may come from it (plan_change::credit_unused).
         lines.push(line(
             LineKind::Option,
             format!("{label}: {}", o.description),
             amount,
             d,
-            None,
+            first_period,
         ));
     }
     if quote.setup_fee.is_positive() {

@@ -5,12 +5,16 @@
 //! credited the unused part of the old price and charged the new price for the same days:
 //!
 //! - `net > 0` (an upgrade): an invoice is issued at once with two proration lines (the
-//!   credit as a negative line, the charge as a positive one), taxed like the product;
-//!   the wallet pays it when the client's terms say so.
-//! - `net < 0` (a downgrade): with `downgrade_credit = "wallet"` the credit (with the tax it
-//!   carried) goes to the client's wallet at once: revenue Dr, tax payable Dr / wallet Cr.
-//!   With `"next_invoice"` nothing is posted now; the next renewal invoice carries a credit
-//!   line (taken from the service's pending credit, never below zero).
+//!   credit as a negative line, the charge as a positive one), both tagged with the period,
+//!   taxed like the product; the wallet pays it when the client's terms say so.
+//! - `net < 0` (a downgrade): the credit is taken back from the invoice lines that charged
+//!   the period, as credit notes (docs/billing.md, "Credit for unused time"): the newest
+//!   charge first, each line at the tax it was charged (never at the client's current
+//!   terms), never more than those lines have left. A credit note first reduces what is still
+//!   owed on its invoice (an unpaid upgrade is reduced or cancelled), and only money already
+//!   paid reaches the wallet. With `downgrade_credit = "next_invoice"` that wallet part is
+//!   also held for the service's next renewal, which the billing run pays from the wallet
+//!   first even for a client whose wallet is not applied automatically.
 //! - `net = 0`: only the plan changes.
 //!
 //! From the next period on, renewals bill the new price. The cycle and currency stay the
@@ -18,9 +22,9 @@
 //! still to come) just changes price: there is nothing to credit.
 
 use crate::audit::record;
-use crate::billing::{ClientTerms, DowngradeCredit, Lookups, wallet_account};
+use crate::billing::{ClientTerms, DowngradeCredit, Lookups};
 use crate::invoices::{InvoiceView, Issue, issue_in, settle_new};
-use crate::ledger::{Amount, SystemAccount};
+use crate::ledger::Amount;
 use crate::{App, AppError, Ctx};
 use chrono::NaiveDate;
 use keel_domain::Money;
@@ -28,12 +32,10 @@ use keel_domain::access::Permission;
 use keel_domain::billing::{self, Period};
 use keel_domain::catalog::OptionChoice;
 use keel_domain::ids::{ProductId, ServiceId};
-use keel_domain::invoice::{self, LineInput};
-use keel_domain::ledger::EntryBuilder;
+use keel_domain::invoice::LineInput;
 use keel_domain::lifecycle::{InvoiceKind, LineKind, ProductKind, ServiceStatus};
 use keel_domain::proration;
 use keel_store::billing as store;
-use keel_store::ledger as ledger_store;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
@@ -82,13 +84,14 @@ struct Plan {
     product: keel_domain::catalog::Product,
     new_recurring: Money,
     options: Vec<keel_store::billing::ChosenOption>,
-    /// The period being prorated, when the current period was invoiced.
-    prorated: Option<(Period, proration::Proration)>,
+    /// The period being prorated (with its index), when the current period was invoiced.
+    prorated: Option<(Period, u32, proration::Proration)>,
 }
 
 async fn plan(
     tx: &mut keel_store::Tx,
     app: &App,
+    ctx: &Ctx,
     s: &store::ServiceRecord,
     input: &PlanChangeInput,
 ) -> Result<Plan, AppError> {
@@ -107,7 +110,11 @@ async fn plan(
             format!("a {} service has no period to prorate", s.cycle),
         ));
     }
-    let product = keel_store::catalog::product(tx, ProductId(input.product_id))
+    // Outside the host scope a product the key cannot see (retired, hidden group) does not
+    // exist; the service's own product stays choosable (to change only its options).
+    let visible_only = ctx.actor.scope() != keel_domain::tenancy::Scope::Host
+        && ProductId(input.product_id) != s.product_id;
+    let product = keel_store::catalog::product_seen(tx, ProductId(input.product_id), visible_only)
         .await?
         .ok_or_else(|| {
             AppError::invalid(
@@ -138,11 +145,12 @@ async fn plan(
         let index = (0..=s.next_period)
             .rev()
             .find(|i| billing::period_at(s.anniversary, s.cycle, *i) == Some(p))?;
-        (index < s.next_period).then_some(p)
+        (index < s.next_period).then_some((p, index))
     });
     let prorated = match invoiced {
-        Some(p) => Some((
+        Some((p, index)) => Some((
             p,
+            index,
             proration::prorate_change(s.recurring, quote.recurring, p, today)
                 .map_err(|e| AppError::invalid(e.code(), None, e.to_string()))?,
         )),
@@ -150,7 +158,7 @@ async fn plan(
     };
     let zero = Money::zero(s.recurring.currency());
     let (credit, charge, net) = match &prorated {
-        Some((_, pr)) => (pr.credit, pr.charge, pr.net),
+        Some((_, _, pr)) => (pr.credit, pr.charge, pr.net),
         None => (zero, zero, zero),
     };
     let settlement = if net.is_positive() {
@@ -166,10 +174,10 @@ async fn plan(
     let preview = PlanChangePreview {
         service_id: s.id,
         on: today,
-        period_start: prorated.as_ref().map(|(p, _)| p.start),
-        period_end: prorated.as_ref().map(|(p, _)| p.end),
-        remaining_days: prorated.as_ref().map_or(0, |(_, pr)| pr.remaining_days),
-        period_days: prorated.as_ref().map_or(0, |(_, pr)| pr.period_days),
+        period_start: prorated.as_ref().map(|(p, _, _)| p.start),
+        period_end: prorated.as_ref().map(|(p, _, _)| p.end),
+        remaining_days: prorated.as_ref().map_or(0, |(_, _, pr)| pr.remaining_days),
+        period_days: prorated.as_ref().map_or(0, |(_, _, pr)| pr.period_days),
         old_recurring: s.recurring.into(),
         new_recurring: quote.recurring.into(),
         credit: credit.into(),
@@ -210,7 +218,7 @@ pub async fn preview(
     let s = store::service_for_update(&mut tx, ctx.actor.scope(), id)
         .await?
         .ok_or(AppError::NotFound { what: "service" })?;
-    let p = plan(&mut tx, app, &s, input).await?;
+    let p = plan(&mut tx, app, ctx, &s, input).await?;
     // Read only: the transaction is dropped, not committed.
     Ok(p.preview)
 }
@@ -227,7 +235,7 @@ pub async fn apply(
     let s = store::service_for_update(&mut tx, ctx.actor.scope(), id)
         .await?
         .ok_or(AppError::NotFound { what: "service" })?;
-    let p = plan(&mut tx, app, &s, input).await?;
+    let p = plan(&mut tx, app, ctx, &s, input).await?;
     if p.product.id == s.product_id && p.new_recurring == s.recurring {
         let current = store::service_options(&mut tx, id).await?;
         if current == p.options {
@@ -255,7 +263,7 @@ pub async fn apply(
         .await?;
     let mut invoice_id = None;
     let mut pending_credit = 0;
-    if let Some((period, pr)) = &p.prorated {
+    if let Some((period, index, pr)) = &p.prorated {
         let until = period.end.pred_opt().unwrap_or(period.end);
         let lines = vec![
             LineInput {
@@ -268,7 +276,8 @@ pub async fn apply(
                 unit: pr.credit.checked_neg()?,
                 discount: Money::zero(currency),
                 service: Some(id),
-                period: None,
+                // Tagged with the period, so a later downgrade finds what this one charged.
+                period: Some((*index, *period)),
                 taxes: taxes.clone(),
             },
             LineInput {
@@ -281,7 +290,7 @@ pub async fn apply(
                 unit: pr.charge,
                 discount: Money::zero(currency),
                 service: Some(id),
-                period: None,
+                period: Some((*index, *period)),
                 taxes: taxes.clone(),
             },
         ];
@@ -312,40 +321,17 @@ pub async fn apply(
             .await?;
             invoice_id = Some(inv.id);
         } else if pr.net.is_negative() {
-            match app.billing.downgrade_credit {
-                DowngradeCredit::NextInvoice => pending_credit = -pr.net.minor(),
-                DowngradeCredit::Wallet => {
-                    // The credit carries back the tax the old price was charged.
-                    let computed = invoice::compute(
-                        currency,
-                        app.billing.tax_mode,
-                        terms.tax_exempt,
-                        vec![LineInput {
-                            unit: pr.net.checked_neg()?,
-                            ..lines[0].clone()
-                        }],
-                    )
-                    .map_err(|e| AppError::invalid(e.code(), None, e.to_string()))?;
-                    let wallet = wallet_account(&mut tx, app, s.client_id, currency).await?;
-                    let revenue = lookups
-                        .account(&mut tx, app, SystemAccount::Revenue, currency)
-                        .await?;
-                    let mut b = EntryBuilder::new(
-                        // A retry of the same change is refused as `no_change` before it
-                        // gets here, so the key only has to be unique: a random nonce.
-                        format!("plan:credit:{id}:{:016x}", rand::random::<u64>()),
-                        format!("Downgrade credit for {}", s.label),
-                    )
-                    .debit(revenue, computed.subtotal);
-                    if computed.tax.is_positive() {
-                        let tax = lookups
-                            .account(&mut tx, app, SystemAccount::TaxPayable, currency)
-                            .await?;
-                        b = b.debit(tax, computed.tax);
-                    }
-                    let entry = b.credit(wallet, computed.total).build()?;
-                    ledger_store::post(&mut tx, &entry, now).await?;
-                }
+            let reason = format!(
+                "{}: unused {} days of {} after a change to {}",
+                s.label,
+                pr.remaining_days,
+                period_name(period),
+                p.product.name
+            );
+            let to_wallet =
+                credit_unused(&mut tx, app, ctx, id, *period, -pr.net.minor(), &reason).await?;
+            if app.billing.downgrade_credit == DowngradeCredit::NextInvoice {
+                pending_credit = to_wallet;
             }
         }
     }
@@ -380,4 +366,80 @@ pub async fn apply(
             None => None,
         },
     })
+}
+
+fn period_name(p: &Period) -> String {
+    format!("{} to {}", p.start, p.end.pred_opt().unwrap_or(p.end))
+}
+
+/// Credits `wanted` (the downgrade's credit at list prices) of a service's period back from
+/// the invoice lines that charged that period, as credit notes (docs/billing.md, "Credit
+/// for unused time"): newest charge first, so an upgrade's own invoice is settled before the
+/// renewal; each line at the tax it was charged; never more than the lines have left. Each
+/// credit note takes what is still owed on its invoice first (an unpaid upgrade is reduced or
+/// cancelled, never turned into credit) and returns only money already paid to the wallet.
+/// Returns what went to the wallet.
+async fn credit_unused(
+    tx: &mut keel_store::Tx,
+    app: &App,
+    ctx: &Ctx,
+    service: ServiceId,
+    period: Period,
+    wanted: i64,
+    reason: &str,
+) -> Result<i64, AppError> {
+    let found = store::period_charges(tx, service, period.start).await?;
+    let mut invoices: Vec<keel_domain::ids::InvoiceId> = Vec::new();
+    for (invoice, _) in &found {
+        if !invoices.contains(invoice) {
+            invoices.push(*invoice);
+        }
+    }
+    let mut groups = Vec::with_capacity(invoices.len());
+    for invoice in invoices {
+        let inv = store::invoice_for_update(tx, keel_domain::tenancy::Scope::Host, invoice)
+            .await?
+            .ok_or(AppError::NotFound { what: "invoice" })?;
+        let mut lines: Vec<store::LineRecord> = store::invoice_lines_tx(tx, invoice, inv.currency)
+            .await?
+            .into_iter()
+            .filter(|l| found.contains(&(invoice, l.id)))
+            .collect();
+        lines.sort_by_key(|l| std::cmp::Reverse(l.id));
+        groups.push((inv, lines));
+    }
+    let creditable: Vec<(i64, Vec<proration::Creditable>)> = groups
+        .iter()
+        .map(|(inv, lines)| {
+            (
+                inv.total.minor() - inv.credited.minor() - inv.refunded.minor(),
+                lines
+                    .iter()
+                    .map(|l| proration::Creditable {
+                        total: l.total.minor(),
+                        tax: l.tax1.minor() + l.tax2.minor(),
+                        left: l.total.minor() - l.credited.minor(),
+                    })
+                    .collect(),
+            )
+        })
+        .collect();
+    let inclusive = app.billing.tax_mode == keel_domain::tax::TaxMode::Inclusive;
+    let taken = proration::allocate_credit(wanted, inclusive, &creditable);
+    let mut to_wallet = 0;
+    for ((inv, lines), grosses) in groups.iter().zip(taken) {
+        let chosen: Vec<(store::LineRecord, Money)> = lines
+            .iter()
+            .zip(grosses)
+            .filter(|(_, g)| *g > 0)
+            .map(|(l, g)| (l.clone(), Money::new(g, inv.currency)))
+            .collect();
+        if chosen.is_empty() {
+            continue;
+        }
+        let (_, wallet) =
+            crate::credit_notes::credit_in(tx, app, ctx, inv, &chosen, reason).await?;
+        to_wallet += wallet;
+    }
+    Ok(to_wallet)
 }

@@ -46,6 +46,9 @@ pub struct ServiceView {
     pub cycle: BillingCycle,
     /// What each renewal bills.
     pub recurring: Amount,
+    /// A downgrade's credit held for the next renewal (`downgrade_credit = "next_invoice"`):
+    /// already in the wallet, paid from it to that renewal first.
+    pub pending_credit: Amount,
     pub status: ServiceStatus,
     pub registration_date: NaiveDate,
     /// Due dates keep this date's day of the month.
@@ -77,6 +80,7 @@ impl From<ServiceRecord> for ServiceView {
             label: s.label,
             cycle: s.cycle,
             recurring: s.recurring.into(),
+            pending_credit: s.pending_credit.into(),
             status: s.status,
             registration_date: s.registration_date,
             anniversary: s.anniversary,

@@ -516,11 +516,18 @@ store_test!(
         invoices::record_payment(&w.app, &w.ctx, o.invoice.id, &payment("17.25", "BT-1")).await.unwrap();
         w.clock.set(at("2027-01-30"));
         let r = keel_app::plan_change::apply(&w.app, &w.ctx, o.service_ids[0], &change_to(w.mini)).await.unwrap();
-        // credit 5.16, charge 4.00 x 16/31 = 2.06: net -3.10, plus 15 % VAT 0.47 (0.465 rounds away from zero).
+        // credit 5.16, charge 4.00 x 16/31 = 2.06: net -3.10, taken back from the paid
+        // renewal line (11.50, tax 1.50) at its own 15 %: gross floor(3.10 x 11.50 / 10.00)
+        // = 3.56, whose tax round(3.56 x 1.50 / 11.50) = 0.46 leaves exactly 3.10 net.
         assert_eq!(r.preview.net.amount_minor, -310);
         assert_eq!(r.preview.settlement, "wallet");
         assert!(r.invoice.is_none());
-        assert_eq!(wallet_balance(&w.app, c).await, 357);
+        assert_eq!(wallet_balance(&w.app, c).await, 356);
+        let notes = keel_app::credit_notes::of_invoice(&w.app, &w.ctx, o.invoice.id).await.unwrap();
+        assert_eq!(notes.len(), 1);
+        assert_eq!((notes[0].net.amount_minor, notes[0].tax.amount_minor, notes[0].total.amount_minor), (310, 46, 356));
+        let inv = invoices::get(&w.app, &w.ctx, o.invoice.id).await.unwrap();
+        assert_eq!((inv.paid.amount_minor, inv.refunded.amount_minor), (1725, 356));
     }
 );
 
@@ -529,6 +536,8 @@ store_test!(
         let mut w = world(t, "2027-01-15").await;
         let config = keel_app::billing::BillingConfig {
             downgrade_credit: keel_app::billing::DowngradeCredit::NextInvoice,
+            // The held credit pays the renewal even where the wallet is not applied by itself.
+            wallet_auto_apply: false,
             ..Default::default()
         };
         w.app = w.app.clone().with_billing(config);
@@ -538,16 +547,20 @@ store_test!(
         w.clock.set(at("2027-01-30"));
         let r = keel_app::plan_change::apply(&w.app, &w.ctx, o.service_ids[0], &change_to(w.mini)).await.unwrap();
         assert_eq!(r.preview.settlement, "next_invoice");
-        assert_eq!(wallet_balance(&w.app, c).await, 0);
+        // The credit note returns the paid 3.56 (3.10 + 0.46 tax) to the wallet, held for the renewal.
+        assert_eq!(wallet_balance(&w.app, c).await, 356);
+        assert_eq!(r.service.pending_credit.amount_minor, 356);
         let run = billing_run::run(&w.app, &w.ctx, &RunOptions { as_of: day("2027-02-10"), dry_run: false }, &|_| {}).await.unwrap();
         assert_eq!(run.invoices, 1);
         let list = invoices::list(&w.app, &w.ctx, &invoices::InvoiceQuery::default()).await.unwrap();
         let renewal = invoices::get(&w.app, &w.ctx, list.items.last().unwrap().id).await.unwrap();
-        // 4.00 (tax 0.60) - 3.10 (tax -0.47) = 0.90 + 0.13
-        assert_eq!((renewal.subtotal.amount_minor, renewal.tax.amount_minor, renewal.total.amount_minor), (90, 13, 103));
-        // Used once: the following renewal is the plain price.
+        // Mini at 4.00 + 0.60, of which the held 3.56 is paid from the wallet.
+        assert_eq!((renewal.total.amount_minor, renewal.paid.amount_minor, renewal.balance_due.amount_minor), (460, 356, 104));
+        assert_eq!(wallet_balance(&w.app, c).await, 0);
+        // Used once: the following renewal is the plain price, and nothing is paid for it.
         let run = billing_run::run(&w.app, &w.ctx, &RunOptions { as_of: day("2027-03-10"), dry_run: false }, &|_| {}).await.unwrap();
         assert_eq!(run.by_currency["USD"].total_minor, 460);
+        assert_eq!(run.by_currency["USD"].wallet_applied_minor, 0);
     }
 );
 

@@ -265,6 +265,81 @@ fn billing_date(
         .ok_or(ProrationError::DateOutOfRange)
 }
 
+/// A line a credit for unused time may be taken from: what it charged (gross, with its tax)
+/// and what is left of it to credit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Creditable {
+    /// The line's total, tax included (> 0).
+    pub total: i64,
+    /// The tax charged on the line, frozen when it was issued.
+    pub tax: i64,
+    /// `total − credited`: what earlier credits left of it.
+    pub left: i64,
+}
+
+/// Splits a credit for unused time over the lines that charged for the period, in the
+/// order given (newest charge first), never returning more than was charged:
+///
+/// - `wanted` is the credit at list prices: net of tax when `inclusive` is false (prices
+///   exclude tax), gross when true (prices include it).
+/// - Each line gives at most its `left`; each invoice (a group of lines) at most its own
+///   `left` (total − credited − refunded: an upgrade's invoice also carries the negative line
+///   of the old plan's unused days, so its charge line alone overstates it).
+/// - A line's gross `g` carries tax `round(g × tax / total)` (half away from zero), the credit
+///   note rule, so the tax credited is the tax that was charged, at the frozen rate,
+///   whatever the client's terms are now.
+/// - For a net `n` the gross is `floor(n × total / (total − tax))`, whose net never exceeds
+///   `n`: rounding never credits more than asked.
+///
+/// Returns, per group and line, the gross to credit (0 for lines not needed). What the lines
+/// cannot cover is dropped: a credit never exceeds what the period was charged.
+pub fn allocate_credit(
+    wanted: i64,
+    inclusive: bool,
+    groups: &[(i64, Vec<Creditable>)],
+) -> Vec<Vec<i64>> {
+    let mut need = wanted.max(0);
+    let mut out = Vec::with_capacity(groups.len());
+    for (invoice_left, lines) in groups {
+        let mut group_left = (*invoice_left).max(0);
+        let mut taken = Vec::with_capacity(lines.len());
+        for l in lines {
+            let cap = l.left.min(group_left).max(0);
+            if need == 0 || cap == 0 || l.total <= 0 || l.tax >= l.total {
+                taken.push(0);
+                continue;
+            }
+            let tax_of = |g: i64| -> i64 {
+                let m = i128::from(g) * i128::from(l.tax);
+                let t = i128::from(l.total);
+                let (q, r) = (m / t, m % t);
+                // Half away from zero (taxes are not negative on a positive line; be exact anyway).
+                let q = if r.abs() * 2 >= t { q + m.signum() } else { q };
+                i64::try_from(q).expect("a share of a line's tax fits")
+            };
+            let worth = |g: i64| if inclusive { g } else { g - tax_of(g) };
+            let gross = if worth(cap) <= need {
+                cap
+            } else if inclusive {
+                need
+            } else {
+                let net_line = i128::from(l.total - l.tax);
+                let g = i128::from(need) * i128::from(l.total) / net_line;
+                let mut g = i64::try_from(g).unwrap_or(cap).min(cap);
+                while g > 0 && worth(g) > need {
+                    g -= 1;
+                }
+                g
+            };
+            need -= worth(gross);
+            group_left -= gross;
+            taken.push(gross);
+        }
+        out.push(taken);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -678,6 +753,105 @@ mod tests {
                     prop_assert_ne!(day.day(), billing_day.min(day_month_end.day()));
                     day = day + chrono::Days::new(1);
                 }
+            }
+        }
+    }
+
+    fn line(total: i64, tax: i64, left: i64) -> Creditable {
+        Creditable { total, tax, left }
+    }
+
+    #[test]
+    fn a_credit_comes_from_what_was_charged_at_the_tax_that_was_charged() {
+        // (wanted, inclusive, groups, expected grosses)
+        type Case = (i64, bool, Vec<(i64, Vec<Creditable>)>, Vec<Vec<i64>>);
+        let table: Vec<Case> = vec![
+            // 10.00 net of a line charged 11.50 with 15 % tax: 11.50 gross back.
+            (
+                1000,
+                false,
+                vec![(1150, vec![line(1150, 150, 1150)])],
+                vec![vec![1150]],
+            ),
+            // Half of it: 5.00 net is 5.75 gross.
+            (
+                500,
+                false,
+                vec![(1150, vec![line(1150, 150, 1150)])],
+                vec![vec![575]],
+            ),
+            // A line charged without tax (the client was abroad then): 5.00 back, not 5.75.
+            (
+                500,
+                false,
+                vec![(1000, vec![line(1000, 0, 1000)])],
+                vec![vec![500]],
+            ),
+            // More than was charged: only what is left of the line.
+            (
+                5000,
+                false,
+                vec![(1150, vec![line(1150, 150, 400)])],
+                vec![vec![400]],
+            ),
+            // The invoice caps its lines (an upgrade's charge line less the old plan's days).
+            (
+                5000,
+                false,
+                vec![(600, vec![line(2300, 300, 2300)])],
+                vec![vec![600]],
+            ),
+            // Newest charge first, then the renewal it changed.
+            (
+                1500,
+                false,
+                vec![
+                    (1150, vec![line(1150, 150, 1150)]),
+                    (2300, vec![line(2300, 300, 2300)]),
+                ],
+                vec![vec![1150], vec![575]],
+            ),
+            // Prices include tax: the wanted amount is gross.
+            (
+                575,
+                true,
+                vec![(1150, vec![line(1150, 150, 1150)])],
+                vec![vec![575]],
+            ),
+            // Nothing wanted, nothing credited; nothing left, nothing credited.
+            (
+                0,
+                false,
+                vec![(1150, vec![line(1150, 150, 1150)])],
+                vec![vec![0]],
+            ),
+            (
+                100,
+                false,
+                vec![(0, vec![line(1150, 150, 1150)])],
+                vec![vec![0]],
+            ),
+        ];
+        for (wanted, inclusive, groups, expected) in table {
+            assert_eq!(
+                allocate_credit(wanted, inclusive, &groups),
+                expected,
+                "{wanted} {groups:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn rounding_never_credits_more_net_than_wanted() {
+        for tax in [0, 1, 7, 150, 333] {
+            for wanted in 1..400 {
+                let l = line(1000 + tax, tax, 1000 + tax);
+                let g = allocate_credit(wanted, false, &[(l.total, vec![l])])[0][0];
+                let t = prorate(Money::new(tax, crate::Currency::USD), g, l.total)
+                    .unwrap()
+                    .minor();
+                assert!(g - t <= wanted, "tax {tax} wanted {wanted} gave {g}");
+                assert!(g - t >= wanted - 1, "tax {tax} wanted {wanted} gave {g}");
             }
         }
     }

@@ -1170,6 +1170,35 @@ pub async fn invoice_lines_tx(
     rows.into_iter().map(|r| r.into_record(currency)).collect()
 }
 
+/// The lines that charged a service for the period starting `start`, on issued invoices
+/// still standing (unpaid, paid or in collections), with something left to credit: its
+/// renewal (or first-invoice) lines and the charges of plan changes made in that period.
+/// What a credit for unused time of that period may come from, newest invoice first, so a
+/// later charge (an upgrade) is credited before the renewal it changed. Returns (invoice,
+/// line) ids.
+pub async fn period_charges(
+    tx: &mut Tx,
+    service: ServiceId,
+    start: NaiveDate,
+) -> Result<Vec<(InvoiceId, InvoiceLineId)>, StoreError> {
+    let rows: Vec<(i64, i64)> = on_tx!(tx, |c| sqlx::query_as(
+        "SELECT l.invoice_id, l.id FROM invoice_lines l JOIN invoices i ON i.id = l.invoice_id \
+         WHERE l.service_id = $1 AND l.period_start = $2 AND l.total_minor > 0 \
+           AND l.total_minor > l.credited_minor \
+           AND l.kind IN ('service', 'option', 'proration') \
+           AND i.status IN ('unpaid', 'paid', 'collections') \
+         ORDER BY l.invoice_id DESC, l.id DESC"
+    )
+    .bind(service.get())
+    .bind(start)
+    .fetch_all(&mut *c)
+    .await)?;
+    Ok(rows
+        .into_iter()
+        .map(|(i, l)| (InvoiceId(i), InvoiceLineId(l)))
+        .collect())
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct InvoiceFilter {
     pub client: Option<ClientId>,
