@@ -360,10 +360,29 @@ pub async fn authenticate(app: &App, secret: &str) -> Result<(Actor, ApiKey), Ap
             message: "the API key has been revoked".into(),
         });
     }
+    // A key made for a staff user whose row or role cannot be read acts for nobody.
+    if found.key.staff_id.is_some() && (found.staff_active.is_none() || found.staff_role.is_none())
+    {
+        return Err(AppError::Unauthorized {
+            code: "staff_role_invalid",
+            message: "the staff user this key acts for has no valid role; ask an admin to set one"
+                .into(),
+        });
+    }
     if found.staff_active == Some(false) {
         return Err(AppError::Unauthorized {
             code: "staff_inactive",
             message: "the staff user this key acts for is deactivated".into(),
+        });
+    }
+    // A closed client's keys stop working with the account: it may neither order nor read.
+    if found.key.client_id.is_some()
+        && found.client_status != Some(keel_domain::client::ClientStatus::Active)
+        && found.client_status != Some(keel_domain::client::ClientStatus::Inactive)
+    {
+        return Err(AppError::Unauthorized {
+            code: "client_closed",
+            message: "the client account this key belongs to is closed".into(),
         });
     }
     let scope = found.key.tenancy().ok_or_else(unknown)?;

@@ -210,11 +210,19 @@ impl Actor {
         match self {
             Actor::System { .. } => true,
             Actor::Staff { role, .. } => role.allows(p),
+            // A host key acts for a staff user (with that user's role) or, made at the
+            // command line with no user, for the installation owner. A key naming a user
+            // whose role is missing or unreadable holds nothing: fail closed.
             Actor::Key {
                 scope: Scope::Host,
                 role,
+                staff,
                 ..
-            } => role.is_none_or(|r| r.allows(p)),
+            } => match (staff, role) {
+                (_, Some(r)) => r.allows(p),
+                (None, None) => true,
+                (Some(_), None) => false,
+            },
             Actor::Key {
                 scope: Scope::Reseller(_) | Scope::Client(_),
                 ..
@@ -271,6 +279,29 @@ mod tests {
         ];
         for (role, p, expected) in table {
             assert_eq!(role.allows(p), expected, "{role:?} {p:?}");
+        }
+    }
+
+    #[test]
+    fn a_staff_key_without_a_readable_role_holds_nothing() {
+        let key = |staff: Option<StaffId>, role: Option<StaffRole>| Actor::Key {
+            key: ApiKeyId(1),
+            label: "k".into(),
+            scope: Scope::Host,
+            role,
+            staff,
+        };
+        // (staff, role, may manage staff, may read clients)
+        let table = [
+            (None, None, true, true),
+            (Some(StaffId(1)), Some(StaffRole::Admin), true, true),
+            (Some(StaffId(1)), Some(StaffRole::Support), false, true),
+            (Some(StaffId(1)), None, false, false),
+        ];
+        for (staff, role, manage, read) in table {
+            let k = key(staff, role);
+            assert_eq!(k.can(Permission::StaffManage), manage, "{staff:?} {role:?}");
+            assert_eq!(k.can(Permission::ClientsRead), read, "{staff:?} {role:?}");
         }
     }
 

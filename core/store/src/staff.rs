@@ -6,6 +6,7 @@ use crate::error::StoreError;
 use crate::{on_db, on_tx};
 use chrono::{DateTime, Utc};
 use keel_domain::access::{ApiKey, KeyScope, Staff, StaffRole};
+use keel_domain::client::ClientStatus;
 use keel_domain::ids::{ApiKeyId, ClientId, ResellerId, StaffId};
 
 #[derive(sqlx::FromRow)]
@@ -194,6 +195,8 @@ pub struct KeyLookup {
     pub key: ApiKey,
     pub staff_role: Option<StaffRole>,
     pub staff_active: Option<bool>,
+    /// The status of the client a client key belongs to.
+    pub client_status: Option<ClientStatus>,
 }
 
 pub async fn key_by_hash(db: &Db, secret_hash: &str) -> Result<Option<KeyLookup>, StoreError> {
@@ -203,10 +206,12 @@ pub async fn key_by_hash(db: &Db, secret_hash: &str) -> Result<Option<KeyLookup>
         key: KeyRow,
         staff_role: Option<String>,
         staff_active: Option<bool>,
+        client_status: Option<String>,
     }
     let sql = "SELECT k.id, k.name, k.prefix, k.scope, k.staff_id, k.reseller_id, k.client_id, k.created_at, \
-               k.revoked_at, k.last_used_at, s.role AS staff_role, s.active AS staff_active \
-               FROM api_keys k LEFT JOIN staff s ON s.id = k.staff_id WHERE k.secret_hash = $1";
+               k.revoked_at, k.last_used_at, s.role AS staff_role, s.active AS staff_active, c.status AS client_status \
+               FROM api_keys k LEFT JOIN staff s ON s.id = k.staff_id LEFT JOIN clients c ON c.id = k.client_id \
+               WHERE k.secret_hash = $1";
     let row: Option<Row> = on_db!(db, |p| sqlx::query_as(sql)
         .bind(secret_hash)
         .fetch_optional(p)
@@ -216,6 +221,7 @@ pub async fn key_by_hash(db: &Db, secret_hash: &str) -> Result<Option<KeyLookup>
             key: r.key.try_into()?,
             staff_role: r.staff_role.as_deref().and_then(StaffRole::parse),
             staff_active: r.staff_active,
+            client_status: r.client_status.as_deref().and_then(ClientStatus::parse),
         })
     })
     .transpose()
