@@ -111,6 +111,11 @@ impl From<AppError> for ApiError {
                 ApiError::new(StatusCode::FORBIDDEN, "forbidden", e.to_string())
                     .with_details(json!({ "permission": permission }))
             }
+            AppError::FieldForbidden { ref field, writers } => {
+                let details = json!({ "field": field, "writable_by": writers });
+                ApiError::new(StatusCode::FORBIDDEN, "field_not_writable", e.to_string())
+                    .with_details(details)
+            }
             AppError::Unauthorized { code, message } => {
                 ApiError::new(StatusCode::UNAUTHORIZED, code, message)
             }

@@ -77,9 +77,29 @@ impl Modify for BearerAuth {
 
 /// The document as JSON text.
 pub fn document() -> String {
-    ApiDoc::openapi()
-        .to_pretty_json()
-        .expect("the OpenAPI document serializes")
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).expect("the OpenAPI document serializes");
+    field_writers(&mut doc);
+    serde_json::to_string_pretty(&doc).expect("the OpenAPI document serializes")
+}
+
+/// States who may write each client field (`x-keel-writable-by`: `anyone`,
+/// `reseller_or_staff` or `staff`) from the table the use cases enforce
+/// ([`keel_domain::client::CLIENT_FIELD_WRITERS`]), so a generated client can tell before
+/// sending that a client key may not set `tax_exempt`.
+fn field_writers(doc: &mut serde_json::Value) {
+    for schema in ["ClientChanges", "NewClient"] {
+        let Some(props) = doc
+            .pointer_mut(&format!("/components/schemas/{schema}/properties"))
+            .and_then(serde_json::Value::as_object_mut)
+        else {
+            continue;
+        };
+        for (field, writers) in keel_domain::client::CLIENT_FIELD_WRITERS {
+            if let Some(serde_json::Value::Object(p)) = props.get_mut(*field) {
+                p.insert("x-keel-writable-by".into(), writers.as_str().into());
+            }
+        }
+    }
 }
 
 fn escape(s: &str) -> String {

@@ -6,6 +6,7 @@ use crate::{App, AppError, Ctx};
 use keel_domain::access::Permission;
 use keel_domain::client::{
     Client, ClientChanges, ClientStatus, Contact, ContactChanges, NewClient, NewContact,
+    client_field_writers, forbidden_client_field,
 };
 use keel_domain::ids::{ClientId, ContactId};
 use keel_store::Page;
@@ -13,6 +14,18 @@ use keel_store::clients as store;
 use serde_json::json;
 
 const CLIENT: AppError = AppError::NotFound { what: "client" };
+
+/// Refuses a write that sets a field the actor's scope may not set
+/// ([`keel_domain::client::CLIENT_FIELD_WRITERS`]).
+fn writable(ctx: &Ctx, fields: Vec<&'static str>) -> Result<(), AppError> {
+    match forbidden_client_field(ctx.actor.scope(), fields) {
+        None => Ok(()),
+        Some(field) => Err(AppError::FieldForbidden {
+            field: field.to_string(),
+            writers: client_field_writers(field).map_or("nobody", |w| w.as_str()),
+        }),
+    }
+}
 
 pub async fn create_client(app: &App, ctx: &Ctx, new: NewClient) -> Result<Client, AppError> {
     ctx.require(Permission::ClientsWrite)?;
@@ -23,6 +36,7 @@ pub async fn create_client(app: &App, ctx: &Ctx, new: NewClient) -> Result<Clien
         .ok_or(AppError::Forbidden {
             permission: "clients:create",
         })?;
+    writable(ctx, new.chosen_fields())?;
     new.validate()?;
     let mut tx = app.db.begin().await?;
     let client = store::create_client(&mut tx, owner, &new, app.now()).await?;
@@ -101,6 +115,7 @@ pub async fn update_client(
     changes: ClientChanges,
 ) -> Result<Client, AppError> {
     ctx.require(Permission::ClientsWrite)?;
+    writable(ctx, changes.fields())?;
     let scope = ctx.actor.scope();
     let mut tx = app.db.begin().await?;
     let before = store::client_for_update(&mut tx, scope, id)

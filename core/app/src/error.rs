@@ -15,6 +15,12 @@ pub enum AppError {
     /// Authenticated, but the actor lacks a permission.
     #[error("this action needs the {permission} permission")]
     Forbidden { permission: &'static str },
+    /// Authenticated, but the actor may not set this field (`keel_domain::client::CLIENT_FIELD_WRITERS`).
+    #[error("{field} is set by {writers}; this key may not change it")]
+    FieldForbidden {
+        field: String,
+        writers: &'static str,
+    },
     /// No valid credentials.
     #[error("{message}")]
     Unauthorized { code: &'static str, message: String },

@@ -5,6 +5,7 @@
 use crate::contact::{CountryCode, Email, Language, Phone};
 use crate::currency::Currency;
 use crate::ids::{ClientId, ContactId, ResellerId};
+use crate::tenancy::Scope;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -208,6 +209,32 @@ impl NewClient {
         self.address.validate()?;
         company_rule(self.kind, &self.company_name)
     }
+
+    /// The fields set to something other than their default, which the writer must be
+    /// allowed to choose (as in [`CLIENT_FIELD_WRITERS`]); a new client is always active.
+    pub fn chosen_fields(&self) -> Vec<&'static str> {
+        let mut fields = vec![
+            "kind",
+            "first_name",
+            "last_name",
+            "email",
+            "country",
+            "currency",
+        ];
+        for (f, set) in [
+            ("company_name", self.company_name.is_some()),
+            ("phone", self.phone.is_some()),
+            ("address", self.address != PostalAddress::default()),
+            ("language", true),
+            ("tax_exempt", self.tax_exempt),
+            ("tax_id", self.tax_id.is_some()),
+        ] {
+            if set {
+                fields.push(f);
+            }
+        }
+        fields
+    }
 }
 
 impl ClientChanges {
@@ -265,6 +292,101 @@ impl ClientChanges {
     pub fn is_empty(&self) -> bool {
         *self == ClientChanges::default()
     }
+
+    /// The names of the fields this change sets (as in [`CLIENT_FIELD_WRITERS`]).
+    pub fn fields(&self) -> Vec<&'static str> {
+        let set = [
+            ("kind", self.kind.is_some()),
+            ("company_name", self.company_name.is_some()),
+            ("first_name", self.first_name.is_some()),
+            ("last_name", self.last_name.is_some()),
+            ("email", self.email.is_some()),
+            ("phone", self.phone.is_some()),
+            ("address", self.address.is_some()),
+            ("country", self.country.is_some()),
+            ("currency", self.currency.is_some()),
+            ("language", self.language.is_some()),
+            ("tax_exempt", self.tax_exempt.is_some()),
+            ("tax_id", self.tax_id.is_some()),
+            ("status", self.status.is_some()),
+        ];
+        set.into_iter()
+            .filter(|(_, s)| *s)
+            .map(|(f, _)| f)
+            .collect()
+    }
+}
+
+/// Who may set a field of a client, by the scope of the key (or staff) that writes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Writers {
+    /// The client itself, its reseller and staff: the client's own profile.
+    Anyone,
+    /// Staff and the owning reseller (which runs its own clients), not the client.
+    ResellerOrStaff,
+    /// The host's staff only: fields that decide what the host owes or is owed.
+    Staff,
+}
+
+impl Writers {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Writers::Anyone => "anyone",
+            Writers::ResellerOrStaff => "reseller_or_staff",
+            Writers::Staff => "staff",
+        }
+    }
+
+    /// Whether a writer working in `scope` may set a field with these writers.
+    pub fn allow(self, scope: Scope) -> bool {
+        matches!(
+            (self, scope),
+            (_, Scope::Host)
+                | (Writers::Anyone | Writers::ResellerOrStaff, Scope::Reseller(_))
+                | (Writers::Anyone, Scope::Client(_))
+        )
+    }
+}
+
+/// Who may write each field of a client: the one table the use cases enforce, the OpenAPI
+/// document states (`x-keel-writable-by` on [`NewClient`] and [`ClientChanges`]) and the
+/// tests walk. A client edits its profile; whether it pays tax (`tax_exempt`), its billing
+/// currency (which its wallets, prices and open invoices are in) and its status (a closed
+/// client cannot order) are decided for it. `tax_exempt` is the host's own tax liability,
+/// so not even a reseller sets it.
+pub const CLIENT_FIELD_WRITERS: &[(&str, Writers)] = &[
+    ("kind", Writers::Anyone),
+    ("company_name", Writers::Anyone),
+    ("first_name", Writers::Anyone),
+    ("last_name", Writers::Anyone),
+    ("email", Writers::Anyone),
+    ("phone", Writers::Anyone),
+    ("address", Writers::Anyone),
+    ("country", Writers::Anyone),
+    ("language", Writers::Anyone),
+    ("tax_id", Writers::Anyone),
+    ("currency", Writers::ResellerOrStaff),
+    ("status", Writers::ResellerOrStaff),
+    ("tax_exempt", Writers::Staff),
+];
+
+/// Who may write a client field (`None`: no such field).
+pub fn client_field_writers(field: &str) -> Option<Writers> {
+    CLIENT_FIELD_WRITERS
+        .iter()
+        .find(|(f, _)| *f == field)
+        .map(|(_, w)| *w)
+}
+
+/// The first of `fields` that `scope` may not write, if any.
+pub fn forbidden_client_field<'a>(
+    scope: Scope,
+    fields: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    fields
+        .into_iter()
+        .find(|f| !client_field_writers(f).is_some_and(|w| w.allow(scope)))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
@@ -375,6 +497,57 @@ mod tests {
             "email": "tendai@example.co.zw", "country": "ZW", "currency": "USD"
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn every_client_field_has_writers_and_every_writer_table_row_is_a_field() {
+        let all: ClientChanges = serde_json::from_value(serde_json::json!({
+            "kind": "company", "company_name": "Moyo Ltd", "first_name": "Tendai",
+            "last_name": "Moyo", "email": "t@example.co.zw", "phone": "+263771234567",
+            "address": {"city": "Harare"}, "country": "ZW", "currency": "USD",
+            "language": "sn", "tax_exempt": true, "tax_id": "123", "status": "closed"
+        }))
+        .unwrap();
+        let keys: Vec<String> = serde_json::to_value(&all)
+            .unwrap()
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        let mut fields = all.fields();
+        let mut table: Vec<&str> = CLIENT_FIELD_WRITERS.iter().map(|(f, _)| *f).collect();
+        fields.sort_unstable();
+        table.sort_unstable();
+        let mut keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(fields, table);
+        assert_eq!(keys, table);
+    }
+
+    #[test]
+    fn clients_write_their_profile_resellers_run_their_clients_staff_decide_tax() {
+        use crate::ids::ResellerId;
+        let client = Scope::Client(ClientId(1));
+        let reseller = Scope::Reseller(ResellerId(1));
+        // (field, client may, reseller may, staff may)
+        let table = [
+            ("country", true, true, true),
+            ("email", true, true, true),
+            ("currency", false, true, true),
+            ("status", false, true, true),
+            ("tax_exempt", false, false, true),
+            ("no_such_field", false, false, false),
+        ];
+        for (field, c, r, h) in table {
+            for (scope, expected) in [(client, c), (reseller, r), (Scope::Host, h)] {
+                assert_eq!(
+                    forbidden_client_field(scope, [field]).is_none(),
+                    expected,
+                    "{field} in {scope:?}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -501,6 +501,16 @@ pub async fn product(tx: &mut Tx, id: ProductId) -> Result<Option<Product>, Stor
     find_product(&mut Source::Tx(tx), id, false).await
 }
 
+/// The full product inside a transaction, or `None` when `visible_only` and reseller and
+/// client keys may not see it (retired, or its group hidden): what a key may order.
+pub async fn product_seen(
+    tx: &mut Tx,
+    id: ProductId,
+    visible_only: bool,
+) -> Result<Option<Product>, StoreError> {
+    find_product(&mut Source::Tx(tx), id, visible_only).await
+}
+
 /// The full product, read outside a transaction.
 pub async fn get_product(db: &Db, id: ProductId) -> Result<Option<Product>, StoreError> {
     find_product(&mut Source::Db(db), id, false).await
