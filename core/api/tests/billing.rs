@@ -8,14 +8,6 @@ mod common;
 use chrono::{NaiveDate, TimeZone, Utc};
 use common::*;
 use keel_app::{App, FixedClock};
-use keel_domain::Currency;
-use keel_domain::Money;
-use keel_domain::billing::BillingCycle;
-use keel_domain::catalog::Price;
-use keel_domain::ids::ProductId;
-use keel_domain::lifecycle::{PayType, ProductKind};
-use keel_domain::tax::{TaxLevel, TaxRule};
-use keel_store::catalog::{NewProduct, NewProductGroup};
 use keel_testkit::store_test;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -23,74 +15,6 @@ use std::sync::Arc;
 fn at(day: &str) -> chrono::DateTime<Utc> {
     let d = NaiveDate::parse_from_str(day, "%Y-%m-%d").unwrap();
     Utc.from_utc_datetime(&d.and_hms_opt(10, 0, 0).unwrap())
-}
-
-fn usd() -> Currency {
-    Currency::from_code("USD").unwrap()
-}
-
-/// Starter 10.00 and Business 30.00 a month, 15 % VAT in ZW.
-async fn catalog(app: &App) -> (ProductId, ProductId) {
-    let mut tx = app.db.begin().await.unwrap();
-    let group = keel_store::catalog::create_product_group(
-        &mut tx,
-        &NewProductGroup {
-            name: "Hosting".into(),
-            slug: "hosting".into(),
-            hidden: false,
-            sort_order: 0,
-        },
-        app.now(),
-    )
-    .await
-    .unwrap();
-    let mut ids = Vec::new();
-    for (name, minor) in [("Starter", 1000), ("Business", 3000)] {
-        let p = keel_store::catalog::create_product(
-            &mut tx,
-            &NewProduct {
-                group_id: group.id,
-                kind: ProductKind::Hosting,
-                name: name.into(),
-                slug: name.to_lowercase(),
-                description: String::new(),
-                pay_type: PayType::Recurring,
-                tax_class: Some("standard".into()),
-                provisioner: None,
-                registrar: None,
-                stock: None,
-                prices: vec![Price {
-                    currency: usd(),
-                    cycle: BillingCycle::Monthly,
-                    price: Money::new(minor, usd()),
-                    setup_fee: Money::zero(usd()),
-                }],
-                options: vec![],
-                addons: vec![],
-            },
-            app.now(),
-        )
-        .await
-        .unwrap();
-        ids.push(p.id);
-    }
-    keel_store::catalog::create_tax_rule(
-        &mut tx,
-        "standard",
-        &TaxRule {
-            name: "VAT".into(),
-            country: "ZW".into(),
-            region: None,
-            level: TaxLevel::First,
-            rate: "15".parse().unwrap(),
-            compound: false,
-        },
-        app.now(),
-    )
-    .await
-    .unwrap();
-    tx.commit().await.unwrap();
-    (ids[0], ids[1])
 }
 
 async fn start(t: &keel_testkit::TestDb) -> (Api, Arc<FixedClock>) {
@@ -109,7 +33,7 @@ fn amount(v: &Value) -> i64 {
 store_test!(
     async fn a_new_user_orders_pays_upgrades_renews_and_downloads_the_pdf(t) {
         let (api, clock) = start(t).await;
-        let (starter, business) = catalog(&api.app).await;
+        let (starter, business) = hosting_catalog(&api.app).await;
         let client = api.post("/api/v1/clients", &api.admin, &client_json("tendai@example.com"), None).await;
         assert_eq!(client.status, 201, "{}", client.text);
         let client_id = client.id();
@@ -203,7 +127,7 @@ store_test!(
 store_test!(
     async fn billing_refusals_have_a_code_and_change_nothing(t) {
         let (api, _clock) = start(t).await;
-        let (starter, _) = catalog(&api.app).await;
+        let (starter, _) = hosting_catalog(&api.app).await;
         let client_id = api.post("/api/v1/clients", &api.admin, &client_json("tendai@example.com"), None).await.id();
         let order = api.post("/api/v1/orders", &api.admin, &json!({
             "client_id": client_id, "items": [{ "product_id": starter.get(), "cycle": "monthly" }],

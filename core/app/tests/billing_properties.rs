@@ -495,3 +495,376 @@ store_test!(
         assert!(counts.iter().all(|n| *n > 0), "every kind of operation succeeded at least once: {counts:?}");
     }
 );
+
+// ---------------------------------------------------------------------------------------
+// Conservation of value against a hostile client (issue 14)
+// ---------------------------------------------------------------------------------------
+
+/// What a client key (for itself) or a reseller key (for its own client) may do; the host's
+/// part is only to record money received and run the automation.
+#[derive(Debug, Clone)]
+enum Hostile {
+    /// Move the client between ZW (15.5 % VAT) and the US (no VAT): the tax flip of finding 1.
+    Country {
+        who: usize,
+        us: bool,
+    },
+    Order {
+        who: usize,
+        product: usize,
+        cycle: usize,
+    },
+    ChangePlan {
+        who: usize,
+        service: usize,
+        product: usize,
+    },
+    Cancel {
+        who: usize,
+        service: usize,
+        immediate: bool,
+    },
+    PayFromWallet {
+        who: usize,
+        invoice: usize,
+    },
+    TopUp {
+        who: usize,
+        minor: i64,
+    },
+    /// The host records money received for one of the client's invoices (a bank transfer).
+    PayIn {
+        who: usize,
+        invoice: usize,
+        part: u8,
+    },
+    /// Days pass: the billing run and the dunning run, as `keel serve` runs them.
+    Days {
+        days: u8,
+    },
+}
+
+fn hostile() -> impl Strategy<Value = Hostile> {
+    prop_oneof![
+        2 => (0..2usize, any::<bool>()).prop_map(|(who, us)| Hostile::Country { who, us }),
+        3 => (0..2usize, 0..3usize, 0..2usize).prop_map(|(who, product, cycle)| Hostile::Order { who, product, cycle }),
+        5 => (0..2usize, 0..16usize, 0..3usize).prop_map(|(who, service, product)| Hostile::ChangePlan { who, service, product }),
+        1 => (0..2usize, 0..16usize, any::<bool>()).prop_map(|(who, service, immediate)| Hostile::Cancel { who, service, immediate }),
+        3 => (0..2usize, 0..32usize).prop_map(|(who, invoice)| Hostile::PayFromWallet { who, invoice }),
+        1 => (0..2usize, 100..20_000i64).prop_map(|(who, minor)| Hostile::TopUp { who, minor }),
+        4 => (0..2usize, 0..32usize, 1..=4u8).prop_map(|(who, invoice, part)| Hostile::PayIn { who, invoice, part }),
+        2 => (1..20u8).prop_map(|days| Hostile::Days { days }),
+    ]
+}
+
+/// One hostile party: the client it acts for, the context it acts in, what it has, and
+/// the money the host received from it.
+struct Party {
+    client: ClientId,
+    ctx: Ctx,
+    invoices: Vec<InvoiceId>,
+    services: Vec<ServiceId>,
+    paid_in: i64,
+}
+
+/// Two parties over the shared catalog of [`book`]: its first client acting with a client
+/// key, and a reseller acting for a client of its own.
+async fn parties(b: &Book) -> Vec<Party> {
+    use keel_domain::access::Actor;
+    use keel_domain::ids::ApiKeyId;
+    use keel_domain::tenancy::Scope;
+    let case = CASE.load(std::sync::atomic::Ordering::Relaxed);
+    let mut tx = b.app.db.begin().await.unwrap();
+    let reseller = keel_store::clients::create_reseller(&mut tx, &format!("R{case}"), b.app.now())
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let key = |scope| {
+        Ctx::new(Actor::Key {
+            key: ApiKeyId(1),
+            label: "hostile".into(),
+            scope,
+            role: None,
+            staff: None,
+        })
+    };
+    let reseller_ctx = key(Scope::Reseller(reseller));
+    let mut new: NewClient = serde_json::from_value(serde_json::json!({
+        "kind": "person", "first_name": "Resold", "last_name": "Client",
+        "email": format!("resold-{case}@example.com"), "country": "ZW", "currency": "USD",
+    }))
+    .unwrap();
+    new.language = "en".parse().unwrap();
+    let resold = keel_app::clients::create_client(&b.app, &reseller_ctx, new)
+        .await
+        .unwrap()
+        .id;
+    [
+        (b.clients[0], key(Scope::Client(b.clients[0]))),
+        (resold, reseller_ctx),
+    ]
+    .into_iter()
+    .map(|(client, ctx)| Party {
+        client,
+        ctx,
+        invoices: Vec::new(),
+        services: Vec::new(),
+        paid_in: 0,
+    })
+    .collect()
+}
+
+async fn act(b: &Book, parties: &mut [Party], op: &Hostile, step: usize) {
+    let host = Ctx::system("host");
+    let nth = |v: &[InvoiceId], i: usize| (!v.is_empty()).then(|| v[i % v.len()]);
+    match *op {
+        Hostile::Country { who, us } => {
+            let p = &parties[who];
+            let changes: keel_domain::client::ClientChanges = serde_json::from_value(
+                serde_json::json!({ "country": if us { "US" } else { "ZW" } }),
+            )
+            .unwrap();
+            keel_app::clients::update_client(&b.app, &p.ctx, p.client, changes)
+                .await
+                .unwrap();
+        }
+        Hostile::Order {
+            who,
+            product,
+            cycle,
+        } => {
+            let p = &mut parties[who];
+            let input = OrderInput {
+                client_id: Some(p.client.get()),
+                currency: None,
+                promo_code: None,
+                items: vec![OrderItem {
+                    product_id: b.products[product].get(),
+                    cycle: ["monthly", "annually"][cycle].into(),
+                    options: vec![],
+                    label: None,
+                    addons: vec![],
+                }],
+            };
+            if let Ok(o) = orders::place(&b.app, &p.ctx, &input, None).await {
+                done(ORDERS, 1);
+                p.invoices.push(o.invoice.id);
+                p.services.extend(o.service_ids);
+            }
+        }
+        Hostile::ChangePlan {
+            who,
+            service,
+            product,
+        } => {
+            let p = &mut parties[who];
+            if !p.services.is_empty() {
+                let s = p.services[service % p.services.len()];
+                let input = PlanChangeInput {
+                    product_id: b.products[product].get(),
+                    options: vec![],
+                };
+                if let Ok(r) = plan_change::apply(&b.app, &p.ctx, s, &input).await {
+                    done(PLAN_CHANGES, 1);
+                    p.invoices.extend(r.invoice.map(|i| i.id));
+                }
+            }
+        }
+        Hostile::Cancel {
+            who,
+            service,
+            immediate,
+        } => {
+            let p = &parties[who];
+            if !p.services.is_empty() {
+                let s = p.services[service % p.services.len()];
+                let kind = if immediate {
+                    keel_domain::lifecycle::CancelKind::Immediate
+                } else {
+                    keel_domain::lifecycle::CancelKind::EndOfPeriod
+                };
+                let input = keel_app::services::CancellationInput {
+                    kind,
+                    reason: "hostile".into(),
+                };
+                let _ = keel_app::services::request_cancellation(&b.app, &p.ctx, s, &input).await;
+            }
+        }
+        Hostile::PayFromWallet { who, invoice } => {
+            let p = &parties[who];
+            if let Some(id) = nth(&p.invoices, invoice) {
+                let r =
+                    invoices::pay_with_wallet(&b.app, &p.ctx, id, &WalletPayInput::default(), None)
+                        .await;
+                done(WALLET_PAYMENTS, usize::from(r.is_ok()));
+            }
+        }
+        Hostile::TopUp { who, minor } => {
+            let p = &mut parties[who];
+            let input = invoices::TopUpInput {
+                client_id: Some(p.client.get()),
+                amount: Money::new(minor, usd()).plain_amount(),
+                currency: None,
+            };
+            if let Ok(i) = invoices::top_up(&b.app, &p.ctx, &input, None).await {
+                p.invoices.push(i.id);
+            }
+        }
+        Hostile::PayIn { who, invoice, part } => {
+            let p = &mut parties[who];
+            if let Some(id) = nth(&p.invoices, invoice) {
+                let due = invoices::get(&b.app, &host, id)
+                    .await
+                    .unwrap()
+                    .balance_due
+                    .amount_minor;
+                let amount = if part == 4 {
+                    due
+                } else {
+                    due * i64::from(part) / 4
+                };
+                if amount > 0 {
+                    let r = invoices::record_payment(
+                        &b.app,
+                        &host,
+                        id,
+                        &PaymentInput {
+                            amount: Money::new(amount, usd()).plain_amount(),
+                            method: ManualMethod::BankTransfer,
+                            reference: format!("H-{}-{step}", p.client),
+                            received_on: None,
+                            note: None,
+                        },
+                    )
+                    .await;
+                    if r.is_ok() {
+                        done(PAYMENTS, 1);
+                        p.paid_in += amount;
+                    }
+                }
+            }
+        }
+        Hostile::Days { days } => {
+            b.clock.advance(Duration::days(i64::from(days)));
+            let as_of = b.app.today();
+            let r = billing_run::run(
+                &b.app,
+                &host,
+                &RunOptions {
+                    as_of,
+                    dry_run: false,
+                },
+                &|_| {},
+            )
+            .await
+            .unwrap();
+            done(RENEWALS, r.invoices as usize);
+            keel_app::dunning::run(&b.app, &host, as_of).await.unwrap();
+            for p in parties.iter_mut() {
+                let mine = invoices::list(
+                    &b.app,
+                    &host,
+                    &invoices::InvoiceQuery {
+                        client_id: Some(p.client.get()),
+                        limit: Some(200),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .unwrap();
+                for i in mine.items {
+                    if !p.invoices.contains(&i.id) {
+                        p.invoices.push(i.id);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The conservation of value, per party: its wallet holds only money it paid in, less what
+/// it spent (`wallet + Σ standard invoices (paid − refunded) = money received`), and no credit
+/// note gives back more tax than its invoice charged. A credit minted from nothing (finding 1:
+/// VAT never paid; finding 2: an unpaid upgrade's unused days) raises the wallet without a
+/// refund on an invoice paid for it, and breaks the first equation.
+async fn conserved(b: &Book, parties: &[Party], step: usize, op: &Hostile) {
+    let report = keel_store::ledger::check(&b.app.db).await.unwrap();
+    assert!(report.is_clean(), "after step {step} ({op:?}): {report:#?}");
+    let host = Ctx::system("host");
+    for p in parties {
+        let wallet = keel_app::wallets::list(&b.app, &host, p.client)
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .find(|w| w.currency == usd())
+            .map_or(0, |w| w.balance.amount_minor);
+        let mut spent = 0;
+        for id in &p.invoices {
+            let inv = invoices::get(&b.app, &host, *id).await.unwrap();
+            if inv.kind == keel_domain::lifecycle::InvoiceKind::Standard {
+                spent += inv.paid.amount_minor - inv.refunded.amount_minor;
+            }
+            let notes = credit_notes::of_invoice(&b.app, &host, *id).await.unwrap();
+            let tax_back: i64 = notes.iter().map(|n| n.tax.amount_minor).sum();
+            assert!(
+                tax_back <= inv.tax.amount_minor,
+                "after step {step} ({op:?}): invoice {} gave back {tax_back} of tax, more than the {} it charged",
+                inv.id,
+                inv.tax.amount_minor
+            );
+        }
+        assert_eq!(
+            wallet + spent,
+            p.paid_in,
+            "after step {step} ({op:?}): client {} holds {wallet} in its wallet and spent {spent}, but paid in {}",
+            p.client,
+            p.paid_in
+        );
+        assert!(
+            wallet >= 0,
+            "client {} wallet {wallet} below zero",
+            p.client
+        );
+    }
+}
+
+fn run_hostile_cases(t: &keel_testkit::TestDb, cases: u32) {
+    let handle = tokio::runtime::Handle::current();
+    let mut runner = proptest::test_runner::TestRunner::new_with_rng(
+        proptest::test_runner::Config {
+            cases,
+            failure_persistence: None,
+            ..Default::default()
+        },
+        proptest::test_runner::TestRng::deterministic_rng(
+            proptest::test_runner::RngAlgorithm::ChaCha,
+        ),
+    );
+    runner
+        .run(&proptest::collection::vec(hostile(), 10..50), |ops| {
+            tokio::task::block_in_place(|| {
+                handle.block_on(async {
+                    let b = book(t).await;
+                    let mut ps = parties(&b).await;
+                    for (step, op) in ops.iter().enumerate() {
+                        act(&b, &mut ps, op, step).await;
+                        conserved(&b, &ps, step, op).await;
+                    }
+                })
+            });
+            Ok(())
+        })
+        .unwrap();
+}
+
+store_test!(
+    async fn no_sequence_of_client_or_reseller_actions_creates_value(t) {
+        run_hostile_cases(t, 16);
+        let counts: Vec<usize> = DONE.iter().map(|c| c.load(std::sync::atomic::Ordering::Relaxed)).collect();
+        eprintln!("succeeded: orders, payments, wallet payments, plan changes, credit notes, renewals = {counts:?}");
+        for kind in [ORDERS, PAYMENTS, WALLET_PAYMENTS, PLAN_CHANGES, RENEWALS] {
+            assert!(counts[kind] > 0, "the sequences exercised every action: {counts:?}");
+        }
+    }
+);

@@ -13,12 +13,18 @@ use keel_api::ApiConfig;
 use keel_app::access::NewKey;
 use keel_app::{App, Ctx};
 use keel_domain::access::{Actor, KeyScope};
+use keel_domain::billing::BillingCycle;
+use keel_domain::catalog::Price;
 use keel_domain::client::{Client, NewClient};
 use keel_domain::currency::Currency;
+use keel_domain::ids::ProductId;
 use keel_domain::ids::{AccountId, ApiKeyId, ClientId, ResellerId};
 use keel_domain::ledger::{AccountKind, Side};
+use keel_domain::lifecycle::{PayType, ProductKind};
 use keel_domain::money::Money;
+use keel_domain::tax::{TaxLevel, TaxRule};
 use keel_domain::tenancy::Scope;
+use keel_store::catalog::{NewProduct, NewProductGroup};
 use keel_testkit::{RunningServer, TestDb};
 use reqwest::header::HeaderMap;
 use reqwest::{Method, RequestBuilder};
@@ -150,6 +156,24 @@ pub async fn admin_key(app: &App) -> String {
     )
     .await
     .expect("admin key")
+    .secret
+}
+
+/// A key of `client` (client scope: the client acting for itself).
+pub async fn client_key(app: &App, client: ClientId) -> String {
+    keel_app::access::create_key(
+        app,
+        &system(),
+        NewKey {
+            name: format!("client {client} key"),
+            scope: KeyScope::Client,
+            reseller_id: None,
+            client_id: Some(client),
+            staff_id: None,
+        },
+    )
+    .await
+    .expect("client key")
     .secret
 }
 
@@ -389,4 +413,68 @@ impl Api {
 
 fn new_client(email: &str) -> NewClient {
     serde_json::from_value(client_json(email)).expect("a valid client")
+}
+
+/// Starter 10.00 and Business 30.00 a month, 15 % VAT in ZW.
+pub async fn hosting_catalog(app: &App) -> (ProductId, ProductId) {
+    let mut tx = app.db.begin().await.unwrap();
+    let group = keel_store::catalog::create_product_group(
+        &mut tx,
+        &NewProductGroup {
+            name: "Hosting".into(),
+            slug: "hosting".into(),
+            hidden: false,
+            sort_order: 0,
+        },
+        app.now(),
+    )
+    .await
+    .unwrap();
+    let mut ids = Vec::new();
+    for (name, minor) in [("Starter", 1000), ("Business", 3000)] {
+        let p = keel_store::catalog::create_product(
+            &mut tx,
+            &NewProduct {
+                group_id: group.id,
+                kind: ProductKind::Hosting,
+                name: name.into(),
+                slug: name.to_lowercase(),
+                description: String::new(),
+                pay_type: PayType::Recurring,
+                tax_class: Some("standard".into()),
+                provisioner: None,
+                registrar: None,
+                stock: None,
+                prices: vec![Price {
+                    currency: Currency::USD,
+                    cycle: BillingCycle::Monthly,
+                    price: Money::new(minor, Currency::USD),
+                    setup_fee: Money::zero(Currency::USD),
+                }],
+                options: vec![],
+                addons: vec![],
+            },
+            app.now(),
+        )
+        .await
+        .unwrap();
+        ids.push(p.id);
+    }
+    keel_store::catalog::create_tax_rule(
+        &mut tx,
+        "standard",
+        &TaxRule {
+            name: "VAT".into(),
+            country: "ZW".into(),
+            region: None,
+            level: TaxLevel::First,
+            rate: "15".parse().unwrap(),
+            compound: false,
+        },
+        app.now(),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    (ids[0], ids[1])
 }
