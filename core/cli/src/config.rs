@@ -1748,6 +1748,32 @@ mod tests {
     }
 
     #[test]
+    fn the_metrics_token_is_redacted_when_shown_but_kept_for_the_server() {
+        let config = load_text(
+            "[server]\nmetrics_token = \"ops-token-0123456789\"\n[webhooks]\nallow_networks = [\"10.0.0.0/8\"]",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            config.server.metrics_token.as_ref().map(Secret::expose),
+            Some("ops-token-0123456789")
+        );
+        for shown in [format!("{config:?}"), config.redacted_toml()] {
+            assert!(!shown.contains("ops-token"), "{shown}");
+        }
+        assert!(config.redacted_toml().contains("metrics_token = \"***\""));
+        assert_eq!(
+            config
+                .app_webhooks()
+                .allow_networks
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
+            ["10.0.0.0/8"]
+        );
+    }
+
+    #[test]
     fn plugin_settings_are_redacted_when_shown_but_kept_for_the_host() {
         let config = load_text(
             "[plugins.paynow]\nintegration_key = \"s3cret\"\nintegration_id = 4242\nsandbox = true",
@@ -1821,6 +1847,27 @@ mod tests {
                 "database.max_connections",
                 "keel.toml",
                 "at least 1",
+            ),
+            (
+                "[webhooks]\nallow_networks = [\"10.0.0.0/33\"]",
+                &[],
+                "webhooks.allow_networks",
+                "keel.toml",
+                "the prefix must be 0 to 32",
+            ),
+            (
+                "[server]\nmetrics_token = \"short\"",
+                &[],
+                "server.metrics_token",
+                "keel.toml",
+                "at least 16 characters",
+            ),
+            (
+                "[server]\nidempotency_keep_hours = 0",
+                &[],
+                "server.idempotency_keep_hours",
+                "keel.toml",
+                "must be 1 to 8760",
             ),
             (
                 "[server]\nrequest_timeout_ms = 0",
