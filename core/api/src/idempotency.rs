@@ -8,6 +8,19 @@
 //! server errors — are not stored, so the client may retry them. Routes that move money
 //! also derive their ledger entry key from this key, so even a retry after a crash between
 //! commit and storing the response cannot post twice.
+//!
+//! A response that shows a secret once (a new API key, a new webhook endpoint's signing
+//! secret) is marked by its route with [`ShownOnce`]. Its secret is never stored: the table
+//! would hand live credentials to anyone reading the database or a backup. A retry of such
+//! a request gets 409 `idempotent_secret_not_replayed` (with `Idempotent-Replayed: true`)
+//! whose `details` hold the first answer's `status` and its `resource` without the secret
+//! fields (named in `details.withheld`). A 409 rather than the 201 without its secret, so
+//! a client library cannot mistake the replay for a usable answer: the request did take
+//! effect (find it by `details.resource.id`), and the secret is only in the first answer;
+//! revoke the key (or delete the endpoint) and create another if that answer was lost.
+//!
+//! Stored answers are kept `[server] idempotency_keep_hours` (24 by default); the daily
+//! cleanup job purges older ones.
 
 use crate::State;
 use crate::error::ApiError;
@@ -20,6 +33,50 @@ use axum::response::{IntoResponse, Response};
 use keel_app::Ctx;
 use keel_store::idempotency::{self, Begin};
 use sha2::{Digest, Sha256};
+
+/// Marks a response that shows a secret once: the top-level fields named here are
+/// withheld from the stored answer, and a retry gets 409 `idempotent_secret_not_replayed`
+/// (see the module docs). A route returns it as a response part:
+/// `(StatusCode::CREATED, Extension(ShownOnce(&["secret"])), Json(created))`.
+#[derive(Debug, Clone, Copy)]
+pub struct ShownOnce(pub &'static [&'static str]);
+
+/// The error code of a replay whose first answer showed a secret.
+pub const SECRET_NOT_REPLAYED: &str = "idempotent_secret_not_replayed";
+
+/// What is stored for a secret-bearing answer: the replay's refusal, holding the answer
+/// without the withheld fields. A body that is not a JSON object keeps nothing of it (it
+/// cannot be told apart from its secret).
+fn withheld_answer(status: StatusCode, body: &[u8], shown_once: ShownOnce) -> (StatusCode, String) {
+    let resource = match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(serde_json::Value::Object(mut fields)) => {
+            for name in shown_once.0 {
+                fields.remove(*name);
+            }
+            serde_json::Value::Object(fields)
+        }
+        _ => serde_json::Value::Null,
+    };
+    let refusal = crate::error::ErrorBody {
+        error: crate::error::ErrorDetail {
+            code: SECRET_NOT_REPLAYED.to_string(),
+            message: format!(
+                "the first request with this Idempotency-Key succeeded ({}) and its answer showed a secret ({}) that Keel does not keep; details.resource is that answer without it. If the first answer was lost, revoke or delete the resource and create a new one",
+                status.as_u16(),
+                shown_once.0.join(", ")
+            ),
+            details: serde_json::json!({
+                "status": status.as_u16(),
+                "withheld": shown_once.0,
+                "resource": resource,
+            }),
+        },
+    };
+    (
+        StatusCode::CONFLICT,
+        serde_json::to_string(&refusal).expect("an error body serializes"),
+    )
+}
 
 /// Keys are 1 to 255 visible ASCII characters.
 pub fn valid_key(key: &str) -> bool {
@@ -148,8 +205,13 @@ pub async fn layer(
         Ok(b) => b,
         Err(e) => return ApiError::internal(&e).into_response(),
     };
-    let text = String::from_utf8_lossy(&body).into_owned();
-    if let Err(e) = idempotency::complete(db, id, status.as_u16(), &text, state.app.now()).await {
+    let (stored_status, text) = match res_parts.extensions.get::<ShownOnce>() {
+        Some(shown_once) => withheld_answer(status, &body, *shown_once),
+        None => (status, String::from_utf8_lossy(&body).into_owned()),
+    };
+    if let Err(e) =
+        idempotency::complete(db, id, stored_status.as_u16(), &text, state.app.now()).await
+    {
         tracing::error!(error = %e, "could not store the response of an idempotent request");
     }
     Response::from_parts(res_parts, Body::from(body))

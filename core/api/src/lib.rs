@@ -43,6 +43,63 @@ pub struct ApiConfig {
     /// How long an unfinished idempotent request owns its key before a retry may run it
     /// again (the first attempt's process died).
     pub idempotency_lock_timeout: Duration,
+    /// When set, `/metrics` and `/readyz` answer only `Authorization: Bearer <token>` (401
+    /// otherwise): both tell an outsider about the host (traffic, routes, the engine).
+    pub metrics_token: Option<OpsToken>,
+}
+
+/// The bearer token of `/metrics` and `/readyz` (`[server] metrics_token`). `Debug` shows
+/// `***`, so the config can be logged.
+#[derive(Clone)]
+pub struct OpsToken(Arc<str>);
+
+impl OpsToken {
+    pub fn new(token: impl Into<String>) -> OpsToken {
+        OpsToken(token.into().into())
+    }
+
+    /// Compares in time that depends on the lengths only, so timing does not reveal how
+    /// much of a guess was right.
+    fn matches(&self, given: &str) -> bool {
+        let (want, got) = (self.0.as_bytes(), given.as_bytes());
+        want.len() == got.len() && want.iter().zip(got).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    }
+}
+
+impl std::fmt::Debug for OpsToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("\"***\"")
+    }
+}
+
+/// Guards `/metrics` and `/readyz` with `[server] metrics_token` when one is set.
+async fn ops_token(
+    axum::extract::State(state): axum::extract::State<State>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let Some(token) = &state.config.metrics_token else {
+        return next.run(req).await;
+    };
+    let given = req
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if given.is_some_and(|g| token.matches(g.trim())) {
+        return next.run(req).await;
+    }
+    let mut res = error::ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "invalid_metrics_token",
+        "this route needs Authorization: Bearer <server.metrics_token>",
+    )
+    .into_response();
+    res.headers_mut().insert(
+        axum::http::header::WWW_AUTHENTICATE,
+        axum::http::HeaderValue::from_static("Bearer realm=\"keel-ops\""),
+    );
+    res
 }
 
 impl Default for ApiConfig {
@@ -53,6 +110,7 @@ impl Default for ApiConfig {
             rate_limit_per_second: 0,
             rate_limit_burst: 0,
             idempotency_lock_timeout: Duration::from_secs(60),
+            metrics_token: None,
         }
     }
 }
@@ -193,8 +251,16 @@ pub fn router(state: State) -> Router {
         .route("/docs", get(routes::ops::docs));
     Router::new()
         .route("/healthz", get(routes::ops::healthz))
-        .route("/readyz", get(routes::ops::readyz).layer(from_fn_with_state(state.clone(), timeout)))
-        .route("/metrics", get(routes::ops::metrics))
+        .route(
+            "/readyz",
+            get(routes::ops::readyz)
+                .layer(from_fn_with_state(state.clone(), timeout))
+                .layer(from_fn_with_state(state.clone(), ops_token)),
+        )
+        .route(
+            "/metrics",
+            get(routes::ops::metrics).layer(from_fn_with_state(state.clone(), ops_token)),
+        )
         .nest("/api/v1", public.merge(api))
         .fallback(error::no_route)
         .layer(axum::extract::DefaultBodyLimit::max(state.config.body_limit_bytes))

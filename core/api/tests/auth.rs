@@ -62,6 +62,41 @@ keel_testkit::store_test!(
 );
 
 keel_testkit::store_test!(
+    async fn a_retried_key_creation_neither_replays_nor_stores_the_key(t) {
+        let api = Api::start(t).await;
+        let new_key = json!({ "name": "ci deploys", "scope": "admin" });
+        let created = api.post("/api/v1/api-keys", &api.admin, &new_key, Some("key-1")).await;
+        assert_eq!(created.status, 201, "{}", created.text);
+        let secret = created.body["secret"].as_str().unwrap().to_string();
+        assert!(secret.starts_with("keel_ad_"));
+
+        // Whoever reads the idempotency table (or a backup of it) finds no key in it.
+        let keys = api.get("/api/v1/api-keys", &api.admin).await;
+        let admin_id = keys.body.as_array().unwrap().iter().find(|k| k["name"] == "test admin").unwrap()["id"].as_i64().unwrap();
+        let stored = keel_store::idempotency::find(&api.app.db, &format!("key:{admin_id}"), "key-1").await.unwrap().expect("the answer is stored");
+        let stored_body = stored.response_body.unwrap();
+        // (Its visible prefix, `keel_ad_` and 8 characters, is in the record like in any list.)
+        let hidden_part = &secret[secret.len() - 24..];
+        assert!(!stored_body.contains(&secret) && !stored_body.contains(hidden_part), "{stored_body}");
+        assert_eq!(stored.response_status, Some(409));
+
+        // A retry is told the key was shown once, with the key's record to revoke it by.
+        let again = api.post("/api/v1/api-keys", &api.admin, &new_key, Some("key-1")).await;
+        again.assert_error(409, "idempotent_secret_not_replayed", None);
+        assert_eq!(again.header("idempotent-replayed"), Some("true"));
+        assert!(!again.text.contains(hidden_part), "{}", again.text);
+        let resource = &again.body["error"]["details"]["resource"];
+        assert_eq!((resource["id"].as_i64(), resource["name"].as_str()), (Some(created.id()), Some("ci deploys")));
+        assert!(resource.get("secret").is_none());
+        let listed = api.get("/api/v1/api-keys", &api.admin).await;
+        assert_eq!(listed.body.as_array().unwrap().iter().filter(|k| k["name"] == "ci deploys").count(), 1, "made once");
+        // The key from the first answer works; nothing else was minted.
+        assert_eq!(api.get("/api/v1/clients", &secret).await.status, 200);
+        api.stop().await;
+    }
+);
+
+keel_testkit::store_test!(
     async fn a_reseller_key_cannot_read_the_ledger(t) {
         let api = Api::start(t).await;
         let reply = api.get("/api/v1/ledger/accounts", &api.reseller_key).await;
@@ -127,6 +162,39 @@ keel_testkit::store_test!(
         limited.assert_error(429, "rate_limited", None);
         let retry_after: u64 = limited.header("retry-after").unwrap().parse().unwrap();
         assert!(retry_after >= 1, "Retry-After: {retry_after}");
+        api.stop().await;
+    }
+);
+
+keel_testkit::store_test!(
+    async fn an_admin_cannot_deactivate_itself_nor_the_last_active_admin(t) {
+        let api = Api::start(t).await;
+        let admin = |email: &str| json!({ "email": email, "name": "Admin", "password": "correct horse battery", "role": "admin" });
+        let a = api.post("/api/v1/staff", &api.admin, &admin("a@keel.example"), None).await.id();
+        let b = api.post("/api/v1/staff", &api.admin, &admin("b@keel.example"), None).await.id();
+        let a_key = api.post("/api/v1/api-keys", &api.admin, &json!({ "name": "a's key", "scope": "admin", "staff_id": a }), None).await;
+        assert_eq!(a_key.status, 201, "{}", a_key.text);
+        let a_key = a_key.body["secret"].as_str().unwrap().to_string();
+        let patch = |key: &str, id: i64, body: serde_json::Value| api.authed(Method::PATCH, &format!("/api/v1/staff/{id}"), key).json(&body);
+
+        // Yourself: refused, even with another admin still active.
+        api.send(patch(&a_key, a, json!({ "active": false }))).await.assert_error(409, "cannot_deactivate_self", None);
+        // Another admin while one stays: fine.
+        let off = api.send(patch(&a_key, b, json!({ "active": false }))).await;
+        assert_eq!((off.status, off.body["active"].as_bool()), (200, Some(false)), "{}", off.text);
+        // Now a is the last active admin: neither deactivated nor demoted, by anyone.
+        let before = api.snapshot().await;
+        api.send(patch(&api.admin, a, json!({ "active": false }))).await.assert_error(409, "last_active_admin", None);
+        api.send(patch(&api.admin, a, json!({ "role": "billing" }))).await.assert_error(409, "last_active_admin", None);
+        assert_eq!(api.snapshot().await, before, "refusals change nothing (no audit row either)");
+        let listed = api.get("/api/v1/staff", &api.admin).await;
+        let a_row = listed.body.as_array().unwrap().iter().find(|s| s["id"] == a).unwrap().clone();
+        assert_eq!((a_row["active"].as_bool(), a_row["role"].as_str()), (Some(true), Some("admin")));
+        // Renaming the last admin is no lockout; with b back, a may go.
+        assert_eq!(api.send(patch(&api.admin, a, json!({ "name": "Still here" }))).await.status, 200);
+        assert_eq!(api.send(patch(&api.admin, b, json!({ "active": true }))).await.status, 200);
+        let gone = api.send(patch(&api.admin, a, json!({ "active": false }))).await;
+        assert_eq!((gone.status, gone.body["active"].as_bool()), (200, Some(false)), "{}", gone.text);
         api.stop().await;
     }
 );

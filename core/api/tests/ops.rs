@@ -187,6 +187,36 @@ keel_testkit::store_test!(
 );
 
 keel_testkit::store_test!(
+    async fn with_a_metrics_token_metrics_and_readiness_need_it_and_health_does_not(t) {
+        let config = keel_api::ApiConfig {
+            metrics_token: Some(keel_api::OpsToken::new("ops-token-0123456789")),
+            ..keel_api::ApiConfig::default()
+        };
+        let api = Api::start_with(t, config).await;
+        for path in ["/metrics", "/readyz"] {
+            let none = api.send(api.request(Method::GET, path)).await;
+            none.assert_error(401, "invalid_metrics_token", None);
+            assert!(none.header("www-authenticate").is_some_and(|v| v.starts_with("Bearer")), "{path}");
+            assert!(!none.text.contains("keel_http_requests_total"), "{path}: {}", none.text);
+            for wrong in ["ops-token-0123456788", "ops-token-012345678", "", &api.admin] {
+                let reply = api.send(api.request(Method::GET, path).bearer_auth(wrong)).await;
+                reply.assert_error(401, "invalid_metrics_token", None);
+            }
+            let basic = api.send(api.request(Method::GET, path).header("authorization", "Basic b3BzLXRva2VuLTAxMjM0NTY3ODk=")).await;
+            basic.assert_error(401, "invalid_metrics_token", None);
+            let ok = api.send(api.request(Method::GET, path).bearer_auth("ops-token-0123456789")).await;
+            assert_eq!(ok.status, 200, "{path}: {}", ok.text);
+        }
+        let metrics = api.send(api.request(Method::GET, "/metrics").bearer_auth("ops-token-0123456789")).await;
+        assert!(metrics.text.contains("keel_http_requests_total"), "{}", metrics.text);
+        let health = api.send(api.request(Method::GET, "/healthz")).await;
+        assert_eq!(health.status, 200, "liveness probes need no token");
+        assert!(!format!("{:?}", keel_api::ApiConfig { metrics_token: Some(keel_api::OpsToken::new("ops-token-0123456789")), ..Default::default() }).contains("ops-token"), "Debug redacts it");
+        api.stop().await;
+    }
+);
+
+keel_testkit::store_test!(
     async fn a_route_that_does_not_exist_is_a_json_404(t) {
         let api = Api::start(t).await;
         api.get("/api/v1/no-such-resource", &api.admin)

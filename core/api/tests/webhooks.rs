@@ -1,6 +1,8 @@
 //! `/api/v1/webhooks` over HTTP on both engines: endpoint CRUD with the secret shown once,
 //! every refusal with its code and nothing changed, a ping delivered to a loopback receiver,
-//! the delivery log with its filter, replay, and webhooks closed to reseller and client keys.
+//! the delivery log with its filter, replay, and webhooks closed to reseller and client keys;
+//! the host's own network refused, and a retried creation that does not replay (or store)
+//! the secret.
 
 mod common;
 
@@ -30,7 +32,10 @@ async fn drain(app: &App) {
 keel_testkit::store_test!(
     async fn admins_manage_endpoints_read_the_log_and_replay_over_http(t) {
         let clock = Arc::new(FixedClock::new(Utc.with_ymd_and_hms(2027, 1, 1, 9, 0, 0).unwrap()));
-        let app = App::with_clock(t.db.clone(), clock.clone());
+        // The receiver is on loopback, which webhooks reach only when the admin allows it.
+        let app = App::with_clock(t.db.clone(), clock.clone()).with_webhooks(keel_app::webhooks::Settings {
+            allow_networks: vec![keel_domain::network::Network::parse("127.0.0.0/8").unwrap()],
+        });
         let api = Api::start_serving(t, keel_api::ApiConfig::default(), app.clone()).await;
         let receiver = FakeProvider::start(|_| Reply::text(204, "")).await;
         let url = receiver.url_as("127.0.0.1", "/in");
@@ -140,6 +145,50 @@ keel_testkit::store_test!(
             api.post("/api/v1/webhooks/deliveries/1/replay", key, &json!({}), None).await.assert_error(403, "forbidden", None);
         }
         assert!(api.get("/api/v1/webhooks/endpoints", &api.admin).await.body.as_array().unwrap().is_empty());
+        api.stop().await;
+    }
+);
+
+keel_testkit::store_test!(
+    async fn an_endpoint_on_the_hosts_own_network_is_422_webhook_url_not_allowed(t) {
+        // The default settings: no network allowed.
+        let api = Api::start(t).await;
+        let before = api.snapshot().await;
+        for url in ["http://127.0.0.1:9090/", "http://10.20.30.40/hook", "http://[::1]/", "http://[2002:c0a8:101::1]/", "http://169.254.169.254/latest/meta-data/"] {
+            let reply = api.post("/api/v1/webhooks/endpoints", &api.admin, &json!({ "url": url, "events": ["*"] }), None).await;
+            reply.assert_error(422, "webhook_url_not_allowed", Some("url"));
+            assert!(reply.body["error"]["message"].as_str().unwrap().contains("webhooks.allow_networks"), "{}", reply.text);
+        }
+        assert_eq!(api.snapshot().await, before, "refusals change nothing");
+        assert!(api.get("/api/v1/webhooks/endpoints", &api.admin).await.body.as_array().unwrap().is_empty());
+        api.stop().await;
+    }
+);
+
+keel_testkit::store_test!(
+    async fn a_retried_endpoint_creation_neither_replays_nor_stores_its_secret(t) {
+        let api = Api::start(t).await;
+        let body = json!({ "url": "https://erp.example.com/keel", "events": ["*"] });
+        let first = api.post("/api/v1/webhooks/endpoints", &api.admin, &body, Some("endpoint-1")).await;
+        assert_eq!(first.status, 201, "{}", first.text);
+        let secret = first.body["secret"].as_str().unwrap().to_string();
+        assert!(secret.starts_with("whsec_"));
+
+        // What the database keeps for the key holds no secret.
+        let admin_id = api.get("/api/v1/api-keys", &api.admin).await.body.as_array().unwrap().iter().find(|k| k["name"] == "test admin").unwrap()["id"].as_i64().unwrap();
+        let stored = keel_store::idempotency::find(&api.app.db, &format!("key:{admin_id}"), "endpoint-1").await.unwrap().expect("the answer is stored");
+        let stored_body = stored.response_body.unwrap();
+        assert!(!stored_body.contains(&secret) && !stored_body.contains("whsec_"), "{stored_body}");
+
+        // The retry says the secret was shown once, and names the endpoint it made.
+        let again = api.post("/api/v1/webhooks/endpoints", &api.admin, &body, Some("endpoint-1")).await;
+        again.assert_error(409, "idempotent_secret_not_replayed", None);
+        assert_eq!(again.header("idempotent-replayed"), Some("true"));
+        assert!(!again.text.contains("whsec_"), "{}", again.text);
+        let details = &again.body["error"]["details"];
+        assert_eq!((details["status"].as_i64(), details["resource"]["id"].as_i64(), details["withheld"].clone()), (Some(201), Some(first.id()), json!(["secret"])));
+        assert_eq!(details["resource"]["url"], "https://erp.example.com/keel");
+        assert_eq!(api.get("/api/v1/webhooks/endpoints", &api.admin).await.body.as_array().map(Vec::len), Some(1), "created once");
         api.stop().await;
     }
 );

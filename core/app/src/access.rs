@@ -105,6 +105,10 @@ pub struct StaffChanges {
     pub active: Option<bool>,
 }
 
+/// Renames a staff user, changes their role, or (de)activates them. Two changes are refused
+/// (409) because they would lock the host out of its own API: deactivating yourself
+/// (`cannot_deactivate_self`), and deactivating or demoting the last active admin
+/// (`last_active_admin`); the active admins are locked while this runs.
 pub async fn update_staff(
     app: &App,
     ctx: &Ctx,
@@ -122,6 +126,21 @@ pub async fn update_staff(
         ));
     }
     let mut tx = app.db.begin().await?;
+    let admins = store::lock_active_admins(&mut tx).await?;
+    if changes.active == Some(false) && acting_staff(ctx) == Some(id) {
+        return Err(AppError::conflict(
+            "cannot_deactivate_self",
+            "you cannot deactivate your own staff account; ask another admin",
+        ));
+    }
+    let leaves_admins =
+        changes.active == Some(false) || changes.role.is_some_and(|r| r != StaffRole::Admin);
+    if leaves_admins && admins == [id] {
+        return Err(AppError::conflict(
+            "last_active_admin",
+            "this is the last active admin: make another staff user an active admin first, so the host keeps access",
+        ));
+    }
     let staff = store::update_staff(
         &mut tx,
         id,
@@ -144,6 +163,15 @@ pub async fn update_staff(
     .await?;
     tx.commit().await?;
     Ok(staff)
+}
+
+/// The staff user acting: a staff session, or an API key bound to a staff user.
+fn acting_staff(ctx: &Ctx) -> Option<StaffId> {
+    match &ctx.actor {
+        Actor::Staff { staff, .. } => Some(*staff),
+        Actor::Key { staff, .. } => *staff,
+        Actor::System { .. } => None,
+    }
 }
 
 /// Checks a staff user's email and password (for the web UI and `keel` prompts).

@@ -82,7 +82,9 @@ fn billing_run_job<'a>(env: &'a Env, job: &'a JobRecord) -> BoxFuture<'a, Result
 
 inventory::submit! { Handler { kind: BILLING_RUN, run: billing_run_job } }
 
-/// The job kind of the cleanup (`[schedules.cleanup]`, daily).
+/// The job kind of the cleanup (`[schedules.cleanup]`, daily): finished jobs older than
+/// `keep_days` and `Idempotency-Key` answers older than `idempotency_keep_hours` (both from
+/// the payload `keel serve` gives it, else the defaults).
 pub const CLEANUP: &str = "jobs.cleanup";
 
 /// Done and cancelled jobs are kept this many days by default (`[jobs] keep_days`).
@@ -103,21 +105,55 @@ pub async fn cleanup(app: &App, ctx: &Ctx, keep_days: u32) -> Result<u64, AppErr
     }
 }
 
+/// Stored `Idempotency-Key` answers are kept this many hours by default
+/// (`[server] idempotency_keep_hours`).
+pub const IDEMPOTENCY_KEEP_HOURS: u32 = 24;
+
+/// Forgets `Idempotency-Key` answers stored more than `keep_hours` ago; returns how many.
+/// Part of the daily cleanup: a stored answer is request data (and, before secrets were
+/// withheld, held credentials), so it is kept only as long as a client may retry.
+pub async fn purge_idempotency_keys(
+    app: &App,
+    ctx: &Ctx,
+    keep_hours: u32,
+) -> Result<u64, AppError> {
+    ctx.require(Permission::Automation)?;
+    let before = app.now() - chrono::Duration::hours(i64::from(keep_hours));
+    Ok(keel_store::idempotency::purge(&app.db, before).await?)
+}
+
+/// A positive whole number from the payload, or `default` when absent.
+fn payload_count(job: &JobRecord, key: &str, default: u32) -> Result<u32, JobError> {
+    match job.payload.get(key) {
+        None => Ok(default),
+        Some(v) => v
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| JobError::Fail(format!("{key} {v} is not a positive whole number"))),
+    }
+}
+
 fn cleanup_job<'a>(env: &'a Env, job: &'a JobRecord) -> BoxFuture<'a, Result<(), JobError>> {
     Box::pin(async move {
         let app = app_of(env)?;
-        let keep_days = match job.payload.get("keep_days") {
-            None => KEEP_DAYS,
-            Some(v) => v
-                .as_u64()
-                .and_then(|n| u32::try_from(n).ok())
-                .filter(|n| *n >= 1)
-                .ok_or_else(|| JobError::Fail(format!("keep_days {v} is not a number of days")))?,
-        };
-        let deleted = cleanup(app, &Ctx::system(&format!("job {}", job.id)), keep_days)
+        let keep_days = payload_count(job, "keep_days", KEEP_DAYS)?;
+        let keep_hours = payload_count(job, "idempotency_keep_hours", IDEMPOTENCY_KEEP_HOURS)?;
+        let ctx = Ctx::system(&format!("job {}", job.id));
+        let deleted = cleanup(app, &ctx, keep_days)
             .await
             .map_err(|e| JobError::Retry(e.to_string()))?;
-        tracing::info!(job = job.id, deleted, keep_days, "finished jobs cleaned up");
+        let keys = purge_idempotency_keys(app, &ctx, keep_hours)
+            .await
+            .map_err(|e| JobError::Retry(e.to_string()))?;
+        tracing::info!(
+            job = job.id,
+            deleted,
+            keep_days,
+            idempotency_keys = keys,
+            keep_hours,
+            "finished jobs and old idempotency keys cleaned up"
+        );
         Ok(())
     })
 }

@@ -38,6 +38,9 @@ use serde_json::json;
 pub struct DemoSummary {
     pub admin_email: String,
     pub admin_password: String,
+    pub billing_email: String,
+    /// Drawn on its own: knowing one demo password tells nothing about the other.
+    pub billing_password: String,
     pub admin_key: String,
     pub reseller_key: String,
     pub clients: usize,
@@ -81,9 +84,8 @@ pub async fn seed(app: &App) -> Result<DemoSummary, AppError> {
         ));
     }
     let ctx = Ctx::system("demo");
-    let mut raw = [0u8; 12];
-    rand::rngs::OsRng.fill_bytes(&mut raw);
-    let admin_password = hex::encode(raw);
+    let admin_password = random_password();
+    let billing_password = random_password();
     let admin = create_staff(
         app,
         &ctx,
@@ -101,7 +103,7 @@ pub async fn seed(app: &App) -> Result<DemoSummary, AppError> {
         NewStaff {
             email: "billing@keel.example".parse().expect("valid"),
             name: "Demo Billing".into(),
-            password: format!("{admin_password}-billing"),
+            password: billing_password.clone(),
             role: StaffRole::Billing,
         },
     )
@@ -312,6 +314,8 @@ pub async fn seed(app: &App) -> Result<DemoSummary, AppError> {
     Ok(DemoSummary {
         admin_email: admin.email,
         admin_password,
+        billing_email: "billing@keel.example".into(),
+        billing_password,
         admin_key: admin_key.secret,
         reseller_key: reseller_key.secret,
         clients: created.len(),
@@ -737,4 +741,12 @@ async fn seed_book(
             .filter(|o| o.invoice.status == InvoiceStatus::Paid)
             .count(),
     })
+}
+
+/// A fresh demo password: 96 random bits from the OS, as 24 hex digits. Each staff user
+/// gets its own draw, so one leaked password does not give away another.
+fn random_password() -> String {
+    let mut raw = [0u8; 12];
+    rand::rngs::OsRng.fill_bytes(&mut raw);
+    hex::encode(raw)
 }

@@ -70,6 +70,8 @@ pub struct App {
     pub pdf_template: Arc<keel_pdf::Template>,
     /// How notifications go out (`[email]`, `[notifications]`); email is off by default.
     pub notify: Arc<notifications::Settings>,
+    /// Where outgoing webhooks may go (`[webhooks]`; only public addresses by default).
+    pub webhooks: Arc<webhooks::Outbound>,
 }
 
 impl App {
@@ -84,6 +86,7 @@ impl App {
             billing: Arc::new(billing::BillingConfig::default()),
             pdf_template: Arc::new(keel_pdf::Template::builtin()),
             notify: Arc::new(notifications::Settings::default()),
+            webhooks: Arc::new(webhooks::Outbound::default()),
         }
     }
 
@@ -96,6 +99,12 @@ impl App {
     /// The same application with other notification settings.
     pub fn with_notifications(mut self, settings: notifications::Settings) -> App {
         self.notify = Arc::new(settings);
+        self
+    }
+
+    /// The same application with other webhook settings (networks endpoints may be in).
+    pub fn with_webhooks(mut self, settings: webhooks::Settings) -> App {
+        self.webhooks = Arc::new(webhooks::Outbound::new(settings));
         self
     }
 

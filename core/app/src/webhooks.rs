@@ -15,6 +15,13 @@
 //!   (webhooks are automation that talks to the host's own systems: the same admins), and
 //!   every change is audited.
 //!
+//! - Endpoints may not be aimed at the host's own network (SSRF): a URL whose host is, or
+//!   resolves to, a loopback, private, link-local or other special address
+//!   (`keel_domain::network`) is refused at creation (422 `webhook_url_not_allowed`) and at
+//!   every delivery (each resolved address, redirects never followed, no proxy), unless
+//!   `[webhooks] allow_networks` ([`Settings`]) lists its network. A ping's answer is not
+//!   kept, so the ping cannot be used to read internal pages.
+//!
 //! Time comes from the application's clock only, so tests fast-forward through the retries.
 
 use crate::audit::record;
@@ -24,6 +31,7 @@ use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use hmac::{Hmac, Mac};
 use keel_domain::access::Permission;
+use keel_domain::network::{self, Network};
 use keel_jobs::{Env, Handler, JobError};
 use keel_store::jobs::JobRecord;
 use keel_store::webhooks::{
@@ -34,7 +42,8 @@ use keel_store::{Page, Tx};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::Sha256;
-use std::sync::OnceLock;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use utoipa::ToSchema;
 
@@ -334,18 +343,152 @@ fn deliver_job<'a>(env: &'a Env, job: &'a JobRecord) -> BoxFuture<'a, Result<(),
 
 inventory::submit! { Handler { kind: store::DELIVER, run: deliver_job } }
 
-fn client() -> &'static reqwest::Client {
-    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
-    CLIENT.get_or_init(|| {
-        reqwest::Client::builder()
-            .timeout(TIMEOUT)
-            .connect_timeout(TIMEOUT)
-            // A redirect is an answer that is not 2xx: the endpoint's URL is what staff set.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("Keel-Webhooks/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .expect("the webhook HTTP client builds")
-    })
+/// Where webhooks may go (`[webhooks]`): besides public addresses, only the special networks
+/// (loopback, private, link-local, …; `keel_domain::network`) the admin lists.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    /// Special networks endpoints may be in (`allow_networks = ["10.0.0.0/8"]`); none by
+    /// default, so an endpoint cannot be aimed at the host's own network.
+    pub allow_networks: Vec<Network>,
+}
+
+/// The settings and the HTTP client built from them (once, on the first delivery).
+#[derive(Debug, Default)]
+pub struct Outbound {
+    settings: Settings,
+    client: OnceLock<reqwest::Client>,
+}
+
+impl Outbound {
+    pub fn new(settings: Settings) -> Outbound {
+        Outbound {
+            settings,
+            client: OnceLock::new(),
+        }
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// `Ok` when `ip` is public or in an allowed network.
+    fn check_ip(&self, ip: IpAddr) -> Result<(), String> {
+        network::check_ip(ip, &self.settings.allow_networks, "webhooks.allow_networks")
+    }
+
+    /// The client: no proxy (a proxy would resolve the name itself, out of the guard's
+    /// sight), no redirects (a redirect is an answer that is not 2xx: the endpoint's URL is
+    /// what staff set, and following one could lead to a private address), and every
+    /// resolved address checked before connecting, so a name that changes to a private
+    /// address after the endpoint was created (DNS rebinding) is refused too.
+    fn client(&self) -> &reqwest::Client {
+        self.client.get_or_init(|| {
+            reqwest::Client::builder()
+                .timeout(TIMEOUT)
+                .connect_timeout(TIMEOUT)
+                .redirect(reqwest::redirect::Policy::none())
+                .no_proxy()
+                .dns_resolver(Arc::new(GuardedResolver {
+                    allow: self.settings.allow_networks.clone(),
+                }))
+                .user_agent(concat!("Keel-Webhooks/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .expect("the webhook HTTP client builds")
+        })
+    }
+}
+
+/// A refused address, carried through reqwest's error chain into the attempt's error.
+#[derive(Debug)]
+struct Refused(String);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Refused {}
+
+/// Resolves through the system and keeps only the addresses webhooks may reach; a name left
+/// with none is refused. The address connected to is the one checked.
+struct GuardedResolver {
+    allow: Vec<Network>,
+}
+
+impl reqwest::dns::Resolve for GuardedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let allow = self.allow.clone();
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let resolved: Vec<IpAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                .await?
+                .map(|a| a.ip())
+                .collect();
+            let mut refused = None;
+            let allowed: Vec<SocketAddr> = resolved
+                .into_iter()
+                .filter_map(
+                    |ip| match network::check_ip(ip, &allow, "webhooks.allow_networks") {
+                        Ok(()) => Some(SocketAddr::new(ip, 0)),
+                        Err(e) => {
+                            refused.get_or_insert(e);
+                            None
+                        }
+                    },
+                )
+                .collect();
+            if allowed.is_empty() {
+                let why = refused.unwrap_or_else(|| "no address".into());
+                return Err(Box::new(Refused(format!("`{host}` resolves to {why}")))
+                    as Box<dyn std::error::Error + Send + Sync>);
+            }
+            Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// Refuses a URL whose host is an address webhooks may not reach. A literal IP never goes
+/// through the resolver, so it is checked here; a name is checked by the resolver.
+fn check_literal(outbound: &Outbound, url: &url::Url) -> Result<(), String> {
+    let ip = match url.host() {
+        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip),
+        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip),
+        _ => return Ok(()),
+    };
+    outbound.check_ip(ip)
+}
+
+/// At creation and change: refuses (422 `webhook_url_not_allowed`) a URL whose host is, or
+/// now resolves to, an address webhooks may not reach, so staff learn it at once. A name
+/// that does not resolve yet is accepted: delivery checks every address again.
+async fn check_destination(app: &App, text: &str) -> Result<(), AppError> {
+    let refused = |why: String| {
+        AppError::invalid(
+            "webhook_url_not_allowed",
+            Some("url"),
+            format!("webhooks may not be sent there: {why}"),
+        )
+    };
+    let url = url::Url::parse(text).map_err(|e| refused(e.to_string()))?;
+    let outbound = &app.webhooks;
+    check_literal(outbound, &url).map_err(refused)?;
+    if let Some(url::Host::Domain(host)) = url.host() {
+        let port = url.port_or_known_default().unwrap_or(443);
+        let lookup = tokio::time::timeout(
+            Duration::from_secs(3),
+            tokio::net::lookup_host((host, port)),
+        )
+        .await;
+        if let Ok(Ok(addrs)) = lookup {
+            for addr in addrs {
+                outbound
+                    .check_ip(addr.ip())
+                    .map_err(|e| refused(format!("`{host}` resolves to {e}")))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Makes one attempt of a delivery if it is its turn, and records it. `None`: not its turn
@@ -370,14 +513,18 @@ pub async fn deliver(app: &App, delivery: i64) -> Result<Option<DeliveryState>, 
     };
     let body = body(&claimed.event);
     let started = std::time::Instant::now();
-    let result = post(&claimed, body, now.timestamp()).await;
+    let result = post(&app.webhooks, &claimed, body, now.timestamp()).await;
     let duration_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
     let at = app.now();
+    // A ping's answer is not kept: with the ping, staff could otherwise read any page an
+    // endpoint's address serves (an internal service in an allowed network). Its status
+    // and timing say whether the endpoint works.
+    let keep_answer = claimed.event.event_type != PING;
     let (status_code, error, response) = match &result {
         Ok((status, text)) => (
             Some(i32::from(*status)),
             (!(200..300).contains(status)).then(|| format!("the endpoint answered {status}")),
-            Some(text.as_str()),
+            keep_answer.then_some(text.as_str()),
         ),
         Err(e) => (None, Some(e.clone()), None),
     };
@@ -419,11 +566,21 @@ pub async fn deliver(app: &App, delivery: i64) -> Result<Option<DeliveryState>, 
     Ok(Some(state))
 }
 
-/// POSTs the body; `Ok((status, start of the answer))` when the endpoint answered.
-async fn post(claimed: &Claimed, body: Vec<u8>, timestamp: i64) -> Result<(u16, String), String> {
+/// POSTs the body; `Ok((status, start of the answer))` when the endpoint answered. An
+/// address webhooks may not reach is an error like a refused connection (retried: the
+/// admin may allow its network, or its DNS may change back).
+async fn post(
+    outbound: &Outbound,
+    claimed: &Claimed,
+    body: Vec<u8>,
+    timestamp: i64,
+) -> Result<(u16, String), String> {
+    let url = url::Url::parse(&claimed.url).map_err(|e| format!("bad URL: {e}"))?;
+    check_literal(outbound, &url).map_err(|e| format!("refused: {e}"))?;
     let signature = signature_header(&claimed.secret, timestamp, &body);
-    let mut response = client()
-        .post(&claimed.url)
+    let mut response = outbound
+        .client()
+        .post(url)
         .header("content-type", "application/json")
         .header("keel-event-id", claimed.event.id.to_string())
         .header("keel-event-type", claimed.event.event_type.as_str())
@@ -699,6 +856,7 @@ pub async fn create_endpoint(
     ctx.require(Permission::Automation)?;
     let url = check_url(&input.url)?;
     let events = check_events(&input.events)?;
+    check_destination(app, &url).await?;
     let description = check_text(
         input.description.as_deref().unwrap_or(""),
         "description",
@@ -766,6 +924,9 @@ pub async fn update_endpoint(
     ctx.require(Permission::Automation)?;
     let url = patch.url.as_deref().map(check_url).transpose()?;
     let events = patch.events.as_deref().map(check_events).transpose()?;
+    if let Some(url) = &url {
+        check_destination(app, url).await?;
+    }
     let description = patch
         .description
         .as_deref()

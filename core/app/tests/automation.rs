@@ -168,3 +168,49 @@ store_test!(
         assert!(matches!(automation::cleanup(&app, &client, 30).await.unwrap_err(), AppError::Forbidden { .. }));
     }
 );
+
+store_test!(
+    async fn the_cleanup_job_purges_idempotency_answers_older_than_their_retention(t) {
+        use keel_store::idempotency::{self, Begin};
+        let clock = Arc::new(FixedClock::new(Utc.with_ymd_and_hms(2027, 3, 1, 3, 30, 0).unwrap()));
+        let app = App::with_clock(t.db.clone(), clock.clone());
+        // Answers stored 30, 25 and 23 hours ago, and one still running from a minute ago.
+        let stored = |key: &'static str, hours_ago: i64| {
+            let db = t.db.clone();
+            let at = clock.now() - chrono::Duration::hours(hours_ago);
+            async move {
+                let Begin::Started(id) = idempotency::begin(&db, "key:1", key, "POST", "/api/v1/clients", "h", at).await.unwrap() else {
+                    panic!("{key} is new");
+                };
+                idempotency::complete(&db, id, 201, "{}", at).await.unwrap();
+            }
+        };
+        stored("30h", 30).await;
+        stored("25h", 25).await;
+        stored("23h", 23).await;
+        let running = clock.now() - chrono::Duration::minutes(1);
+        assert!(matches!(idempotency::begin(&t.db, "key:1", "running", "POST", "/x", "h", running).await.unwrap(), Begin::Started(_)));
+
+        // The daily cleanup, with the payload `keel serve` gives it (24 hours kept).
+        let mut tx = t.db.begin().await.unwrap();
+        let payload = serde_json::json!({ "keep_days": 30, "idempotency_keep_hours": 24 });
+        store::enqueue(&mut tx, &NewJob::new(automation::CLEANUP, payload, clock.now()), clock.now()).await.unwrap();
+        tx.commit().await.unwrap();
+        let stop = tokio::sync::watch::channel(false).1;
+        assert_eq!(worker(&app).tick(&stop).await.unwrap().done, 1);
+        for (key, kept) in [("30h", false), ("25h", false), ("23h", true), ("running", true)] {
+            let row = idempotency::find(&t.db, "key:1", key).await.unwrap();
+            assert_eq!(row.is_some(), kept, "{key}");
+        }
+        // A retry of a purged request runs as a new one.
+        assert!(matches!(idempotency::begin(&t.db, "key:1", "30h", "POST", "/api/v1/clients", "h", clock.now()).await.unwrap(), Begin::Started(_)));
+
+        // Without the setting in its payload the job keeps the default, 24 hours; a shorter
+        // retention is the host's choice.
+        clock.set(clock.now() + chrono::Duration::hours(2));
+        let ctx = Ctx::system("test");
+        assert_eq!(automation::purge_idempotency_keys(&app, &ctx, 24).await.unwrap(), 1, "the 23-hour-old answer is now 25 hours old");
+        assert_eq!(automation::purge_idempotency_keys(&app, &ctx, 1).await.unwrap(), 2, "the running one and the retry");
+        assert_eq!(automation::purge_idempotency_keys(&app, &ctx, 1).await.unwrap(), 0, "once");
+    }
+);

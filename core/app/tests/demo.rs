@@ -47,6 +47,17 @@ store_test!(
         assert!(summary.paid_invoices >= 1 && summary.paid_invoices < summary.invoices, "{summary:?}");
         keel_testkit::assert_ledger_balanced(&app.db).await;
 
+        // Each staff password is its own draw: neither is derived from the other, and each
+        // logs in its own user only.
+        let (admin, billing) = (&summary.admin_password, &summary.billing_password);
+        assert_eq!((admin.len(), billing.len()), (24, 24), "{summary:?}");
+        assert!(!billing.contains(admin.as_str()) && !admin.contains(billing.as_str()), "{summary:?}");
+        assert!(admin[..8] != billing[..8], "independent draws share no prefix: {summary:?}");
+        let logged_in = keel_app::access::login(&app, &summary.billing_email, billing).await.unwrap();
+        assert_eq!(logged_in.email, "billing@keel.example");
+        keel_app::access::login(&app, &summary.admin_email, admin).await.unwrap();
+        assert!(keel_app::access::login(&app, &summary.billing_email, &format!("{admin}-billing")).await.is_err());
+
         // A second seed is refused and adds nothing.
         let err = keel_app::demo::seed(&app).await.unwrap_err();
         assert!(matches!(err, AppError::Conflict { code: "not_empty", .. }), "{err:?}");

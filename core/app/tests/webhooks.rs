@@ -25,6 +25,14 @@ fn start() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2027, 1, 15, 9, 0, 0).unwrap()
 }
 
+/// The receivers here listen on 127.0.0.1, which webhooks may reach only when the admin
+/// allows it, as a host with a receiver on its own machine would.
+fn loopback_allowed() -> wh::Settings {
+    wh::Settings {
+        allow_networks: vec![keel_domain::network::Network::parse("127.0.0.0/8").unwrap()],
+    }
+}
+
 fn ctx() -> Ctx {
     Ctx::system("test")
 }
@@ -204,7 +212,7 @@ async fn pay(app: &App, invoice: InvoiceId, reference: &str) {
 store_test!(
     async fn an_invoice_paid_reaches_the_receiver_signed_and_tampering_is_refused(t) {
         let clock = Arc::new(FixedClock::new(start()));
-        let app = App::with_clock(t.db.clone(), clock.clone());
+        let app = App::with_clock(t.db.clone(), clock.clone()).with_webhooks(loopback_allowed());
         let receiver = Receiver::start(clock.clone()).await;
         let endpoint = receiver.subscribe(&app, &["invoice.paid"]).await;
         let c = client(&app, "tariro@example.com").await;
@@ -257,7 +265,7 @@ store_test!(
 store_test!(
     async fn a_receiver_down_for_an_hour_gets_every_event_once_in_order_per_subject(t) {
         let clock = Arc::new(FixedClock::new(start()));
-        let app = App::with_clock(t.db.clone(), clock.clone());
+        let app = App::with_clock(t.db.clone(), clock.clone()).with_webhooks(loopback_allowed());
         let receiver = Receiver::start(clock.clone()).await;
         let endpoint = receiver.subscribe(&app, &["*"]).await;
         receiver.status.store(503, Ordering::SeqCst);
@@ -312,7 +320,7 @@ store_test!(
 store_test!(
     async fn a_delivery_failing_for_more_than_a_day_is_failed_logged_and_replayed_once(t) {
         let clock = Arc::new(FixedClock::new(start()));
-        let app = App::with_clock(t.db.clone(), clock.clone());
+        let app = App::with_clock(t.db.clone(), clock.clone()).with_webhooks(loopback_allowed());
         let receiver = Receiver::start(clock.clone()).await;
         let endpoint = receiver.subscribe(&app, &["client.created"]).await;
         receiver.status.store(500, Ordering::SeqCst);
@@ -364,7 +372,7 @@ store_test!(
 store_test!(
     async fn with_no_endpoint_nothing_is_written_and_a_disabled_one_waits(t) {
         let clock = Arc::new(FixedClock::new(start()));
-        let app = App::with_clock(t.db.clone(), clock.clone());
+        let app = App::with_clock(t.db.clone(), clock.clone()).with_webhooks(loopback_allowed());
         let due = chrono::NaiveDate::from_ymd_opt(2027, 2, 1).unwrap();
         book::seed_book(&app, &BookOptions::new(30, 3, due)).await.unwrap();
         let c = client(&app, "d@example.com").await;
@@ -397,7 +405,7 @@ store_test!(
 store_test!(
     async fn the_billing_run_emits_one_issued_event_per_invoice_when_subscribed(t) {
         let clock = Arc::new(FixedClock::new(start()));
-        let app = App::with_clock(t.db.clone(), clock.clone());
+        let app = App::with_clock(t.db.clone(), clock.clone()).with_webhooks(loopback_allowed());
         let due = chrono::NaiveDate::from_ymd_opt(2027, 2, 1).unwrap();
         book::seed_book(&app, &BookOptions::new(30, 3, due)).await.unwrap();
         let receiver = Receiver::start(clock.clone()).await;
@@ -419,7 +427,7 @@ store_test!(
 
 store_test!(
     async fn bad_endpoints_are_refused_with_a_code_and_clients_cannot_manage_them(t) {
-        let app = App::with_clock(t.db.clone(), Arc::new(FixedClock::new(start())));
+        let app = App::with_clock(t.db.clone(), Arc::new(FixedClock::new(start()))).with_webhooks(loopback_allowed());
         let bad = |url: &str, events: &[&str]| NewEndpoint { url: url.into(), events: events.iter().map(|e| e.to_string()).collect(), description: None };
         for (input, code) in [
             (bad("ftp://example.com/x", &["*"]), "invalid_url"),
@@ -445,7 +453,7 @@ store_test!(
 store_test!(
     async fn service_status_changes_and_cancellations_are_events_of_the_service(t) {
         let clock = Arc::new(FixedClock::new(start()));
-        let app = App::with_clock(t.db.clone(), clock.clone());
+        let app = App::with_clock(t.db.clone(), clock.clone()).with_webhooks(loopback_allowed());
         book::seed_book(&app, &BookOptions::new(3, 3, chrono::NaiveDate::from_ymd_opt(2027, 2, 1).unwrap())).await.unwrap();
         let receiver = Receiver::start(clock.clone()).await;
         receiver.subscribe(&app, &["*"]).await;
@@ -473,5 +481,83 @@ store_test!(
         let last: Value = requests.iter().map(|r| serde_json::from_slice::<Value>(&r.body).unwrap()).find(|b| b["type"] == "service.cancelled").unwrap();
         assert_eq!((last["data"]["from"].as_str(), last["data"]["to"].as_str(), last["data"]["reason"].as_str()), (Some("active"), Some("cancelled"), Some("moving on")));
         receiver.provider.stop().await;
+    }
+);
+
+store_test!(
+    async fn endpoints_on_the_hosts_own_network_are_refused_at_creation_and_at_delivery(t) {
+        let clock = Arc::new(FixedClock::new(start()));
+        // The host's default: no network allowed.
+        let closed = App::with_clock(t.db.clone(), clock.clone());
+        let at = |url: &str| NewEndpoint { url: url.into(), events: vec!["*".into()], description: None };
+        for url in [
+            "http://127.0.0.1:8080/admin",
+            "http://10.0.0.5/hook",
+            "http://[::1]:8080/",
+            "http://169.254.169.254/latest/meta-data/",
+            "http://[::ffff:192.168.1.1]/",
+            "http://[2002:a00:1::1]/",
+            "http://[2002:7f00:1::]/",
+            "http://[fec0::1]/",
+            "http://[64:ff9b:1::a00:1]/",
+            "http://0x7f000001/",
+            "http://localhost:8080/",
+        ] {
+            match wh::create_endpoint(&closed, &ctx(), &at(url)).await {
+                Err(AppError::Invalid { code, field, message }) => {
+                    assert_eq!((code, field.as_deref()), ("webhook_url_not_allowed", Some("url")), "{url}");
+                    assert!(message.contains("webhooks.allow_networks"), "{url}: {message}");
+                }
+                other => panic!("{url}: {other:?}"),
+            }
+        }
+        assert_eq!(store::counts(&t.db).await.unwrap(), (0, 0, 0, 0));
+
+        // Allowed, an endpoint at a loopback receiver (by address and by name) is accepted ...
+        let open = App::with_clock(t.db.clone(), clock.clone()).with_webhooks(loopback_allowed());
+        let receiver = Receiver::start(clock.clone()).await;
+        let by_address = receiver.subscribe(&open, &["client.created"]).await;
+        let by_name = wh::create_endpoint(&open, &ctx(), &at(&receiver.provider.url_as("localhost", "/hooks/keel"))).await.unwrap().endpoint.id;
+        // ... and moving it to a private address is refused like creating it there.
+        let moved = EndpointPatch { url: Some("http://10.1.1.1/".into()), ..EndpointPatch::default() };
+        assert!(matches!(wh::update_endpoint(&open, &ctx(), by_address, &moved).await, Err(AppError::Invalid { code: "webhook_url_not_allowed", .. })));
+
+        // Delivery checks again: run by a process whose settings no longer allow loopback
+        // (or after the name moved to a private address), nothing reaches the receiver and
+        // the attempt says why.
+        client(&open, "ssrf@example.com").await;
+        drain(&worker(&closed)).await;
+        assert!(receiver.provider.received().is_empty(), "nothing was sent");
+        for endpoint in [by_address, by_name] {
+            let log = wh::deliveries(&closed, &ctx(), endpoint, None, None, None).await.unwrap().items;
+            assert_eq!((log.len(), log[0].state.as_str(), log[0].last_status_code), (1, "pending", None));
+            let error = log[0].last_error.clone().unwrap_or_default();
+            assert!(error.contains("loopback address") && error.contains("webhooks.allow_networks"), "{endpoint}: {error}");
+        }
+        receiver.provider.stop().await;
+    }
+);
+
+store_test!(
+    async fn a_pings_answer_is_not_kept_but_an_events_is(t) {
+        let clock = Arc::new(FixedClock::new(start()));
+        let app = App::with_clock(t.db.clone(), clock.clone()).with_webhooks(loopback_allowed());
+        // An internal page the ping could otherwise read back.
+        let page = FakeProvider::start(|_| Reply::text(200, "root:x:0:0:internal secrets")).await;
+        let endpoint = wh::create_endpoint(&app, &ctx(), &NewEndpoint {
+            url: page.url_as("127.0.0.1", "/"),
+            events: vec!["client.created".into()],
+            description: None,
+        }).await.unwrap().endpoint.id;
+        let ping = wh::ping(&app, &ctx(), endpoint).await.unwrap().id;
+        client(&app, "kept@example.com").await;
+        drain(&worker(&app)).await;
+        let ping = wh::delivery(&app, &ctx(), ping).await.unwrap();
+        assert_eq!((ping.delivery.state.as_str(), ping.delivery.last_status_code, ping.delivery.last_response.as_deref()), ("delivered", Some(200), None));
+        assert_eq!(ping.attempts_log[0].response, None);
+        let log = wh::deliveries(&app, &ctx(), endpoint, None, None, None).await.unwrap().items;
+        let event = log.iter().find(|d| d.event_type == "client.created").unwrap();
+        assert_eq!(event.last_response.as_deref(), Some("root:x:0:0:internal secrets"), "an event's answer helps debug a receiver");
+        page.stop().await;
     }
 );

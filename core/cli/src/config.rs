@@ -116,6 +116,9 @@ pub struct Config {
     /// suspension, termination, cancellation); named policies live in the database.
     #[serde(default)]
     pub dunning: keel_domain::dunning::Policy,
+    /// `[webhooks]`: where outgoing webhooks may go.
+    #[serde(default)]
+    pub webhooks: WebhooksConfig,
     /// `[schedules.<name>]`: when automation runs. The built-in schedules stay unless a
     /// section of the same name changes or disables them.
     #[serde(default)]
@@ -137,6 +140,16 @@ pub struct EmailConfig {
     pub smtp_url: Option<Secret>,
     /// The sender, `Billing <billing@example.com>`.
     pub from: String,
+}
+
+/// `[webhooks]`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhooksConfig {
+    /// Special networks (loopback, private, link-local, …) webhook endpoints may be in, as
+    /// `10.0.0.0/8` or a single address. Empty by default: endpoints must be public
+    /// addresses, so an admin key cannot aim Keel at the host's own network.
+    pub allow_networks: Vec<String>,
 }
 
 /// `[notifications]`.
@@ -185,6 +198,13 @@ pub struct ServerConfig {
     /// How long an unfinished request under an Idempotency-Key owns the key before a retry
     /// may run it again (when the process handling it died).
     pub idempotency_lock_timeout_ms: u64,
+    /// How long a stored `Idempotency-Key` answer is kept, in hours (1 to 8760); the daily
+    /// `cleanup` schedule purges older ones, and a retry after that runs as a new request.
+    pub idempotency_keep_hours: u32,
+    /// When set, `/metrics` and `/readyz` need `Authorization: Bearer <token>` (else 401).
+    /// A secret: printed as `***`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_token: Option<Secret>,
 }
 
 impl Default for ServerConfig {
@@ -198,6 +218,8 @@ impl Default for ServerConfig {
             rate_limit_per_second: 0,
             rate_limit_burst: 0,
             idempotency_lock_timeout_ms: 60_000,
+            idempotency_keep_hours: keel_app::automation::IDEMPOTENCY_KEEP_HOURS,
+            metrics_token: None,
         }
     }
 }
@@ -418,6 +440,18 @@ impl Config {
         }
     }
 
+    /// Where webhooks may go (after [`Config::validate`], which parsed every network).
+    pub fn app_webhooks(&self) -> keel_app::webhooks::Settings {
+        keel_app::webhooks::Settings {
+            allow_networks: self
+                .webhooks
+                .allow_networks
+                .iter()
+                .filter_map(|n| keel_domain::network::Network::parse(n).ok())
+                .collect(),
+        }
+    }
+
     /// The settings the billing and dunning use cases take (after [`Config::validate`]).
     pub fn app_billing(&self) -> keel_app::billing::BillingConfig {
         keel_app::billing::BillingConfig {
@@ -567,6 +601,18 @@ impl Config {
                 ));
             }
         }
+        if let Some(token) = &self.server.metrics_token
+            && (token.expose().trim().len() < 16 || token.expose().trim() != token.expose())
+        {
+            return Err((
+                "server.metrics_token",
+                "must be at least 16 characters, without surrounding spaces".to_owned(),
+            ));
+        }
+        for network in &self.webhooks.allow_networks {
+            keel_domain::network::Network::parse(network)
+                .map_err(|e| ("webhooks.allow_networks", e))?;
+        }
         if let Some(dir) = &self.notifications.theme_dir
             && !dir.is_dir()
         {
@@ -616,6 +662,11 @@ impl Config {
             ("jobs.lease_seconds", j.lease_seconds, 5..=86_400),
             ("jobs.poll_seconds", j.poll_seconds, 1..=3600),
             ("jobs.keep_days", j.keep_days, 1..=3650),
+            (
+                "server.idempotency_keep_hours",
+                self.server.idempotency_keep_hours,
+                1..=8760,
+            ),
         ] {
             if !range.contains(&value) {
                 return Err((
@@ -1697,6 +1748,32 @@ mod tests {
     }
 
     #[test]
+    fn the_metrics_token_is_redacted_when_shown_but_kept_for_the_server() {
+        let config = load_text(
+            "[server]\nmetrics_token = \"ops-token-0123456789\"\n[webhooks]\nallow_networks = [\"10.0.0.0/8\"]",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            config.server.metrics_token.as_ref().map(Secret::expose),
+            Some("ops-token-0123456789")
+        );
+        for shown in [format!("{config:?}"), config.redacted_toml()] {
+            assert!(!shown.contains("ops-token"), "{shown}");
+        }
+        assert!(config.redacted_toml().contains("metrics_token = \"***\""));
+        assert_eq!(
+            config
+                .app_webhooks()
+                .allow_networks
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
+            ["10.0.0.0/8"]
+        );
+    }
+
+    #[test]
     fn plugin_settings_are_redacted_when_shown_but_kept_for_the_host() {
         let config = load_text(
             "[plugins.paynow]\nintegration_key = \"s3cret\"\nintegration_id = 4242\nsandbox = true",
@@ -1770,6 +1847,27 @@ mod tests {
                 "database.max_connections",
                 "keel.toml",
                 "at least 1",
+            ),
+            (
+                "[webhooks]\nallow_networks = [\"10.0.0.0/33\"]",
+                &[],
+                "webhooks.allow_networks",
+                "keel.toml",
+                "the prefix must be 0 to 32",
+            ),
+            (
+                "[server]\nmetrics_token = \"short\"",
+                &[],
+                "server.metrics_token",
+                "keel.toml",
+                "at least 16 characters",
+            ),
+            (
+                "[server]\nidempotency_keep_hours = 0",
+                &[],
+                "server.idempotency_keep_hours",
+                "keel.toml",
+                "must be 1 to 8760",
             ),
             (
                 "[server]\nrequest_timeout_ms = 0",

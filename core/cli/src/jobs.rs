@@ -202,7 +202,10 @@ impl Automation {
             .map_err(|e| anyhow!(crate::config::UsageError(format!("schedules: {e}"))))?;
         for s in &mut schedules {
             if s.kind == automation::CLEANUP {
-                s.payload = serde_json::json!({ "keep_days": config.jobs.keep_days });
+                s.payload = serde_json::json!({
+                    "keep_days": config.jobs.keep_days,
+                    "idempotency_keep_hours": config.server.idempotency_keep_hours,
+                });
             }
         }
         let (stop, stopped) = watch::channel(false);
@@ -274,6 +277,8 @@ impl Automation {
 /// `keel jobs` needs the database and the billing settings the handlers use.
 pub async fn command(config: &Config, command: JobsCommand) -> Result<()> {
     let db = crate::open(config).await.context("opening the database")?;
-    let app = App::new(db).with_billing(config.app_billing());
+    let app = App::new(db)
+        .with_billing(config.app_billing())
+        .with_webhooks(config.app_webhooks());
     run(&app, command).await
 }

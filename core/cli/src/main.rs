@@ -340,7 +340,8 @@ fn print_demo(s: &keel_app::demo::DemoSummary, base: &str) {
         "\nKeel demo data is ready: {clients} clients, 2 staff users, a reseller, ledger activity.\n\
          Catalog and book: {products} products, {services} services, {invoices} invoices ({paid} paid).\n\
          \n  Admin API key (shown once):    {key}\n  Reseller API key (shown once): {rkey}\n  \
-         Admin login: {email} / {password}\n\
+         Admin login: {email} / {password}\n  \
+         Billing login: {billing_email} / {billing_password}\n\
          \n  Try it:\n    curl -H 'Authorization: Bearer {key}' {base}/api/v1/clients?limit=20\n\
          \n  API docs:   {base}/api/v1/docs\n  OpenAPI:    {base}/api/v1/openapi.json\n  Health:     {base}/healthz\n",
         clients = s.clients,
@@ -352,6 +353,8 @@ fn print_demo(s: &keel_app::demo::DemoSummary, base: &str) {
         rkey = s.reseller_key,
         email = s.admin_email,
         password = s.admin_password,
+        billing_email = s.billing_email,
+        billing_password = s.billing_password,
     );
 }
 
@@ -366,7 +369,8 @@ async fn serve(config: &Config, demo: bool) -> Result<()> {
     let app = App::new(db.clone())
         .with_billing(config.app_billing())
         .with_pdf_template(config::pdf_template(config)?)
-        .with_notifications(config.app_notifications());
+        .with_notifications(config.app_notifications())
+        .with_webhooks(config.app_webhooks());
     let kv = Arc::new(keel_app::plugins::DbKv::new(
         db.clone(),
         Arc::new(keel_app::clock::SystemClock),
@@ -407,6 +411,11 @@ async fn serve(config: &Config, demo: bool) -> Result<()> {
         rate_limit_per_second: config.server.rate_limit_per_second,
         rate_limit_burst: config.server.rate_limit_burst,
         idempotency_lock_timeout: Duration::from_millis(config.server.idempotency_lock_timeout_ms),
+        metrics_token: config
+            .server
+            .metrics_token
+            .as_ref()
+            .map(|t| keel_api::OpsToken::new(t.expose())),
     };
     tracing::info!(%addr, engine = db.engine().name(), "Keel is serving at {base}");
     eprintln!(

@@ -63,7 +63,9 @@ fn fail(e: AppError) -> anyhow::Error {
 
 pub async fn command(config: &Config, command: WebhooksCommand) -> Result<()> {
     let db = crate::open(config).await.context("opening the database")?;
-    let app = App::new(db).with_billing(config.billing.to_app());
+    let app = App::new(db)
+        .with_billing(config.billing.to_app())
+        .with_webhooks(config.app_webhooks());
     run(&app, command).await
 }
 

@@ -1073,7 +1073,7 @@ async fn webhooks_are_managed_from_the_command_line(backend: Backend) {
         &[
             "webhooks",
             "add",
-            "http://127.0.0.1:9/keel",
+            "http://192.0.2.10:9/keel",
             "--events",
             "invoice.paid,client.created",
             "--json",
@@ -1136,6 +1136,20 @@ async fn webhooks_are_managed_from_the_command_line(backend: Backend) {
     .await
     .exits(2)
     .says("http or https");
+    // The host's own network is refused unless [webhooks] allow_networks lists it.
+    run(keel_on(
+        &t.url,
+        &[
+            "webhooks",
+            "add",
+            "http://127.0.0.1:9/keel",
+            "--events",
+            "*",
+        ],
+    ))
+    .await
+    .exits(2)
+    .says("webhooks.allow_networks");
     run(keel_on(
         &t.url,
         &[

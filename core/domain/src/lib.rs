@@ -16,6 +16,8 @@
 //! - [`access`]: staff roles, permissions, API key scopes and the acting [`access::Actor`].
 //! - [`lifecycle`]: product, order, service and invoice states and their legal transitions.
 //! - [`ids`]: typed identifiers.
+//! - [`network`]: which IP addresses are public, and admin-allowed networks (the outbound
+//!   guard of plugins and webhooks against SSRF).
 //! - [`invoice`]: invoice line arithmetic: quantity, discount, per-line tax, totals.
 //! - [`numbering`]: invoice and credit-note number formats and their counter scopes.
 //! - [`promotion`]: promotion codes: when one may be used and the discount it gives.
@@ -35,6 +37,7 @@ pub mod invoice;
 pub mod ledger;
 pub mod lifecycle;
 pub mod money;
+pub mod network;
 pub mod numbering;
 pub mod promotion;
 pub mod proration;

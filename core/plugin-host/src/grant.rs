@@ -8,11 +8,12 @@
 //! (`https://*.paynow.co.zw`), the port defaults from the scheme, and paths, queries and
 //! user names are refused. After DNS every address is checked: loopback, private,
 //! link-local (which holds the cloud metadata address 169.254.169.254), shared, multicast
-//! and unspecified addresses are refused unless inside a network the admin listed in
-//! `allow_networks`.
+//! and unspecified addresses (and the IPv6 forms that carry or tunnel to IPv4) are refused
+//! unless inside a network the admin listed in `allow_networks`. The classification is
+//! `keel_domain::network`, shared with outgoing webhooks.
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 
 /// `http` or `https`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -163,115 +164,7 @@ fn split_host_port(s: &str) -> Result<(&str, Option<u16>), String> {
     }
 }
 
-/// A network the admin allows plugins to reach although it is private (`10.0.0.0/8`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Network {
-    addr: IpAddr,
-    prefix: u8,
-}
-
-impl Network {
-    /// Parses `addr/prefix` or a bare address (a /32 or /128).
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let (addr, prefix) = match text.trim().split_once('/') {
-            Some((a, p)) => (a, Some(p)),
-            None => (text.trim(), None),
-        };
-        let addr: IpAddr = addr
-            .parse()
-            .map_err(|_| format!("`{text}` is not an IP network like 10.0.0.0/8"))?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            Some(p) => p
-                .parse::<u8>()
-                .ok()
-                .filter(|p| *p <= max)
-                .ok_or_else(|| format!("`{text}`: the prefix must be 0 to {max}"))?,
-            None => max,
-        };
-        Ok(Self { addr, prefix })
-    }
-
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        match (self.addr, canonical(ip)) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX
-                    .checked_shl(32 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u32::from(net) & mask == u32::from(ip) & mask
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u128::from(net) & mask == u128::from(ip) & mask
-            }
-            _ => false,
-        }
-    }
-}
-
-impl fmt::Display for Network {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.addr, self.prefix)
-    }
-}
-
-/// IPv4-mapped IPv6 addresses are judged as the IPv4 address they carry.
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    }
-}
-
-/// Why an address is not public, or `None` when it is.
-pub fn special_range(ip: IpAddr) -> Option<&'static str> {
-    match canonical(ip) {
-        IpAddr::V4(v4) => special_v4(v4),
-        IpAddr::V6(v6) => special_v6(v6),
-    }
-}
-
-fn special_v4(ip: Ipv4Addr) -> Option<&'static str> {
-    let [a, b, ..] = ip.octets();
-    if ip.is_loopback() {
-        Some("loopback")
-    } else if ip.is_private() {
-        Some("private")
-    } else if ip.is_link_local() {
-        Some("link-local or cloud metadata")
-    } else if a == 100 && (64..128).contains(&b) {
-        Some("shared address space")
-    } else if ip.is_unspecified() || a == 0 {
-        Some("unspecified")
-    } else if ip.is_broadcast() || ip.is_multicast() || a >= 240 {
-        Some("multicast, broadcast or reserved")
-    } else if a == 192 && b == 0 && ip.octets()[2] == 0 {
-        Some("IETF protocol assignments")
-    } else {
-        None
-    }
-}
-
-fn special_v6(ip: Ipv6Addr) -> Option<&'static str> {
-    let first = ip.segments()[0];
-    if ip.is_loopback() {
-        Some("loopback")
-    } else if ip.is_unspecified() {
-        Some("unspecified")
-    } else if first & 0xfe00 == 0xfc00 {
-        Some("unique local (private)")
-    } else if first & 0xffc0 == 0xfe80 {
-        Some("link-local")
-    } else if ip.is_multicast() {
-        Some("multicast")
-    } else if first == 0x64 && ip.segments()[1] == 0xff9b {
-        Some("NAT64 (may reach private IPv4)")
-    } else {
-        None
-    }
-}
+pub use keel_domain::network::{Network, special_range};
 
 /// What one plugin may reach.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -355,12 +248,7 @@ impl Grant {
 
     /// Checks a resolved (or literal) address.
     pub fn check_ip(&self, ip: IpAddr) -> Result<(), String> {
-        match special_range(ip) {
-            Some(range) if !self.networks.iter().any(|n| n.contains(ip)) => Err(format!(
-                "{ip} is a {range} address; allow its network in `allow_networks` to reach it"
-            )),
-            _ => Ok(()),
-        }
+        keel_domain::network::check_ip(ip, &self.networks, "allow_networks")
     }
 }
 
@@ -449,6 +337,13 @@ mod tests {
             "::ffff:10.0.0.1",
             "::ffff:127.0.0.1",
             "64:ff9b::a00:1",
+            // Carried or tunnelled IPv4 (finding 10 of issue 14).
+            "2002:7f00:1::",
+            "2002:a00:1::1",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "::10.0.0.1",
+            "fec0::1",
+            "64:ff9b:1::a00:1",
         ] {
             let ip: IpAddr = ip.parse().unwrap();
             assert!(special_range(ip).is_some(), "{ip} should be special");

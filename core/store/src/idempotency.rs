@@ -1,11 +1,16 @@
 //! Stored responses for the API's `Idempotency-Key` (Stripe's semantics): the first request
 //! under a key runs and its response is kept; a repeat with the same request gets that
 //! response again; a repeat with a different request is refused; a repeat while the first
-//! is still running is told so. Keys are kept at least 24 hours ([`purge`]).
+//! is still running is told so. Keys are kept for the host's retention (`[server]
+//! idempotency_keep_hours`, 24 by default), then the daily cleanup [`purge`]s them.
+//!
+//! A stored response is readable by anyone who reads the database or a backup, so the API
+//! layer never hands a secret to [`complete`]: an answer that shows a secret once (a new
+//! API key, a webhook signing secret) is stored as the refusal its replay gets instead.
 
 use crate::db::Db;
 use crate::error::StoreError;
-use crate::on_tx;
+use crate::{on_db, on_tx};
 use chrono::{DateTime, Duration, Utc};
 
 /// What [`begin`] decided.
@@ -171,7 +176,29 @@ pub async fn release(db: &Db, id: i64) -> Result<(), StoreError> {
     tx.commit().await
 }
 
-/// Forgets keys created before `before` (callers pass at least 24 hours ago).
+/// One key as stored (what a replay would send).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Stored {
+    pub created_at: DateTime<Utc>,
+    pub response_status: Option<i32>,
+    pub response_body: Option<String>,
+}
+
+/// The stored row of `principal`'s `key`, if any (for tools and tests that check what is
+/// kept).
+pub async fn find(db: &Db, principal: &str, key: &str) -> Result<Option<Stored>, StoreError> {
+    Ok(on_db!(db, |p| sqlx::query_as(
+        "SELECT created_at, response_status, response_body FROM idempotency_keys \
+         WHERE principal = $1 AND key = $2"
+    )
+    .bind(principal)
+    .bind(key)
+    .fetch_optional(p)
+    .await)?)
+}
+
+/// Forgets keys created before `before`: a retry after that runs as a new request. The
+/// cleanup passes now minus the retention, which must outlast any client's retry window.
 pub async fn purge(db: &Db, before: DateTime<Utc>) -> Result<u64, StoreError> {
     let mut tx = db.begin().await?;
     let n = on_tx!(&mut tx, |c| sqlx::query(

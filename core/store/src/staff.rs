@@ -118,6 +118,19 @@ pub async fn update_staff(
     row.ok_or(StoreError::NotFound)?.try_into()
 }
 
+/// The active admins, locked until the transaction ends (on PostgreSQL; SQLite's single
+/// writer serializes anyway), so two admins deactivating each other at once cannot both
+/// see the other still active and leave none.
+pub async fn lock_active_admins(tx: &mut Tx) -> Result<Vec<StaffId>, StoreError> {
+    let lock = match tx.engine() {
+        crate::Engine::Postgres => " FOR UPDATE",
+        crate::Engine::Sqlite => "",
+    };
+    let sql = format!("SELECT id FROM staff WHERE role = 'admin' AND active ORDER BY id{lock}");
+    let ids: Vec<i64> = on_tx!(tx, |c| sqlx::query_scalar(&sql).fetch_all(&mut *c).await)?;
+    Ok(ids.into_iter().map(StaffId).collect())
+}
+
 #[derive(sqlx::FromRow)]
 struct KeyRow {
     id: i64,

@@ -3,9 +3,10 @@
 use crate::State;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Auth, Json, Path};
-use axum::Router;
+use crate::idempotency::ShownOnce;
 use axum::http::StatusCode;
 use axum::routing::{delete, get, patch};
+use axum::{Extension, Router};
 use keel_app::access::{self as uc, CreatedKey, NewKey, NewStaff, StaffChanges};
 use keel_domain::access::{ApiKey, Staff};
 use keel_domain::ids::{ApiKeyId, StaffId};
@@ -41,9 +42,11 @@ pub async fn create_staff(
     ))
 }
 
-/// Rename, change the role of, or (de)activate a staff user.
+/// Rename, change the role of, or (de)activate a staff user. 409 `cannot_deactivate_self`
+/// for your own account, 409 `last_active_admin` for deactivating or demoting the last
+/// active admin: either would lock the host out of its own API.
 #[utoipa::path(patch, path = "/api/v1/staff/{id}", tag = "staff", params(("id" = i64, Path)), request_body = StaffChanges,
-    responses((status = 200, body = Staff), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Staff), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn update_staff(
     state: axum::extract::State<State>,
     Auth(ctx): Auth,
@@ -64,16 +67,20 @@ pub async fn list_keys(
     Ok(axum::Json(uc::list_keys(&state.app, &ctx).await?))
 }
 
-/// Create an API key. The answer carries the key once; Keel keeps only its hash.
+/// Create an API key. The answer carries the key once; Keel keeps only its hash. A retry
+/// under the same `Idempotency-Key` is 409 `idempotent_secret_not_replayed`, with the key's
+/// record (not the key) in `details.resource`: the secret is not kept to be replayed.
 #[utoipa::path(post, path = "/api/v1/api-keys", tag = "api-keys", request_body = NewKey,
-    responses((status = 201, body = CreatedKey), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    params(("Idempotency-Key" = Option<String>, Header, description = "A retry is answered 409 idempotent_secret_not_replayed: the key is shown once")),
+    responses((status = 201, body = CreatedKey), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create_key(
     state: axum::extract::State<State>,
     Auth(ctx): Auth,
     Json(body): Json<NewKey>,
-) -> Result<(StatusCode, axum::Json<CreatedKey>), ApiError> {
+) -> Result<(StatusCode, Extension<ShownOnce>, axum::Json<CreatedKey>), ApiError> {
     Ok((
         StatusCode::CREATED,
+        Extension(ShownOnce(&["secret"])),
         axum::Json(uc::create_key(&state.app, &ctx, body).await?),
     ))
 }

@@ -6,9 +6,10 @@ use super::List;
 use crate::State;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Auth, Json, Path, Query};
-use axum::Router;
+use crate::idempotency::ShownOnce;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
+use axum::{Extension, Router};
 use keel_app::webhooks::{
     self as uc, CreatedEndpoint, DeliveryDetail, DeliveryView, EndpointPatch, EndpointView,
     NewEndpoint,
@@ -44,17 +45,27 @@ pub async fn list_endpoints(
     Ok(axum::Json(uc::list_endpoints(&state.app, &ctx).await?))
 }
 
-/// Add an endpoint. The answer carries its signing secret, shown this once.
+/// Add an endpoint. The answer carries its signing secret, shown this once. A retry under
+/// the same `Idempotency-Key` is 409 `idempotent_secret_not_replayed`, with the endpoint
+/// (not its secret) in `details.resource`: the secret is not kept to be replayed.
 #[utoipa::path(post, path = "/api/v1/webhooks/endpoints", tag = "webhooks", request_body = NewEndpoint,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry return the first answer")),
-    responses((status = 201, body = CreatedEndpoint), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    params(("Idempotency-Key" = Option<String>, Header, description = "A retry is answered 409 idempotent_secret_not_replayed: the secret is shown once")),
+    responses((status = 201, body = CreatedEndpoint), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create_endpoint(
     state: axum::extract::State<State>,
     Auth(ctx): Auth,
     Json(body): Json<NewEndpoint>,
-) -> Result<(StatusCode, axum::Json<CreatedEndpoint>), ApiError> {
+) -> Result<
+    (
+        StatusCode,
+        Extension<ShownOnce>,
+        axum::Json<CreatedEndpoint>,
+    ),
+    ApiError,
+> {
     Ok((
         StatusCode::CREATED,
+        Extension(ShownOnce(&["secret"])),
         axum::Json(uc::create_endpoint(&state.app, &ctx, &body).await?),
     ))
 }
