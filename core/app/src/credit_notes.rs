@@ -117,12 +117,47 @@ pub async fn issue(
     invoice_id: InvoiceId,
     input: &CreditNoteInput,
 ) -> Result<CreditNoteView, AppError> {
+    issue_keyed(app, ctx, invoice_id, input, None).await
+}
+
+/// [`issue`] under the request's `Idempotency-Key`: the credit note's ledger entry is keyed by
+/// it (per actor), so a retry after a crash between the commit and the API storing its answer
+/// finds the credit note it made and returns it, instead of crediting again.
+pub async fn issue_keyed(
+    app: &App,
+    ctx: &Ctx,
+    invoice_id: InvoiceId,
+    input: &CreditNoteInput,
+    key: Option<&str>,
+) -> Result<CreditNoteView, AppError> {
     ctx.require(Permission::BillingWrite)?;
     let reason = crate::required_reason(&input.reason, "the invoice is credited")?;
     let mut tx = app.db.begin().await?;
     let inv = store::invoice_for_update(&mut tx, ctx.actor.scope(), invoice_id)
         .await?
         .ok_or(AppError::NotFound { what: "invoice" })?;
+    let entry_key = key.map(|k| {
+        format!(
+            "credit_note:req:{}:{k}",
+            crate::ledger::principal(&ctx.actor)
+        )
+    });
+    if let Some(k) = &entry_key
+        && let Some(done) = ledger_store::entry_by_key(&mut tx, k).await?
+    {
+        drop(tx);
+        return store::credit_notes(&app.db, ctx.actor.scope(), Some(invoice_id), None)
+            .await?
+            .into_iter()
+            .find(|n| n.entry_id == done.id)
+            .map(CreditNoteView::from)
+            .ok_or_else(|| {
+                AppError::conflict(
+                    "idempotency_key_reused",
+                    "this Idempotency-Key already made a credit note on another invoice",
+                )
+            });
+    }
     let number_of = inv.number.clone().unwrap_or_default();
     if !matches!(
         inv.status,
@@ -236,6 +271,7 @@ pub async fn issue(
             .map(|(l, g)| ((*l).clone(), *g))
             .collect::<Vec<_>>(),
         reason,
+        entry_key,
     )
     .await?;
     tx.commit().await?;
@@ -255,6 +291,7 @@ pub(crate) async fn credit_in(
     inv: &store::InvoiceRecord,
     chosen: &[(store::LineRecord, Money)],
     reason: &str,
+    entry_key: Option<String>,
 ) -> Result<(CreditNoteId, i64), AppError> {
     let invoice_id = inv.id;
     let number_of = inv.number.clone().unwrap_or_default();
@@ -280,7 +317,7 @@ pub(crate) async fn credit_in(
     let number = next_number(tx, &app.billing.credit_note_number, "credit_note", today).await?;
     let mut lookups = Lookups::default();
     let mut b = EntryBuilder::new(
-        format!("credit_note:{number}"),
+        entry_key.unwrap_or_else(|| format!("credit_note:{number}")),
         format!("Credit note {number} on invoice {number_of}"),
     );
     for (purpose, amount) in [

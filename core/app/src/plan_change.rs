@@ -438,7 +438,7 @@ async fn credit_unused(
             continue;
         }
         let (_, wallet) =
-            crate::credit_notes::credit_in(tx, app, ctx, inv, &chosen, reason).await?;
+            crate::credit_notes::credit_in(tx, app, ctx, inv, &chosen, reason, None).await?;
         to_wallet += wallet;
     }
     Ok(to_wallet)

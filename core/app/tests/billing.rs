@@ -959,3 +959,27 @@ store_test!(
         assert_eq!(census.invoices, census.invoice_groups);
     }
 );
+
+store_test!(
+    async fn a_credit_note_retried_under_its_key_is_the_same_credit_note(t) {
+        // Issue 14, finding 12: the route required an Idempotency-Key and never used it, so a
+        // retry after a crash between the commit and the stored answer credited twice.
+        let w = world(t, "2027-01-15").await;
+        let c = client(&w, "tariro@example.com").await;
+        let o = orders::place(&w.app, &w.ctx, &order_of(c, w.product, "monthly"), None).await.unwrap();
+        let id = o.invoice.id;
+        let half = keel_app::credit_notes::CreditNoteInput {
+            reason: "outage".into(),
+            lines: Some(vec![keel_app::credit_notes::CreditLineInput { line_id: o.invoice.lines[0].id, amount: Some("5.75".into()) }]),
+        };
+        let first = keel_app::credit_notes::issue_keyed(&w.app, &w.ctx, id, &half, Some("cn-1")).await.unwrap();
+        let again = keel_app::credit_notes::issue_keyed(&w.app, &w.ctx, id, &half, Some("cn-1")).await.unwrap();
+        assert_eq!(again, first);
+        assert_eq!(keel_app::credit_notes::of_invoice(&w.app, &w.ctx, id).await.unwrap().len(), 1);
+        let inv = invoices::get(&w.app, &w.ctx, id).await.unwrap();
+        assert_eq!(inv.credited.amount_minor, 575, "credited once");
+        // Another key is another credit note.
+        let other = keel_app::credit_notes::issue_keyed(&w.app, &w.ctx, id, &half, Some("cn-2")).await.unwrap();
+        assert_ne!(other.id, first.id);
+    }
+);

@@ -328,11 +328,12 @@ pub async fn apply_plan_change(
 pub async fn issue_credit_note(
     state: axum::extract::State<State>,
     Auth(ctx): Auth,
-    IdempotencyKey(_key): IdempotencyKey,
+    IdempotencyKey(key): IdempotencyKey,
     Path(id): Path<i64>,
     Json(body): Json<CreditNoteInput>,
 ) -> Result<(StatusCode, axum::Json<CreditNoteView>), ApiError> {
-    let note = credit_notes::issue(&state.app, &ctx, InvoiceId(id), &body).await?;
+    let note =
+        credit_notes::issue_keyed(&state.app, &ctx, InvoiceId(id), &body, Some(&key)).await?;
     Ok((StatusCode::CREATED, axum::Json(note)))
 }
 
