@@ -183,6 +183,35 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
     }
 }
 
+/// The stored slot of the request's `Idempotency-Key`, when it has one: a use case that
+/// stores its own answer ([`keel_app::Answer`]) writes it there, in its transaction.
+#[derive(Debug, Clone, Copy)]
+pub struct IdempotencySlot(pub Option<i64>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdempotencySlot {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(IdempotencySlot(
+            parts.extensions.get::<SlotId>().map(|s| s.0),
+        ))
+    }
+}
+
+impl IdempotencySlot {
+    /// The answer a use case stores for this request, with the status the route answers.
+    pub fn answer(self, status: axum::http::StatusCode) -> Option<keel_app::Answer> {
+        self.0.map(|slot| keel_app::Answer {
+            slot,
+            status: status.as_u16(),
+        })
+    }
+}
+
+/// The layer's record of a request's idempotency slot (see [`IdempotencySlot`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SlotId(pub i64);
+
 /// A path parameter; one that does not parse (`/clients/abc`) names nothing that exists.
 pub struct Path<T>(pub T);
 

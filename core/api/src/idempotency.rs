@@ -83,6 +83,17 @@ pub fn valid_key(key: &str) -> bool {
     (1..=255).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic())
 }
 
+/// What identifies a request's content under its key: SHA-256 of its content type and body.
+pub fn request_hash(content_type: Option<&[u8]>, body: &[u8]) -> String {
+    let mut hasher = Sha256::new();
+    if let Some(ct) = content_type {
+        hasher.update(ct);
+    }
+    hasher.update(b"\n");
+    hasher.update(body);
+    hex::encode(hasher.finalize())
+}
+
 pub async fn layer(
     axum::extract::State(state): axum::extract::State<State>,
     req: Request,
@@ -121,13 +132,13 @@ pub async fn layer(
         Ok(b) => b,
         Err(_) => return too_large().into_response(),
     };
-    let mut hasher = Sha256::new();
-    if let Some(ct) = parts.headers.get(header::CONTENT_TYPE) {
-        hasher.update(ct.as_bytes());
-    }
-    hasher.update(b"\n");
-    hasher.update(&bytes);
-    let request_hash = hex::encode(hasher.finalize());
+    let request_hash = request_hash(
+        parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .map(HeaderValue::as_bytes),
+        &bytes,
+    );
 
     let db = &state.app.db;
     let lock_timeout = chrono::Duration::from_std(state.config.idempotency_lock_timeout)
@@ -187,6 +198,7 @@ pub async fn layer(
     };
 
     parts.extensions.insert(IdempotencyKey(key));
+    parts.extensions.insert(crate::extract::SlotId(id));
     let res = next
         .run(Request::from_parts(parts, Body::from(bytes)))
         .await;

@@ -348,3 +348,43 @@ async fn hidden_product(app: &App) -> i64 {
     .unwrap();
     product.id.get()
 }
+
+store_test!(
+    async fn a_client_created_just_before_a_crash_is_replayed_not_refused_as_a_duplicate(t) {
+        // Finding 12: the client committed, then the server died before the idempotency layer
+        // stored the answer; the retry under the same key got 409 email_taken. The answer now
+        // commits with the client. The crash is placed exactly: the key is begun and the use
+        // case run as the route runs it, and the layer's own `complete` never happens.
+        let api = Api::start(t).await;
+        let body = client_json("crash@example.com");
+        let bytes = serde_json::to_vec(&body).unwrap();
+        let (actor, _) = keel_app::access::authenticate(&api.app, &api.admin).await.unwrap();
+        let principal = keel_app::ledger::principal(&actor);
+        let begun = keel_store::idempotency::begin(
+            &api.app.db,
+            &principal,
+            "new-client-1",
+            "POST",
+            "/api/v1/clients",
+            &keel_api::idempotency::request_hash(Some(b"application/json"), &bytes),
+            api.app.now(),
+        )
+        .await
+        .unwrap();
+        let keel_store::idempotency::Begin::Started(slot) = begun else { panic!("{begun:?}") };
+        let made = keel_app::clients::create_client_answering(
+            &api.app,
+            &Ctx::new(actor),
+            serde_json::from_value(body.clone()).unwrap(),
+            Some(keel_app::Answer { slot, status: 201 }),
+        )
+        .await
+        .unwrap();
+        // ... the process dies here. The client retries:
+        let retry = api.post("/api/v1/clients", &api.admin, &body, Some("new-client-1")).await;
+        assert_eq!((retry.status, retry.header("idempotent-replayed")), (201, Some("true")), "{}", retry.text);
+        assert_eq!(retry.id(), made.id.get());
+        assert_eq!(api.all_items("/api/v1/clients").await.len(), 1, "one client");
+        api.stop().await;
+    }
+);

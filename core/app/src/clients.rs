@@ -28,6 +28,17 @@ fn writable(ctx: &Ctx, fields: Vec<&'static str>) -> Result<(), AppError> {
 }
 
 pub async fn create_client(app: &App, ctx: &Ctx, new: NewClient) -> Result<Client, AppError> {
+    create_client_answering(app, ctx, new, None).await
+}
+
+/// [`create_client`], storing the API's answer in the same transaction ([`crate::Answer`]):
+/// a crash after the commit leaves the retry a replay, not `email_taken`.
+pub async fn create_client_answering(
+    app: &App,
+    ctx: &Ctx,
+    new: NewClient,
+    answer: Option<crate::Answer>,
+) -> Result<Client, AppError> {
     ctx.require(Permission::ClientsWrite)?;
     let owner = ctx
         .actor
@@ -64,6 +75,9 @@ pub async fn create_client(app: &App, ctx: &Ctx, new: NewClient) -> Result<Clien
         json!({ "email": client.email, "owner": owner }),
     )
     .await?;
+    if let Some(a) = answer {
+        a.store(&mut tx, app, &client).await?;
+    }
     tx.commit().await?;
     Ok(client)
 }

@@ -162,6 +162,30 @@ impl Ctx {
     }
 }
 
+/// Where a use case stores the answer to its request, in its own transaction: the API's
+/// `Idempotency-Key` slot and the status the API will answer with (HTTP stays in keel-api;
+/// the use case writes its result as JSON, as the API sends it). See
+/// [`keel_store::idempotency::complete_in`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Answer {
+    pub slot: i64,
+    pub status: u16,
+}
+
+impl Answer {
+    /// Stores `result` as the answer, in `tx`.
+    pub async fn store<T: serde::Serialize>(
+        self,
+        tx: &mut keel_store::Tx,
+        app: &App,
+        result: &T,
+    ) -> Result<(), AppError> {
+        let body = serde_json::to_string(result).map_err(AppError::internal)?;
+        keel_store::idempotency::complete_in(tx, self.slot, self.status, &body, app.now()).await?;
+        Ok(())
+    }
+}
+
 /// Largest page a list returns.
 pub const MAX_PAGE: u32 = 200;
 /// Page size when none is asked for.

@@ -162,6 +162,32 @@ pub async fn complete(
     tx.commit().await
 }
 
+/// Stores the response inside the use case's own transaction, so the answer commits with
+/// the change it reports: a crash after that commit leaves a key a retry replays, never one
+/// it runs again (a second client, a refusal as a duplicate). Only an unanswered key is
+/// answered; the API layer's own [`complete`] afterwards writes the same answer again.
+pub async fn complete_in(
+    tx: &mut crate::Tx,
+    id: i64,
+    status: u16,
+    body: &str,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    on_tx!(tx, |c| {
+        sqlx::query(
+        "UPDATE idempotency_keys SET response_status = $1, response_body = $2, completed_at = $3 \
+         WHERE id = $4 AND response_status IS NULL"
+    )
+    .bind(i32::from(status))
+    .bind(body)
+    .bind(at)
+    .bind(id)
+    .execute(&mut *c)
+    .await.map(|r| r.rows_affected())
+    })?;
+    Ok(())
+}
+
 /// Releases a key whose request ended without a response worth keeping (it was refused
 /// before doing anything), so the client may retry it.
 pub async fn release(db: &Db, id: i64) -> Result<(), StoreError> {

@@ -70,11 +70,13 @@ pub async fn list(
 pub async fn create(
     state: axum::extract::State<State>,
     Auth(ctx): Auth,
+    slot: crate::extract::IdempotencySlot,
     Json(body): Json<NewClient>,
 ) -> Result<(StatusCode, axum::Json<Client>), ApiError> {
+    let answer = slot.answer(StatusCode::CREATED);
     Ok((
         StatusCode::CREATED,
-        axum::Json(uc::create_client(&state.app, &ctx, body).await?),
+        axum::Json(uc::create_client_answering(&state.app, &ctx, body, answer).await?),
     ))
 }
 
