@@ -343,7 +343,10 @@ impl Writers {
         matches!(
             (self, scope),
             (_, Scope::Host)
-                | (Writers::Anyone | Writers::ResellerOrStaff, Scope::Reseller(_))
+                | (
+                    Writers::Anyone | Writers::ResellerOrStaff,
+                    Scope::Reseller(_)
+                )
                 | (Writers::Anyone, Scope::Client(_))
         )
     }
