@@ -13,6 +13,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use keel_domain::access::{Actor, ApiKey, KeyScope, Permission, Staff, StaffRole};
 use keel_domain::contact::Email;
 use keel_domain::ids::{ApiKeyId, ClientId, ResellerId, StaffId};
+use keel_domain::text::limits;
 use keel_store::staff as store;
 use rand::RngCore;
 use serde_json::json;
@@ -52,14 +53,14 @@ pub struct NewStaff {
 
 pub async fn create_staff(app: &App, ctx: &Ctx, new: NewStaff) -> Result<Staff, AppError> {
     ctx.require(Permission::StaffManage)?;
+    AppError::check_text_or(
+        "name",
+        &new.name,
+        limits::STAFF_NAME,
+        "invalid_field",
+        "name must be 1 to 200 characters",
+    )?;
     let name = new.name.trim();
-    if name.is_empty() || name.chars().count() > 200 {
-        return Err(AppError::invalid(
-            "invalid_field",
-            Some("name"),
-            "name must be 1 to 200 characters",
-        ));
-    }
     if new.password.chars().count() < MIN_PASSWORD_LEN {
         return Err(AppError::invalid(
             "weak_password",
@@ -112,14 +113,14 @@ pub async fn update_staff(
     changes: StaffChanges,
 ) -> Result<Staff, AppError> {
     ctx.require(Permission::StaffManage)?;
-    if let Some(n) = &changes.name
-        && (n.trim().is_empty() || n.chars().count() > 200)
-    {
-        return Err(AppError::invalid(
+    if let Some(n) = &changes.name {
+        AppError::check_text_or(
+            "name",
+            n,
+            limits::STAFF_NAME,
             "invalid_field",
-            Some("name"),
             "name must be 1 to 200 characters",
-        ));
+        )?;
     }
     let mut tx = app.db.begin().await?;
     let staff = store::update_staff(
@@ -208,14 +209,14 @@ pub fn key_hash(secret: &str) -> String {
 
 pub async fn create_key(app: &App, ctx: &Ctx, new: NewKey) -> Result<CreatedKey, AppError> {
     ctx.require(Permission::KeysManage)?;
+    AppError::check_text_or(
+        "name",
+        &new.name,
+        limits::KEY_NAME,
+        "invalid_field",
+        "name must be 1 to 100 characters",
+    )?;
     let name = new.name.trim();
-    if name.is_empty() || name.chars().count() > 100 {
-        return Err(AppError::invalid(
-            "invalid_field",
-            Some("name"),
-            "name must be 1 to 100 characters",
-        ));
-    }
     match (new.scope, new.reseller_id, new.client_id) {
         (KeyScope::Admin, None, None) => {}
         (KeyScope::Reseller, Some(_), None) => {}

@@ -21,6 +21,7 @@ use keel_domain::ledger::EntryBuilder;
 use keel_domain::lifecycle::{InvoiceKind, InvoiceStatus, LineKind, OrderStatus, ServiceStatus};
 use keel_domain::tax::{TaxMode, Taxes};
 use keel_domain::tenancy::Scope;
+use keel_domain::text::limits;
 use keel_store::Tx;
 use keel_store::billing::{
     self as store, BillingClientRow, InvoiceFilter, InvoiceRecord, LineRecord, NewInvoice,
@@ -631,14 +632,15 @@ pub async fn record_payment(
     input: &PaymentInput,
 ) -> Result<InvoiceView, AppError> {
     ctx.require(Permission::BillingWrite)?;
+    AppError::check_text_or(
+        "reference",
+        &input.reference,
+        limits::REFERENCE,
+        "invalid_reference",
+        "the reference must be 1 to 100 characters",
+    )?;
+    AppError::check_optional_text("note", input.note.as_deref(), limits::NOTE)?;
     let reference = input.reference.trim();
-    if reference.is_empty() || reference.len() > 100 {
-        return Err(AppError::invalid(
-            "invalid_reference",
-            Some("reference"),
-            "the reference must be 1 to 100 characters",
-        ));
-    }
     let received_on = match input.received_on.as_deref() {
         Some(t) => parse_date(t, "received_on")?,
         None => app.today(),
@@ -1299,14 +1301,14 @@ async fn draft_invoice(
     let mut lines = Vec::with_capacity(input.lines.len());
     for (i, l) in input.lines.iter().enumerate() {
         let field = |f: &str| format!("lines[{i}].{f}");
+        AppError::check_text_or(
+            &field("description"),
+            &l.description,
+            limits::LINE_DESCRIPTION,
+            "invalid_description",
+            "a line needs a description of up to 500 characters",
+        )?;
         let description = l.description.trim();
-        if description.is_empty() || description.len() > 500 {
-            return Err(AppError::invalid(
-                "invalid_description",
-                Some(&field("description")),
-                "a line needs a description of up to 500 characters",
-            ));
-        }
         let taxes = lookups
             .taxes(
                 tx,

@@ -140,7 +140,7 @@ pub mod limits {
     pub const WEBHOOK_DESCRIPTION: Rule = Rule::line(200).may_be_empty();
     /// Why a webhook endpoint was disabled.
     pub const DISABLED_REASON: Rule = Rule::text(1_000).may_be_empty();
-    /// An identifier typed by staff (a plugin id on a product).
+    /// An identifier typed by staff (a product's provisioner or registrar plugin id).
     pub const IDENTIFIER: Rule = Rule::line(100);
     /// A tax rule's region (a state or province name or code).
     pub const REGION: Rule = Rule::line(100).may_be_empty();
