@@ -45,6 +45,8 @@ pub fn verify_password(password: &str, phc: &str) -> bool {
 #[serde(deny_unknown_fields)]
 pub struct NewStaff {
     pub email: Email,
+    /// One line (`keel_domain::text::limits::STAFF_NAME`).
+    #[schema(max_length = 200)]
     pub name: String,
     /// At least 12 characters.
     pub password: String,
@@ -172,6 +174,8 @@ static DUMMY_HASH: std::sync::LazyLock<String> =
 #[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewKey {
+    /// One line (`keel_domain::text::limits::KEY_NAME`).
+    #[schema(max_length = 100)]
     pub name: String,
     pub scope: KeyScope,
     /// Required for reseller keys.

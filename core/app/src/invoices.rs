@@ -616,10 +616,14 @@ pub struct PaymentInput {
     /// Decimal text in the invoice's currency ("25.00"); at most what is due.
     pub amount: String,
     pub method: ManualMethod,
-    /// The bank reference or receipt number; one payment per (method, reference).
+    /// The bank reference or receipt number; one payment per (method, reference). One line
+    /// (`keel_domain::text::limits::REFERENCE`).
+    #[schema(max_length = 100)]
     pub reference: String,
     /// YYYY-MM-DD; default today.
     pub received_on: Option<String>,
+    /// Free text (`keel_domain::text::limits::NOTE`).
+    #[schema(max_length = 4000)]
     pub note: Option<String>,
 }
 
@@ -1246,6 +1250,8 @@ pub async fn pdf(app: &App, ctx: &Ctx, id: InvoiceId) -> Result<(String, Vec<u8>
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ManualLine {
+    /// Printed on the invoice: one line (`keel_domain::text::limits::LINE_DESCRIPTION`).
+    #[schema(max_length = 500)]
     pub description: String,
     /// Default 1.
     pub quantity: Option<i64>,

@@ -107,8 +107,12 @@ pub struct NewClient {
     pub kind: ClientKind,
     /// Required for companies.
     #[serde(default)]
+    #[schema(max_length = 200)]
     pub company_name: Option<String>,
+    /// One line with a visible character ([`limits::NAME`]), as are all names here.
+    #[schema(max_length = 200)]
     pub first_name: String,
+    #[schema(max_length = 200)]
     pub last_name: String,
     pub email: Email,
     #[serde(default)]
