@@ -6,6 +6,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use keel_app::AppError;
 use keel_domain::ledger::LedgerError;
+use keel_domain::text::TextError;
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -71,6 +72,17 @@ impl ApiError {
         ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
     }
 
+    /// 422 `invalid_text`: `field` broke the stored-text rule (`keel_domain::text`);
+    /// `details.problem` says how (`nul_character`, `control_character`, `bidi_control`,
+    /// `invisible_character`, `too_long`, `empty`) and `details.max_chars` gives the limit.
+    pub fn invalid_text(field: &str, error: TextError) -> ApiError {
+        ApiError::unprocessable("invalid_text", format!("{field}: {error}")).with_details(json!({
+            "field": field,
+            "problem": error.problem.as_str(),
+            "max_chars": error.max_chars,
+        }))
+    }
+
     /// A failure whose cause must not reach the client: logged here, with the request id
     /// attached by the caller's span.
     pub fn internal(cause: &dyn std::fmt::Display) -> ApiError {
@@ -127,6 +139,7 @@ impl From<AppError> for ApiError {
                 let details = field.map_or(json!({}), |f| json!({ "field": f }));
                 ApiError::unprocessable(code, message).with_details(details)
             }
+            AppError::InvalidText { field, error } => ApiError::invalid_text(&field, error),
             AppError::Conflict { code, message } => {
                 ApiError::new(StatusCode::CONFLICT, code, message)
             }

@@ -11,7 +11,9 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 /// A JSON body. Syntax errors are 400 `invalid_json`; a body that parses but does not fit
-/// (unknown, missing or invalid field) is 422 with `details.field` naming the path.
+/// (unknown, missing or invalid field) is 422 with `details.field` naming the path; a
+/// string holding NUL is 422 `invalid_text` and a date outside the accepted years 422
+/// `invalid_date`, on every route (see [`parse_json`]).
 pub struct Json<T>(pub T);
 
 /// Fields whose own validation gives the error its code (`invalid_email`, …).
@@ -91,7 +93,81 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let json: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
         ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}"))
     })?;
+    check_strings(&json, &mut String::new())?;
     serde_path_to_error::deserialize(json).map_err(body_error)
+}
+
+/// The guard every body passes, whatever its route: no string (or key) may hold NUL, which
+/// PostgreSQL text cannot store (a 500 on one engine, stored on the other), and no string
+/// that is a whole date or timestamp may fall outside `keel_domain::dates::YEARS`. Fields'
+/// own rules (`keel_domain::text`) run later in the use cases; this makes sure no route
+/// forgets the two that break the database. `path` is built like serde_path_to_error's
+/// (`items[0].label`), so `details.field` reads the same as other body errors.
+fn check_strings(value: &serde_json::Value, path: &mut String) -> Result<(), ApiError> {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => check_string(s, path),
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                let len = path.len();
+                path.push_str(&format!("[{i}]"));
+                check_strings(item, path)?;
+                path.truncate(len);
+            }
+            Ok(())
+        }
+        Value::Object(map) => {
+            for (key, item) in map {
+                let len = path.len();
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(key);
+                if key.contains('\0') {
+                    return Err(nul_in_text(path));
+                }
+                check_strings(item, path)?;
+                path.truncate(len);
+            }
+            Ok(())
+        }
+        Value::Null | Value::Bool(_) | Value::Number(_) => Ok(()),
+    }
+}
+
+fn check_string(s: &str, field: &str) -> Result<(), ApiError> {
+    if s.contains('\0') {
+        return Err(nul_in_text(field));
+    }
+    if let Some(date) = keel_domain::dates::parse_any(s) {
+        keel_domain::dates::check(date).map_err(|e| invalid_date(field, e))?;
+    }
+    Ok(())
+}
+
+/// 422 `invalid_text` / `nul_character` for a body string holding U+0000.
+fn nul_in_text(field: &str) -> ApiError {
+    ApiError::invalid_text(
+        field,
+        keel_domain::text::TextError {
+            problem: keel_domain::text::Problem::NulCharacter,
+            max_chars: 0,
+        },
+    )
+}
+
+/// 422 `invalid_date`: a date outside the years Keel accepts (`0000-01-01`, `+10000-…`).
+fn invalid_date(field: &str, e: keel_domain::dates::YearOutOfRange) -> ApiError {
+    let (from, to) = (
+        *keel_domain::dates::YEARS.start(),
+        *keel_domain::dates::YEARS.end(),
+    );
+    ApiError::unprocessable("invalid_date", format!("{field}: {e}")).with_details(json!({
+        "field": field,
+        "year": e.year,
+        "min_year": from,
+        "max_year": to,
+    }))
 }
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
@@ -133,7 +209,8 @@ pub(crate) fn too_large() -> ApiError {
     )
 }
 
-/// A query string, with the same error shape as bodies (400 `invalid_query`).
+/// A query string, with the same error shape as bodies (400 `invalid_query`); a date
+/// outside `keel_domain::dates::YEARS` is 422 `invalid_date` naming the parameter.
 pub struct Query<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
@@ -141,6 +218,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
         let q = parts.uri.query().unwrap_or("");
+        // NUL anywhere in the URI was refused by `refuse_nul`; dates are checked here, as
+        // in bodies, whatever the parameter.
+        for (name, value) in form_urlencoded::parse(q.as_bytes()) {
+            check_string(&value, &name)?;
+        }
         let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(q.as_bytes()));
         serde_path_to_error::deserialize(de)
             .map(Query)
@@ -224,4 +306,36 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T>
             .map(|axum::extract::Path(v)| Path(v))
             .map_err(|_| ApiError::not_found("resource"))
     }
+}
+
+/// Refuses, on every route, a path or query string that decodes to U+0000 (`%00`): 400
+/// `nul_character`. PostgreSQL text cannot hold NUL, so a string path id or search query
+/// carrying one would otherwise reach the database and fail there with a 500.
+pub async fn refuse_nul(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let decodes_to_nul = |raw: &str| raw.contains('\0') || percent_decodes_to_nul(raw.as_bytes());
+    let part = if decodes_to_nul(req.uri().path()) {
+        Some("path")
+    } else if req.uri().query().is_some_and(decodes_to_nul) {
+        Some("query")
+    } else {
+        None
+    };
+    match part {
+        Some(part) => ApiError::bad_request(
+            "nul_character",
+            format!("the {part} holds a NUL character (%00), which no Keel value may contain"),
+        )
+        .with_details(json!({ "in": part }))
+        .into_response(),
+        None => next.run(req).await,
+    }
+}
+
+/// True if `raw` holds `%00` (either case of hex digits does not matter for zeros).
+fn percent_decodes_to_nul(raw: &[u8]) -> bool {
+    raw.windows(3).any(|w| w == b"%00")
 }

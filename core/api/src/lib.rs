@@ -229,6 +229,30 @@ impl tower_http::request_id::MakeRequestId for MakeRequestId {
     }
 }
 
+/// The longest client `X-Request-Id` kept, in bytes (a UUID is 36, a W3C traceparent 55).
+pub const MAX_REQUEST_ID_LEN: usize = 64;
+
+/// A client's `X-Request-Id` is kept (echoed, logged, written to audit rows) only if it is
+/// 1 to [`MAX_REQUEST_ID_LEN`] visible ASCII characters (`!` to `~`): anything else (spaces,
+/// control or non-ASCII bytes, a kilobyte of text) could forge log lines or bloat every
+/// audit row, so it is dropped here and [`MakeRequestId`] gives the request its own id.
+pub fn usable_request_id(value: &[u8]) -> bool {
+    (1..=MAX_REQUEST_ID_LEN).contains(&value.len()) && value.iter().all(|b| b.is_ascii_graphic())
+}
+
+/// Runs before `SetRequestIdLayer`, which keeps any id it finds: removes an unusable one.
+async fn drop_unusable_request_id(mut req: Request, next: Next) -> Response {
+    let headers = req.headers_mut();
+    let all_usable = headers
+        .get_all("x-request-id")
+        .iter()
+        .all(|v| usable_request_id(v.as_bytes()));
+    if !all_usable || headers.get_all("x-request-id").iter().count() > 1 {
+        headers.remove("x-request-id");
+    }
+    next.run(req).await
+}
+
 /// The whole HTTP app.
 pub fn router(state: State) -> Router {
     let api = Router::new()
@@ -263,6 +287,7 @@ pub fn router(state: State) -> Router {
         )
         .nest("/api/v1", public.merge(api))
         .fallback(error::no_route)
+        .layer(from_fn(extract::refuse_nul))
         .layer(axum::extract::DefaultBodyLimit::max(state.config.body_limit_bytes))
         .layer(from_fn(record_metrics))
         .layer(PropagateRequestIdLayer::x_request_id())
@@ -271,6 +296,7 @@ pub fn router(state: State) -> Router {
             tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
         }))
         .layer(SetRequestIdLayer::x_request_id(MakeRequestId::new()))
+        .layer(from_fn(drop_unusable_request_id))
         .with_state(state)
 }
 

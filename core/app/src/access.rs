@@ -13,6 +13,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use keel_domain::access::{Actor, ApiKey, KeyScope, Permission, Staff, StaffRole};
 use keel_domain::contact::Email;
 use keel_domain::ids::{ApiKeyId, ClientId, ResellerId, StaffId};
+use keel_domain::text::limits;
 use keel_store::staff as store;
 use rand::RngCore;
 use serde_json::json;
@@ -44,6 +45,8 @@ pub fn verify_password(password: &str, phc: &str) -> bool {
 #[serde(deny_unknown_fields)]
 pub struct NewStaff {
     pub email: Email,
+    /// One line (`keel_domain::text::limits::STAFF_NAME`).
+    #[schema(max_length = 200)]
     pub name: String,
     /// At least 12 characters.
     pub password: String,
@@ -52,14 +55,14 @@ pub struct NewStaff {
 
 pub async fn create_staff(app: &App, ctx: &Ctx, new: NewStaff) -> Result<Staff, AppError> {
     ctx.require(Permission::StaffManage)?;
+    AppError::check_text_or(
+        "name",
+        &new.name,
+        limits::STAFF_NAME,
+        "invalid_field",
+        "name must be 1 to 200 characters",
+    )?;
     let name = new.name.trim();
-    if name.is_empty() || name.chars().count() > 200 {
-        return Err(AppError::invalid(
-            "invalid_field",
-            Some("name"),
-            "name must be 1 to 200 characters",
-        ));
-    }
     if new.password.chars().count() < MIN_PASSWORD_LEN {
         return Err(AppError::invalid(
             "weak_password",
@@ -116,14 +119,14 @@ pub async fn update_staff(
     changes: StaffChanges,
 ) -> Result<Staff, AppError> {
     ctx.require(Permission::StaffManage)?;
-    if let Some(n) = &changes.name
-        && (n.trim().is_empty() || n.chars().count() > 200)
-    {
-        return Err(AppError::invalid(
+    if let Some(n) = &changes.name {
+        AppError::check_text_or(
+            "name",
+            n,
+            limits::STAFF_NAME,
             "invalid_field",
-            Some("name"),
             "name must be 1 to 200 characters",
-        ));
+        )?;
     }
     let mut tx = app.db.begin().await?;
     let admins = store::lock_active_admins(&mut tx).await?;
@@ -199,6 +202,8 @@ static DUMMY_HASH: std::sync::LazyLock<String> =
 #[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewKey {
+    /// One line (`keel_domain::text::limits::KEY_NAME`).
+    #[schema(max_length = 100)]
     pub name: String,
     pub scope: KeyScope,
     /// Required for reseller keys.
@@ -236,14 +241,14 @@ pub fn key_hash(secret: &str) -> String {
 
 pub async fn create_key(app: &App, ctx: &Ctx, new: NewKey) -> Result<CreatedKey, AppError> {
     ctx.require(Permission::KeysManage)?;
+    AppError::check_text_or(
+        "name",
+        &new.name,
+        limits::KEY_NAME,
+        "invalid_field",
+        "name must be 1 to 100 characters",
+    )?;
     let name = new.name.trim();
-    if name.is_empty() || name.chars().count() > 100 {
-        return Err(AppError::invalid(
-            "invalid_field",
-            Some("name"),
-            "name must be 1 to 100 characters",
-        ));
-    }
     match (new.scope, new.reseller_id, new.client_id) {
         (KeyScope::Admin, None, None) => {}
         (KeyScope::Reseller, Some(_), None) => {}

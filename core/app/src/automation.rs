@@ -32,6 +32,7 @@ pub(crate) fn app_of(env: &Env) -> Result<&App, JobError> {
 pub(crate) fn job_error(e: crate::AppError) -> JobError {
     match e {
         crate::AppError::Invalid { .. }
+        | crate::AppError::InvalidText { .. }
         | crate::AppError::Forbidden { .. }
         | crate::AppError::FieldForbidden { .. }
         | crate::AppError::NotFound { .. } => JobError::Fail(e.to_string()),
@@ -71,6 +72,7 @@ fn billing_run_job<'a>(env: &'a Env, job: &'a JobRecord) -> BoxFuture<'a, Result
         .map_err(|e| match e {
             // Bad input never gets better; everything else (a lock, the database) may.
             AppError::Invalid { .. }
+            | AppError::InvalidText { .. }
             | AppError::Forbidden { .. }
             | AppError::FieldForbidden { .. } => JobError::Fail(e.to_string()),
             other => JobError::Retry(other.to_string()),

@@ -33,6 +33,7 @@ use keel_domain::money::Money;
 use keel_domain::promotion::{PromoValue, Promotion};
 use keel_domain::tax::{TaxLevel, TaxRule};
 use keel_domain::tenancy::Scope;
+use keel_domain::text::{Rule, limits};
 use keel_store::Page;
 use keel_store::catalog::{
     self as store, ClientBillingSettings, ClientGroup, ClientGroupFields, EffectiveBillingSettings,
@@ -51,11 +52,6 @@ const CLIENT_GROUP: AppError = AppError::NotFound {
     what: "client group",
 };
 const PROMOTION: AppError = AppError::NotFound { what: "promotion" };
-
-/// Longest name of a product, option, value or group.
-const MAX_NAME: usize = 200;
-/// Longest product description.
-const MAX_DESCRIPTION: usize = 10_000;
 
 /// Deserializes a field that may be absent (`None`), `null` (`Some(None)`) or a value, for
 /// changes that can clear a field.
@@ -714,39 +710,25 @@ fn invalid(code: &'static str, field: &str, message: impl Into<String>) -> AppEr
     AppError::invalid(code, Some(field), message)
 }
 
-/// Trimmed text: required or not, at most `max` characters, no control characters.
-fn text(field: &str, value: &str, required: bool, max: usize) -> Result<String, AppError> {
-    let trimmed = value.trim();
-    if required && trimmed.is_empty() {
-        return Err(invalid(
-            "invalid_field",
-            field,
-            format!("{field} must not be empty"),
-        ));
-    }
-    if trimmed.chars().count() > max {
-        return Err(invalid(
-            "invalid_field",
-            field,
-            format!("{field} must be at most {max} characters"),
-        ));
-    }
-    if trimmed
-        .chars()
-        .any(|c| c.is_control() && c != '\n' && c != '\t')
-    {
-        return Err(invalid(
-            "invalid_field",
-            field,
-            format!("{field} must not contain control characters"),
-        ));
-    }
-    Ok(trimmed.to_string())
+/// Text by its stored-text rule (`keel_domain::text::limits`), returned trimmed as it is
+/// stored. A required value that shows nothing stays `invalid_field` ("must not be empty");
+/// any other break of the rule is `invalid_text` naming the problem.
+fn text(field: &str, value: &str, rule: Rule) -> Result<String, AppError> {
+    AppError::check_text_or(
+        field,
+        value,
+        rule,
+        "invalid_field",
+        format!("{field} must not be empty"),
+    )?;
+    Ok(value.trim().to_string())
 }
 
 /// An optional identifier-like text (plugin ids): trimmed, non-empty when given.
 fn optional_id(field: &str, value: Option<&str>) -> Result<Option<String>, AppError> {
-    value.map(|v| text(field, v, true, 100)).transpose()
+    value
+        .map(|v| text(field, v, limits::IDENTIFIER))
+        .transpose()
 }
 
 fn slug(field: &str, value: &str) -> Result<String, AppError> {
@@ -860,7 +842,7 @@ fn options(inputs: &[OptionInput], pay_type: PayType) -> Result<Vec<NewOption>, 
     let mut out = Vec::with_capacity(inputs.len());
     for (i, o) in inputs.iter().enumerate() {
         let at = format!("options[{i}]");
-        let name = text(&format!("{at}.name"), &o.name, true, MAX_NAME)?;
+        let name = text(&format!("{at}.name"), &o.name, limits::CATALOG_NAME)?;
         if !names.insert(name.clone()) {
             return Err(invalid(
                 "duplicate_option_name",
@@ -915,7 +897,7 @@ fn options(inputs: &[OptionInput], pay_type: PayType) -> Result<Vec<NewOption>, 
         let mut values = Vec::with_capacity(o.values.len());
         for (j, v) in o.values.iter().enumerate() {
             let vat = format!("{at}.values[{j}]");
-            let name = text(&format!("{vat}.name"), &v.name, true, MAX_NAME)?;
+            let name = text(&format!("{vat}.name"), &v.name, limits::CATALOG_NAME)?;
             if !value_names.insert(name.clone()) {
                 return Err(invalid(
                     "duplicate_value_name",
@@ -996,7 +978,7 @@ pub async fn create_product_group(
 ) -> Result<ProductGroupView, AppError> {
     ctx.require(Permission::CatalogWrite)?;
     let new = NewProductGroup {
-        name: text("name", &input.name, true, MAX_NAME)?,
+        name: text("name", &input.name, limits::CATALOG_NAME)?,
         slug: slug("slug", &input.slug)?,
         hidden: input.hidden,
         sort_order: input.sort_order,
@@ -1052,9 +1034,13 @@ pub async fn create_product(
     let new = NewProduct {
         group_id: input.group_id,
         kind: input.kind,
-        name: text("name", &input.name, true, MAX_NAME)?,
+        name: text("name", &input.name, limits::CATALOG_NAME)?,
         slug: slug("slug", &input.slug)?,
-        description: text("description", &input.description, false, MAX_DESCRIPTION)?,
+        description: text(
+            "description",
+            &input.description,
+            limits::PRODUCT_DESCRIPTION,
+        )?,
         pay_type: input.pay_type,
         tax_class: input
             .tax_class
@@ -1174,11 +1160,11 @@ pub async fn update_product(
     }
     let update = ProductUpdate {
         name: match &changes.name {
-            Some(n) => text("name", n, true, MAX_NAME)?,
+            Some(n) => text("name", n, limits::CATALOG_NAME)?,
             None => before.name.clone(),
         },
         description: match &changes.description {
-            Some(d) => text("description", d, false, MAX_DESCRIPTION)?,
+            Some(d) => text("description", d, limits::PRODUCT_DESCRIPTION)?,
             None => before.description.clone(),
         },
         tax_class: match &changes.tax_class {
@@ -1337,7 +1323,7 @@ pub async fn create_tax_rule(
         "tax_class",
         input.tax_class.as_deref().unwrap_or("standard"),
     )?;
-    let name = text("name", &input.name, true, MAX_NAME)?;
+    let name = text("name", &input.name, limits::CATALOG_NAME)?;
     let country = input.country.trim().to_ascii_uppercase();
     if country != "*" && !(country.len() == 2 && country.bytes().all(|b| b.is_ascii_uppercase())) {
         return Err(invalid(
@@ -1349,7 +1335,7 @@ pub async fn create_tax_rule(
     let region = input
         .region
         .as_deref()
-        .map(|r| text("region", r, false, 100))
+        .map(|r| text("region", r, limits::REGION))
         .transpose()?
         .filter(|r| !r.is_empty());
     if country == "*" && region.is_some() {
@@ -1531,7 +1517,7 @@ pub async fn create_client_group(
 ) -> Result<ClientGroupView, AppError> {
     ctx.require(Permission::CatalogWrite)?;
     let fields = ClientGroupFields {
-        name: text("name", &input.name, true, MAX_NAME)?,
+        name: text("name", &input.name, limits::CATALOG_NAME)?,
         currency: input
             .currency
             .as_deref()
@@ -1585,7 +1571,7 @@ pub async fn update_client_group(
     }
     let fields = ClientGroupFields {
         name: match &changes.name {
-            Some(n) => text("name", n, true, MAX_NAME)?,
+            Some(n) => text("name", n, limits::CATALOG_NAME)?,
             None => before.name.clone(),
         },
         currency: match &changes.currency {

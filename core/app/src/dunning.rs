@@ -735,14 +735,14 @@ fn view(row: PolicyRow) -> Result<PolicyView, AppError> {
 }
 
 fn checked(input: &PolicyInput) -> Result<(String, String), AppError> {
+    AppError::check_text_or(
+        "name",
+        &input.name,
+        keel_domain::text::limits::POLICY_NAME,
+        "invalid_name",
+        "a policy needs a name of 1 to 100 characters",
+    )?;
     let name = input.name.trim();
-    if name.is_empty() || name.chars().count() > 100 {
-        return Err(AppError::invalid(
-            "invalid_name",
-            Some("name"),
-            "a policy needs a name of 1 to 100 characters",
-        ));
-    }
     input
         .policy
         .validate()

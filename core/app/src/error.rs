@@ -5,6 +5,7 @@ use keel_domain::client::FieldError;
 use keel_domain::contact::ContactError;
 use keel_domain::ledger::LedgerError;
 use keel_domain::money::MoneyError;
+use keel_domain::text::{Problem, Rule, TextError};
 use keel_store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +32,11 @@ pub enum AppError {
         field: Option<String>,
         message: String,
     },
+    /// Text that breaks the input rule of `keel_domain::text` (a NUL, a line break in a
+    /// label, a bidi override, too long, nothing visible); `field` is the input's path.
+    /// Kept apart from [`AppError::Invalid`] so the API can name the problem.
+    #[error("{field}: {error}")]
+    InvalidText { field: String, error: TextError },
     /// The request conflicts with the current state (a duplicate, a record with history).
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
@@ -51,6 +57,53 @@ impl AppError {
             field: field.map(str::to_string),
             message: message.into(),
         }
+    }
+
+    /// Checks `value` for `field` against its text `rule` (see `keel_domain::text::limits`).
+    pub fn check_text(field: &str, value: &str, rule: Rule) -> Result<(), AppError> {
+        rule.check(value).map_err(|error| AppError::InvalidText {
+            field: field.to_string(),
+            error,
+        })
+    }
+
+    /// [`AppError::check_text`], except that a value showing nothing is refused with
+    /// `empty_code` (`missing_reason`, `invalid_reference`, …): the codes those fields had
+    /// before the stored-text rule, which API clients already handle.
+    pub fn check_text_or(
+        field: &str,
+        value: &str,
+        rule: Rule,
+        empty_code: &'static str,
+        empty_message: impl Into<String>,
+    ) -> Result<(), AppError> {
+        match rule.check(value) {
+            Err(e) if e.problem == Problem::Empty => {
+                Err(AppError::invalid(empty_code, Some(field), empty_message))
+            }
+            Err(error) => Err(AppError::InvalidText {
+                field: field.to_string(),
+                error,
+            }),
+            Ok(()) => Ok(()),
+        }
+    }
+
+    /// [`AppError::check_text`] for an optional field: absent is fine.
+    pub fn check_optional_text(
+        field: &str,
+        value: Option<&str>,
+        rule: Rule,
+    ) -> Result<(), AppError> {
+        value.map_or(Ok(()), |v| AppError::check_text(field, v, rule))
+    }
+
+    /// True for refusals of the input itself (no retry or other state can mend them).
+    pub fn is_invalid_input(&self) -> bool {
+        matches!(
+            self,
+            AppError::Invalid { .. } | AppError::InvalidText { .. }
+        )
     }
 
     pub fn conflict(code: &'static str, message: impl Into<String>) -> AppError {
@@ -150,6 +203,12 @@ impl From<MoneyError> for AppError {
 
 impl From<FieldError> for AppError {
     fn from(e: FieldError) -> AppError {
+        if let Some(error) = e.text {
+            return AppError::InvalidText {
+                field: e.field.to_string(),
+                error,
+            };
+        }
         AppError::Invalid {
             code: "invalid_field",
             field: Some(e.field.to_string()),

@@ -21,6 +21,7 @@ use keel_domain::ledger::EntryBuilder;
 use keel_domain::lifecycle::{InvoiceKind, InvoiceStatus, LineKind, OrderStatus, ServiceStatus};
 use keel_domain::tax::{TaxMode, Taxes};
 use keel_domain::tenancy::Scope;
+use keel_domain::text::limits;
 use keel_store::Tx;
 use keel_store::billing::{
     self as store, BillingClientRow, InvoiceFilter, InvoiceRecord, LineRecord, NewInvoice,
@@ -619,10 +620,14 @@ pub struct PaymentInput {
     /// Decimal text in the invoice's currency ("25.00"); at most what is due.
     pub amount: String,
     pub method: ManualMethod,
-    /// The bank reference or receipt number; one payment per (method, reference).
+    /// The bank reference or receipt number; one payment per (method, reference). One line
+    /// (`keel_domain::text::limits::REFERENCE`).
+    #[schema(max_length = 100)]
     pub reference: String,
     /// YYYY-MM-DD; default today.
     pub received_on: Option<String>,
+    /// Free text (`keel_domain::text::limits::NOTE`).
+    #[schema(max_length = 4000)]
     pub note: Option<String>,
 }
 
@@ -635,14 +640,15 @@ pub async fn record_payment(
     input: &PaymentInput,
 ) -> Result<InvoiceView, AppError> {
     ctx.require(Permission::BillingWrite)?;
+    AppError::check_text_or(
+        "reference",
+        &input.reference,
+        limits::REFERENCE,
+        "invalid_reference",
+        "the reference must be 1 to 100 characters",
+    )?;
+    AppError::check_optional_text("note", input.note.as_deref(), limits::NOTE)?;
     let reference = input.reference.trim();
-    if reference.is_empty() || reference.len() > 100 {
-        return Err(AppError::invalid(
-            "invalid_reference",
-            Some("reference"),
-            "the reference must be 1 to 100 characters",
-        ));
-    }
     let received_on = match input.received_on.as_deref() {
         Some(t) => parse_date(t, "received_on")?,
         None => app.today(),
@@ -1248,6 +1254,8 @@ pub async fn pdf(app: &App, ctx: &Ctx, id: InvoiceId) -> Result<(String, Vec<u8>
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ManualLine {
+    /// Printed on the invoice: one line (`keel_domain::text::limits::LINE_DESCRIPTION`).
+    #[schema(max_length = 500)]
     pub description: String,
     /// Default 1.
     pub quantity: Option<i64>,
@@ -1303,14 +1311,14 @@ async fn draft_invoice(
     let mut lines = Vec::with_capacity(input.lines.len());
     for (i, l) in input.lines.iter().enumerate() {
         let field = |f: &str| format!("lines[{i}].{f}");
+        AppError::check_text_or(
+            &field("description"),
+            &l.description,
+            limits::LINE_DESCRIPTION,
+            "invalid_description",
+            "a line needs a description of up to 500 characters",
+        )?;
         let description = l.description.trim();
-        if description.is_empty() || description.len() > 500 {
-            return Err(AppError::invalid(
-                "invalid_description",
-                Some(&field("description")),
-                "a line needs a description of up to 500 characters",
-            ));
-        }
         let taxes = lookups
             .taxes(
                 tx,

@@ -8,6 +8,7 @@ use keel_domain::currency::Currency;
 use keel_domain::ids::{AccountId, ClientId, EntryId};
 use keel_domain::ledger::{Account, AccountKind, AccountOwner, EntryBuilder, Side};
 use keel_domain::money::Money;
+use keel_domain::text::limits;
 use keel_store::ledger::{self as store, AccountFilter, NewAccount, Posted, StoredEntry};
 use keel_store::{Page, Tx};
 use serde::{Deserialize, Serialize};
@@ -198,15 +199,16 @@ pub fn principal(actor: &Actor) -> String {
     }
 }
 
-fn memo_rule(memo: &str) -> Result<(), AppError> {
-    if memo.trim().is_empty() || memo.chars().count() > 500 {
-        return Err(AppError::invalid(
-            "invalid_field",
-            Some("memo"),
-            "memo must be 1 to 500 characters",
-        ));
-    }
-    Ok(())
+/// A memo (or a reversal's reason) is free text by [`limits::MEMO`]; one showing nothing
+/// stays `invalid_field`.
+fn memo_rule(field: &str, memo: &str) -> Result<(), AppError> {
+    AppError::check_text_or(
+        field,
+        memo,
+        limits::MEMO,
+        "invalid_field",
+        format!("{field} must be 1 to {} characters", limits::MEMO.max_chars),
+    )
 }
 
 /// Posts a manual, balanced entry. `idempotency_key` (from the request) makes a retry return
@@ -218,7 +220,7 @@ pub async fn adjust(
     input: AdjustmentInput,
 ) -> Result<(EntryView, bool), AppError> {
     ctx.require(Permission::LedgerWrite)?;
-    memo_rule(&input.memo)?;
+    memo_rule("memo", &input.memo)?;
     let mut builder = EntryBuilder::new(
         format!("manual:{}:{idempotency_key}", principal(&ctx.actor)),
         input.memo.trim(),
@@ -259,6 +261,7 @@ pub async fn reverse(
     reason: &str,
 ) -> Result<(EntryView, bool), AppError> {
     ctx.require(Permission::LedgerWrite)?;
+    memo_rule("reason", reason)?;
     let mut tx = app.db.begin().await?;
     let key = format!("reverse:{}:{idempotency_key}", principal(&ctx.actor));
     let posted = store::reverse(&mut tx, of, &key, reason, app.now()).await?;
@@ -360,7 +363,7 @@ pub async fn wallet_adjust(
     reason: &str,
 ) -> Result<Posted, AppError> {
     ctx.require(Permission::LedgerWrite)?;
-    memo_rule(reason)?;
+    memo_rule("reason", reason)?;
     if amount.is_zero() {
         return Err(AppError::invalid(
             "invalid_amount",

@@ -56,6 +56,7 @@ pub use clock::{Clock, FixedClock, SystemClock};
 pub use error::AppError;
 
 use keel_domain::access::{Actor, Permission};
+use keel_domain::text::limits;
 use keel_store::Db;
 use std::sync::Arc;
 
@@ -204,31 +205,37 @@ pub fn page_limit(limit: Option<u32>) -> Result<u32, AppError> {
     }
 }
 
-/// The longest reason a change may carry, in characters.
-pub const MAX_REASON_CHARS: usize = 1000;
+/// The longest reason a change may carry, in characters ([`limits::REASON`]).
+pub const MAX_REASON_CHARS: usize = limits::REASON.max_chars;
 
-/// The reason a change must carry (a cancellation, a status change, a wallet move): trimmed,
-/// not empty (`missing_reason`, "say why {why}"), at most [`MAX_REASON_CHARS`] characters and
-/// without control characters (`invalid_field`).
+/// The reason a change must carry (a cancellation, a status change, a wallet move): free
+/// text by the stored-text rule ([`limits::REASON`]); one that shows nothing is
+/// `missing_reason` ("say why {why}"), any other break of the rule `invalid_text`.
+/// Returns the reason trimmed, as it is stored.
 pub fn required_reason<'a>(text: &'a str, why: &str) -> Result<&'a str, AppError> {
-    let reason = text.trim();
-    if reason.is_empty() {
-        return Err(AppError::invalid(
-            "missing_reason",
-            Some("reason"),
-            format!("say why {why}"),
-        ));
+    AppError::check_text_or(
+        "reason",
+        text,
+        limits::REASON,
+        "missing_reason",
+        format!("say why {why}"),
+    )?;
+    Ok(text.trim())
+}
+
+/// Order items' labels ([`limits::LABEL`]): a label is printed on every invoice line of its
+/// service and copied by each renewal, so one line, no bidi controls, at most 200 characters.
+/// A blank label means "no label" (the product's name is used), but one made only of
+/// zero-width characters is refused: it would print as nothing. `items[i].label` names the
+/// first that breaks the rule.
+pub fn check_item_labels<'a>(
+    labels: impl IntoIterator<Item = Option<&'a str>>,
+) -> Result<(), AppError> {
+    for (i, label) in labels.into_iter().enumerate() {
+        let label = label.filter(|l| !l.trim().is_empty());
+        AppError::check_optional_text(&format!("items[{i}].label"), label, limits::LABEL)?;
     }
-    if reason.chars().count() > MAX_REASON_CHARS || reason.chars().any(char::is_control) {
-        return Err(AppError::invalid(
-            "invalid_field",
-            Some("reason"),
-            format!(
-                "the reason must be at most {MAX_REASON_CHARS} characters, without control characters"
-            ),
-        ));
-    }
-    Ok(reason)
+    Ok(())
 }
 
 /// Parses a `status` filter with `parse` (the status enum's own), naming `what` when unknown.

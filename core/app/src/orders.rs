@@ -117,6 +117,7 @@ pub async fn place(
     key: Option<&str>,
 ) -> Result<OrderView, AppError> {
     ctx.require(Permission::Order)?;
+    crate::check_item_labels(input.items.iter().map(|i| i.label.as_deref()))?;
     let client_id = target_client(ctx, input.client_id)?;
     if input.items.is_empty() {
         return Err(AppError::invalid(

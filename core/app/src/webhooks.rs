@@ -32,6 +32,7 @@ use futures::future::BoxFuture;
 use hmac::{Hmac, Mac};
 use keel_domain::access::Permission;
 use keel_domain::network::{self, Network};
+use keel_domain::text::{Rule, limits};
 use keel_jobs::{Env, Handler, JobError};
 use keel_store::jobs::JobRecord;
 use keel_store::webhooks::{
@@ -769,7 +770,6 @@ pub struct DeliveryDetail {
 }
 
 const MAX_URL_CHARS: usize = 2000;
-const MAX_DESCRIPTION_CHARS: usize = 200;
 
 fn check_url(text: &str) -> Result<String, AppError> {
     let text = text.trim();
@@ -828,16 +828,10 @@ fn check_events(events: &[String]) -> Result<Vec<String>, AppError> {
     Ok(out)
 }
 
-fn check_text(text: &str, field: &str, max: usize) -> Result<String, AppError> {
-    let text = text.trim();
-    if text.chars().count() > max || text.chars().any(char::is_control) {
-        return Err(AppError::invalid(
-            "invalid_field",
-            Some(field),
-            format!("{field} must be at most {max} characters, without control characters"),
-        ));
-    }
-    Ok(text.to_string())
+/// Optional text by its stored-text rule, returned trimmed as it is stored.
+fn check_text(text: &str, field: &str, rule: Rule) -> Result<String, AppError> {
+    AppError::check_text(field, text, rule)?;
+    Ok(text.trim().to_string())
 }
 
 fn new_secret() -> String {
@@ -860,7 +854,7 @@ pub async fn create_endpoint(
     let description = check_text(
         input.description.as_deref().unwrap_or(""),
         "description",
-        MAX_DESCRIPTION_CHARS,
+        limits::WEBHOOK_DESCRIPTION,
     )?;
     let secret = new_secret();
     let mut tx = app.db.begin().await?;
@@ -930,12 +924,12 @@ pub async fn update_endpoint(
     let description = patch
         .description
         .as_deref()
-        .map(|d| check_text(d, "description", MAX_DESCRIPTION_CHARS))
+        .map(|d| check_text(d, "description", limits::WEBHOOK_DESCRIPTION))
         .transpose()?;
     let reason = patch
         .disabled_reason
         .as_deref()
-        .map(|r| check_text(r, "disabled_reason", crate::MAX_REASON_CHARS))
+        .map(|r| check_text(r, "disabled_reason", limits::DISABLED_REASON))
         .transpose()?;
     if reason.is_some() && patch.enabled != Some(false) {
         return Err(AppError::invalid(

@@ -184,6 +184,7 @@ async fn books(app: &App) -> Books {
 fn code(e: &AppError) -> &'static str {
     match e {
         AppError::Invalid { code, .. } | AppError::Conflict { code, .. } => code,
+        AppError::InvalidText { .. } => "invalid_text",
         AppError::NotFound { .. } => "not_found",
         AppError::Forbidden { .. } => "forbidden",
         AppError::Ledger(l) => l.code(),
@@ -353,7 +354,7 @@ store_test!(
         }
         let long = "x".repeat(keel_app::MAX_REASON_CHARS + 1);
         let err = wallets::credit(&w.app, &w.ctx, "c-long", c, "USD", &money("1.00", &long)).await.unwrap_err();
-        assert_eq!(code(&err), "invalid_field");
+        assert_eq!(code(&err), "invalid_text");
 
         // Beyond balance + credit limit (20.00 + 5.00): refused, whole.
         let err = wallets::debit(&w.app, &w.ctx, "d-big", c, "USD", &money("25.01", "Too much")).await.unwrap_err();

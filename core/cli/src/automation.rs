@@ -27,7 +27,9 @@ pub enum AutomationCommand {
 
 fn usage(e: AppError) -> anyhow::Error {
     match e {
-        AppError::Invalid { .. } => anyhow!(UsageError(e.to_string())),
+        AppError::Invalid { .. } | AppError::InvalidText { .. } => {
+            anyhow!(UsageError(e.to_string()))
+        }
         other => anyhow!("{other}"),
     }
 }

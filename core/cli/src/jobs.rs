@@ -57,7 +57,7 @@ pub async fn run(app: &App, command: JobsCommand) -> Result<()> {
             let jobs = automation::list(app, &ctx, state.as_deref(), None, limit)
                 .await
                 .map_err(|e| match e {
-                    keel_app::AppError::Invalid { .. } => {
+                    keel_app::AppError::Invalid { .. } | keel_app::AppError::InvalidText { .. } => {
                         anyhow!(crate::config::UsageError(e.to_string()))
                     }
                     other => fail(other),

@@ -56,7 +56,9 @@ pub enum WebhooksCommand {
 /// Bad input is a usage error (exit 2); anything else a failure (exit 1).
 fn fail(e: AppError) -> anyhow::Error {
     match e {
-        AppError::Invalid { .. } => anyhow!(UsageError(e.to_string())),
+        AppError::Invalid { .. } | AppError::InvalidText { .. } => {
+            anyhow!(UsageError(e.to_string()))
+        }
         other => anyhow!("{other}"),
     }
 }

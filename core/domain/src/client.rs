@@ -6,12 +6,13 @@ use crate::contact::{CountryCode, Email, Language, Phone};
 use crate::currency::Currency;
 use crate::ids::{ClientId, ContactId, ResellerId};
 use crate::tenancy::Scope;
+use crate::text::{TextError, limits};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-/// Longest name, company name or address line accepted.
-pub const MAX_TEXT_LEN: usize = 200;
+/// Longest name, company name or address line accepted ([`crate::text::limits::NAME`]).
+pub const MAX_TEXT_LEN: usize = crate::text::limits::NAME.max_chars;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -107,8 +108,12 @@ pub struct NewClient {
     pub kind: ClientKind,
     /// Required for companies.
     #[serde(default)]
+    #[schema(max_length = 200)]
     pub company_name: Option<String>,
+    /// One line with a visible character ([`limits::NAME`]), as are all names here.
+    #[schema(max_length = 200)]
     pub first_name: String,
+    #[schema(max_length = 200)]
     pub last_name: String,
     pub email: Email,
     #[serde(default)]
@@ -144,35 +149,29 @@ pub struct ClientChanges {
     pub status: Option<ClientStatus>,
 }
 
-/// A rule broken by a client or contact write; `field` says where.
+/// A rule broken by a client or contact write; `field` says where, and `text` says how
+/// when it is the stored-text rule ([`crate::text`]) that refused it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {message}")]
 pub struct FieldError {
     pub field: &'static str,
     pub message: String,
+    pub text: Option<TextError>,
 }
 
+/// Names and address lines follow the one-line rule of [`limits::NAME`]; an optional one
+/// may be empty (no company name), a required one must show a visible character.
 fn text(field: &'static str, value: &str, required: bool) -> Result<(), FieldError> {
-    let trimmed = value.trim();
-    if required && trimmed.is_empty() {
-        return Err(FieldError {
-            field,
-            message: "must not be empty".into(),
-        });
-    }
-    if value.chars().count() > MAX_TEXT_LEN {
-        return Err(FieldError {
-            field,
-            message: format!("must be at most {MAX_TEXT_LEN} characters"),
-        });
-    }
-    if value.chars().any(char::is_control) {
-        return Err(FieldError {
-            field,
-            message: "must not contain control characters".into(),
-        });
-    }
-    Ok(())
+    let rule = if required {
+        limits::NAME
+    } else {
+        limits::NAME.may_be_empty()
+    };
+    rule.check(value).map_err(|e| FieldError {
+        field,
+        message: e.to_string(),
+        text: Some(e),
+    })
 }
 
 fn optional(field: &'static str, value: &Option<String>) -> Result<(), FieldError> {
@@ -190,10 +189,17 @@ impl PostalAddress {
 }
 
 fn company_rule(kind: ClientKind, company_name: &Option<String>) -> Result<(), FieldError> {
-    if kind == ClientKind::Company && company_name.as_deref().is_none_or(|n| n.trim().is_empty()) {
+    // Runs after the text rule, so the only way a company name fails here is by showing
+    // nothing (absent, blank or zero-width only).
+    if kind == ClientKind::Company
+        && company_name
+            .as_deref()
+            .is_none_or(|n| limits::NAME.check(n).is_err())
+    {
         return Err(FieldError {
             field: "company_name",
             message: "is required for a company".into(),
+            text: None,
         });
     }
     Ok(())

@@ -24,6 +24,9 @@
 //! - [`proration`]: plan changes inside a period, and aligning a new service to a billing day.
 //! - [`tax`]: which tax rules apply to a place, and the exact tax of one line.
 //! - [`tenancy`]: who owns a client (the host or a reseller) and the scope a caller sees.
+//! - [`text`]: the input rule for stored text (names, labels, notes, references) and the
+//!   table of every field's maximum length.
+//! - [`dates`]: the years a date given to Keel may fall in.
 
 pub mod access;
 pub mod billing;
@@ -31,6 +34,7 @@ pub mod catalog;
 pub mod client;
 pub mod contact;
 pub mod currency;
+pub mod dates;
 pub mod dunning;
 pub mod ids;
 pub mod invoice;
@@ -43,6 +47,7 @@ pub mod promotion;
 pub mod proration;
 pub mod tax;
 pub mod tenancy;
+pub mod text;
 
 pub use currency::Currency;
 pub use money::{Money, MoneyError};

@@ -33,7 +33,9 @@ pub fn router() -> Router<State> {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ClientQuery {
-    /// Case-insensitive text found in the name, company or email.
+    /// Case-insensitive text found in the name, company or email: one line, at most 200
+    /// characters (`keel_domain::text::limits::SEARCH`).
+    #[param(max_length = 200)]
     pub q: Option<String>,
     pub status: Option<ClientStatus>,
     pub cursor: Option<String>,
@@ -43,12 +45,17 @@ pub struct ClientQuery {
 
 /// List clients (yours only, for a reseller key), optionally searching.
 #[utoipa::path(get, path = "/api/v1/clients", tag = "clients", params(ClientQuery),
-    responses((status = 200, body = List<Client>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = List<Client>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn list(
     state: axum::extract::State<State>,
     Auth(ctx): Auth,
     Query(q): Query<ClientQuery>,
 ) -> Result<axum::Json<List<Client>>, ApiError> {
+    keel_app::AppError::check_optional_text(
+        "q",
+        q.q.as_deref(),
+        keel_domain::text::limits::SEARCH,
+    )?;
     let page = uc::list_clients(
         &state.app,
         &ctx,
