@@ -281,7 +281,8 @@ pub async fn reverse(
     Ok((posted.entry.into(), posted.created))
 }
 
-/// The standard accounts of the host, one per currency.
+/// The standard accounts of the host, one per currency, coded by the prefixes in
+/// [`keel_store::ledger::system_codes`] (which `keel ledger check` reconciles).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SystemAccount {
     /// What clients owe (invoices issued, not yet paid).
@@ -298,18 +299,30 @@ impl SystemAccount {
     fn parts(self) -> (&'static str, &'static str, AccountKind) {
         match self {
             SystemAccount::Receivable => (
-                "asset:receivable",
+                keel_store::ledger::system_codes::RECEIVABLE,
                 "Accounts receivable",
                 AccountKind::Asset,
             ),
-            SystemAccount::Clearing => ("asset:clearing", "Payments clearing", AccountKind::Asset),
+            SystemAccount::Clearing => (
+                keel_store::ledger::system_codes::CLEARING,
+                "Payments clearing",
+                AccountKind::Asset,
+            ),
             SystemAccount::Adjustments => (
-                "equity:adjustments",
+                keel_store::ledger::system_codes::ADJUSTMENTS,
                 "Manual adjustments",
                 AccountKind::Equity,
             ),
-            SystemAccount::Revenue => ("revenue:sales", "Sales revenue", AccountKind::Revenue),
-            SystemAccount::TaxPayable => ("liability:tax", "Tax payable", AccountKind::Liability),
+            SystemAccount::Revenue => (
+                keel_store::ledger::system_codes::REVENUE,
+                "Sales revenue",
+                AccountKind::Revenue,
+            ),
+            SystemAccount::TaxPayable => (
+                keel_store::ledger::system_codes::TAX_PAYABLE,
+                "Tax payable",
+                AccountKind::Liability,
+            ),
         }
     }
 }

@@ -981,5 +981,123 @@ store_test!(
         // Another key is another credit note.
         let other = keel_app::credit_notes::issue_keyed(&w.app, &w.ctx, id, &half, Some("cn-2")).await.unwrap();
         assert_ne!(other.id, first.id);
+
+/// Posts `entry` (built by `build` from the host's system accounts in USD) outside any use
+/// case, as a careless operator's manual entry would, and returns its id.
+async fn manual_entry(
+    app: &App,
+    key: &str,
+    from: keel_app::ledger::SystemAccount,
+    to: keel_app::ledger::SystemAccount,
+    minor: i64,
+) -> keel_domain::ids::EntryId {
+    let mut tx = app.db.begin().await.unwrap();
+    let debit = keel_app::ledger::system_account(&mut tx, app, from, usd())
+        .await
+        .unwrap();
+    let credit = keel_app::ledger::system_account(&mut tx, app, to, usd())
+        .await
+        .unwrap();
+    let entry = keel_domain::ledger::EntryBuilder::new(key, "manual")
+        .debit(debit.id, Money::new(minor, usd()))
+        .credit(credit.id, Money::new(minor, usd()))
+        .build()
+        .unwrap();
+    let posted = keel_store::ledger::post(&mut tx, &entry, app.now())
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    posted.entry.id
+}
+
+async fn undo(app: &App, entry: keel_domain::ids::EntryId) {
+    let mut tx = app.db.begin().await.unwrap();
+    keel_store::ledger::reverse(&mut tx, entry, &format!("undo:{entry}"), "test", app.now())
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+}
+
+fn agreed(ledger_minor: i64, documents_minor: i64) -> keel_store::ledger::SubLedger {
+    keel_store::ledger::SubLedger {
+        ledger_minor,
+        documents_minor,
+    }
+}
+
+store_test!(
+    async fn the_ledger_check_reconciles_tax_receivables_and_wallets_and_names_a_broken_book(t) {
+        use keel_app::ledger::SystemAccount::{Adjustments, Receivable, TaxPayable};
+        let w = world(t, "2027-01-15").await;
+        let c = client(&w, "tariro@example.com").await;
+        // 17.25 owed, 2.25 of it tax; 10.00 paid; a second invoice cancelled (its issue entry
+        // reversed, tax included); one wallet credited 5.00 by staff.
+        let o = orders::place(&w.app, &w.ctx, &order_of(c, w.product, "monthly"), None).await.unwrap();
+        invoices::record_payment(&w.app, &w.ctx, o.invoice.id, &payment("10.00", "BT-1")).await.unwrap();
+        let o2 = orders::place(&w.app, &w.ctx, &order_of(c, w.product, "monthly"), None).await.unwrap();
+        invoices::cancel(&w.app, &w.ctx, o2.invoice.id, &invoices::CancelInput { reason: "test".into() })
+            .await
+            .unwrap();
+        keel_app::ledger::wallet_adjust(&w.app, &w.ctx, "w1", c, Money::new(500, usd()), "goodwill")
+            .await
+            .unwrap();
+        let check = || keel_store::ledger::check(&w.app.db);
+        let report = check().await.unwrap();
+        assert!(report.is_clean(), "{report:#?}");
+        assert_eq!(report.tax_payable.get("USD"), Some(&agreed(225, 225)));
+        assert_eq!(report.receivables.get("USD"), Some(&agreed(725, 725)));
+        assert_eq!((report.wallets, report.wallet_mismatches.len()), (1, 0));
+
+        // Tax payable moved with no document behind it (as a credit taxed at a rate no
+        // invoice charged would): a tax difference, and only that.
+        let stray = manual_entry(&w.app, "stray-tax", TaxPayable, Adjustments, 47).await;
+        let report = check().await.unwrap();
+        assert!(!report.is_clean());
+        assert_eq!(report.tax_payable.get("USD"), Some(&agreed(178, 225)));
+        assert!(report.receivables.values().all(|s| s.agrees()));
+        assert!(report.balance_mismatches.is_empty() && report.unbalanced_entries.is_empty());
+        undo(&w.app, stray).await;
+        assert!(check().await.unwrap().is_clean());
+
+        // Receivables raised with no invoice owing it.
+        let stray = manual_entry(&w.app, "stray-receivable", Receivable, Adjustments, 100).await;
+        let report = check().await.unwrap();
+        assert!(!report.is_clean());
+        assert_eq!(report.receivables.get("USD"), Some(&agreed(825, 725)));
+        assert!(report.tax_payable.values().all(|s| s.agrees()));
+        undo(&w.app, stray).await;
+
+        // A wallet's cached balance edited behind the ledger's back is named as a wallet.
+        let wallet: i64 = {
+            let mut tx = w.app.db.begin().await.unwrap();
+            let id = keel_app::ledger::wallet(&mut tx, &w.app, c, usd()).await.unwrap().id.get();
+            keel_store::on_tx!(&mut tx, |x| sqlx::query(
+                "UPDATE ledger_accounts SET balance_minor = balance_minor - 1 WHERE id = $1"
+            )
+            .bind(id)
+            .execute(&mut *x)
+            .await
+            .map(|r| r.rows_affected()))
+            .unwrap();
+            tx.commit().await.unwrap();
+            id
+        };
+        let report = check().await.unwrap();
+        assert!(!report.is_clean());
+        assert_eq!(
+            report.wallet_mismatches,
+            vec![keel_store::ledger::BalanceMismatch { account: wallet, cached_minor: -501, postings_minor: -500 }]
+        );
+        let mut tx = w.app.db.begin().await.unwrap();
+        keel_store::on_tx!(&mut tx, |x| sqlx::query(
+            "UPDATE ledger_accounts SET balance_minor = balance_minor + 1 WHERE id = $1"
+        )
+        .bind(wallet)
+        .execute(&mut *x)
+        .await
+        .map(|r| r.rows_affected()))
+        .unwrap();
+        tx.commit().await.unwrap();
+
     }
 );

@@ -496,12 +496,35 @@ async fn ledger_check(config: &Config, json: bool) -> Result<()> {
         for e in &report.unbalanced_entries {
             println!("UNBALANCED entry {e}");
         }
+        for (what, figures) in [
+            ("tax payable", &report.tax_payable),
+            ("receivables", &report.receivables),
+        ] {
+            for (currency, s) in figures {
+                let verdict = if s.agrees() { "agree" } else { "MISMATCH" };
+                println!(
+                    "{what} {currency}: ledger {} documents {} ({verdict})",
+                    s.ledger_minor, s.documents_minor
+                );
+            }
+        }
+        println!(
+            "wallets: {} checked against their postings, {} mismatched",
+            report.wallets,
+            report.wallet_mismatches.len()
+        );
+        for m in &report.wallet_mismatches {
+            println!(
+                "MISMATCH wallet account {}: cached {} but postings sum to {}",
+                m.account, m.cached_minor, m.postings_minor
+            );
+        }
     }
     if report.is_clean() {
-        eprintln!("the ledger balances");
+        eprintln!("the ledger balances and its sub-ledgers reconcile");
         Ok(())
     } else {
-        anyhow::bail!("the ledger does not balance")
+        anyhow::bail!("the ledger does not balance or a sub-ledger does not reconcile")
     }
 }
 

@@ -3,13 +3,20 @@
 //!
 //! Two identical books of 10,000 services are seeded from one seed (A and B). A is billed by
 //! one uninterrupted `keel billing run`. On B the same command is started 20 times and
-//! killed with SIGKILL after a random delay drawn within the clean run's measured duration
-//! (shrunk to the work left, so later kills still land while there is work; the RNG seed is
-//! printed and can be replayed with `KEEL_CRASH_SEED`), then run once more to completion.
-//! A and B must then hold the same invoices and the same ledger: no (service, period) billed
-//! twice, every service billed exactly once, the same postings by account, side and amount,
-//! the same balances, and B's invoice numbers gap-free from 1 (a killed transaction gives
-//! its numbers back).
+//! killed with SIGKILL, then run once more to completion. A and B must then hold the same
+//! invoices and the same ledger: no (service, period) billed twice, every service billed
+//! exactly once, the same postings by account, side and amount, the same balances, and B's
+//! invoice numbers gap-free from 1 (a killed transaction gives its numbers back).
+//!
+//! Where a kill lands is decided by the work, not by the clock: a kill either waits until B
+//! holds a target number of invoices drawn from the work still to do (the test polls B and
+//! sends SIGKILL the moment the count reaches it, so the process dies inside its next batch
+//! however fast or slow the machine is), or, to also kill runs before their first commit,
+//! comes after a random delay within the measured start-up of a run that has nothing to do.
+//! Timed kills are used once a quarter of the work is left, so B is not finished early. A clean-clone
+//! CI run once had every kill land after the run had finished, because the kill delays came
+//! from a duration measured on another run: nothing here depends on timing any more. The RNG
+//! seed is printed and can be replayed with `KEEL_CRASH_SEED`.
 
 use keel_app::App;
 use keel_app::book::{self, BookOptions, BookSummary};
@@ -26,9 +33,20 @@ const SERVICES: u64 = 10_000;
 const KILLS: usize = 20;
 const BOOK_SEED: u64 = 42;
 const AS_OF: &str = "2027-01-01";
+/// How often a progress kill reads B's invoice count.
+const POLL: Duration = Duration::from_millis(2);
 
-/// One engine at a time: the kill delays come from a measured duration, which a run on the
-/// other engine sharing the two cores would distort.
+/// When one kill is sent.
+#[derive(Debug, Clone, Copy)]
+enum Plan {
+    /// Once B holds this many invoices (more than it held when the attempt started).
+    AtInvoices(u64),
+    /// After this delay from the start, within the start-up of an idle run.
+    After(Duration),
+}
+
+/// One engine at a time: two engines' runs sharing the two cores would slow both for nothing,
+/// and the timed kills come from a measured start-up.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn as_of() -> chrono::NaiveDate {
@@ -142,7 +160,6 @@ async fn crash_and_resume(backend: Backend) {
     let clean = run_to_completion(&a.url, "clean run on A").await;
     let idle = run_to_completion(&a.url, "second run on A").await;
     assert_eq!(census(&a.db).await.invoices, expected, "the clean run");
-    let work = clean.saturating_sub(idle);
     eprintln!(
         "[{engine}] clean run: {:.2} s (of which start-up and an empty walk: {:.2} s)",
         clean.as_secs_f64(),
@@ -154,28 +171,50 @@ async fn crash_and_resume(backend: Backend) {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(rand::random::<u64>);
-    eprintln!(
-        "[{engine}] kill delays from seed {rng_seed} (replay with KEEL_CRASH_SEED={rng_seed})"
-    );
+    eprintln!("[{engine}] kills from seed {rng_seed} (replay with KEEL_CRASH_SEED={rng_seed})");
     let mut rng = rand::rngs::StdRng::seed_from_u64(rng_seed);
     let mut landed = Landings::default();
     for kill in 1..=KILLS {
         let before = census(&b.db).await.invoices;
-        // Within the clean run's duration, shrunk to the share of the work still left (but
-        // not below a tenth, so the last batches can still commit before a kill), and to
-        // 80 % of it, so a run that goes faster than the clean one is still killed mid-way.
-        let left = (expected - before) as f64 / expected as f64;
-        let window = idle.as_secs_f64() + 0.8 * work.as_secs_f64() * left.max(0.1);
-        let delay = Duration::from_secs_f64(rng.gen_range(0.0..window.max(0.001)));
+        let left = expected - before;
+        // The first kill, and two in three while at least a quarter of the work is left,
+        // wait for a target count that takes up to a quarter of what is left, so B is billed
+        // over many kills. A progress kill can overshoot its target by the batch in flight
+        // (a tenth of this book), so stopping them at a quarter left keeps B unfinished for
+        // the timed kills: those come inside the start-up, before the attempt can commit
+        // anything.
+        let plan = if kill == 1 || (left * 4 >= expected && rng.gen_ratio(2, 3)) {
+            Plan::AtInvoices(before + rng.gen_range(1..=(left / 4).max(1)))
+        } else {
+            Plan::After(Duration::from_secs_f64(
+                rng.gen_range(0.0..idle.as_secs_f64().max(0.001)),
+            ))
+        };
+        let started = Instant::now();
         let mut child = billing_run(&b.url, false)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run {KEEL}: {e}"));
-        tokio::time::sleep(delay).await;
-        let exited = child.try_wait().expect("poll the child").is_some();
+        let exited = match plan {
+            Plan::After(delay) => {
+                tokio::time::sleep(delay).await;
+                child.try_wait().expect("poll the child").is_some()
+            }
+            Plan::AtInvoices(target) => loop {
+                if child.try_wait().expect("poll the child").is_some() {
+                    break true;
+                }
+                if census_store::invoice_count(&b.db).await.expect("count") >= target {
+                    break false;
+                }
+                tokio::time::sleep(POLL).await;
+            },
+        };
         if !exited {
             child.start_kill().expect("SIGKILL the billing run");
         }
         let status = child.wait().await.expect("reap the child");
+        let took = started.elapsed();
+        // The process is dead: what it committed is all there is.
         let after = census(&b.db).await.invoices;
         assert!(after >= before && after <= expected, "{before} -> {after}");
         let what = if exited {
@@ -197,16 +236,22 @@ async fn crash_and_resume(backend: Backend) {
             landed.after_all_invoices += 1;
             "after all invoices"
         };
+        let how = match plan {
+            Plan::After(delay) => format!("after {:>5} ms", delay.as_millis()),
+            Plan::AtInvoices(target) => format!("at {target:>5} invoices"),
+        };
         eprintln!(
-            "[{engine}] kill {kill:>2} after {:>5} ms: invoices {before:>5} -> {after:>5} of {expected} ({what})",
-            delay.as_millis()
+            "[{engine}] kill {kill:>2} {how} ({:>5} ms): invoices {before:>5} -> {after:>5} of {expected} ({what})",
+            took.as_millis()
         );
     }
     run_to_completion(&b.url, "the run after the kills").await;
     eprintln!("[{engine}] kills: {landed:?}");
+    // The first kill waits for at most a quarter of the invoices and is sent the moment they are
+    // in: it lands inside the run whatever the machine's speed.
     assert!(
-        landed.mid_run > 0,
-        "no kill landed mid-run; replay another seed"
+        landed.mid_run_after_own_commits > 0,
+        "no kill landed after commits of its own: {landed:?} (seed {rng_seed})"
     );
 
     // (c) A and B hold the same invoices and the same ledger.

@@ -788,6 +788,23 @@ pub async fn reverse(
     post(tx, &reversal, at).await
 }
 
+/// The codes of the host's system accounts. Each is one account per currency, coded
+/// `{prefix}:{currency}` (`liability:tax:EUR`); keel-app creates them
+/// (`keel_app::ledger::SystemAccount`), and [`check`] finds them by these prefixes to
+/// reconcile them with the documents.
+pub mod system_codes {
+    /// What clients owe on issued invoices (an asset).
+    pub const RECEIVABLE: &str = "asset:receivable";
+    /// Money received, not yet settled to the bank (an asset).
+    pub const CLEARING: &str = "asset:clearing";
+    /// Manual corrections and the other side of staff wallet credits (equity).
+    pub const ADJUSTMENTS: &str = "equity:adjustments";
+    /// Sales revenue.
+    pub const REVENUE: &str = "revenue:sales";
+    /// Tax collected on behalf of the tax authorities (a liability).
+    pub const TAX_PAYABLE: &str = "liability:tax";
+}
+
 /// What `keel ledger check` found.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct LedgerReport {
@@ -800,6 +817,31 @@ pub struct LedgerReport {
     pub unbalanced_entries: Vec<i64>,
     /// Per currency: the sum of every account's balance (must be 0).
     pub trial_balance: BTreeMap<String, i64>,
+    /// Per currency: tax payable against the tax of the issued documents (see
+    /// [`check`] for the rule).
+    pub tax_payable: BTreeMap<String, SubLedger>,
+    /// Per currency: receivables against the balances of the open invoices.
+    pub receivables: BTreeMap<String, SubLedger>,
+    /// Client and reseller wallets checked against their own postings.
+    pub wallets: u64,
+    /// The wallets among [`Self::balance_mismatches`], named again so that a wallet whose
+    /// cached balance drifted is reported as such.
+    pub wallet_mismatches: Vec<BalanceMismatch>,
+}
+
+/// One sub-ledger reconciliation in one currency: what the control account holds, and what
+/// the documents say it must hold. Both are positive when the host is owed (receivables)
+/// or owes (tax payable).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SubLedger {
+    pub ledger_minor: i64,
+    pub documents_minor: i64,
+}
+
+impl SubLedger {
+    pub fn agrees(&self) -> bool {
+        self.ledger_minor == self.documents_minor
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -814,71 +856,154 @@ impl LedgerReport {
         self.balance_mismatches.is_empty()
             && self.unbalanced_entries.is_empty()
             && self.trial_balance.values().all(|v| *v == 0)
+            && self.tax_payable.values().all(SubLedger::agrees)
+            && self.receivables.values().all(SubLedger::agrees)
+            && self.wallet_mismatches.is_empty()
     }
 }
 
-/// Verifies every account's cached balance against its postings, every entry's balance per
-/// currency, and the trial balance per currency.
+/// The account mismatches, entries and per-currency figures [`check`] reads, in one snapshot.
+struct CheckRows {
+    mismatches: Vec<(i64, i64, i64, bool)>,
+    unbalanced: Vec<i64>,
+    trial: Vec<(String, i64)>,
+    counts: (i64, i64, i64, i64),
+    tax_ledger: Vec<(String, i64)>,
+    tax_invoices: Vec<(String, i64)>,
+    tax_credit_notes: Vec<(String, i64)>,
+    receivable_ledger: Vec<(String, i64)>,
+    receivable_invoices: Vec<(String, i64)>,
+}
+
+/// Verifies the ledger, and reconciles its control accounts with the documents:
+///
+/// - every account's cached balance against its postings, every entry's balance per
+///   currency, and the trial balance per currency;
+/// - **tax payable** (credit balance of `liability:tax:{currency}`) = the tax of every issued
+///   invoice (status not `draft`), except the invoices voided by `cancel` (status
+///   `cancelled` with nothing credited: cancelling reverses the issue entry, tax included),
+///   less the tax of every credit note. A late fee adds no tax (it is tax exempt). An invoice
+///   cancelled by a credit note of its whole total keeps its tax here and its credit note
+///   takes it back. Tax that moved with no document behind it (a manual entry, a credit
+///   taxed at another rate than the invoice charged) shows as a difference;
+/// - **receivables** (debit balance of `asset:receivable:{currency}`) = the balance still due
+///   (total − paid − credited) of every standard invoice that is payable (`unpaid`,
+///   `collections`). A paid or refunded invoice has nothing due, a cancelled one was
+///   reversed or credited in full, and a top-up invoice never touches receivables (its
+///   payment goes to the wallet);
+/// - **wallets**: every client or reseller wallet's cached balance against its postings,
+///   reported per wallet. (A wallet has no document of its own to reconcile with: staff
+///   credits and downgrade credits are known only by their entries and audit rows.)
+///
+/// Everything is read in one read-only transaction (repeatable read on PostgreSQL, one
+/// WAL snapshot on SQLite), so checking a live book cannot report a difference that a
+/// payment committed between two of the reads would make.
 pub async fn check(db: &Db) -> Result<LedgerReport, StoreError> {
-    #[derive(sqlx::FromRow)]
-    struct Mismatch {
-        id: i64,
-        balance_minor: i64,
-        sum_minor: i64,
-    }
-    #[derive(sqlx::FromRow)]
-    struct Trial {
-        currency: String,
-        total: i64,
-    }
     const SIGNED: &str = "CASE p.side WHEN 'debit' THEN p.amount_minor ELSE -p.amount_minor END";
-    let mismatches: Vec<Mismatch> = on_db!(db, |p| {
-        sqlx::query_as(&format!(
-        "SELECT a.id, a.balance_minor, CAST(COALESCE(SUM({SIGNED}), 0) AS BIGINT) AS sum_minor \
+    let is_postgres = matches!(db, Db::Postgres(_));
+    let mismatches_sql = format!(
+        "SELECT a.id, a.balance_minor, CAST(COALESCE(SUM({SIGNED}), 0) AS BIGINT) AS sum_minor, \
+           (a.client_id IS NOT NULL OR a.reseller_id IS NOT NULL) AS wallet \
          FROM ledger_accounts a LEFT JOIN ledger_postings p ON p.account_id = a.id \
-         GROUP BY a.id, a.balance_minor HAVING a.balance_minor <> CAST(COALESCE(SUM({SIGNED}), 0) AS BIGINT) ORDER BY a.id"
-    ))
-    .fetch_all(p)
-    .await
-    })?;
-    let unbalanced: Vec<i64> = on_db!(db, |p| {
-        sqlx::query_scalar(&format!(
+         GROUP BY a.id, a.balance_minor, a.client_id, a.reseller_id \
+         HAVING a.balance_minor <> CAST(COALESCE(SUM({SIGNED}), 0) AS BIGINT) ORDER BY a.id"
+    );
+    let unbalanced_sql = format!(
         "SELECT DISTINCT p.entry_id FROM ledger_postings p GROUP BY p.entry_id, p.currency \
          HAVING CAST(SUM({SIGNED}) AS BIGINT) <> 0 \
          UNION SELECT e.id FROM ledger_entries e LEFT JOIN ledger_postings q ON q.entry_id = e.id GROUP BY e.id HAVING COUNT(q.id) < 2 \
          ORDER BY 1"
-    ))
-    .fetch_all(p)
-    .await
+    );
+    // A control account's balance per currency, signed so that the normal side is positive.
+    let control = |prefix: &str, sign: &str| {
+        format!(
+            "SELECT currency, CAST({sign}COALESCE(SUM(balance_minor), 0) AS BIGINT) FROM ledger_accounts \
+             WHERE code = '{prefix}:' || currency GROUP BY currency"
+        )
+    };
+    let tax_ledger_sql = control(system_codes::TAX_PAYABLE, "-");
+    let receivable_ledger_sql = control(system_codes::RECEIVABLE, "");
+    const TAX_INVOICES: &str = "SELECT currency, CAST(COALESCE(SUM(tax_minor), 0) AS BIGINT) FROM invoices \
+         WHERE status <> 'draft' AND NOT (status = 'cancelled' AND credited_minor = 0) GROUP BY currency";
+    const TAX_CREDIT_NOTES: &str = "SELECT currency, CAST(COALESCE(SUM(tax_minor), 0) AS BIGINT) FROM credit_notes GROUP BY currency";
+    const RECEIVABLE_INVOICES: &str = "SELECT currency, \
+           CAST(COALESCE(SUM(total_minor - paid_minor - credited_minor), 0) AS BIGINT) FROM invoices \
+         WHERE kind = 'standard' AND status IN ('unpaid', 'collections') GROUP BY currency";
+    const COUNTS: &str = "SELECT (SELECT COUNT(*) FROM ledger_accounts), (SELECT COUNT(*) FROM ledger_entries), \
+           (SELECT COUNT(*) FROM ledger_postings), \
+           (SELECT COUNT(*) FROM ledger_accounts WHERE client_id IS NOT NULL OR reseller_id IS NOT NULL)";
+    const TRIAL: &str = "SELECT currency, CAST(SUM(balance_minor) AS BIGINT) AS total FROM ledger_accounts GROUP BY currency ORDER BY currency";
+
+    let rows: CheckRows = on_db!(db, |p| {
+        async {
+            let mut t = p.begin().await?;
+            if is_postgres {
+                sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                    .execute(&mut *t)
+                    .await?;
+            }
+            let rows = CheckRows {
+                mismatches: sqlx::query_as(&mismatches_sql).fetch_all(&mut *t).await?,
+                unbalanced: sqlx::query_scalar(&unbalanced_sql)
+                    .fetch_all(&mut *t)
+                    .await?,
+                trial: sqlx::query_as(TRIAL).fetch_all(&mut *t).await?,
+                counts: sqlx::query_as(COUNTS).fetch_one(&mut *t).await?,
+                tax_ledger: sqlx::query_as(&tax_ledger_sql).fetch_all(&mut *t).await?,
+                tax_invoices: sqlx::query_as(TAX_INVOICES).fetch_all(&mut *t).await?,
+                tax_credit_notes: sqlx::query_as(TAX_CREDIT_NOTES).fetch_all(&mut *t).await?,
+                receivable_ledger: sqlx::query_as(&receivable_ledger_sql)
+                    .fetch_all(&mut *t)
+                    .await?,
+                receivable_invoices: sqlx::query_as(RECEIVABLE_INVOICES)
+                    .fetch_all(&mut *t)
+                    .await?,
+            };
+            t.rollback().await?;
+            Ok::<_, sqlx::Error>(rows)
+        }
+        .await
     })?;
-    let trial: Vec<Trial> = on_db!(db, |p| {
-        sqlx::query_as(
-        "SELECT currency, CAST(SUM(balance_minor) AS BIGINT) AS total FROM ledger_accounts GROUP BY currency ORDER BY currency"
-    )
-    .fetch_all(p)
-    .await
-    })?;
-    let counts: (i64, i64, i64) = on_db!(db, |p| {
-        sqlx::query_as(
-        "SELECT (SELECT COUNT(*) FROM ledger_accounts), (SELECT COUNT(*) FROM ledger_entries), (SELECT COUNT(*) FROM ledger_postings)"
-    )
-    .fetch_one(p)
-    .await
-    })?;
+
+    let mut tax_payable: BTreeMap<String, SubLedger> = BTreeMap::new();
+    for (currency, minor) in rows.tax_ledger {
+        tax_payable.entry(currency).or_default().ledger_minor += minor;
+    }
+    for (currency, minor) in rows.tax_invoices {
+        tax_payable.entry(currency).or_default().documents_minor += minor;
+    }
+    for (currency, minor) in rows.tax_credit_notes {
+        tax_payable.entry(currency).or_default().documents_minor -= minor;
+    }
+    let mut receivables: BTreeMap<String, SubLedger> = BTreeMap::new();
+    for (currency, minor) in rows.receivable_ledger {
+        receivables.entry(currency).or_default().ledger_minor += minor;
+    }
+    for (currency, minor) in rows.receivable_invoices {
+        receivables.entry(currency).or_default().documents_minor += minor;
+    }
+    let mismatch =
+        |&(account, cached_minor, postings_minor, _): &(i64, i64, i64, bool)| BalanceMismatch {
+            account,
+            cached_minor,
+            postings_minor,
+        };
     Ok(LedgerReport {
-        accounts: counts.0 as u64,
-        entries: counts.1 as u64,
-        postings: counts.2 as u64,
-        balance_mismatches: mismatches
-            .into_iter()
-            .map(|m| BalanceMismatch {
-                account: m.id,
-                cached_minor: m.balance_minor,
-                postings_minor: m.sum_minor,
-            })
+        accounts: rows.counts.0 as u64,
+        entries: rows.counts.1 as u64,
+        postings: rows.counts.2 as u64,
+        balance_mismatches: rows.mismatches.iter().map(mismatch).collect(),
+        unbalanced_entries: rows.unbalanced,
+        trial_balance: rows.trial.into_iter().collect(),
+        tax_payable,
+        receivables,
+        wallets: rows.counts.3 as u64,
+        wallet_mismatches: rows
+            .mismatches
+            .iter()
+            .filter(|m| m.3)
+            .map(mismatch)
             .collect(),
-        unbalanced_entries: unbalanced,
-        trial_balance: trial.into_iter().map(|t| (t.currency, t.total)).collect(),
     })
 }
 

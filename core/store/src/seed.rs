@@ -237,6 +237,15 @@ pub struct Census {
     pub services_by_next_period: Vec<(i64, u64)>,
 }
 
+/// How many invoices the book holds: one cheap read, for a test that watches a billing run
+/// and kills it once a number of invoices is in.
+pub async fn invoice_count(db: &Db) -> Result<u64, StoreError> {
+    let n: i64 = on_db!(db, |p| sqlx::query_scalar("SELECT COUNT(*) FROM invoices")
+        .fetch_one(p)
+        .await)?;
+    Ok(n as u64)
+}
+
 /// Counts what [`Census`] describes; `first_period` is the period the book's services were
 /// seeded at (their first period to be invoiced).
 pub async fn census(db: &Db, first_period: i64) -> Result<Census, StoreError> {

@@ -1,13 +1,15 @@
 //! keel-testkit: what Keel's tests stand on (dev-only).
 //!
 //! - [`TestDb`]: a fresh database per test, on SQLite (a new file) or PostgreSQL (a new
-//!   schema), migrated; [`TestDb::finish`] asserts the ledger balances, then drops it.
+//!   schema), migrated; [`TestDb::finish`] asserts the ledger balances and its sub-ledgers
+//!   reconcile, then drops it.
 //! - [`store_test!`]: writes one test body once and runs it as two tests, `…::sqlite` and
 //!   `…::postgres`.
 //! - [`pg`]: finds PostgreSQL (`KEEL_TEST_PG_URL`, else 127.0.0.1:5432, else a throwaway
 //!   cluster started by `scripts/pg-throwaway`); under `CI=true` a missing PostgreSQL fails
 //!   the test, it is never skipped.
-//! - [`assert_ledger_balanced`]: the trial-balance checker every scenario ends with.
+//! - [`assert_ledger_balanced`]: the ledger checker every scenario ends with (balances,
+//!   trial balance, tax payable, receivables, wallets).
 //! - [`plugins`]: the real plugin host with loopback fake providers, and a nested build
 //!   of a plugin crate for authors' tests.
 //! - [`spawn_server`]: runs a server on `127.0.0.1:0` and hands back its address and a
@@ -101,7 +103,8 @@ impl TestDb {
         }
     }
 
-    /// Ends the scenario: the ledger must balance; then the database is dropped.
+    /// Ends the scenario: the ledger must balance and its sub-ledgers reconcile; then the
+    /// database is dropped.
     pub async fn finish(self) {
         assert_ledger_balanced(&self.db).await;
         self.db.close().await;
@@ -112,7 +115,10 @@ impl TestDb {
 }
 
 /// Asserts that every account's cached balance equals the sum of its postings, every entry
-/// balances per currency, and the trial balance is zero in every currency.
+/// balances per currency, the trial balance is zero in every currency, and the sub-ledgers
+/// reconcile with the documents (tax payable, receivables, each wallet; docs/money.md): the
+/// report's `is_clean` covers them all, so every scenario ending in [`TestDb::finish`]
+/// checks them.
 pub async fn assert_ledger_balanced(db: &Db) {
     let report = keel_store::ledger::check(db)
         .await
