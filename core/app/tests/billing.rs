@@ -981,6 +981,8 @@ store_test!(
         // Another key is another credit note.
         let other = keel_app::credit_notes::issue_keyed(&w.app, &w.ctx, id, &half, Some("cn-2")).await.unwrap();
         assert_ne!(other.id, first.id);
+    }
+);
 
 /// Posts `entry` (built by `build` from the host's system accounts in USD) outside any use
 /// case, as a careless operator's manual entry would, and returns its id.
