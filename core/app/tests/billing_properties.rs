@@ -458,10 +458,10 @@ async fn check(b: &Book, step: usize, op: &Op) {
     tx.commit().await.unwrap();
 }
 
-fn run_cases(t: &keel_testkit::TestDb, cases: u32) {
-    let handle = tokio::runtime::Handle::current();
-    // A fixed seed: the same sequences on every run and machine, so a failure reproduces.
-    let mut runner = proptest::test_runner::TestRunner::new_with_rng(
+/// A runner with a fixed seed: the same sequences on every run and machine, so a failure
+/// reproduces.
+fn seeded_runner(cases: u32) -> proptest::test_runner::TestRunner {
+    proptest::test_runner::TestRunner::new_with_rng(
         proptest::test_runner::Config {
             cases,
             failure_persistence: None,
@@ -470,7 +470,12 @@ fn run_cases(t: &keel_testkit::TestDb, cases: u32) {
         proptest::test_runner::TestRng::deterministic_rng(
             proptest::test_runner::RngAlgorithm::ChaCha,
         ),
-    );
+    )
+}
+
+fn run_cases(t: &keel_testkit::TestDb, cases: u32) {
+    let handle = tokio::runtime::Handle::current();
+    let mut runner = seeded_runner(cases);
     runner
         .run(&proptest::collection::vec(op(), 10..60), |ops| {
             tokio::task::block_in_place(|| {
@@ -831,16 +836,7 @@ async fn conserved(b: &Book, parties: &[Party], step: usize, op: &Hostile) {
 
 fn run_hostile_cases(t: &keel_testkit::TestDb, cases: u32) {
     let handle = tokio::runtime::Handle::current();
-    let mut runner = proptest::test_runner::TestRunner::new_with_rng(
-        proptest::test_runner::Config {
-            cases,
-            failure_persistence: None,
-            ..Default::default()
-        },
-        proptest::test_runner::TestRng::deterministic_rng(
-            proptest::test_runner::RngAlgorithm::ChaCha,
-        ),
-    );
+    let mut runner = seeded_runner(cases);
     runner
         .run(&proptest::collection::vec(hostile(), 10..50), |ops| {
             tokio::task::block_in_place(|| {
