@@ -622,16 +622,16 @@ async fn run_batch(
             .get(c)
             .is_some_and(|row| ClientTerms::of(row, &app.billing).wallet_auto_apply)
     };
+    let earmarked: std::collections::HashSet<i64> = invoices
+        .iter()
+        .zip(&earmarks)
+        .filter(|(_, e)| **e > 0)
+        .map(|(i, _)| i.client_id.get())
+        .collect();
     let paying: Vec<i64> = client_ids
         .iter()
         .copied()
-        .filter(|c| {
-            auto_apply(c)
-                || invoices
-                    .iter()
-                    .zip(&earmarks)
-                    .any(|(i, e)| *e > 0 && i.client_id.get() == *c)
-        })
+        .filter(|c| auto_apply(c) || earmarked.contains(c))
         .collect();
     if !paying.is_empty() {
         let mut wallets = store::wallets_of(&mut tx, &paying).await?;

@@ -404,20 +404,7 @@ async fn apply(b: &mut Book, op: &Op, step: usize) {
             }
         }
         Op::Days { days } => {
-            b.clock.advance(Duration::days(i64::from(*days)));
-            let as_of = b.app.today();
-            let r = billing_run::run(
-                &b.app,
-                &ctx,
-                &RunOptions {
-                    as_of,
-                    dry_run: false,
-                },
-                &|_| {},
-            )
-            .await
-            .unwrap();
-            done(RENEWALS, r.invoices as usize);
+            days_pass(b, *days).await;
             let all = invoices::list(
                 &b.app,
                 &ctx,
@@ -435,6 +422,21 @@ async fn apply(b: &mut Book, op: &Op, step: usize) {
             }
         }
     }
+}
+
+/// Moves the clock `days` ahead and runs the billing run as of the new day, which it returns.
+async fn days_pass(b: &Book, days: u8) -> NaiveDate {
+    b.clock.advance(Duration::days(i64::from(days)));
+    let as_of = b.app.today();
+    let options = RunOptions {
+        as_of,
+        dry_run: false,
+    };
+    let r = billing_run::run(&b.app, &Ctx::system("property"), &options, &|_| {})
+        .await
+        .unwrap();
+    done(RENEWALS, r.invoices as usize);
+    as_of
 }
 
 async fn check(b: &Book, step: usize, op: &Op) {
@@ -750,20 +752,7 @@ async fn act(b: &Book, parties: &mut [Party], op: &Hostile, step: usize) {
             }
         }
         Hostile::Days { days } => {
-            b.clock.advance(Duration::days(i64::from(days)));
-            let as_of = b.app.today();
-            let r = billing_run::run(
-                &b.app,
-                &host,
-                &RunOptions {
-                    as_of,
-                    dry_run: false,
-                },
-                &|_| {},
-            )
-            .await
-            .unwrap();
-            done(RENEWALS, r.invoices as usize);
+            let as_of = days_pass(b, days).await;
             keel_app::dunning::run(&b.app, &host, as_of).await.unwrap();
             for p in parties.iter_mut() {
                 let mine = invoices::list(
