@@ -224,3 +224,58 @@ keel_testkit::store_test!(
         api.stop().await;
     }
 );
+
+keel_testkit::store_test!(
+    /// Found by the OpenAPI contract test: a manual entry to tax payable (or the reversal
+    /// of an invoice's entry) left `keel ledger check` reporting tax payable against the
+    /// documents' tax. Receivables and tax payable move only with their documents.
+    async fn receivables_and_tax_payable_move_only_with_their_documents(t) {
+        let api = Api::start(t).await;
+        let client = api.seed_client("ada@example.com").await;
+        let (starter, _) = hosting_catalog(&api.app).await;
+        let order = api
+            .post(
+                "/api/v1/orders",
+                &api.admin,
+                &json!({ "client_id": client.id.get(), "items": [{ "product_id": starter.get(), "cycle": "monthly" }] }),
+                Some("order-1"),
+            )
+            .await;
+        assert_eq!(order.status, 201, "{}", order.text);
+        let accounts = api.all_items("/api/v1/ledger/accounts").await;
+        let account = |prefix: &str| {
+            accounts
+                .iter()
+                .find(|a| a["code"].as_str().is_some_and(|c| c.starts_with(prefix)))
+                .map(|a| AccountId(a["id"].as_i64().unwrap()))
+                .unwrap_or_else(|| panic!("no {prefix} account in {accounts:?}"))
+        };
+        let (tax, receivable) = (account("liability:tax:"), account("asset:receivable:"));
+        let adjustments = api.seed_account("equity:adjustments:USD", Currency::USD).await;
+        for (target, key) in [(tax, "to-tax"), (receivable, "to-receivable")] {
+            let body = adjustment(
+                "Make the tax go away",
+                vec![
+                    posting(target, Debit, "1.00", "USD"),
+                    posting(adjustments, Credit, "1.00", "USD"),
+                ],
+            );
+            let reply = assert_adjustment_refused(&api, &body, Some(key), (409, "control_account", None)).await;
+            assert!(reply.text.contains("credit note"), "{}", reply.text);
+        }
+        // The invoice's own entry cannot be reversed by hand either.
+        let entries = api.all_items(&format!("{ENTRIES}?account_id={}", receivable.get())).await;
+        let issued = entries[0]["id"].as_i64().expect("the invoice's entry");
+        let before = api.snapshot().await;
+        api.post(
+            &format!("{ENTRIES}/{issued}/reverse"),
+            &api.admin,
+            &json!({ "reason": "undo the invoice" }),
+            Some("rev-1"),
+        )
+        .await
+        .assert_error(409, "control_account", None);
+        assert_eq!(api.snapshot().await, before, "a refused reversal changes nothing");
+        api.stop().await;
+    }
+);

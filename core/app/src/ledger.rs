@@ -176,8 +176,9 @@ pub struct PostingInput {
     pub account_id: AccountId,
     pub side: Side,
     /// Positive decimal text, at most the currency's decimals: "25.00", "1000" (JPY), "1.250" (BHD).
+    #[schema(schema_with = keel_domain::money::schema::positive_amount)]
     pub amount: String,
-    #[schema(value_type = String, example = "USD")]
+    #[schema(value_type = keel_domain::currency::Currency)]
     pub currency: Currency,
 }
 
@@ -186,7 +187,9 @@ pub struct PostingInput {
 #[serde(deny_unknown_fields)]
 pub struct AdjustmentInput {
     /// Why the adjustment is made; kept on the entry and in the audit log.
+    #[schema(schema_with = keel_domain::text::schema::memo)]
     pub memo: String,
+    #[schema(min_items = 2)]
     pub postings: Vec<PostingInput>,
 }
 
@@ -235,6 +238,9 @@ pub async fn adjust(
     }
     let entry = builder.build()?;
     let mut tx = app.db.begin().await?;
+    for (i, p) in input.postings.iter().enumerate() {
+        refuse_control_account(&mut tx, p.account_id, &format!("postings[{i}].account_id")).await?;
+    }
     let posted = store::post(&mut tx, &entry, app.now()).await?;
     if posted.created {
         record(
@@ -252,7 +258,41 @@ pub async fn adjust(
     Ok((posted.entry.into(), posted.created))
 }
 
-/// Reverses an entry with a reason.
+/// The accounts only documents move: receivables follow the open invoices and tax payable
+/// the tax on invoices and credit notes, and `keel ledger check` reconciles both with
+/// them. A manual entry (or the reversal of an invoice's or a payment's entry) posting to
+/// one would leave the books disagreeing with the documents, so it is refused: correct
+/// them through the documents (cancel the invoice, issue a credit note, record or refund
+/// the payment).
+async fn refuse_control_account(
+    tx: &mut Tx,
+    account: AccountId,
+    field: &str,
+) -> Result<(), AppError> {
+    use keel_store::ledger::system_codes::{RECEIVABLE, TAX_PAYABLE};
+    let Some(a) = store::account(tx, account).await? else {
+        return Ok(()); // posting refuses an unknown account with its own error
+    };
+    for (prefix, what) in [(RECEIVABLE, "receivables"), (TAX_PAYABLE, "tax payable")] {
+        if a.code
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.starts_with(':'))
+        {
+            return Err(AppError::Conflict {
+                code: "control_account",
+                message: format!(
+                    "account {} ({}) holds {what}, which only invoices, credit notes and \
+                     payments move; correct it through them ({field})",
+                    a.id, a.code
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Reverses an entry with a reason. Entries that post to receivables or tax payable are
+/// the documents' own and are refused (see [`refuse_control_account`]).
 pub async fn reverse(
     app: &App,
     ctx: &Ctx,
@@ -264,6 +304,15 @@ pub async fn reverse(
     memo_rule("reason", reason)?;
     let mut tx = app.db.begin().await?;
     let key = format!("reverse:{}:{idempotency_key}", principal(&ctx.actor));
+    // A retry of a reversal already made answers with it, whatever the accounts.
+    if store::entry_by_key(&mut tx, &key).await?.is_none() {
+        let original = store::entry(&mut tx, of)
+            .await?
+            .ok_or(AppError::NotFound { what: "entry" })?;
+        for p in &original.postings {
+            refuse_control_account(&mut tx, p.account, "id").await?;
+        }
+    }
     let posted = store::reverse(&mut tx, of, &key, reason, app.now()).await?;
     if posted.created {
         record(
