@@ -41,7 +41,10 @@ use utoipa::{Modify, OpenApi};
         webhooks::delete_endpoint, webhooks::list_deliveries, webhooks::test_endpoint, webhooks::show_delivery,
         webhooks::replay_delivery,
     ),
-    components(schemas(crate::error::ErrorBody, List<keel_domain::client::Client>, List<keel_app::webhooks::DeliveryView>)),
+    components(schemas(crate::error::ErrorBody, List<keel_domain::client::Client>, List<keel_app::webhooks::DeliveryView>,
+        // Referenced by query parameters, which do not register what they name.
+        keel_domain::currency::Currency, keel_domain::lifecycle::InvoiceStatus, keel_domain::lifecycle::ServiceStatus,
+        keel_store::jobs::JobState, keel_store::webhooks::DeliveryState)),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
     tags(
@@ -79,6 +82,7 @@ impl Modify for BearerAuth {
 pub fn document() -> String {
     let mut doc = serde_json::to_value(ApiDoc::openapi()).expect("the OpenAPI document serializes");
     field_writers(&mut doc);
+    date_years(&mut doc);
     serde_json::to_string_pretty(&doc).expect("the OpenAPI document serializes")
 }
 
@@ -99,6 +103,27 @@ fn field_writers(doc: &mut serde_json::Value) {
                 p.insert("x-keel-writable-by".into(), writers.as_str().into());
             }
         }
+    }
+}
+
+/// States on every date and timestamp the years the API takes
+/// ([`keel_domain::dates::YEARS`]): the extractors refuse any date-shaped input outside
+/// them, whatever the field, so every `format: date` and `date-time` gets the pattern.
+fn date_years(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            let pattern = match map.get("format").and_then(serde_json::Value::as_str) {
+                Some("date") => Some(keel_domain::dates::DATE_PATTERN),
+                Some("date-time") => Some(keel_domain::dates::DATE_TIME_PATTERN),
+                _ => None,
+            };
+            if let Some(p) = pattern {
+                map.entry("pattern").or_insert_with(|| p.into());
+            }
+            map.values_mut().for_each(date_years);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(date_years),
+        _ => {}
     }
 }
 

@@ -38,7 +38,9 @@ impl<T: ToSchema> From<keel_store::Page<T>> for List<T> {
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// The `next_cursor` of the previous page.
+    #[param(schema_with = keel_store::Cursor::schema)]
     pub cursor: Option<String>,
     /// 1 to 200; default 50.
+    #[param(schema_with = keel_app::page_limit_schema)]
     pub limit: Option<u32>,
 }

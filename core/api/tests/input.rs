@@ -396,7 +396,8 @@ store_test!(
     }
 );
 
-/// The OpenAPI document states the limits the handlers enforce, from the same table.
+/// The OpenAPI document states the limits and characters the handlers enforce, from the
+/// same table.
 #[test]
 fn the_openapi_document_gives_text_fields_their_maximum_from_the_table() {
     use keel_domain::text::limits;
@@ -416,6 +417,12 @@ fn the_openapi_document_gives_text_fields_their_maximum_from_the_table() {
         assert_eq!(
             property["maxLength"].as_u64(),
             Some(rule.max_chars as u64),
+            "{schema}.{field}: {property}"
+        );
+        // Optional names in NewClient are checked with the rule's may-be-empty form.
+        let stated = property["pattern"].as_str().unwrap_or("");
+        assert!(
+            stated == rule.pattern() || stated == rule.may_be_empty().pattern(),
             "{schema}.{field}: {property}"
         );
     }

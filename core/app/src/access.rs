@@ -41,14 +41,28 @@ pub fn verify_password(password: &str, phc: &str) -> bool {
 }
 
 /// What it takes to add a staff user.
+/// A new password's schema: at least [`MIN_PASSWORD_LEN`] characters, no NUL (which no
+/// string Keel takes may hold).
+fn password_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .min_length(Some(MIN_PASSWORD_LEN))
+        .pattern(Some("^[^\\u{0000}]*$"))
+        .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+            utoipa::openapi::KnownFormat::Password,
+        )))
+        .build()
+}
+
 #[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewStaff {
     pub email: Email,
     /// One line (`keel_domain::text::limits::STAFF_NAME`).
-    #[schema(max_length = 200)]
+    #[schema(schema_with = keel_domain::text::schema::staff_name)]
     pub name: String,
     /// At least 12 characters.
+    #[schema(schema_with = password_schema)]
     pub password: String,
     pub role: StaffRole,
 }
@@ -103,6 +117,7 @@ pub async fn list_staff(app: &App, ctx: &Ctx) -> Result<Vec<Staff>, AppError> {
 #[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StaffChanges {
+    #[schema(schema_with = keel_domain::text::schema::staff_name)]
     pub name: Option<String>,
     pub role: Option<StaffRole>,
     pub active: Option<bool>,
@@ -203,7 +218,7 @@ static DUMMY_HASH: std::sync::LazyLock<String> =
 #[serde(deny_unknown_fields)]
 pub struct NewKey {
     /// One line (`keel_domain::text::limits::KEY_NAME`).
-    #[schema(max_length = 100)]
+    #[schema(schema_with = keel_domain::text::schema::key_name)]
     pub name: String,
     pub scope: KeyScope,
     /// Required for reseller keys.

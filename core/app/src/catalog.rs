@@ -473,8 +473,10 @@ impl From<StoredPromotion> for PromotionView {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewProductGroupInput {
+    #[schema(schema_with = keel_domain::text::schema::catalog_name)]
     pub name: String,
     /// Lower-case letters, digits and dashes; unique.
+    #[schema(schema_with = schemas::slug)]
     pub slug: String,
     /// Shown to staff only.
     #[serde(default)]
@@ -487,21 +489,23 @@ pub struct NewProductGroupInput {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PriceInput {
-    #[schema(example = "USD")]
+    #[schema(value_type = keel_domain::currency::Currency)]
     pub currency: String,
     /// monthly, quarterly, semi_annually, annually, biennially, triennially, one_time, free.
-    #[schema(example = "monthly")]
+    #[schema(value_type = keel_domain::billing::BillingCycle)]
     pub cycle: String,
     /// In major units, exact for the currency: "10.00", "1,250".
-    #[schema(example = "10.00")]
+    #[schema(schema_with = keel_domain::money::schema::non_negative_amount)]
     pub price: String,
     /// Default 0.
+    #[schema(schema_with = keel_domain::money::schema::non_negative_amount)]
     pub setup_fee: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OptionValueInput {
+    #[schema(schema_with = keel_domain::text::schema::catalog_name)]
     pub name: String,
     #[serde(default)]
     pub prices: Vec<PriceInput>,
@@ -510,12 +514,15 @@ pub struct OptionValueInput {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OptionInput {
+    #[schema(schema_with = keel_domain::text::schema::catalog_name)]
     pub name: String,
     pub kind: OptionKind,
     /// Quantity options: the least that can be ordered (default 0).
     #[serde(default)]
+    #[schema(minimum = 0)]
     pub min_qty: i64,
     /// Quantity options: the most; absent: unlimited.
+    #[schema(minimum = 0)]
     pub max_qty: Option<i64>,
     /// yes_no and quantity options have exactly one value; dropdown and radio at least one.
     pub values: Vec<OptionValueInput>,
@@ -526,17 +533,24 @@ pub struct OptionInput {
 pub struct NewProductInput {
     pub group_id: ProductGroupId,
     pub kind: ProductKind,
+    #[schema(schema_with = keel_domain::text::schema::catalog_name)]
     pub name: String,
     /// Lower-case letters, digits and dashes; unique.
+    #[schema(schema_with = schemas::slug)]
     pub slug: String,
     #[serde(default)]
+    #[schema(schema_with = keel_domain::text::schema::product_description)]
     pub description: String,
     pub pay_type: PayType,
     /// Absent: not taxed.
+    #[schema(schema_with = schemas::tax_class)]
     pub tax_class: Option<String>,
+    #[schema(schema_with = keel_domain::text::schema::identifier)]
     pub provisioner: Option<String>,
+    #[schema(schema_with = keel_domain::text::schema::identifier)]
     pub registrar: Option<String>,
     /// Absent: unlimited.
+    #[schema(schema_with = schemas::stock)]
     pub stock: Option<i64>,
     #[serde(default)]
     pub prices: Vec<PriceInput>,
@@ -544,6 +558,7 @@ pub struct NewProductInput {
     pub options: Vec<OptionInput>,
     /// Products of kind addon offered with this one.
     #[serde(default)]
+    #[schema(schema_with = schemas::unique_ids)]
     pub addons: Vec<ProductId>,
 }
 
@@ -551,20 +566,22 @@ pub struct NewProductInput {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProductChanges {
+    #[schema(schema_with = keel_domain::text::schema::catalog_name)]
     pub name: Option<String>,
+    #[schema(schema_with = keel_domain::text::schema::product_description)]
     pub description: Option<String>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = schemas::tax_class)]
     pub tax_class: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = keel_domain::text::schema::identifier)]
     pub provisioner: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = keel_domain::text::schema::identifier)]
     pub registrar: Option<Option<String>>,
     /// `null`: unlimited.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<i64>)]
+    #[schema(schema_with = schemas::stock)]
     pub stock: Option<Option<i64>>,
 }
 
@@ -579,9 +596,9 @@ pub struct PricesInput {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QuoteInput {
-    #[schema(example = "USD")]
+    #[schema(value_type = keel_domain::currency::Currency)]
     pub currency: String,
-    #[schema(example = "monthly")]
+    #[schema(value_type = keel_domain::billing::BillingCycle)]
     pub cycle: String,
     #[serde(default)]
     pub options: Vec<OptionChoice>,
@@ -591,31 +608,35 @@ pub struct QuoteInput {
 #[serde(deny_unknown_fields)]
 pub struct NewTaxRuleInput {
     /// Printed on invoices: "VAT".
+    #[schema(schema_with = keel_domain::text::schema::catalog_name)]
     pub name: String,
     /// ISO 3166-1 alpha-2, or "*" for any country.
+    #[schema(schema_with = schemas::tax_country)]
     pub country: String,
     /// A region of the country; absent: the whole country.
+    #[schema(schema_with = keel_domain::text::schema::region)]
     pub region: Option<String>,
     pub level: TaxLevel,
     /// Percent, 0 to 100: "15".
-    #[schema(example = "15")]
+    #[schema(schema_with = schemas::tax_rate)]
     pub rate: String,
     /// Second level only: charged on the net plus the first tax.
     #[serde(default)]
     pub compound: bool,
     /// The products' tax class it applies to; default "standard".
+    #[schema(schema_with = schemas::tax_class)]
     pub tax_class: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewExchangeRateInput {
-    #[schema(example = "USD")]
+    #[schema(value_type = keel_domain::currency::Currency)]
     pub base: String,
-    #[schema(example = "ZWG")]
+    #[schema(value_type = keel_domain::currency::Currency)]
     pub quote: String,
     /// 1 base = rate quote; greater than 0.
-    #[schema(example = "26.5")]
+    #[schema(schema_with = schemas::exchange_rate)]
     pub rate: String,
     /// Default: now.
     pub valid_from: Option<DateTime<Utc>>,
@@ -624,13 +645,17 @@ pub struct NewExchangeRateInput {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewClientGroupInput {
+    #[schema(schema_with = keel_domain::text::schema::catalog_name)]
     pub name: String,
+    #[schema(value_type = Option<keel_domain::currency::Currency>)]
     pub currency: Option<String>,
     pub tax_exempt: Option<bool>,
     pub wallet_auto_apply: Option<bool>,
     /// 0 to 90.
+    #[schema(schema_with = schemas::lead_days)]
     pub invoice_lead_days: Option<i64>,
     /// 1 to 31.
+    #[schema(schema_with = schemas::billing_day)]
     pub billing_day: Option<i64>,
 }
 
@@ -638,9 +663,10 @@ pub struct NewClientGroupInput {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClientGroupChanges {
+    #[schema(schema_with = keel_domain::text::schema::catalog_name)]
     pub name: Option<String>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<keel_domain::currency::Currency>)]
     pub currency: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<bool>)]
@@ -649,10 +675,10 @@ pub struct ClientGroupChanges {
     #[schema(value_type = Option<bool>)]
     pub wallet_auto_apply: Option<Option<bool>>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<i64>)]
+    #[schema(schema_with = schemas::lead_days)]
     pub invoice_lead_days: Option<Option<i64>>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<i64>)]
+    #[schema(schema_with = schemas::billing_day)]
     pub billing_day: Option<Option<i64>>,
 }
 
@@ -662,7 +688,9 @@ pub struct ClientGroupChanges {
 pub struct BillingSettingsInput {
     pub group_id: Option<ClientGroupId>,
     pub wallet_auto_apply: Option<bool>,
+    #[schema(schema_with = schemas::lead_days)]
     pub invoice_lead_days: Option<i64>,
+    #[schema(schema_with = schemas::billing_day)]
     pub billing_day: Option<i64>,
 }
 
@@ -670,18 +698,20 @@ pub struct BillingSettingsInput {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AmountInput {
-    #[schema(example = "USD")]
+    #[schema(value_type = keel_domain::currency::Currency)]
     pub currency: String,
-    #[schema(example = "5.00")]
+    #[schema(schema_with = keel_domain::money::schema::positive_amount)]
     pub amount: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewPromotionInput {
+    #[schema(schema_with = keel_domain::promotion::code_schema)]
     pub code: String,
     pub kind: PromoKind,
     /// kind = percent: more than 0, at most 100.
+    #[schema(schema_with = schemas::promo_percent)]
     pub percent: Option<String>,
     /// kind = fixed: one amount per currency, at least one.
     #[serde(default)]
@@ -692,13 +722,17 @@ pub struct NewPromotionInput {
     pub starts_on: Option<NaiveDate>,
     /// The last day it applies; not before `starts_on`.
     pub ends_on: Option<NaiveDate>,
+    #[schema(minimum = 1)]
     pub max_uses: Option<u32>,
+    #[schema(minimum = 1)]
     pub max_uses_per_client: Option<u32>,
     /// Empty: every product.
     #[serde(default)]
+    #[schema(schema_with = schemas::unique_ids)]
     pub products: Vec<ProductId>,
     /// Cycle names; empty: every cycle.
     #[serde(default)]
+    #[schema(schema_with = schemas::unique_cycles)]
     pub cycles: Vec<String>,
 }
 
@@ -731,9 +765,111 @@ fn optional_id(field: &str, value: Option<&str>) -> Result<Option<String>, AppEr
         .transpose()
 }
 
+/// A slug: lower-case letters and digits, words joined by single dashes ("vps-large").
+pub const SLUG_PATTERN: &str = "^[a-z0-9]+(?:-[a-z0-9]+)*$";
+/// The longest slug.
+pub const SLUG_MAX: usize = 100;
+/// A tax class: lower-case letters, digits, `_` and `-` ("standard").
+pub const TAX_CLASS_PATTERN: &str = "^[a-z0-9_-]+$";
+/// The longest tax class.
+pub const TAX_CLASS_MAX: usize = 50;
+/// Days before the due date an invoice is issued.
+pub const LEAD_DAYS: std::ops::RangeInclusive<i64> = 0..=90;
+/// The day of the month a client's services fall due.
+pub const BILLING_DAYS: std::ops::RangeInclusive<i64> = 1..=31;
+/// A tax rule's country: an ISO 3166-1 alpha-2 code (any case) or `*` for every country.
+pub const TAX_COUNTRY_PATTERN: &str = "^(?:[*]|[A-Za-z]{2})$";
+
+/// An exchange rate: a decimal greater than 0 (at most 12 digits each side of the point).
+pub const EXCHANGE_RATE_PATTERN: &str =
+    r"^(?:[1-9][0-9]{0,11}(?:\.[0-9]{1,12})?|0?\.[0-9]{0,11}[1-9][0-9]{0,11})$";
+/// A promotion's percent: more than 0, at most 100.
+pub const PROMO_PERCENT_PATTERN: &str =
+    r"^(?:100(?:\.0{1,10})?|[1-9][0-9]?(?:\.[0-9]{1,10})?|0?\.[0-9]{0,9}[1-9][0-9]{0,9})$";
+
+/// The schemas of the rules above, for `#[schema(schema_with = …)]`.
+pub mod schemas {
+    use crate::schema::{integer, string};
+    use utoipa::openapi::Object;
+
+    pub fn slug() -> Object {
+        string(
+            super::SLUG_PATTERN,
+            Some(super::SLUG_MAX),
+            "Lower-case letters and digits, words joined by single dashes; unique.",
+        )
+    }
+    pub fn tax_class() -> Object {
+        string(
+            super::TAX_CLASS_PATTERN,
+            Some(super::TAX_CLASS_MAX),
+            "Lower-case letters, digits, `_` and `-` (\"standard\").",
+        )
+    }
+    pub fn lead_days() -> Object {
+        integer(
+            super::LEAD_DAYS,
+            "Days before the due date an invoice is issued.",
+        )
+    }
+    pub fn billing_day() -> Object {
+        integer(
+            super::BILLING_DAYS,
+            "The day of the month services fall due.",
+        )
+    }
+    pub fn tax_country() -> Object {
+        string(
+            super::TAX_COUNTRY_PATTERN,
+            None,
+            "ISO 3166-1 alpha-2, or \"*\" for any country.",
+        )
+    }
+    pub fn tax_rate() -> Object {
+        string(
+            keel_domain::tax::RATE_PATTERN,
+            None,
+            "Percent, 0 to 100, at most 6 decimals: \"15\", \"8.875\".",
+        )
+    }
+    pub fn exchange_rate() -> Object {
+        string(
+            super::EXCHANGE_RATE_PATTERN,
+            None,
+            "1 base = rate quote; a decimal greater than 0: \"26.5\".",
+        )
+    }
+    pub fn promo_percent() -> Object {
+        string(
+            super::PROMO_PERCENT_PATTERN,
+            None,
+            "kind = percent: more than 0, at most 100.",
+        )
+    }
+    /// Product ids, each at most once.
+    pub fn unique_ids() -> utoipa::openapi::Array {
+        use utoipa::PartialSchema;
+        utoipa::openapi::ArrayBuilder::new()
+            .items(keel_domain::ids::ProductId::schema())
+            .unique_items(true)
+            .build()
+    }
+    /// Billing cycles, each at most once.
+    pub fn unique_cycles() -> utoipa::openapi::Array {
+        use utoipa::PartialSchema;
+        utoipa::openapi::ArrayBuilder::new()
+            .items(keel_domain::billing::BillingCycle::schema())
+            .unique_items(true)
+            .build()
+    }
+    pub fn stock() -> Object {
+        integer(0..=i64::MAX, "Units left; absent or null: unlimited.")
+    }
+}
+
 fn slug(field: &str, value: &str) -> Result<String, AppError> {
     let v = value.trim();
-    let ok = (1..=100).contains(&v.len())
+    let ok = (1..=SLUG_MAX).contains(&v.len())
         && v.split('-').all(|part| {
             !part.is_empty()
                 && part
@@ -753,7 +889,7 @@ fn slug(field: &str, value: &str) -> Result<String, AppError> {
 
 fn tax_class(field: &str, value: &str) -> Result<String, AppError> {
     let v = value.trim();
-    let ok = (1..=50).contains(&v.len())
+    let ok = (1..=TAX_CLASS_MAX).contains(&v.len())
         && v.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
     if ok {
@@ -924,7 +1060,7 @@ fn options(inputs: &[OptionInput], pay_type: PayType) -> Result<Vec<NewOption>, 
 fn lead_days(field: &str, value: Option<i64>) -> Result<Option<u32>, AppError> {
     match value {
         None => Ok(None),
-        Some(v @ 0..=90) => Ok(Some(v as u32)),
+        Some(v) if LEAD_DAYS.contains(&v) => Ok(Some(v as u32)),
         Some(_) => Err(invalid(
             "invalid_lead_days",
             field,
@@ -936,7 +1072,7 @@ fn lead_days(field: &str, value: Option<i64>) -> Result<Option<u32>, AppError> {
 fn billing_day(field: &str, value: Option<i64>) -> Result<Option<u32>, AppError> {
     match value {
         None => Ok(None),
-        Some(v @ 1..=31) => Ok(Some(v as u32)),
+        Some(v) if BILLING_DAYS.contains(&v) => Ok(Some(v as u32)),
         Some(_) => Err(invalid(
             "invalid_billing_day",
             field,

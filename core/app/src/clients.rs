@@ -100,14 +100,9 @@ pub struct ListClients {
 
 pub async fn list_clients(app: &App, ctx: &Ctx, q: &ListClients) -> Result<Page<Client>, AppError> {
     ctx.require(Permission::ClientsRead)?;
+    // One rule for the search text, whoever asks (the API checks it too, before this).
+    AppError::check_optional_text("q", q.search.as_deref(), keel_domain::text::limits::SEARCH)?;
     let search = q.search.as_deref().map(str::trim).filter(|s| !s.is_empty());
-    if search.is_some_and(|s| s.chars().count() > 100) {
-        return Err(AppError::invalid(
-            "invalid_search",
-            Some("q"),
-            "search text must be at most 100 characters",
-        ));
-    }
     let filter = store::ClientFilter {
         search: search.map(str::to_string),
         status: q.status,

@@ -35,16 +35,20 @@ use utoipa::ToSchema;
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreditLineInput {
+    #[schema(minimum = 1)]
     pub line_id: i64,
     /// Gross amount (decimal text) to credit on this line; default: all that is left of it.
+    #[schema(schema_with = keel_domain::money::schema::positive_amount)]
     pub amount: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreditNoteInput {
+    #[schema(schema_with = keel_domain::text::schema::reason)]
     pub reason: String,
     /// The lines to credit; omitted: everything not yet credited on the invoice.
+    #[schema(min_items = 1)]
     pub lines: Option<Vec<CreditLineInput>>,
 }
 

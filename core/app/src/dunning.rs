@@ -716,6 +716,7 @@ pub struct PoliciesView {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyInput {
+    #[schema(schema_with = keel_domain::text::schema::policy_name)]
     pub name: String,
     /// reminder_days_before, overdue_days, late_fee_days, suspend_days, terminate_days,
     /// cancel_invoice_days, payment_hold_hours.
@@ -854,8 +855,10 @@ pub enum TargetKind {
 #[serde(deny_unknown_fields)]
 pub struct AssignInput {
     pub target: TargetKind,
+    #[schema(minimum = 1)]
     pub id: i64,
     /// The policy to follow; null returns to the next level (client, product, default).
+    #[schema(minimum = 1)]
     pub policy_id: Option<i64>,
 }
 

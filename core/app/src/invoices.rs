@@ -240,10 +240,14 @@ pub async fn get(app: &App, ctx: &Ctx, id: InvoiceId) -> Result<InvoiceView, App
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct InvoiceQuery {
+    #[param(minimum = 1)]
     pub client_id: Option<i64>,
     /// draft, unpaid, paid, cancelled, refunded or collections.
+    #[param(value_type = Option<keel_domain::lifecycle::InvoiceStatus>)]
     pub status: Option<String>,
+    #[param(schema_with = keel_store::Cursor::schema)]
     pub cursor: Option<String>,
+    #[param(schema_with = crate::page_limit_schema)]
     pub limit: Option<u32>,
 }
 
@@ -618,16 +622,18 @@ impl ManualMethod {
 #[serde(deny_unknown_fields)]
 pub struct PaymentInput {
     /// Decimal text in the invoice's currency ("25.00"); at most what is due.
+    #[schema(schema_with = keel_domain::money::schema::positive_amount)]
     pub amount: String,
     pub method: ManualMethod,
     /// The bank reference or receipt number; one payment per (method, reference). One line
     /// (`keel_domain::text::limits::REFERENCE`).
-    #[schema(max_length = 100)]
+    #[schema(schema_with = keel_domain::text::schema::reference)]
     pub reference: String,
     /// YYYY-MM-DD; default today.
+    #[schema(value_type = Option<chrono::NaiveDate>)]
     pub received_on: Option<String>,
     /// Free text (`keel_domain::text::limits::NOTE`).
-    #[schema(max_length = 4000)]
+    #[schema(schema_with = keel_domain::text::schema::note)]
     pub note: Option<String>,
 }
 
@@ -766,6 +772,7 @@ pub(crate) fn display(inv: &InvoiceRecord) -> String {
 #[serde(deny_unknown_fields)]
 pub struct WalletPayInput {
     /// Decimal text; default: as much as the wallet holds, up to what is due.
+    #[schema(schema_with = keel_domain::money::schema::positive_amount)]
     pub amount: Option<String>,
 }
 
@@ -865,10 +872,13 @@ pub async fn pay_with_wallet(
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TopUpInput {
+    #[schema(minimum = 1)]
     pub client_id: Option<i64>,
     /// Decimal text in `currency`.
+    #[schema(schema_with = keel_domain::money::schema::positive_amount)]
     pub amount: String,
     /// Default: the client's currency.
+    #[schema(value_type = Option<keel_domain::currency::Currency>)]
     pub currency: Option<String>,
 }
 
@@ -956,6 +966,7 @@ pub async fn top_up(
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CancelInput {
+    #[schema(schema_with = keel_domain::text::schema::reason)]
     pub reason: String,
 }
 
@@ -1255,26 +1266,33 @@ pub async fn pdf(app: &App, ctx: &Ctx, id: InvoiceId) -> Result<(String, Vec<u8>
 #[serde(deny_unknown_fields)]
 pub struct ManualLine {
     /// Printed on the invoice: one line (`keel_domain::text::limits::LINE_DESCRIPTION`).
-    #[schema(max_length = 500)]
+    #[schema(schema_with = keel_domain::text::schema::line_description)]
     pub description: String,
     /// Default 1.
     pub quantity: Option<i64>,
     /// Decimal text in the invoice's currency; negative for a credit line.
+    #[schema(schema_with = keel_domain::money::schema::amount)]
     pub unit_price: String,
     /// Decimal text; default 0.
+    #[schema(schema_with = keel_domain::money::schema::amount)]
     pub discount: Option<String>,
     /// A tax class (`standard`, …) whose rules apply; absent: not taxed.
+    #[schema(schema_with = crate::catalog::schemas::tax_class)]
     pub tax_class: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DraftInput {
+    #[schema(minimum = 1)]
     pub client_id: i64,
     /// Default: the client's currency.
+    #[schema(value_type = Option<keel_domain::currency::Currency>)]
     pub currency: Option<String>,
     /// YYYY-MM-DD; default: the day it is issued.
+    #[schema(value_type = Option<chrono::NaiveDate>)]
     pub due_date: Option<String>,
+    #[schema(min_items = 1, max_items = 200)]
     pub lines: Vec<ManualLine>,
 }
 

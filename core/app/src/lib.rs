@@ -27,6 +27,8 @@
 //! - [`webhooks`]: outgoing webhooks: endpoints, [`webhooks::emit`] inside the causing
 //!   transaction, the signed delivery job with its retries, replay, [`webhooks::verify`].
 //! - [`clock`]: the injected clock (tests never read the wall clock).
+//! - [`schema`]: OpenAPI schemas of input rules the field types cannot carry (patterns,
+//!   ranges), built from the constants the use cases check.
 
 pub mod access;
 pub mod audit;
@@ -48,6 +50,7 @@ pub mod orders;
 pub mod plan_change;
 pub mod plugins;
 pub mod preview;
+pub mod schema;
 pub mod services;
 pub mod wallets;
 pub mod webhooks;
@@ -192,6 +195,18 @@ pub const MAX_PAGE: u32 = 200;
 /// Page size when none is asked for.
 pub const DEFAULT_PAGE: u32 = 50;
 
+/// The `limit` parameter's schema: the bounds [`page_limit`] checks.
+pub fn page_limit_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::Integer)
+        .minimum(Some(1))
+        .maximum(Some(MAX_PAGE))
+        .description(Some(format!(
+            "Page size, 1 to {MAX_PAGE}; {DEFAULT_PAGE} when absent."
+        )))
+        .build()
+}
+
 /// Checks a requested page size.
 pub fn page_limit(limit: Option<u32>) -> Result<u32, AppError> {
     match limit {
@@ -225,14 +240,13 @@ pub fn required_reason<'a>(text: &'a str, why: &str) -> Result<&'a str, AppError
 
 /// Order items' labels ([`limits::LABEL`]): a label is printed on every invoice line of its
 /// service and copied by each renewal, so one line, no bidi controls, at most 200 characters.
-/// A blank label means "no label" (the product's name is used), but one made only of
-/// zero-width characters is refused: it would print as nothing. `items[i].label` names the
-/// first that breaks the rule.
+/// A blank label (spaces only) means "no label" (the product's name is used), but one made
+/// only of zero-width characters is refused: it would print as nothing. `items[i].label`
+/// names the first that breaks the rule.
 pub fn check_item_labels<'a>(
     labels: impl IntoIterator<Item = Option<&'a str>>,
 ) -> Result<(), AppError> {
     for (i, label) in labels.into_iter().enumerate() {
-        let label = label.filter(|l| !l.trim().is_empty());
         AppError::check_optional_text(&format!("items[{i}].label"), label, limits::LABEL)?;
     }
     Ok(())

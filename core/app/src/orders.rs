@@ -47,33 +47,45 @@ pub fn target_client(ctx: &Ctx, given: Option<i64>) -> Result<ClientId, AppError
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddonInput {
+    #[schema(minimum = 1)]
     pub product_id: i64,
     /// Default: the parent item's cycle.
+    #[schema(value_type = Option<keel_domain::billing::BillingCycle>)]
     pub cycle: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrderItem {
+    #[schema(minimum = 1)]
     pub product_id: i64,
     /// monthly, quarterly, semi_annually, annually, biennially, triennially, one_time or free.
+    #[schema(value_type = keel_domain::billing::BillingCycle)]
     pub cycle: String,
     #[serde(default)]
     pub options: Vec<OptionChoice>,
     /// A domain name or a label for the service; default: the product's name.
+    #[schema(schema_with = keel_domain::text::schema::label)]
     pub label: Option<String>,
     #[serde(default)]
     pub addons: Vec<AddonInput>,
 }
 
+/// The most items one order holds (the document's `maxItems` on `items`).
+pub const MAX_ORDER_ITEMS: usize = 50;
+
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrderInput {
     /// Required for staff and reseller keys; a client key orders for itself.
+    #[schema(minimum = 1)]
     pub client_id: Option<i64>,
     /// Default: the client's currency.
+    #[schema(value_type = Option<keel_domain::currency::Currency>)]
     pub currency: Option<String>,
+    #[schema(schema_with = keel_domain::promotion::code_schema)]
     pub promo_code: Option<String>,
+    #[schema(min_items = 1, max_items = 50)]
     pub items: Vec<OrderItem>,
 }
 
@@ -126,11 +138,11 @@ pub async fn place(
             "an order needs at least one item",
         ));
     }
-    if input.items.len() > 50 {
+    if input.items.len() > MAX_ORDER_ITEMS {
         return Err(AppError::invalid(
             "too_many_items",
             Some("items"),
-            "an order holds at most 50 items",
+            format!("an order holds at most {MAX_ORDER_ITEMS} items"),
         ));
     }
     let mut tx = app.db.begin().await?;
@@ -666,11 +678,23 @@ async fn order_view(app: &App, id: OrderId) -> Result<OrderView, AppError> {
     })
 }
 
+/// The statuses staff may set an order to; it becomes active only when paid.
+pub const CLOSING_STATUSES: [OrderStatus; 2] = [OrderStatus::Cancelled, OrderStatus::Fraud];
+
+fn closing_status_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .enum_values(Some(CLOSING_STATUSES.iter().map(|s| s.as_str())))
+        .build()
+}
+
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrderStatusInput {
     /// `cancelled` or `fraud`.
+    #[schema(schema_with = closing_status_schema)]
     pub status: OrderStatus,
+    #[schema(schema_with = keel_domain::text::schema::reason)]
     pub reason: String,
 }
 
@@ -684,7 +708,7 @@ pub async fn close(
     input: &OrderStatusInput,
 ) -> Result<OrderView, AppError> {
     ctx.require(Permission::BillingWrite)?;
-    if !matches!(input.status, OrderStatus::Cancelled | OrderStatus::Fraud) {
+    if !CLOSING_STATUSES.contains(&input.status) {
         return Err(AppError::invalid(
             "invalid_status",
             Some("status"),

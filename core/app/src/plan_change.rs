@@ -44,6 +44,7 @@ use utoipa::ToSchema;
 #[serde(deny_unknown_fields)]
 pub struct PlanChangeInput {
     /// The product to move to (the same product to change only its options).
+    #[schema(minimum = 1)]
     pub product_id: i64,
     #[serde(default)]
     pub options: Vec<OptionChoice>,

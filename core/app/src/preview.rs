@@ -115,6 +115,14 @@ struct Dunned<'a> {
     done: Vec<(Option<i64>, Step)>,
 }
 
+/// The `days` parameter's schema: the range [`preview`] checks.
+pub fn days_schema() -> utoipa::openapi::Object {
+    crate::schema::integer(
+        1..=i64::from(MAX_DAYS),
+        "Days to look ahead, today included; 30 when absent.",
+    )
+}
+
 /// What automation would do from today for `days` days.
 pub async fn preview(app: &App, ctx: &Ctx, days: u32) -> Result<Preview, AppError> {
     ctx.require(Permission::BillingWrite)?;

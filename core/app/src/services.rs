@@ -116,10 +116,14 @@ pub async fn get(app: &App, ctx: &Ctx, id: ServiceId) -> Result<ServiceView, App
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ServiceQuery {
+    #[param(minimum = 1)]
     pub client_id: Option<i64>,
     /// pending, active, suspended, terminated or cancelled.
+    #[param(value_type = Option<keel_domain::lifecycle::ServiceStatus>)]
     pub status: Option<String>,
+    #[param(schema_with = keel_store::Cursor::schema)]
     pub cursor: Option<String>,
+    #[param(schema_with = crate::page_limit_schema)]
     pub limit: Option<u32>,
 }
 
@@ -149,6 +153,7 @@ pub async fn list(
 pub struct StatusInput {
     /// active (unsuspend), suspended, terminated or cancelled.
     pub status: ServiceStatus,
+    #[schema(schema_with = keel_domain::text::schema::reason)]
     pub reason: String,
 }
 
@@ -231,6 +236,7 @@ pub async fn change_status(
 #[serde(deny_unknown_fields)]
 pub struct CancellationInput {
     pub kind: CancelKind,
+    #[schema(schema_with = keel_domain::text::schema::reason)]
     pub reason: String,
 }
 

@@ -107,9 +107,10 @@ pub struct WalletMoveView {
 #[serde(deny_unknown_fields)]
 pub struct WalletMoveInput {
     /// Positive decimal text, at most the currency's decimals: "25.00", "1000" (JPY).
-    #[schema(example = "25.00")]
+    #[schema(schema_with = keel_domain::money::schema::positive_amount)]
     pub amount: String,
     /// Why; kept as the entry's memo and in the audit log (1 to 500 characters).
+    #[schema(schema_with = keel_domain::text::schema::reason)]
     pub reason: String,
 }
 
@@ -118,7 +119,7 @@ pub struct WalletMoveInput {
 #[serde(deny_unknown_fields)]
 pub struct CreditLimitInput {
     /// Decimal text, 0 or more: how far below zero the wallet may go.
-    #[schema(example = "50.00")]
+    #[schema(schema_with = keel_domain::money::schema::non_negative_amount)]
     pub credit_limit: String,
 }
 

@@ -638,9 +638,12 @@ fn describe(e: reqwest::Error) -> String {
 #[serde(deny_unknown_fields)]
 pub struct NewEndpoint {
     /// An http or https URL.
+    #[schema(schema_with = url_schema)]
     pub url: String,
     /// Event types (see docs/webhooks.md), or `["*"]` for all.
+    #[schema(schema_with = events_schema)]
     pub events: Vec<String>,
+    #[schema(schema_with = keel_domain::text::schema::webhook_description)]
     pub description: Option<String>,
 }
 
@@ -648,12 +651,16 @@ pub struct NewEndpoint {
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EndpointPatch {
+    #[schema(schema_with = url_schema)]
     pub url: Option<String>,
+    #[schema(schema_with = events_schema)]
     pub events: Option<Vec<String>>,
+    #[schema(schema_with = keel_domain::text::schema::webhook_description)]
     pub description: Option<String>,
     /// `false` pauses deliveries (they wait, pending); `true` resumes them.
     pub enabled: Option<bool>,
     /// Why it is disabled (kept while it is).
+    #[schema(schema_with = keel_domain::text::schema::disabled_reason)]
     pub disabled_reason: Option<String>,
 }
 
@@ -770,6 +777,53 @@ pub struct DeliveryDetail {
 }
 
 const MAX_URL_CHARS: usize = 2000;
+
+/// The URLs the OpenAPI document states: http or https, a host name, an optional port,
+/// then printable ASCII. Every match is one [`check_url`] takes in (it
+/// parses more, such as IP literals; the pattern states what a program should send).
+pub const URL_PATTERN: &str = concat!(
+    "^https?://",
+    // Labels, the last starting with a letter (a host ending in a number is read as an
+    // IPv4 address, which must then be a valid one).
+    "(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?[.])*",
+    "[A-Za-z](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?",
+    "(?::[0-9]{1,4})?(?:/[!-~]*)?$"
+);
+
+/// The schema of an endpoint's `url`.
+pub fn url_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .format(Some(utoipa::openapi::SchemaFormat::Custom("uri".into())))
+        .pattern(Some(URL_PATTERN))
+        .max_length(Some(MAX_URL_CHARS))
+        .description(Some(
+            "An http or https URL the deliveries are posted to. Where it may point (not \
+             loopback or private networks, unless allowed) is checked against the host's \
+             `[webhooks] allow_networks`.",
+        ))
+        .examples(["https://example.com/hooks/keel"])
+        .build()
+}
+
+/// The schema of an event type an endpoint subscribes to: one of [`EVENT_TYPES`], or `*`.
+pub fn event_type_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .enum_values(Some(
+            std::iter::once("*").chain(EVENT_TYPES.iter().map(|(t, _)| *t)),
+        ))
+        .build()
+}
+
+/// The schema of an endpoint's `events`: at least one event type.
+pub fn events_schema() -> utoipa::openapi::Array {
+    utoipa::openapi::ArrayBuilder::new()
+        .items(event_type_schema())
+        .min_items(Some(1))
+        .description(Some("Event types, or \"*\" for all; at least one."))
+        .build()
+}
 
 fn check_url(text: &str) -> Result<String, AppError> {
     let text = text.trim();

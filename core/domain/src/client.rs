@@ -67,10 +67,15 @@ impl ClientStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PostalAddress {
+    #[schema(schema_with = crate::text::schema::name_optional)]
     pub line1: Option<String>,
+    #[schema(schema_with = crate::text::schema::name_optional)]
     pub line2: Option<String>,
+    #[schema(schema_with = crate::text::schema::name_optional)]
     pub city: Option<String>,
+    #[schema(schema_with = crate::text::schema::name_optional)]
     pub region: Option<String>,
+    #[schema(schema_with = crate::text::schema::name_optional)]
     pub postal_code: Option<String>,
 }
 
@@ -108,12 +113,12 @@ pub struct NewClient {
     pub kind: ClientKind,
     /// Required for companies.
     #[serde(default)]
-    #[schema(max_length = 200)]
+    #[schema(schema_with = crate::text::schema::name_optional)]
     pub company_name: Option<String>,
     /// One line with a visible character ([`limits::NAME`]), as are all names here.
-    #[schema(max_length = 200)]
+    #[schema(schema_with = crate::text::schema::name)]
     pub first_name: String,
-    #[schema(max_length = 200)]
+    #[schema(schema_with = crate::text::schema::name)]
     pub last_name: String,
     pub email: Email,
     #[serde(default)]
@@ -127,6 +132,7 @@ pub struct NewClient {
     #[serde(default)]
     pub tax_exempt: bool,
     #[serde(default)]
+    #[schema(schema_with = crate::text::schema::name_optional)]
     pub tax_id: Option<String>,
 }
 
@@ -135,8 +141,11 @@ pub struct NewClient {
 #[serde(deny_unknown_fields)]
 pub struct ClientChanges {
     pub kind: Option<ClientKind>,
+    #[schema(schema_with = crate::text::schema::name_optional)]
     pub company_name: Option<String>,
+    #[schema(schema_with = crate::text::schema::name)]
     pub first_name: Option<String>,
+    #[schema(schema_with = crate::text::schema::name)]
     pub last_name: Option<String>,
     pub email: Option<Email>,
     pub phone: Option<Phone>,
@@ -145,6 +154,7 @@ pub struct ClientChanges {
     pub currency: Option<Currency>,
     pub language: Option<Language>,
     pub tax_exempt: Option<bool>,
+    #[schema(schema_with = crate::text::schema::name_optional)]
     pub tax_id: Option<String>,
     pub status: Option<ClientStatus>,
 }
@@ -446,7 +456,9 @@ fn default_role() -> ContactRole {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewContact {
+    #[schema(schema_with = crate::text::schema::name)]
     pub first_name: String,
+    #[schema(schema_with = crate::text::schema::name)]
     pub last_name: String,
     pub email: Email,
     #[serde(default)]
@@ -465,7 +477,9 @@ impl NewContact {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ContactChanges {
+    #[schema(schema_with = crate::text::schema::name)]
     pub first_name: Option<String>,
+    #[schema(schema_with = crate::text::schema::name)]
     pub last_name: Option<String>,
     pub email: Option<Email>,
     pub phone: Option<Phone>,

@@ -337,12 +337,13 @@ impl PartialSchema for CountryCode {
     fn schema() -> RefOr<Schema> {
         ObjectBuilder::new()
             .schema_type(Type::String)
-            .min_length(Some(2))
-            .max_length(Some(2))
-            // Lowercase input is accepted; responses are always uppercase.
-            .pattern(Some("^[A-Za-z]{2}$"))
+            // The assigned codes, from the table `parse` reads ("QQ" has the form but is
+            // refused). Lowercase input is accepted too; the document states the form
+            // responses use.
+            .enum_values(Some(COUNTRIES.iter().map(|(code, _)| *code)))
             .description(Some(
-                "ISO 3166-1 alpha-2 country code. Accepted in any case, returned uppercase.",
+                "ISO 3166-1 alpha-2 country code, returned uppercase (lowercase input is \
+                 accepted too).",
             ))
             .examples(["ZW"])
             .into()
@@ -682,16 +683,22 @@ fn normalise_phone(input: &str) -> Result<String, &'static str> {
     Ok(format!("+{digits}"))
 }
 
+/// The phone forms the OpenAPI document states: every string it matches is a number
+/// [`Phone::parse`] takes in (a unit test draws them).
+pub const PHONE_PATTERN: &str = "^\\+[1-9](?:[-. ]?[0-9]){7,14}$";
+
 impl PartialSchema for Phone {
     fn schema() -> RefOr<Schema> {
-        // No pattern: the schema describes accepted input, and people's spacing varies.
         ObjectBuilder::new()
             .schema_type(Type::String)
             .format(Some(SchemaFormat::Custom("e164".to_owned())))
+            .pattern(Some(PHONE_PATTERN))
             .description(Some(
-                "Phone number in international E.164 form: + followed by 8 to 15 digits. \
-                 Spaces, hyphens, dots and parentheses are accepted and removed; responses \
-                 use the compact form.",
+                "Phone number in international E.164 form: + followed by 8 to 15 digits, \
+                 the first not 0, which may be separated by single spaces, hyphens or dots; \
+                 responses use the compact form. (The API also takes parentheses and a \
+                 \"(0)\" trunk prefix, as people write numbers; the pattern states the \
+                 forms a program should send.)",
             ))
             .examples(["+263771234567"])
             .into()
@@ -1153,6 +1160,20 @@ mod tests {
     }
 
     proptest! {
+        /// Every phone the document's pattern allows is one `Phone::parse` takes in.
+        #[test]
+        fn every_phone_the_schema_allows_parses(
+            text in PHONE_PATTERN.trim_start_matches('^').trim_end_matches('$'),
+        ) {
+            let phone = Phone::parse(&text);
+            prop_assert!(phone.is_ok(), "{text:?}: {phone:?}");
+            let digits: String = text.chars().filter(char::is_ascii_digit).collect();
+            let phone = phone.unwrap();
+            prop_assert_eq!(phone.as_str(), format!("+{digits}"));
+        }
+    }
+
+    proptest! {
         #[test]
         fn any_e164_number_survives_human_separators(
             first in 1u8..=9,
@@ -1384,7 +1405,12 @@ mod tests {
 
         let country = schema_json::<CountryCode>();
         assert_eq!(country["type"], "string");
-        assert_eq!(country["pattern"], "^[A-Za-z]{2}$");
+        let codes = country["enum"].as_array().expect("an enum");
+        assert_eq!(codes.len(), CountryCode::all().len());
+        for code in codes {
+            let code = code.as_str().expect("a code");
+            assert_eq!(CountryCode::parse(code).map(|c| c.as_str()), Ok(code));
+        }
 
         let phone = schema_json::<Phone>();
         assert_eq!(phone["type"], "string");

@@ -11,6 +11,11 @@ use std::ops::RangeInclusive;
 /// The accepted years, inclusive.
 pub const YEARS: RangeInclusive<i32> = 1900..=9999;
 
+/// [`YEARS`] as the OpenAPI document states it on every date (`format: date`).
+pub const DATE_PATTERN: &str = "^(?:19[0-9]{2}|[2-9][0-9]{3})-[0-9]{2}-[0-9]{2}$";
+/// [`YEARS`] on every timestamp (`format: date-time`): the text starts with such a year.
+pub const DATE_TIME_PATTERN: &str = "^(?:19[0-9]{2}|[2-9][0-9]{3})-";
+
 /// A date outside [`YEARS`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the year {year} is outside {}..={}", YEARS.start(), YEARS.end())]
@@ -52,6 +57,19 @@ pub fn parse_any(text: &str) -> Option<NaiveDate> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The patterns the document states take exactly the years [`YEARS`] holds.
+    #[test]
+    fn the_schema_patterns_state_the_years() {
+        let date = regex_automata::meta::Regex::new(DATE_PATTERN).unwrap();
+        let time = regex_automata::meta::Regex::new(DATE_TIME_PATTERN).unwrap();
+        for year in 0..=10_500 {
+            let text = format!("{year:04}-06-15");
+            assert_eq!(date.is_match(&text), YEARS.contains(&year), "{text}");
+            let stamp = format!("{year:04}-06-15T10:00:00Z");
+            assert_eq!(time.is_match(&stamp), YEARS.contains(&year), "{stamp}");
+        }
+    }
 
     #[test]
     fn years_as_a_table() {

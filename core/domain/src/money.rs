@@ -476,6 +476,73 @@ impl FromStr for Money {
     }
 }
 
+/// Amounts typed as decimal text, as the OpenAPI document states them: the grammar of
+/// [`Money::parse`] as patterns, for `#[schema(schema_with = …)]` on input fields.
+///
+/// The patterns are a little stricter than the parser (no surrounding spaces; at most 14
+/// whole digits, so that no currency's minor units overflow `i64`), never looser: every
+/// string they match parses, unless it has more decimals than the currency has
+/// (`too_many_decimals`), which depends on the currency and no pattern can state.
+pub mod schema {
+    use utoipa::openapi::{Object, ObjectBuilder, Type};
+
+    /// Plain digits or digits grouped by commas in threes, at most 14 whole digits.
+    macro_rules! whole {
+        () => {
+            "(?:[0-9]{1,14}|[0-9]{1,2}(?:,[0-9]{3}){1,4})"
+        };
+    }
+
+    /// Any amount: an optional sign, whole digits, an optional fraction.
+    pub const AMOUNT: &str = concat!("^[-+]?(?:", whole!(), r"(?:\.[0-9]+)?|\.[0-9]+)$");
+    /// Zero or more.
+    pub const NON_NEGATIVE: &str = concat!(r"^\+?(?:", whole!(), r"(?:\.[0-9]+)?|\.[0-9]+)$");
+    /// More than zero: whole digits without leading zeros, or a fraction with a digit
+    /// that is not 0 ("0.05", ".5").
+    pub const POSITIVE: &str = concat!(
+        r"^\+?(?:(?:[1-9][0-9]{0,13}|[1-9][0-9]?(?:,[0-9]{3}){1,4})(?:\.[0-9]+)?",
+        r"|0?\.[0-9]*[1-9][0-9]*)$"
+    );
+
+    fn decimal(pattern: &'static str, description: &'static str, example: &str) -> Object {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(pattern))
+            .description(Some(description))
+            .examples([example])
+            .build()
+    }
+
+    /// Any amount in major units.
+    pub fn amount() -> Object {
+        decimal(
+            AMOUNT,
+            "An amount in major units as decimal text, at most the currency's decimals.",
+            "-12.50",
+        )
+    }
+
+    /// An amount of zero or more.
+    pub fn non_negative_amount() -> Object {
+        decimal(
+            NON_NEGATIVE,
+            "An amount of zero or more in major units as decimal text, at most the \
+             currency's decimals.",
+            "0.00",
+        )
+    }
+
+    /// An amount of more than zero.
+    pub fn positive_amount() -> Object {
+        decimal(
+            POSITIVE,
+            "An amount of more than zero in major units as decimal text, at most the \
+             currency's decimals.",
+            "25.00",
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -1094,7 +1161,36 @@ mod tests {
 
     // ----- properties -----
 
+    /// Strips the anchors: proptest draws whole strings from the inside of a pattern.
+    fn inside(pattern: &str) -> &str {
+        &pattern[1..pattern.len() - 1]
+    }
+
     proptest! {
+        /// What the document's amount patterns allow, the parser takes in, in every
+        /// currency, with the sign the pattern promises; only decimals beyond the
+        /// currency's are left to the parser.
+        #[test]
+        fn every_amount_the_schema_allows_parses(
+            any_amount in inside(schema::AMOUNT),
+            non_negative in inside(schema::NON_NEGATIVE),
+            positive in inside(schema::POSITIVE),
+            code in proptest::sample::select(vec!["USD", "JPY", "BHD", "CLF"]),
+        ) {
+            let currency = Currency::from_code(code).unwrap();
+            let read = |text: &str| match Money::parse(text, currency) {
+                Err(MoneyError::TooManyDecimals { .. }) => None,
+                other => Some(other.unwrap_or_else(|e| panic!("{text:?} in {code}: {e}"))),
+            };
+            read(&any_amount);
+            if let Some(m) = read(&non_negative) {
+                prop_assert!(m.minor() >= 0, "{non_negative:?} is negative");
+            }
+            if let Some(m) = read(&positive) {
+                prop_assert!(m.minor() > 0, "{positive:?} is not positive");
+            }
+        }
+
         #[test]
         fn allocation_never_loses_or_invents_a_minor_unit(
             minor in any::<i64>(),

@@ -59,6 +59,22 @@ use crate::money::Money;
 /// The shortest and longest promotion codes, in characters.
 pub const CODE_LENGTH: std::ops::RangeInclusive<usize> = 3..=32;
 
+/// A code as the OpenAPI document states it ([`validate_code`] also trims and upper-cases
+/// what a person typed; the pattern takes either case).
+pub const CODE_PATTERN: &str = "^[A-Za-z0-9_-]{3,32}$";
+
+/// The schema of a promotion code in a request.
+pub fn code_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .pattern(Some(CODE_PATTERN))
+        .description(Some(
+            "3 to 32 letters, digits, hyphens or underscores; stored upper-cased.",
+        ))
+        .examples(["SUMMER-26"])
+        .build()
+}
+
 /// What a promotion takes off a line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case", tag = "kind", content = "value")]

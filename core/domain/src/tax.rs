@@ -85,6 +85,11 @@ use crate::money::Money;
 /// The most decimal places a tax rate may have (after trailing zeros are dropped).
 pub const MAX_RATE_DECIMALS: u32 = 6;
 
+/// A tax rate as the OpenAPI document states it: a percent from 0 to 100 with at most
+/// [`MAX_RATE_DECIMALS`] decimals (trailing zeros aside), every match one
+/// [`TaxRule::validate`] accepts.
+pub const RATE_PATTERN: &str = r"^(?:100(?:\.0{1,10})?|[0-9]{1,2}(?:\.[0-9]{1,6}0{0,10})?)$";
+
 /// Whether prices are entered without tax (tax is added on top) or with tax included.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]

@@ -35,6 +35,10 @@ pub struct Rule {
     /// Required values must hold at least one visible character: whitespace, zero-width
     /// joiners and direction marks alone do not count.
     pub required: bool,
+    /// A required value may instead be blank (spaces only), which means "not given": an
+    /// order item's label left blank takes the product's name. A value of only zero-width
+    /// characters is still refused: it would print as nothing where a label is expected.
+    pub blank_means_absent: bool,
 }
 
 impl Rule {
@@ -44,6 +48,7 @@ impl Rule {
             kind: Kind::Line,
             max_chars,
             required: true,
+            blank_means_absent: false,
         }
     }
 
@@ -53,6 +58,7 @@ impl Rule {
             kind: Kind::Text,
             max_chars,
             required: true,
+            blank_means_absent: false,
         }
     }
 
@@ -61,6 +67,15 @@ impl Rule {
     pub const fn may_be_empty(self) -> Rule {
         Rule {
             required: false,
+            ..self
+        }
+    }
+
+    /// The same rule, but a blank value (spaces only) is taken as absent; see
+    /// [`Rule::blank_means_absent`].
+    pub const fn blank_means_absent(self) -> Rule {
+        Rule {
+            blank_means_absent: true,
             ..self
         }
     }
@@ -75,6 +90,7 @@ impl Rule {
         };
         let mut chars = 0usize;
         let mut visible = false;
+        let mut blank = true;
         for c in value.chars() {
             chars += 1;
             if c == '\0' {
@@ -92,11 +108,12 @@ impl Rule {
                 return fail(Problem::InvisibleCharacter);
             }
             visible |= !c.is_whitespace() && !is_invisible(c);
+            blank &= c.is_whitespace();
         }
         if chars > self.max_chars {
             return fail(Problem::TooLong);
         }
-        if self.required && !visible {
+        if self.required && !visible && !(self.blank_means_absent && blank) {
             return fail(Problem::Empty);
         }
         Ok(())
@@ -117,7 +134,7 @@ pub mod limits {
     /// An API key's name.
     pub const KEY_NAME: Rule = Rule::line(100);
     /// An order item's label (a domain or host name shown on invoice lines and renewals).
-    pub const LABEL: Rule = Rule::line(200);
+    pub const LABEL: Rule = Rule::line(200).blank_means_absent();
     /// A manual invoice line's description: printed on the invoice, so one line.
     pub const LINE_DESCRIPTION: Rule = Rule::line(500);
     /// A catalog name: product group, product, option, option value, tax rule, client group.
@@ -146,6 +163,41 @@ pub mod limits {
     pub const REGION: Rule = Rule::line(100).may_be_empty();
     /// A search query (`q`): one line; empty matches everything.
     pub const SEARCH: Rule = Rule::line(200).may_be_empty();
+}
+
+/// Each field's schema from its rule in [`limits`], for `#[schema(schema_with = …)]` on
+/// the field: the OpenAPI document states the same pattern and length the handler checks.
+pub mod schema {
+    use super::limits;
+    use utoipa::openapi::Object;
+
+    macro_rules! from_rules {
+        ($($(#[$doc:meta])* $name:ident = $rule:expr;)*) => {
+            $($(#[$doc])* pub fn $name() -> Object { $rule.schema() })*
+        };
+    }
+
+    from_rules! {
+        name = limits::NAME;
+        /// A name that may be left empty (a company name, an address line, a tax id).
+        name_optional = limits::NAME.may_be_empty();
+        staff_name = limits::STAFF_NAME;
+        key_name = limits::KEY_NAME;
+        label = limits::LABEL;
+        line_description = limits::LINE_DESCRIPTION;
+        catalog_name = limits::CATALOG_NAME;
+        product_description = limits::PRODUCT_DESCRIPTION;
+        identifier = limits::IDENTIFIER;
+        region = limits::REGION;
+        policy_name = limits::POLICY_NAME;
+        reference = limits::REFERENCE;
+        note = limits::NOTE;
+        reason = limits::REASON;
+        memo = limits::MEMO;
+        webhook_description = limits::WEBHOOK_DESCRIPTION;
+        disabled_reason = limits::DISABLED_REASON;
+        search = limits::SEARCH;
+    }
 }
 
 /// What is wrong with a value; `as_str` is the stable code the API sends in
@@ -213,39 +265,142 @@ impl std::error::Error for TextError {}
 /// overrides (LRE, RLE, PDF, LRO, RLO) and isolates (LRI, RLI, FSI, PDI). The marks
 /// LRM, RLM and ALM only nudge neutral characters and are needed in right-to-left text,
 /// so they are allowed (but are not visible on their own).
-fn is_bidi_control(c: char) -> bool {
-    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
-}
+const BIDI_CONTROLS: &[(char, char)] = &[('\u{202A}', '\u{202E}'), ('\u{2066}', '\u{2069}')];
 
 /// Invisible characters with no place in stored text; refused wherever they appear.
-fn is_refused_invisible(c: char) -> bool {
-    matches!(
-        c,
-        '\u{200B}' // zero-width space
-        | '\u{2060}'
-            ..='\u{2064}' // word joiner, invisible operators
-        | '\u{FEFF}' // byte order mark / zero-width no-break space
-        | '\u{180E}' // Mongolian vowel separator (formerly a space)
-    )
-}
+const REFUSED_INVISIBLE: &[(char, char)] = &[
+    ('\u{180E}', '\u{180E}'), // Mongolian vowel separator (formerly a space)
+    ('\u{200B}', '\u{200B}'), // zero-width space
+    ('\u{2060}', '\u{2064}'), // word joiner, invisible operators
+    ('\u{FEFF}', '\u{FEFF}'), // byte order mark / zero-width no-break space
+];
 
 /// Characters that draw nothing: they may sit inside text (a zero-width joiner in an emoji
 /// or a Persian name, a direction mark in Arabic) but do not make a value non-empty.
+const INVISIBLE: &[(char, char)] = &[
+    ('\u{00AD}', '\u{00AD}'),   // soft hyphen
+    ('\u{034F}', '\u{034F}'),   // combining grapheme joiner
+    ('\u{061C}', '\u{061C}'),   // Arabic letter mark
+    ('\u{115F}', '\u{1160}'),   // Hangul fillers
+    ('\u{17B4}', '\u{17B5}'),   // Khmer inherent vowels
+    ('\u{200C}', '\u{200F}'),   // ZWNJ, ZWJ, LRM, RLM
+    ('\u{206A}', '\u{206F}'),   // deprecated format characters
+    ('\u{2800}', '\u{2800}'),   // braille blank
+    ('\u{3164}', '\u{3164}'),   // Hangul filler
+    ('\u{FE00}', '\u{FE0F}'),   // variation selectors
+    ('\u{FFA0}', '\u{FFA0}'),   // halfwidth Hangul filler
+    ('\u{E0000}', '\u{E007F}'), // tags
+];
+
+/// Control characters (general category Cc, what `char::is_control` tests).
+const CONTROLS: &[(char, char)] = &[('\u{0000}', '\u{001F}'), ('\u{007F}', '\u{009F}')];
+
+/// The line and paragraph separators, refused in one-line values like line feeds.
+const SEPARATORS: &[(char, char)] = &[('\u{2028}', '\u{2029}')];
+
+/// White space (the Unicode `White_Space` property, what `char::is_whitespace` tests).
+const WHITESPACE: &[(char, char)] = &[
+    ('\u{0009}', '\u{000D}'),
+    ('\u{0020}', '\u{0020}'),
+    ('\u{0085}', '\u{0085}'),
+    ('\u{00A0}', '\u{00A0}'),
+    ('\u{1680}', '\u{1680}'),
+    ('\u{2000}', '\u{200A}'),
+    ('\u{2028}', '\u{2029}'),
+    ('\u{202F}', '\u{202F}'),
+    ('\u{205F}', '\u{205F}'),
+    ('\u{3000}', '\u{3000}'),
+];
+
+fn within(ranges: &[(char, char)], c: char) -> bool {
+    ranges.iter().any(|&(lo, hi)| (lo..=hi).contains(&c))
+}
+
+fn is_bidi_control(c: char) -> bool {
+    within(BIDI_CONTROLS, c)
+}
+
+fn is_refused_invisible(c: char) -> bool {
+    within(REFUSED_INVISIBLE, c)
+}
+
 fn is_invisible(c: char) -> bool {
-    is_refused_invisible(c)
-        || matches!(
-            c,
-            '\u{00AD}' // soft hyphen
-            | '\u{034F}' // combining grapheme joiner
-            | '\u{061C}' // Arabic letter mark
-            | '\u{115F}' | '\u{1160}' | '\u{3164}' | '\u{FFA0}' // Hangul fillers
-            | '\u{17B4}' | '\u{17B5}' // Khmer inherent vowels
-            | '\u{200C}'..='\u{200F}' // ZWNJ, ZWJ, LRM, RLM
-            | '\u{206A}'..='\u{206F}' // deprecated format characters
-            | '\u{2800}' // braille blank
-            | '\u{FE00}'..='\u{FE0F}' // variation selectors
-            | '\u{E0000}'..='\u{E007F}' // tags
-        )
+    is_refused_invisible(c) || within(INVISIBLE, c)
+}
+
+/// Writes `ranges` as the inside of a regular-expression character class, each character
+/// escaped as `\u{…}` (read alike by ECMA-262 with the `u` flag and Rust's `regex`).
+fn class(out: &mut String, ranges: &[(char, char)]) {
+    for &(lo, hi) in ranges {
+        out.push_str(&format!("\\u{{{:04X}}}", u32::from(lo)));
+        if hi != lo {
+            out.push_str(&format!("-\\u{{{:04X}}}", u32::from(hi)));
+        }
+    }
+}
+
+impl Rule {
+    /// The characters the rule refuses anywhere in a value.
+    fn refused(&self) -> Vec<(char, char)> {
+        let mut refused: Vec<(char, char)> = match self.kind {
+            Kind::Line => [CONTROLS, SEPARATORS].concat(),
+            // Tab, line feed and carriage return (U+0009, U+000A, U+000D) are allowed.
+            Kind::Text => vec![
+                ('\u{0000}', '\u{0008}'),
+                ('\u{000B}', '\u{000C}'),
+                ('\u{000E}', '\u{001F}'),
+                ('\u{007F}', '\u{009F}'),
+            ],
+        };
+        refused.extend_from_slice(BIDI_CONTROLS);
+        refused.extend_from_slice(REFUSED_INVISIBLE);
+        refused
+    }
+
+    /// The rule's characters as an anchored regular expression (ECMA-262 with the `u`
+    /// flag, as JSON Schema reads `pattern`): what the OpenAPI document states, so a
+    /// generated client refuses before sending what [`Rule::check`] would refuse. The
+    /// length is not in it; [`Rule::schema`] states it as `maxLength`.
+    pub fn pattern(&self) -> String {
+        let mut allowed = String::from("[^");
+        class(&mut allowed, &self.refused());
+        allowed.push(']');
+        if !self.required {
+            return format!("^{allowed}*$");
+        }
+        let mut visible = String::from("[^");
+        class(&mut visible, &self.refused());
+        class(&mut visible, WHITESPACE);
+        class(&mut visible, INVISIBLE);
+        visible.push(']');
+        if !self.blank_means_absent {
+            return format!("^{allowed}*{visible}{allowed}*$");
+        }
+        let refused = self.refused();
+        let spaces: Vec<(char, char)> = WHITESPACE
+            .iter()
+            .flat_map(|&(lo, hi)| lo..=hi)
+            .filter(|&c| !within(&refused, c))
+            .map(|c| (c, c))
+            .collect();
+        let mut blank = String::from("[");
+        class(&mut blank, &spaces);
+        blank.push(']');
+        format!("^(?:{blank}*|{allowed}*{visible}{allowed}*)$")
+    }
+
+    /// The rule as a string schema: its pattern, its maximum length in characters (JSON
+    /// Schema counts characters as [`Rule::check`] does), and a minimum of one character
+    /// when a value is required.
+    pub fn schema(&self) -> utoipa::openapi::Object {
+        use utoipa::openapi::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(self.required.then_some(1))
+            .max_length(Some(self.max_chars))
+            .pattern(Some(self.pattern()))
+            .build()
+    }
 }
 
 #[cfg(test)]
@@ -327,6 +482,66 @@ mod tests {
         assert_eq!(outcome(label, &"é".repeat(200)), Ok(()));
         assert_eq!(outcome(label, &"é".repeat(201)), Err(TooLong));
         assert_eq!(outcome(label, &"x".repeat(900_000)), Err(TooLong));
+    }
+
+    /// The pattern the OpenAPI document states refuses exactly what [`Rule::check`]
+    /// refuses, for every character of the Basic Multilingual Plane and the tags block and
+    /// a sample of the other planes, alone and inside a visible value, for each kind,
+    /// required or not (length aside: that is `maxLength`).
+    #[test]
+    fn the_schema_pattern_agrees_with_the_rule_on_every_character() {
+        use regex_automata::meta::Regex;
+        for rule in [
+            Rule::line(usize::MAX),
+            Rule::line(usize::MAX).may_be_empty(),
+            Rule::text(usize::MAX),
+            Rule::text(usize::MAX).may_be_empty(),
+            Rule::line(usize::MAX).blank_means_absent(),
+        ] {
+            let re = Regex::new(&rule.pattern()).expect("the pattern compiles");
+            assert_eq!(re.is_match(""), rule.check("").is_ok(), "{rule:?} on \"\"");
+            let planes = (0x1_0000..=0x10_FFFF).step_by(97);
+            let chars = (0..=0xFFFF).chain(0xE_0000..=0xE_0100).chain(planes);
+            for c in chars.filter_map(char::from_u32) {
+                for value in [c.to_string(), format!("a{c}")] {
+                    assert_eq!(
+                        re.is_match(&value),
+                        rule.check(&value).is_ok(),
+                        "{rule:?} on {value:?} (U+{:04X})",
+                        u32::from(c)
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_character_tables_are_the_standard_library_s_classes() {
+        for c in (0..=0x10FFFF).filter_map(char::from_u32) {
+            assert_eq!(
+                within(CONTROLS, c),
+                c.is_control(),
+                "U+{:04X}",
+                u32::from(c)
+            );
+            assert_eq!(
+                within(WHITESPACE, c),
+                c.is_whitespace(),
+                "U+{:04X}",
+                u32::from(c)
+            );
+        }
+    }
+
+    #[test]
+    fn the_schema_states_the_length_and_the_pattern() {
+        let schema = serde_json::to_value(limits::KEY_NAME.schema()).expect("JSON");
+        assert_eq!(schema["maxLength"], 100);
+        assert_eq!(schema["minLength"], 1);
+        assert_eq!(schema["pattern"], limits::KEY_NAME.pattern());
+        let optional = serde_json::to_value(limits::NOTE.schema()).expect("JSON");
+        assert_eq!(optional.get("minLength"), None);
+        assert_eq!(optional["maxLength"], 4000);
     }
 
     #[test]

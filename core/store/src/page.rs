@@ -14,6 +14,19 @@ impl Cursor {
         format!("c{}", self.after_id)
     }
 
+    /// What every cursor this API returns looks like (ids stay below 10^18), for the
+    /// `cursor` parameter's schema; [`Cursor::decode`] takes all of it.
+    pub const PATTERN: &str = "^c[0-9]{1,18}$";
+
+    /// The `cursor` parameter's schema.
+    pub fn schema() -> utoipa::openapi::Object {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::String)
+            .pattern(Some(Cursor::PATTERN))
+            .description(Some("The `next_cursor` of the previous page."))
+            .build()
+    }
+
     pub fn decode(text: &str) -> Option<Cursor> {
         let digits = text.strip_prefix('c')?;
         if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {

@@ -243,6 +243,7 @@ pub async fn request_cancellation(
 #[serde(deny_unknown_fields)]
 pub struct RunInput {
     /// YYYY-MM-DD; default today.
+    #[schema(value_type = Option<chrono::NaiveDate>)]
     pub as_of: Option<String>,
     /// Compute and report, change nothing.
     #[serde(default)]

@@ -85,12 +85,15 @@ pub async fn create_product_group(
 #[into_params(parameter_in = Query)]
 pub struct ProductQuery {
     /// Only this group's products.
+    #[param(minimum = 1)]
     pub group_id: Option<i64>,
     /// Staff only: list retired products too.
     #[serde(default)]
     pub include_retired: bool,
+    #[param(schema_with = keel_store::Cursor::schema)]
     pub cursor: Option<String>,
     /// 1 to 200; default 50.
+    #[param(schema_with = keel_app::page_limit_schema)]
     pub limit: Option<u32>,
 }
 
@@ -254,10 +257,14 @@ pub async fn delete_tax_rule(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct RateQuery {
+    #[param(value_type = Option<keel_domain::currency::Currency>)]
     pub base: Option<String>,
+    #[param(value_type = Option<keel_domain::currency::Currency>)]
     pub quote: Option<String>,
+    #[param(schema_with = keel_store::Cursor::schema)]
     pub cursor: Option<String>,
     /// 1 to 200; default 50.
+    #[param(schema_with = keel_app::page_limit_schema)]
     pub limit: Option<u32>,
 }
 
@@ -393,7 +400,7 @@ pub async fn create_promotion(
 }
 
 /// One promotion, by its code (host scope).
-#[utoipa::path(get, path = "/api/v1/promotions/{code}", tag = "catalog", params(("code" = String, Path)),
+#[utoipa::path(get, path = "/api/v1/promotions/{code}", tag = "catalog", params(("code" = String, Path, pattern = "^[A-Za-z0-9_-]{3,32}$")),
     responses((status = 200, body = PromotionView), (status = 404, body = ErrorBody)))]
 pub async fn show_promotion(
     state: axum::extract::State<State>,

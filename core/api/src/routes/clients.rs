@@ -35,11 +35,13 @@ pub fn router() -> Router<State> {
 pub struct ClientQuery {
     /// Case-insensitive text found in the name, company or email: one line, at most 200
     /// characters (`keel_domain::text::limits::SEARCH`).
-    #[param(max_length = 200)]
+    #[param(schema_with = keel_domain::text::schema::search)]
     pub q: Option<String>,
     pub status: Option<ClientStatus>,
+    #[param(schema_with = keel_store::Cursor::schema)]
     pub cursor: Option<String>,
     /// 1 to 200; default 50.
+    #[param(schema_with = keel_app::page_limit_schema)]
     pub limit: Option<u32>,
 }
 

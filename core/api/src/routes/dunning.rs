@@ -84,6 +84,7 @@ pub async fn assign_policy(
 #[serde(deny_unknown_fields)]
 pub struct DunningRunInput {
     /// YYYY-MM-DD; default today.
+    #[schema(value_type = Option<chrono::NaiveDate>)]
     pub as_of: Option<String>,
 }
 
@@ -121,6 +122,7 @@ pub async fn invoice_steps(
 #[into_params(parameter_in = Query)]
 pub struct PreviewQuery {
     /// 1 to 366; default 30.
+    #[param(schema_with = keel_app::preview::days_schema)]
     pub days: Option<u32>,
 }
 

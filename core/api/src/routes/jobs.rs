@@ -24,10 +24,12 @@ pub fn router() -> Router<State> {
 #[into_params(parameter_in = Query)]
 pub struct JobQuery {
     /// ready, running, done, parked or cancelled.
+    #[param(value_type = Option<keel_store::jobs::JobState>)]
     pub state: Option<String>,
     /// Jobs with an id below this (the `next_before` of the previous page).
+    #[param(minimum = 1)]
     pub before: Option<i64>,
-    /// 1 to 500; default 50.
+    /// Default 50; values outside 1 to 500 are brought inside.
     pub limit: Option<u32>,
 }
 

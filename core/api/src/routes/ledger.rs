@@ -30,9 +30,12 @@ pub fn router() -> Router<State> {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct AccountQuery {
+    #[param(minimum = 1)]
     pub client_id: Option<i64>,
     pub kind: Option<AccountKind>,
+    #[param(schema_with = keel_store::Cursor::schema)]
     pub cursor: Option<String>,
+    #[param(schema_with = keel_app::page_limit_schema)]
     pub limit: Option<u32>,
 }
 
@@ -73,8 +76,11 @@ pub async fn show_account(
 #[into_params(parameter_in = Query)]
 pub struct EntryQuery {
     /// Only entries that post to this account.
+    #[param(minimum = 1)]
     pub account_id: Option<i64>,
+    #[param(schema_with = keel_store::Cursor::schema)]
     pub cursor: Option<String>,
+    #[param(schema_with = keel_app::page_limit_schema)]
     pub limit: Option<u32>,
 }
 
@@ -140,6 +146,7 @@ pub async fn adjust(
 #[serde(deny_unknown_fields)]
 pub struct ReverseInput {
     /// Why the entry is reversed.
+    #[schema(schema_with = keel_domain::text::schema::memo)]
     pub reason: String,
 }
 

@@ -46,7 +46,7 @@ pub async fn list_wallets(
 /// The postings of one wallet, newest first, each with the entry's memo and the balance
 /// after it.
 #[utoipa::path(get, path = "/api/v1/clients/{id}/wallets/{currency}/history", tag = "wallets",
-    params(("id" = i64, Path), ("currency" = String, Path, example = "USD"), PageQuery),
+    params(("id" = i64, Path), ("currency" = keel_domain::currency::Currency, Path), PageQuery),
     responses((status = 200, body = List<WalletPostingView>), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn wallet_history(
     state: axum::extract::State<State>,
@@ -85,7 +85,7 @@ fn created_or_replayed(
 /// adjustments account. Requires an Idempotency-Key: the entry's key is derived from it,
 /// so a retry never credits twice.
 #[utoipa::path(post, path = "/api/v1/clients/{id}/wallets/{currency}/credit", tag = "wallets",
-    params(("id" = i64, Path), ("currency" = String, Path, example = "USD"),
+    params(("id" = i64, Path), ("currency" = keel_domain::currency::Currency, Path),
         ("Idempotency-Key" = String, Header, description = "Required: money moves once per key")),
     request_body = WalletMoveInput,
     responses((status = 201, body = WalletMoveView), (status = 200, body = WalletMoveView, description = "Already posted under this key"),
@@ -105,7 +105,7 @@ pub async fn credit_wallet(
 /// credit limit it is 409 `insufficient_wallet_balance` and nothing changes. Requires an
 /// Idempotency-Key.
 #[utoipa::path(post, path = "/api/v1/clients/{id}/wallets/{currency}/debit", tag = "wallets",
-    params(("id" = i64, Path), ("currency" = String, Path, example = "USD"),
+    params(("id" = i64, Path), ("currency" = keel_domain::currency::Currency, Path),
         ("Idempotency-Key" = String, Header, description = "Required: money moves once per key")),
     request_body = WalletMoveInput,
     responses((status = 201, body = WalletMoveView), (status = 200, body = WalletMoveView, description = "Already posted under this key"),
@@ -125,7 +125,7 @@ pub async fn debit_wallet(
 /// Set how far below zero a wallet may go (staff). Lowering it below what the wallet has
 /// already spent on credit is 409 `credit_limit_below_spent`.
 #[utoipa::path(put, path = "/api/v1/clients/{id}/wallets/{currency}/credit-limit", tag = "wallets",
-    params(("id" = i64, Path), ("currency" = String, Path, example = "USD")),
+    params(("id" = i64, Path), ("currency" = keel_domain::currency::Currency, Path)),
     request_body = CreditLimitInput,
     responses((status = 200, body = WalletView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody, description = "credit_limit_below_spent"), (status = 422, body = ErrorBody)))]

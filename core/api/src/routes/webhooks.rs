@@ -113,10 +113,13 @@ pub async fn delete_endpoint(
 #[into_params(parameter_in = Query)]
 pub struct DeliveryQuery {
     /// pending, delivered or failed.
+    #[param(value_type = Option<keel_store::webhooks::DeliveryState>)]
     pub state: Option<String>,
     /// The `next_cursor` of the previous page.
+    #[param(schema_with = keel_store::Cursor::schema)]
     pub cursor: Option<String>,
     /// 1 to 200; default 50.
+    #[param(schema_with = keel_app::page_limit_schema)]
     pub limit: Option<u32>,
 }
 
