@@ -139,7 +139,12 @@ fn check_string(s: &str, field: &str) -> Result<(), ApiError> {
     if s.contains('\0') {
         return Err(nul_in_text(field));
     }
-    if let Some(date) = keel_domain::dates::parse_any(s) {
+    // A text starting with a sign is left to its field: "+12025-05-12" is a phone number
+    // as much as a year-12025 date, and the date fields check their years themselves
+    // (`keel_app::billing::parse_date`, the use cases' typed dates).
+    if !s.starts_with(['+', '-'])
+        && let Some(date) = keel_domain::dates::parse_any(s)
+    {
         keel_domain::dates::check(date).map_err(|e| invalid_date(field, e))?;
     }
     Ok(())

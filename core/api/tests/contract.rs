@@ -8,7 +8,9 @@
 //! largest number, the oldest date the format allows). It sends them as the admin over a
 //! database seeded with the demo, so paths name real records. A refusal for the request's
 //! form (400 or 422 with a code not in [`STATE_RULES`]) or any 5xx is a breach of contract,
-//! reported with the operation, the request and the answer.
+//! reported with the operation, the request and the answer. One draw in three instead
+//! breaks exactly one constraint the document states exactly (a length, a bound, an enum,
+//! a least number of items): the API must refuse it with a 4xx, never take it in.
 //!
 //! Refusals that depend on the books rather than on the request's form (an invoice already
 //! paid, a currency the product has no price in, a date range the wrong way round) cannot
@@ -60,10 +62,19 @@ const STATE_RULES: &[(&str, &str, &str)] = &[
     ("amounts_not_allowed", "", "a percent promotion has no amounts"),
     ("percent_not_allowed", "", "a fixed promotion has no percent"),
     ("duplicate_line", "", "two credit lines name the same invoice line"),
+    ("same_currency", "", "a rate converts between two different currencies"),
+    ("unknown_promo_code", "", "names a promotion code that does not exist"),
+    ("amount_overflow", "lines", "a line's quantity times its price"),
+    ("negative_invoice", "", "the lines' total against zero"),
+    ("discount_too_large", "", "a line's discount against its amount"),
+    ("addon_alone", "", "the product named is an add-on, ordered with its parent"),
+    ("addon_not_offered", "", "the parent product does not offer that add-on"),
+    ("credit_exceeds_invoice", "", "what is left to credit on the invoice"),
+    ("overpayment", "", "what is left to pay on the invoice"),
 ];
 
 /// Requests drawn per operation.
-const DRAWS: usize = 40;
+const DRAWS: usize = 60;
 
 /// A small deterministic generator (splitmix64): the same seed draws the same requests, so
 /// a failure is reproduced by running the test again.
@@ -132,6 +143,10 @@ impl Draw {
 struct Gen<'d> {
     doc: &'d Value,
     draw: Draw,
+    /// When set, the n-th exactly-stated constraint met while drawing is broken instead of
+    /// kept (see [`Gen::breaks`]); `broken` then says which and how.
+    poison: Option<usize>,
+    broken: Option<String>,
 }
 
 fn chars(s: &str) -> usize {
@@ -150,6 +165,22 @@ impl<'d> Gen<'d> {
                 )
             }
             None => schema,
+        }
+    }
+
+    /// Whether to break the constraint met now: true once, at the poisoned count.
+    fn breaks(&mut self, what: impl FnOnce() -> String) -> bool {
+        match self.poison {
+            Some(0) => {
+                self.poison = None;
+                self.broken = Some(what());
+                true
+            }
+            Some(n) => {
+                self.poison = Some(n - 1);
+                false
+            }
+            None => false,
         }
     }
 
@@ -191,6 +222,9 @@ impl<'d> Gen<'d> {
             return self.value(merged);
         }
         if let Some(values) = schema.get("enum").and_then(Value::as_array) {
+            if self.breaks(|| format!("a value outside the enum {values:?}")) {
+                return json!("not-one-of-them");
+            }
             return self.draw.pick(values).clone();
         }
         let ty = match schema.get("type") {
@@ -220,6 +254,10 @@ impl<'d> Gen<'d> {
             "string" => Value::String(self.string(schema)),
             "array" => {
                 let min = schema.get("minItems").and_then(Value::as_u64).unwrap_or(0) as usize;
+                if min > 0 && self.breaks(|| format!("{} items, below minItems {min}", min - 1)) {
+                    let items = schema.get("items").expect("an array has items");
+                    return Value::Array((0..min - 1).map(|_| self.value(items)).collect());
+                }
                 let max = schema
                     .get("maxItems")
                     .and_then(Value::as_u64)
@@ -282,6 +320,20 @@ impl<'d> Gen<'d> {
             min = min.max(i64::from(i32::MIN));
             max = max.min(i64::from(i32::MAX));
         }
+        // Only bounds the document states as such are broken (a format's range is a type's
+        // width, which the API may exceed: u32 is `int32` with minimum 0).
+        if schema.get("maximum").is_some()
+            && max < i64::MAX
+            && self.breaks(|| format!("{}, above maximum {max}", max + 1))
+        {
+            return Value::from(max + 1);
+        }
+        if schema.get("minimum").is_some()
+            && min > i64::MIN
+            && self.breaks(|| format!("{}, below minimum {min}", min - 1))
+        {
+            return Value::from(min - 1);
+        }
         let edges = [min, max, 0, 1, -1, 2, 100, 10_000];
         let candidate = match self.draw.below(3) {
             0 => *self.draw.pick(&edges),
@@ -299,6 +351,14 @@ impl<'d> Gen<'d> {
             .map(|m| m as usize);
         let pattern = schema.get("pattern").and_then(Value::as_str);
         let format = schema.get("format").and_then(Value::as_str);
+        if let Some(m) = max
+            && self.breaks(|| format!("{} characters, above maxLength {m}", m + 1))
+        {
+            return "a".repeat(m + 1);
+        }
+        if min > 0 && self.breaks(|| format!("{} characters, below minLength {min}", min - 1)) {
+            return "a".repeat(min - 1);
+        }
         for _ in 0..200 {
             let candidate = match (pattern, format) {
                 // A date's pattern only narrows its years: draw from the format.
@@ -533,7 +593,16 @@ keel_testkit::store_test!(
         let ids = known_ids(&api, doc).await;
         let mut g = Gen {
             doc,
-            draw: Draw::new(0x4B45_454C),
+            // A fixed seed, so a failure is reproduced by running again;
+            // KEEL_CONTRACT_SEED draws another set.
+            draw: Draw::new(
+                std::env::var("KEEL_CONTRACT_SEED")
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0x4B45_454C),
+            ),
+            poison: None,
+            broken: None,
         };
         let mut breaches: Vec<Breach> = Vec::new();
         let mut sent = 0usize;
@@ -543,7 +612,12 @@ keel_testkit::store_test!(
         ops.sort_by_key(|o| o.method == Method::DELETE);
         let mut admin = api.admin.clone();
         for operation in ops {
-            for _ in 0..DRAWS {
+            // Each draw is either a request the document allows, or (one in three) one that
+            // breaks exactly one constraint the document states exactly (a length, a bound,
+            // an enum, a least number of items), which the API must refuse with a 4xx.
+            for draw in 0..DRAWS {
+                g.broken = None;
+                g.poison = (draw % 3 == 2).then(|| g.draw.below(8));
                 let mut path = operation.path.clone();
                 let mut query = Vec::new();
                 for p in operation.op["parameters"]
@@ -580,6 +654,11 @@ keel_testkit::store_test!(
                         let s: &'static Value = Box::leak(Box::new(s.clone()));
                         g.value(s)
                     });
+                g.poison = None;
+                let broken = g.broken.take();
+                if draw % 3 == 2 && broken.is_none() {
+                    continue; // fewer constraints than the poisoned count: nothing broken
+                }
                 let mut reply = send(&api, &operation.method, &path, &admin, body.as_ref(), sent).await;
                 if reply.code() == "api_key_revoked" {
                     // A draw revoked the admin's own key (DELETE /api-keys/{id} with its id):
@@ -594,16 +673,27 @@ keel_testkit::store_test!(
                     .entry(format!("{} {}", reply.status, reply.code()))
                     .or_default() += 1;
                 let field = reply.body["error"]["details"]["field"].as_str().unwrap_or("");
-                let refused_for_form = (reply.status == 400 || reply.status == 422)
-                    && !STATE_RULES
-                        .iter()
-                        .any(|(code, f, _)| *code == reply.code() && (f.is_empty() || *f == field));
-                if refused_for_form || reply.status >= 500 || reply.status == 0 {
+                let breach = match &broken {
+                    // A request the document refuses must not be taken in (or crash).
+                    Some(_) => !(400..500).contains(&reply.status),
+                    None => {
+                        let refused_for_form = (reply.status == 400 || reply.status == 422)
+                            && !STATE_RULES.iter().any(|(code, f, _)| {
+                                *code == reply.code() && (f.is_empty() || *f == field)
+                            });
+                        refused_for_form || reply.status >= 500 || reply.status == 0
+                    }
+                };
+                if breach {
                     let body = body.map(|b| b.to_string()).unwrap_or_default();
                     let request = format!("{} {path} ({} bytes) {body}", operation.method, body.len());
+                    let kind = match &broken {
+                        Some(how) => format!("taken in, though it breaks the document: {how}: "),
+                        None => String::new(),
+                    };
                     breaches.push(Breach {
                         operation: format!("{} {}", operation.method, operation.path),
-                        code: format!("{} {}", reply.status, reply.code()),
+                        code: format!("{kind}{} {}", reply.status, reply.code()),
                         request: request.chars().take(600).collect(),
                         answer: reply.text.chars().take(400).collect(),
                     });
@@ -630,8 +720,8 @@ keel_testkit::store_test!(
             .collect();
         assert!(
             report.is_empty(),
-            "{} of {sent} requests the document allows were refused for their form, in {} \
-             gaps:\n{}",
+            "{} of {sent} requests broke the contract (refused for their form though the \
+             document allows them, or taken in though it refuses them), in {} gaps:\n{}",
             by_gap.values().map(|v| v.0).sum::<usize>(),
             report.len(),
             report.join("\n")

@@ -251,7 +251,15 @@ store_test!(
             refused(&api, Method::POST, "/api/v1/billing/runs", Some(&json!({ "as_of": day })), date("as_of")).await;
             refused(&api, Method::POST, "/api/v1/dunning/runs", Some(&json!({ "as_of": day })), date("as_of")).await;
             refused(&api, Method::POST, "/api/v1/invoices", Some(&json!({ "client_id": client, "due_date": day, "lines": [{ "description": "Setup", "unit_price": "5.00" }] })), date("due_date")).await;
+            refused(&api, Method::POST, "/api/v1/promotions", Some(&json!({ "code": "OLD-1", "kind": "percent", "percent": "10", "starts_on": day })), date("starts_on")).await;
         }
+        // A signed text is left to its field: a phone number that reads like a year-12025
+        // date is a phone number (found by the OpenAPI contract test).
+        let mut phoned = client_json("dated@example.com");
+        phoned["phone"] = json!("+12025-05-12");
+        let created = api.post("/api/v1/clients", &api.admin, &phoned, None).await;
+        assert_eq!(created.status, 201, "{}", created.text);
+        assert_eq!(created.body["phone"], "+120250512");
         // Timestamps too (an exchange rate's valid_from).
         refused(&api, Method::POST, "/api/v1/exchange-rates", Some(&json!({ "base": "USD", "quote": "ZWG", "rate": "26.5", "valid_from": "0000-01-01T00:00:00Z" })), date("valid_from")).await;
         // The ends of the range are dates like any other.

@@ -342,15 +342,23 @@ pub async fn wallet_account(
     Ok(crate::ledger::wallet(tx, app, client, currency).await?.id)
 }
 
-/// Parses a date given by a person: `YYYY-MM-DD`, nothing else.
+/// Parses a date given by a person: `YYYY-MM-DD`, nothing else, in the years
+/// [`keel_domain::dates::YEARS`].
 pub fn parse_date(text: &str, field: &str) -> Result<NaiveDate, AppError> {
-    NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").map_err(|_| {
+    let date = NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").map_err(|_| {
         AppError::invalid(
             "invalid_date",
             Some(field),
             format!("{field} must be a date written YYYY-MM-DD, not {text:?}"),
         )
-    })
+    })?;
+    check_year(date, field)
+}
+
+/// Refuses a date outside [`keel_domain::dates::YEARS`] (422 `invalid_date` naming `field`).
+pub fn check_year(date: NaiveDate, field: &str) -> Result<NaiveDate, AppError> {
+    keel_domain::dates::check(date)
+        .map_err(|e| AppError::invalid("invalid_date", Some(field), format!("{field}: {e}")))
 }
 
 /// Parses an amount typed by a person in `currency` (exact: more decimals than the currency

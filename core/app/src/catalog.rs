@@ -1567,6 +1567,9 @@ pub async fn add_exchange_rate(
     input: NewExchangeRateInput,
 ) -> Result<ExchangeRateView, AppError> {
     ctx.require(Permission::CatalogWrite)?;
+    if let Some(from) = input.valid_from {
+        crate::billing::check_year(from.date_naive(), "valid_from")?;
+    }
     let base = currency("base", &input.base)?;
     let quote = currency("quote", &input.quote)?;
     if base == quote {
@@ -1824,6 +1827,11 @@ pub async fn create_promotion(
     input: NewPromotionInput,
 ) -> Result<PromotionView, AppError> {
     ctx.require(Permission::CatalogWrite)?;
+    for (field, day) in [("starts_on", input.starts_on), ("ends_on", input.ends_on)] {
+        if let Some(day) = day {
+            crate::billing::check_year(day, field)?;
+        }
+    }
     let code = keel_domain::promotion::validate_code(&input.code)
         .map_err(|e| invalid(e.code(), "code", e.to_string()))?;
     let value = match input.kind {

@@ -240,7 +240,6 @@ pub async fn get(app: &App, ctx: &Ctx, id: InvoiceId) -> Result<InvoiceView, App
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct InvoiceQuery {
-    #[param(minimum = 1)]
     pub client_id: Option<i64>,
     /// draft, unpaid, paid, cancelled, refunded or collections.
     #[param(value_type = Option<keel_domain::lifecycle::InvoiceStatus>)]
@@ -1269,12 +1268,13 @@ pub struct ManualLine {
     #[schema(schema_with = keel_domain::text::schema::line_description)]
     pub description: String,
     /// Default 1.
+    #[schema(minimum = 1)]
     pub quantity: Option<i64>,
     /// Decimal text in the invoice's currency; negative for a credit line.
     #[schema(schema_with = keel_domain::money::schema::amount)]
     pub unit_price: String,
     /// Decimal text; default 0.
-    #[schema(schema_with = keel_domain::money::schema::amount)]
+    #[schema(schema_with = keel_domain::money::schema::non_negative_amount)]
     pub discount: Option<String>,
     /// A tax class (`standard`, …) whose rules apply; absent: not taxed.
     #[schema(schema_with = crate::catalog::schemas::tax_class)]

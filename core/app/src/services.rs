@@ -116,7 +116,6 @@ pub async fn get(app: &App, ctx: &Ctx, id: ServiceId) -> Result<ServiceView, App
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ServiceQuery {
-    #[param(minimum = 1)]
     pub client_id: Option<i64>,
     /// pending, active, suspended, terminated or cancelled.
     #[param(value_type = Option<keel_domain::lifecycle::ServiceStatus>)]

@@ -783,10 +783,13 @@ const MAX_URL_CHARS: usize = 2000;
 /// parses more, such as IP literals; the pattern states what a program should send).
 pub const URL_PATTERN: &str = concat!(
     "^https?://",
-    // Labels, the last starting with a letter (a host ending in a number is read as an
-    // IPv4 address, which must then be a valid one).
-    "(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?[.])*",
-    "[A-Za-z](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?",
+    // Labels of letters, digits and hyphens, none starting with "xn--" (punycode, which
+    // must then decode), the last starting with a letter (a host ending in a number is
+    // read as an IPv4 address).
+    "(?:(?:[A-WYZa-wyz0-9][A-Za-z0-9-]{0,62}|[Xx](?:[A-MO-Za-mo-z0-9-][A-Za-z0-9-]{0,61})?",
+    "|[Xx][Nn](?:[A-Za-z0-9][A-Za-z0-9-]{0,60})?|[Xx][Nn]-(?:[A-Za-z0-9][A-Za-z0-9-]{0,59})?)[.])*",
+    "(?:[A-WYZa-wyz][A-Za-z0-9-]{0,62}|[Xx](?:[A-MO-Za-mo-z0-9-][A-Za-z0-9-]{0,61})?",
+    "|[Xx][Nn](?:[A-Za-z0-9][A-Za-z0-9-]{0,60})?|[Xx][Nn]-(?:[A-Za-z0-9][A-Za-z0-9-]{0,59})?)",
     "(?::[0-9]{1,4})?(?:/[!-~]*)?$"
 );
 
@@ -1150,6 +1153,17 @@ pub async fn ping(app: &App, ctx: &Ctx, endpoint_id: i64) -> Result<DeliveryView
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// Every URL the document's pattern allows is one `check_url` takes in.
+        #[test]
+        fn every_url_the_schema_allows_is_taken_in(
+            url in URL_PATTERN.trim_start_matches('^').trim_end_matches('$'),
+        ) {
+            let checked = check_url(&url);
+            proptest::prop_assert!(checked.is_ok(), "{url:?}: {checked:?}");
+        }
+    }
     use chrono::TimeZone;
 
     /// The worked example of docs/webhooks.md.

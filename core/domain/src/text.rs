@@ -396,7 +396,7 @@ impl Rule {
         use utoipa::openapi::{ObjectBuilder, Type};
         ObjectBuilder::new()
             .schema_type(Type::String)
-            .min_length(self.required.then_some(1))
+            .min_length((self.required && !self.blank_means_absent).then_some(1))
             .max_length(Some(self.max_chars))
             .pattern(Some(self.pattern()))
             .build()

@@ -85,7 +85,6 @@ pub async fn create_product_group(
 #[into_params(parameter_in = Query)]
 pub struct ProductQuery {
     /// Only this group's products.
-    #[param(minimum = 1)]
     pub group_id: Option<i64>,
     /// Staff only: list retired products too.
     #[serde(default)]

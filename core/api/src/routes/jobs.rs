@@ -27,7 +27,6 @@ pub struct JobQuery {
     #[param(value_type = Option<keel_store::jobs::JobState>)]
     pub state: Option<String>,
     /// Jobs with an id below this (the `next_before` of the previous page).
-    #[param(minimum = 1)]
     pub before: Option<i64>,
     /// Default 50; values outside 1 to 500 are brought inside.
     pub limit: Option<u32>,

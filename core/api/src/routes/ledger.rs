@@ -30,7 +30,6 @@ pub fn router() -> Router<State> {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct AccountQuery {
-    #[param(minimum = 1)]
     pub client_id: Option<i64>,
     pub kind: Option<AccountKind>,
     #[param(schema_with = keel_store::Cursor::schema)]
@@ -76,7 +75,6 @@ pub async fn show_account(
 #[into_params(parameter_in = Query)]
 pub struct EntryQuery {
     /// Only entries that post to this account.
-    #[param(minimum = 1)]
     pub account_id: Option<i64>,
     #[param(schema_with = keel_store::Cursor::schema)]
     pub cursor: Option<String>,
