@@ -41,6 +41,21 @@ use sha2::{Digest, Sha256};
 #[derive(Debug, Clone, Copy)]
 pub struct ShownOnce(pub &'static [&'static str]);
 
+/// The mark of an answer whose `secret` field is shown once (a new API key, a new webhook
+/// endpoint): the route returns it and hands it to its use case's stored answer
+/// ([`crate::extract::IdempotencySlot::answer_withholding`]), so both store one form.
+pub static SECRET_SHOWN_ONCE: ShownOnce = ShownOnce(&["secret"]);
+
+/// A use case that stores its own answer ([`keel_app::Answer`]) stores a secret-bearing
+/// one in the same withheld form as the layer: one function makes both.
+impl keel_app::AnswerForm for ShownOnce {
+    fn stored(&self, status: u16, body: &str) -> (u16, String) {
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+        let (stored, text) = withheld_answer(status, body.as_bytes(), *self);
+        (stored.as_u16(), text)
+    }
+}
+
 /// The error code of a replay whose first answer showed a secret.
 pub const SECRET_NOT_REPLAYED: &str = "idempotent_secret_not_replayed";
 

@@ -376,7 +376,7 @@ store_test!(
             &api.app,
             &Ctx::new(actor),
             serde_json::from_value(body.clone()).unwrap(),
-            Some(keel_app::Answer { slot, status: 201 }),
+            Some(keel_app::Answer::new(slot, 201)),
         )
         .await
         .unwrap();
