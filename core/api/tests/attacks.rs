@@ -388,3 +388,71 @@ store_test!(
         api.stop().await;
     }
 );
+
+// Finding 12 for the other writes, each with the crash placed exactly as in the clients test
+// above (`Api::begin_crashed`): the key was begun two minutes ago, past the lock timeout, and
+// its use case committed; the layer never answered. Before the fix the retry took the key over
+// and ran again (a second resource), or was refused by what its first attempt had done.
+
+/// The slot's answer as a route that shows a secret once makes it.
+fn withheld(slot: i64) -> Option<keel_app::Answer> {
+    keel_api::extract::IdempotencySlot(Some(slot)).answer_withholding(
+        axum::http::StatusCode::CREATED,
+        &keel_api::idempotency::SECRET_SHOWN_ONCE,
+    )
+}
+
+store_test!(
+    async fn a_webhook_endpoint_created_just_before_a_crash_is_named_to_the_retry_never_made_twice(t) {
+        let api = Api::start(t).await;
+        let path = "/api/v1/webhooks/endpoints";
+        let body = json!({ "url": "https://erp.example.com/keel", "events": ["invoice.paid"] });
+        let (ctx, slot) = api.begin_crashed("endpoint-crash", path, &body).await;
+        let made = keel_app::webhooks::create_endpoint_answering(&api.served, &ctx, &serde_json::from_value(body.clone()).unwrap(), withheld(slot)).await.unwrap();
+        // ... the process dies here. The client retries:
+        let retry = api.post(path, &api.admin, &body, Some("endpoint-crash")).await;
+        retry.assert_error(409, "idempotent_secret_not_replayed", None);
+        assert_eq!(retry.header("idempotent-replayed"), Some("true"));
+        assert!(!retry.text.contains("whsec_"), "{}", retry.text);
+        let details = &retry.body["error"]["details"];
+        assert_eq!((details["status"].as_i64(), details["resource"]["id"].as_i64()), (Some(201), Some(made.endpoint.id)), "{}", retry.text);
+        assert_eq!(details["resource"], serde_json::to_value(&made.endpoint).unwrap(), "the endpoint as made");
+        let endpoints = api.get(path, &api.admin).await;
+        assert_eq!(endpoints.body.as_array().map(Vec::len), Some(1), "one endpoint: {}", endpoints.text);
+        // What committed with the endpoint holds no secret.
+        let (status, stored) = api.stored_answer("endpoint-crash").await;
+        let stored = stored.expect("an answer");
+        assert_eq!(status, Some(409));
+        assert!(!stored.contains(&made.secret) && !stored.contains("whsec_"), "{stored}");
+        api.stop().await;
+    }
+);
+
+store_test!(
+    async fn an_api_key_created_just_before_a_crash_is_named_to_the_retry_never_minted_twice(t) {
+        let api = Api::start(t).await;
+        let path = "/api/v1/api-keys";
+        let body = json!({ "name": "ci deploys", "scope": "admin" });
+        let (ctx, slot) = api.begin_crashed("key-crash", path, &body).await;
+        let made = keel_app::access::create_key_answering(&api.served, &ctx, serde_json::from_value(body.clone()).unwrap(), withheld(slot)).await.unwrap();
+        // ... the process dies here. The client retries:
+        let hidden = &made.secret[made.secret.len() - 24..];
+        let retry = api.post(path, &api.admin, &body, Some("key-crash")).await;
+        retry.assert_error(409, "idempotent_secret_not_replayed", None);
+        assert_eq!(retry.header("idempotent-replayed"), Some("true"));
+        assert!(!retry.text.contains(hidden), "{}", retry.text);
+        let resource = &retry.body["error"]["details"]["resource"];
+        assert_eq!((resource["id"].as_i64(), resource["name"].as_str()), (Some(made.key.id.get()), Some("ci deploys")), "{}", retry.text);
+        assert!(resource.get("secret").is_none());
+        let keys = api.get(path, &api.admin).await;
+        assert_eq!(keys.body.as_array().unwrap().iter().filter(|k| k["name"] == "ci deploys").count(), 1, "minted once: {}", keys.text);
+        // The key the lost answer held works (revoke it by the id the retry named).
+        assert_eq!(api.get("/api/v1/clients", &made.secret).await.status, 200);
+        // What committed with the key holds no key.
+        let (status, stored) = api.stored_answer("key-crash").await;
+        let stored = stored.expect("an answer");
+        assert_eq!(status, Some(409));
+        assert!(!stored.contains(hidden), "the key is not kept: {stored}");
+        api.stop().await;
+    }
+);

@@ -847,6 +847,18 @@ pub async fn create_endpoint(
     ctx: &Ctx,
     input: &NewEndpoint,
 ) -> Result<CreatedEndpoint, AppError> {
+    create_endpoint_answering(app, ctx, input, None).await
+}
+
+/// [`create_endpoint`], storing the API's answer in the same transaction
+/// ([`crate::Answer`], in the form that withholds the secret): a retry after a crash is told
+/// which endpoint it made, and never makes a second one.
+pub async fn create_endpoint_answering(
+    app: &App,
+    ctx: &Ctx,
+    input: &NewEndpoint,
+    answer: Option<crate::Answer>,
+) -> Result<CreatedEndpoint, AppError> {
     ctx.require(Permission::Automation)?;
     let url = check_url(&input.url)?;
     let events = check_events(&input.events)?;
@@ -879,11 +891,20 @@ pub async fn create_endpoint(
         json!({ "url": url, "events": events }),
     )
     .await?;
-    tx.commit().await?;
-    Ok(CreatedEndpoint {
-        endpoint: get_endpoint(app, ctx, id).await?,
+    let created = CreatedEndpoint {
+        endpoint: store::endpoint_tx(&mut tx, id)
+            .await?
+            .ok_or(AppError::NotFound {
+                what: "webhook endpoint",
+            })?
+            .into(),
         secret,
-    })
+    };
+    if let Some(a) = answer {
+        a.store(&mut tx, app, &created).await?;
+    }
+    tx.commit().await?;
+    Ok(created)
 }
 
 pub async fn list_endpoints(app: &App, ctx: &Ctx) -> Result<Vec<EndpointView>, AppError> {

@@ -227,6 +227,16 @@ pub async fn endpoint(db: &Db, id: i64) -> Result<Option<EndpointRecord>, StoreE
     row.map(EndpointRecord::try_from).transpose()
 }
 
+/// The same, inside a transaction (an endpoint just created, before its commit).
+pub async fn endpoint_tx(tx: &mut Tx, id: i64) -> Result<Option<EndpointRecord>, StoreError> {
+    let sql = format!("SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE id = $1");
+    let row: Option<EndpointRow> = on_tx!(tx, |c| sqlx::query_as(&sql)
+        .bind(id)
+        .fetch_optional(&mut *c)
+        .await)?;
+    row.map(EndpointRecord::try_from).transpose()
+}
+
 /// Every endpoint, by id.
 pub async fn endpoints(db: &Db) -> Result<Vec<EndpointRecord>, StoreError> {
     let sql = format!("SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints ORDER BY id");

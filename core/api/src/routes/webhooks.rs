@@ -5,8 +5,8 @@
 use super::List;
 use crate::State;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{Auth, Json, Path, Query};
-use crate::idempotency::ShownOnce;
+use crate::extract::{Auth, IdempotencySlot, Json, Path, Query};
+use crate::idempotency::{SECRET_SHOWN_ONCE, ShownOnce};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Extension, Router};
@@ -54,6 +54,7 @@ pub async fn list_endpoints(
 pub async fn create_endpoint(
     state: axum::extract::State<State>,
     Auth(ctx): Auth,
+    slot: IdempotencySlot,
     Json(body): Json<NewEndpoint>,
 ) -> Result<
     (
@@ -63,10 +64,11 @@ pub async fn create_endpoint(
     ),
     ApiError,
 > {
+    let answer = slot.answer_withholding(StatusCode::CREATED, &SECRET_SHOWN_ONCE);
     Ok((
         StatusCode::CREATED,
-        Extension(ShownOnce(&["secret"])),
-        axum::Json(uc::create_endpoint(&state.app, &ctx, &body).await?),
+        Extension(SECRET_SHOWN_ONCE),
+        axum::Json(uc::create_endpoint_answering(&state.app, &ctx, &body, answer).await?),
     ))
 }
 
