@@ -456,3 +456,47 @@ store_test!(
         api.stop().await;
     }
 );
+
+store_test!(
+    async fn a_draft_created_just_before_a_crash_is_replayed_never_made_twice(t) {
+        let api = Api::start(t).await;
+        let client = api.seed_client("draft@example.com").await.id;
+        let path = "/api/v1/invoices";
+        let body = json!({ "client_id": client, "lines": [{ "description": "Migration work", "unit_price": "120.00" }] });
+        let (ctx, slot) = api.begin_crashed("draft-crash", path, &body).await;
+        let made = keel_app::invoices::create_draft_answering(&api.served, &ctx, &serde_json::from_value(body.clone()).unwrap(), Some(keel_app::Answer::new(slot, 201))).await.unwrap();
+
+        let retry = api.post(path, &api.admin, &body, Some("draft-crash")).await;
+        assert_eq!((retry.status, retry.header("idempotent-replayed")), (201, Some("true")), "{}", retry.text);
+        assert_eq!(retry.body, serde_json::to_value(&made).unwrap(), "the first answer");
+        let drafts = api.all_items(&format!("/api/v1/invoices?client_id={client}")).await;
+        assert_eq!(drafts.len(), 1, "one draft: {drafts:?}");
+        api.stop().await;
+    }
+);
+
+store_test!(
+    async fn a_slow_first_attempt_whose_key_was_taken_over_changes_nothing(t) {
+        // The other side of the lock timeout: the first attempt was slow, not dead, and a
+        // retry took its key over and answered. When the first attempt reaches its commit it
+        // finds the key answered and rolls back: one draft, and the key replays the retry's.
+        let api = Api::start(t).await;
+        let client = api.seed_client("slow@example.com").await.id;
+        let path = "/api/v1/invoices";
+        let body = json!({ "client_id": client, "lines": [{ "description": "Audit", "unit_price": "80.00" }] });
+        let (ctx, slot) = api.begin_crashed("slow-1", path, &body).await;
+        let retry = api.post(path, &api.admin, &body, Some("slow-1")).await;
+        assert_eq!((retry.status, retry.header("idempotent-replayed")), (201, None), "the retry took the key over: {}", retry.text);
+
+        let before = api.snapshot().await;
+        let late = keel_app::invoices::create_draft_answering(&api.served, &ctx, &serde_json::from_value(body.clone()).unwrap(), Some(keel_app::Answer::new(slot, 201))).await;
+        let Err(keel_app::AppError::Conflict { code, .. }) = late else { panic!("{late:?}") };
+        assert_eq!(code, "idempotency_key_in_use");
+        assert_eq!(api.snapshot().await, before, "the late attempt changed nothing");
+        assert_eq!(api.all_items(&format!("/api/v1/invoices?client_id={client}")).await.len(), 1);
+        let again = api.post(path, &api.admin, &body, Some("slow-1")).await;
+        assert_eq!((again.status, again.header("idempotent-replayed")), (201, Some("true")), "{}", again.text);
+        assert_eq!(again.body, retry.body);
+        api.stop().await;
+    }
+);

@@ -3,7 +3,7 @@
 use super::List;
 use crate::State;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{Auth, IdempotencyKey, Json, Path, Query};
+use crate::extract::{Auth, IdempotencyKey, IdempotencySlot, Json, Path, Query};
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
@@ -399,9 +399,11 @@ fn pdf_response(number: &str, bytes: Vec<u8>) -> axum::response::Response {
 pub async fn create_draft(
     state: axum::extract::State<State>,
     Auth(ctx): Auth,
+    slot: IdempotencySlot,
     Json(body): Json<DraftInput>,
 ) -> Result<(StatusCode, axum::Json<InvoiceView>), ApiError> {
-    let inv = invoices::create_draft(&state.app, &ctx, &body).await?;
+    let answer = slot.answer(StatusCode::CREATED);
+    let inv = invoices::create_draft_answering(&state.app, &ctx, &body, answer).await?;
     Ok((StatusCode::CREATED, axum::Json(inv)))
 }
 
