@@ -476,6 +476,28 @@ store_test!(
 );
 
 store_test!(
+    async fn a_plan_change_applied_just_before_a_crash_is_replayed_not_refused_as_no_change(t) {
+        let (api, clock) = start(t).await;
+        let (starter, business) = hosting_catalog(&api.app).await;
+        let (client, _key, service) = active_client(&api, "crash-up@example.com", 20_000, starter.get()).await;
+        clock.set(at("2027-01-30"));
+        let path = format!("/api/v1/services/{service}/plan-change");
+        let body = json!({ "product_id": business.get() });
+        let invoices_before = api.all_items(&format!("/api/v1/invoices?client_id={client}")).await.len();
+        let (ctx, slot) = api.begin_crashed("up-crash", &path, &body).await;
+        let made = keel_app::plan_change::apply_answering(&api.served, &ctx, keel_domain::ids::ServiceId(service), &serde_json::from_value(body.clone()).unwrap(), Some(keel_app::Answer::new(slot, 200))).await.unwrap();
+        assert!(made.invoice.is_some(), "an upgrade is invoiced");
+
+        let retry = api.post(&path, &api.admin, &body, Some("up-crash")).await;
+        assert_eq!((retry.status, retry.header("idempotent-replayed")), (200, Some("true")), "{}", retry.text);
+        assert_eq!(retry.body, serde_json::to_value(&made).unwrap(), "the first answer");
+        let invoices = api.all_items(&format!("/api/v1/invoices?client_id={client}")).await;
+        assert_eq!(invoices.len(), invoices_before + 1, "one upgrade invoice");
+        api.stop().await;
+    }
+);
+
+store_test!(
     async fn a_slow_first_attempt_whose_key_was_taken_over_changes_nothing(t) {
         // The other side of the lock timeout: the first attempt was slow, not dead, and a
         // retry took its key over and answered. When the first attempt reaches its commit it

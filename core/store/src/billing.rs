@@ -438,6 +438,16 @@ pub async fn service_for_update(
     row.map(ServiceRecord::try_from).transpose()
 }
 
+/// The service, read inside a transaction (host scope: the caller has locked it).
+pub async fn service_tx(tx: &mut Tx, id: ServiceId) -> Result<Option<ServiceRecord>, StoreError> {
+    let sql = format!("SELECT {SERVICE_COLUMNS} FROM services WHERE id = $1");
+    let row: Option<ServiceRow> = on_tx!(tx, |c| sqlx::query_as(&sql)
+        .bind(id.get())
+        .fetch_optional(&mut *c)
+        .await)?;
+    row.map(ServiceRecord::try_from).transpose()
+}
+
 pub async fn get_service(
     db: &Db,
     scope: Scope,
@@ -570,6 +580,20 @@ pub async fn service_events(db: &Db, id: ServiceId) -> Result<Vec<ServiceEvent>,
     )
     .bind(id.get())
     .fetch_all(p)
+    .await)?)
+}
+
+/// The same, inside a transaction.
+pub async fn service_events_tx(
+    tx: &mut Tx,
+    id: ServiceId,
+) -> Result<Vec<ServiceEvent>, StoreError> {
+    Ok(on_tx!(tx, |c| sqlx::query_as(
+        "SELECT id, from_status, to_status, reason, actor_label, at FROM service_events \
+         WHERE service_id = $1 ORDER BY id"
+    )
+    .bind(id.get())
+    .fetch_all(&mut *c)
     .await)?)
 }
 

@@ -312,11 +312,13 @@ pub async fn apply_plan_change(
     state: axum::extract::State<State>,
     Auth(ctx): Auth,
     IdempotencyKey(_key): IdempotencyKey,
+    slot: IdempotencySlot,
     Path(id): Path<i64>,
     Json(body): Json<PlanChangeInput>,
 ) -> Result<axum::Json<PlanChangeResult>, ApiError> {
+    let answer = slot.answer(StatusCode::OK);
     Ok(axum::Json(
-        plan_change::apply(&state.app, &ctx, ServiceId(id), &body).await?,
+        plan_change::apply_answering(&state.app, &ctx, ServiceId(id), &body, answer).await?,
     ))
 }
 
