@@ -498,6 +498,30 @@ store_test!(
 );
 
 store_test!(
+    async fn a_payment_recorded_just_before_a_crash_is_replayed_not_refused_as_a_used_reference(t) {
+        // The route required an Idempotency-Key and never used it: the retry met its own
+        // payment's (method, reference) and was refused, 409 payment_reference_used.
+        let (api, _clock) = start(t).await;
+        let (starter, _) = hosting_catalog(&api.app).await;
+        let client = api.seed_client("crash-pay@example.com").await.id;
+        let key = client_key(&api.app, client).await;
+        let order = api.post("/api/v1/orders", &key, &json!({ "items": [{ "product_id": starter, "cycle": "monthly" }] }), Some("order-1")).await;
+        assert_eq!(order.status, 201, "{}", order.text);
+        let invoice = order.body["invoice"]["id"].as_i64().unwrap();
+        let path = format!("/api/v1/invoices/{invoice}/payments");
+        let body = json!({ "amount": "11.50", "method": "bank_transfer", "reference": "BANK-CRASH-1" });
+        let (ctx, slot) = api.begin_crashed("pay-crash", &path, &body).await;
+        let made = keel_app::invoices::record_payment_answering(&api.served, &ctx, keel_domain::ids::InvoiceId(invoice), &serde_json::from_value(body.clone()).unwrap(), Some(keel_app::Answer::new(slot, 201))).await.unwrap();
+
+        let retry = api.post(&path, &api.admin, &body, Some("pay-crash")).await;
+        assert_eq!((retry.status, retry.header("idempotent-replayed")), (201, Some("true")), "{}", retry.text);
+        assert_eq!(retry.body, serde_json::to_value(&made).unwrap(), "the first answer");
+        assert_eq!((retry.body["status"].as_str(), retry.body["payments"].as_array().map(Vec::len)), (Some("paid"), Some(1)), "paid once: {}", retry.text);
+        api.stop().await;
+    }
+);
+
+store_test!(
     async fn a_slow_first_attempt_whose_key_was_taken_over_changes_nothing(t) {
         // The other side of the lock timeout: the first attempt was slow, not dead, and a
         // retry took its key over and answered. When the first attempt reaches its commit it

@@ -650,6 +650,19 @@ pub async fn record_payment(
     id: InvoiceId,
     input: &PaymentInput,
 ) -> Result<InvoiceView, AppError> {
+    record_payment_answering(app, ctx, id, input, None).await
+}
+
+/// [`record_payment`], storing the API's answer in the same transaction ([`crate::Answer`]):
+/// a retry after a crash is replayed, not refused as `payment_reference_used` by the
+/// payment it made itself.
+pub async fn record_payment_answering(
+    app: &App,
+    ctx: &Ctx,
+    id: InvoiceId,
+    input: &PaymentInput,
+    answer: Option<crate::Answer>,
+) -> Result<InvoiceView, AppError> {
     ctx.require(Permission::BillingWrite)?;
     AppError::check_text_or(
         "reference",
@@ -763,8 +776,12 @@ pub async fn record_payment(
         json!({ "amount": Amount::from(amount), "method": input.method, "reference": reference }),
     )
     .await?;
+    let paid = view_in(&mut tx, id).await?;
+    if let Some(a) = answer {
+        a.store(&mut tx, app, &paid).await?;
+    }
     tx.commit().await?;
-    get(app, &Ctx::system("read-back"), id).await
+    Ok(paid)
 }
 
 pub(crate) fn display(inv: &InvoiceRecord) -> String {

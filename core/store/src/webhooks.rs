@@ -439,6 +439,19 @@ pub async fn delivery(db: &Db, id: i64) -> Result<Option<DeliveryRecord>, StoreE
     row.map(DeliveryRecord::try_from).transpose()
 }
 
+/// The same, inside a transaction (a delivery just made or replayed, before its commit).
+pub async fn delivery_tx(tx: &mut Tx, id: i64) -> Result<Option<DeliveryRecord>, StoreError> {
+    let sql = format!(
+        "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries d JOIN webhook_events e ON e.id = d.event_id \
+         WHERE d.id = $1"
+    );
+    let row: Option<DeliveryRow> = on_tx!(tx, |c| sqlx::query_as(&sql)
+        .bind(id)
+        .fetch_optional(&mut *c)
+        .await)?;
+    row.map(DeliveryRecord::try_from).transpose()
+}
+
 /// An endpoint's deliveries, newest first, optionally in one state; a page of `limit`.
 pub async fn deliveries(
     db: &Db,

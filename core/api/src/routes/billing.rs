@@ -116,10 +116,13 @@ pub async fn record_payment(
     state: axum::extract::State<State>,
     Auth(ctx): Auth,
     IdempotencyKey(_key): IdempotencyKey,
+    slot: IdempotencySlot,
     Path(id): Path<i64>,
     Json(body): Json<PaymentInput>,
 ) -> Result<(StatusCode, axum::Json<InvoiceView>), ApiError> {
-    let inv = invoices::record_payment(&state.app, &ctx, InvoiceId(id), &body).await?;
+    let answer = slot.answer(StatusCode::CREATED);
+    let inv =
+        invoices::record_payment_answering(&state.app, &ctx, InvoiceId(id), &body, answer).await?;
     Ok((StatusCode::CREATED, axum::Json(inv)))
 }
 

@@ -150,11 +150,13 @@ pub async fn list_deliveries(
 pub async fn test_endpoint(
     state: axum::extract::State<State>,
     Auth(ctx): Auth,
+    slot: IdempotencySlot,
     Path(id): Path<i64>,
 ) -> Result<(StatusCode, axum::Json<DeliveryView>), ApiError> {
+    let answer = slot.answer(StatusCode::ACCEPTED);
     Ok((
         StatusCode::ACCEPTED,
-        axum::Json(uc::ping(&state.app, &ctx, id).await?),
+        axum::Json(uc::ping_answering(&state.app, &ctx, id, answer).await?),
     ))
 }
 
@@ -175,10 +177,12 @@ pub async fn show_delivery(
 pub async fn replay_delivery(
     state: axum::extract::State<State>,
     Auth(ctx): Auth,
+    slot: IdempotencySlot,
     Path(id): Path<i64>,
 ) -> Result<(StatusCode, axum::Json<DeliveryView>), ApiError> {
+    let answer = slot.answer(StatusCode::ACCEPTED);
     Ok((
         StatusCode::ACCEPTED,
-        axum::Json(uc::replay(&state.app, &ctx, id).await?),
+        axum::Json(uc::replay_answering(&state.app, &ctx, id, answer).await?),
     ))
 }
