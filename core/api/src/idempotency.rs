@@ -9,6 +9,14 @@
 //! also derive their ledger entry key from this key, so even a retry after a crash between
 //! commit and storing the response cannot post twice.
 //!
+//! Routes whose retry would otherwise run again or be refused by their own first attempt
+//! (creating a client, an API key, a webhook endpoint, a draft; a payment, a plan change, a
+//! ping, a delivery replay) hand the key's slot to their use case
+//! ([`crate::extract::IdempotencySlot`]), which stores the answer in its own transaction
+//! ([`keel_app::Answer`]): the answer commits with the change, so a retry after a crash at
+//! any point is a replay. The first answer stored is kept; this layer's own store after the
+//! handler then changes nothing.
+//!
 //! A response that shows a secret once (a new API key, a new webhook endpoint's signing
 //! secret) is marked by its route with [`ShownOnce`]. Its secret is never stored: the table
 //! would hand live credentials to anyone reading the database or a backup. A retry of such
