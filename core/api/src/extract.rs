@@ -288,9 +288,21 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencySlot {
 impl IdempotencySlot {
     /// The answer a use case stores for this request, with the status the route answers.
     pub fn answer(self, status: axum::http::StatusCode) -> Option<keel_app::Answer> {
+        self.0
+            .map(|slot| keel_app::Answer::new(slot, status.as_u16()))
+    }
+
+    /// The answer of a route whose answer shows a secret once (`shown_once`, the same
+    /// marker the route returns): the use case stores it withheld, exactly as the layer
+    /// would, so even a retry after a crash gets 409 `idempotent_secret_not_replayed`.
+    pub fn answer_withholding(
+        self,
+        status: axum::http::StatusCode,
+        shown_once: &'static crate::idempotency::ShownOnce,
+    ) -> Option<keel_app::Answer> {
         self.0.map(|slot| keel_app::Answer {
-            slot,
-            status: status.as_u16(),
+            form: Some(shown_once),
+            ..keel_app::Answer::new(slot, status.as_u16())
         })
     }
 }

@@ -9,6 +9,14 @@
 //! also derive their ledger entry key from this key, so even a retry after a crash between
 //! commit and storing the response cannot post twice.
 //!
+//! Routes whose retry would otherwise run again or be refused by their own first attempt
+//! (creating a client, an API key, a webhook endpoint, a draft; a payment, a plan change, a
+//! ping, a delivery replay) hand the key's slot to their use case
+//! ([`crate::extract::IdempotencySlot`]), which stores the answer in its own transaction
+//! ([`keel_app::Answer`]): the answer commits with the change, so a retry after a crash at
+//! any point is a replay. The first answer stored is kept; this layer's own store after the
+//! handler then changes nothing.
+//!
 //! A response that shows a secret once (a new API key, a new webhook endpoint's signing
 //! secret) is marked by its route with [`ShownOnce`]. Its secret is never stored: the table
 //! would hand live credentials to anyone reading the database or a backup. A retry of such
@@ -40,6 +48,21 @@ use sha2::{Digest, Sha256};
 /// `(StatusCode::CREATED, Extension(ShownOnce(&["secret"])), Json(created))`.
 #[derive(Debug, Clone, Copy)]
 pub struct ShownOnce(pub &'static [&'static str]);
+
+/// The mark of an answer whose `secret` field is shown once (a new API key, a new webhook
+/// endpoint): the route returns it and hands it to its use case's stored answer
+/// ([`crate::extract::IdempotencySlot::answer_withholding`]), so both store one form.
+pub static SECRET_SHOWN_ONCE: ShownOnce = ShownOnce(&["secret"]);
+
+/// A use case that stores its own answer ([`keel_app::Answer`]) stores a secret-bearing
+/// one in the same withheld form as the layer: one function makes both.
+impl keel_app::AnswerForm for ShownOnce {
+    fn stored(&self, status: u16, body: &str) -> (u16, String) {
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+        let (stored, text) = withheld_answer(status, body.as_bytes(), *self);
+        (stored.as_u16(), text)
+    }
+}
 
 /// The error code of a replay whose first answer showed a secret.
 pub const SECRET_NOT_REPLAYED: &str = "idempotent_secret_not_replayed";

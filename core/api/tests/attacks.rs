@@ -376,7 +376,7 @@ store_test!(
             &api.app,
             &Ctx::new(actor),
             serde_json::from_value(body.clone()).unwrap(),
-            Some(keel_app::Answer { slot, status: 201 }),
+            Some(keel_app::Answer::new(slot, 201)),
         )
         .await
         .unwrap();
@@ -385,6 +385,164 @@ store_test!(
         assert_eq!((retry.status, retry.header("idempotent-replayed")), (201, Some("true")), "{}", retry.text);
         assert_eq!(retry.id(), made.id.get());
         assert_eq!(api.all_items("/api/v1/clients").await.len(), 1, "one client");
+        api.stop().await;
+    }
+);
+
+// Finding 12 for the other writes, each with the crash placed exactly as in the clients test
+// above (`Api::begin_crashed`): the key was begun two minutes ago, past the lock timeout, and
+// its use case committed; the layer never answered. Before the fix the retry took the key over
+// and ran again (a second resource), or was refused by what its first attempt had done.
+
+/// The slot's answer as a route that shows a secret once makes it.
+fn withheld(slot: i64) -> Option<keel_app::Answer> {
+    keel_api::extract::IdempotencySlot(Some(slot)).answer_withholding(
+        axum::http::StatusCode::CREATED,
+        &keel_api::idempotency::SECRET_SHOWN_ONCE,
+    )
+}
+
+store_test!(
+    async fn a_webhook_endpoint_created_just_before_a_crash_is_named_to_the_retry_never_made_twice(t) {
+        let api = Api::start(t).await;
+        let path = "/api/v1/webhooks/endpoints";
+        let body = json!({ "url": "https://erp.example.com/keel", "events": ["invoice.paid"] });
+        let (ctx, slot) = api.begin_crashed("endpoint-crash", path, &body).await;
+        let made = keel_app::webhooks::create_endpoint_answering(&api.served, &ctx, &serde_json::from_value(body.clone()).unwrap(), withheld(slot)).await.unwrap();
+        // ... the process dies here. The client retries:
+        let retry = api.post(path, &api.admin, &body, Some("endpoint-crash")).await;
+        retry.assert_error(409, "idempotent_secret_not_replayed", None);
+        assert_eq!(retry.header("idempotent-replayed"), Some("true"));
+        assert!(!retry.text.contains("whsec_"), "{}", retry.text);
+        let details = &retry.body["error"]["details"];
+        assert_eq!((details["status"].as_i64(), details["resource"]["id"].as_i64()), (Some(201), Some(made.endpoint.id)), "{}", retry.text);
+        assert_eq!(details["resource"], serde_json::to_value(&made.endpoint).unwrap(), "the endpoint as made");
+        let endpoints = api.get(path, &api.admin).await;
+        assert_eq!(endpoints.body.as_array().map(Vec::len), Some(1), "one endpoint: {}", endpoints.text);
+        // What committed with the endpoint holds no secret.
+        let (status, stored) = api.stored_answer("endpoint-crash").await;
+        let stored = stored.expect("an answer");
+        assert_eq!(status, Some(409));
+        assert!(!stored.contains(&made.secret) && !stored.contains("whsec_"), "{stored}");
+        api.stop().await;
+    }
+);
+
+store_test!(
+    async fn an_api_key_created_just_before_a_crash_is_named_to_the_retry_never_minted_twice(t) {
+        let api = Api::start(t).await;
+        let path = "/api/v1/api-keys";
+        let body = json!({ "name": "ci deploys", "scope": "admin" });
+        let (ctx, slot) = api.begin_crashed("key-crash", path, &body).await;
+        let made = keel_app::access::create_key_answering(&api.served, &ctx, serde_json::from_value(body.clone()).unwrap(), withheld(slot)).await.unwrap();
+        // ... the process dies here. The client retries:
+        let hidden = &made.secret[made.secret.len() - 24..];
+        let retry = api.post(path, &api.admin, &body, Some("key-crash")).await;
+        retry.assert_error(409, "idempotent_secret_not_replayed", None);
+        assert_eq!(retry.header("idempotent-replayed"), Some("true"));
+        assert!(!retry.text.contains(hidden), "{}", retry.text);
+        let resource = &retry.body["error"]["details"]["resource"];
+        assert_eq!((resource["id"].as_i64(), resource["name"].as_str()), (Some(made.key.id.get()), Some("ci deploys")), "{}", retry.text);
+        assert!(resource.get("secret").is_none());
+        let keys = api.get(path, &api.admin).await;
+        assert_eq!(keys.body.as_array().unwrap().iter().filter(|k| k["name"] == "ci deploys").count(), 1, "minted once: {}", keys.text);
+        // The key the lost answer held works (revoke it by the id the retry named).
+        assert_eq!(api.get("/api/v1/clients", &made.secret).await.status, 200);
+        // What committed with the key holds no key.
+        let (status, stored) = api.stored_answer("key-crash").await;
+        let stored = stored.expect("an answer");
+        assert_eq!(status, Some(409));
+        assert!(!stored.contains(hidden), "the key is not kept: {stored}");
+        api.stop().await;
+    }
+);
+
+store_test!(
+    async fn a_draft_created_just_before_a_crash_is_replayed_never_made_twice(t) {
+        let api = Api::start(t).await;
+        let client = api.seed_client("draft@example.com").await.id;
+        let path = "/api/v1/invoices";
+        let body = json!({ "client_id": client, "lines": [{ "description": "Migration work", "unit_price": "120.00" }] });
+        let (ctx, slot) = api.begin_crashed("draft-crash", path, &body).await;
+        let made = keel_app::invoices::create_draft_answering(&api.served, &ctx, &serde_json::from_value(body.clone()).unwrap(), Some(keel_app::Answer::new(slot, 201))).await.unwrap();
+
+        let retry = api.post(path, &api.admin, &body, Some("draft-crash")).await;
+        assert_eq!((retry.status, retry.header("idempotent-replayed")), (201, Some("true")), "{}", retry.text);
+        assert_eq!(retry.body, serde_json::to_value(&made).unwrap(), "the first answer");
+        let drafts = api.all_items(&format!("/api/v1/invoices?client_id={client}")).await;
+        assert_eq!(drafts.len(), 1, "one draft: {drafts:?}");
+        api.stop().await;
+    }
+);
+
+store_test!(
+    async fn a_plan_change_applied_just_before_a_crash_is_replayed_not_refused_as_no_change(t) {
+        let (api, clock) = start(t).await;
+        let (starter, business) = hosting_catalog(&api.app).await;
+        let (client, _key, service) = active_client(&api, "crash-up@example.com", 20_000, starter.get()).await;
+        clock.set(at("2027-01-30"));
+        let path = format!("/api/v1/services/{service}/plan-change");
+        let body = json!({ "product_id": business.get() });
+        let invoices_before = api.all_items(&format!("/api/v1/invoices?client_id={client}")).await.len();
+        let (ctx, slot) = api.begin_crashed("up-crash", &path, &body).await;
+        let made = keel_app::plan_change::apply_answering(&api.served, &ctx, keel_domain::ids::ServiceId(service), &serde_json::from_value(body.clone()).unwrap(), Some(keel_app::Answer::new(slot, 200))).await.unwrap();
+        assert!(made.invoice.is_some(), "an upgrade is invoiced");
+
+        let retry = api.post(&path, &api.admin, &body, Some("up-crash")).await;
+        assert_eq!((retry.status, retry.header("idempotent-replayed")), (200, Some("true")), "{}", retry.text);
+        assert_eq!(retry.body, serde_json::to_value(&made).unwrap(), "the first answer");
+        let invoices = api.all_items(&format!("/api/v1/invoices?client_id={client}")).await;
+        assert_eq!(invoices.len(), invoices_before + 1, "one upgrade invoice");
+        api.stop().await;
+    }
+);
+
+store_test!(
+    async fn a_payment_recorded_just_before_a_crash_is_replayed_not_refused_as_a_used_reference(t) {
+        // The route required an Idempotency-Key and never used it: the retry met its own
+        // payment's (method, reference) and was refused, 409 payment_reference_used.
+        let (api, _clock) = start(t).await;
+        let (starter, _) = hosting_catalog(&api.app).await;
+        let client = api.seed_client("crash-pay@example.com").await.id;
+        let key = client_key(&api.app, client).await;
+        let order = api.post("/api/v1/orders", &key, &json!({ "items": [{ "product_id": starter, "cycle": "monthly" }] }), Some("order-1")).await;
+        assert_eq!(order.status, 201, "{}", order.text);
+        let invoice = order.body["invoice"]["id"].as_i64().unwrap();
+        let path = format!("/api/v1/invoices/{invoice}/payments");
+        let body = json!({ "amount": "11.50", "method": "bank_transfer", "reference": "BANK-CRASH-1" });
+        let (ctx, slot) = api.begin_crashed("pay-crash", &path, &body).await;
+        let made = keel_app::invoices::record_payment_answering(&api.served, &ctx, keel_domain::ids::InvoiceId(invoice), &serde_json::from_value(body.clone()).unwrap(), Some(keel_app::Answer::new(slot, 201))).await.unwrap();
+
+        let retry = api.post(&path, &api.admin, &body, Some("pay-crash")).await;
+        assert_eq!((retry.status, retry.header("idempotent-replayed")), (201, Some("true")), "{}", retry.text);
+        assert_eq!(retry.body, serde_json::to_value(&made).unwrap(), "the first answer");
+        assert_eq!((retry.body["status"].as_str(), retry.body["payments"].as_array().map(Vec::len)), (Some("paid"), Some(1)), "paid once: {}", retry.text);
+        api.stop().await;
+    }
+);
+
+store_test!(
+    async fn a_slow_first_attempt_whose_key_was_taken_over_changes_nothing(t) {
+        // The other side of the lock timeout: the first attempt was slow, not dead, and a
+        // retry took its key over and answered. When the first attempt reaches its commit it
+        // finds the key answered and rolls back: one draft, and the key replays the retry's.
+        let api = Api::start(t).await;
+        let client = api.seed_client("slow@example.com").await.id;
+        let path = "/api/v1/invoices";
+        let body = json!({ "client_id": client, "lines": [{ "description": "Audit", "unit_price": "80.00" }] });
+        let (ctx, slot) = api.begin_crashed("slow-1", path, &body).await;
+        let retry = api.post(path, &api.admin, &body, Some("slow-1")).await;
+        assert_eq!((retry.status, retry.header("idempotent-replayed")), (201, None), "the retry took the key over: {}", retry.text);
+
+        let before = api.snapshot().await;
+        let late = keel_app::invoices::create_draft_answering(&api.served, &ctx, &serde_json::from_value(body.clone()).unwrap(), Some(keel_app::Answer::new(slot, 201))).await;
+        let Err(keel_app::AppError::Conflict { code, .. }) = late else { panic!("{late:?}") };
+        assert_eq!(code, "idempotency_key_in_use");
+        assert_eq!(api.snapshot().await, before, "the late attempt changed nothing");
+        assert_eq!(api.all_items(&format!("/api/v1/invoices?client_id={client}")).await.len(), 1);
+        let again = api.post(path, &api.admin, &body, Some("slow-1")).await;
+        assert_eq!((again.status, again.header("idempotent-replayed")), (201, Some("true")), "{}", again.text);
+        assert_eq!(again.body, retry.body);
         api.stop().await;
     }
 );

@@ -192,3 +192,45 @@ keel_testkit::store_test!(
         api.stop().await;
     }
 );
+
+keel_testkit::store_test!(
+    async fn a_ping_or_a_replay_made_just_before_a_crash_is_replayed_never_sent_again(t) {
+        // Issue 14, finding 12: neither has a natural key, so a retry after a crash between
+        // the commit and the stored answer (the key's lock long timed out) pinged again, or
+        // sent a delivered delivery a third time. The answer now commits with the change;
+        // the crash is placed exactly (`Api::begin_crashed`).
+        let clock = Arc::new(FixedClock::new(Utc.with_ymd_and_hms(2027, 1, 1, 9, 0, 0).unwrap()));
+        let app = App::with_clock(t.db.clone(), clock.clone()).with_webhooks(keel_app::webhooks::Settings {
+            allow_networks: vec![keel_domain::network::Network::parse("127.0.0.0/8").unwrap()],
+        });
+        let api = Api::start_serving(t, keel_api::ApiConfig::default(), app.clone()).await;
+        let receiver = FakeProvider::start(|_| Reply::text(204, "")).await;
+        let url = receiver.url_as("127.0.0.1", "/in");
+        let created = api.post("/api/v1/webhooks/endpoints", &api.admin, &json!({ "url": url, "events": ["invoice.paid"] }), None).await;
+        assert_eq!(created.status, 201, "{}", created.text);
+        let endpoint = created.id();
+
+        let ping_path = format!("/api/v1/webhooks/endpoints/{endpoint}/test");
+        let (ctx, slot) = api.begin_crashed("ping-crash", &ping_path, &json!({})).await;
+        let pinged = keel_app::webhooks::ping_answering(&app, &ctx, endpoint, Some(keel_app::Answer::new(slot, 202))).await.unwrap();
+        // ... the process dies; the restarted worker delivers the ping; the client retries.
+        drain(&app).await;
+        let retry = api.post(&ping_path, &api.admin, &json!({}), Some("ping-crash")).await;
+        assert_eq!((retry.status, retry.header("idempotent-replayed")), (202, Some("true")), "{}", retry.text);
+        assert_eq!(retry.body, serde_json::to_value(&pinged).unwrap(), "the first answer");
+        drain(&app).await;
+        assert_eq!(receiver.received().len(), 1, "pinged once");
+
+        let replay_path = format!("/api/v1/webhooks/deliveries/{}/replay", pinged.id);
+        let (ctx, slot) = api.begin_crashed("replay-crash", &replay_path, &json!({})).await;
+        let replayed = keel_app::webhooks::replay_answering(&app, &ctx, pinged.id, Some(keel_app::Answer::new(slot, 202))).await.unwrap();
+        assert_eq!(replayed.state, "pending");
+        drain(&app).await;
+        let retry = api.post(&replay_path, &api.admin, &json!({}), Some("replay-crash")).await;
+        assert_eq!((retry.status, retry.header("idempotent-replayed")), (202, Some("true")), "{}", retry.text);
+        assert_eq!(retry.body, serde_json::to_value(&replayed).unwrap(), "the first answer");
+        drain(&app).await;
+        assert_eq!(receiver.received().len(), 2, "sent by the ping, then once by the replay");
+        api.stop().await;
+    }
+);

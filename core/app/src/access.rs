@@ -255,6 +255,18 @@ pub fn key_hash(secret: &str) -> String {
 }
 
 pub async fn create_key(app: &App, ctx: &Ctx, new: NewKey) -> Result<CreatedKey, AppError> {
+    create_key_answering(app, ctx, new, None).await
+}
+
+/// [`create_key`], storing the API's answer in the same transaction ([`crate::Answer`], in
+/// the form that withholds the key): a retry after a crash is told which key it made, and
+/// never mints a second one.
+pub async fn create_key_answering(
+    app: &App,
+    ctx: &Ctx,
+    new: NewKey,
+    answer: Option<crate::Answer>,
+) -> Result<CreatedKey, AppError> {
     ctx.require(Permission::KeysManage)?;
     AppError::check_text_or(
         "name",
@@ -344,8 +356,12 @@ pub async fn create_key(app: &App, ctx: &Ctx, new: NewKey) -> Result<CreatedKey,
         json!({ "name": key.name, "scope": key.scope, "prefix": key.prefix }),
     )
     .await?;
+    let created = CreatedKey { key, secret };
+    if let Some(a) = answer {
+        a.store(&mut tx, app, &created).await?;
+    }
     tx.commit().await?;
-    Ok(CreatedKey { key, secret })
+    Ok(created)
 }
 
 pub async fn list_keys(app: &App, ctx: &Ctx) -> Result<Vec<ApiKey>, AppError> {

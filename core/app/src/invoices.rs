@@ -236,6 +236,17 @@ pub async fn get(app: &App, ctx: &Ctx, id: InvoiceId) -> Result<InvoiceView, App
     Ok(view(inv, lines, payments))
 }
 
+/// An invoice as [`get`] shows it, read in `tx` before it commits (what a use case stores
+/// as its answer). The caller has checked the scope: it made or locked the invoice.
+pub(crate) async fn view_in(tx: &mut Tx, id: InvoiceId) -> Result<InvoiceView, AppError> {
+    let inv = store::invoice_tx(tx, id)
+        .await?
+        .ok_or(AppError::NotFound { what: "invoice" })?;
+    let lines = store::invoice_lines_tx(tx, id, inv.currency).await?;
+    let payments = store::invoice_payments_tx(tx, id).await?;
+    Ok(view(inv, lines, payments))
+}
+
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
@@ -644,6 +655,19 @@ pub async fn record_payment(
     id: InvoiceId,
     input: &PaymentInput,
 ) -> Result<InvoiceView, AppError> {
+    record_payment_answering(app, ctx, id, input, None).await
+}
+
+/// [`record_payment`], storing the API's answer in the same transaction ([`crate::Answer`]):
+/// a retry after a crash is replayed, not refused as `payment_reference_used` by the
+/// payment it made itself.
+pub async fn record_payment_answering(
+    app: &App,
+    ctx: &Ctx,
+    id: InvoiceId,
+    input: &PaymentInput,
+    answer: Option<crate::Answer>,
+) -> Result<InvoiceView, AppError> {
     ctx.require(Permission::BillingWrite)?;
     AppError::check_text_or(
         "reference",
@@ -757,8 +781,12 @@ pub async fn record_payment(
         json!({ "amount": Amount::from(amount), "method": input.method, "reference": reference }),
     )
     .await?;
+    let paid = view_in(&mut tx, id).await?;
+    if let Some(a) = answer {
+        a.store(&mut tx, app, &paid).await?;
+    }
     tx.commit().await?;
-    get(app, &Ctx::system("read-back"), id).await
+    Ok(paid)
 }
 
 pub(crate) fn display(inv: &InvoiceRecord) -> String {
@@ -1393,6 +1421,17 @@ pub async fn create_draft(
     ctx: &Ctx,
     input: &DraftInput,
 ) -> Result<InvoiceView, AppError> {
+    create_draft_answering(app, ctx, input, None).await
+}
+
+/// [`create_draft`], storing the API's answer in the same transaction ([`crate::Answer`]):
+/// a retry after a crash gets the draft it made, never a second draft.
+pub async fn create_draft_answering(
+    app: &App,
+    ctx: &Ctx,
+    input: &DraftInput,
+    answer: Option<crate::Answer>,
+) -> Result<InvoiceView, AppError> {
     ctx.require(Permission::BillingWrite)?;
     let mut tx = app.db.begin().await?;
     let (new, _) = draft_invoice(&mut tx, app, ctx, input).await?;
@@ -1407,8 +1446,12 @@ pub async fn create_draft(
         json!({ "total": Amount::from(new.total) }),
     )
     .await?;
+    let made = view_in(&mut tx, id).await?;
+    if let Some(a) = answer {
+        a.store(&mut tx, app, &made).await?;
+    }
     tx.commit().await?;
-    get(app, &Ctx::system("read-back"), id).await
+    Ok(made)
 }
 
 /// Replaces a draft's lines. An issued invoice is frozen: `invoice_issued`.

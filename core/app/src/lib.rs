@@ -170,14 +170,39 @@ impl Ctx {
 /// `Idempotency-Key` slot and the status the API will answer with (HTTP stays in keel-api;
 /// the use case writes its result as JSON, as the API sends it). See
 /// [`keel_store::idempotency::complete_in`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+///
+/// The answer commits with the change it reports, so a crash between that commit and the
+/// API's own storing of the answer leaves a key whose retry is a replay: never a second
+/// resource, never a refusal as a duplicate of itself.
+#[derive(Debug, Clone, Copy)]
 pub struct Answer {
     pub slot: i64,
     pub status: u16,
+    /// How the API keeps an answer it may not store as sent (one that shows a secret once):
+    /// `None` stores the result as sent.
+    pub form: Option<&'static dyn AnswerForm>,
+}
+
+/// What the API stores instead of an answer it may not keep as sent: keel-api's
+/// `ShownOnce` withholds a secret and stores the 409 a retry gets. The use case stores
+/// exactly what the API layer would, so a replay after a crash is the same answer.
+pub trait AnswerForm: std::fmt::Debug + Send + Sync {
+    /// The status and body to store for an answer of `status` whose body is `body`.
+    fn stored(&self, status: u16, body: &str) -> (u16, String);
 }
 
 impl Answer {
-    /// Stores `result` as the answer, in `tx`.
+    /// The answer as sent, with `status`.
+    pub fn new(slot: i64, status: u16) -> Answer {
+        Answer {
+            slot,
+            status,
+            form: None,
+        }
+    }
+
+    /// Stores `result` as the answer, in `tx`. Refused (409 `idempotency_key_in_use`) when
+    /// the key was answered meanwhile; the caller's `?` then rolls its change back.
     pub async fn store<T: serde::Serialize>(
         self,
         tx: &mut keel_store::Tx,
@@ -185,8 +210,20 @@ impl Answer {
         result: &T,
     ) -> Result<(), AppError> {
         let body = serde_json::to_string(result).map_err(AppError::internal)?;
-        keel_store::idempotency::complete_in(tx, self.slot, self.status, &body, app.now()).await?;
-        Ok(())
+        let (status, body) = match self.form {
+            Some(form) => form.stored(self.status, &body),
+            None => (self.status, body),
+        };
+        if keel_store::idempotency::complete_in(tx, self.slot, status, &body, app.now()).await? {
+            Ok(())
+        } else {
+            // Another attempt under the key (one that took it over after the lock timeout)
+            // answered first: this one must not take effect too. Its answer is the replay.
+            Err(AppError::conflict(
+                "idempotency_key_in_use",
+                "another attempt with this Idempotency-Key was answered first and this one changed nothing; retry to get that answer",
+            ))
+        }
     }
 }
 

@@ -231,6 +231,18 @@ pub async fn apply(
     id: ServiceId,
     input: &PlanChangeInput,
 ) -> Result<PlanChangeResult, AppError> {
+    apply_answering(app, ctx, id, input, None).await
+}
+
+/// [`apply`], storing the API's answer in the same transaction ([`crate::Answer`]): a retry
+/// after a crash gets the change it made (its invoice, its service), not `no_change`.
+pub async fn apply_answering(
+    app: &App,
+    ctx: &Ctx,
+    id: ServiceId,
+    input: &PlanChangeInput,
+    answer: Option<crate::Answer>,
+) -> Result<PlanChangeResult, AppError> {
     check_actor(ctx)?;
     let mut tx = app.db.begin().await?;
     let s = store::service_for_update(&mut tx, ctx.actor.scope(), id)
@@ -357,16 +369,19 @@ pub async fn apply(
         json!({ "from": s.product_id, "to": p.product.id, "net": p.preview.net, "settlement": p.preview.settlement }),
     )
     .await?;
-    tx.commit().await?;
-    let read = Ctx::system("read-back");
-    Ok(PlanChangeResult {
+    let changed = PlanChangeResult {
         preview: p.preview,
-        service: crate::services::get(app, &read, id).await?,
+        service: crate::services::view_in(&mut tx, id).await?,
         invoice: match invoice_id {
-            Some(i) => Some(crate::invoices::get(app, &read, i).await?),
+            Some(i) => Some(crate::invoices::view_in(&mut tx, i).await?),
             None => None,
         },
-    })
+    };
+    if let Some(a) = answer {
+        a.store(&mut tx, app, &changed).await?;
+    }
+    tx.commit().await?;
+    Ok(changed)
 }
 
 fn period_name(p: &Period) -> String {

@@ -112,6 +112,26 @@ pub async fn get(app: &App, ctx: &Ctx, id: ServiceId) -> Result<ServiceView, App
     Ok(v)
 }
 
+/// A service as [`get`] shows it, read in `tx` before it commits (what a use case stores as
+/// its answer). The caller has checked the scope: it locked the service.
+pub(crate) async fn view_in(
+    tx: &mut keel_store::Tx,
+    id: ServiceId,
+) -> Result<ServiceView, AppError> {
+    let s = store::service_tx(tx, id)
+        .await?
+        .ok_or(AppError::NotFound { what: "service" })?;
+    let mut v = ServiceView::from(s);
+    v.history = Some(
+        store::service_events_tx(tx, id)
+            .await?
+            .into_iter()
+            .map(ServiceEventView::from)
+            .collect(),
+    );
+    Ok(v)
+}
+
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]

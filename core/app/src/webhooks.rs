@@ -904,6 +904,18 @@ pub async fn create_endpoint(
     ctx: &Ctx,
     input: &NewEndpoint,
 ) -> Result<CreatedEndpoint, AppError> {
+    create_endpoint_answering(app, ctx, input, None).await
+}
+
+/// [`create_endpoint`], storing the API's answer in the same transaction
+/// ([`crate::Answer`], in the form that withholds the secret): a retry after a crash is told
+/// which endpoint it made, and never makes a second one.
+pub async fn create_endpoint_answering(
+    app: &App,
+    ctx: &Ctx,
+    input: &NewEndpoint,
+    answer: Option<crate::Answer>,
+) -> Result<CreatedEndpoint, AppError> {
     ctx.require(Permission::Automation)?;
     let url = check_url(&input.url)?;
     let events = check_events(&input.events)?;
@@ -936,11 +948,20 @@ pub async fn create_endpoint(
         json!({ "url": url, "events": events }),
     )
     .await?;
-    tx.commit().await?;
-    Ok(CreatedEndpoint {
-        endpoint: get_endpoint(app, ctx, id).await?,
+    let created = CreatedEndpoint {
+        endpoint: store::endpoint_tx(&mut tx, id)
+            .await?
+            .ok_or(AppError::NotFound {
+                what: "webhook endpoint",
+            })?
+            .into(),
         secret,
-    })
+    };
+    if let Some(a) = answer {
+        a.store(&mut tx, app, &created).await?;
+    }
+    tx.commit().await?;
+    Ok(created)
 }
 
 pub async fn list_endpoints(app: &App, ctx: &Ctx) -> Result<Vec<EndpointView>, AppError> {
@@ -1090,6 +1111,18 @@ pub async fn delivery(app: &App, ctx: &Ctx, id: i64) -> Result<DeliveryDetail, A
 /// Sends a delivered or failed delivery again: pending now, with fresh attempts. It keeps
 /// its place in its subject's order (later pending deliveries of the subject wait for it).
 pub async fn replay(app: &App, ctx: &Ctx, id: i64) -> Result<DeliveryView, AppError> {
+    replay_answering(app, ctx, id, None).await
+}
+
+/// [`replay`], storing the API's answer in the same transaction ([`crate::Answer`]): a retry
+/// after a crash gets this replay's answer, and never sends the delivery a third time once
+/// it went out again.
+pub async fn replay_answering(
+    app: &App,
+    ctx: &Ctx,
+    id: i64,
+    answer: Option<crate::Answer>,
+) -> Result<DeliveryView, AppError> {
     ctx.require(Permission::Automation)?;
     let before = delivery(app, ctx, id).await?.delivery;
     let mut tx = app.db.begin().await?;
@@ -1111,12 +1144,37 @@ pub async fn replay(app: &App, ctx: &Ctx, id: i64) -> Result<DeliveryView, AppEr
         json!({ "endpoint_id": before.endpoint_id, "event_id": before.event_id, "was": before.state }),
     )
     .await?;
+    let replayed = delivery_in(&mut tx, id).await?;
+    if let Some(a) = answer {
+        a.store(&mut tx, app, &replayed).await?;
+    }
     tx.commit().await?;
-    Ok(delivery(app, ctx, id).await?.delivery)
+    Ok(replayed)
+}
+
+/// A delivery as the API shows it, read in `tx` before it commits.
+async fn delivery_in(tx: &mut keel_store::Tx, id: i64) -> Result<DeliveryView, AppError> {
+    Ok(store::delivery_tx(tx, id)
+        .await?
+        .ok_or(AppError::NotFound {
+            what: "webhook delivery",
+        })?
+        .into())
 }
 
 /// Sends a `webhook.ping` event to one enabled endpoint (whatever it subscribes to).
 pub async fn ping(app: &App, ctx: &Ctx, endpoint_id: i64) -> Result<DeliveryView, AppError> {
+    ping_answering(app, ctx, endpoint_id, None).await
+}
+
+/// [`ping`], storing the API's answer in the same transaction ([`crate::Answer`]): a retry
+/// after a crash gets the ping it made, not a second one.
+pub async fn ping_answering(
+    app: &App,
+    ctx: &Ctx,
+    endpoint_id: i64,
+    answer: Option<crate::Answer>,
+) -> Result<DeliveryView, AppError> {
     ctx.require(Permission::Automation)?;
     let e = endpoint(app, endpoint_id).await?;
     if !e.enabled {
@@ -1146,8 +1204,12 @@ pub async fn ping(app: &App, ctx: &Ctx, endpoint_id: i64) -> Result<DeliveryView
         json!({ "delivery_id": id }),
     )
     .await?;
+    let sent = delivery_in(&mut tx, id).await?;
+    if let Some(a) = answer {
+        a.store(&mut tx, app, &sent).await?;
+    }
     tx.commit().await?;
-    Ok(delivery(app, ctx, id).await?.delivery)
+    Ok(sent)
 }
 
 #[cfg(test)]

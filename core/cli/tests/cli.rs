@@ -907,6 +907,337 @@ async fn a_server_killed_mid_request_moves_money_once_per_key_on_postgres() {
     a_server_killed_mid_request_moves_money_once_per_key(Backend::Postgres).await;
 }
 
+// 7b. A server killed (SIGKILL) while creates that move no money are in flight (clients,
+//     webhook endpoints, API keys, drafts): every request retried under its Idempotency-Key
+//     leaves exactly one resource per key, and a key whose resource committed before the kill
+//     is answered with the first answer (the withheld 409 where that answer showed a secret).
+//     Issue 14, finding 12.
+
+/// The creates the kill test sends, each with what names its resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Create {
+    Client,
+    Endpoint,
+    Key,
+    Draft,
+}
+
+impl Create {
+    const ALL: [Create; 4] = [Create::Client, Create::Endpoint, Create::Key, Create::Draft];
+
+    fn path(self) -> &'static str {
+        match self {
+            Create::Client => "/api/v1/clients",
+            Create::Endpoint => "/api/v1/webhooks/endpoints",
+            Create::Key => "/api/v1/api-keys",
+            Create::Draft => "/api/v1/invoices",
+        }
+    }
+
+    /// The body of the create under `idem`; `idem` names the resource (email, description,
+    /// key name, line description), so the test finds each key's resources.
+    fn body(self, idem: &str) -> Value {
+        match self {
+            Create::Client => serde_json::json!({
+                "kind": "person", "first_name": "Rudo", "last_name": "Crash",
+                "email": format!("{idem}@example.com"), "country": "ZW", "currency": "USD",
+            }),
+            Create::Endpoint => serde_json::json!({
+                "url": "http://192.0.2.10:9/keel", "events": ["invoice.paid"], "description": idem,
+            }),
+            Create::Key => serde_json::json!({ "name": idem, "scope": "admin" }),
+            Create::Draft => serde_json::json!({
+                "client_id": 1, "lines": [{ "description": idem, "unit_price": "5.00" }],
+            }),
+        }
+    }
+
+    /// Whether its answer shows a secret once (a retry gets 409 `idempotent_secret_not_replayed`).
+    fn shows_a_secret(self) -> bool {
+        matches!(self, Create::Endpoint | Create::Key)
+    }
+}
+
+/// One answer: status, `Idempotent-Replayed`, body.
+#[derive(Debug, Clone)]
+struct Answered {
+    status: u16,
+    replayed: bool,
+    body: Value,
+}
+
+impl Answered {
+    /// The id of the resource the answer names: the body's, or the withheld answer's
+    /// `details.resource`.
+    fn resource(&self) -> Option<i64> {
+        self.body["id"]
+            .as_i64()
+            .or_else(|| self.body["error"]["details"]["resource"]["id"].as_i64())
+    }
+}
+
+async fn post_create(
+    base: &str,
+    key: &str,
+    create: Create,
+    idem: &str,
+) -> Result<Answered, reqwest::Error> {
+    let response = http()
+        .post(format!("{base}{}", create.path()))
+        .bearer_auth(key)
+        .header("Idempotency-Key", idem)
+        .json(&create.body(idem))
+        .send()
+        .await?;
+    let status = response.status().as_u16();
+    let replayed = response.headers().get("idempotent-replayed").is_some();
+    let text = response.text().await?;
+    Ok(Answered {
+        status,
+        replayed,
+        body: serde_json::from_str(&text).unwrap_or(Value::Null),
+    })
+}
+
+/// Every item of a list `path` (a bare array, or pages followed by `next_cursor`).
+async fn every_item(base: &str, key: &str, path: &str) -> Vec<Value> {
+    let mut items = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let page: Value = http()
+            .get(format!("{base}{path}{sep}limit=200{cursor}"))
+            .bearer_auth(key)
+            .send()
+            .await
+            .expect("GET a list")
+            .json()
+            .await
+            .expect("a JSON list");
+        if let Some(all) = page.as_array() {
+            return all.clone();
+        }
+        items.extend(page["items"].as_array().expect("items").iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = format!("&cursor={next}"),
+            None => return items,
+        }
+    }
+}
+
+/// The resources the test's keys made, by the name each key gave its resource: key -> ids.
+async fn made_by_key(base: &str, key: &str) -> std::collections::HashMap<String, Vec<i64>> {
+    let mut made: std::collections::HashMap<String, Vec<i64>> = Default::default();
+    let mut add = |name: Option<&str>, id: Option<i64>| {
+        if let (Some(name), Some(id)) = (name, id)
+            && name.starts_with("crash-")
+        {
+            made.entry(name.to_owned()).or_default().push(id);
+        }
+    };
+    for c in every_item(base, key, "/api/v1/clients").await {
+        add(
+            c["email"]
+                .as_str()
+                .and_then(|e| e.strip_suffix("@example.com")),
+            c["id"].as_i64(),
+        );
+    }
+    for e in every_item(base, key, "/api/v1/webhooks/endpoints").await {
+        add(e["description"].as_str(), e["id"].as_i64());
+    }
+    for k in every_item(base, key, "/api/v1/api-keys").await {
+        add(k["name"].as_str(), k["id"].as_i64());
+    }
+    for d in every_item(base, key, "/api/v1/invoices?client_id=1&status=draft").await {
+        let id = d["id"].as_i64().expect("an invoice id");
+        let invoice: Value = http()
+            .get(format!("{base}/api/v1/invoices/{id}"))
+            .bearer_auth(key)
+            .send()
+            .await
+            .expect("GET an invoice")
+            .json()
+            .await
+            .expect("an invoice");
+        add(invoice["lines"][0]["description"].as_str(), Some(id));
+    }
+    made
+}
+
+/// Retries `idem` until it is answered: a key whose dead attempt still holds its lock is
+/// 409 `idempotency_key_in_use` until the lock timeout, so that answer is polled.
+async fn retried(base: &str, key: &str, create: Create, idem: &str) -> Answered {
+    for _ in 0..100 {
+        let answer = post_create(base, key, create, idem)
+            .await
+            .expect("the retry");
+        if answer.status == 409 && answer.body["error"]["code"] == "idempotency_key_in_use" {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        }
+        return answer;
+    }
+    panic!("{idem}: still in use after 100 tries");
+}
+
+async fn a_server_killed_mid_create_makes_one_resource_per_key(backend: Backend) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let t = TestDb::new(backend).await;
+    let dir = tempfile::tempdir().expect("temporary directory");
+    // A short lock timeout, so a retry may take over a key whose first attempt died.
+    let config = config_file(dir.path(), "[server]\nidempotency_lock_timeout_ms = 300\n");
+    run(keel_on(&t.url, &["demo"])).await.exits(0);
+    let created = run(keel_on(
+        &t.url,
+        &["keys", "create", "--scope", "admin", "--name", "kill-test"],
+    ))
+    .await;
+    let key = created.exits(0).stdout.trim().to_owned();
+
+    let rounds = 3;
+    let mut server = Server::start(&t.url, &["--config", &config]).await;
+    let key_id = every_item(&server.base, &key, "/api/v1/api-keys")
+        .await
+        .iter()
+        .find(|k| k["name"] == "kill-test")
+        .and_then(|k| k["id"].as_i64())
+        .expect("the test's key");
+    // Each key sent: its kind, and the resource its answer named if one came before the kill.
+    let mut sent_keys: Vec<(Create, String, Option<i64>)> = Vec::new();
+    // The requests the kills cut off: (never begun, begun and unanswered, answered but the
+    // answer lost), the last being the window of finding 12.
+    let mut cut_off = (0, 0, 0);
+    for round in 0..rounds {
+        // One sender per kind, each posting creates back to back until the server dies.
+        let answered = Arc::new(AtomicUsize::new(0));
+        let mut senders = Vec::new();
+        for create in Create::ALL {
+            let (base, key, answered) = (server.base.clone(), key.clone(), answered.clone());
+            senders.push(tokio::spawn(async move {
+                let mut sent = Vec::new();
+                for n in 0.. {
+                    let idem = format!("crash-{round}-{create:?}-{n}").to_lowercase();
+                    match post_create(&base, &key, create, &idem).await {
+                        Ok(a) => {
+                            assert_eq!(a.status, 201, "{idem} before the kill: {a:?}");
+                            answered.fetch_add(1, Ordering::SeqCst);
+                            sent.push((create, idem, a.resource()));
+                        }
+                        // The server is gone: this request (and none after it) is retried.
+                        Err(_) => {
+                            sent.push((create, idem, None));
+                            return sent;
+                        }
+                    }
+                }
+                unreachable!("the senders stop when the server dies")
+            }));
+        }
+        // Kill once this round has made progress, while every sender has a request in
+        // flight: polled, so the kill lands mid-work however fast the machine is.
+        let target = 6 + 4 * round;
+        for _ in 0..3000 {
+            if answered.load(Ordering::SeqCst) >= target {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(
+            answered.load(Ordering::SeqCst) >= target,
+            "round {round}: the creates made no progress"
+        );
+        server.kill_hard().await;
+        let mut this_round = Vec::new();
+        for sender in senders {
+            this_round.extend(sender.await.expect("a sender"));
+        }
+
+        // Restarted, every request of the round is retried under its key.
+        server = Server::start(&t.url, &["--config", &config]).await;
+        let before = made_by_key(&server.base, &key).await;
+        for (create, idem, first) in &this_round {
+            let existed = before.get(idem).cloned().unwrap_or_default();
+            assert!(existed.len() <= 1, "{idem} made {existed:?}");
+            if first.is_none() {
+                let stored = keel_store::idempotency::find(&t.db, &format!("key:{key_id}"), idem)
+                    .await
+                    .expect("read the key");
+                match stored {
+                    None => cut_off.0 += 1,
+                    Some(s) if s.response_status.is_none() => cut_off.1 += 1,
+                    Some(_) => cut_off.2 += 1,
+                }
+            }
+            let answer = retried(&server.base, &key, *create, idem).await;
+            if let [id] = existed[..] {
+                // Its resource committed before the kill: the retry is the first answer.
+                assert!(
+                    answer.replayed,
+                    "{idem} existed, yet the retry ran again: {answer:?}"
+                );
+                assert_eq!(answer.resource(), Some(id), "{idem}: {answer:?}");
+            }
+            if answer.replayed && create.shows_a_secret() {
+                assert_eq!(
+                    (answer.status, answer.body["error"]["code"].as_str()),
+                    (409, Some("idempotent_secret_not_replayed")),
+                    "{idem}: {answer:?}"
+                );
+                assert!(
+                    answer.body["error"]["details"]["resource"]
+                        .get("secret")
+                        .is_none(),
+                    "{idem}: the secret is never replayed: {answer:?}"
+                );
+            } else {
+                assert_eq!(answer.status, 201, "{idem}: {answer:?}");
+            }
+        }
+        sent_keys.extend(this_round);
+    }
+    eprintln!(
+        "cut off by {rounds} kills: {} never begun, {} begun and unanswered, {} answered with the answer lost",
+        cut_off.0, cut_off.1, cut_off.2
+    );
+    assert!(
+        cut_off.1 + cut_off.2 > 0,
+        "no kill landed while a request was being worked on: {cut_off:?}"
+    );
+
+    // Each key made one resource, the one its first answer named, and every answer under
+    // it now is the replay naming it.
+    let made = made_by_key(&server.base, &key).await;
+    for (create, idem, first) in &sent_keys {
+        let ids = made.get(idem).cloned().unwrap_or_default();
+        assert_eq!(ids.len(), 1, "{idem} made {ids:?}");
+        if let Some(first) = first {
+            assert_eq!(ids[0], *first, "{idem}");
+        }
+        let again = post_create(&server.base, &key, *create, idem)
+            .await
+            .expect("again");
+        assert!(again.replayed, "{idem}: {again:?}");
+        assert_eq!(again.resource(), Some(ids[0]), "{idem}: {again:?}");
+    }
+    assert_eq!(made.len(), sent_keys.len(), "no resource without its key");
+    stop_cleanly(server).await;
+    run(keel_on(&t.url, &["ledger", "check"])).await.exits(0);
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn a_server_killed_mid_create_makes_one_resource_per_key_on_sqlite() {
+    a_server_killed_mid_create_makes_one_resource_per_key(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_server_killed_mid_create_makes_one_resource_per_key_on_postgres() {
+    a_server_killed_mid_create_makes_one_resource_per_key(Backend::Postgres).await;
+}
+
 // 8. The billing run and the PDF from the command line, on the demo book: a dry run changes
 //    nothing, the run issues the renewals once, a second run issues none, a bad date is a
 //    usage error (exit 2), and `keel invoice pdf` writes a PDF.

@@ -438,6 +438,16 @@ pub async fn service_for_update(
     row.map(ServiceRecord::try_from).transpose()
 }
 
+/// The service, read inside a transaction (host scope: the caller has locked it).
+pub async fn service_tx(tx: &mut Tx, id: ServiceId) -> Result<Option<ServiceRecord>, StoreError> {
+    let sql = format!("SELECT {SERVICE_COLUMNS} FROM services WHERE id = $1");
+    let row: Option<ServiceRow> = on_tx!(tx, |c| sqlx::query_as(&sql)
+        .bind(id.get())
+        .fetch_optional(&mut *c)
+        .await)?;
+    row.map(ServiceRecord::try_from).transpose()
+}
+
 pub async fn get_service(
     db: &Db,
     scope: Scope,
@@ -570,6 +580,20 @@ pub async fn service_events(db: &Db, id: ServiceId) -> Result<Vec<ServiceEvent>,
     )
     .bind(id.get())
     .fetch_all(p)
+    .await)?)
+}
+
+/// The same, inside a transaction.
+pub async fn service_events_tx(
+    tx: &mut Tx,
+    id: ServiceId,
+) -> Result<Vec<ServiceEvent>, StoreError> {
+    Ok(on_tx!(tx, |c| sqlx::query_as(
+        "SELECT id, from_status, to_status, reason, actor_label, at FROM service_events \
+         WHERE service_id = $1 ORDER BY id"
+    )
+    .bind(id.get())
+    .fetch_all(&mut *c)
     .await)?)
 }
 
@@ -1140,6 +1164,16 @@ pub async fn get_invoice(
     row.map(InvoiceRecord::try_from).transpose()
 }
 
+/// The invoice, read inside a transaction (host scope: the caller made or locked it).
+pub async fn invoice_tx(tx: &mut Tx, id: InvoiceId) -> Result<Option<InvoiceRecord>, StoreError> {
+    let sql = format!("SELECT {INVOICE_COLUMNS} FROM invoices WHERE id = $1");
+    let row: Option<InvoiceRow> = on_tx!(tx, |c| sqlx::query_as(&sql)
+        .bind(id.get())
+        .fetch_optional(&mut *c)
+        .await)?;
+    row.map(InvoiceRecord::try_from).transpose()
+}
+
 /// The lines of an invoice (the caller has checked the scope on the invoice).
 pub async fn invoice_lines(
     db: &Db,
@@ -1401,6 +1435,19 @@ pub async fn invoice_payments(db: &Db, id: InvoiceId) -> Result<Vec<PaymentRecor
     let rows: Vec<PaymentRow> = on_db!(db, |p| sqlx::query_as(&sql)
         .bind(id.get())
         .fetch_all(p)
+        .await)?;
+    rows.into_iter().map(PaymentRecord::try_from).collect()
+}
+
+/// The same, inside a transaction.
+pub async fn invoice_payments_tx(
+    tx: &mut Tx,
+    id: InvoiceId,
+) -> Result<Vec<PaymentRecord>, StoreError> {
+    let sql = format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE invoice_id = $1 ORDER BY id");
+    let rows: Vec<PaymentRow> = on_tx!(tx, |c| sqlx::query_as(&sql)
+        .bind(id.get())
+        .fetch_all(&mut *c)
         .await)?;
     rows.into_iter().map(PaymentRecord::try_from).collect()
 }

@@ -5,8 +5,9 @@
 //! idempotency_keep_hours`, 24 by default), then the daily cleanup [`purge`]s them.
 //!
 //! A stored response is readable by anyone who reads the database or a backup, so the API
-//! layer never hands a secret to [`complete`]: an answer that shows a secret once (a new
-//! API key, a webhook signing secret) is stored as the refusal its replay gets instead.
+//! never hands a secret to [`complete`] or [`complete_in`]: an answer that shows a secret
+//! once (a new API key, a webhook signing secret) is stored as the refusal its replay gets
+//! instead.
 
 use crate::db::Db;
 use crate::error::StoreError;
@@ -139,7 +140,9 @@ pub async fn begin_with_timeout(
     })
 }
 
-/// Stores the response of the request that owns the key.
+/// Stores the response of the request that owns the key. The first answer stored is the
+/// one kept: when the use case already stored it ([`complete_in`]), or an attempt that took
+/// the key over answered first, this changes nothing.
 pub async fn complete(
     db: &Db,
     id: i64,
@@ -150,7 +153,8 @@ pub async fn complete(
     let mut tx = db.begin().await?;
     on_tx!(&mut tx, |c| {
         sqlx::query(
-        "UPDATE idempotency_keys SET response_status = $1, response_body = $2, completed_at = $3 WHERE id = $4"
+        "UPDATE idempotency_keys SET response_status = $1, response_body = $2, completed_at = $3 \
+         WHERE id = $4 AND response_status IS NULL"
     )
     .bind(i32::from(status))
     .bind(body)
@@ -165,15 +169,20 @@ pub async fn complete(
 /// Stores the response inside the use case's own transaction, so the answer commits with
 /// the change it reports: a crash after that commit leaves a key a retry replays, never one
 /// it runs again (a second client, a refusal as a duplicate). Only an unanswered key is
-/// answered; the API layer's own [`complete`] afterwards writes the same answer again.
+/// answered; the API layer's own [`complete`] afterwards then changes nothing.
+///
+/// Returns false when the key was answered already: another attempt took the key over
+/// after the lock timeout and committed first (on PostgreSQL this statement waits for that
+/// attempt's transaction). The caller must then roll back, or the request would take effect
+/// twice under one key.
 pub async fn complete_in(
     tx: &mut crate::Tx,
     id: i64,
     status: u16,
     body: &str,
     at: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    on_tx!(tx, |c| {
+) -> Result<bool, StoreError> {
+    let answered = on_tx!(tx, |c| {
         sqlx::query(
         "UPDATE idempotency_keys SET response_status = $1, response_body = $2, completed_at = $3 \
          WHERE id = $4 AND response_status IS NULL"
@@ -185,7 +194,7 @@ pub async fn complete_in(
     .execute(&mut *c)
     .await.map(|r| r.rows_affected())
     })?;
-    Ok(())
+    Ok(answered == 1)
 }
 
 /// Releases a key whose request ended without a response worth keeping (it was refused

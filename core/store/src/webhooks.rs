@@ -227,6 +227,16 @@ pub async fn endpoint(db: &Db, id: i64) -> Result<Option<EndpointRecord>, StoreE
     row.map(EndpointRecord::try_from).transpose()
 }
 
+/// The same, inside a transaction (an endpoint just created, before its commit).
+pub async fn endpoint_tx(tx: &mut Tx, id: i64) -> Result<Option<EndpointRecord>, StoreError> {
+    let sql = format!("SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE id = $1");
+    let row: Option<EndpointRow> = on_tx!(tx, |c| sqlx::query_as(&sql)
+        .bind(id)
+        .fetch_optional(&mut *c)
+        .await)?;
+    row.map(EndpointRecord::try_from).transpose()
+}
+
 /// Every endpoint, by id.
 pub async fn endpoints(db: &Db) -> Result<Vec<EndpointRecord>, StoreError> {
     let sql = format!("SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints ORDER BY id");
@@ -425,6 +435,19 @@ pub async fn delivery(db: &Db, id: i64) -> Result<Option<DeliveryRecord>, StoreE
     let row: Option<DeliveryRow> = on_db!(db, |p| sqlx::query_as(&sql)
         .bind(id)
         .fetch_optional(p)
+        .await)?;
+    row.map(DeliveryRecord::try_from).transpose()
+}
+
+/// The same, inside a transaction (a delivery just made or replayed, before its commit).
+pub async fn delivery_tx(tx: &mut Tx, id: i64) -> Result<Option<DeliveryRecord>, StoreError> {
+    let sql = format!(
+        "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries d JOIN webhook_events e ON e.id = d.event_id \
+         WHERE d.id = $1"
+    );
+    let row: Option<DeliveryRow> = on_tx!(tx, |c| sqlx::query_as(&sql)
+        .bind(id)
+        .fetch_optional(&mut *c)
         .await)?;
     row.map(DeliveryRecord::try_from).transpose()
 }

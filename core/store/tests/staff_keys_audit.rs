@@ -369,6 +369,28 @@ store_test!(
 );
 
 store_test!(
+    async fn the_first_answer_stored_under_a_key_is_the_one_kept(t) {
+        // A use case stores its answer in its own transaction (`complete_in`); the layer's
+        // `complete` afterwards, or a late attempt that lost the key to a takeover, changes
+        // nothing, and the late attempt is told so (it must roll back).
+        let db = &t.db;
+        let t0 = now();
+        let id = started(begin(db, "k1", "h1", t0).await);
+        let mut tx = db.begin().await.unwrap();
+        let first = idempotency::complete_in(&mut tx, id, 201, r#"{"id":1}"#, t0).await.unwrap();
+        tx.commit().await.unwrap();
+
+        idempotency::complete(db, id, 201, r#"{"id":2}"#, t0).await.unwrap();
+        let mut tx = db.begin().await.unwrap();
+        let late = idempotency::complete_in(&mut tx, id, 201, r#"{"id":3}"#, t0).await.unwrap();
+        drop(tx);
+
+        assert_eq!((first, late), (true, false));
+        assert_eq!(begin(db, "k1", "h1", t0).await, Begin::Replay { status: 201, body: r#"{"id":1}"#.into() });
+    }
+);
+
+store_test!(
     async fn a_released_key_can_be_used_again(t) {
         let db = &t.db;
         let t0 = now();

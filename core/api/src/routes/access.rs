@@ -2,8 +2,8 @@
 
 use crate::State;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{Auth, Json, Path};
-use crate::idempotency::ShownOnce;
+use crate::extract::{Auth, IdempotencySlot, Json, Path};
+use crate::idempotency::{SECRET_SHOWN_ONCE, ShownOnce};
 use axum::http::StatusCode;
 use axum::routing::{delete, get, patch};
 use axum::{Extension, Router};
@@ -76,12 +76,14 @@ pub async fn list_keys(
 pub async fn create_key(
     state: axum::extract::State<State>,
     Auth(ctx): Auth,
+    slot: IdempotencySlot,
     Json(body): Json<NewKey>,
 ) -> Result<(StatusCode, Extension<ShownOnce>, axum::Json<CreatedKey>), ApiError> {
+    let answer = slot.answer_withholding(StatusCode::CREATED, &SECRET_SHOWN_ONCE);
     Ok((
         StatusCode::CREATED,
-        Extension(ShownOnce(&["secret"])),
-        axum::Json(uc::create_key(&state.app, &ctx, body).await?),
+        Extension(SECRET_SHOWN_ONCE),
+        axum::Json(uc::create_key_answering(&state.app, &ctx, body, answer).await?),
     ))
 }
 

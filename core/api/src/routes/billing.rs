@@ -3,7 +3,7 @@
 use super::List;
 use crate::State;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{Auth, IdempotencyKey, Json, Path, Query};
+use crate::extract::{Auth, IdempotencyKey, IdempotencySlot, Json, Path, Query};
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
@@ -116,10 +116,13 @@ pub async fn record_payment(
     state: axum::extract::State<State>,
     Auth(ctx): Auth,
     IdempotencyKey(_key): IdempotencyKey,
+    slot: IdempotencySlot,
     Path(id): Path<i64>,
     Json(body): Json<PaymentInput>,
 ) -> Result<(StatusCode, axum::Json<InvoiceView>), ApiError> {
-    let inv = invoices::record_payment(&state.app, &ctx, InvoiceId(id), &body).await?;
+    let answer = slot.answer(StatusCode::CREATED);
+    let inv =
+        invoices::record_payment_answering(&state.app, &ctx, InvoiceId(id), &body, answer).await?;
     Ok((StatusCode::CREATED, axum::Json(inv)))
 }
 
@@ -313,11 +316,13 @@ pub async fn apply_plan_change(
     state: axum::extract::State<State>,
     Auth(ctx): Auth,
     IdempotencyKey(_key): IdempotencyKey,
+    slot: IdempotencySlot,
     Path(id): Path<i64>,
     Json(body): Json<PlanChangeInput>,
 ) -> Result<axum::Json<PlanChangeResult>, ApiError> {
+    let answer = slot.answer(StatusCode::OK);
     Ok(axum::Json(
-        plan_change::apply(&state.app, &ctx, ServiceId(id), &body).await?,
+        plan_change::apply_answering(&state.app, &ctx, ServiceId(id), &body, answer).await?,
     ))
 }
 
@@ -400,9 +405,11 @@ fn pdf_response(number: &str, bytes: Vec<u8>) -> axum::response::Response {
 pub async fn create_draft(
     state: axum::extract::State<State>,
     Auth(ctx): Auth,
+    slot: IdempotencySlot,
     Json(body): Json<DraftInput>,
 ) -> Result<(StatusCode, axum::Json<InvoiceView>), ApiError> {
-    let inv = invoices::create_draft(&state.app, &ctx, &body).await?;
+    let answer = slot.answer(StatusCode::CREATED);
+    let inv = invoices::create_draft_answering(&state.app, &ctx, &body, answer).await?;
     Ok((StatusCode::CREATED, axum::Json(inv)))
 }
 

@@ -5,8 +5,8 @@
 use super::List;
 use crate::State;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{Auth, Json, Path, Query};
-use crate::idempotency::ShownOnce;
+use crate::extract::{Auth, IdempotencySlot, Json, Path, Query};
+use crate::idempotency::{SECRET_SHOWN_ONCE, ShownOnce};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Extension, Router};
@@ -54,6 +54,7 @@ pub async fn list_endpoints(
 pub async fn create_endpoint(
     state: axum::extract::State<State>,
     Auth(ctx): Auth,
+    slot: IdempotencySlot,
     Json(body): Json<NewEndpoint>,
 ) -> Result<
     (
@@ -63,10 +64,11 @@ pub async fn create_endpoint(
     ),
     ApiError,
 > {
+    let answer = slot.answer_withholding(StatusCode::CREATED, &SECRET_SHOWN_ONCE);
     Ok((
         StatusCode::CREATED,
-        Extension(ShownOnce(&["secret"])),
-        axum::Json(uc::create_endpoint(&state.app, &ctx, &body).await?),
+        Extension(SECRET_SHOWN_ONCE),
+        axum::Json(uc::create_endpoint_answering(&state.app, &ctx, &body, answer).await?),
     ))
 }
 
@@ -151,11 +153,13 @@ pub async fn list_deliveries(
 pub async fn test_endpoint(
     state: axum::extract::State<State>,
     Auth(ctx): Auth,
+    slot: IdempotencySlot,
     Path(id): Path<i64>,
 ) -> Result<(StatusCode, axum::Json<DeliveryView>), ApiError> {
+    let answer = slot.answer(StatusCode::ACCEPTED);
     Ok((
         StatusCode::ACCEPTED,
-        axum::Json(uc::ping(&state.app, &ctx, id).await?),
+        axum::Json(uc::ping_answering(&state.app, &ctx, id, answer).await?),
     ))
 }
 
@@ -176,10 +180,12 @@ pub async fn show_delivery(
 pub async fn replay_delivery(
     state: axum::extract::State<State>,
     Auth(ctx): Auth,
+    slot: IdempotencySlot,
     Path(id): Path<i64>,
 ) -> Result<(StatusCode, axum::Json<DeliveryView>), ApiError> {
+    let answer = slot.answer(StatusCode::ACCEPTED);
     Ok((
         StatusCode::ACCEPTED,
-        axum::Json(uc::replay(&state.app, &ctx, id).await?),
+        axum::Json(uc::replay_answering(&state.app, &ctx, id, answer).await?),
     ))
 }

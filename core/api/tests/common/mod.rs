@@ -34,6 +34,8 @@ use std::collections::BTreeMap;
 /// A running API with the keys a test needs.
 pub struct Api {
     pub app: App,
+    /// The application the server runs (its clock may be a test's fixed clock).
+    pub served: App,
     /// An admin key (host scope, every permission).
     pub admin: String,
     /// The reseller every test has, and its key.
@@ -217,13 +219,14 @@ impl Api {
         let app = App::new(t.db.clone());
         let admin = admin_key(&app).await;
         let (reseller, reseller_key) = reseller(&app, "Victoria Falls Resellers").await;
-        let state = keel_api::State::new(served, config);
+        let state = keel_api::State::new(served.clone(), config);
         let server = keel_testkit::spawn_server(move |listener, shutdown| async move {
             keel_api::serve(listener, state, shutdown).await.unwrap()
         })
         .await;
         Api {
             app,
+            served,
             admin,
             reseller,
             reseller_key,
@@ -307,6 +310,46 @@ impl Api {
                 None => return items,
             }
         }
+    }
+
+    /// The crash of issue 14, finding 12, placed exactly: the admin key's `Idempotency-Key`
+    /// `idem` is begun for `POST path` with the JSON `body`, as the idempotency layer begins
+    /// it, two minutes ago (past the lock timeout: the process that ran it is long dead).
+    /// The test then runs the route's use case with the slot, as the route would; the
+    /// layer's own answer never comes. Returns the admin's context and the slot.
+    pub async fn begin_crashed(&self, idem: &str, path: &str, body: &Value) -> (Ctx, i64) {
+        let (actor, _) = keel_app::access::authenticate(&self.served, &self.admin)
+            .await
+            .expect("the admin key");
+        let bytes = serde_json::to_vec(body).expect("JSON");
+        let begun = keel_store::idempotency::begin(
+            &self.served.db,
+            &keel_app::ledger::principal(&actor),
+            idem,
+            "POST",
+            path,
+            &keel_api::idempotency::request_hash(Some(b"application/json"), &bytes),
+            self.served.now() - chrono::Duration::minutes(2),
+        )
+        .await
+        .expect("begin");
+        let keel_store::idempotency::Begin::Started(slot) = begun else {
+            panic!("{idem} was begun before: {begun:?}")
+        };
+        (Ctx::new(actor), slot)
+    }
+
+    /// What the database keeps as the answer under the admin key's `idem`: (status, body).
+    pub async fn stored_answer(&self, idem: &str) -> (Option<i32>, Option<String>) {
+        let (actor, _) = keel_app::access::authenticate(&self.served, &self.admin)
+            .await
+            .expect("the admin key");
+        let stored =
+            keel_store::idempotency::find(&self.app.db, &keel_app::ledger::principal(&actor), idem)
+                .await
+                .expect("read the key")
+                .expect("the key is stored");
+        (stored.response_status, stored.response_body)
     }
 
     /// Clients, audit rows, account balances and entries, as the admin sees them.
