@@ -546,3 +546,59 @@ store_test!(
         api.stop().await;
     }
 );
+
+store_test!(
+    /// The creates with a natural key (an email, a slug, a name, a code): a retry after a
+    /// crash between the commit and the answer was refused as taken (`email_taken`,
+    /// `slug_taken`, …) instead of replayed. Each now stores its answer with what it made.
+    async fn creates_with_a_natural_key_replay_after_a_crash_instead_of_refusing_as_taken(t) {
+        let api = Api::start(t).await;
+        let client = api.seed_client("owner@example.com").await.id;
+        let (_, _) = hosting_catalog(&api.app).await;
+        let ok = |r: Result<serde_json::Value, keel_app::AppError>| r.unwrap();
+        let cases: Vec<(&str, Value)> = vec![
+            ("/api/v1/staff", json!({ "email": "ops@example.com", "name": "Ops", "password": "correct horse battery", "role": "support" })),
+            ("/api/v1/clients/{client}/contacts", json!({ "first_name": "Tendai", "last_name": "Moyo", "email": "tendai@example.com" })),
+            ("/api/v1/product-groups", json!({ "name": "Domains", "slug": "domains" })),
+            ("/api/v1/products", json!({ "group_id": 1, "kind": "hosting", "name": "Mail", "slug": "mail", "pay_type": "recurring", "prices": [{ "currency": "USD", "cycle": "monthly", "price": "3.00" }] })),
+            ("/api/v1/tax-rules", json!({ "name": "VAT", "country": "ZA", "level": "first", "rate": "15" })),
+            ("/api/v1/exchange-rates", json!({ "base": "USD", "quote": "ZAR", "rate": "18.5" })),
+            ("/api/v1/client-groups", json!({ "name": "Partners" })),
+            ("/api/v1/promotions", json!({ "code": "SPRING-27", "kind": "percent", "percent": "10" })),
+            ("/api/v1/dunning/policies", json!({ "name": "Gentle", "policy": {} })),
+        ];
+        for (i, (route, body)) in cases.into_iter().enumerate() {
+            let path = route.replace("{client}", &client.to_string());
+            let idem = format!("natural-{i}");
+            let (ctx, slot) = api.begin_crashed(&idem, &path, &body).await;
+            let answer = Some(keel_app::Answer::new(slot, 201));
+            let app = &api.served;
+            let input = body.clone();
+            let made: Value = match route {
+                "/api/v1/staff" => ok(keel_app::access::create_staff_answering(app, &ctx, serde_json::from_value(input).unwrap(), answer).await.map(|v| serde_json::to_value(v).unwrap())),
+                "/api/v1/clients/{client}/contacts" => ok(keel_app::clients::create_contact_answering(app, &ctx, client, serde_json::from_value(input).unwrap(), answer).await.map(|v| serde_json::to_value(v).unwrap())),
+                "/api/v1/product-groups" => ok(keel_app::catalog::create_product_group_answering(app, &ctx, serde_json::from_value(input).unwrap(), answer).await.map(|v| serde_json::to_value(v).unwrap())),
+                "/api/v1/products" => ok(keel_app::catalog::create_product_answering(app, &ctx, serde_json::from_value(input).unwrap(), answer).await.map(|v| serde_json::to_value(v).unwrap())),
+                "/api/v1/tax-rules" => ok(keel_app::catalog::create_tax_rule_answering(app, &ctx, serde_json::from_value(input).unwrap(), answer).await.map(|v| serde_json::to_value(v).unwrap())),
+                "/api/v1/exchange-rates" => ok(keel_app::catalog::add_exchange_rate_answering(app, &ctx, serde_json::from_value(input).unwrap(), answer).await.map(|v| serde_json::to_value(v).unwrap())),
+                "/api/v1/client-groups" => ok(keel_app::catalog::create_client_group_answering(app, &ctx, serde_json::from_value(input).unwrap(), answer).await.map(|v| serde_json::to_value(v).unwrap())),
+                "/api/v1/promotions" => ok(keel_app::catalog::create_promotion_answering(app, &ctx, serde_json::from_value(input).unwrap(), answer).await.map(|v| serde_json::to_value(v).unwrap())),
+                "/api/v1/dunning/policies" => ok(keel_app::dunning::create_policy_answering(app, &ctx, &serde_json::from_value(input).unwrap(), answer).await.map(|v| serde_json::to_value(v).unwrap())),
+                other => panic!("no use case for {other}"),
+            };
+            // ... the process dies here. The client retries:
+            let retry = api.post(&path, &api.admin, &body, Some(&idem)).await;
+            assert_eq!((retry.status, retry.header("idempotent-replayed")), (201, Some("true")), "{path}: {}", retry.text);
+            assert_eq!(retry.body, made, "{path}: the retry is the answer the first attempt made");
+            // Made once: a new key for the same body is refused as taken (or, for an
+            // exchange rate, which has no natural key, makes a second rate).
+            let again = api.post(&path, &api.admin, &body, Some(&format!("{idem}-again"))).await;
+            if route == "/api/v1/exchange-rates" {
+                assert_eq!(again.status, 201, "{}", again.text);
+            } else {
+                assert_eq!(again.status, 409, "{path}: {}", again.text);
+            }
+        }
+        api.stop().await;
+    }
+);

@@ -68,6 +68,17 @@ pub struct NewStaff {
 }
 
 pub async fn create_staff(app: &App, ctx: &Ctx, new: NewStaff) -> Result<Staff, AppError> {
+    create_staff_answering(app, ctx, new, None).await
+}
+
+/// [`create_staff`], storing the API's answer in the same transaction ([`crate::Answer`]): a retry
+/// after a crash between the commit and the answer is replayed, not refused as taken.
+pub async fn create_staff_answering(
+    app: &App,
+    ctx: &Ctx,
+    new: NewStaff,
+    answer: Option<crate::Answer>,
+) -> Result<Staff, AppError> {
     ctx.require(Permission::StaffManage)?;
     AppError::check_text_or(
         "name",
@@ -105,8 +116,12 @@ pub async fn create_staff(app: &App, ctx: &Ctx, new: NewStaff) -> Result<Staff, 
         json!({ "email": staff.email, "role": staff.role }),
     )
     .await?;
+    let answered: Staff = staff;
+    if let Some(a) = answer {
+        a.store(&mut tx, app, &answered).await?;
+    }
     tx.commit().await?;
-    Ok(staff)
+    Ok(answered)
 }
 
 pub async fn list_staff(app: &App, ctx: &Ctx) -> Result<Vec<Staff>, AppError> {

@@ -1112,6 +1112,17 @@ pub async fn create_product_group(
     ctx: &Ctx,
     input: NewProductGroupInput,
 ) -> Result<ProductGroupView, AppError> {
+    create_product_group_answering(app, ctx, input, None).await
+}
+
+/// [`create_product_group`], storing the API's answer in the same transaction ([`crate::Answer`]): a retry
+/// after a crash between the commit and the answer is replayed, not refused as taken.
+pub async fn create_product_group_answering(
+    app: &App,
+    ctx: &Ctx,
+    input: NewProductGroupInput,
+    answer: Option<crate::Answer>,
+) -> Result<ProductGroupView, AppError> {
     ctx.require(Permission::CatalogWrite)?;
     let new = NewProductGroup {
         name: text("name", &input.name, limits::CATALOG_NAME)?,
@@ -1131,8 +1142,12 @@ pub async fn create_product_group(
         json!({ "name": group.name, "slug": group.slug, "hidden": group.hidden }),
     )
     .await?;
+    let answered: ProductGroupView = group.into();
+    if let Some(a) = answer {
+        a.store(&mut tx, app, &answered).await?;
+    }
     tx.commit().await?;
-    Ok(group.into())
+    Ok(answered)
 }
 
 /// The groups in display order; outside the host scope, hidden ones are left out.
@@ -1154,6 +1169,17 @@ pub async fn create_product(
     app: &App,
     ctx: &Ctx,
     input: NewProductInput,
+) -> Result<ProductView, AppError> {
+    create_product_answering(app, ctx, input, None).await
+}
+
+/// [`create_product`], storing the API's answer in the same transaction ([`crate::Answer`]): a retry
+/// after a crash between the commit and the answer is replayed, not refused as taken.
+pub async fn create_product_answering(
+    app: &App,
+    ctx: &Ctx,
+    input: NewProductInput,
+    answer: Option<crate::Answer>,
 ) -> Result<ProductView, AppError> {
     ctx.require(Permission::CatalogWrite)?;
     let mut addons = Vec::with_capacity(input.addons.len());
@@ -1235,8 +1261,12 @@ pub async fn create_product(
         }),
     )
     .await?;
+    let answered: ProductView = product.into();
+    if let Some(a) = answer {
+        a.store(&mut tx, app, &answered).await?;
+    }
     tx.commit().await?;
-    Ok(product.into())
+    Ok(answered)
 }
 
 /// One product; outside the host scope a retired product or one in a hidden group is not found.
@@ -1454,6 +1484,17 @@ pub async fn create_tax_rule(
     ctx: &Ctx,
     input: NewTaxRuleInput,
 ) -> Result<TaxRuleView, AppError> {
+    create_tax_rule_answering(app, ctx, input, None).await
+}
+
+/// [`create_tax_rule`], storing the API's answer in the same transaction ([`crate::Answer`]): a retry
+/// after a crash between the commit and the answer is replayed, not refused as taken.
+pub async fn create_tax_rule_answering(
+    app: &App,
+    ctx: &Ctx,
+    input: NewTaxRuleInput,
+    answer: Option<crate::Answer>,
+) -> Result<TaxRuleView, AppError> {
     ctx.require(Permission::CatalogWrite)?;
     let class = tax_class(
         "tax_class",
@@ -1521,8 +1562,12 @@ pub async fn create_tax_rule(
         }),
     )
     .await?;
+    let answered: TaxRuleView = stored.into();
+    if let Some(a) = answer {
+        a.store(&mut tx, app, &answered).await?;
+    }
     tx.commit().await?;
-    Ok(stored.into())
+    Ok(answered)
 }
 
 pub async fn list_tax_rules(app: &App, ctx: &Ctx) -> Result<Vec<TaxRuleView>, AppError> {
@@ -1566,6 +1611,17 @@ pub async fn add_exchange_rate(
     ctx: &Ctx,
     input: NewExchangeRateInput,
 ) -> Result<ExchangeRateView, AppError> {
+    add_exchange_rate_answering(app, ctx, input, None).await
+}
+
+/// [`add_exchange_rate`], storing the API's answer in the same transaction ([`crate::Answer`]): a retry
+/// after a crash between the commit and the answer is replayed, not refused as taken.
+pub async fn add_exchange_rate_answering(
+    app: &App,
+    ctx: &Ctx,
+    input: NewExchangeRateInput,
+    answer: Option<crate::Answer>,
+) -> Result<ExchangeRateView, AppError> {
     ctx.require(Permission::CatalogWrite)?;
     if let Some(from) = input.valid_from {
         crate::billing::check_year(from.date_naive(), "valid_from")?;
@@ -1608,8 +1664,12 @@ pub async fn add_exchange_rate(
         }),
     )
     .await?;
+    let answered: ExchangeRateView = stored.into();
+    if let Some(a) = answer {
+        a.store(&mut tx, app, &answered).await?;
+    }
     tx.commit().await?;
-    Ok(stored.into())
+    Ok(answered)
 }
 
 /// Filters an exchange-rate list may carry.
@@ -1654,6 +1714,17 @@ pub async fn create_client_group(
     ctx: &Ctx,
     input: NewClientGroupInput,
 ) -> Result<ClientGroupView, AppError> {
+    create_client_group_answering(app, ctx, input, None).await
+}
+
+/// [`create_client_group`], storing the API's answer in the same transaction ([`crate::Answer`]): a retry
+/// after a crash between the commit and the answer is replayed, not refused as taken.
+pub async fn create_client_group_answering(
+    app: &App,
+    ctx: &Ctx,
+    input: NewClientGroupInput,
+    answer: Option<crate::Answer>,
+) -> Result<ClientGroupView, AppError> {
     ctx.require(Permission::CatalogWrite)?;
     let fields = ClientGroupFields {
         name: text("name", &input.name, limits::CATALOG_NAME)?,
@@ -1679,8 +1750,12 @@ pub async fn create_client_group(
         group_summary(&group),
     )
     .await?;
+    let answered: ClientGroupView = group.into();
+    if let Some(a) = answer {
+        a.store(&mut tx, app, &answered).await?;
+    }
     tx.commit().await?;
-    Ok(group.into())
+    Ok(answered)
 }
 
 fn group_summary(g: &ClientGroup) -> serde_json::Value {
@@ -1825,6 +1900,17 @@ pub async fn create_promotion(
     app: &App,
     ctx: &Ctx,
     input: NewPromotionInput,
+) -> Result<PromotionView, AppError> {
+    create_promotion_answering(app, ctx, input, None).await
+}
+
+/// [`create_promotion`], storing the API's answer in the same transaction ([`crate::Answer`]): a retry
+/// after a crash between the commit and the answer is replayed, not refused as taken.
+pub async fn create_promotion_answering(
+    app: &App,
+    ctx: &Ctx,
+    input: NewPromotionInput,
+    answer: Option<crate::Answer>,
 ) -> Result<PromotionView, AppError> {
     ctx.require(Permission::CatalogWrite)?;
     for (field, day) in [("starts_on", input.starts_on), ("ends_on", input.ends_on)] {
@@ -1978,8 +2064,12 @@ pub async fn create_promotion(
         serde_json::to_value(PromotionView::from(stored.clone())).unwrap_or_default(),
     )
     .await?;
+    let answered: PromotionView = stored.into();
+    if let Some(a) = answer {
+        a.store(&mut tx, app, &answered).await?;
+    }
     tx.commit().await?;
-    Ok(stored.into())
+    Ok(answered)
 }
 
 pub async fn list_promotions(

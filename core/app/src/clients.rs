@@ -176,6 +176,18 @@ pub async fn create_contact(
     client: ClientId,
     new: NewContact,
 ) -> Result<Contact, AppError> {
+    create_contact_answering(app, ctx, client, new, None).await
+}
+
+/// [`create_contact`], storing the API's answer in the same transaction ([`crate::Answer`]): a retry
+/// after a crash between the commit and the answer is replayed, not refused as taken.
+pub async fn create_contact_answering(
+    app: &App,
+    ctx: &Ctx,
+    client: ClientId,
+    new: NewContact,
+    answer: Option<crate::Answer>,
+) -> Result<Contact, AppError> {
     ctx.require(Permission::ClientsWrite)?;
     new.validate()?;
     let mut tx = app.db.begin().await?;
@@ -192,8 +204,12 @@ pub async fn create_contact(
         json!({ "client": client, "email": contact.email }),
     )
     .await?;
+    let answered: Contact = contact;
+    if let Some(a) = answer {
+        a.store(&mut tx, app, &answered).await?;
+    }
     tx.commit().await?;
-    Ok(contact)
+    Ok(answered)
 }
 
 pub async fn list_contacts(

@@ -781,6 +781,18 @@ pub async fn create_policy(
     ctx: &Ctx,
     input: &PolicyInput,
 ) -> Result<PolicyView, AppError> {
+    create_policy_answering(app, ctx, input, None).await
+}
+
+/// [`create_policy`], storing the API's answer in the same transaction ([`crate::Answer`]):
+/// a retry after a crash between the commit and the answer is replayed, not refused as
+/// `policy_name_taken`.
+pub async fn create_policy_answering(
+    app: &App,
+    ctx: &Ctx,
+    input: &PolicyInput,
+    answer: Option<crate::Answer>,
+) -> Result<PolicyView, AppError> {
     ctx.require(Permission::CatalogWrite)?;
     let (name, json) = checked(input)?;
     let mut tx = app.db.begin().await?;
@@ -797,8 +809,18 @@ pub async fn create_policy(
         json!({ "name": name, "policy": input.policy }),
     )
     .await?;
+    let answered = view(
+        store::policy_tx(&mut tx, id)
+            .await?
+            .ok_or(AppError::NotFound {
+                what: "dunning policy",
+            })?,
+    )?;
+    if let Some(a) = answer {
+        a.store(&mut tx, app, &answered).await?;
+    }
     tx.commit().await?;
-    policy(app, id).await
+    Ok(answered)
 }
 
 pub async fn update_policy(

@@ -79,6 +79,16 @@ pub async fn get_policy(db: &Db, id: i64) -> Result<Option<PolicyRow>, StoreErro
     .await)?)
 }
 
+/// The same, inside a transaction (a policy just created, before its commit).
+pub async fn policy_tx(tx: &mut Tx, id: i64) -> Result<Option<PolicyRow>, StoreError> {
+    Ok(on_tx!(tx, |c| sqlx::query_as(
+        "SELECT id, name, policy, created_at, updated_at FROM dunning_policies WHERE id = $1"
+    )
+    .bind(id)
+    .fetch_optional(&mut *c)
+    .await)?)
+}
+
 /// What a policy is assigned to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {

@@ -34,11 +34,15 @@ pub async fn list_staff(
 pub async fn create_staff(
     state: axum::extract::State<State>,
     Auth(ctx): Auth,
+    slot: crate::extract::IdempotencySlot,
     Json(body): Json<NewStaff>,
 ) -> Result<(StatusCode, axum::Json<Staff>), ApiError> {
     Ok((
         StatusCode::CREATED,
-        axum::Json(uc::create_staff(&state.app, &ctx, body).await?),
+        axum::Json(
+            uc::create_staff_answering(&state.app, &ctx, body, slot.answer(StatusCode::CREATED))
+                .await?,
+        ),
     ))
 }
 

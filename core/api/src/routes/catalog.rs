@@ -68,11 +68,20 @@ pub async fn list_product_groups(
 pub async fn create_product_group(
     state: axum::extract::State<State>,
     Auth(ctx): Auth,
+    slot: crate::extract::IdempotencySlot,
     Json(body): Json<NewProductGroupInput>,
 ) -> Result<(StatusCode, axum::Json<ProductGroupView>), ApiError> {
     Ok((
         StatusCode::CREATED,
-        axum::Json(uc::create_product_group(&state.app, &ctx, body).await?),
+        axum::Json(
+            uc::create_product_group_answering(
+                &state.app,
+                &ctx,
+                body,
+                slot.answer(StatusCode::CREATED),
+            )
+            .await?,
+        ),
     ))
 }
 
@@ -126,11 +135,15 @@ pub async fn list_products(
 pub async fn create_product(
     state: axum::extract::State<State>,
     Auth(ctx): Auth,
+    slot: crate::extract::IdempotencySlot,
     Json(body): Json<NewProductInput>,
 ) -> Result<(StatusCode, axum::Json<ProductView>), ApiError> {
     Ok((
         StatusCode::CREATED,
-        axum::Json(uc::create_product(&state.app, &ctx, body).await?),
+        axum::Json(
+            uc::create_product_answering(&state.app, &ctx, body, slot.answer(StatusCode::CREATED))
+                .await?,
+        ),
     ))
 }
 
@@ -228,11 +241,15 @@ pub async fn list_tax_rules(
 pub async fn create_tax_rule(
     state: axum::extract::State<State>,
     Auth(ctx): Auth,
+    slot: crate::extract::IdempotencySlot,
     Json(body): Json<NewTaxRuleInput>,
 ) -> Result<(StatusCode, axum::Json<TaxRuleView>), ApiError> {
     Ok((
         StatusCode::CREATED,
-        axum::Json(uc::create_tax_rule(&state.app, &ctx, body).await?),
+        axum::Json(
+            uc::create_tax_rule_answering(&state.app, &ctx, body, slot.answer(StatusCode::CREATED))
+                .await?,
+        ),
     ))
 }
 
@@ -297,11 +314,20 @@ pub async fn list_exchange_rates(
 pub async fn add_exchange_rate(
     state: axum::extract::State<State>,
     Auth(ctx): Auth,
+    slot: crate::extract::IdempotencySlot,
     Json(body): Json<NewExchangeRateInput>,
 ) -> Result<(StatusCode, axum::Json<ExchangeRateView>), ApiError> {
     Ok((
         StatusCode::CREATED,
-        axum::Json(uc::add_exchange_rate(&state.app, &ctx, body).await?),
+        axum::Json(
+            uc::add_exchange_rate_answering(
+                &state.app,
+                &ctx,
+                body,
+                slot.answer(StatusCode::CREATED),
+            )
+            .await?,
+        ),
     ))
 }
 
@@ -327,11 +353,20 @@ pub async fn list_client_groups(
 pub async fn create_client_group(
     state: axum::extract::State<State>,
     Auth(ctx): Auth,
+    slot: crate::extract::IdempotencySlot,
     Json(body): Json<NewClientGroupInput>,
 ) -> Result<(StatusCode, axum::Json<ClientGroupView>), ApiError> {
     Ok((
         StatusCode::CREATED,
-        axum::Json(uc::create_client_group(&state.app, &ctx, body).await?),
+        axum::Json(
+            uc::create_client_group_answering(
+                &state.app,
+                &ctx,
+                body,
+                slot.answer(StatusCode::CREATED),
+            )
+            .await?,
+        ),
     ))
 }
 
@@ -390,11 +425,20 @@ pub async fn list_promotions(
 pub async fn create_promotion(
     state: axum::extract::State<State>,
     Auth(ctx): Auth,
+    slot: crate::extract::IdempotencySlot,
     Json(body): Json<NewPromotionInput>,
 ) -> Result<(StatusCode, axum::Json<PromotionView>), ApiError> {
     Ok((
         StatusCode::CREATED,
-        axum::Json(uc::create_promotion(&state.app, &ctx, body).await?),
+        axum::Json(
+            uc::create_promotion_answering(
+                &state.app,
+                &ctx,
+                body,
+                slot.answer(StatusCode::CREATED),
+            )
+            .await?,
+        ),
     ))
 }
 

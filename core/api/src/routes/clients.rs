@@ -148,11 +148,21 @@ pub async fn create_contact(
     state: axum::extract::State<State>,
     Auth(ctx): Auth,
     Path(id): Path<i64>,
+    slot: crate::extract::IdempotencySlot,
     Json(body): Json<NewContact>,
 ) -> Result<(StatusCode, axum::Json<Contact>), ApiError> {
     Ok((
         StatusCode::CREATED,
-        axum::Json(uc::create_contact(&state.app, &ctx, ClientId(id), body).await?),
+        axum::Json(
+            uc::create_contact_answering(
+                &state.app,
+                &ctx,
+                ClientId(id),
+                body,
+                slot.answer(StatusCode::CREATED),
+            )
+            .await?,
+        ),
     ))
 }
 

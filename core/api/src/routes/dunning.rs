@@ -43,11 +43,15 @@ pub async fn list_policies(
 pub async fn create_policy(
     state: axum::extract::State<State>,
     Auth(ctx): Auth,
+    slot: crate::extract::IdempotencySlot,
     Json(body): Json<PolicyInput>,
 ) -> Result<(StatusCode, axum::Json<PolicyView>), ApiError> {
     Ok((
         StatusCode::CREATED,
-        axum::Json(uc::create_policy(&state.app, &ctx, &body).await?),
+        axum::Json(
+            uc::create_policy_answering(&state.app, &ctx, &body, slot.answer(StatusCode::CREATED))
+                .await?,
+        ),
     ))
 }
 
