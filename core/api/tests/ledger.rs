@@ -276,6 +276,10 @@ keel_testkit::store_test!(
         .await
         .assert_error(409, "control_account", None);
         assert_eq!(api.snapshot().await, before, "a refused reversal changes nothing");
+        // An entry that does not exist is still named as such.
+        api.post(&format!("{ENTRIES}/999999/reverse"), &api.admin, &json!({ "reason": "undo" }), Some("rev-2"))
+            .await
+            .assert_error(404, "entry_not_found", None);
         api.stop().await;
     }
 );

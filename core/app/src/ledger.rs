@@ -306,9 +306,9 @@ pub async fn reverse(
     let key = format!("reverse:{}:{idempotency_key}", principal(&ctx.actor));
     // A retry of a reversal already made answers with it, whatever the accounts.
     if store::entry_by_key(&mut tx, &key).await?.is_none() {
-        let original = store::entry(&mut tx, of)
-            .await?
-            .ok_or(AppError::NotFound { what: "entry" })?;
+        let original = store::entry(&mut tx, of).await?.ok_or(AppError::Ledger(
+            keel_domain::ledger::LedgerError::UnknownEntry(of),
+        ))?;
         for p in &original.postings {
             refuse_control_account(&mut tx, p.account, "id").await?;
         }
