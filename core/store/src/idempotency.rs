@@ -150,19 +150,9 @@ pub async fn complete(
     body: &str,
     at: DateTime<Utc>,
 ) -> Result<(), StoreError> {
+    // The same statement as a use case's own answer: only an unanswered key is answered.
     let mut tx = db.begin().await?;
-    on_tx!(&mut tx, |c| {
-        sqlx::query(
-        "UPDATE idempotency_keys SET response_status = $1, response_body = $2, completed_at = $3 \
-         WHERE id = $4 AND response_status IS NULL"
-    )
-    .bind(i32::from(status))
-    .bind(body)
-    .bind(at)
-    .bind(id)
-    .execute(&mut *c)
-    .await.map(|r| r.rows_affected())
-    })?;
+    complete_in(&mut tx, id, status, body, at).await?;
     tx.commit().await
 }
 
