@@ -2,14 +2,17 @@
 //! fired, so callers can turn them into meaningful answers ("already exists", "already
 //! processed") instead of a 500.
 
+use crate::constraints;
 use keel_domain::ledger::LedgerError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("not found")]
     NotFound,
-    /// A unique constraint refused the write; `constraint` is the index name shared by
-    /// both engines' migrations (for example `clients_owner_email_key`).
+    /// A unique constraint refused the write; `constraint` is the name PostgreSQL reports
+    /// for it, on both engines (`clients_owner_email_key`, `plugin_kv_pkey`): the paired
+    /// migrations name their unique indexes alike, and [`sqlite_constraint`] maps SQLite's
+    /// column lists back to the names.
     #[error("conflicts with an existing record ({constraint})")]
     Conflict { constraint: String },
     #[error(transparent)]
@@ -39,50 +42,72 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
-/// SQLite names the columns, not the index: "UNIQUE constraint failed: clients.email".
-/// Map the column lists of our unique indexes back to their names.
-fn sqlite_constraint(message: &str) -> String {
-    let columns = message.trim_start_matches("UNIQUE constraint failed: ");
-    // Indexes on expressions are named: "UNIQUE constraint failed: index 'clients_owner_email_key'".
-    if let Some(name) = columns
+/// The constraint a SQLite unique violation broke, named as PostgreSQL names it.
+///
+/// SQLite names an index on expressions ("UNIQUE constraint failed: index
+/// 'clients_owner_email_key'") and otherwise lists the key's columns ("UNIQUE constraint
+/// failed: invoices.client_id, invoices.idempotency_key"), which [`constraints::by_columns`]
+/// maps back to the name (derived from the migrations, see [`crate::constraints`]). A
+/// message of another shape is returned as it is.
+pub fn sqlite_constraint(message: &str) -> String {
+    let Some(rest) = message.strip_prefix("UNIQUE constraint failed: ") else {
+        return message.to_string();
+    };
+    if let Some(name) = rest
         .strip_prefix("index '")
         .and_then(|r| r.strip_suffix('\''))
     {
         return name.to_string();
     }
-    let known = [
-        ("clients.", "clients_owner_email_key"),
-        ("contacts.", "contacts_client_email_key"),
-        ("staff.", "staff_email_key"),
-        ("api_keys.", "api_keys_secret_hash_key"),
-        ("ledger_accounts.", "ledger_accounts_code_key"),
-        (
-            "ledger_entries.idempotency_key",
-            "ledger_entries_idempotency_key",
-        ),
-        (
-            "ledger_entries.reverses_entry_id",
-            "ledger_entries_reverses_key",
-        ),
-        ("idempotency_keys.", "idempotency_keys_principal_key"),
-        ("product_groups.slug", "product_groups_slug_key"),
-        ("products.slug", "products_slug_key"),
-        ("promotions.code", "promotions_code_key"),
-        ("exchange_rates.", "exchange_rates_pair_key"),
-        (
-            "invoice_lines.service_id",
-            "invoice_lines_service_period_key",
-        ),
-        ("invoice_lines.invoice_id", "invoice_lines_position_key"),
-        ("invoices.number", "invoices_number_key"),
-        ("payments.method", "payments_reference_key"),
-        ("orders.client_id", "orders_idempotency_key"),
-        ("credit_notes.number", "credit_notes_number_key"),
-        ("number_sequences.", "number_sequences_pkey"),
-    ];
-    known
-        .iter()
-        .find(|(prefix, _)| columns.starts_with(prefix))
-        .map(|(_, name)| name.to_string())
-        .unwrap_or_else(|| columns.to_string())
+    let mut table = None;
+    let mut columns = Vec::new();
+    for qualified in rest.split(", ") {
+        let Some((t, column)) = qualified.split_once('.') else {
+            return rest.to_string();
+        };
+        if *table.get_or_insert(t) != t {
+            return rest.to_string();
+        }
+        columns.push(column);
+    }
+    table
+        .and_then(|t| constraints::by_columns(t, &columns))
+        .map_or_else(|| rest.to_string(), str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sqlite_constraint;
+
+    #[test]
+    fn sqlite_messages_name_the_constraint_postgresql_reports() {
+        let table = [
+            (
+                "UNIQUE constraint failed: index 'staff_email_key'",
+                "staff_email_key",
+            ),
+            (
+                "UNIQUE constraint failed: invoices.client_id, invoices.idempotency_key",
+                "invoices_idempotency_key",
+            ),
+            (
+                "UNIQUE constraint failed: invoices.number",
+                "invoices_number_key",
+            ),
+            (
+                "UNIQUE constraint failed: number_sequences.name, number_sequences.scope",
+                "number_sequences_pkey",
+            ),
+            ("UNIQUE constraint failed: resellers.id", "resellers_pkey"),
+            // Not a key the migrations made: the columns, as SQLite gave them.
+            (
+                "UNIQUE constraint failed: invoices.currency",
+                "invoices.currency",
+            ),
+            ("something else", "something else"),
+        ];
+        for (message, expected) in table {
+            assert_eq!(sqlite_constraint(message), expected, "{message}");
+        }
+    }
 }

@@ -5,6 +5,8 @@
 //!   connection settings, migrations, and the [`on_tx!`]/[`on_db!`] macros that expand one
 //!   query body for both engines.
 //! - [`error`]: [`StoreError`], with unique-constraint violations turned into meaningful errors.
+//! - [`constraints`]: the unique keys of the SQLite schema, read from its migrations and named
+//!   as PostgreSQL names them, so a conflict names one constraint on both engines.
 //! - [`ledger`]: accounts, journal entries and postings; the balance cache and its check.
 //! - [`billing`]: orders, services with their history, invoices and lines, payments, number
 //!   sequences, and the billing run's batched reads and writes.
@@ -30,6 +32,7 @@ pub mod audit;
 pub mod billing;
 pub mod catalog;
 pub mod clients;
+pub mod constraints;
 pub mod db;
 pub mod dunning;
 pub mod error;

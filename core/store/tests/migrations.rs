@@ -1,4 +1,5 @@
-//! The two migration dialects give one schema.
+//! The two migration dialects give one schema, and a unique violation names one constraint
+//! on both engines.
 //!
 //! `migrations/sqlite/` and `migrations/postgres/` are applied to a fresh database each and
 //! read back from the engines' catalogs (SQLite: `sqlite_master` and the `pragma_*` table
@@ -23,7 +24,7 @@
 
 mod common;
 
-use common::refused;
+use common::{conflict, execute, refused};
 use keel_store::Db;
 use keel_testkit::{TestDb, store_test};
 use std::collections::{BTreeMap, BTreeSet};
@@ -93,6 +94,28 @@ impl Schema {
             Db::Sqlite { readers, .. } => sqlite_schema(readers).await,
             Db::Postgres(pool) => postgres_schema(pool).await,
         }
+    }
+
+    /// Every unique key with the name PostgreSQL reports for it: primary keys, UNIQUE
+    /// constraints and unique indexes, as (name, table, keys).
+    fn unique_keys(&self) -> Vec<(String, String, Vec<String>)> {
+        let mut keys: Vec<_> = self
+            .primary_keys
+            .iter()
+            .map(|(t, c)| (format!("{t}_pkey"), t.clone(), c.clone()))
+            .collect();
+        keys.extend(
+            self.unique_constraints
+                .iter()
+                .map(|((t, c), name)| (name.clone(), t.clone(), c.clone())),
+        );
+        keys.extend(
+            self.indexes
+                .iter()
+                .filter(|(_, i)| i.unique)
+                .map(|(name, i)| (name.clone(), i.table.clone(), i.keys.clone())),
+        );
+        keys
     }
 }
 
@@ -525,6 +548,153 @@ store_test!(
         assert!(
             message.to_lowercase().contains("null"),
             "a schedule without a name: {message}"
+        );
+    }
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_unique_key_postgresql_reports_is_named_the_same_on_sqlite() {
+    let (sqlite, postgres) = both_schemas().await;
+    let mut wrong = Vec::new();
+    let postgres_keys = postgres.unique_keys();
+    assert!(postgres_keys.len() > 40, "{postgres_keys:#?}");
+    for (name, table, columns) in &postgres_keys {
+        // SQLite's message lists a key's columns without their direction.
+        let columns: Vec<&str> = columns
+            .iter()
+            .map(|c| c.trim_end_matches(" desc"))
+            .collect();
+        let on_expressions = columns
+            .iter()
+            .any(|c| !c.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
+        if on_expressions {
+            // SQLite names an index on expressions itself: it must be there, unique.
+            let message = format!("UNIQUE constraint failed: index '{name}'");
+            let reported = keel_store::error::sqlite_constraint(&message);
+            let on_sqlite = sqlite.indexes.get(name).filter(|i| i.unique);
+            if on_sqlite.is_none() || reported != *name {
+                wrong.push(format!(
+                    "{name} on {table} ({}): PostgreSQL reports {name}, SQLite has {}",
+                    columns.join(", "),
+                    on_sqlite.map_or("no unique index of that name".into(), |i| i.to_string()),
+                ));
+            }
+        } else {
+            // SQLite lists the columns, which keel-store maps back to a name.
+            let listed: Vec<String> = columns.iter().map(|c| format!("{table}.{c}")).collect();
+            let message = format!("UNIQUE constraint failed: {}", listed.join(", "));
+            let reported = keel_store::error::sqlite_constraint(&message);
+            if reported != *name {
+                wrong.push(format!(
+                    "unique key on {table} ({}): PostgreSQL reports {name}, SQLite {reported}",
+                    columns.join(", ")
+                ));
+            }
+        }
+    }
+    // And the other way: every key read from the SQLite migrations is one PostgreSQL has,
+    // under that name.
+    for u in keel_store::constraints::unique() {
+        let found = postgres_keys.iter().find(|(name, _, _)| *name == u.name);
+        let matches = found.is_some_and(|(_, table, columns)| {
+            *table == u.table
+                && (u.on_expressions
+                    || columns
+                        .iter()
+                        .map(|c| c.trim_end_matches(" desc"))
+                        .eq(u.columns.iter().map(String::as_str)))
+        });
+        if !matches {
+            wrong.push(format!(
+                "{} on {} {} (SQLite's migrations): PostgreSQL has {}",
+                u.name,
+                u.table,
+                keys(&u.columns),
+                found.map_or("no unique key of that name".into(), |(_, t, c)| format!(
+                    "it on {t} {}",
+                    keys(c)
+                )),
+            ));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "unique keys named differently on the two engines:\n  {}",
+        wrong.join("\n  ")
+    );
+}
+
+store_test!(
+    /// A violating insert of each kind of unique key (a rowid, a composite primary key, a
+    /// text primary key, a table's UNIQUE, an index on columns, an index on an expression)
+    /// names PostgreSQL's constraint on both engines.
+    async fn a_violation_names_the_same_constraint_on_both_engines(t) {
+        let db = &t.db;
+        let cases = [
+            (
+                format!("INSERT INTO resellers (id, name, created_at) VALUES (7, 'R', {AT})"),
+                "resellers_pkey",
+            ),
+            (
+                format!(
+                    "INSERT INTO plugin_kv (plugin_id, key, value, updated_at) VALUES ('p', 'k', '', {AT})"
+                ),
+                "plugin_kv_pkey",
+            ),
+            (
+                format!(
+                    "INSERT INTO job_schedules (name, cron, timezone, next_slot, updated_at) \
+                     VALUES ('nightly', '0 3 * * *', 'UTC', {AT}, {AT})"
+                ),
+                "job_schedules_pkey",
+            ),
+            (
+                format!(
+                    "INSERT INTO jobs (kind, payload, unique_key, run_at, created_at, updated_at) \
+                     VALUES ('k', '{{}}', 'once', {AT}, {AT}, {AT})"
+                ),
+                "jobs_unique_key",
+            ),
+            (
+                format!(
+                    "INSERT INTO staff (email, name, password_hash, role, created_at, updated_at) \
+                     VALUES ('Ann@example.com', 'Ann', 'h', 'admin', {AT}, {AT})"
+                ),
+                "staff_email_key",
+            ),
+        ];
+        for (insert, constraint) in &cases {
+            execute(db, insert).await.expect("the first insert");
+            let again = insert.replace("Ann@", "ann@");
+            assert_eq!(conflict(execute(db, &again).await), *constraint, "{insert}");
+        }
+
+        execute(
+            db,
+            &format!(
+                "INSERT INTO webhook_endpoints (id, url, events, secret, created_at, updated_at) \
+                 VALUES (1, 'https://example.com/hook', '[\"*\"]', 's', {AT}, {AT})"
+            ),
+        )
+        .await
+        .expect("an endpoint");
+        execute(
+            db,
+            &format!(
+                "INSERT INTO webhook_events (id, type, subject, data, occurred_at) \
+                 VALUES (1, 'invoice.paid', 'invoice:1', '{{}}', {AT})"
+            ),
+        )
+        .await
+        .expect("an event");
+        let delivery = format!(
+            "INSERT INTO webhook_deliveries (endpoint_id, event_id, subject, next_attempt_at, created_at, updated_at) \
+             VALUES (1, 1, 'invoice:1', {AT}, {AT}, {AT})"
+        );
+        execute(db, &delivery).await.expect("a delivery");
+        assert_eq!(
+            conflict(execute(db, &delivery).await),
+            "webhook_deliveries_endpoint_id_event_id_key"
         );
     }
 );
