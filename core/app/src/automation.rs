@@ -85,8 +85,9 @@ fn billing_run_job<'a>(env: &'a Env, job: &'a JobRecord) -> BoxFuture<'a, Result
 inventory::submit! { Handler { kind: BILLING_RUN, run: billing_run_job } }
 
 /// The job kind of the cleanup (`[schedules.cleanup]`, daily): finished jobs older than
-/// `keep_days` and `Idempotency-Key` answers older than `idempotency_keep_hours` (both from
-/// the payload `keel serve` gives it, else the defaults).
+/// `keep_days`, `Idempotency-Key` answers older than `idempotency_keep_hours` and skipped
+/// notifications older than `keep_skipped_days` (from the payload `keel serve` gives it,
+/// else the defaults).
 pub const CLEANUP: &str = "jobs.cleanup";
 
 /// Done and cancelled jobs are kept this many days by default (`[jobs] keep_days`).
@@ -124,6 +125,30 @@ pub async fn purge_idempotency_keys(
     Ok(keel_store::idempotency::purge(&app.db, before).await?)
 }
 
+/// Skipped notifications are kept this many days by default
+/// (`[notifications] keep_skipped_days`).
+pub const KEEP_SKIPPED_DAYS: u32 = 30;
+
+/// Deletes skipped notifications (never sent: email off or not configured) written more
+/// than `keep_days` ago, in batches of 10,000; returns how many. Pending, sent and failed
+/// ones are kept.
+pub async fn prune_skipped_notifications(
+    app: &App,
+    ctx: &Ctx,
+    keep_days: u32,
+) -> Result<u64, AppError> {
+    ctx.require(Permission::Automation)?;
+    let before = app.now() - chrono::Duration::days(i64::from(keep_days));
+    let mut deleted = 0;
+    loop {
+        let n = keel_store::notifications::delete_skipped(&app.db, before, 10_000).await?;
+        deleted += n;
+        if n < 10_000 {
+            return Ok(deleted);
+        }
+    }
+}
+
 /// A positive whole number from the payload, or `default` when absent.
 fn payload_count(job: &JobRecord, key: &str, default: u32) -> Result<u32, JobError> {
     match job.payload.get(key) {
@@ -141,11 +166,15 @@ fn cleanup_job<'a>(env: &'a Env, job: &'a JobRecord) -> BoxFuture<'a, Result<(),
         let app = app_of(env)?;
         let keep_days = payload_count(job, "keep_days", KEEP_DAYS)?;
         let keep_hours = payload_count(job, "idempotency_keep_hours", IDEMPOTENCY_KEEP_HOURS)?;
+        let keep_skipped_days = payload_count(job, "keep_skipped_days", KEEP_SKIPPED_DAYS)?;
         let ctx = Ctx::system(&format!("job {}", job.id));
         let deleted = cleanup(app, &ctx, keep_days)
             .await
             .map_err(|e| JobError::Retry(e.to_string()))?;
         let keys = purge_idempotency_keys(app, &ctx, keep_hours)
+            .await
+            .map_err(|e| JobError::Retry(e.to_string()))?;
+        let skipped = prune_skipped_notifications(app, &ctx, keep_skipped_days)
             .await
             .map_err(|e| JobError::Retry(e.to_string()))?;
         tracing::info!(
@@ -154,7 +183,9 @@ fn cleanup_job<'a>(env: &'a Env, job: &'a JobRecord) -> BoxFuture<'a, Result<(),
             keep_days,
             idempotency_keys = keys,
             keep_hours,
-            "finished jobs and old idempotency keys cleaned up"
+            skipped_notifications = skipped,
+            keep_skipped_days,
+            "finished jobs, old idempotency keys and skipped notifications cleaned up"
         );
         Ok(())
     })

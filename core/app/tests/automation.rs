@@ -214,3 +214,105 @@ store_test!(
         assert_eq!(automation::purge_idempotency_keys(&app, &ctx, 1).await.unwrap(), 0, "once");
     }
 );
+
+store_test!(
+    async fn the_cleanup_job_prunes_skipped_notifications_older_than_their_retention(t) {
+        use keel_domain::client::{ClientKind, NewClient, PostalAddress};
+        use keel_store::notifications::{self as outbox, NewNotification};
+        let clock = Arc::new(FixedClock::new(Utc.with_ymd_and_hms(2027, 1, 1, 3, 30, 0).unwrap()));
+        // No [email]: every message is recorded as skipped.
+        let app = App::with_clock(t.db.clone(), clock.clone());
+        let mut tx = t.db.begin().await.unwrap();
+        let ann = NewClient {
+            kind: ClientKind::Person,
+            company_name: None,
+            first_name: "Ann".into(),
+            last_name: "Moyo".into(),
+            email: "ann@example.com".parse().unwrap(),
+            phone: None,
+            address: PostalAddress::default(),
+            country: "ZW".parse().unwrap(),
+            currency: keel_domain::currency::Currency::USD,
+            language: "en".parse().unwrap(),
+            tax_exempt: false,
+            tax_id: None,
+        };
+        let client = keel_store::clients::create_client(&mut tx, keel_domain::tenancy::Owner::Host, &ann, clock.now()).await.unwrap().id;
+        tx.commit().await.unwrap();
+        // A skipped message and a pending one on 1 January, a skipped one on 21 January.
+        let write = |cause: &'static str, pending: bool| {
+            let app = app.clone();
+            async move {
+                let mut tx = app.db.begin().await.unwrap();
+                let id = if pending {
+                    let n = NewNotification {
+                        client_id: client,
+                        event: "password_reset",
+                        channel: "email",
+                        recipient: "ann@example.com",
+                        language: "en",
+                        subject: "s",
+                        body_text: "t",
+                        body_html: "h",
+                        invoice_id: None,
+                        state: "pending",
+                        note: None,
+                        unique_key: cause,
+                    };
+                    outbox::insert(&mut tx, &n, app.now()).await.unwrap()
+                } else {
+                    keel_app::notifications::queue(&mut tx, &app, client, "password_reset", serde_json::json!({ "link": "https://example.com/r" }), None, cause).await.unwrap()
+                };
+                tx.commit().await.unwrap();
+                let id = id.expect("a new cause");
+                assert_eq!(outbox::get(&app.db, id).await.unwrap().unwrap().state, if pending { "pending" } else { "skipped" });
+                id
+            }
+        };
+        let old_skipped = write("reset:1", false).await;
+        let old_pending = write("reset:2", true).await;
+        clock.set(Utc.with_ymd_and_hms(2027, 1, 21, 3, 30, 0).unwrap());
+        let newer_skipped = write("reset:3", false).await;
+
+        // On 6 February, the daily cleanup with the payload `keel serve` gives it (30 days
+        // kept): the 36-day-old skipped message goes, the 16-day-old one and the pending one stay.
+        clock.set(Utc.with_ymd_and_hms(2027, 2, 6, 3, 30, 0).unwrap());
+        let stop = tokio::sync::watch::channel(false).1;
+        let cleanup = |payload: serde_json::Value| {
+            let db = t.db.clone();
+            let now = clock.now();
+            async move {
+                let mut tx = db.begin().await.unwrap();
+                store::enqueue(&mut tx, &NewJob::new(automation::CLEANUP, payload, now), now).await.unwrap();
+                tx.commit().await.unwrap();
+            }
+        };
+        cleanup(serde_json::json!({ "keep_days": 30, "idempotency_keep_hours": 24, "keep_skipped_days": 30 })).await;
+        assert_eq!(worker(&app).tick(&stop).await.unwrap().done, 1);
+        let left = |id| {
+            let db = t.db.clone();
+            async move { outbox::get(&db, id).await.unwrap().is_some() }
+        };
+        assert!(!left(old_skipped).await, "skipped 36 days ago");
+        assert!(left(newer_skipped).await, "skipped 16 days ago");
+        assert!(left(old_pending).await, "pending, however old");
+
+        // A shorter retention in the payload takes the newer one too; the pending one stays.
+        cleanup(serde_json::json!({ "keep_skipped_days": 10 })).await;
+        assert_eq!(worker(&app).tick(&stop).await.unwrap().done, 1);
+        assert!(!left(newer_skipped).await, "skipped 16 days ago, 10 kept");
+        assert!(left(old_pending).await);
+
+        // Without the setting the job keeps the default, 30 days.
+        let ctx = Ctx::system("test");
+        let recent = write("reset:4", false).await;
+        clock.set(clock.now() + chrono::Duration::days(automation::KEEP_SKIPPED_DAYS.into()));
+        cleanup(serde_json::json!({})).await;
+        assert_eq!(worker(&app).tick(&stop).await.unwrap().done, 1);
+        assert!(left(recent).await, "exactly 30 days old: kept");
+        clock.set(clock.now() + chrono::Duration::seconds(1));
+        assert_eq!(automation::prune_skipped_notifications(&app, &ctx, automation::KEEP_SKIPPED_DAYS).await.unwrap(), 1);
+        assert!(!left(recent).await);
+        assert!(left(old_pending).await);
+    }
+);

@@ -109,7 +109,8 @@ pub struct Config {
     /// `[email]`: the SMTP server notifications go out through (off when not set).
     #[serde(default)]
     pub email: EmailConfig,
-    /// `[notifications]`: where the host's message templates are.
+    /// `[notifications]`: where the host's message templates are, and how long skipped
+    /// messages are kept.
     #[serde(default)]
     pub notifications: NotificationsConfig,
     /// `[dunning]`: the default dunning policy (reminders, overdue notices, late fee day,
@@ -153,12 +154,25 @@ pub struct WebhooksConfig {
 }
 
 /// `[notifications]`.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct NotificationsConfig {
     /// A folder holding `notifications/<language>/<event>.jinja` files that replace the
     /// built-in templates (docs/notifications.md).
     pub theme_dir: Option<PathBuf>,
+    /// Skipped notifications (email off or not configured: never sent) are deleted this
+    /// many days after they were written (the `cleanup` schedule), 1 to 3650; pending,
+    /// sent and failed ones are kept.
+    pub keep_skipped_days: u32,
+}
+
+impl Default for NotificationsConfig {
+    fn default() -> Self {
+        Self {
+            theme_dir: None,
+            keep_skipped_days: keel_app::automation::KEEP_SKIPPED_DAYS,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -662,6 +676,11 @@ impl Config {
             ("jobs.lease_seconds", j.lease_seconds, 5..=86_400),
             ("jobs.poll_seconds", j.poll_seconds, 1..=3600),
             ("jobs.keep_days", j.keep_days, 1..=3650),
+            (
+                "notifications.keep_skipped_days",
+                self.notifications.keep_skipped_days,
+                1..=3650,
+            ),
             (
                 "server.idempotency_keep_hours",
                 self.server.idempotency_keep_hours,
@@ -1966,6 +1985,13 @@ mod tests {
                 "email.from",
                 "keel.toml",
                 "sender address",
+            ),
+            (
+                "[notifications]\nkeep_skipped_days = 0",
+                &[],
+                "notifications.keep_skipped_days",
+                "keel.toml",
+                "must be 1 to 3650, found 0",
             ),
             (
                 "[notifications]\ntheme_dir = \"/no/such/theme\"",

@@ -205,6 +205,7 @@ impl Automation {
                 s.payload = serde_json::json!({
                     "keep_days": config.jobs.keep_days,
                     "idempotency_keep_hours": config.server.idempotency_keep_hours,
+                    "keep_skipped_days": config.notifications.keep_skipped_days,
                 });
             }
         }

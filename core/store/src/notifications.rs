@@ -1,7 +1,8 @@
 //! The notification outbox and clients' channel preferences.
 //!
 //! A notification is written once per (cause, channel) (`notifications_key`), in the
-//! transaction of the event that causes it; its job marks it sent or failed.
+//! transaction of the event that causes it; its job marks it sent or failed. Skipped ones
+//! are deleted by the daily cleanup once past their retention ([`delete_skipped`]).
 
 use crate::db::{Db, Tx};
 use crate::error::StoreError;
@@ -128,6 +129,27 @@ pub async fn record_attempt(
     .map(|r| r.rows_affected()))?;
     tx.commit().await?;
     Ok(n == 1)
+}
+
+/// Deletes at most `limit` `skipped` notifications written before `before`; returns how
+/// many. Pending, sent and failed ones stay whatever their age. The daily cleanup calls it
+/// in batches (`[notifications] keep_skipped_days`): a skipped message was never sent, and
+/// one is written for every event of a client who turned email off, or of every client
+/// while `[email]` is not set. Its (cause, channel) key is freed with it; Keel's causes (a
+/// dunning step, an issued or paid invoice, a lifted suspension) happen once.
+pub async fn delete_skipped(db: &Db, before: DateTime<Utc>, limit: u32) -> Result<u64, StoreError> {
+    let mut tx = db.begin().await?;
+    let n = on_tx!(&mut tx, |c| sqlx::query(
+        "DELETE FROM notifications WHERE id IN (SELECT id FROM notifications \
+           WHERE state = 'skipped' AND created_at < $1 ORDER BY created_at, id LIMIT $2)"
+    )
+    .bind(before)
+    .bind(i64::from(limit))
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    tx.commit().await?;
+    Ok(n)
 }
 
 /// Whether a client receives messages on `channel` (no choice recorded: yes).
