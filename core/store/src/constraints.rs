@@ -12,7 +12,8 @@
 //!   the same names);
 //! - a table's `PRIMARY KEY`: `t_pkey`, and a table's or a column's `UNIQUE`: `t_a_b_key`,
 //!   the names PostgreSQL gives them (`CONSTRAINT name` wins when written);
-//! - later migrations are followed: `DROP INDEX`, `DROP TABLE`, `ALTER TABLE … RENAME TO`.
+//! - later migrations are followed: `DROP INDEX`, `DROP TABLE`, `ALTER TABLE … RENAME TO`
+//!   and `RENAME [COLUMN] … TO` (SQLite's way to change a key is to rebuild the table).
 //!
 //! Why read the migrations rather than ask SQLite (`pragma_index_list`) or keep a list: the
 //! conversion from `sqlx::Error` has no connection at hand and must not be async, a list kept
@@ -82,8 +83,11 @@ struct Schema {
     order: Vec<String>,
 }
 
-/// A unique key as written; a constraint's name is chosen once the table's final name is
-/// known (PostgreSQL names `t_pkey` and `t_a_b_key` after the table).
+/// A unique key as written. PostgreSQL names `t_pkey` and `t_a_b_key` after the table and
+/// the columns they were created with; the table's part is taken from its final name,
+/// because SQLite changes a key by rebuilding the table (create `t_new`, copy, drop `t`,
+/// rename `t_new` to `t`) where PostgreSQL alters `t` in place. A table renamed on both
+/// engines would keep PostgreSQL's old names: `store/tests/migrations.rs` would say so.
 #[derive(Debug, Clone)]
 struct Key {
     kind: KeyKind,
@@ -96,7 +100,9 @@ enum KeyKind {
     /// `CREATE UNIQUE INDEX name` or `CONSTRAINT name UNIQUE/PRIMARY KEY`.
     Named(String),
     PrimaryKey,
-    Unique,
+    /// Its columns when created, joined by `_` (PostgreSQL keeps the name when a column is
+    /// renamed).
+    Unique(String),
 }
 
 impl Schema {
@@ -107,7 +113,7 @@ impl Schema {
     }
 
     fn statement(&mut self, t: &[Token]) {
-        let words: Vec<String> = t.iter().take(6).map(Token::upper).collect();
+        let words: Vec<String> = t.iter().take(8).map(Token::upper).collect();
         let w: Vec<&str> = words.iter().map(String::as_str).collect();
         match w.as_slice() {
             ["CREATE", "TABLE", ..] => self.create_table(&t[2..]),
@@ -125,7 +131,7 @@ impl Schema {
                     self.order.retain(|n| *n != name);
                 }
             }
-            ["ALTER", "TABLE", _, "RENAME", "TO", _] => {
+            ["ALTER", "TABLE", _, "RENAME", "TO", _, ..] => {
                 if let (Some(from), Some(to)) = (t[2].ident(), t[5].ident())
                     && let Some(keys) = self.tables.remove(&from)
                 {
@@ -137,10 +143,29 @@ impl Schema {
                     }
                 }
             }
-            ["ALTER", "TABLE", _, "ADD", ..] => {
-                // ADD [COLUMN] name type … UNIQUE: SQLite refuses a UNIQUE column added by
-                // ALTER TABLE, so there is nothing to record.
+            ["ALTER", "TABLE", _, "RENAME", ..] => {
+                // RENAME [COLUMN] old TO new.
+                let rest = match w.get(4) {
+                    Some(&"COLUMN") => &t[5..],
+                    _ => &t[4..],
+                };
+                if let (Some(table), Some(from), Some("TO"), Some(to)) = (
+                    t[2].ident(),
+                    rest.first().and_then(Token::ident),
+                    rest.get(1).map(Token::upper).as_deref(),
+                    rest.get(2).and_then(Token::ident),
+                ) {
+                    for key in self.tables.get_mut(&table).into_iter().flatten() {
+                        for column in &mut key.columns {
+                            if *column == from {
+                                column.clone_from(&to);
+                            }
+                        }
+                    }
+                }
             }
+            // ALTER TABLE … ADD [COLUMN] cannot add a UNIQUE or PRIMARY KEY column in SQLite,
+            // nor DROP COLUMN drop one that is in a key: nothing else changes the keys.
             _ => {}
         }
     }
@@ -201,7 +226,7 @@ impl Schema {
                 let name = match &key.kind {
                     KeyKind::Named(n) => n.clone(),
                     KeyKind::PrimaryKey => postgres_name(table, None, "pkey"),
-                    KeyKind::Unique => postgres_name(table, Some(&key.columns.join("_")), "key"),
+                    KeyKind::Unique(columns) => postgres_name(table, Some(columns), "key"),
                 };
                 out.push(Unique {
                     name,
@@ -221,14 +246,19 @@ fn table_constraint(d: &[Token]) -> Option<Key> {
         Some("CONSTRAINT") => (Some(d.get(1)?.ident()?), &d[2..]),
         _ => (None, d),
     };
-    let (kind, list) = match rest.first().map(Token::upper).as_deref() {
-        Some("PRIMARY") if rest.get(1)?.upper() == "KEY" => (KeyKind::PrimaryKey, &rest[2..]),
-        Some("UNIQUE") => (KeyKind::Unique, &rest[1..]),
+    let (primary, list) = match rest.first().map(Token::upper).as_deref() {
+        Some("PRIMARY") if rest.get(1)?.upper() == "KEY" => (true, &rest[2..]),
+        Some("UNIQUE") => (false, &rest[1..]),
         _ => return None,
     };
     let (columns, on_expressions) = key_list(parenthesised(list)?);
+    let kind = match (name, primary) {
+        (Some(name), _) => KeyKind::Named(name),
+        (None, true) => KeyKind::PrimaryKey,
+        (None, false) => KeyKind::Unique(columns.join("_")),
+    };
     Some(Key {
-        kind: name.map_or(kind, KeyKind::Named),
+        kind,
         columns,
         on_expressions,
     })
@@ -256,7 +286,7 @@ fn column_constraint(d: &[Token]) -> Option<Key> {
                 }
                 "UNIQUE" => {
                     return Some(Key {
-                        kind: named.map_or(KeyKind::Unique, KeyKind::Named),
+                        kind: named.map_or_else(|| KeyKind::Unique(column.clone()), KeyKind::Named),
                         columns: vec![column],
                         on_expressions: false,
                     });
@@ -573,6 +603,9 @@ mod tests {
             INSERT INTO s_new (name, x) SELECT name, x FROM s;
             DROP TABLE s;
             ALTER TABLE s_new RENAME TO s;
+            CREATE TABLE r (a TEXT, b TEXT, UNIQUE (a, b));
+            ALTER TABLE r RENAME COLUMN a TO c;
+            ALTER TABLE r RENAME b TO d;
             CREATE TABLE gone (id INTEGER PRIMARY KEY, y TEXT);
             CREATE UNIQUE INDEX gone_y_key ON gone (y);
             DROP INDEX gone_y_key;
@@ -581,6 +614,7 @@ mod tests {
             keys(sql),
             [
                 key("s_pkey", "s", &["name"], false),
+                key("r_a_b_key", "r", &["c", "d"], false),
                 key("gone_pkey", "gone", &["id"], false),
             ]
         );
