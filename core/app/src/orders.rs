@@ -1,5 +1,5 @@
 //! Orders: a cart of products becomes pending services and their first invoice, in one
-//! transaction. Paying the invoice starts the services ([`crate::invoices::on_paid`]).
+//! transaction. Paying the invoice starts the services ([`crate::settlement::paid`]).
 //!
 //! The first invoice of an item bills, per service: the first period of the product and of
 //! each chosen option (or, when the client is aligned to a billing day, the prorated days up
@@ -9,7 +9,8 @@
 
 use crate::audit::record;
 use crate::billing::{ClientTerms, Lookups, parse_currency};
-use crate::invoices::{InvoiceView, Issue, issue_in, settle_new};
+use crate::invoices::{InvoiceView, Issue, issue_in};
+use crate::settlement::settle_new;
 use crate::{App, AppError, Ctx};
 use chrono::NaiveDate;
 use keel_domain::Money;
@@ -27,22 +28,6 @@ use keel_store::catalog as catalog_store;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
-
-/// The client an action is for: a client key acts for itself; staff and resellers name one.
-pub fn target_client(ctx: &Ctx, given: Option<i64>) -> Result<ClientId, AppError> {
-    match (ctx.actor.scope(), given) {
-        (Scope::Client(own), None) => Ok(own),
-        (Scope::Client(own), Some(id)) if id == own.get() => Ok(own),
-        // Another client's id from a client key: not found, never forbidden.
-        (Scope::Client(_), Some(_)) => Err(AppError::NotFound { what: "client" }),
-        (_, Some(id)) => Ok(ClientId(id)),
-        (_, None) => Err(AppError::invalid(
-            "missing_client",
-            Some("client_id"),
-            "say which client this is for",
-        )),
-    }
-}
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -130,7 +115,7 @@ pub async fn place(
 ) -> Result<OrderView, AppError> {
     ctx.require(Permission::Order)?;
     crate::check_item_labels(input.items.iter().map(|i| i.label.as_deref()))?;
-    let client_id = target_client(ctx, input.client_id)?;
+    let client_id = ctx.target_client(input.client_id)?;
     if input.items.is_empty() {
         return Err(AppError::invalid(
             "empty_order",
@@ -715,7 +700,7 @@ pub async fn close(
             "an order can be set to cancelled or fraud; it becomes active when paid",
         ));
     }
-    let reason = crate::required_reason(&input.reason, "the order is closed")?;
+    let reason = crate::required_reason(&input.reason)?;
     let order = store::get_order(&app.db, ctx.actor.scope(), id)
         .await?
         .ok_or(AppError::NotFound { what: "order" })?;

@@ -2,9 +2,9 @@
 //! from a schedule's firing, and staff retrying and cancelling jobs (audited), on both engines.
 
 use chrono::{TimeZone, Utc};
-use keel_app::automation;
 use keel_app::book::{self, BookOptions};
 use keel_app::{App, AppError, Clock, Ctx, FixedClock};
+use keel_app::{automation, billing_run};
 use keel_jobs::{Schedule, Scheduler, Worker, WorkerConfig};
 use keel_store::jobs::{self as store, JobState, NewJob};
 use keel_testkit::store_test;
@@ -14,7 +14,7 @@ use std::sync::Arc;
 fn the_kernels_handlers_are_registered() {
     let handlers = keel_jobs::handlers();
     assert!(
-        handlers.contains_key(automation::BILLING_RUN),
+        handlers.contains_key(billing_run::BILLING_RUN),
         "{:?}",
         handlers.keys().collect::<Vec<_>>()
     );
@@ -36,7 +36,7 @@ store_test!(
         let clock = Arc::new(FixedClock::new(Utc.with_ymd_and_hms(2026, 12, 31, 8, 0, 0).unwrap()));
         let app = App::with_clock(t.db.clone(), clock.clone());
         book::seed_book(&app, &BookOptions::new(40, 3, due)).await.unwrap();
-        let scheduler = Scheduler::new(t.db.clone(), vec![Schedule::new("billing_run", "0 9 * * *", "UTC", automation::BILLING_RUN).unwrap()]);
+        let scheduler = Scheduler::new(t.db.clone(), vec![Schedule::new("billing_run", "0 9 * * *", "UTC", billing_run::BILLING_RUN).unwrap()]);
         scheduler.tick(clock.now()).await.unwrap();
 
         // 2027-01-01 09:00: the slot fires; a worker runs the billing run as of that day.
@@ -55,7 +55,7 @@ store_test!(
 
         // The same day enqueued again by hand: the run finds nothing left to bill.
         let mut tx = t.db.begin().await.unwrap();
-        store::enqueue(&mut tx, &NewJob::new(automation::BILLING_RUN, serde_json::json!({ "as_of": "2027-01-01" }), clock.now()), clock.now()).await.unwrap();
+        store::enqueue(&mut tx, &NewJob::new(billing_run::BILLING_RUN, serde_json::json!({ "as_of": "2027-01-01" }), clock.now()), clock.now()).await.unwrap();
         tx.commit().await.unwrap();
         assert_eq!(w.tick(&stop).await.unwrap().done, 1);
         let again = keel_store::seed::census(&t.db, i64::from(book::FIRST_PERIOD)).await.unwrap();
@@ -71,8 +71,8 @@ store_test!(
         let app = App::with_clock(t.db.clone(), clock.clone());
         let ctx = Ctx::system("staff");
         let mut tx = t.db.begin().await.unwrap();
-        let bad = store::enqueue(&mut tx, &NewJob::new(automation::BILLING_RUN, serde_json::json!({ "as_of": "01/01/2027" }), clock.now()), clock.now()).await.unwrap().unwrap();
-        let later = store::enqueue(&mut tx, &NewJob::new(automation::BILLING_RUN, serde_json::json!({}), clock.now() + chrono::Duration::days(1)), clock.now()).await.unwrap().unwrap();
+        let bad = store::enqueue(&mut tx, &NewJob::new(billing_run::BILLING_RUN, serde_json::json!({ "as_of": "01/01/2027" }), clock.now()), clock.now()).await.unwrap().unwrap();
+        let later = store::enqueue(&mut tx, &NewJob::new(billing_run::BILLING_RUN, serde_json::json!({}), clock.now() + chrono::Duration::days(1)), clock.now()).await.unwrap().unwrap();
         tx.commit().await.unwrap();
 
         let stop = tokio::sync::watch::channel(false).1;

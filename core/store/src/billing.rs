@@ -716,6 +716,13 @@ pub struct InvoiceRecord {
 }
 
 impl InvoiceRecord {
+    /// How people name the invoice: its number, or `draft 12` before it has one.
+    pub fn display(&self) -> String {
+        self.number
+            .clone()
+            .unwrap_or_else(|| format!("draft {}", self.id))
+    }
+
     /// What the client still owes: total − paid − credited.
     pub fn balance_due(&self) -> Money {
         Money::new(
@@ -2168,27 +2175,6 @@ pub async fn add_late_fee(
     .await)?;
     insert_lines(tx, &[(id, position as usize, fee)]).await?;
     Ok(true)
-}
-
-/// Issued, unpaid invoices due before `due_before` that have no late fee yet, after `after`
-/// by id, at most `limit`.
-pub async fn late_fee_candidates(
-    db: &Db,
-    due_before: NaiveDate,
-    after: i64,
-    limit: u32,
-) -> Result<Vec<InvoiceRecord>, StoreError> {
-    let sql = format!(
-        "SELECT {INVOICE_COLUMNS} FROM invoices WHERE status IN ('unpaid', 'collections') \
-           AND kind = 'standard' AND late_fee_at IS NULL AND due_date < $1 AND id > $2 ORDER BY id LIMIT $3"
-    );
-    let rows: Vec<InvoiceRow> = on_db!(db, |p| sqlx::query_as(&sql)
-        .bind(due_before)
-        .bind(after)
-        .bind(i64::from(limit))
-        .fetch_all(p)
-        .await)?;
-    rows.into_iter().map(InvoiceRecord::try_from).collect()
 }
 
 /// The services an order created, in order.
