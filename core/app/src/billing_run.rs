@@ -370,11 +370,14 @@ async fn run_batch(
         })?;
         let currency = Currency::from_code(&r.currency)
             .map_err(|e| AppError::internal(keel_store::StoreError::Corrupt(e.to_string())))?;
+        // Due dates keep the service's billing day, not a clamped anniversary's day.
+        let anniversary =
+            store::anniversary(r.anniversary, r.billing_day).map_err(AppError::internal)?;
         let first = u32::try_from(r.next_period).unwrap_or(u32::MAX);
         let mut next = first;
         let mut last_key = None;
         while next - first < MAX_PERIODS_PER_RUN {
-            let Some(period) = billing::period_at(r.anniversary, cycle, next) else {
+            let Some(period) = billing::period_at(anniversary, cycle, next) else {
                 break;
             };
             if period.start > horizon {
@@ -441,7 +444,7 @@ async fn run_batch(
                     credit_used = used;
                 }
             }
-            let due = billing::due_date(r.anniversary, cycle, next);
+            let due = billing::due_date(anniversary, cycle, next);
             moves.push(store::Advance {
                 id: ServiceId(r.id),
                 expected: first,

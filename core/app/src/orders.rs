@@ -15,7 +15,7 @@ use crate::{App, AppError, Ctx};
 use chrono::NaiveDate;
 use keel_domain::Money;
 use keel_domain::access::Permission;
-use keel_domain::billing::{self, BillingCycle, Period};
+use keel_domain::billing::{self, Anniversary, BillingCycle, Period};
 use keel_domain::catalog::{OptionChoice, Product};
 use keel_domain::ids::{ClientId, OrderId, ProductId, PromotionId, ServiceId};
 use keel_domain::invoice::LineInput;
@@ -96,7 +96,7 @@ struct Planned {
     parent: Option<usize>,
     /// Per period, after a recurring promotion.
     recurring: Money,
-    anniversary: NaiveDate,
+    anniversary: Anniversary,
     next_period: u32,
     next_due: Option<NaiveDate>,
     lines: Vec<LineInput>,
@@ -507,10 +507,11 @@ fn plan_item(
     };
     let recurring = quote.recurring.checked_sub(recurring_discount)?;
 
-    // (anniversary, next period, next due date, the first period billed, the proration
-    // factor as days of days when the first charge is prorated to the billing day)
+    // (anniversary with the billing day it keeps, next period, next due date, the first
+    // period billed, the proration factor as days of days when the first charge is prorated
+    // to the billing day)
     type Start = (
-        NaiveDate,
+        Anniversary,
         u32,
         Option<NaiveDate>,
         Option<(u32, Period)>,
@@ -518,7 +519,6 @@ fn plan_item(
     );
     let (anniversary, next_period, next_due, first_period, factor): Start = if cycle.is_recurring()
     {
-        let months = cycle.months().unwrap_or(1);
         let aligned = match billing_day {
             Some(day) => Some(
                 proration::align_to_billing_day(quote.recurring, cycle, today, day).map_err(
@@ -528,29 +528,24 @@ fn plan_item(
             None => None,
         };
         match aligned {
-            Some(a) if a.anniversary != today => {
-                let days = (a.anniversary - today).num_days();
-                let full = a
-                    .anniversary
-                    .checked_sub_months(chrono::Months::new(months))
-                    .map_or(days, |start| (a.anniversary - start).num_days());
-                (
-                    a.anniversary,
-                    0,
-                    Some(a.anniversary),
-                    None,
-                    Some((days, full)),
-                )
-            }
+            Some(a) if a.anniversary.date() != today => (
+                a.anniversary,
+                0,
+                Some(a.anniversary.date()),
+                None,
+                Some((a.first_period.days(), a.period_days)),
+            ),
+            // Ordered on the billing day (a.first_period is period 0), or not aligned.
             _ => {
-                let period = billing::period_at(today, cycle, 0).ok_or_else(|| {
+                let anniversary = aligned.map_or(Anniversary::new(today), |a| a.anniversary);
+                let period = billing::period_at(anniversary, cycle, 0).ok_or_else(|| {
                     AppError::invalid("date_out_of_range", Some(field), "the date is out of range")
                 })?;
-                (today, 1, Some(period.end), Some((0, period)), None)
+                (anniversary, 1, Some(period.end), Some((0, period)), None)
             }
         }
     } else {
-        (today, 1, None, None, None)
+        (Anniversary::new(today), 1, None, None, None)
     };
     let prorate = |m: Money| -> Result<Money, AppError> {
         match factor {
@@ -562,7 +557,7 @@ fn plan_item(
     let span = |p: &Option<(u32, Period)>| match p {
         Some((_, p)) => format!(" ({} to {})", p.start, p.end.pred_opt().unwrap_or(p.end)),
         None => match factor {
-            Some(_) => format!(" (prorated to {anniversary})"),
+            Some(_) => format!(" (prorated to {})", anniversary.date()),
             None => String::new(),
         },
     };

@@ -52,8 +52,12 @@ pub struct ServiceView {
     pub pending_credit: Amount,
     pub status: ServiceStatus,
     pub registration_date: NaiveDate,
-    /// Due dates keep this date's day of the month.
+    /// Period 0 starts here; later due dates keep its day of the month, or the billing day.
     pub anniversary: NaiveDate,
+    /// The billing day the service was aligned to: its due dates fall on this day of the
+    /// month, or on the month's last day when the month is shorter. Null: the anniversary's
+    /// day.
+    pub billing_day: Option<u32>,
     pub next_due_date: Option<NaiveDate>,
     pub cancellation: Option<CancellationView>,
     /// What the provisioner is to do next ("create", …), recorded for the provisioning issue.
@@ -84,7 +88,8 @@ impl From<ServiceRecord> for ServiceView {
             pending_credit: s.pending_credit.into(),
             status: s.status,
             registration_date: s.registration_date,
-            anniversary: s.anniversary,
+            anniversary: s.anniversary.date(),
+            billing_day: s.anniversary.billing_day(),
             next_due_date: s.next_due_date,
             cancellation: s.cancel_kind.map(|kind| CancellationView {
                 kind,

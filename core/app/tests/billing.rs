@@ -390,6 +390,64 @@ store_test!(
 );
 
 store_test!(
+    async fn a_service_aligned_to_billing_day_31_in_february_renews_on_the_last_day_of_each_month(t) {
+        let w = world(t, "2027-02-10").await;
+        let c = client(&w, "tariro@example.com").await;
+        let settings = keel_app::catalog::BillingSettingsInput { billing_day: Some(31), ..Default::default() };
+        keel_app::catalog::set_billing_settings(&w.app, &w.ctx, c, settings).await.unwrap();
+        let order = orders::place(&w.app, &w.ctx, &order_of(c, w.product, "monthly"), None).await.unwrap();
+        // Prorated to February's last day: 18 of the 28 days from 01-31, then the setup fee.
+        let inv = &order.invoice;
+        assert_eq!(inv.lines[0].description, "tariro.example (prorated to 2027-02-28)");
+        assert_eq!(inv.subtotal.amount_minor, 643 + 500);
+        let owed = inv.balance_due.amount_minor;
+        invoices::record_payment(&w.app, &w.ctx, inv.id, &payment(&format!("{}.{:02}", owed / 100, owed % 100), "BT-1"))
+            .await
+            .unwrap();
+        let service = keel_app::services::get(&w.app, &w.ctx, order.service_ids[0]).await.unwrap();
+        assert_eq!((service.anniversary, service.billing_day), (day("2027-02-28"), Some(31)));
+        assert_eq!(service.status, ServiceStatus::Active);
+
+        // The billing run every day until June: one renewal per period, each due on the 31st
+        // or the month's last day, never on the 28th the anniversary was clamped to.
+        let mut on = day("2027-02-11");
+        while on <= day("2027-06-01") {
+            w.clock.set(at(&on.to_string()));
+            billing_run::run(&w.app, &w.ctx, &RunOptions { as_of: on, dry_run: false }, &|_| {}).await.unwrap();
+            if on == day("2027-03-29") {
+                // A plan change on the 29th of March is two days before the period's end.
+                let p = keel_app::plan_change::preview(&w.app, &w.ctx, service.id, &change_to(w.business)).await.unwrap();
+                assert_eq!((p.period_start, p.period_end), (Some(day("2027-02-28")), Some(day("2027-03-31"))));
+                assert_eq!((p.remaining_days, p.period_days), (2, 31));
+            }
+            on = on.succ_opt().unwrap();
+        }
+        let list = invoices::list(&w.app, &w.ctx, &invoices::InvoiceQuery { limit: Some(200), ..Default::default() })
+            .await
+            .unwrap();
+        let mut renewals = Vec::new();
+        for item in list.items.iter().filter(|i| i.id != inv.id) {
+            let renewal = invoices::get(&w.app, &w.ctx, item.id).await.unwrap();
+            assert_eq!(renewal.total.amount_minor, 1150, "a whole month at 10.00 + 15 %");
+            renewals.push((renewal.due_date.unwrap().to_string(), renewal.lines[0].description.clone()));
+        }
+        renewals.sort();
+        assert_eq!(
+            renewals,
+            [
+                ("2027-02-28", "tariro.example (2027-02-28 to 2027-03-30)"),
+                ("2027-03-31", "tariro.example (2027-03-31 to 2027-04-29)"),
+                ("2027-04-30", "tariro.example (2027-04-30 to 2027-05-30)"),
+                ("2027-05-31", "tariro.example (2027-05-31 to 2027-06-29)"),
+            ]
+            .map(|(due, line)| (due.to_string(), line.to_string()))
+        );
+        let service = keel_app::services::get(&w.app, &w.ctx, order.service_ids[0]).await.unwrap();
+        assert_eq!(service.next_due_date, Some(day("2027-06-30")));
+    }
+);
+
+store_test!(
     async fn renewals_due_together_share_an_invoice_and_the_wallet_pays_them(t) {
         let w = world(t, "2027-01-15").await;
         let c = client(&w, "tariro@example.com").await;
