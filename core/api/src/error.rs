@@ -18,6 +18,8 @@ pub struct ErrorBody {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
     /// Machine-readable, stable: `not_found`, `email_taken`, `idempotency_key_reused`, …
+    /// One of `keel_api::codes::CODES`, each always with the same status.
+    #[schema(schema_with = crate::codes::schema)]
     pub code: String,
     /// A sentence for a person.
     pub message: String,
@@ -42,9 +44,15 @@ impl ApiError {
         code: impl Into<String>,
         message: impl Into<String>,
     ) -> ApiError {
+        let code = code.into();
+        debug_assert_eq!(
+            crate::codes::status_of(&code),
+            Some(status),
+            "error code {code:?} must be listed in keel_api::codes::CODES with this status"
+        );
         ApiError {
             status,
-            code: code.into(),
+            code,
             message: message.into(),
             details: json!({}),
             retry_after_secs: None,
@@ -129,7 +137,7 @@ impl From<AppError> for ApiError {
                     .with_details(details)
             }
             AppError::Unauthorized { code, message } => {
-                ApiError::new(StatusCode::UNAUTHORIZED, code, message)
+                ApiError::new(status_for(code, StatusCode::UNAUTHORIZED), code, message)
             }
             AppError::Invalid {
                 code,
@@ -137,11 +145,20 @@ impl From<AppError> for ApiError {
                 message,
             } => {
                 let details = field.map_or(json!({}), |f| json!({ "field": f }));
-                ApiError::unprocessable(code, message).with_details(details)
+                ApiError::new(
+                    status_for(code, StatusCode::UNPROCESSABLE_ENTITY),
+                    code,
+                    message,
+                )
+                .with_details(details)
             }
             AppError::InvalidText { field, error } => ApiError::invalid_text(&field, error),
             AppError::Conflict { code, message } => {
-                ApiError::new(StatusCode::CONFLICT, code, message)
+                ApiError::new(status_for(code, StatusCode::CONFLICT), code, message)
+            }
+            AppError::NotConfigured { setting, message } => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_configured", message)
+                    .with_details(json!({ "setting": setting }))
             }
             AppError::Ledger(l) => ledger_error(l),
             AppError::Internal(cause) => ApiError::internal(&cause),
@@ -149,8 +166,16 @@ impl From<AppError> for ApiError {
     }
 }
 
+/// A use case's code gets the one status [`crate::codes::CODES`] gives it (an empty
+/// `Idempotency-Key` is 400 from the use case as from the header check); `default`, the
+/// status of the error's kind, only for a code missing there (which a debug build refuses).
+fn status_for(code: &str, default: StatusCode) -> StatusCode {
+    crate::codes::status_of(code).unwrap_or(default)
+}
+
 fn ledger_error(e: LedgerError) -> ApiError {
     let message = e.to_string();
+    let e_code = e.code();
     match e {
         LedgerError::KeyReused { differences, .. } => {
             ApiError::unprocessable("idempotency_key_reused", message)
@@ -160,7 +185,7 @@ fn ledger_error(e: LedgerError) -> ApiError {
             account,
             available,
             requested,
-        } => ApiError::unprocessable("insufficient_funds", message).with_details(json!({
+        } => ApiError::new(StatusCode::CONFLICT, e_code, message).with_details(json!({
             "account_id": account,
             "available_minor": available.minor(),
             "requested_minor": requested.minor(),
@@ -170,7 +195,11 @@ fn ledger_error(e: LedgerError) -> ApiError {
             ApiError::new(StatusCode::NOT_FOUND, e.code(), message)
         }
         LedgerError::AlreadyReversed(_) => ApiError::new(StatusCode::CONFLICT, e.code(), message),
-        other => ApiError::unprocessable(other.code(), message),
+        other => ApiError::new(
+            status_for(other.code(), StatusCode::UNPROCESSABLE_ENTITY),
+            other.code(),
+            message,
+        ),
     }
 }
 

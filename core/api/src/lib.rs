@@ -12,6 +12,7 @@
 //! - [`openapi`]: the generated OpenAPI document and the docs page.
 
 pub mod auth;
+pub mod codes;
 pub mod error;
 pub mod extract;
 pub mod idempotency;

@@ -258,8 +258,8 @@ store_test!(
         let r = patch(&api, &format!("/api/v1/clients/{client}"), &api.admin, json!({ "status": "closed" })).await;
         assert_eq!(r.status, 200, "{}", r.text);
         let order = json!({ "items": [{ "product_id": starter.get(), "cycle": "monthly" }] });
-        api.post("/api/v1/orders", &key, &order, Some("closed-1")).await.assert_error(401, "client_closed", None);
-        api.get(&format!("/api/v1/clients/{client}"), &key).await.assert_error(401, "client_closed", None);
+        api.post("/api/v1/orders", &key, &order, Some("closed-1")).await.assert_error(401, "api_key_client_closed", None);
+        api.get(&format!("/api/v1/clients/{client}"), &key).await.assert_error(401, "api_key_client_closed", None);
         let mut staff_order = order.clone();
         staff_order["client_id"] = json!(client);
         let before = api.snapshot().await;
@@ -511,7 +511,7 @@ store_test!(
         let path = format!("/api/v1/invoices/{invoice}/payments");
         let body = json!({ "amount": "11.50", "method": "bank_transfer", "reference": "BANK-CRASH-1" });
         let (ctx, slot) = api.begin_crashed("pay-crash", &path, &body).await;
-        let made = keel_app::invoices::record_payment_answering(&api.served, &ctx, keel_domain::ids::InvoiceId(invoice), &serde_json::from_value(body.clone()).unwrap(), Some(keel_app::Answer::new(slot, 201))).await.unwrap();
+        let made = keel_app::payments::record_payment_answering(&api.served, &ctx, keel_domain::ids::InvoiceId(invoice), &serde_json::from_value(body.clone()).unwrap(), Some(keel_app::Answer::new(slot, 201))).await.unwrap();
 
         let retry = api.post(&path, &api.admin, &body, Some("pay-crash")).await;
         assert_eq!((retry.status, retry.header("idempotent-replayed")), (201, Some("true")), "{}", retry.text);

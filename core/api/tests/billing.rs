@@ -151,7 +151,7 @@ store_test!(
             (&pay, json!({ "amount": "1.00", "method": "cash", "reference": "C-1", "received_on": "2027/01/15" }), Some("p-5"), 422, "invalid_date"),
             ("/api/v1/billing/runs", json!({ "as_of": "15-01-2027" }), None, 422, "invalid_date"),
             (&credit, json!({ "reason": "x", "lines": [{ "line_id": order.body["invoice"]["lines"][0]["id"], "amount": "99.00" }] }), Some("c-1"), 422, "credit_exceeds_invoice"),
-            (&collections, json!({ "reason": " " }), None, 422, "missing_reason"),
+            (&collections, json!({ "reason": " " }), None, 422, "invalid_text"),
         ];
         for (path, body, key, status, code) in cases {
             let before = api.snapshot().await;

@@ -40,7 +40,7 @@ const STATE_RULES: &[(&str, &str, &str)] = &[
     ("product_retired", "", "the product was retired"),
     ("no_price", "", "the product has no price in that cycle and currency"),
     ("stock_below_sold", "", "more units are sold than the new stock"),
-    ("insufficient_funds", "", "the account's balance"),
+    ("insufficient_wallet_balance", "", "the wallet's balance"),
     ("too_many_decimals", "", "the decimals allowed depend on the currency"),
     ("missing_client", "", "required of staff and reseller keys, not of client keys"),
     ("cycle_not_allowed", "", "the cycles allowed depend on the product's pay type"),

@@ -47,7 +47,7 @@ keel_testkit::store_test!(
             .assert_error(422, "invalid_dunning_policy", Some("policy"));
         let unknown = api.post("/api/v1/dunning/policies", &api.admin, &json!({ "name": "X", "policy": { "suspend": 3 } }), None).await;
         assert_eq!(unknown.status, 422, "{}", unknown.text);
-        api.post("/api/v1/dunning/policies", &api.admin, &json!({ "name": " ", "policy": {} }), None).await.assert_error(422, "invalid_name", Some("name"));
+        api.post("/api/v1/dunning/policies", &api.admin, &json!({ "name": " ", "policy": {} }), None).await.assert_error(422, "invalid_text", Some("name"));
         put(&api, "/api/v1/dunning/assignments", &json!({ "target": "client", "id": 1, "policy_id": 999 })).await.assert_error(422, "unknown_policy", Some("policy_id"));
         put(&api, "/api/v1/dunning/assignments", &json!({ "target": "client", "id": 999999, "policy_id": id })).await.assert_error(404, "not_found", None);
         put(&api, "/api/v1/dunning/policies/999", &json!({ "name": "Y", "policy": {} })).await.assert_error(404, "not_found", None);

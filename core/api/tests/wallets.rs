@@ -147,7 +147,7 @@ keel_testkit::store_test!(
             ("JPY", move_body("10.5", "r"), 422, "too_many_decimals", Some("amount")),
             ("USD", move_body("0.00", "r"), 422, "invalid_amount", Some("amount")),
             ("USD", move_body("-5.00", "r"), 422, "invalid_amount", Some("amount")),
-            ("USD", move_body("10.00", " "), 422, "missing_reason", Some("reason")),
+            ("USD", move_body("10.00", " "), 422, "invalid_text", Some("reason")),
             ("USD", json!({ "amount": "10.00" }), 422, "missing_field", Some("reason")),
             ("USD", json!({ "amount": 10, "reason": "r" }), 422, "wrong_type", Some("amount")),
             ("USD", json!({ "amount": "1.00", "reason": "r", "extra": 1 }), 422, "unknown_field", None),

@@ -80,13 +80,7 @@ pub async fn create_staff_answering(
     answer: Option<crate::Answer>,
 ) -> Result<Staff, AppError> {
     ctx.require(Permission::StaffManage)?;
-    AppError::check_text_or(
-        "name",
-        &new.name,
-        limits::STAFF_NAME,
-        "invalid_field",
-        "name must be 1 to 200 characters",
-    )?;
+    AppError::check_text("name", &new.name, limits::STAFF_NAME)?;
     let name = new.name.trim();
     if new.password.chars().count() < MIN_PASSWORD_LEN {
         return Err(AppError::invalid(
@@ -150,13 +144,7 @@ pub async fn update_staff(
 ) -> Result<Staff, AppError> {
     ctx.require(Permission::StaffManage)?;
     if let Some(n) = &changes.name {
-        AppError::check_text_or(
-            "name",
-            n,
-            limits::STAFF_NAME,
-            "invalid_field",
-            "name must be 1 to 200 characters",
-        )?;
+        AppError::check_text("name", n, limits::STAFF_NAME)?;
     }
     let mut tx = app.db.begin().await?;
     let admins = store::lock_active_admins(&mut tx).await?;
@@ -283,13 +271,7 @@ pub async fn create_key_answering(
     answer: Option<crate::Answer>,
 ) -> Result<CreatedKey, AppError> {
     ctx.require(Permission::KeysManage)?;
-    AppError::check_text_or(
-        "name",
-        &new.name,
-        limits::KEY_NAME,
-        "invalid_field",
-        "name must be 1 to 100 characters",
-    )?;
+    AppError::check_text("name", &new.name, limits::KEY_NAME)?;
     let name = new.name.trim();
     match (new.scope, new.reseller_id, new.client_id) {
         (KeyScope::Admin, None, None) => {}
@@ -460,7 +442,7 @@ pub async fn authenticate(app: &App, secret: &str) -> Result<(Actor, ApiKey), Ap
         && found.client_status != Some(keel_domain::client::ClientStatus::Inactive)
     {
         return Err(AppError::Unauthorized {
-            code: "client_closed",
+            code: "api_key_client_closed",
             message: "the client account this key belongs to is closed".into(),
         });
     }

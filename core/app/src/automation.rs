@@ -1,88 +1,23 @@
-//! Automation: the job handlers the kernel registers, and staff's view of the queue.
+//! Automation: the daily cleanup job, and staff's view of the queue.
 //!
-//! Handlers (registered with `inventory`, run by `keel-jobs` workers) receive the [`App`]
-//! as their environment. Each is idempotent: the billing run bills a (service, period)
-//! once however often it runs.
+//! Each job handler is registered (with `inventory`, run by `keel-jobs` workers) beside the
+//! use case it runs: `billing.run` in [`crate::billing_run`], `dunning.*` in
+//! [`crate::dunning`], `notification.*` in [`crate::notifications`], `webhook.deliver` in
+//! [`crate::webhooks`]; [`crate::jobs`] holds what they share. Each is idempotent: the
+//! billing run bills a (service, period) once however often it runs.
 //!
 //! Staff use cases: list and read jobs, their counts per queue and state, the schedules
 //! with their last firing; retry a parked or cancelled job; cancel one not running. Retry
 //! and cancel are audited.
 
 use crate::audit::record;
-use crate::billing_run::{self, RunOptions};
+use crate::jobs::{app_of, payload_count};
 use crate::{App, AppError, Ctx};
-use chrono::NaiveDate;
 use futures::future::BoxFuture;
 use keel_domain::access::Permission;
 use keel_jobs::{Env, Handler, JobError};
 use keel_store::jobs::{self as store, JobRecord, JobState, ScheduleStatus};
 use serde_json::json;
-
-/// The job kind of the billing run (`[schedules.billing_run]` fires it daily by default).
-pub const BILLING_RUN: &str = "billing.run";
-
-/// The application a kernel job runs in (every handler's first step).
-pub(crate) fn app_of(env: &Env) -> Result<&App, JobError> {
-    env.downcast_ref::<App>()
-        .ok_or_else(|| JobError::Fail("the job environment is not Keel's application".into()))
-}
-
-/// A use case's error as a job's outcome: what no retry can mend (bad input, a missing
-/// row, a refusal) parks the job at once; anything else is retried.
-pub(crate) fn job_error(e: crate::AppError) -> JobError {
-    match e {
-        crate::AppError::Invalid { .. }
-        | crate::AppError::InvalidText { .. }
-        | crate::AppError::Forbidden { .. }
-        | crate::AppError::FieldForbidden { .. }
-        | crate::AppError::NotFound { .. } => JobError::Fail(e.to_string()),
-        other => JobError::Retry(other.to_string()),
-    }
-}
-
-/// The day a job works for: `payload.as_of` (YYYY-MM-DD), else the date of the schedule
-/// slot that fired it (`payload.slot`), else today.
-pub(crate) fn as_of(app: &App, job: &JobRecord) -> Result<NaiveDate, JobError> {
-    if let Some(text) = job.payload.get("as_of").and_then(|v| v.as_str()) {
-        return NaiveDate::parse_from_str(text, "%Y-%m-%d")
-            .map_err(|_| JobError::Fail(format!("as_of {text:?} is not a date (YYYY-MM-DD)")));
-    }
-    if let Some(text) = job.payload.get("slot").and_then(|v| v.as_str()) {
-        return chrono::DateTime::parse_from_rfc3339(text)
-            .map(|t| t.date_naive())
-            .map_err(|_| JobError::Fail(format!("slot {text:?} is not a timestamp")));
-    }
-    Ok(app.today())
-}
-
-fn billing_run_job<'a>(env: &'a Env, job: &'a JobRecord) -> BoxFuture<'a, Result<(), JobError>> {
-    Box::pin(async move {
-        let app = app_of(env)?;
-        let as_of = as_of(app, job)?;
-        let report = billing_run::run(
-            app,
-            &Ctx::system(&format!("job {}", job.id)),
-            &RunOptions {
-                as_of,
-                dry_run: false,
-            },
-            &|_| {},
-        )
-        .await
-        .map_err(|e| match e {
-            // Bad input never gets better; everything else (a lock, the database) may.
-            AppError::Invalid { .. }
-            | AppError::InvalidText { .. }
-            | AppError::Forbidden { .. }
-            | AppError::FieldForbidden { .. } => JobError::Fail(e.to_string()),
-            other => JobError::Retry(other.to_string()),
-        })?;
-        tracing::info!(job = job.id, %as_of, invoices = report.invoices, periods = report.periods, "billing run done");
-        Ok(())
-    })
-}
-
-inventory::submit! { Handler { kind: BILLING_RUN, run: billing_run_job } }
 
 /// The job kind of the cleanup (`[schedules.cleanup]`, daily): finished jobs older than
 /// `keep_days`, `Idempotency-Key` answers older than `idempotency_keep_hours` and skipped
@@ -149,18 +84,6 @@ pub async fn prune_skipped_notifications(
     }
 }
 
-/// A positive whole number from the payload, or `default` when absent.
-fn payload_count(job: &JobRecord, key: &str, default: u32) -> Result<u32, JobError> {
-    match job.payload.get(key) {
-        None => Ok(default),
-        Some(v) => v
-            .as_u64()
-            .and_then(|n| u32::try_from(n).ok())
-            .filter(|n| *n >= 1)
-            .ok_or_else(|| JobError::Fail(format!("{key} {v} is not a positive whole number"))),
-    }
-}
-
 fn cleanup_job<'a>(env: &'a Env, job: &'a JobRecord) -> BoxFuture<'a, Result<(), JobError>> {
     Box::pin(async move {
         let app = app_of(env)?;
@@ -170,13 +93,13 @@ fn cleanup_job<'a>(env: &'a Env, job: &'a JobRecord) -> BoxFuture<'a, Result<(),
         let ctx = Ctx::system(&format!("job {}", job.id));
         let deleted = cleanup(app, &ctx, keep_days)
             .await
-            .map_err(|e| JobError::Retry(e.to_string()))?;
+            .map_err(JobError::from)?;
         let keys = purge_idempotency_keys(app, &ctx, keep_hours)
             .await
-            .map_err(|e| JobError::Retry(e.to_string()))?;
+            .map_err(JobError::from)?;
         let skipped = prune_skipped_notifications(app, &ctx, keep_skipped_days)
             .await
-            .map_err(|e| JobError::Retry(e.to_string()))?;
+            .map_err(JobError::from)?;
         tracing::info!(
             job = job.id,
             deleted,

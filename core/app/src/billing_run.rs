@@ -24,8 +24,9 @@
 //! not grow with the book.
 
 use crate::billing::{ClientTerms, Lookups, Party};
+use crate::events::{self, Event, EventType, InvoiceData, PaymentData};
 use crate::ledger::SystemAccount;
-use crate::{App, AppError, Ctx, webhooks};
+use crate::{App, AppError, Ctx};
 use chrono::{Days, NaiveDate};
 use keel_domain::Currency;
 use keel_domain::Money;
@@ -369,11 +370,14 @@ async fn run_batch(
         })?;
         let currency = Currency::from_code(&r.currency)
             .map_err(|e| AppError::internal(keel_store::StoreError::Corrupt(e.to_string())))?;
+        // Due dates keep the service's billing day, not a clamped anniversary's day.
+        let anniversary =
+            store::anniversary(r.anniversary, r.billing_day).map_err(AppError::internal)?;
         let first = u32::try_from(r.next_period).unwrap_or(u32::MAX);
         let mut next = first;
         let mut last_key = None;
         while next - first < MAX_PERIODS_PER_RUN {
-            let Some(period) = billing::period_at(r.anniversary, cycle, next) else {
+            let Some(period) = billing::period_at(anniversary, cycle, next) else {
                 break;
             };
             if period.start > horizon {
@@ -440,7 +444,7 @@ async fn run_batch(
                     credit_used = used;
                 }
             }
-            let due = billing::due_date(r.anniversary, cycle, next);
+            let due = billing::due_date(anniversary, cycle, next);
             moves.push(store::Advance {
                 id: ServiceId(r.id),
                 expected: first,
@@ -592,7 +596,7 @@ async fn run_batch(
     if let Some(first) = ids.first() {
         keel_store::jobs::enqueue(
             &mut tx,
-            &crate::notifications::issued_job(&ids, now)
+            &crate::notify::issued_job(&ids, now)
                 .unique(format!("notification:issued:{}", first.get())),
             now,
         )
@@ -600,18 +604,14 @@ async fn run_batch(
     }
     // Webhooks: one read of the subscriptions for the batch; nothing written when no
     // endpoint wants these events.
-    let subs = webhooks::subscriptions(&mut tx).await?;
-    if !subs.endpoints_for("invoice.issued").is_empty() {
+    let subs = events::subscriptions(&mut tx).await?;
+    if !subs
+        .endpoints_for(EventType::InvoiceIssued.as_str())
+        .is_empty()
+    {
         for (inv, id) in invoices.iter().zip(&ids) {
-            webhooks::emit_to(
-                &mut tx,
-                app,
-                &subs,
-                "invoice.issued",
-                &webhooks::invoice_subject(*id),
-                webhooks::new_invoice_data(*id, inv),
-            )
-            .await?;
+            let data = InvoiceData::of_new(*id, inv, Money::zero(inv.currency));
+            events::emit_to(&mut tx, app, &subs, Event::InvoiceIssued(data)).await?;
         }
     }
 
@@ -660,7 +660,7 @@ async fn run_batch(
             let reference = format!("{id}:0:auto");
             pay_entries.push(
                 EntryBuilder::new(
-                    format!("wallet:pay:{reference}"),
+                    crate::settlement::wallet_payment_key(&reference),
                     format!(
                         "Wallet payment of invoice {}",
                         inv.number.as_deref().unwrap_or_default()
@@ -722,50 +722,24 @@ async fn run_batch(
                 .map(|(inv, _, _, a, _)| (*inv, a.minor()))
                 .collect();
             store::add_payments_bulk(&mut tx, &amounts, now).await?;
-            let wants_payment = !subs.endpoints_for("payment.received").is_empty();
-            let wants_paid = !subs.endpoints_for("invoice.paid").is_empty();
+            let wants_payment = !subs
+                .endpoints_for(EventType::PaymentReceived.as_str())
+                .is_empty();
+            let wants_paid = !subs
+                .endpoints_for(EventType::InvoicePaid.as_str())
+                .is_empty();
             if wants_payment || wants_paid {
                 let issued: HashMap<InvoiceId, &NewInvoice> =
                     ids.iter().copied().zip(invoices.iter()).collect();
-                for (id, _, _, amount, reference) in &pays {
-                    let Some(inv) = issued.get(id) else { continue };
-                    let subject = webhooks::invoice_subject(*id);
-                    let mut data = webhooks::new_invoice_data(*id, inv);
-                    if wants_payment {
-                        let mut payment = data.clone();
-                        if let Some(map) = payment.as_object_mut() {
-                            for drop in [
-                                "status",
-                                "subtotal_minor",
-                                "tax_minor",
-                                "total_minor",
-                                "paid_minor",
-                                "issue_date",
-                                "due_date",
-                            ] {
-                                map.remove(drop);
-                            }
-                        }
-                        payment["method"] = "wallet".into();
-                        payment["reference"] = reference.as_str().into();
-                        payment["amount_minor"] = amount.minor().into();
-                        webhooks::emit_to(
-                            &mut tx,
-                            app,
-                            &subs,
-                            "payment.received",
-                            &subject,
-                            payment,
-                        )
-                        .await?;
-                    }
-                    if wants_paid && amount.minor() == inv.total.minor() {
-                        data["status"] = InvoiceStatus::Paid.as_str().into();
-                        data["paid_minor"] = amount.minor().into();
-                        webhooks::emit_to(&mut tx, app, &subs, "invoice.paid", &subject, data)
-                            .await?;
-                    }
-                }
+                let received: Vec<(InvoiceData, PaymentData)> = pays
+                    .iter()
+                    .filter_map(|(id, _, _, amount, reference)| {
+                        let invoice = InvoiceData::of_new(*id, issued.get(id)?, *amount);
+                        let payment = PaymentData::of(&invoice, "wallet", reference, *amount);
+                        Some((invoice, payment))
+                    })
+                    .collect();
+                crate::settlement::received_in_batch(&mut tx, app, &subs, &received).await?;
             }
         }
     }
@@ -779,3 +753,33 @@ async fn run_batch(
     tx.commit().await?;
     Ok(())
 }
+
+// ---------------------------------------------------------------------------------------
+// The job
+
+/// The job kind of the billing run (`[schedules.billing_run]` fires it daily by default).
+pub const BILLING_RUN: &str = "billing.run";
+
+fn billing_run_job<'a>(
+    env: &'a keel_jobs::Env,
+    job: &'a keel_store::jobs::JobRecord,
+) -> futures::future::BoxFuture<'a, Result<(), keel_jobs::JobError>> {
+    Box::pin(async move {
+        let app = crate::jobs::app_of(env)?;
+        let as_of = crate::jobs::as_of(app, job)?;
+        let report = run(
+            app,
+            &Ctx::system(&format!("job {}", job.id)),
+            &RunOptions {
+                as_of,
+                dry_run: false,
+            },
+            &|_| {},
+        )
+        .await?;
+        tracing::info!(job = job.id, %as_of, invoices = report.invoices, periods = report.periods, "billing run done");
+        Ok(())
+    })
+}
+
+inventory::submit! { keel_jobs::Handler { kind: BILLING_RUN, run: billing_run_job } }

@@ -9,8 +9,9 @@
 //!   (email, country, currency, language), living in ZW, ZA, US, GB or KE, billed in USD or
 //!   ZWG, some with services in both currencies;
 //! - every service `active`, at period 1 of its cycle: anniversary one cycle before
-//!   `due_on`, `next_period = 1`, `next_due_date = due_on`, so one billing run as of
-//!   `due_on` bills each service exactly once;
+//!   `due_on` (clamped, with `due_on`'s day kept as the billing day when the month lacks
+//!   it), `next_period = 1`, `next_due_date = due_on`, so one billing run as of `due_on`
+//!   bills each service exactly once;
 //! - wallet credit for about one client in five, posted as balanced ledger entries
 //!   (adjustments Dr / wallet Cr) through [`keel_store::ledger::post_batch`].
 //!
@@ -20,10 +21,10 @@
 
 use crate::ledger::{SystemAccount, system_account};
 use crate::{App, AppError, Ctx};
-use chrono::{Months, NaiveDate};
+use chrono::{Datelike, Months, NaiveDate};
 use keel_domain::Currency;
 use keel_domain::Money;
-use keel_domain::billing::{self, BillingCycle};
+use keel_domain::billing::{self, Anniversary, BillingCycle};
 use keel_domain::catalog::Price;
 use keel_domain::client::{ClientKind, NewClient, PostalAddress};
 use keel_domain::ids::{ClientId, ProductId};
@@ -51,8 +52,9 @@ pub struct BookOptions {
     pub services: u64,
     /// The same seed writes the same book.
     pub seed: u64,
-    /// The day every service is next due. Its day of month must exist one month and one
-    /// year earlier (days 29 to 31 may not: the anniversary would clamp).
+    /// The day every service is next due. Any day of the month: where the month or year
+    /// before lacks it (days 29 to 31), the anniversary is that month's last day and the
+    /// services keep `due_on`'s day as their billing day.
     pub due_on: NaiveDate,
     /// How many services each client has, drawn uniformly from `min..=max` (the last client
     /// takes what is left). The default, 1 to 5, gives about `services / 3` clients.
@@ -172,21 +174,23 @@ fn prices(table: &[i64; 4]) -> Vec<Price> {
     out
 }
 
-/// The anniversary that makes period [`FIRST_PERIOD`] of `cycle` start on `due_on`.
-fn anniversary(due_on: NaiveDate, cycle: BillingCycle) -> Result<NaiveDate, AppError> {
+/// The anniversary that makes period [`FIRST_PERIOD`] of `cycle` start on `due_on`: one
+/// cycle before it, clamped to that month's last day, keeping `due_on`'s day as the billing
+/// day when it was clamped (2027-03-31 monthly: 2027-02-28, billing day 31).
+fn anniversary(due_on: NaiveDate, cycle: BillingCycle) -> Result<Anniversary, AppError> {
     let months = cycle.months().unwrap_or(1) * FIRST_PERIOD;
     let refuse = || {
         AppError::invalid(
             "invalid_due_on",
             Some("due_on"),
-            format!(
-                "no {cycle} anniversary has its period {FIRST_PERIOD} start on {due_on}; pick a day of month up to 28"
-            ),
+            format!("no {cycle} anniversary has its period {FIRST_PERIOD} start on {due_on}"),
         )
     };
     let start = due_on
         .checked_sub_months(Months::new(months))
         .ok_or_else(refuse)?;
+    let billing_day = (start.day() != due_on.day()).then_some(due_on.day());
+    let start = Anniversary::with_billing_day(start, billing_day).map_err(|_| refuse())?;
     if billing::due_date(start, cycle, FIRST_PERIOD) == Some(due_on) {
         Ok(start)
     } else {
@@ -278,7 +282,7 @@ pub async fn seed_book(app: &App, options: &BookOptions) -> Result<BookSummary, 
                     recurring: Money::new(price_of(table, s.currency, s.cycle), s.currency),
                     promotion_id: None,
                     status: ServiceStatus::Active,
-                    registration_date: start,
+                    registration_date: start.date(),
                     anniversary: start,
                     next_period: FIRST_PERIOD,
                     next_due_date: Some(options.due_on),

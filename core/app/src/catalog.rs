@@ -748,13 +748,7 @@ fn invalid(code: &'static str, field: &str, message: impl Into<String>) -> AppEr
 /// stored. A required value that shows nothing stays `invalid_field` ("must not be empty");
 /// any other break of the rule is `invalid_text` naming the problem.
 fn text(field: &str, value: &str, rule: Rule) -> Result<String, AppError> {
-    AppError::check_text_or(
-        field,
-        value,
-        rule,
-        "invalid_field",
-        format!("{field} must not be empty"),
-    )?;
+    AppError::check_text(field, value, rule)?;
     Ok(value.trim().to_string())
 }
 

@@ -2,6 +2,7 @@
 //! cannot see, change or even detect another tenant's clients.
 
 use crate::audit::record;
+use crate::events;
 use crate::{App, AppError, Ctx};
 use keel_domain::access::Permission;
 use keel_domain::client::{
@@ -51,18 +52,10 @@ pub async fn create_client_answering(
     new.validate()?;
     let mut tx = app.db.begin().await?;
     let client = store::create_client(&mut tx, owner, &new, app.now()).await?;
-    crate::webhooks::emit(
+    events::emit(
         &mut tx,
         app,
-        "client.created",
-        &format!("client:{}", client.id.get()),
-        json!({
-            "client_id": client.id.get(),
-            "reseller_id": client.reseller_id.map(|r| r.get()),
-            "email": client.email,
-            "country": client.country,
-            "currency": client.currency.code(),
-        }),
+        events::Event::ClientCreated(events::ClientData::of(&client)),
     )
     .await?;
     record(

@@ -135,7 +135,7 @@ pub async fn issue_keyed(
     key: Option<&str>,
 ) -> Result<CreditNoteView, AppError> {
     ctx.require(Permission::BillingWrite)?;
-    let reason = crate::required_reason(&input.reason, "the invoice is credited")?;
+    let reason = crate::required_reason(&input.reason)?;
     let mut tx = app.db.begin().await?;
     let inv = store::invoice_for_update(&mut tx, ctx.actor.scope(), invoice_id)
         .await?
@@ -156,8 +156,9 @@ pub async fn issue_keyed(
             .find(|n| n.entry_id == done.id)
             .map(CreditNoteView::from)
             .ok_or_else(|| {
-                AppError::conflict(
+                AppError::invalid(
                     "idempotency_key_reused",
+                    None,
                     "this Idempotency-Key already made a credit note on another invoice",
                 )
             });

@@ -17,9 +17,9 @@ use crate::catalog::{
     PromoKind,
 };
 use crate::clients::create_client;
-use crate::invoices::{self, ManualMethod, PaymentInput};
 use crate::ledger::wallet_adjust;
 use crate::orders::{self, AddonInput, OrderInput, OrderItem, OrderView};
+use crate::payments::{self, ManualMethod, PaymentInput};
 use crate::{App, AppError, Ctx};
 use keel_domain::access::{KeyScope, StaffRole};
 use keel_domain::catalog::OptionChoice;
@@ -700,7 +700,7 @@ async fn seed_book(
         Some("demo-order-3"),
     )
     .await?;
-    let paid = invoices::record_payment(
+    let paid = payments::record_payment(
         app,
         ctx,
         transfer.invoice.id,

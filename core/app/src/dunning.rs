@@ -8,11 +8,13 @@
 //! locks the row and acts only while it is queued, so a step happens once however often the
 //! run or the job runs. Suspension and termination act per service (a service paid ahead on
 //! another invoice is untouched) and wait while a payment is in flight; paying the invoice
-//! lifts the suspensions it caused ([`lift`]). Every change of a service also records the
+//! lifts the suspensions it caused (`crate::settlement::lift`). Every change of a service also records the
 //! provisioning intent as a job (`service.provision`, queue `provision`).
 
 use crate::audit::record;
-use crate::automation::{app_of, job_error};
+use crate::events::{self, Event, EventType, ServiceData};
+use crate::jobs::app_of;
+use crate::notify::{self, Notice};
 use crate::{App, AppError, Ctx};
 use chrono::{DateTime, Days, NaiveDate, Utc};
 use futures::future::BoxFuture;
@@ -24,7 +26,7 @@ use keel_domain::tenancy::Scope;
 use keel_jobs::{Env, Handler, JobError};
 use keel_store::Tx;
 use keel_store::billing as billing_store;
-use keel_store::dunning::{self as store, NewStep, PolicyRow, StepRow, Target};
+use keel_store::dunning::{self as store, NewStep, PolicyRow, StepRow, StepState, Target};
 use keel_store::jobs::{JobRecord, NewJob};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -180,7 +182,7 @@ pub async fn run(app: &App, ctx: &Ctx, as_of: NaiveDate) -> Result<RunReport, Ap
                     service_id: None,
                     step: step.key(),
                     due_on: step_day(*step, policy),
-                    state: "skipped",
+                    state: StepState::Skipped,
                     outcome: Some("superseded by a later reminder owed at the same time".into()),
                 });
             }
@@ -190,7 +192,7 @@ pub async fn run(app: &App, ctx: &Ctx, as_of: NaiveDate) -> Result<RunReport, Ap
                     service_id: None,
                     step: step.key(),
                     due_on: step_day(*step, policy),
-                    state: "queued",
+                    state: StepState::Queued,
                     outcome: None,
                 });
             }
@@ -212,7 +214,7 @@ pub async fn run(app: &App, ctx: &Ctx, as_of: NaiveDate) -> Result<RunReport, Ap
                         service_id: Some(s.service_id),
                         step: step.key(),
                         due_on: step_day(step, p),
-                        state: "queued",
+                        state: StepState::Queued,
                         outcome: None,
                     });
                 }
@@ -229,7 +231,7 @@ pub async fn run(app: &App, ctx: &Ctx, as_of: NaiveDate) -> Result<RunReport, Ap
             let Some(id) = store::insert_step(&mut tx, step, now).await? else {
                 continue;
             };
-            if step.state == "queued" {
+            if step.state == StepState::Queued {
                 jobs.push(step_job(id, 0, now));
                 report.queued += 1;
             } else {
@@ -275,7 +277,7 @@ pub async fn perform(app: &App, ctx: &Ctx, step_id: i64) -> Result<Performed, Ap
             what: "dunning step",
         });
     };
-    if row.state != "queued" {
+    if row.state != StepState::Queued.as_str() {
         return Ok(Performed::Already);
     }
     let step = Step::parse(&row.step).ok_or_else(|| {
@@ -287,7 +289,7 @@ pub async fn perform(app: &App, ctx: &Ctx, step_id: i64) -> Result<Performed, Ap
     let inv = billing_store::invoice_for_update(&mut tx, Scope::Host, InvoiceId(row.invoice_id))
         .await?
         .ok_or(AppError::NotFound { what: "invoice" })?;
-    let number = crate::invoices::display(&inv);
+    let number = inv.display();
     let now = app.now();
     let outcome = if inv.status != InvoiceStatus::Unpaid {
         Performed::Skipped(format!("invoice {number} is {}", inv.status))
@@ -295,13 +297,15 @@ pub async fn perform(app: &App, ctx: &Ctx, step_id: i64) -> Result<Performed, Ap
         act(&mut tx, app, ctx, &row, step, &inv, &number).await?
     };
     match &outcome {
-        Performed::Done(text) => store::move_step(&mut tx, row.id, "done", None, text, now).await?,
+        Performed::Done(text) => {
+            store::move_step(&mut tx, row.id, StepState::Done, None, text, now).await?
+        }
         Performed::Skipped(text) => {
-            store::move_step(&mut tx, row.id, "skipped", None, text, now).await?
+            store::move_step(&mut tx, row.id, StepState::Skipped, None, text, now).await?
         }
         Performed::Held(until) => {
             let text = format!("held: a payment is in flight until {}", until.to_rfc3339());
-            store::move_step(&mut tx, row.id, "held", Some(*until), &text, now).await?
+            store::move_step(&mut tx, row.id, StepState::Held, Some(*until), &text, now).await?
         }
         Performed::Already => {}
     }
@@ -325,9 +329,10 @@ async fn act(
             notify(
                 tx,
                 app,
-                inv,
-                "payment_reminder",
-                json!({ "days": n }),
+                Notice::PaymentReminder {
+                    invoice: inv,
+                    days: n,
+                },
                 row.id,
             )
             .await?;
@@ -337,9 +342,10 @@ async fn act(
             notify(
                 tx,
                 app,
-                inv,
-                "invoice_overdue",
-                json!({ "days": n }),
+                Notice::Overdue {
+                    invoice: inv,
+                    days: n,
+                },
                 row.id,
             )
             .await?;
@@ -373,9 +379,10 @@ async fn act(
             notify(
                 tx,
                 app,
-                &with_fee,
-                "late_fee",
-                json!({ "fee": fee.format_amount() }),
+                Notice::LateFee {
+                    invoice: &with_fee,
+                    fee,
+                },
                 row.id,
             )
             .await?;
@@ -432,24 +439,17 @@ async fn act(
                     "the service changed meanwhile",
                 ));
             }
-            crate::services::enqueue_provision(
+            crate::provisioning::intend(tx, app, service, action, &format!("dunning:{}", row.id))
+                .await?;
+            let event = if to == ServiceStatus::Suspended {
+                EventType::ServiceSuspended
+            } else {
+                EventType::ServiceTerminated
+            };
+            events::emit(
                 tx,
                 app,
-                service,
-                action,
-                &format!("dunning:{}", row.id),
-            )
-            .await?;
-            crate::webhooks::emit(
-                tx,
-                app,
-                if to == ServiceStatus::Suspended {
-                    "service.suspended"
-                } else {
-                    "service.terminated"
-                },
-                &format!("service:{}", service.get()),
-                crate::webhooks::service_data(&s, s.status, to, &reason),
+                Event::Service(event, ServiceData::of(&s, s.status, to, &reason)),
             )
             .await?;
             record(
@@ -462,20 +462,20 @@ async fn act(
                 json!({ "invoice": inv.id, "reason": reason }),
             )
             .await?;
-            let event = if to == ServiceStatus::Suspended {
-                "service_suspended"
+            let notice = if to == ServiceStatus::Suspended {
+                Notice::ServiceSuspended {
+                    invoice: inv,
+                    service,
+                    label: &s.label,
+                }
             } else {
-                "service_terminated"
+                Notice::ServiceTerminated {
+                    invoice: inv,
+                    service,
+                    label: &s.label,
+                }
             };
-            notify(
-                tx,
-                app,
-                inv,
-                event,
-                json!({ "service": { "id": service, "label": s.label } }),
-                row.id,
-            )
-            .await?;
+            notify(tx, app, notice, row.id).await?;
             Performed::Done(format!("service {service} {verb}"))
         }
         Step::CancelInvoice => {
@@ -504,27 +504,8 @@ async fn act(
 }
 
 /// Queues the client's message for a step (cause `dunning:{step}`), the invoice attached.
-async fn notify(
-    tx: &mut Tx,
-    app: &App,
-    inv: &billing_store::InvoiceRecord,
-    event: &str,
-    mut context: serde_json::Value,
-    step: i64,
-) -> Result<(), AppError> {
-    if let Some(map) = context.as_object_mut() {
-        map.insert("invoice".into(), crate::notifications::invoice_context(inv));
-    }
-    crate::notifications::queue(
-        tx,
-        app,
-        inv.client_id,
-        event,
-        context,
-        Some(inv.id),
-        &format!("dunning:{step}"),
-    )
-    .await?;
+async fn notify(tx: &mut Tx, app: &App, notice: Notice<'_>, step: i64) -> Result<(), AppError> {
+    notify::queue(tx, app, notice, &format!("dunning:{step}")).await?;
     Ok(())
 }
 
@@ -539,134 +520,14 @@ async fn audit(
     record(tx, app, ctx, action, "invoice", invoice, details).await
 }
 
-/// Paying an invoice lifts the suspensions dunning made for it, unless another invoice
-/// still owed suspended the same service; the unsuspension is recorded as a provisioning
-/// job. Runs in the transaction that recorded the payment.
-pub async fn lift(
-    tx: &mut Tx,
-    app: &App,
-    ctx: &Ctx,
-    inv: &billing_store::InvoiceRecord,
-) -> Result<(), AppError> {
-    let now = app.now();
-    for service in store::suspended_for(tx, inv.id).await? {
-        if store::suspended_for_another(tx, service, inv.id).await? {
-            continue;
-        }
-        let Some(s) = billing_store::service_for_update(tx, Scope::Host, service).await? else {
-            continue;
-        };
-        if s.status != ServiceStatus::Suspended {
-            continue;
-        }
-        let reason = format!("invoice {} paid", crate::invoices::display(inv));
-        if billing_store::set_service_status(
-            tx,
-            service,
-            ServiceStatus::Suspended,
-            ServiceStatus::Active,
-            &reason,
-            ctx.actor.label(),
-            Some("unsuspend"),
-            now,
-        )
-        .await?
-        {
-            crate::services::enqueue_provision(
-                tx,
-                app,
-                service,
-                "unsuspend",
-                &format!("paid:{}", inv.id),
-            )
-            .await?;
-            crate::notifications::queue(
-                tx,
-                app,
-                inv.client_id,
-                "service_unsuspended",
-                json!({
-                    "invoice": crate::notifications::invoice_context(inv),
-                    "service": { "id": service, "label": s.label },
-                }),
-                None,
-                &format!("unsuspend:{service}:{}", inv.id),
-            )
-            .await?;
-            crate::webhooks::emit(
-                tx,
-                app,
-                "service.unsuspended",
-                &format!("service:{}", service.get()),
-                crate::webhooks::service_data(
-                    &s,
-                    ServiceStatus::Suspended,
-                    ServiceStatus::Active,
-                    &reason,
-                ),
-            )
-            .await?;
-        }
-    }
-    Ok(())
-}
-
-// ---------------------------------------------------------------------------------------
-// Payments in flight
-
-/// A gateway started a payment of `invoice`: suspension and termination wait for it, at
-/// most the invoice's policy's `payment_hold_hours`. Recording the same reference twice
-/// changes nothing. Returns when the hold ends.
-pub async fn payment_started(
-    app: &App,
-    ctx: &Ctx,
-    invoice: InvoiceId,
-    gateway: &str,
-    reference: &str,
-) -> Result<DateTime<Utc>, AppError> {
-    ctx.require(Permission::BillingWrite)?;
-    let policies = Policies::load(app).await?;
-    let services = store::billed_services(&app.db, invoice.get(), invoice.get()).await?;
-    let mut tx = app.db.begin().await?;
-    let inv = billing_store::invoice_for_update(&mut tx, Scope::Host, invoice)
-        .await?
-        .ok_or(AppError::NotFound { what: "invoice" })?;
-    let client = store::assigned_policy(&app.db, Target::Client(inv.client_id)).await?;
-    let policy = policies.of_invoice(client, &services);
-    let now = app.now();
-    let until = now + chrono::Duration::hours(i64::from(policy.payment_hold_hours));
-    store::insert_attempt(&mut tx, invoice, gateway, reference, until, now).await?;
-    tx.commit().await?;
-    Ok(until)
-}
-
-/// The gateway's answer for a payment in flight: the hold ends (a success also records the
-/// payment through the gateway's own path, which lifts suspensions).
-pub async fn payment_resolved(
-    app: &App,
-    ctx: &Ctx,
-    gateway: &str,
-    reference: &str,
-    succeeded: bool,
-) -> Result<bool, AppError> {
-    ctx.require(Permission::BillingWrite)?;
-    let mut tx = app.db.begin().await?;
-    let state = if succeeded { "succeeded" } else { "failed" };
-    let changed = store::resolve_attempt(&mut tx, gateway, reference, state, app.now()).await?;
-    tx.commit().await?;
-    Ok(changed)
-}
-
 // ---------------------------------------------------------------------------------------
 // Jobs
 
 fn run_job<'a>(env: &'a Env, job: &'a JobRecord) -> BoxFuture<'a, Result<(), JobError>> {
     Box::pin(async move {
         let app = app_of(env)?;
-        let as_of = crate::automation::as_of(app, job)?;
-        let report = run(app, &Ctx::system(&format!("job {}", job.id)), as_of)
-            .await
-            .map_err(job_error)?;
+        let as_of = crate::jobs::as_of(app, job)?;
+        let report = run(app, &Ctx::system(&format!("job {}", job.id)), as_of).await?;
         tracing::info!(job = job.id, %as_of, queued = report.queued, superseded = report.superseded, "dunning run done");
         Ok(())
     })
@@ -680,9 +541,7 @@ fn step_job_run<'a>(env: &'a Env, job: &'a JobRecord) -> BoxFuture<'a, Result<()
             .get("step")
             .and_then(|v| v.as_i64())
             .ok_or_else(|| JobError::Fail("the payload has no step id".into()))?;
-        perform(app, &Ctx::system(&format!("job {}", job.id)), id)
-            .await
-            .map_err(job_error)?;
+        perform(app, &Ctx::system(&format!("job {}", job.id)), id).await?;
         Ok(())
     })
 }
@@ -736,13 +595,7 @@ fn view(row: PolicyRow) -> Result<PolicyView, AppError> {
 }
 
 fn checked(input: &PolicyInput) -> Result<(String, String), AppError> {
-    AppError::check_text_or(
-        "name",
-        &input.name,
-        keel_domain::text::limits::POLICY_NAME,
-        "invalid_name",
-        "a policy needs a name of 1 to 100 characters",
-    )?;
+    AppError::check_text("name", &input.name, keel_domain::text::limits::POLICY_NAME)?;
     let name = input.name.trim();
     input
         .policy

@@ -5,7 +5,7 @@ use keel_domain::client::FieldError;
 use keel_domain::contact::ContactError;
 use keel_domain::ledger::LedgerError;
 use keel_domain::money::MoneyError;
-use keel_domain::text::{Problem, Rule, TextError};
+use keel_domain::text::{Rule, TextError};
 use keel_store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +40,13 @@ pub enum AppError {
     /// The request conflicts with the current state (a duplicate, a record with history).
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
+    /// The host has not configured what this needs (`[email] smtp_url` for an email);
+    /// `setting` names the key. No retry mends it until the host changes the configuration.
+    #[error("{message}")]
+    NotConfigured {
+        setting: &'static str,
+        message: String,
+    },
     #[error(transparent)]
     Ledger(LedgerError),
     #[error("internal error")]
@@ -65,28 +72,6 @@ impl AppError {
             field: field.to_string(),
             error,
         })
-    }
-
-    /// [`AppError::check_text`], except that a value showing nothing is refused with
-    /// `empty_code` (`missing_reason`, `invalid_reference`, …): the codes those fields had
-    /// before the stored-text rule, which API clients already handle.
-    pub fn check_text_or(
-        field: &str,
-        value: &str,
-        rule: Rule,
-        empty_code: &'static str,
-        empty_message: impl Into<String>,
-    ) -> Result<(), AppError> {
-        match rule.check(value) {
-            Err(e) if e.problem == Problem::Empty => {
-                Err(AppError::invalid(empty_code, Some(field), empty_message))
-            }
-            Err(error) => Err(AppError::InvalidText {
-                field: field.to_string(),
-                error,
-            }),
-            Ok(()) => Ok(()),
-        }
     }
 
     /// [`AppError::check_text`] for an optional field: absent is fine.

@@ -1,31 +1,32 @@
-//! Invoices: issuing (numbered, frozen, posted), reading, manual payments by staff, paying
-//! from the wallet, top-up invoices, cancelling, and the PDF.
+//! Invoices: issuing (numbered, frozen, posted), reading, staff drafts, cancelling, sending
+//! to collections, the late fee, and the PDF. Payments against them are
+//! [`crate::payments`]; what a payment sets off is [`crate::settlement`].
 //!
-//! Postings (docs/money.md): issuing posts receivable Dr / revenue Cr / tax payable Cr; a
-//! manual payment posts clearing Dr / receivable Cr; paying from the wallet posts wallet Dr /
-//! receivable Cr; paying a top-up invoice posts clearing Dr / wallet Cr; cancelling an
-//! unpaid invoice reverses its issue entry.
+//! Postings (docs/money.md): issuing posts receivable Dr / revenue Cr / tax payable Cr;
+//! cancelling an unpaid invoice reverses its issue entry.
 
 use crate::audit::record;
 use crate::billing::{
-    ClientTerms, Lookups, Party, issue_entry, next_number, parse_amount, parse_date, wallet_account,
+    ClientTerms, Lookups, Party, issue_entry, next_number, parse_amount, parse_date,
 };
+use crate::events::{self, Event, InvoiceData};
 use crate::ledger::{Amount, SystemAccount, principal};
-use crate::{App, AppError, Ctx, webhooks};
+use crate::notify::{self, Notice};
+use crate::{App, AppError, Ctx};
 use chrono::{DateTime, NaiveDate, Utc};
 use keel_domain::Money;
 use keel_domain::access::Permission;
 use keel_domain::ids::{ClientId, EntryId, InvoiceId, ServiceId};
 use keel_domain::invoice::{self, LineInput};
 use keel_domain::ledger::EntryBuilder;
-use keel_domain::lifecycle::{InvoiceKind, InvoiceStatus, LineKind, OrderStatus, ServiceStatus};
+use keel_domain::lifecycle::{InvoiceKind, InvoiceStatus, LineKind};
 use keel_domain::tax::{TaxMode, Taxes};
 use keel_domain::tenancy::Scope;
 use keel_domain::text::limits;
 use keel_store::Tx;
 use keel_store::billing::{
     self as store, BillingClientRow, InvoiceFilter, InvoiceRecord, LineRecord, NewInvoice,
-    NewPayment, PaymentRecord,
+    PaymentRecord,
 };
 use keel_store::ledger as ledger_store;
 use serde::{Deserialize, Serialize};
@@ -298,7 +299,7 @@ pub struct Issue {
 }
 
 /// Computes, numbers, inserts and posts one invoice inside the caller's transaction. Does not
-/// apply the wallet or mark a zero invoice paid; see [`settle_new`].
+/// apply the wallet or mark a zero invoice paid; see [`crate::settlement::settle_new`].
 pub async fn issue_in(
     tx: &mut Tx,
     app: &App,
@@ -358,637 +359,25 @@ pub async fn issue_in(
     let inv = store::invoice_for_update(tx, Scope::Host, id)
         .await?
         .ok_or(AppError::NotFound { what: "invoice" })?;
-    webhooks::emit(
-        tx,
-        app,
-        "invoice.issued",
-        &webhooks::invoice_subject(id),
-        webhooks::invoice_data(&inv),
-    )
-    .await?;
+    events::emit(tx, app, Event::InvoiceIssued(InvoiceData::of(&inv))).await?;
     notify_issued(tx, app, &inv).await?;
     Ok(inv)
 }
 
+/// The cause under which an issued invoice's message is written once (`issued:{invoice}`),
+/// by the single path and the billing run's `notification.issued` job alike.
+pub fn issued_cause(id: InvoiceId) -> String {
+    format!("issued:{id}")
+}
+
 /// The "invoice created" message of an issued invoice, once.
 async fn notify_issued(tx: &mut Tx, app: &App, inv: &InvoiceRecord) -> Result<(), AppError> {
-    crate::notifications::queue(
-        tx,
-        app,
-        inv.client_id,
-        "invoice_created",
-        json!({ "invoice": crate::notifications::invoice_context(inv) }),
-        Some(inv.id),
-        &format!("issued:{}", inv.id),
-    )
-    .await?;
+    notify::queue(tx, app, Notice::InvoiceCreated(inv), &issued_cause(inv.id)).await?;
     Ok(())
 }
 
-/// After issuing: a zero invoice is paid at once; otherwise the wallet pays what it can when
-/// the client's terms say so. Runs the paid effects when the invoice ends up paid.
-pub async fn settle_new(
-    tx: &mut Tx,
-    app: &App,
-    ctx: &Ctx,
-    lookups: &mut Lookups,
-    inv: InvoiceRecord,
-    auto_apply: bool,
-) -> Result<InvoiceRecord, AppError> {
-    let now = app.now();
-    if inv.total.is_zero() {
-        let paid = store::add_payment(tx, inv.id, 0, now)
-            .await?
-            .ok_or(AppError::NotFound { what: "invoice" })?;
-        on_paid(tx, app, ctx, &paid).await?;
-        return Ok(paid);
-    }
-    if !auto_apply || inv.kind == InvoiceKind::TopUp {
-        return Ok(inv);
-    }
-    let wallet = wallet_account(tx, app, inv.client_id, inv.currency).await?;
-    let account = ledger_store::account(tx, wallet)
-        .await?
-        .ok_or(AppError::NotFound { what: "wallet" })?;
-    let available = -account.balance_minor + account.credit_limit_minor.unwrap_or(0);
-    let amount = available.min(inv.balance_due().minor());
-    if amount <= 0 {
-        return Ok(inv);
-    }
-    let id = inv.id;
-    match pay_from_wallet(
-        tx,
-        app,
-        ctx,
-        lookups,
-        inv,
-        Money::new(amount, account.currency),
-        "auto",
-    )
-    .await
-    {
-        Ok(paid) => Ok(paid),
-        // Another payment spent the wallet since we read it: applying the wallet is best
-        // effort, so the invoice stays payable (the refused post left nothing behind).
-        Err(AppError::Conflict {
-            code: "insufficient_wallet_balance",
-            ..
-        }) => store::invoice_for_update(tx, Scope::Host, id)
-            .await?
-            .ok_or(AppError::NotFound { what: "invoice" }),
-        Err(e) => Err(e),
-    }
-}
-
-/// Posts wallet Dr / receivable Cr for `amount` and records the payment.
-async fn pay_from_wallet(
-    tx: &mut Tx,
-    app: &App,
-    ctx: &Ctx,
-    lookups: &mut Lookups,
-    inv: InvoiceRecord,
-    amount: Money,
-    tag: &str,
-) -> Result<InvoiceRecord, AppError> {
-    let now = app.now();
-    let wallet = wallet_account(tx, app, inv.client_id, inv.currency).await?;
-    // `tag` is "auto" (auto-apply; the key names the invoice and what had been paid before,
-    // so a replayed issue cannot pay twice) or the caller's idempotency key.
-    let receivable = lookups
-        .account(tx, app, SystemAccount::Receivable, inv.currency)
-        .await?;
-    // The key names the invoice and how much had been paid before: a retried request
-    // (same state) cannot post twice, a second deliberate payment (new state) can.
-    let reference = if tag == "auto" {
-        format!("{}:{}:auto", inv.id, inv.paid.minor())
-    } else {
-        format!("{}:{tag}", inv.id)
-    };
-    let entry = EntryBuilder::new(
-        format!("wallet:pay:{reference}"),
-        format!(
-            "Wallet payment of invoice {}",
-            inv.number.as_deref().unwrap_or("")
-        ),
-    )
-    .debit(wallet, amount)
-    .credit(receivable, amount)
-    .build()?;
-    let posted = match ledger_store::post(tx, &entry, now).await {
-        Ok(p) => p,
-        Err(keel_store::StoreError::Ledger(
-            keel_domain::ledger::LedgerError::InsufficientFunds {
-                account,
-                available,
-                requested,
-            },
-        )) if account == wallet => {
-            return Err(crate::wallets::insufficient(available, requested));
-        }
-        Err(e) => return Err(e.into()),
-    };
-    if !posted.created {
-        // The same request again: the payment it made stands.
-        return store::invoice_for_update(tx, Scope::Host, inv.id)
-            .await?
-            .ok_or(AppError::NotFound { what: "invoice" });
-    }
-    store::insert_payment(
-        tx,
-        &NewPayment {
-            invoice: &inv,
-            method: "wallet",
-            reference: &reference,
-            amount,
-            entry_id: posted.entry.id,
-            note: None,
-            actor_label: ctx.actor.label(),
-            received_on: app.today(),
-        },
-        now,
-    )
-    .await?;
-    payment_received(tx, app, &inv, "wallet", &reference, amount).await?;
-    let updated = store::add_payment(tx, inv.id, amount.minor(), now)
-        .await?
-        .ok_or_else(|| AppError::conflict("overpayment", "the invoice changed meanwhile"))?;
-    if updated.status == InvoiceStatus::Paid {
-        on_paid(tx, app, ctx, &updated).await?;
-    }
-    Ok(updated)
-}
-
-/// What happens when an invoice becomes paid: its pending services start (with the intent
-/// to provision recorded as a job for the provisioner), their orders become active, and
-/// suspensions dunning made for this invoice are lifted ([`crate::dunning::lift`]).
-pub async fn on_paid(
-    tx: &mut Tx,
-    app: &App,
-    ctx: &Ctx,
-    inv: &InvoiceRecord,
-) -> Result<(), AppError> {
-    let now = app.now();
-    webhooks::emit(
-        tx,
-        app,
-        "invoice.paid",
-        &webhooks::invoice_subject(inv.id),
-        webhooks::invoice_data(inv),
-    )
-    .await?;
-    crate::notifications::queue(
-        tx,
-        app,
-        inv.client_id,
-        if inv.kind == InvoiceKind::TopUp {
-            "wallet_topup"
-        } else {
-            "payment_received"
-        },
-        json!({ "invoice": crate::notifications::invoice_context(inv) }),
-        Some(inv.id),
-        &format!("paid:{}", inv.id),
-    )
-    .await?;
-    for service in store::pending_services_of_invoice(tx, inv.id).await? {
-        let moved = store::set_service_status(
-            tx,
-            service,
-            ServiceStatus::Pending,
-            ServiceStatus::Active,
-            &format!("invoice {} paid", inv.number.as_deref().unwrap_or_default()),
-            ctx.actor.label(),
-            Some("create"),
-            now,
-        )
-        .await?;
-        if moved
-            && let Some(s) = store::service_for_update(tx, Scope::Host, service).await?
-            && let Some(order) = s.order_id
-        {
-            store::set_order_status(tx, order, OrderStatus::Pending, OrderStatus::Active, now)
-                .await?;
-        }
-        if moved {
-            crate::services::enqueue_provision(
-                tx,
-                app,
-                service,
-                "create",
-                &format!("paid:{}", inv.id),
-            )
-            .await?;
-        }
-    }
-    crate::dunning::lift(tx, app, ctx, inv).await?;
-    Ok(())
-}
-
-/// Emits `payment.received` for a payment just recorded against `inv`.
-async fn payment_received(
-    tx: &mut Tx,
-    app: &App,
-    inv: &InvoiceRecord,
-    method: &str,
-    reference: &str,
-    amount: Money,
-) -> Result<(), AppError> {
-    webhooks::emit(
-        tx,
-        app,
-        "payment.received",
-        &webhooks::invoice_subject(inv.id),
-        webhooks::payment_data(inv, method, reference, amount),
-    )
-    .await
-}
-
 // ---------------------------------------------------------------------------------------
-// Payments
-
-/// How staff received money.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ManualMethod {
-    BankTransfer,
-    Cash,
-    Cheque,
-    Other,
-}
-
-impl ManualMethod {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ManualMethod::BankTransfer => "bank_transfer",
-            ManualMethod::Cash => "cash",
-            ManualMethod::Cheque => "cheque",
-            ManualMethod::Other => "other",
-        }
-    }
-}
-
-/// A payment recorded by staff.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PaymentInput {
-    /// Decimal text in the invoice's currency ("25.00"); at most what is due.
-    #[schema(schema_with = keel_domain::money::schema::positive_amount)]
-    pub amount: String,
-    pub method: ManualMethod,
-    /// The bank reference or receipt number; one payment per (method, reference). One line
-    /// (`keel_domain::text::limits::REFERENCE`).
-    #[schema(schema_with = keel_domain::text::schema::reference)]
-    pub reference: String,
-    /// YYYY-MM-DD; default today.
-    #[schema(value_type = Option<chrono::NaiveDate>)]
-    pub received_on: Option<String>,
-    /// Free text (`keel_domain::text::limits::NOTE`).
-    #[schema(schema_with = keel_domain::text::schema::note)]
-    pub note: Option<String>,
-}
-
-/// Records money received by staff against an invoice: clearing Dr / receivable Cr (for a
-/// top-up invoice: clearing Dr / wallet Cr). The reference cannot be recorded twice.
-pub async fn record_payment(
-    app: &App,
-    ctx: &Ctx,
-    id: InvoiceId,
-    input: &PaymentInput,
-) -> Result<InvoiceView, AppError> {
-    record_payment_answering(app, ctx, id, input, None).await
-}
-
-/// [`record_payment`], storing the API's answer in the same transaction ([`crate::Answer`]):
-/// a retry after a crash is replayed, not refused as `payment_reference_used` by the
-/// payment it made itself.
-pub async fn record_payment_answering(
-    app: &App,
-    ctx: &Ctx,
-    id: InvoiceId,
-    input: &PaymentInput,
-    answer: Option<crate::Answer>,
-) -> Result<InvoiceView, AppError> {
-    ctx.require(Permission::BillingWrite)?;
-    AppError::check_text_or(
-        "reference",
-        &input.reference,
-        limits::REFERENCE,
-        "invalid_reference",
-        "the reference must be 1 to 100 characters",
-    )?;
-    AppError::check_optional_text("note", input.note.as_deref(), limits::NOTE)?;
-    let reference = input.reference.trim();
-    let received_on = match input.received_on.as_deref() {
-        Some(t) => parse_date(t, "received_on")?,
-        None => app.today(),
-    };
-    let mut tx = app.db.begin().await?;
-    let inv = store::invoice_for_update(&mut tx, ctx.actor.scope(), id)
-        .await?
-        .ok_or(AppError::NotFound { what: "invoice" })?;
-    let amount = parse_amount(&input.amount, inv.currency, "amount")?;
-    if !amount.is_positive() {
-        return Err(AppError::invalid(
-            "invalid_amount",
-            Some("amount"),
-            "the amount must be more than zero",
-        ));
-    }
-    if let Some(existing) =
-        store::payment_by_reference(&mut tx, input.method.as_str(), reference).await?
-    {
-        return Err(AppError::conflict(
-            "payment_reference_used",
-            format!(
-                "a {} payment with reference {reference:?} was already recorded (on invoice {})",
-                input.method.as_str(),
-                existing.invoice_id
-            ),
-        ));
-    }
-    if !inv.status.is_payable() {
-        return Err(AppError::conflict(
-            "invoice_not_payable",
-            format!(
-                "invoice {} is {} and takes no payments",
-                display(&inv),
-                inv.status
-            ),
-        ));
-    }
-    if amount.minor() > inv.balance_due().minor() {
-        return Err(AppError::invalid(
-            "overpayment",
-            Some("amount"),
-            format!(
-                "{} is more than the {} still due on invoice {}",
-                amount.format_amount(),
-                inv.balance_due().format_amount(),
-                display(&inv)
-            ),
-        ));
-    }
-    let mut lookups = Lookups::default();
-    let clearing = lookups
-        .account(&mut tx, app, SystemAccount::Clearing, inv.currency)
-        .await?;
-    let credit_to = match inv.kind {
-        InvoiceKind::TopUp => wallet_account(&mut tx, app, inv.client_id, inv.currency).await?,
-        InvoiceKind::Standard => {
-            lookups
-                .account(&mut tx, app, SystemAccount::Receivable, inv.currency)
-                .await?
-        }
-    };
-    let now = app.now();
-    let entry = EntryBuilder::new(
-        format!("payment:{}:{reference}", input.method.as_str()),
-        format!("Payment {reference} of invoice {}", display(&inv)),
-    )
-    .debit(clearing, amount)
-    .credit(credit_to, amount)
-    .build()?;
-    let posted = ledger_store::post(&mut tx, &entry, now).await?;
-    store::insert_payment(
-        &mut tx,
-        &NewPayment {
-            invoice: &inv,
-            method: input.method.as_str(),
-            reference,
-            amount,
-            entry_id: posted.entry.id,
-            note: input.note.as_deref(),
-            actor_label: ctx.actor.label(),
-            received_on,
-        },
-        now,
-    )
-    .await?;
-    payment_received(&mut tx, app, &inv, input.method.as_str(), reference, amount).await?;
-    let updated = store::add_payment(&mut tx, inv.id, amount.minor(), now)
-        .await?
-        .ok_or_else(|| AppError::conflict("overpayment", "the invoice changed meanwhile"))?;
-    if updated.status == InvoiceStatus::Paid {
-        on_paid(&mut tx, app, ctx, &updated).await?;
-    }
-    record(
-        &mut tx,
-        app,
-        ctx,
-        "invoice.payment",
-        "invoice",
-        inv.id,
-        json!({ "amount": Amount::from(amount), "method": input.method, "reference": reference }),
-    )
-    .await?;
-    let paid = view_in(&mut tx, id).await?;
-    if let Some(a) = answer {
-        a.store(&mut tx, app, &paid).await?;
-    }
-    tx.commit().await?;
-    Ok(paid)
-}
-
-pub(crate) fn display(inv: &InvoiceRecord) -> String {
-    inv.number
-        .clone()
-        .unwrap_or_else(|| format!("draft {}", inv.id))
-}
-
-#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct WalletPayInput {
-    /// Decimal text; default: as much as the wallet holds, up to what is due.
-    #[schema(schema_with = keel_domain::money::schema::positive_amount)]
-    pub amount: Option<String>,
-}
-
-/// Pays (part of) an invoice from the client's wallet.
-/// `key` (the API's `Idempotency-Key`) makes a retry after a crash find the first payment
-/// instead of paying again; without one, every call is a new payment.
-pub async fn pay_with_wallet(
-    app: &App,
-    ctx: &Ctx,
-    id: InvoiceId,
-    input: &WalletPayInput,
-    key: Option<&str>,
-) -> Result<InvoiceView, AppError> {
-    if !ctx.actor.can(Permission::BillingWrite) {
-        ctx.require(Permission::Order)?;
-    }
-    let mut tx = app.db.begin().await?;
-    let inv = store::invoice_for_update(&mut tx, ctx.actor.scope(), id)
-        .await?
-        .ok_or(AppError::NotFound { what: "invoice" })?;
-    if !inv.status.is_payable() || inv.kind == InvoiceKind::TopUp {
-        return Err(AppError::conflict(
-            "invoice_not_payable",
-            format!(
-                "invoice {} is {} and cannot be paid from the wallet",
-                display(&inv),
-                if inv.kind == InvoiceKind::TopUp {
-                    "a top-up"
-                } else {
-                    inv.status.as_str()
-                }
-            ),
-        ));
-    }
-    let wallet = wallet_account(&mut tx, app, inv.client_id, inv.currency).await?;
-    let account = ledger_store::account(&mut tx, wallet)
-        .await?
-        .ok_or(AppError::NotFound { what: "wallet" })?;
-    let available = -account.balance_minor + account.credit_limit_minor.unwrap_or(0);
-    let due = inv.balance_due().minor();
-    let amount = match input.amount.as_deref() {
-        Some(t) => {
-            let a = parse_amount(t, inv.currency, "amount")?;
-            if !a.is_positive() {
-                return Err(AppError::invalid(
-                    "invalid_amount",
-                    Some("amount"),
-                    "the amount must be more than zero",
-                ));
-            }
-            if a.minor() > due {
-                return Err(AppError::invalid(
-                    "overpayment",
-                    Some("amount"),
-                    format!(
-                        "{} is more than the {} still due",
-                        a.format_amount(),
-                        inv.balance_due().format_amount()
-                    ),
-                ));
-            }
-            a.minor()
-        }
-        None => available.min(due),
-    };
-    if amount <= 0 || amount > available {
-        let asked = if amount > 0 { amount } else { due };
-        return Err(crate::wallets::insufficient(
-            Money::new(available, inv.currency),
-            Money::new(asked, inv.currency),
-        ));
-    }
-    let mut lookups = Lookups::default();
-    let amount = Money::new(amount, inv.currency);
-    let tag = match key {
-        Some(k) => entry_key(ctx, "manual", k),
-        None => format!("manual:{}", app.now().timestamp_micros()),
-    };
-    let updated = pay_from_wallet(&mut tx, app, ctx, &mut lookups, inv, amount, &tag).await?;
-    record(
-        &mut tx,
-        app,
-        ctx,
-        "invoice.wallet_payment",
-        "invoice",
-        updated.id,
-        json!({ "amount": Amount::from(amount) }),
-    )
-    .await?;
-    tx.commit().await?;
-    get(app, &Ctx::system("read-back"), id).await
-}
-
-// ---------------------------------------------------------------------------------------
-// Top-ups, staff invoices, cancelling
-
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct TopUpInput {
-    #[schema(minimum = 1)]
-    pub client_id: Option<i64>,
-    /// Decimal text in `currency`.
-    #[schema(schema_with = keel_domain::money::schema::positive_amount)]
-    pub amount: String,
-    /// Default: the client's currency.
-    #[schema(value_type = Option<keel_domain::currency::Currency>)]
-    pub currency: Option<String>,
-}
-
-/// Issues a top-up invoice: paid later (by staff or a gateway), it credits the wallet. With
-/// `key` (the API's `Idempotency-Key`) a retry returns the same invoice.
-pub async fn top_up(
-    app: &App,
-    ctx: &Ctx,
-    input: &TopUpInput,
-    key: Option<&str>,
-) -> Result<InvoiceView, AppError> {
-    if !ctx.actor.can(Permission::BillingWrite) {
-        ctx.require(Permission::Order)?;
-    }
-    let client_id = crate::orders::target_client(ctx, input.client_id)?;
-    let mut tx = app.db.begin().await?;
-    let client = keel_store::clients::client_for_update(&mut tx, ctx.actor.scope(), client_id)
-        .await?
-        .ok_or(AppError::NotFound { what: "client" })?;
-    let key = key.map(|k| entry_key(ctx, "top_up", k));
-    if let Some(k) = &key
-        && let Some(existing) = store::invoice_by_key(&mut tx, client_id, k).await?
-    {
-        drop(tx);
-        return get(app, &Ctx::system("read-back"), existing).await;
-    }
-    let currency = match input.currency.as_deref() {
-        Some(c) => crate::billing::parse_currency(c, "currency")?,
-        None => client.currency,
-    };
-    let amount = parse_amount(&input.amount, currency, "amount")?;
-    if !amount.is_positive() {
-        return Err(AppError::invalid(
-            "invalid_amount",
-            Some("amount"),
-            "a top-up must be more than zero",
-        ));
-    }
-    let row = store::billing_client(&mut tx, client_id)
-        .await?
-        .ok_or(AppError::NotFound { what: "client" })?;
-    let today = app.today();
-    let mut lookups = Lookups::default();
-    let inv = issue_in(
-        &mut tx,
-        app,
-        &mut lookups,
-        Issue {
-            client: row,
-            reseller: client.reseller_id,
-            kind: InvoiceKind::TopUp,
-            currency,
-            lines: vec![LineInput {
-                kind: LineKind::TopUp,
-                description: "Wallet top-up".into(),
-                quantity: 1,
-                unit: amount,
-                discount: Money::zero(currency),
-                service: None,
-                period: None,
-                taxes: Taxes::none(),
-            }],
-            issue_date: today,
-            due_date: today,
-        },
-    )
-    .await?;
-    if let Some(k) = &key {
-        store::set_invoice_key(&mut tx, inv.id, k).await?;
-    }
-    record(
-        &mut tx,
-        app,
-        ctx,
-        "invoice.top_up",
-        "invoice",
-        inv.id,
-        json!({ "amount": Amount::from(amount) }),
-    )
-    .await?;
-    tx.commit().await?;
-    get(app, &Ctx::system("read-back"), inv.id).await
-}
+// Staff invoices, cancelling
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -1013,7 +402,7 @@ async fn invoice_becoming(
     if !inv.status.can_become(to) {
         return Err(AppError::conflict(
             code,
-            format!("invoice {} is {}; {rule}", display(&inv), inv.status),
+            format!("invoice {} is {}; {rule}", inv.display(), inv.status),
         ));
     }
     Ok(inv)
@@ -1028,7 +417,7 @@ pub async fn cancel(
     input: &CancelInput,
 ) -> Result<InvoiceView, AppError> {
     ctx.require(Permission::BillingWrite)?;
-    let reason = crate::required_reason(&input.reason, "the invoice is cancelled")?;
+    let reason = crate::required_reason(&input.reason)?;
     let mut tx = app.db.begin().await?;
     let inv = invoice_becoming(
         &mut tx,
@@ -1068,7 +457,7 @@ pub(crate) async fn cancel_in(
             "invoice_has_payments",
             format!(
                 "invoice {} has {} paid or credited; issue a credit note instead",
-                display(inv),
+                inv.display(),
                 Money::new(inv.paid.minor() + inv.credited.minor(), inv.currency).format_amount()
             ),
         ));
@@ -1112,7 +501,7 @@ pub async fn send_to_collections(
     input: &CancelInput,
 ) -> Result<InvoiceView, AppError> {
     ctx.require(Permission::BillingWrite)?;
-    let reason = crate::required_reason(&input.reason, "the invoice goes to collections")?;
+    let reason = crate::required_reason(&input.reason)?;
     let mut tx = app.db.begin().await?;
     let inv = invoice_becoming(
         &mut tx,
@@ -1357,12 +746,10 @@ async fn draft_invoice(
     let mut lines = Vec::with_capacity(input.lines.len());
     for (i, l) in input.lines.iter().enumerate() {
         let field = |f: &str| format!("lines[{i}].{f}");
-        AppError::check_text_or(
+        AppError::check_text(
             &field("description"),
             &l.description,
             limits::LINE_DESCRIPTION,
-            "invalid_description",
-            "a line needs a description of up to 500 characters",
         )?;
         let description = l.description.trim();
         let taxes = lookups
@@ -1471,7 +858,7 @@ pub async fn update_draft(
             "invoice_issued",
             format!(
                 "invoice {} is issued and cannot be edited; issue a credit note or a new invoice",
-                display(&inv)
+                inv.display()
             ),
         ));
     }
@@ -1514,7 +901,7 @@ pub async fn issue(app: &App, ctx: &Ctx, id: InvoiceId) -> Result<InvoiceView, A
     if inv.status != InvoiceStatus::Draft {
         return Err(AppError::conflict(
             "invoice_issued",
-            format!("invoice {} is already issued", display(&inv)),
+            format!("invoice {} is already issued", inv.display()),
         ));
     }
     let row = store::billing_client(&mut tx, inv.client_id)
@@ -1558,17 +945,10 @@ pub async fn issue(app: &App, ctx: &Ctx, id: InvoiceId) -> Result<InvoiceView, A
     let issued = store::invoice_for_update(&mut tx, Scope::Host, id)
         .await?
         .ok_or(AppError::NotFound { what: "invoice" })?;
-    webhooks::emit(
-        &mut tx,
-        app,
-        "invoice.issued",
-        &webhooks::invoice_subject(id),
-        webhooks::invoice_data(&issued),
-    )
-    .await?;
+    events::emit(&mut tx, app, Event::InvoiceIssued(InvoiceData::of(&issued))).await?;
     notify_issued(&mut tx, app, &issued).await?;
     let terms = ClientTerms::of(&row, &app.billing);
-    settle_new(
+    crate::settlement::settle_new(
         &mut tx,
         app,
         ctx,
@@ -1639,7 +1019,7 @@ pub(crate) async fn add_late_fee(
         .await?;
     let entry = EntryBuilder::new(
         format!("invoice:late_fee:{}", inv.id),
-        format!("Late fee on invoice {}", display(inv)),
+        format!("Late fee on invoice {}", inv.display()),
     )
     .debit(receivable, fee)
     .credit(revenue, fee)

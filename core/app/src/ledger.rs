@@ -202,16 +202,9 @@ pub fn principal(actor: &Actor) -> String {
     }
 }
 
-/// A memo (or a reversal's reason) is free text by [`limits::MEMO`]; one showing nothing
-/// stays `invalid_field`.
+/// A memo (or a reversal's reason) is free text by [`limits::MEMO`].
 fn memo_rule(field: &str, memo: &str) -> Result<(), AppError> {
-    AppError::check_text_or(
-        field,
-        memo,
-        limits::MEMO,
-        "invalid_field",
-        format!("{field} must be 1 to {} characters", limits::MEMO.max_chars),
-    )
+    AppError::check_text(field, memo, limits::MEMO)
 }
 
 /// Posts a manual, balanced entry. `idempotency_key` (from the request) makes a retry return

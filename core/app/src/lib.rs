@@ -1,59 +1,101 @@
 //! keel-app: Keel's use cases. Each public function is one use case and, when it writes,
-//! exactly one transaction: the change, its ledger entries and its audit row commit
-//! together or not at all.
+//! exactly one transaction: the change, its ledger entries, its side effects and its audit
+//! row commit together or not at all.
 //!
-//! Where things are:
-//! - [`App`] (the database, the clock), [`Ctx`] (who acts, under which request id).
+//! # Layers
+//! The modules are listed here in their layers, from the bottom up. A module imports only
+//! from the layers below it and, inside its own layer, only from modules listed before it,
+//! so the imports have no circle (`tests/layers.rs` reads every `crate::` path and fails on
+//! one that goes against this order; ARCHITECTURE.md says why).
+//!
+//! **Foundation**: [`App`] (the database, the clock, the settings), [`Ctx`] (who acts, under
+//! which request id, for which client), [`Answer`] (an idempotent write's stored answer),
+//! paging and parsing helpers.
 //! - [`error`]: [`AppError`], the use-case errors the API maps to HTTP.
-//! - [`clients`]: clients and contacts, always inside the actor's tenancy scope.
-//! - [`access`]: staff users (argon2id passwords), API keys (created, hashed, revoked) and
-//!   authentication of a bearer key into an [`keel_domain::access::Actor`].
-//! - [`ledger`]: account and entry reads, manual adjustments and reversals, wallets.
-//! - [`wallets`]: a client's wallets per currency, their history from the ledger's postings,
-//!   staff credits and debits, credit limits.
-//! - [`catalog`]: product groups, products, prices and quotes; tax rules, exchange rates,
-//!   client groups and billing settings, promotions.
-//! - [`billing`]: the host's billing settings, frozen parties, tax and rate lookups, the
-//!   entries that issue invoices. [`invoices`], [`orders`], [`services`]: the billing use
-//!   cases. [`billing_run`]: the batched, resumable renewal run.
-//! - [`dunning`]: the daily dunning run and its steps (reminders, late fee, suspension,
-//!   termination, cancellation) as recorded jobs; payments in flight; policies.
-//! - [`preview`]: what automation would do over the next days (billing and dunning), read only.
-//! - [`notifications`]: messages to clients rendered from templates into an outbox, sent by
-//!   email (lettre over SMTP) from jobs, with clients' channel preferences.
-//! - [`book`]: a seeded book (clients, services all due one day, wallets) for benchmarks and tests.
-//! - [`audit`]: building audit rows from a context; reading and verifying the chain.
-//! - [`demo`]: the demo host `keel serve --demo` and `keel demo` seed.
-//! - [`webhooks`]: outgoing webhooks: endpoints, [`webhooks::emit`] inside the causing
-//!   transaction, the signed delivery job with its retries, replay, [`webhooks::verify`].
 //! - [`clock`]: the injected clock (tests never read the wall clock).
 //! - [`schema`]: OpenAPI schemas of input rules the field types cannot carry (patterns,
 //!   ranges), built from the constants the use cases check.
+//!
+//! **Effects** (leaves: they write side-effect rows in the caller's transaction and import
+//! no use case):
+//! - [`audit`]: audit rows from a context; reading and verifying the chain.
+//! - [`jobs`]: the job environment: the [`App`] of a handler, the day it works for, and
+//!   `JobError: From<AppError>`, the one rule for parking or retrying.
+//! - [`events`]: webhook events, one typed payload per event type, and `emit`.
+//! - [`notify`]: a typed notice to a client, rendered and written to the outbox.
+//! - [`provisioning`]: provisioning intents, recorded as jobs in the `provision` queue.
+//! - [`plugins`]: the plugins' key-value store in the database.
+//!
+//! **Aggregates** (each a record and the use cases that change it):
+//! - [`clients`]: clients and contacts, always inside the actor's tenancy scope.
+//! - [`access`]: staff users (argon2id passwords), API keys, and authentication of a bearer
+//!   key into an [`keel_domain::access::Actor`].
+//! - [`ledger`]: accounts and entries, manual adjustments and reversals, system accounts.
+//! - [`billing`]: the host's invoicing terms (`[billing]`), frozen parties, tax and rate
+//!   lookups, document numbers, the entries that issue invoices.
+//! - [`catalog`]: product groups, products, prices and quotes; tax rules, exchange rates,
+//!   client groups and their terms, promotions.
+//! - [`wallets`]: a client's wallets per currency, their history from the ledger's postings,
+//!   staff credits and debits, credit limits.
+//! - [`services`]: services and their lifecycle (status changes, cancellations).
+//! - [`settlement`]: what a payment sets off, written once: the payment row, the invoice
+//!   paid, receipts, events, services started, dunning's suspensions lifted; the wallet
+//!   applied to a new invoice.
+//! - [`invoices`]: issuing, reading, staff drafts, cancelling, collections, the late fee,
+//!   the PDF.
+//! - [`credit_notes`]: credit notes against issued invoices.
+//! - [`orders`]: placing orders (services, their invoice, paid from the wallet).
+//! - [`plan_change`]: upgrades and downgrades inside a period.
+//! - [`dunning`]: the daily dunning run and its steps (reminders, late fee, suspension,
+//!   termination, cancellation) as recorded jobs; policies.
+//! - [`webhooks`]: webhook endpoints, the signed delivery job with its retries, replay,
+//!   [`webhooks::verify`].
+//! - [`notifications`]: sending the outbox (email over SMTP with lettre), reading it, the
+//!   clients' channel preferences.
+//!
+//! **Processes** (use cases spanning aggregates):
+//! - [`payments`]: staff-recorded payments, wallet payments, top-ups, payment attempts in
+//!   flight.
+//! - [`billing_run`]: the batched, resumable renewal run (job `billing.run`).
+//! - [`automation`]: the daily cleanup, staff's view of the job queue.
+//! - [`preview`]: what automation would do over the next days (billing and dunning), read only.
+//! - [`demo`]: the demo host `keel serve --demo` and `keel demo` seed.
+//! - [`book`]: a seeded book (clients, services all due one day, wallets) for benchmarks and tests.
 
-pub mod access;
+// Foundation
+pub mod clock;
+pub mod error;
+pub mod schema;
+// Effects
 pub mod audit;
-pub mod automation;
+pub mod events;
+pub mod jobs;
+pub mod notify;
+pub mod plugins;
+pub mod provisioning;
+// Aggregates
+pub mod access;
 pub mod billing;
-pub mod billing_run;
-pub mod book;
 pub mod catalog;
 pub mod clients;
-pub mod clock;
 pub mod credit_notes;
-pub mod demo;
 pub mod dunning;
-pub mod error;
 pub mod invoices;
 pub mod ledger;
 pub mod notifications;
 pub mod orders;
 pub mod plan_change;
-pub mod plugins;
-pub mod preview;
-pub mod schema;
 pub mod services;
+pub mod settlement;
 pub mod wallets;
 pub mod webhooks;
+// Processes
+pub mod automation;
+pub mod billing_run;
+pub mod book;
+pub mod demo;
+pub mod payments;
+pub mod preview;
 
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use error::AppError;
@@ -73,7 +115,7 @@ pub struct App {
     /// The layout of invoice and credit-note PDFs (built in, or the host's override).
     pub pdf_template: Arc<keel_pdf::Template>,
     /// How notifications go out (`[email]`, `[notifications]`); email is off by default.
-    pub notify: Arc<notifications::Settings>,
+    pub notify: Arc<notify::Settings>,
     /// Where outgoing webhooks may go (`[webhooks]`; only public addresses by default).
     pub webhooks: Arc<webhooks::Outbound>,
 }
@@ -89,7 +131,7 @@ impl App {
             clock,
             billing: Arc::new(billing::BillingConfig::default()),
             pdf_template: Arc::new(keel_pdf::Template::builtin()),
-            notify: Arc::new(notifications::Settings::default()),
+            notify: Arc::new(notify::Settings::default()),
             webhooks: Arc::new(webhooks::Outbound::default()),
         }
     }
@@ -101,7 +143,7 @@ impl App {
     }
 
     /// The same application with other notification settings.
-    pub fn with_notifications(mut self, settings: notifications::Settings) -> App {
+    pub fn with_notifications(mut self, settings: notify::Settings) -> App {
         self.notify = Arc::new(settings);
         self
     }
@@ -149,9 +191,24 @@ impl Ctx {
         Ctx::new(Actor::system(label))
     }
 
-    pub fn with_request_id(mut self, id: impl Into<String>) -> Ctx {
-        self.request_id = Some(id.into());
-        self
+    /// The client an action is for: a client key acts for itself; staff and resellers name one.
+    pub fn target_client(
+        &self,
+        given: Option<i64>,
+    ) -> Result<keel_domain::ids::ClientId, AppError> {
+        use keel_domain::tenancy::Scope;
+        match (self.actor.scope(), given) {
+            (Scope::Client(own), None) => Ok(own),
+            (Scope::Client(own), Some(id)) if id == own.get() => Ok(own),
+            // Another client's id from a client key: not found, never forbidden.
+            (Scope::Client(_), Some(_)) => Err(AppError::NotFound { what: "client" }),
+            (_, Some(id)) => Ok(keel_domain::ids::ClientId(id)),
+            (_, None) => Err(AppError::invalid(
+                "missing_client",
+                Some("client_id"),
+                "say which client this is for",
+            )),
+        }
     }
 
     /// Refuses the use case unless the actor holds `permission`.
@@ -262,16 +319,10 @@ pub const MAX_REASON_CHARS: usize = limits::REASON.max_chars;
 
 /// The reason a change must carry (a cancellation, a status change, a wallet move): free
 /// text by the stored-text rule ([`limits::REASON`]); one that shows nothing is
-/// `missing_reason` ("say why {why}"), any other break of the rule `invalid_text`.
-/// Returns the reason trimmed, as it is stored.
-pub fn required_reason<'a>(text: &'a str, why: &str) -> Result<&'a str, AppError> {
-    AppError::check_text_or(
-        "reason",
-        text,
-        limits::REASON,
-        "missing_reason",
-        format!("say why {why}"),
-    )?;
+/// `invalid_text` (problem `empty`), as every required text is. Returns the reason trimmed,
+/// as it is stored.
+pub fn required_reason(text: &str) -> Result<&str, AppError> {
+    AppError::check_text("reason", text, limits::REASON)?;
     Ok(text.trim())
 }
 

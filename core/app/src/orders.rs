@@ -1,5 +1,5 @@
 //! Orders: a cart of products becomes pending services and their first invoice, in one
-//! transaction. Paying the invoice starts the services ([`crate::invoices::on_paid`]).
+//! transaction. Paying the invoice starts the services ([`crate::settlement::paid`]).
 //!
 //! The first invoice of an item bills, per service: the first period of the product and of
 //! each chosen option (or, when the client is aligned to a billing day, the prorated days up
@@ -9,12 +9,13 @@
 
 use crate::audit::record;
 use crate::billing::{ClientTerms, Lookups, parse_currency};
-use crate::invoices::{InvoiceView, Issue, issue_in, settle_new};
+use crate::invoices::{InvoiceView, Issue, issue_in};
+use crate::settlement::settle_new;
 use crate::{App, AppError, Ctx};
 use chrono::NaiveDate;
 use keel_domain::Money;
 use keel_domain::access::Permission;
-use keel_domain::billing::{self, BillingCycle, Period};
+use keel_domain::billing::{self, Anniversary, BillingCycle, Period};
 use keel_domain::catalog::{OptionChoice, Product};
 use keel_domain::ids::{ClientId, OrderId, ProductId, PromotionId, ServiceId};
 use keel_domain::invoice::LineInput;
@@ -27,22 +28,6 @@ use keel_store::catalog as catalog_store;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
-
-/// The client an action is for: a client key acts for itself; staff and resellers name one.
-pub fn target_client(ctx: &Ctx, given: Option<i64>) -> Result<ClientId, AppError> {
-    match (ctx.actor.scope(), given) {
-        (Scope::Client(own), None) => Ok(own),
-        (Scope::Client(own), Some(id)) if id == own.get() => Ok(own),
-        // Another client's id from a client key: not found, never forbidden.
-        (Scope::Client(_), Some(_)) => Err(AppError::NotFound { what: "client" }),
-        (_, Some(id)) => Ok(ClientId(id)),
-        (_, None) => Err(AppError::invalid(
-            "missing_client",
-            Some("client_id"),
-            "say which client this is for",
-        )),
-    }
-}
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -111,7 +96,7 @@ struct Planned {
     parent: Option<usize>,
     /// Per period, after a recurring promotion.
     recurring: Money,
-    anniversary: NaiveDate,
+    anniversary: Anniversary,
     next_period: u32,
     next_due: Option<NaiveDate>,
     lines: Vec<LineInput>,
@@ -130,7 +115,7 @@ pub async fn place(
 ) -> Result<OrderView, AppError> {
     ctx.require(Permission::Order)?;
     crate::check_item_labels(input.items.iter().map(|i| i.label.as_deref()))?;
-    let client_id = target_client(ctx, input.client_id)?;
+    let client_id = ctx.target_client(input.client_id)?;
     if input.items.is_empty() {
         return Err(AppError::invalid(
             "empty_order",
@@ -522,10 +507,11 @@ fn plan_item(
     };
     let recurring = quote.recurring.checked_sub(recurring_discount)?;
 
-    // (anniversary, next period, next due date, the first period billed, the proration
-    // factor as days of days when the first charge is prorated to the billing day)
+    // (anniversary with the billing day it keeps, next period, next due date, the first
+    // period billed, the proration factor as days of days when the first charge is prorated
+    // to the billing day)
     type Start = (
-        NaiveDate,
+        Anniversary,
         u32,
         Option<NaiveDate>,
         Option<(u32, Period)>,
@@ -533,7 +519,6 @@ fn plan_item(
     );
     let (anniversary, next_period, next_due, first_period, factor): Start = if cycle.is_recurring()
     {
-        let months = cycle.months().unwrap_or(1);
         let aligned = match billing_day {
             Some(day) => Some(
                 proration::align_to_billing_day(quote.recurring, cycle, today, day).map_err(
@@ -543,29 +528,24 @@ fn plan_item(
             None => None,
         };
         match aligned {
-            Some(a) if a.anniversary != today => {
-                let days = (a.anniversary - today).num_days();
-                let full = a
-                    .anniversary
-                    .checked_sub_months(chrono::Months::new(months))
-                    .map_or(days, |start| (a.anniversary - start).num_days());
-                (
-                    a.anniversary,
-                    0,
-                    Some(a.anniversary),
-                    None,
-                    Some((days, full)),
-                )
-            }
+            Some(a) if a.anniversary.date() != today => (
+                a.anniversary,
+                0,
+                Some(a.anniversary.date()),
+                None,
+                Some((a.first_period.days(), a.period_days)),
+            ),
+            // Ordered on the billing day (a.first_period is period 0), or not aligned.
             _ => {
-                let period = billing::period_at(today, cycle, 0).ok_or_else(|| {
+                let anniversary = aligned.map_or(Anniversary::new(today), |a| a.anniversary);
+                let period = billing::period_at(anniversary, cycle, 0).ok_or_else(|| {
                     AppError::invalid("date_out_of_range", Some(field), "the date is out of range")
                 })?;
-                (today, 1, Some(period.end), Some((0, period)), None)
+                (anniversary, 1, Some(period.end), Some((0, period)), None)
             }
         }
     } else {
-        (today, 1, None, None, None)
+        (Anniversary::new(today), 1, None, None, None)
     };
     let prorate = |m: Money| -> Result<Money, AppError> {
         match factor {
@@ -577,7 +557,7 @@ fn plan_item(
     let span = |p: &Option<(u32, Period)>| match p {
         Some((_, p)) => format!(" ({} to {})", p.start, p.end.pred_opt().unwrap_or(p.end)),
         None => match factor {
-            Some(_) => format!(" (prorated to {anniversary})"),
+            Some(_) => format!(" (prorated to {})", anniversary.date()),
             None => String::new(),
         },
     };
@@ -715,7 +695,7 @@ pub async fn close(
             "an order can be set to cancelled or fraud; it becomes active when paid",
         ));
     }
-    let reason = crate::required_reason(&input.reason, "the order is closed")?;
+    let reason = crate::required_reason(&input.reason)?;
     let order = store::get_order(&app.db, ctx.actor.scope(), id)
         .await?
         .ok_or(AppError::NotFound { what: "order" })?;

@@ -23,8 +23,9 @@
 
 use crate::audit::record;
 use crate::billing::{ClientTerms, DowngradeCredit, Lookups};
-use crate::invoices::{InvoiceView, Issue, issue_in, settle_new};
+use crate::invoices::{InvoiceView, Issue, issue_in};
 use crate::ledger::Amount;
+use crate::settlement::settle_new;
 use crate::{App, AppError, Ctx};
 use chrono::NaiveDate;
 use keel_domain::Money;

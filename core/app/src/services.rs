@@ -2,11 +2,12 @@
 //! terminate, cancel) with a reason, and clients' cancellation requests.
 
 use crate::audit::record;
+use crate::events::{self, Event, EventType, ServiceData};
 use crate::ledger::Amount;
 use crate::{App, AppError, Ctx};
 use chrono::{DateTime, NaiveDate, Utc};
 use keel_domain::access::Permission;
-use keel_domain::billing::{self, BillingCycle};
+use keel_domain::billing::BillingCycle;
 use keel_domain::ids::{ClientId, OrderId, ProductId, ServiceId};
 use keel_domain::lifecycle::{CancelKind, ServiceStatus};
 use keel_store::billing::{self as store, ServiceEvent, ServiceFilter, ServiceRecord};
@@ -51,8 +52,12 @@ pub struct ServiceView {
     pub pending_credit: Amount,
     pub status: ServiceStatus,
     pub registration_date: NaiveDate,
-    /// Due dates keep this date's day of the month.
+    /// Period 0 starts here; later due dates keep its day of the month, or the billing day.
     pub anniversary: NaiveDate,
+    /// The billing day the service was aligned to: its due dates fall on this day of the
+    /// month, or on the month's last day when the month is shorter. Null: the anniversary's
+    /// day.
+    pub billing_day: Option<u32>,
     pub next_due_date: Option<NaiveDate>,
     pub cancellation: Option<CancellationView>,
     /// What the provisioner is to do next ("create", …), recorded for the provisioning issue.
@@ -83,7 +88,8 @@ impl From<ServiceRecord> for ServiceView {
             pending_credit: s.pending_credit.into(),
             status: s.status,
             registration_date: s.registration_date,
-            anniversary: s.anniversary,
+            anniversary: s.anniversary.date(),
+            billing_day: s.anniversary.billing_day(),
             next_due_date: s.next_due_date,
             cancellation: s.cancel_kind.map(|kind| CancellationView {
                 kind,
@@ -184,7 +190,7 @@ pub async fn change_status(
     input: &StatusInput,
 ) -> Result<ServiceView, AppError> {
     ctx.require(Permission::BillingWrite)?;
-    let reason = crate::required_reason(&input.reason, "the service changes status")?;
+    let reason = crate::required_reason(&input.reason)?;
     let mut tx = app.db.begin().await?;
     let s = store::service_for_update(&mut tx, ctx.actor.scope(), id)
         .await?
@@ -219,21 +225,19 @@ pub async fn change_status(
         ));
     }
     let event_id = store::last_service_event(&mut tx, id).await?;
-    enqueue_provision(&mut tx, app, id, intent, &format!("event:{event_id}")).await?;
+    crate::provisioning::intend(&mut tx, app, id, intent, &format!("event:{event_id}")).await?;
     let event = match (s.status, input.status) {
-        (_, ServiceStatus::Suspended) => Some("service.suspended"),
-        (ServiceStatus::Suspended, ServiceStatus::Active) => Some("service.unsuspended"),
-        (_, ServiceStatus::Terminated) => Some("service.terminated"),
-        (_, ServiceStatus::Cancelled) => Some("service.cancelled"),
+        (_, ServiceStatus::Suspended) => Some(EventType::ServiceSuspended),
+        (ServiceStatus::Suspended, ServiceStatus::Active) => Some(EventType::ServiceUnsuspended),
+        (_, ServiceStatus::Terminated) => Some(EventType::ServiceTerminated),
+        (_, ServiceStatus::Cancelled) => Some(EventType::ServiceCancelled),
         _ => None,
     };
     if let Some(event) = event {
-        crate::webhooks::emit(
+        events::emit(
             &mut tx,
             app,
-            event,
-            &format!("service:{}", id.get()),
-            crate::webhooks::service_data(&s, s.status, input.status, reason),
+            Event::Service(event, ServiceData::of(&s, s.status, input.status, reason)),
         )
         .await?;
     }
@@ -270,7 +274,7 @@ pub async fn request_cancellation(
     if !ctx.actor.can(Permission::BillingWrite) {
         ctx.require(Permission::Order)?;
     }
-    let reason = crate::required_reason(&input.reason, "the service is cancelled")?;
+    let reason = crate::required_reason(&input.reason)?;
     let mut tx = app.db.begin().await?;
     let s = store::service_for_update(&mut tx, ctx.actor.scope(), id)
         .await?
@@ -306,12 +310,12 @@ pub async fn request_cancellation(
     };
     store::request_cancellation(&mut tx, id, input.kind, reason, on, now).await?;
     let (event, to) = match input.kind {
-        CancelKind::Immediate => ("service.cancelled", ServiceStatus::Cancelled),
-        CancelKind::EndOfPeriod => ("service.cancellation_requested", s.status),
+        CancelKind::Immediate => (EventType::ServiceCancelled, ServiceStatus::Cancelled),
+        CancelKind::EndOfPeriod => (EventType::ServiceCancellationRequested, s.status),
     };
-    let mut data = crate::webhooks::service_data(&s, s.status, to, reason);
-    data["cancel_on"] = json!(on);
-    crate::webhooks::emit(&mut tx, app, event, &format!("service:{}", id.get()), data).await?;
+    let mut data = ServiceData::of(&s, s.status, to, reason);
+    data.cancel_on = Some(on);
+    events::emit(&mut tx, app, Event::Service(event, data)).await?;
     record(
         &mut tx,
         app,
@@ -324,41 +328,4 @@ pub async fn request_cancellation(
     .await?;
     tx.commit().await?;
     get(app, &Ctx::system("read-back"), id).await
-}
-
-/// The queue of provisioning intents: the provisioner issue adds its workers; until then
-/// the jobs wait there, visible in `keel jobs list`.
-pub const PROVISION_QUEUE: &str = "provision";
-/// The job kind of a provisioning intent (`{service, action}`).
-pub const PROVISION: &str = "service.provision";
-
-/// Records the intent to carry a status change out at the provisioner (`create`, `suspend`,
-/// `unsuspend`, `terminate`) as a job, once per `cause` (the job's unique key is
-/// `provision:{service}:{action}:{cause}`).
-pub(crate) async fn enqueue_provision(
-    tx: &mut keel_store::Tx,
-    app: &App,
-    service: ServiceId,
-    action: &str,
-    cause: &str,
-) -> Result<(), AppError> {
-    let now = app.now();
-    keel_store::jobs::enqueue(
-        tx,
-        &keel_store::jobs::NewJob::new(
-            PROVISION,
-            json!({ "service": service, "action": action }),
-            now,
-        )
-        .queue(PROVISION_QUEUE)
-        .unique(format!("provision:{service}:{action}:{cause}")),
-        now,
-    )
-    .await?;
-    Ok(())
-}
-
-/// The period a service is in on `on` (for upgrades and previews).
-pub fn current_period(s: &ServiceRecord, on: NaiveDate) -> Option<billing::Period> {
-    billing::period_containing(s.anniversary, s.cycle, on)
 }

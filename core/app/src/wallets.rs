@@ -359,7 +359,7 @@ async fn move_money(
     require_staff_write(ctx)?;
     if idempotency_key.trim().is_empty() {
         return Err(AppError::invalid(
-            "idempotency_key_required",
+            "invalid_idempotency_key",
             None,
             "moving money needs an idempotency key, so a retry cannot move it twice",
         ));
@@ -373,7 +373,7 @@ async fn move_money(
             "the amount must be more than zero",
         ));
     }
-    let reason = crate::required_reason(&input.reason, "the wallet is credited or debited")?;
+    let reason = crate::required_reason(&input.reason)?;
     let mut tx = app.db.begin().await?;
     keel_store::clients::client_for_update(&mut tx, ctx.actor.scope(), client)
         .await?
@@ -440,10 +440,13 @@ async fn move_money(
 // ---------------------------------------------------------------------------------------
 // Helpers
 
+/// The code of a wallet debit or payment refused beyond balance + credit limit (409).
+pub const INSUFFICIENT: &str = "insufficient_wallet_balance";
+
 /// The refusal of a wallet debit or payment beyond balance + credit limit.
 pub(crate) fn insufficient(available: Money, requested: Money) -> AppError {
     AppError::conflict(
-        "insufficient_wallet_balance",
+        INSUFFICIENT,
         format!(
             "the wallet has {} {} available, not enough for {}",
             Money::new(available.minor().max(0), available.currency()).format_amount(),

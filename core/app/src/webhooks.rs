@@ -1,7 +1,7 @@
 //! Signed outgoing webhooks: endpoints, events written with the change that caused them,
 //! and their delivery (docs/webhooks.md has the contract a receiver relies on).
 //!
-//! - [`emit`] is called inside the causing use case's transaction. It reads the enabled
+//! - [`crate::events::emit`] is called inside the causing use case's transaction. It reads the enabled
 //!   endpoints' subscriptions (one small read) and writes nothing when none wants the
 //!   event; otherwise the event, one delivery per endpoint and a `webhook.deliver` job each.
 //! - The `webhook.deliver` handler ([`deliver`]) claims the delivery (pending, due, its
@@ -25,7 +25,8 @@
 //! Time comes from the application's clock only, so tests fast-forward through the retries.
 
 use crate::audit::record;
-use crate::automation::app_of;
+use crate::events::EventType;
+use crate::jobs::app_of;
 use crate::{App, AppError, Ctx};
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
@@ -34,12 +35,12 @@ use keel_domain::access::Permission;
 use keel_domain::network::{self, Network};
 use keel_domain::text::{Rule, limits};
 use keel_jobs::{Env, Handler, JobError};
+use keel_store::Page;
 use keel_store::jobs::JobRecord;
 use keel_store::webhooks::{
     self as store, AttemptRecord, Claimed, DeliveryRecord, DeliveryState, EndpointChange,
-    EndpointRecord, EventRecord, Outcome, Subscriptions,
+    EndpointRecord, EventRecord, Outcome,
 };
-use keel_store::{Page, Tx};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::Sha256;
@@ -50,31 +51,6 @@ use utoipa::ToSchema;
 
 // ---------------------------------------------------------------------------------------
 // Events
-
-/// Every event type an endpoint can subscribe to, with what it means. `*` subscribes to all.
-pub const EVENT_TYPES: &[(&str, &str)] = &[
-    ("client.created", "a client was created"),
-    (
-        "invoice.issued",
-        "an invoice was issued (order, billing run, staff, top-up, upgrade)",
-    ),
-    ("invoice.paid", "an invoice became paid"),
-    (
-        "payment.received",
-        "a payment was recorded against an invoice (staff or wallet)",
-    ),
-    ("service.suspended", "a service was suspended"),
-    (
-        "service.unsuspended",
-        "a suspended service became active again",
-    ),
-    ("service.terminated", "a service was terminated"),
-    ("service.cancelled", "a service was cancelled"),
-    (
-        "service.cancellation_requested",
-        "a cancellation at the end of the period was requested",
-    ),
-];
 
 /// The event of `POST /api/v1/webhooks/endpoints/{id}/test`: sent to that endpoint only.
 pub const PING: &str = "webhook.ping";
@@ -108,127 +84,6 @@ pub fn next_attempt(attempt: i32, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
     let jitter_ms = u64::try_from(delay.as_millis() / 10).unwrap_or(0);
     let jitter = Duration::from_millis(rand::thread_rng().gen_range(0..=jitter_ms));
     Some(now + chrono::Duration::from_std(delay + jitter).ok()?)
-}
-
-/// The enabled endpoints' subscriptions, read once in the caller's transaction; a use case
-/// that emits many events (the billing run) reads them once per transaction.
-pub async fn subscriptions(tx: &mut Tx) -> Result<Subscriptions, AppError> {
-    Ok(store::subscriptions(tx).await?)
-}
-
-/// Writes an event about `subject` (`invoice:12`) in the caller's transaction, with one
-/// delivery per enabled endpoint that wants `event_type`; nothing when none does.
-pub async fn emit(
-    tx: &mut Tx,
-    app: &App,
-    event_type: &str,
-    subject: &str,
-    data: Value,
-) -> Result<(), AppError> {
-    let subs = store::subscriptions(tx).await?;
-    emit_to(tx, app, &subs, event_type, subject, data).await
-}
-
-/// [`emit`] with subscriptions already read in this transaction.
-pub async fn emit_to(
-    tx: &mut Tx,
-    app: &App,
-    subs: &Subscriptions,
-    event_type: &str,
-    subject: &str,
-    data: Value,
-) -> Result<(), AppError> {
-    debug_assert!(
-        EVENT_TYPES.iter().any(|(t, _)| *t == event_type),
-        "{event_type} is not in EVENT_TYPES"
-    );
-    let endpoints = subs.endpoints_for(event_type);
-    if endpoints.is_empty() {
-        return Ok(());
-    }
-    store::insert_event(tx, event_type, subject, &data, &endpoints, app.now()).await?;
-    Ok(())
-}
-
-/// The data of `invoice.issued` and `invoice.paid` (amounts in minor units).
-pub fn invoice_data(inv: &keel_store::billing::InvoiceRecord) -> Value {
-    json!({
-        "invoice_id": inv.id.get(),
-        "number": inv.number,
-        "client_id": inv.client_id.get(),
-        "reseller_id": inv.reseller_id.map(|r| r.get()),
-        "status": inv.status.as_str(),
-        "currency": inv.currency.code(),
-        "subtotal_minor": inv.subtotal.minor(),
-        "tax_minor": inv.tax.minor(),
-        "total_minor": inv.total.minor(),
-        "paid_minor": inv.paid.minor(),
-        "issue_date": inv.issue_date,
-        "due_date": inv.due_date,
-    })
-}
-
-/// [`invoice_data`] of an invoice the billing run inserted as `id` (unpaid, nothing paid).
-pub fn new_invoice_data(
-    id: keel_domain::ids::InvoiceId,
-    inv: &keel_store::billing::NewInvoice,
-) -> Value {
-    json!({
-        "invoice_id": id.get(),
-        "number": inv.number,
-        "client_id": inv.client_id.get(),
-        "reseller_id": inv.reseller_id.map(|r| r.get()),
-        "status": inv.status.as_str(),
-        "currency": inv.currency.code(),
-        "subtotal_minor": inv.subtotal.minor(),
-        "tax_minor": inv.tax.minor(),
-        "total_minor": inv.total.minor(),
-        "paid_minor": 0,
-        "issue_date": inv.issue_date,
-        "due_date": inv.due_date,
-    })
-}
-
-/// The data of `payment.received`.
-pub fn payment_data(
-    inv: &keel_store::billing::InvoiceRecord,
-    method: &str,
-    reference: &str,
-    amount: keel_domain::Money,
-) -> Value {
-    json!({
-        "invoice_id": inv.id.get(),
-        "number": inv.number,
-        "client_id": inv.client_id.get(),
-        "reseller_id": inv.reseller_id.map(|r| r.get()),
-        "method": method,
-        "reference": reference,
-        "currency": amount.currency().code(),
-        "amount_minor": amount.minor(),
-    })
-}
-
-/// The data of `service.*` events.
-pub fn service_data(
-    s: &keel_store::billing::ServiceRecord,
-    from: keel_domain::lifecycle::ServiceStatus,
-    to: keel_domain::lifecycle::ServiceStatus,
-    reason: &str,
-) -> Value {
-    json!({
-        "service_id": s.id.get(),
-        "client_id": s.client_id.get(),
-        "reseller_id": s.reseller_id.map(|r| r.get()),
-        "label": s.label,
-        "from": from.as_str(),
-        "to": to.as_str(),
-        "reason": reason,
-    })
-}
-
-/// The subject of events about an invoice.
-pub fn invoice_subject(id: keel_domain::ids::InvoiceId) -> String {
-    format!("invoice:{}", id.get())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -809,12 +664,12 @@ pub fn url_schema() -> utoipa::openapi::Object {
         .build()
 }
 
-/// The schema of an event type an endpoint subscribes to: one of [`EVENT_TYPES`], or `*`.
+/// The schema of an event type an endpoint subscribes to: one of [`EventType`], or `*`.
 pub fn event_type_schema() -> utoipa::openapi::Object {
     utoipa::openapi::ObjectBuilder::new()
         .schema_type(utoipa::openapi::Type::String)
         .enum_values(Some(
-            std::iter::once("*").chain(EVENT_TYPES.iter().map(|(t, _)| *t)),
+            std::iter::once("*").chain(EventType::ALL.iter().map(|t| t.as_str())),
         ))
         .build()
 }
@@ -861,15 +716,15 @@ fn check_events(events: &[String]) -> Result<Vec<String>, AppError> {
     let mut out: Vec<String> = Vec::new();
     for e in events {
         let e = e.trim();
-        if e != "*" && !EVENT_TYPES.iter().any(|(t, _)| *t == e) {
+        if e != "*" && EventType::parse(e).is_none() {
             return Err(AppError::invalid(
                 "unknown_event_type",
                 Some("events"),
                 format!(
                     "{e:?} is not an event type; known: {}",
-                    EVENT_TYPES
+                    EventType::ALL
                         .iter()
-                        .map(|(t, _)| *t)
+                        .map(|t| t.as_str())
                         .collect::<Vec<_>>()
                         .join(", ")
                 ),

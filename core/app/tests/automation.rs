@@ -2,9 +2,9 @@
 //! from a schedule's firing, and staff retrying and cancelling jobs (audited), on both engines.
 
 use chrono::{TimeZone, Utc};
-use keel_app::automation;
 use keel_app::book::{self, BookOptions};
 use keel_app::{App, AppError, Clock, Ctx, FixedClock};
+use keel_app::{automation, billing_run};
 use keel_jobs::{Schedule, Scheduler, Worker, WorkerConfig};
 use keel_store::jobs::{self as store, JobState, NewJob};
 use keel_testkit::store_test;
@@ -14,7 +14,7 @@ use std::sync::Arc;
 fn the_kernels_handlers_are_registered() {
     let handlers = keel_jobs::handlers();
     assert!(
-        handlers.contains_key(automation::BILLING_RUN),
+        handlers.contains_key(billing_run::BILLING_RUN),
         "{:?}",
         handlers.keys().collect::<Vec<_>>()
     );
@@ -36,7 +36,7 @@ store_test!(
         let clock = Arc::new(FixedClock::new(Utc.with_ymd_and_hms(2026, 12, 31, 8, 0, 0).unwrap()));
         let app = App::with_clock(t.db.clone(), clock.clone());
         book::seed_book(&app, &BookOptions::new(40, 3, due)).await.unwrap();
-        let scheduler = Scheduler::new(t.db.clone(), vec![Schedule::new("billing_run", "0 9 * * *", "UTC", automation::BILLING_RUN).unwrap()]);
+        let scheduler = Scheduler::new(t.db.clone(), vec![Schedule::new("billing_run", "0 9 * * *", "UTC", billing_run::BILLING_RUN).unwrap()]);
         scheduler.tick(clock.now()).await.unwrap();
 
         // 2027-01-01 09:00: the slot fires; a worker runs the billing run as of that day.
@@ -55,7 +55,7 @@ store_test!(
 
         // The same day enqueued again by hand: the run finds nothing left to bill.
         let mut tx = t.db.begin().await.unwrap();
-        store::enqueue(&mut tx, &NewJob::new(automation::BILLING_RUN, serde_json::json!({ "as_of": "2027-01-01" }), clock.now()), clock.now()).await.unwrap();
+        store::enqueue(&mut tx, &NewJob::new(billing_run::BILLING_RUN, serde_json::json!({ "as_of": "2027-01-01" }), clock.now()), clock.now()).await.unwrap();
         tx.commit().await.unwrap();
         assert_eq!(w.tick(&stop).await.unwrap().done, 1);
         let again = keel_store::seed::census(&t.db, i64::from(book::FIRST_PERIOD)).await.unwrap();
@@ -71,8 +71,8 @@ store_test!(
         let app = App::with_clock(t.db.clone(), clock.clone());
         let ctx = Ctx::system("staff");
         let mut tx = t.db.begin().await.unwrap();
-        let bad = store::enqueue(&mut tx, &NewJob::new(automation::BILLING_RUN, serde_json::json!({ "as_of": "01/01/2027" }), clock.now()), clock.now()).await.unwrap().unwrap();
-        let later = store::enqueue(&mut tx, &NewJob::new(automation::BILLING_RUN, serde_json::json!({}), clock.now() + chrono::Duration::days(1)), clock.now()).await.unwrap().unwrap();
+        let bad = store::enqueue(&mut tx, &NewJob::new(billing_run::BILLING_RUN, serde_json::json!({ "as_of": "01/01/2027" }), clock.now()), clock.now()).await.unwrap().unwrap();
+        let later = store::enqueue(&mut tx, &NewJob::new(billing_run::BILLING_RUN, serde_json::json!({}), clock.now() + chrono::Duration::days(1)), clock.now()).await.unwrap().unwrap();
         tx.commit().await.unwrap();
 
         let stop = tokio::sync::watch::channel(false).1;
@@ -220,7 +220,6 @@ store_test!(
         use keel_domain::client::{ClientKind, NewClient, PostalAddress};
         use keel_store::notifications::{self as outbox, NewNotification};
         let clock = Arc::new(FixedClock::new(Utc.with_ymd_and_hms(2027, 1, 1, 3, 30, 0).unwrap()));
-        // No [email]: every message is recorded as skipped.
         let app = App::with_clock(t.db.clone(), clock.clone());
         let mut tx = t.db.begin().await.unwrap();
         let ann = NewClient {
@@ -239,40 +238,35 @@ store_test!(
         };
         let client = keel_store::clients::create_client(&mut tx, keel_domain::tenancy::Owner::Host, &ann, clock.now()).await.unwrap().id;
         tx.commit().await.unwrap();
-        // A skipped message and a pending one on 1 January, a skipped one on 21 January.
-        let write = |cause: &'static str, pending: bool| {
+        // A skipped message and a pending one on 1 January, a skipped one on 21 January,
+        // written as keel_app::notify::queue writes them.
+        let write = |cause: &'static str, state: &'static str| {
             let app = app.clone();
             async move {
                 let mut tx = app.db.begin().await.unwrap();
-                let id = if pending {
-                    let n = NewNotification {
-                        client_id: client,
-                        event: "password_reset",
-                        channel: "email",
-                        recipient: "ann@example.com",
-                        language: "en",
-                        subject: "s",
-                        body_text: "t",
-                        body_html: "h",
-                        invoice_id: None,
-                        state: "pending",
-                        note: None,
-                        unique_key: cause,
-                    };
-                    outbox::insert(&mut tx, &n, app.now()).await.unwrap()
-                } else {
-                    keel_app::notifications::queue(&mut tx, &app, client, "password_reset", serde_json::json!({ "link": "https://example.com/r" }), None, cause).await.unwrap()
+                let n = NewNotification {
+                    client_id: client,
+                    event: "invoice_overdue",
+                    channel: "email",
+                    recipient: "ann@example.com",
+                    language: "en",
+                    subject: "s",
+                    body_text: "t",
+                    body_html: "h",
+                    invoice_id: None,
+                    state,
+                    note: (state == "skipped").then_some("email is not configured ([email] smtp_url)"),
+                    unique_key: cause,
                 };
+                let id = outbox::insert(&mut tx, &n, app.now()).await.unwrap().expect("a new cause");
                 tx.commit().await.unwrap();
-                let id = id.expect("a new cause");
-                assert_eq!(outbox::get(&app.db, id).await.unwrap().unwrap().state, if pending { "pending" } else { "skipped" });
                 id
             }
         };
-        let old_skipped = write("reset:1", false).await;
-        let old_pending = write("reset:2", true).await;
+        let old_skipped = write("overdue:1", "skipped").await;
+        let old_pending = write("overdue:2", "pending").await;
         clock.set(Utc.with_ymd_and_hms(2027, 1, 21, 3, 30, 0).unwrap());
-        let newer_skipped = write("reset:3", false).await;
+        let newer_skipped = write("overdue:3", "skipped").await;
 
         // On 6 February, the daily cleanup with the payload `keel serve` gives it (30 days
         // kept): the 36-day-old skipped message goes, the 16-day-old one and the pending one stay.
@@ -305,7 +299,7 @@ store_test!(
 
         // Without the setting the job keeps the default, 30 days.
         let ctx = Ctx::system("test");
-        let recent = write("reset:4", false).await;
+        let recent = write("overdue:4", "skipped").await;
         clock.set(clock.now() + chrono::Duration::days(automation::KEEP_SKIPPED_DAYS.into()));
         cleanup(serde_json::json!({})).await;
         assert_eq!(worker(&app).tick(&stop).await.unwrap().done, 1);

@@ -8,8 +8,9 @@
 use chrono::{Duration, NaiveDate, TimeZone, Utc};
 use keel_app::billing_run::{self, RunOptions};
 use keel_app::credit_notes::{self, CreditLineInput, CreditNoteInput};
-use keel_app::invoices::{self, ManualMethod, PaymentInput, WalletPayInput};
+use keel_app::invoices;
 use keel_app::orders::{self, OrderInput, OrderItem};
+use keel_app::payments::{self, ManualMethod, PaymentInput, WalletPayInput};
 use keel_app::plan_change::{self, PlanChangeInput};
 use keel_app::{App, Ctx, FixedClock};
 use keel_domain::billing::BillingCycle;
@@ -283,7 +284,7 @@ async fn apply(b: &mut Book, op: &Op, step: usize) {
                     due * i64::from(*part) / 4
                 };
                 if amount > 0 {
-                    let r = invoices::record_payment(
+                    let r = payments::record_payment(
                         &b.app,
                         &ctx,
                         id,
@@ -319,7 +320,7 @@ async fn apply(b: &mut Book, op: &Op, step: usize) {
         Op::PayFromWallet { invoice } => {
             if let Some(id) = pick(&b.invoices, *invoice) {
                 let r =
-                    invoices::pay_with_wallet(&b.app, &ctx, id, &WalletPayInput::default(), None)
+                    payments::pay_with_wallet(&b.app, &ctx, id, &WalletPayInput::default(), None)
                         .await;
                 done(WALLET_PAYMENTS, usize::from(r.is_ok()));
             }
@@ -701,19 +702,19 @@ async fn act(b: &Book, parties: &mut [Party], op: &Hostile, step: usize) {
             let p = &parties[who];
             if let Some(id) = nth(&p.invoices, invoice) {
                 let r =
-                    invoices::pay_with_wallet(&b.app, &p.ctx, id, &WalletPayInput::default(), None)
+                    payments::pay_with_wallet(&b.app, &p.ctx, id, &WalletPayInput::default(), None)
                         .await;
                 done(WALLET_PAYMENTS, usize::from(r.is_ok()));
             }
         }
         Hostile::TopUp { who, minor } => {
             let p = &mut parties[who];
-            let input = invoices::TopUpInput {
+            let input = payments::TopUpInput {
                 client_id: Some(p.client.get()),
                 amount: Money::new(minor, usd()).plain_amount(),
                 currency: None,
             };
-            if let Ok(i) = invoices::top_up(&b.app, &p.ctx, &input, None).await {
+            if let Ok(i) = payments::top_up(&b.app, &p.ctx, &input, None).await {
                 p.invoices.push(i.id);
             }
         }
@@ -731,7 +732,7 @@ async fn act(b: &Book, parties: &mut [Party], op: &Hostile, step: usize) {
                     due * i64::from(part) / 4
                 };
                 if amount > 0 {
-                    let r = invoices::record_payment(
+                    let r = payments::record_payment(
                         &b.app,
                         &host,
                         id,

@@ -6,7 +6,7 @@
 
 use chrono::{Days, NaiveDate, TimeZone, Utc};
 use keel_app::billing_run::{self, RunOptions};
-use keel_app::notifications::Settings;
+use keel_app::notify::Settings;
 use keel_app::{App, Ctx, FixedClock, dunning};
 use keel_jobs::{Worker, WorkerConfig};
 use keel_store::notifications as store;

@@ -8,7 +8,8 @@ use keel_app::billing::{BillingConfig, LateFeeAmount};
 use keel_app::billing_run::{self, RunOptions};
 use keel_app::book::{self, BookOptions};
 use keel_app::dunning::{self, AssignInput, Performed, PolicyInput, TargetKind};
-use keel_app::invoices::{self, ManualMethod, PaymentInput};
+use keel_app::invoices;
+use keel_app::payments::{self, ManualMethod, PaymentInput};
 use keel_app::{App, Ctx, FixedClock};
 use keel_domain::Money;
 use keel_domain::dunning::{Policy, Step};
@@ -78,7 +79,7 @@ async fn drain(w: &Worker) -> usize {
 
 async fn pay_in_full(app: &App, ctx: &Ctx, id: InvoiceId, reference: &str) {
     let inv = invoices::get(app, ctx, id).await.unwrap();
-    invoices::record_payment(
+    payments::record_payment(
         app,
         ctx,
         id,
@@ -434,10 +435,10 @@ store_test!(
         let w = worker(&app);
         // The client starts a gateway payment the evening before suspension day (hold 48 h).
         clock.set(Utc.with_ymd_and_hms(2027, 3, 10, 20, 0, 0).unwrap());
-        let until = dunning::payment_started(&app, &ctx, unpaid, "paynow", "PN-1").await.unwrap();
+        let until = payments::payment_started(&app, &ctx, unpaid, "paynow", "PN-1").await.unwrap();
         assert_eq!(until, Utc.with_ymd_and_hms(2027, 3, 12, 20, 0, 0).unwrap());
         // Recording the same attempt again changes nothing.
-        dunning::payment_started(&app, &ctx, unpaid, "paynow", "PN-1").await.unwrap();
+        payments::payment_started(&app, &ctx, unpaid, "paynow", "PN-1").await.unwrap();
 
         clock.set(ten_am(d("2027-03-11")));
         dunning::run(&app, &ctx, d("2027-03-11")).await.unwrap();
@@ -453,8 +454,8 @@ store_test!(
         clock.set(ten_am(d("2027-03-12")));
         let report = dunning::run(&app, &ctx, d("2027-03-12")).await.unwrap();
         assert_eq!(report.released, 0);
-        assert!(dunning::payment_resolved(&app, &ctx, "paynow", "PN-1", false).await.unwrap());
-        assert!(!dunning::payment_resolved(&app, &ctx, "paynow", "PN-1", false).await.unwrap(), "resolved once");
+        assert!(payments::payment_resolved(&app, &ctx, "paynow", "PN-1", false).await.unwrap());
+        assert!(!payments::payment_resolved(&app, &ctx, "paynow", "PN-1", false).await.unwrap(), "resolved once");
         clock.set(ten_am(d("2027-03-13")));
         let report = dunning::run(&app, &ctx, d("2027-03-13")).await.unwrap();
         assert_eq!(report.released, 1);
@@ -473,7 +474,7 @@ store_test!(
         let (unpaid, _, s_unpaid, _) = two_services(&app).await;
         let w = worker(&app);
         clock.set(ten_am(d("2027-03-10")));
-        dunning::payment_started(&app, &ctx, unpaid, "paynow", "PN-9").await.unwrap();
+        payments::payment_started(&app, &ctx, unpaid, "paynow", "PN-9").await.unwrap();
         for (day, expected) in [("2027-03-11", ServiceStatus::Active), ("2027-03-12", ServiceStatus::Suspended)] {
             clock.set(ten_am(d(day)));
             dunning::run(&app, &ctx, d(day)).await.unwrap();

@@ -6,8 +6,10 @@
 use chrono::{NaiveDate, TimeZone, Utc};
 use keel_app::billing_run::{self, RunOptions};
 use keel_app::book::{self, BookOptions};
-use keel_app::invoices::{self, ManualMethod, PaymentInput};
-use keel_app::notifications::{self, Settings};
+use keel_app::invoices;
+use keel_app::notifications;
+use keel_app::notify::{self, Settings};
+use keel_app::payments::{self, ManualMethod, PaymentInput};
 use keel_app::{App, AppError, Clock, Ctx, FixedClock, dunning};
 use keel_domain::ids::{ClientId, InvoiceId};
 use keel_jobs::{Worker, WorkerConfig};
@@ -134,7 +136,7 @@ store_test!(
 
         // A second job for the same notification (a retry after a lost lease) sends nothing.
         let mut tx = app.db.begin().await.unwrap();
-        keel_store::jobs::enqueue(&mut tx, &keel_store::jobs::NewJob::new(notifications::SEND, json!({ "notification": sent[0].id }), clock.now()), clock.now()).await.unwrap();
+        keel_store::jobs::enqueue(&mut tx, &keel_store::jobs::NewJob::new(notify::SEND, json!({ "notification": sent[0].id }), clock.now()), clock.now()).await.unwrap();
         tx.commit().await.unwrap();
         drain(&w).await;
         // The same day's run again queues nothing new.
@@ -144,7 +146,7 @@ store_test!(
 
         // Paid: the receipt.
         let inv = invoices::get(&app, &Ctx::system("t"), invoice).await.unwrap();
-        invoices::record_payment(&app, &Ctx::system("t"), invoice, &PaymentInput {
+        payments::record_payment(&app, &Ctx::system("t"), invoice, &PaymentInput {
             amount: inv.balance_due.amount.clone(), method: ManualMethod::BankTransfer, reference: "BT-9".into(), received_on: None, note: None,
         }).await.unwrap();
         drain(&w).await;
@@ -255,7 +257,7 @@ store_test!(
         let ids: Vec<InvoiceId> = all.iter().map(|i| i.id).collect();
         assert_eq!(notifications::queue_issued(&app, &ids).await.unwrap(), 0);
         let mut tx = app.db.begin().await.unwrap();
-        keel_store::jobs::enqueue(&mut tx, &notifications::issued_job(&ids, clock.now()), clock.now()).await.unwrap();
+        keel_store::jobs::enqueue(&mut tx, &notify::issued_job(&ids, clock.now()), clock.now()).await.unwrap();
         tx.commit().await.unwrap();
         drain(&w).await;
         assert_eq!(sink.messages().len(), all.len() + paid.len());
@@ -292,7 +294,7 @@ fn the_theme_and_the_language_choose_the_template_and_html_is_escaped() {
     };
     let ctx = json!({ "invoice": { "number": "INV-1", "currency": "USD", "balance": "5.00", "due_date": "2027-03-01" }, "client": { "first_name": "Tom & <Jerry>" }, "seller": "Keel" });
 
-    let sn = notifications::render(&settings, "payment_reminder", "SN", &ctx).unwrap();
+    let sn = notify::render(&settings, "payment_reminder", "SN", &ctx).unwrap();
     assert_eq!(
         (sn.language.as_str(), sn.subject.as_str()),
         ("sn", "Chiyeuchidzo: INV-1")
@@ -300,16 +302,16 @@ fn the_theme_and_the_language_choose_the_template_and_html_is_escaped() {
     assert_eq!(sn.text, "Mhoro Tom & <Jerry>\n", "text is not escaped");
     assert_eq!(sn.html, "<p>Mhoro Tom &amp; &lt;Jerry&gt;</p>", "HTML is");
     // A language the theme lacks: the built-in English.
-    let fr = notifications::render(&settings, "payment_reminder", "fr", &ctx).unwrap();
+    let fr = notify::render(&settings, "payment_reminder", "fr", &ctx).unwrap();
     assert_eq!(
         (fr.language.as_str(), fr.subject.as_str()),
         ("en", "Reminder: invoice INV-1 is due on 2027-03-01")
     );
     // The theme's English wins over the built-in one.
-    let late = notifications::render(&settings, "invoice_overdue", "sn", &ctx).unwrap();
+    let late = notify::render(&settings, "invoice_overdue", "sn", &ctx).unwrap();
     assert_eq!(late.subject, "Late: INV-1");
     // A broken template is a clear error naming it; so is an unknown event.
-    let err = notifications::render(&settings, "late_fee", "en", &ctx).unwrap_err();
+    let err = notify::render(&settings, "late_fee", "en", &ctx).unwrap_err();
     assert!(
         matches!(
             &err,
@@ -320,7 +322,7 @@ fn the_theme_and_the_language_choose_the_template_and_html_is_escaped() {
         ) && err.to_string().contains("en/late_fee"),
         "{err:?}"
     );
-    let err = notifications::render(&settings, "birthday", "en", &ctx).unwrap_err();
+    let err = notify::render(&settings, "birthday", "en", &ctx).unwrap_err();
     assert!(
         matches!(
             err,
@@ -332,8 +334,8 @@ fn the_theme_and_the_language_choose_the_template_and_html_is_escaped() {
         "{err:?}"
     );
     // Every built-in template renders.
-    for (event, _) in notifications::EVENTS {
-        let r = notifications::render(&Settings::default(), event, "en", &json!({
+    for (event, _) in notify::EVENTS {
+        let r = notify::render(&Settings::default(), event, "en", &json!({
             "invoice": { "number": "INV-1", "currency": "USD", "total": "5.00", "balance": "5.00", "due_date": "2027-03-01" },
             "client": { "first_name": "Ann" }, "seller": "Keel", "service": { "label": "Hosting" }, "fee": "USD 5.00", "days": 3, "link": "https://x.test/r",
         })).unwrap();

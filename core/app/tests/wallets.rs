@@ -4,8 +4,9 @@
 //! spend from one wallet at once. Every test ends with the trial-balance check.
 
 use chrono::{TimeZone, Utc};
-use keel_app::invoices::{self, WalletPayInput};
+use keel_app::invoices;
 use keel_app::orders::{self, OrderInput, OrderItem};
+use keel_app::payments::{self, WalletPayInput};
 use keel_app::wallets::{self, CreditLimitInput, WalletMoveInput, WalletView};
 use keel_app::{App, AppError, Ctx, FixedClock};
 use keel_domain::Currency;
@@ -245,7 +246,7 @@ store_test!(
         assert!(matches!(&err, AppError::Ledger(LedgerError::KeyReused { .. })), "{err:?}");
 
         // A wallet payment of an invoice shows in the history too.
-        invoices::pay_with_wallet(&w.app, &w.ctx, invoice, &WalletPayInput { amount: Some("10.00".into()) }, None).await.unwrap();
+        payments::pay_with_wallet(&w.app, &w.ctx, invoice, &WalletPayInput { amount: Some("10.00".into()) }, None).await.unwrap();
 
         let view = usd_wallet(&w, c).await;
         assert_eq!(view.balance.amount, "60.00");
@@ -342,8 +343,8 @@ store_test!(
             ("USD", "0.00", "r", "invalid_amount"),
             ("USD", "-5.00", "r", "invalid_amount"),
             ("USD", "99999999999999999999", "r", "amount_overflow"),
-            ("USD", "10.00", "", "missing_reason"),
-            ("USD", "10.00", "   ", "missing_reason"),
+            ("USD", "10.00", "", "invalid_text"),
+            ("USD", "10.00", "   ", "invalid_text"),
         ];
         for (i, (currency, amount, reason, expected)) in moves.iter().enumerate() {
             let input = money(amount, reason);
@@ -365,7 +366,7 @@ store_test!(
         assert_eq!(code(&err), "insufficient_wallet_balance", "{err}");
         // No key, no move.
         let err = wallets::credit(&w.app, &w.ctx, " ", c, "USD", &money("1.00", "r")).await.unwrap_err();
-        assert_eq!(code(&err), "idempotency_key_required");
+        assert_eq!(code(&err), "invalid_idempotency_key");
         // An unknown client.
         let err = wallets::credit(&w.app, &w.ctx, "c-x", ClientId(999_999), "USD", &money("1.00", "r")).await.unwrap_err();
         assert_eq!(code(&err), "not_found");
@@ -474,7 +475,7 @@ store_test!(
             tasks.push(tokio::spawn(async move {
                 start.wait().await;
                 let ctx = Ctx::system("payer");
-                let r = invoices::pay_with_wallet(&app, &ctx, invoice, &WalletPayInput { amount: Some("10.00".into()) }, None).await;
+                let r = payments::pay_with_wallet(&app, &ctx, invoice, &WalletPayInput { amount: Some("10.00".into()) }, None).await;
                 ("payment", r.map(|_| ()))
             }));
         }

@@ -7,7 +7,8 @@
 use chrono::{DateTime, TimeZone, Utc};
 use keel_app::billing_run::{self, RunOptions};
 use keel_app::book::{self, BookOptions};
-use keel_app::invoices::{self, ManualMethod, PaymentInput};
+use keel_app::invoices;
+use keel_app::payments::{self, ManualMethod, PaymentInput};
 use keel_app::webhooks::{self as wh, EndpointPatch, NewEndpoint};
 use keel_app::{App, AppError, Clock, Ctx, FixedClock};
 use keel_domain::client::{ClientKind, NewClient, PostalAddress};
@@ -193,7 +194,7 @@ async fn issued_invoice(app: &App, client: ClientId) -> InvoiceId {
 }
 
 async fn pay(app: &App, invoice: InvoiceId, reference: &str) {
-    invoices::record_payment(
+    payments::record_payment(
         app,
         &ctx(),
         invoice,

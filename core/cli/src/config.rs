@@ -446,8 +446,8 @@ impl Config {
     /// Checks serde cannot express. Returns the failing key's path and what is wrong;
     /// messages never echo the database URL.
     /// How notifications go out (after [`Config::validate`]).
-    pub fn app_notifications(&self) -> keel_app::notifications::Settings {
-        keel_app::notifications::Settings {
+    pub fn app_notifications(&self) -> keel_app::notify::Settings {
+        keel_app::notify::Settings {
             smtp_url: self.email.smtp_url.as_ref().map(|s| s.expose().to_string()),
             from: self.email.from.clone(),
             theme_dir: self.notifications.theme_dir.clone(),

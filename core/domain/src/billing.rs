@@ -7,10 +7,24 @@
 //! cycles (1, 3, 6, 12, 24 or 36 months), so a service that started on the 15th is
 //! always due on the 15th.
 //!
-//! **Month ends clamp, from the original anniversary.** When the anniversary day does not
-//! exist in the target month, the due date is the last day of that month. The clamping is
-//! always computed from the *original* anniversary, never from the previous (clamped) due
-//! date, so a short month does not drag later dates back:
+//! **So is the billing day.** A service aligned to a billing day (1 to 31, see
+//! [`crate::proration::align_to_billing_day`]) keeps that day beside its anniversary, in an
+//! [`Anniversary`]: every later due date falls on the billing day, or on the month's last
+//! day when the month is shorter. The anniversary is a real date and may itself be clamped
+//! (billing day 31 aligned in February is anniversary 02-28); the billing day kept beside
+//! it means the clamp is not inherited by the months after. Without a billing day, the day
+//! kept is the anniversary's own.
+//!
+//! ```text
+//! monthly, anniversary 2027-02-28, billing day 31: 02-28, 03-31, 04-30, 05-31, …
+//! monthly, anniversary 2027-02-28, no billing day: 02-28, 03-28, 04-28, 05-28, …
+//! annually, anniversary 2027-02-28, billing day 29: 2027-02-28, 2028-02-29, 2029-02-28
+//! ```
+//!
+//! **Month ends clamp, from the kept day.** When the kept day does not exist in the target
+//! month, the due date is the last day of that month. The clamping is always computed from
+//! the kept day (the billing day, else the *original* anniversary's day), never from the
+//! previous (clamped) due date, so a short month does not drag later dates back:
 //!
 //! ```text
 //! monthly from 2028-01-31: 01-31, 02-29, 03-31, 04-30, 05-31, …
@@ -18,8 +32,9 @@
 //! annually from 2028-02-29: 2028-02-29, 2029-02-28, 2030-02-28, 2031-02-28, 2032-02-29
 //! ```
 //!
-//! Period `n` starts on [`due_date`]`(anniversary, cycle, n)`; period 0 starts on the
-//! anniversary itself.
+//! So due date `n` (`n >= 1`) is in the month `n × cycle` months after the anniversary's
+//! month, on day `min(kept day, days in that month)`. Period `n` starts on
+//! [`due_date`]`(anniversary, cycle, n)`; period 0 starts on the anniversary itself.
 //!
 //! **Periods are half open.** A [`Period`] runs from its `start` (included) to its `end`
 //! (excluded), and `end` is the next period's `start`. A date belongs to exactly one
@@ -162,6 +177,13 @@ pub enum BillingError {
     NotRecurring(BillingCycle),
     #[error("the date falls outside the supported calendar range")]
     DateOutOfRange,
+    #[error("the billing day must be a day of the month from 1 to 31, not {0}")]
+    InvalidBillingDay(u32),
+    #[error(
+        "the anniversary {date} is not on billing day {billing_day} (nor on its month's last \
+         day when the month is shorter)"
+    )]
+    AnniversaryOffBillingDay { date: NaiveDate, billing_day: u32 },
 }
 
 impl BillingError {
@@ -172,6 +194,8 @@ impl BillingError {
             BillingError::DateOutsidePeriod { .. } => "date_outside_billing_period",
             BillingError::NotRecurring(_) => "billing_cycle_not_recurring",
             BillingError::DateOutOfRange => "date_out_of_range",
+            BillingError::InvalidBillingDay(_) => "invalid_billing_day",
+            BillingError::AnniversaryOffBillingDay { .. } => "anniversary_off_billing_day",
         }
     }
 }
@@ -198,24 +222,113 @@ impl Period {
     }
 }
 
-/// `date` moved forward by `months`, clamped to the end of the target month; `None`
-/// past chrono's range. Always call it with the original anniversary.
-fn add_months_clamped(date: NaiveDate, months: u32) -> Option<NaiveDate> {
-    // chrono clamps the day to the last day of the target month.
-    date.checked_add_months(Months::new(months))
+/// Where a service's due dates are counted from: the anniversary (period 0 starts on it)
+/// and the day of the month every later due date keeps, clamped to the month's last day.
+///
+/// The kept day is the service's billing day when it was aligned to one, else the
+/// anniversary's own day ([`Anniversary::new`], the same as a bare date through `From`).
+/// The anniversary is always on the kept day of its month, or on its month's last day
+/// when the month is shorter: [`Anniversary::with_billing_day`] refuses anything else.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+#[serde(try_from = "AnniversaryFields")]
+pub struct Anniversary {
+    date: NaiveDate,
+    /// `None`: due dates keep `date`'s own day.
+    billing_day: Option<u32>,
+}
+
+/// [`Anniversary`] as it is deserialized, before [`Anniversary::with_billing_day`] checks it.
+#[derive(serde::Deserialize)]
+struct AnniversaryFields {
+    date: NaiveDate,
+    billing_day: Option<u32>,
+}
+
+impl TryFrom<AnniversaryFields> for Anniversary {
+    type Error = BillingError;
+    fn try_from(fields: AnniversaryFields) -> Result<Anniversary, BillingError> {
+        Anniversary::with_billing_day(fields.date, fields.billing_day)
+    }
+}
+
+impl Anniversary {
+    /// An anniversary whose due dates keep its own day: a service without a billing day.
+    pub fn new(date: NaiveDate) -> Anniversary {
+        Anniversary {
+            date,
+            billing_day: None,
+        }
+    }
+
+    /// An anniversary whose due dates keep `billing_day` (1 to 31), clamped to each month's
+    /// last day; `None` is [`Anniversary::new`]. `date` must be on the billing day of its
+    /// month, or on its month's last day when the month is shorter (billing day 31 allows
+    /// 2027-02-28, not 2027-02-27).
+    pub fn with_billing_day(
+        date: NaiveDate,
+        billing_day: Option<u32>,
+    ) -> Result<Anniversary, BillingError> {
+        let Some(day) = billing_day else {
+            return Ok(Anniversary::new(date));
+        };
+        if !(1..=31).contains(&day) {
+            return Err(BillingError::InvalidBillingDay(day));
+        }
+        if date.day() != day.min(u32::from(date.num_days_in_month())) {
+            return Err(BillingError::AnniversaryOffBillingDay {
+                date,
+                billing_day: day,
+            });
+        }
+        Ok(Anniversary {
+            date,
+            billing_day: Some(day),
+        })
+    }
+
+    /// The anniversary itself: where period 0 starts.
+    pub fn date(self) -> NaiveDate {
+        self.date
+    }
+
+    /// The billing day kept beside the date, as stored; `None` when due dates keep the
+    /// date's own day.
+    pub fn billing_day(self) -> Option<u32> {
+        self.billing_day
+    }
+
+    /// The day of the month due dates keep (before clamping to a shorter month).
+    pub fn day(self) -> u32 {
+        self.billing_day.unwrap_or_else(|| self.date.day())
+    }
+}
+
+impl From<NaiveDate> for Anniversary {
+    fn from(date: NaiveDate) -> Anniversary {
+        Anniversary::new(date)
+    }
+}
+
+/// `day` in the month `months` after `date`'s month, clamped to that month's last day;
+/// `None` past chrono's range.
+pub(crate) fn on_day_clamped(date: NaiveDate, months: u32, day: u32) -> Option<NaiveDate> {
+    let first = date.with_day(1)?.checked_add_months(Months::new(months))?;
+    first.with_day(day.min(u32::from(first.num_days_in_month())))
 }
 
 /// The start of the `period_index`-th period counted from `anniversary` (index 0 is the
-/// anniversary itself), with the anniversary day clamped to the month end.
+/// anniversary itself), on the anniversary's kept day clamped to the month end.
 ///
 /// `None` for a non-recurring cycle when `period_index > 0`, or past chrono's range.
 pub fn due_date(
-    anniversary: NaiveDate,
+    anniversary: Anniversary,
     cycle: BillingCycle,
     period_index: u32,
 ) -> Option<NaiveDate> {
     if period_index == 0 {
-        return Some(anniversary);
+        return Some(anniversary.date);
     }
     due_date_months(anniversary, cycle.months()?, period_index)
 }
@@ -228,11 +341,11 @@ fn month_distance(from: NaiveDate, to: NaiveDate) -> i64 {
 
 /// The index of the period that contains `on`, for a recurring cycle and
 /// `on >= anniversary`.
-fn period_index_containing(anniversary: NaiveDate, months: u32, on: NaiveDate) -> Option<u32> {
-    debug_assert!(on >= anniversary);
+fn period_index_containing(anniversary: Anniversary, months: u32, on: NaiveDate) -> Option<u32> {
+    debug_assert!(on >= anniversary.date);
     // Due date `i` lies in the month `i * months` after the anniversary's month, so
     // this index's due date is in `on`'s month or earlier, and the next one is later.
-    let index = u32::try_from(month_distance(anniversary, on) / i64::from(months)).ok()?;
+    let index = u32::try_from(month_distance(anniversary.date, on) / i64::from(months)).ok()?;
     if due_date_months(anniversary, months, index)? <= on {
         Some(index)
     } else {
@@ -243,20 +356,26 @@ fn period_index_containing(anniversary: NaiveDate, months: u32, on: NaiveDate) -
 }
 
 /// Due date `index` for a cycle of `months` months; `None` past chrono's range.
-fn due_date_months(anniversary: NaiveDate, months: u32, index: u32) -> Option<NaiveDate> {
-    add_months_clamped(anniversary, months.checked_mul(index)?)
+fn due_date_months(anniversary: Anniversary, months: u32, index: u32) -> Option<NaiveDate> {
+    let months = months.checked_mul(index)?;
+    match anniversary.billing_day {
+        // chrono clamps the anniversary's own day to the last day of the target month
+        // (always from the original anniversary, never from a clamped due date).
+        None => anniversary.date.checked_add_months(Months::new(months)),
+        Some(day) => on_day_clamped(anniversary.date, months, day),
+    }
 }
 
 /// The first period start strictly after `after`.
 ///
 /// For a non-recurring cycle that is the anniversary if it is still ahead, else `None`.
 pub fn next_due_date(
-    anniversary: NaiveDate,
+    anniversary: Anniversary,
     cycle: BillingCycle,
     after: NaiveDate,
 ) -> Option<NaiveDate> {
-    if after < anniversary {
-        return Some(anniversary);
+    if after < anniversary.date {
+        return Some(anniversary.date);
     }
     let months = cycle.months()?;
     let index = period_index_containing(anniversary, months, after)?;
@@ -266,11 +385,11 @@ pub fn next_due_date(
 /// The period `on` falls in; `None` for a non-recurring cycle, a date before the
 /// anniversary, or past chrono's range.
 pub fn period_containing(
-    anniversary: NaiveDate,
+    anniversary: Anniversary,
     cycle: BillingCycle,
     on: NaiveDate,
 ) -> Option<Period> {
-    if on < anniversary {
+    if on < anniversary.date {
         return None;
     }
     let months = cycle.months()?;
@@ -280,7 +399,11 @@ pub fn period_containing(
 
 /// The `period_index`-th period (index 0 starts on the anniversary); `None` for a
 /// non-recurring cycle or past chrono's range.
-pub fn period_at(anniversary: NaiveDate, cycle: BillingCycle, period_index: u32) -> Option<Period> {
+pub fn period_at(
+    anniversary: Anniversary,
+    cycle: BillingCycle,
+    period_index: u32,
+) -> Option<Period> {
     let months = cycle.months()?;
     Some(Period {
         start: due_date_months(anniversary, months, period_index)?,
@@ -341,16 +464,21 @@ mod tests {
         u32::try_from((next - first).num_days()).unwrap()
     }
 
+    /// An anniversary without a billing day: due dates keep its own day.
+    fn plain(text: &str) -> Anniversary {
+        Anniversary::new(date(text))
+    }
+
     /// Checks that periods 0, 1, 2, … of `cycle` from `anniversary` start on `expected`.
     fn check_due_dates(anniversary: &str, cycle: BillingCycle, expected: &[&str]) {
-        let anniversary = date(anniversary);
+        let anniversary = plain(anniversary);
         let actual: Vec<String> = (0..expected.len())
             .map(|index| {
                 let index = u32::try_from(index).unwrap();
                 due_date(anniversary, cycle, index).map_or("none".to_owned(), |d| d.to_string())
             })
             .collect();
-        assert_eq!(actual, expected, "{cycle} from {anniversary}");
+        assert_eq!(actual, expected, "{cycle} from {anniversary:?}");
     }
 
     #[test]
@@ -524,30 +652,296 @@ mod tests {
         );
     }
 
+    /// One row of [`BILLING_DAYS`]: due dates 0, 1, 2, … of `cycle` from an anniversary
+    /// aligned to `billing_day` in a short month.
+    struct KeptDay {
+        billing_day: u32,
+        anniversary: &'static str,
+        cycle: BillingCycle,
+        expected: &'static [&'static str],
+    }
+
+    const MONTHLY: BillingCycle = BillingCycle::Monthly;
+    const QUARTERLY: BillingCycle = BillingCycle::Quarterly;
+    const ANNUALLY: BillingCycle = BillingCycle::Annually;
+
+    /// Billing days 29, 30 and 31 aligned in a short month, through the leap year 2028:
+    /// every due date is the billing day, or the month's last day when the month lacks it.
+    #[rustfmt::skip]
+    const BILLING_DAYS: &[KeptDay] = &[
+        KeptDay { billing_day: 31, anniversary: "2027-02-28", cycle: MONTHLY, expected: &[
+            "2027-02-28", "2027-03-31", "2027-04-30", "2027-05-31", "2027-06-30", "2027-07-31",
+            "2027-08-31", "2027-09-30", "2027-10-31", "2027-11-30", "2027-12-31", "2028-01-31",
+            "2028-02-29", "2028-03-31", "2028-04-30", "2028-05-31", "2028-06-30", "2028-07-31",
+            "2028-08-31", "2028-09-30", "2028-10-31", "2028-11-30", "2028-12-31", "2029-01-31",
+            "2029-02-28", "2029-03-31", "2029-04-30",
+        ] },
+        KeptDay { billing_day: 30, anniversary: "2027-02-28", cycle: MONTHLY, expected: &[
+            "2027-02-28", "2027-03-30", "2027-04-30", "2027-05-30", "2027-06-30", "2027-07-30",
+            "2027-08-30", "2027-09-30", "2027-10-30", "2027-11-30", "2027-12-30", "2028-01-30",
+            "2028-02-29", "2028-03-30", "2028-04-30", "2028-05-30", "2028-06-30", "2028-07-30",
+            "2028-08-30", "2028-09-30", "2028-10-30", "2028-11-30", "2028-12-30", "2029-01-30",
+            "2029-02-28", "2029-03-30",
+        ] },
+        KeptDay { billing_day: 29, anniversary: "2027-02-28", cycle: MONTHLY, expected: &[
+            "2027-02-28", "2027-03-29", "2027-04-29", "2027-05-29", "2027-06-29", "2027-07-29",
+            "2027-08-29", "2027-09-29", "2027-10-29", "2027-11-29", "2027-12-29", "2028-01-29",
+            "2028-02-29", "2028-03-29", "2028-04-29", "2028-05-29", "2028-06-29", "2028-07-29",
+            "2028-08-29", "2028-09-29", "2028-10-29", "2028-11-29", "2028-12-29", "2029-01-29",
+            "2029-02-28", "2029-03-29",
+        ] },
+        // Aligned in April (30 days) rather than February.
+        KeptDay { billing_day: 31, anniversary: "2027-04-30", cycle: MONTHLY, expected: &[
+            "2027-04-30", "2027-05-31", "2027-06-30", "2027-07-31", "2027-08-31", "2027-09-30",
+            "2027-10-31", "2027-11-30", "2027-12-31", "2028-01-31", "2028-02-29", "2028-03-31",
+        ] },
+        // Aligned in a leap February: the 29th is not kept either.
+        KeptDay { billing_day: 31, anniversary: "2028-02-29", cycle: MONTHLY, expected: &[
+            "2028-02-29", "2028-03-31", "2028-04-30", "2028-05-31", "2028-06-30",
+        ] },
+        KeptDay { billing_day: 30, anniversary: "2028-02-29", cycle: MONTHLY, expected: &[
+            "2028-02-29", "2028-03-30", "2028-04-30", "2028-05-30", "2028-06-30",
+        ] },
+        KeptDay { billing_day: 31, anniversary: "2027-11-30", cycle: QUARTERLY, expected: &[
+            "2027-11-30", "2028-02-29", "2028-05-31", "2028-08-31", "2028-11-30", "2029-02-28",
+            "2029-05-31", "2029-08-31", "2029-11-30",
+        ] },
+        KeptDay { billing_day: 30, anniversary: "2027-02-28", cycle: QUARTERLY, expected: &[
+            "2027-02-28", "2027-05-30", "2027-08-30", "2027-11-30", "2028-02-29", "2028-05-30",
+            "2028-08-30", "2028-11-30", "2029-02-28", "2029-05-30",
+        ] },
+        KeptDay { billing_day: 29, anniversary: "2027-02-28", cycle: QUARTERLY, expected: &[
+            "2027-02-28", "2027-05-29", "2027-08-29", "2027-11-29", "2028-02-29", "2028-05-29",
+            "2028-08-29", "2028-11-29", "2029-02-28", "2029-05-29",
+        ] },
+        KeptDay { billing_day: 31, anniversary: "2027-06-30", cycle: QUARTERLY, expected: &[
+            "2027-06-30", "2027-09-30", "2027-12-31", "2028-03-31", "2028-06-30", "2028-09-30",
+            "2028-12-31", "2029-03-31",
+        ] },
+        KeptDay { billing_day: 29, anniversary: "2027-02-28", cycle: ANNUALLY, expected: &[
+            "2027-02-28", "2028-02-29", "2029-02-28", "2030-02-28", "2031-02-28", "2032-02-29",
+        ] },
+        KeptDay { billing_day: 30, anniversary: "2027-02-28", cycle: ANNUALLY, expected: &[
+            "2027-02-28", "2028-02-29", "2029-02-28",
+        ] },
+        KeptDay { billing_day: 31, anniversary: "2027-02-28", cycle: ANNUALLY, expected: &[
+            "2027-02-28", "2028-02-29", "2029-02-28",
+        ] },
+        KeptDay { billing_day: 31, anniversary: "2027-09-30", cycle: ANNUALLY, expected: &[
+            "2027-09-30", "2028-09-30", "2029-09-30",
+        ] },
+    ];
+
+    #[test]
+    fn billing_days_29_to_31_are_kept_through_short_months_and_a_leap_year() {
+        for row in BILLING_DAYS {
+            let anniversary =
+                Anniversary::with_billing_day(date(row.anniversary), Some(row.billing_day))
+                    .unwrap();
+            let actual: Vec<String> = (0..row.expected.len())
+                .map(|index| {
+                    let index = u32::try_from(index).unwrap();
+                    due_date(anniversary, row.cycle, index).unwrap().to_string()
+                })
+                .collect();
+            let what = format!(
+                "{} from {}, billing day {}",
+                row.cycle, row.anniversary, row.billing_day
+            );
+            assert_eq!(actual, row.expected, "{what}");
+            // The billing day, or the month's last day: never a drifted day.
+            for due in row.expected.iter().map(|d| date(d)) {
+                let last = days_in_month(due.year(), due.month());
+                assert_eq!(due.day(), row.billing_day.min(last), "{what}: {due}");
+            }
+            // Each period runs from one of these due dates to the next.
+            for (index, pair) in row.expected.windows(2).enumerate() {
+                let index = u32::try_from(index).unwrap();
+                assert_eq!(
+                    period_at(anniversary, row.cycle, index),
+                    Some(period(pair[0], pair[1])),
+                    "{what}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn without_the_billing_day_the_clamped_anniversary_day_is_kept() {
+        // What a service aligned before Keel kept billing days does when its row has no
+        // billing day: the clamped day, for good (the 0008 migration gives such rows theirs).
+        check_due_dates(
+            "2027-02-28",
+            MONTHLY,
+            &["2027-02-28", "2027-03-28", "2027-04-28", "2027-05-28"],
+        );
+        check_due_dates(
+            "2027-02-28",
+            ANNUALLY,
+            &["2027-02-28", "2028-02-28", "2029-02-28"],
+        );
+    }
+
+    #[test]
+    fn periods_and_next_due_dates_follow_the_billing_day() {
+        let anniversary = Anniversary::with_billing_day(date("2027-02-28"), Some(31)).unwrap();
+        // (on, period containing it, next due date after it)
+        let rows = [
+            ("2027-02-27", None, "2027-02-28"),
+            (
+                "2027-02-28",
+                Some(("2027-02-28", "2027-03-31")),
+                "2027-03-31",
+            ),
+            // The 28th of March is no due date: the period runs to the 31st.
+            (
+                "2027-03-28",
+                Some(("2027-02-28", "2027-03-31")),
+                "2027-03-31",
+            ),
+            (
+                "2027-03-30",
+                Some(("2027-02-28", "2027-03-31")),
+                "2027-03-31",
+            ),
+            (
+                "2027-03-31",
+                Some(("2027-03-31", "2027-04-30")),
+                "2027-04-30",
+            ),
+            (
+                "2027-04-30",
+                Some(("2027-04-30", "2027-05-31")),
+                "2027-05-31",
+            ),
+            (
+                "2028-02-28",
+                Some(("2028-01-31", "2028-02-29")),
+                "2028-02-29",
+            ),
+            (
+                "2028-02-29",
+                Some(("2028-02-29", "2028-03-31")),
+                "2028-03-31",
+            ),
+            (
+                "2029-03-30",
+                Some(("2029-02-28", "2029-03-31")),
+                "2029-03-31",
+            ),
+        ];
+        for (on, expected, next) in rows {
+            assert_eq!(
+                period_containing(anniversary, MONTHLY, date(on)),
+                expected.map(|(start, end)| period(start, end)),
+                "on {on}"
+            );
+            assert_eq!(
+                next_due_date(anniversary, MONTHLY, date(on)),
+                Some(date(next)),
+                "after {on}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_anniversary_must_be_on_its_billing_day() {
+        // (date, billing day, expected: the kept day, or the error's code)
+        let rows: [(&str, Option<u32>, Result<u32, &str>); 10] = [
+            ("2027-02-28", None, Ok(28)),
+            ("2027-02-28", Some(28), Ok(28)),
+            ("2027-02-28", Some(29), Ok(29)),
+            ("2027-02-28", Some(31), Ok(31)),
+            ("2028-02-29", Some(31), Ok(31)),
+            ("2027-03-15", Some(15), Ok(15)),
+            // Not the month's last day, so not a clamped billing day.
+            ("2027-02-27", Some(31), Err("anniversary_off_billing_day")),
+            ("2027-03-30", Some(31), Err("anniversary_off_billing_day")),
+            ("2027-03-15", Some(0), Err("invalid_billing_day")),
+            ("2027-03-15", Some(32), Err("invalid_billing_day")),
+        ];
+        for (on, billing_day, expected) in rows {
+            let anniversary = Anniversary::with_billing_day(date(on), billing_day);
+            assert_eq!(
+                anniversary.map(Anniversary::day).map_err(|e| e.code()),
+                expected,
+                "{on} with billing day {billing_day:?}"
+            );
+        }
+        let kept = Anniversary::with_billing_day(date("2027-02-28"), Some(31)).unwrap();
+        assert_eq!(
+            (kept.date(), kept.billing_day()),
+            (date("2027-02-28"), Some(31))
+        );
+        assert_eq!(Anniversary::from(date("2027-02-28")).billing_day(), None);
+        assert_eq!(
+            Anniversary::with_billing_day(date("2027-02-27"), Some(31))
+                .unwrap_err()
+                .to_string(),
+            "the anniversary 2027-02-27 is not on billing day 31 (nor on its month's last day \
+             when the month is shorter)"
+        );
+    }
+
+    #[test]
+    fn an_anniversary_serializes_with_its_billing_day_and_is_checked_when_read() {
+        let kept = Anniversary::with_billing_day(date("2027-02-28"), Some(31)).unwrap();
+        let json = serde_json::to_value(kept).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"date": "2027-02-28", "billing_day": 31})
+        );
+        assert_eq!(serde_json::from_value::<Anniversary>(json).unwrap(), kept);
+        assert_eq!(
+            serde_json::to_value(plain("2027-03-15")).unwrap(),
+            serde_json::json!({"date": "2027-03-15", "billing_day": null})
+        );
+        let off = serde_json::json!({"date": "2027-02-27", "billing_day": 31});
+        assert!(serde_json::from_value::<Anniversary>(off).is_err());
+    }
+
     #[test]
     fn non_recurring_cycles_are_due_once_on_the_anniversary() {
         for cycle in [BillingCycle::OneTime, BillingCycle::Free] {
             check_due_dates("2027-03-10", cycle, &["2027-03-10", "none", "none"]);
-            assert_eq!(period_at(date("2027-03-10"), cycle, 0), None, "{cycle}");
+            assert_eq!(period_at(plain("2027-03-10"), cycle, 0), None, "{cycle}");
         }
     }
 
     #[test]
     fn due_dates_past_the_calendar_range_are_none() {
         let rows = [
-            (NaiveDate::MAX, BillingCycle::Monthly, 1),
-            (date("2027-01-31"), BillingCycle::Monthly, u32::MAX),
+            (Anniversary::new(NaiveDate::MAX), BillingCycle::Monthly, 1),
+            (plain("2027-01-31"), BillingCycle::Monthly, u32::MAX),
             // u32::MAX * 36 months overflows before any date is built.
-            (date("2027-01-31"), BillingCycle::Triennially, u32::MAX),
+            (plain("2027-01-31"), BillingCycle::Triennially, u32::MAX),
+            // The same with a billing day.
+            (
+                Anniversary::with_billing_day(NaiveDate::MAX, Some(31)).unwrap(),
+                BillingCycle::Monthly,
+                1,
+            ),
+            (
+                Anniversary::with_billing_day(date("2027-02-28"), Some(31)).unwrap(),
+                BillingCycle::Monthly,
+                u32::MAX,
+            ),
         ];
         for (anniversary, cycle, index) in rows {
             assert_eq!(due_date(anniversary, cycle, index), None, "{cycle} {index}");
         }
         assert_eq!(
-            next_due_date(NaiveDate::MAX, BillingCycle::Monthly, NaiveDate::MAX),
+            next_due_date(
+                Anniversary::new(NaiveDate::MAX),
+                BillingCycle::Monthly,
+                NaiveDate::MAX
+            ),
             None
         );
-        assert_eq!(period_at(NaiveDate::MAX, BillingCycle::Monthly, 0), None);
+        assert_eq!(
+            period_at(Anniversary::new(NaiveDate::MAX), BillingCycle::Monthly, 0),
+            None
+        );
     }
 
     #[test]
@@ -653,7 +1047,7 @@ mod tests {
         ];
         for (anniversary, cycle, after, expected) in rows {
             assert_eq!(
-                next_due_date(date(anniversary), cycle, date(after)),
+                next_due_date(plain(anniversary), cycle, date(after)),
                 expected.map(date),
                 "{cycle} from {anniversary}, after {after}"
             );
@@ -736,7 +1130,7 @@ mod tests {
         ];
         for (anniversary, cycle, on, expected) in rows {
             assert_eq!(
-                period_containing(date(anniversary), cycle, date(on)),
+                period_containing(plain(anniversary), cycle, date(on)),
                 expected.map(|(start, end)| period(start, end)),
                 "{cycle} from {anniversary}, on {on}"
             );
@@ -745,7 +1139,7 @@ mod tests {
 
     #[test]
     fn period_at_runs_from_one_due_date_to_the_next() {
-        let anniversary = date("2028-01-31");
+        let anniversary = plain("2028-01-31");
         assert_eq!(
             period_at(anniversary, BillingCycle::Monthly, 0),
             Some(period("2028-01-31", "2028-02-29"))
@@ -948,11 +1342,20 @@ mod tests {
         assert_eq!(serde_json::from_str::<Period>(&json).unwrap(), span);
     }
 
-    fn any_anniversary() -> impl Strategy<Value = NaiveDate> {
-        (1900i32..2200, 1u32..=12, 1u32..=31).prop_map(|(year, month, day)| {
-            let day = day.min(days_in_month(year, month));
-            NaiveDate::from_ymd_opt(year, month, day).unwrap()
-        })
+    /// Any anniversary, half of them with a billing day (the date then on that day of its
+    /// month, clamped to the month's last day).
+    fn any_anniversary() -> impl Strategy<Value = Anniversary> {
+        (
+            1900i32..2200,
+            1u32..=12,
+            1u32..=31,
+            proptest::option::of(1u32..=31),
+        )
+            .prop_map(|(year, month, day, billing_day)| {
+                let day = billing_day.unwrap_or(day).min(days_in_month(year, month));
+                let date = NaiveDate::from_ymd_opt(year, month, day).unwrap();
+                Anniversary::with_billing_day(date, billing_day).unwrap()
+            })
     }
 
     fn any_recurring_cycle() -> impl Strategy<Value = BillingCycle> {
@@ -966,7 +1369,7 @@ mod tests {
 
     proptest! {
         #[test]
-        fn due_dates_are_monotonic_skip_no_month_and_keep_the_clamped_anniversary_day(
+        fn due_dates_are_monotonic_skip_no_month_and_keep_the_clamped_day(
             anniversary in any_anniversary(),
             cycle in any_recurring_cycle(),
             index in 0u32..150,
@@ -977,13 +1380,22 @@ mod tests {
             prop_assert!(this < next);
             // Exactly `months` calendar months apart, and `index * months` from the start.
             prop_assert_eq!(month_distance(this, next), i64::from(months));
-            prop_assert_eq!(month_distance(anniversary, this), i64::from(index * months));
-            // The day is the anniversary day, clamped to this month's length.
+            prop_assert_eq!(month_distance(anniversary.date(), this), i64::from(index * months));
+            // The day is the kept day (the billing day, else the anniversary's), clamped to
+            // this month's length: never the day of an earlier, clamped due date.
             prop_assert_eq!(
                 this.day(),
                 anniversary.day().min(days_in_month(this.year(), this.month()))
             );
             prop_assert_eq!(period_at(anniversary, cycle, index), Some(Period { start: this, end: next }));
+            // Without a billing day, exactly chrono's month arithmetic from the anniversary
+            // (what Keel did before it kept billing days).
+            if anniversary.billing_day().is_none() {
+                prop_assert_eq!(
+                    Some(this),
+                    anniversary.date().checked_add_months(Months::new(index * months))
+                );
+            }
         }
 
         #[test]
@@ -992,7 +1404,7 @@ mod tests {
             cycle in any_recurring_cycle(),
             offset_days in 0u64..20_000,
         ) {
-            let on = anniversary + chrono::Days::new(offset_days);
+            let on = anniversary.date() + chrono::Days::new(offset_days);
             let span = period_containing(anniversary, cycle, on).unwrap();
             prop_assert!(span.contains(on));
             prop_assert_eq!(next_due_date(anniversary, cycle, on), Some(span.end));

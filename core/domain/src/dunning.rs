@@ -76,11 +76,6 @@ impl Step {
     pub fn is_reminder(self) -> bool {
         matches!(self, Step::Reminder(_) | Step::Overdue(_))
     }
-
-    /// Suspension and termination wait while a payment is in flight.
-    pub fn held_by_payment(self) -> bool {
-        matches!(self, Step::Suspend | Step::Terminate)
-    }
 }
 
 impl fmt::Display for Step {

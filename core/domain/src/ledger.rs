@@ -447,7 +447,9 @@ impl LedgerError {
             LedgerError::NonPositiveAmount { .. } => "non_positive_amount",
             LedgerError::Unbalanced { .. } => "unbalanced_entry",
             LedgerError::KeyReused { .. } => "idempotency_key_reused",
-            LedgerError::InsufficientFunds { .. } => "insufficient_funds",
+            // Floors are wallets' (balance + credit limit): one code wherever a wallet is
+            // overdrawn, the wallet routes' and a manual entry's alike.
+            LedgerError::InsufficientFunds { .. } => "insufficient_wallet_balance",
             LedgerError::CurrencyMismatch { .. } => "currency_mismatch",
             LedgerError::UnknownAccount(_) => "account_not_found",
             LedgerError::UnknownEntry(_) => "entry_not_found",

@@ -4,8 +4,8 @@
 //! - [`currency`]: the ISO 4217 table (code, numeric code, exponent).
 //! - [`money`]: [`Money`], integer minor units bound to a currency; checked arithmetic,
 //!   decimal conversion with half-away-from-zero rounding, allocation, parsing, formatting.
-//! - [`billing`]: billing cycles, due dates from the anniversary with month-end clamping,
-//!   periods and the remaining fraction used for proration.
+//! - [`billing`]: billing cycles, due dates from the anniversary (and the billing day kept
+//!   beside it) with month-end clamping, periods and the remaining fraction used for proration.
 //! - [`catalog`]: products, prices per (currency, cycle), options, and the quote of one item.
 //! - [`dunning`]: dunning policies as data: reminders, overdue notices, late fee,
 //!   suspension, termination, cancellation, dated from a due date.

@@ -183,11 +183,6 @@ impl InvoiceStatus {
     pub fn is_payable(self) -> bool {
         matches!(self, InvoiceStatus::Unpaid | InvoiceStatus::Collections)
     }
-
-    /// Whether it has been issued (numbered and posted).
-    pub fn is_issued(self) -> bool {
-        !matches!(self, InvoiceStatus::Draft)
-    }
 }
 
 named_enum!(

@@ -30,15 +30,18 @@
 //! a month lacks is that month's last day). The service starting on `start` is billed
 //! from `start` up to `aligned`, the first date strictly after `start` on the billing
 //! day, for the share `(aligned − start) / days of [aligned − cycle, aligned)` of its
-//! price, where `aligned − cycle` moves back by the cycle's months with month-end
-//! clamping. Renewals then bill from `aligned`, the service's anniversary. A service that
-//! starts on the billing day is not prorated: it is billed the whole price for its first
-//! full period, and `start` is the anniversary.
+//! price, where `aligned − cycle` is the billing day (clamped) the cycle's months before
+//! `aligned`: the period of the billing day's schedule that `start` falls in. Renewals
+//! then bill from `aligned`, the service's anniversary, and keep the billing day beside it
+//! ([`crate::billing::Anniversary`]): every due date is on the billing day, or on the
+//! month's last day when the month lacks it, even when `aligned` itself was clamped. A
+//! service that starts on the billing day is not prorated: it is billed the whole price for
+//! its first full period, and `start` is the anniversary.
 //!
-//! Known limit: the anniversary is a real date, so a billing day past the 28th drifts in
-//! a service aligned in a short month. With billing day 31 and a start on 2027-02-10, the
-//! anniversary is 2027-02-28 and [`crate::billing::due_date`] renews on the 28th from
-//! then on, not on the 31st. Hosts that want month-end billing should use billing day 1.
+//! ```text
+//! billing day 31, start 2027-02-10, monthly: first period 02-10 – 02-28 (18 of the 28
+//!   days from 01-31), then due 02-28, 03-31, 04-30, 05-31, …
+//! ```
 //!
 //! Worked examples (prices in minor units):
 //!
@@ -54,7 +57,7 @@ use chrono::{Datelike, Months, NaiveDate};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::billing::{BillingCycle, Period, period_at};
+use crate::billing::{Anniversary, BillingCycle, Period, on_day_clamped, period_at};
 use crate::currency::Currency;
 use crate::money::Money;
 
@@ -78,10 +81,15 @@ pub struct Proration {
 pub struct AlignedStart {
     /// `[start, aligned)`, or the whole first cycle when `start` is on the billing day.
     pub first_period: Period,
+    /// Days of the whole period the first one is a part of: `[aligned − cycle, aligned)`,
+    /// or the first period's own days when it is whole. The charge is the price ×
+    /// `first_period.days() / period_days`.
+    pub period_days: i64,
     /// What the first period costs.
     pub charge: Money,
-    /// The date renewals are counted from: `aligned` (or `start` when not prorated).
-    pub anniversary: NaiveDate,
+    /// Where renewals are counted from: `aligned` (or `start` when not prorated), with the
+    /// billing day kept beside it.
+    pub anniversary: Anniversary,
 }
 
 /// Why a proration could not be computed.
@@ -197,8 +205,9 @@ pub fn prorate_change(
 /// `start` whose day is billing_day (clamped); if start is already on the billing day
 /// there is no proration (first_period = the full cycle period from start, charge =
 /// price, anniversary = start). Otherwise charge = prorate(price, aligned − start, days
-/// of the cycle period that ends on `aligned`, i.e. [aligned − cycle months (clamped),
-/// aligned)).
+/// of the cycle period that ends on `aligned`, i.e. [the billing day (clamped) the cycle's
+/// months before aligned, aligned)). Either way the anniversary keeps the billing day, so
+/// renewals fall on it (or on the month's last day), not on a clamped `aligned`'s day.
 pub fn align_to_billing_day(
     price: Money,
     cycle: BillingCycle,
@@ -212,14 +221,23 @@ pub fn align_to_billing_day(
     if price.is_negative() {
         return Err(ProrationError::NegativePrice(price));
     }
+    // Both `this_month` and `aligned` are on the billing day of their month, so the
+    // anniversary is always valid.
+    let anniversary_on = |date| {
+        Anniversary::with_billing_day(date, Some(billing_day))
+            .map_err(|_| ProrationError::DateOutOfRange)
+    };
 
     let this_month = billing_date(start, 0, billing_day)?;
     if this_month == start {
-        let first_period = period_at(start, cycle, 0).ok_or(ProrationError::DateOutOfRange)?;
+        let anniversary = anniversary_on(start)?;
+        let first_period =
+            period_at(anniversary, cycle, 0).ok_or(ProrationError::DateOutOfRange)?;
         return Ok(AlignedStart {
             first_period,
+            period_days: first_period.days(),
             charge: price,
-            anniversary: start,
+            anniversary,
         });
     }
     let aligned = if this_month > start {
@@ -227,21 +245,22 @@ pub fn align_to_billing_day(
     } else {
         billing_date(start, 1, billing_day)?
     };
+    // The billing day `months` before `aligned`: the first of that month, then the day.
     let cycle_start = aligned
-        .checked_sub_months(Months::new(months))
+        .with_day(1)
+        .and_then(|first| first.checked_sub_months(Months::new(months)))
+        .and_then(|first| on_day_clamped(first, 0, billing_day))
         .ok_or(ProrationError::DateOutOfRange)?;
-    let charge = prorate(
-        price,
-        (aligned - start).num_days(),
-        (aligned - cycle_start).num_days(),
-    )?;
+    let period_days = (aligned - cycle_start).num_days();
+    let charge = prorate(price, (aligned - start).num_days(), period_days)?;
     Ok(AlignedStart {
         first_period: Period {
             start,
             end: aligned,
         },
+        period_days,
         charge,
-        anniversary: aligned,
+        anniversary: anniversary_on(aligned)?,
     })
 }
 
@@ -252,17 +271,7 @@ fn billing_date(
     months_ahead: u32,
     billing_day: u32,
 ) -> Result<NaiveDate, ProrationError> {
-    let first = date
-        .with_day(1)
-        .and_then(|first| first.checked_add_months(Months::new(months_ahead)))
-        .ok_or(ProrationError::DateOutOfRange)?;
-    let last = first
-        .checked_add_months(Months::new(1))
-        .and_then(|next| next.pred_opt())
-        .ok_or(ProrationError::DateOutOfRange)?;
-    first
-        .with_day(billing_day.min(last.day()))
-        .ok_or(ProrationError::DateOutOfRange)
+    on_day_clamped(date, months_ahead, billing_day).ok_or(ProrationError::DateOutOfRange)
 }
 
 /// A line a credit for unused time may be taken from: what it charged (gross, with its tax)
@@ -557,29 +566,34 @@ mod tests {
         cycle: BillingCycle,
         start: &'static str,
         billing_day: u32,
-        /// (first period start, first period end, charge, anniversary)
-        expected: (&'static str, &'static str, i64, &'static str),
+        /// (first period start, first period end, days of the whole period, charge,
+        /// anniversary)
+        expected: (&'static str, &'static str, i64, i64, &'static str),
     }
 
     const M: BillingCycle = BillingCycle::Monthly;
+    const Q: BillingCycle = BillingCycle::Quarterly;
+    const A: BillingCycle = BillingCycle::Annually;
 
     #[rustfmt::skip]
     const ALIGNMENTS: &[Alignment] = &[
-        Alignment { name: "10th to the 1st: 22 of March's 31 days", currency: USD, price: 3100, cycle: M, start: "2027-03-10", billing_day: 1, expected: ("2027-03-10", "2027-04-01", 2200, "2027-04-01") },
-        Alignment { name: "already on the billing day: a whole first period", currency: USD, price: 3100, cycle: M, start: "2027-03-01", billing_day: 1, expected: ("2027-03-01", "2027-04-01", 3100, "2027-03-01") },
-        Alignment { name: "billing day later this month: 5 of 28", currency: USD, price: 1000, cycle: M, start: "2027-03-10", billing_day: 15, expected: ("2027-03-10", "2027-03-15", 179, "2027-03-15") },
-        Alignment { name: "billing day 31 clamps to Feb 28 (cycle from Jan 28)", currency: USD, price: 1000, cycle: M, start: "2027-02-10", billing_day: 31, expected: ("2027-02-10", "2027-02-28", 581, "2027-02-28") },
-        Alignment { name: "billing day 31 clamps to Feb 29 in 2028", currency: USD, price: 1000, cycle: M, start: "2028-02-10", billing_day: 31, expected: ("2028-02-10", "2028-02-29", 613, "2028-02-29") },
-        Alignment { name: "billing day 30 on Feb 28 2027 counts as on the day", currency: USD, price: 1000, cycle: M, start: "2027-02-28", billing_day: 30, expected: ("2027-02-28", "2027-03-28", 1000, "2027-02-28") },
-        Alignment { name: "billing day 31 on Jan 31", currency: USD, price: 1000, cycle: M, start: "2027-01-31", billing_day: 31, expected: ("2027-01-31", "2027-02-28", 1000, "2027-01-31") },
-        Alignment { name: "past this month's billing day: next month's, clamped", currency: USD, price: 1000, cycle: M, start: "2027-01-30", billing_day: 29, expected: ("2027-01-30", "2027-02-28", 935, "2027-02-28") },
-        Alignment { name: "across a year end", currency: USD, price: 1000, cycle: M, start: "2027-12-15", billing_day: 1, expected: ("2027-12-15", "2028-01-01", 548, "2028-01-01") },
-        Alignment { name: "quarterly: 22 of 90 days", currency: USD, price: 3000, cycle: BillingCycle::Quarterly, start: "2027-03-10", billing_day: 1, expected: ("2027-03-10", "2027-04-01", 733, "2027-04-01") },
-        Alignment { name: "annually: 22 of 365 days", currency: USD, price: 12000, cycle: BillingCycle::Annually, start: "2027-03-10", billing_day: 1, expected: ("2027-03-10", "2027-04-01", 723, "2027-04-01") },
-        Alignment { name: "annually on the billing day", currency: USD, price: 12000, cycle: BillingCycle::Annually, start: "2028-02-29", billing_day: 29, expected: ("2028-02-29", "2029-02-28", 12000, "2028-02-29") },
-        Alignment { name: "JPY 22 of 31", currency: JPY, price: 1000, cycle: M, start: "2027-03-10", billing_day: 1, expected: ("2027-03-10", "2027-04-01", 710, "2027-04-01") },
-        Alignment { name: "BHD 15 of 30", currency: BHD, price: 10000, cycle: M, start: "2027-04-16", billing_day: 1, expected: ("2027-04-16", "2027-05-01", 5000, "2027-05-01") },
-        Alignment { name: "a free price stays free", currency: USD, price: 0, cycle: M, start: "2027-04-16", billing_day: 1, expected: ("2027-04-16", "2027-05-01", 0, "2027-05-01") },
+        Alignment { name: "10th to the 1st: 22 of March's 31 days", currency: USD, price: 3100, cycle: M, start: "2027-03-10", billing_day: 1, expected: ("2027-03-10", "2027-04-01", 31, 2200, "2027-04-01") },
+        Alignment { name: "already on the billing day: a whole first period", currency: USD, price: 3100, cycle: M, start: "2027-03-01", billing_day: 1, expected: ("2027-03-01", "2027-04-01", 31, 3100, "2027-03-01") },
+        Alignment { name: "billing day later this month: 5 of 28", currency: USD, price: 1000, cycle: M, start: "2027-03-10", billing_day: 15, expected: ("2027-03-10", "2027-03-15", 28, 179, "2027-03-15") },
+        Alignment { name: "billing day 31 clamps to Feb 28 (period from Jan 31)", currency: USD, price: 1000, cycle: M, start: "2027-02-10", billing_day: 31, expected: ("2027-02-10", "2027-02-28", 28, 643, "2027-02-28") },
+        Alignment { name: "billing day 31 clamps to Feb 29 in 2028 (period from Jan 31)", currency: USD, price: 1000, cycle: M, start: "2028-02-10", billing_day: 31, expected: ("2028-02-10", "2028-02-29", 29, 655, "2028-02-29") },
+        Alignment { name: "billing day 31 clamps to Apr 30 (period from Mar 31)", currency: USD, price: 1000, cycle: M, start: "2027-04-10", billing_day: 31, expected: ("2027-04-10", "2027-04-30", 30, 667, "2027-04-30") },
+        Alignment { name: "billing day 30 on Feb 28 2027 counts as on the day; the period ends on the 30th", currency: USD, price: 1000, cycle: M, start: "2027-02-28", billing_day: 30, expected: ("2027-02-28", "2027-03-30", 30, 1000, "2027-02-28") },
+        Alignment { name: "billing day 31 on Jan 31", currency: USD, price: 1000, cycle: M, start: "2027-01-31", billing_day: 31, expected: ("2027-01-31", "2027-02-28", 28, 1000, "2027-01-31") },
+        Alignment { name: "past this month's billing day: next month's, clamped (period from Jan 29)", currency: USD, price: 1000, cycle: M, start: "2027-01-30", billing_day: 29, expected: ("2027-01-30", "2027-02-28", 30, 967, "2027-02-28") },
+        Alignment { name: "across a year end", currency: USD, price: 1000, cycle: M, start: "2027-12-15", billing_day: 1, expected: ("2027-12-15", "2028-01-01", 31, 548, "2028-01-01") },
+        Alignment { name: "quarterly: 22 of 90 days", currency: USD, price: 3000, cycle: Q, start: "2027-03-10", billing_day: 1, expected: ("2027-03-10", "2027-04-01", 90, 733, "2027-04-01") },
+        Alignment { name: "quarterly to Nov 30 on billing day 31 (period from Aug 31)", currency: USD, price: 3000, cycle: Q, start: "2027-11-10", billing_day: 31, expected: ("2027-11-10", "2027-11-30", 91, 659, "2027-11-30") },
+        Alignment { name: "annually: 22 of 365 days", currency: USD, price: 12000, cycle: A, start: "2027-03-10", billing_day: 1, expected: ("2027-03-10", "2027-04-01", 365, 723, "2027-04-01") },
+        Alignment { name: "annually on the billing day", currency: USD, price: 12000, cycle: A, start: "2028-02-29", billing_day: 29, expected: ("2028-02-29", "2029-02-28", 365, 12000, "2028-02-29") },
+        Alignment { name: "JPY 22 of 31", currency: JPY, price: 1000, cycle: M, start: "2027-03-10", billing_day: 1, expected: ("2027-03-10", "2027-04-01", 31, 710, "2027-04-01") },
+        Alignment { name: "BHD 15 of 30", currency: BHD, price: 10000, cycle: M, start: "2027-04-16", billing_day: 1, expected: ("2027-04-16", "2027-05-01", 30, 5000, "2027-05-01") },
+        Alignment { name: "a free price stays free", currency: USD, price: 0, cycle: M, start: "2027-04-16", billing_day: 1, expected: ("2027-04-16", "2027-05-01", 30, 0, "2027-05-01") },
     ];
 
     #[test]
@@ -592,31 +606,75 @@ mod tests {
                 case.billing_day,
             )
             .unwrap_or_else(|error| panic!("case {:?}: {error}", case.name));
-            let (start, end, charge, anniversary) = case.expected;
+            let (start, end, period_days, charge, anniversary) = case.expected;
             assert_eq!(
                 aligned,
                 AlignedStart {
                     first_period: period(start, end),
+                    period_days,
                     charge: Money::new(charge, case.currency),
-                    anniversary: date(anniversary),
+                    anniversary: Anniversary::with_billing_day(
+                        date(anniversary),
+                        Some(case.billing_day)
+                    )
+                    .unwrap(),
                 },
+                "case {:?}",
+                case.name
+            );
+            assert_eq!(
+                Ok(aligned.charge),
+                prorate(
+                    Money::new(case.price, case.currency),
+                    aligned.first_period.days(),
+                    aligned.period_days
+                ),
                 "case {:?}",
                 case.name
             );
         }
     }
 
+    /// Services aligned to billing days 29 to 31 in a short month, through the leap year
+    /// 2028: (start, billing day, cycle, anniversary and the due dates after it). Every due
+    /// date is the billing day or the month's last day; none keeps the clamped day.
+    #[rustfmt::skip]
+    const ALIGNED_RENEWALS: &[(&str, u32, BillingCycle, &[&str])] = &[
+        ("2027-02-10", 31, M, &["2027-02-28", "2027-03-31", "2027-04-30", "2027-05-31", "2027-06-30", "2027-07-31", "2027-08-31", "2027-09-30", "2027-10-31", "2027-11-30", "2027-12-31", "2028-01-31", "2028-02-29", "2028-03-31", "2028-04-30"]),
+        ("2027-04-10", 31, M, &["2027-04-30", "2027-05-31", "2027-06-30", "2027-07-31"]),
+        ("2027-02-10", 30, M, &["2027-02-28", "2027-03-30", "2027-04-30", "2027-05-30"]),
+        ("2027-02-10", 29, M, &["2027-02-28", "2027-03-29", "2027-04-29", "2027-05-29"]),
+        ("2028-02-10", 31, M, &["2028-02-29", "2028-03-31", "2028-04-30", "2028-05-31"]),
+        ("2028-02-10", 30, M, &["2028-02-29", "2028-03-30", "2028-04-30", "2028-05-30"]),
+        ("2029-02-10", 29, M, &["2029-02-28", "2029-03-29", "2029-04-29", "2029-05-29"]),
+        // On the billing day (clamped): not prorated, and still the 30th from March.
+        ("2027-02-28", 30, M, &["2027-02-28", "2027-03-30", "2027-04-30", "2027-05-30"]),
+        ("2027-11-10", 31, Q, &["2027-11-30", "2028-02-29", "2028-05-31", "2028-08-31", "2028-11-30", "2029-02-28", "2029-05-31"]),
+        ("2027-02-10", 30, Q, &["2027-02-28", "2027-05-30", "2027-08-30", "2027-11-30", "2028-02-29", "2028-05-30"]),
+        ("2027-02-10", 29, A, &["2027-02-28", "2028-02-29", "2029-02-28", "2030-02-28", "2031-02-28", "2032-02-29"]),
+        ("2027-02-10", 31, A, &["2027-02-28", "2028-02-29", "2029-02-28"]),
+    ];
+
     #[test]
-    fn an_anniversary_on_a_clamped_day_renews_on_that_day() {
-        // Today's behaviour, written down (see the module docs): billing day 31 aligned in
-        // February renews on the 28th afterwards, because renewals follow the anniversary.
-        let aligned =
-            align_to_billing_day(Money::new(1000, USD), M, date("2027-02-10"), 31).unwrap();
-        assert_eq!(aligned.anniversary, date("2027-02-28"));
-        assert_eq!(
-            crate::billing::due_date(aligned.anniversary, M, 1),
-            Some(date("2027-03-28"))
-        );
+    fn a_service_aligned_in_a_short_month_renews_on_its_billing_day() {
+        for (start, billing_day, cycle, expected) in ALIGNED_RENEWALS {
+            let aligned =
+                align_to_billing_day(Money::new(1000, USD), *cycle, date(start), *billing_day)
+                    .unwrap();
+            let due: Vec<String> = (0..expected.len())
+                .map(|n| {
+                    let n = u32::try_from(n).unwrap();
+                    crate::billing::due_date(aligned.anniversary, *cycle, n)
+                        .unwrap()
+                        .to_string()
+                })
+                .collect();
+            assert_eq!(
+                &due, expected,
+                "{cycle} from {start}, billing day {billing_day}"
+            );
+            assert_eq!(aligned.anniversary.billing_day(), Some(*billing_day));
+        }
     }
 
     #[test]
@@ -657,13 +715,19 @@ mod tests {
     fn results_serialize_with_money_and_iso_dates() {
         let aligned =
             align_to_billing_day(Money::new(3100, USD), M, date("2027-03-10"), 1).unwrap();
+        let json = serde_json::to_value(aligned).unwrap();
         assert_eq!(
-            serde_json::to_value(aligned).unwrap(),
+            json,
             serde_json::json!({
                 "first_period": {"start": "2027-03-10", "end": "2027-04-01"},
+                "period_days": 31,
                 "charge": {"amount_minor": 2200, "currency": "USD"},
-                "anniversary": "2027-04-01"
+                "anniversary": {"date": "2027-04-01", "billing_day": 1}
             })
+        );
+        assert_eq!(
+            serde_json::from_value::<AlignedStart>(json).unwrap(),
+            aligned
         );
     }
 
@@ -705,7 +769,7 @@ mod tests {
             new in 0i64..1_000_000_000,
         ) {
             let on = anniversary + chrono::Days::new(offset);
-            let span = period_containing(anniversary, cycle, on).unwrap();
+            let span = period_containing(anniversary.into(), cycle, on).unwrap();
             let change = prorate_change(Money::new(old, USD), Money::new(new, USD), span, on).unwrap();
             prop_assert!((0..=old).contains(&change.credit.minor()));
             prop_assert!((0..=new).contains(&change.charge.minor()));
@@ -726,7 +790,8 @@ mod tests {
             price in 0i64..1_000_000_000,
         ) {
             let aligned = align_to_billing_day(Money::new(price, USD), cycle, start, billing_day).unwrap();
-            let anniversary = aligned.anniversary;
+            let anniversary = aligned.anniversary.date();
+            prop_assert_eq!(aligned.anniversary.billing_day(), Some(billing_day));
             let month_end = anniversary
                 .with_day(1)
                 .and_then(|first| first.checked_add_months(Months::new(1)))
@@ -735,9 +800,10 @@ mod tests {
             prop_assert_eq!(anniversary.day(), billing_day.min(month_end.day()));
             prop_assert_eq!(aligned.first_period.start, start);
             prop_assert!((0..=price).contains(&aligned.charge.minor()));
+            prop_assert!(aligned.first_period.days() <= aligned.period_days);
             if anniversary == start {
                 prop_assert_eq!(aligned.charge.minor(), price);
-                prop_assert_eq!(Some(aligned.first_period), period_at(start, cycle, 0));
+                prop_assert_eq!(Some(aligned.first_period), period_at(aligned.anniversary, cycle, 0));
             } else {
                 prop_assert_eq!(aligned.first_period.end, anniversary);
                 prop_assert!(anniversary > start);
@@ -754,6 +820,24 @@ mod tests {
                     day = day + chrono::Days::new(1);
                 }
             }
+        }
+
+        #[test]
+        fn every_due_date_of_an_aligned_service_is_on_the_billing_day_or_the_month_end(
+            start in any_date(),
+            cycle in any_recurring_cycle(),
+            billing_day in 1u32..=31,
+            n in 0u32..150,
+        ) {
+            let aligned = align_to_billing_day(Money::new(1000, USD), cycle, start, billing_day).unwrap();
+            let due = crate::billing::due_date(aligned.anniversary, cycle, n).unwrap();
+            prop_assert_eq!(due.day(), billing_day.min(u32::from(due.num_days_in_month())));
+            // n whole cycles after the anniversary's month.
+            let months = |d: NaiveDate| i64::from(d.year()) * 12 + i64::from(d.month0());
+            prop_assert_eq!(
+                months(due) - months(aligned.anniversary.date()),
+                i64::from(n * cycle.months().unwrap())
+            );
         }
     }
 

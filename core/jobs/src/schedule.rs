@@ -88,16 +88,6 @@ impl Schedule {
         Ok(schedule)
     }
 
-    pub fn with_payload(mut self, payload: serde_json::Value) -> Schedule {
-        self.payload = payload;
-        self
-    }
-
-    pub fn on_queue(mut self, queue: impl Into<String>) -> Schedule {
-        self.queue = queue.into();
-        self
-    }
-
     /// The first slot strictly after `t`.
     pub fn next_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
         self.cron

@@ -22,7 +22,7 @@ use crate::{on_db, on_tx};
 use chrono::{DateTime, NaiveDate, Utc};
 use keel_domain::Currency;
 use keel_domain::Money;
-use keel_domain::billing::BillingCycle;
+use keel_domain::billing::{Anniversary, BillingCycle};
 use keel_domain::ids::{
     ClientId, EntryId, InvoiceId, InvoiceLineId, OrderId, PaymentId, ProductId, PromotionId,
     ResellerId, ServiceId,
@@ -44,6 +44,16 @@ fn scope_sql(alias: &str, a: usize, b: usize) -> String {
 
 fn corrupt(what: &str, value: &str) -> StoreError {
     StoreError::Corrupt(format!("invalid {what} {value:?} in the database"))
+}
+
+/// A service's anniversary from its two columns, `anniversary` and `billing_day`: a billing
+/// day out of 1..=31, or one the anniversary is not on (clamped), is corrupt.
+pub fn anniversary(date: NaiveDate, billing_day: Option<i64>) -> Result<Anniversary, StoreError> {
+    let day = billing_day
+        .map(|d| u32::try_from(d).map_err(|_| corrupt("billing day", &d.to_string())))
+        .transpose()?;
+    Anniversary::with_billing_day(date, day)
+        .map_err(|e| StoreError::Corrupt(format!("service anniversary in the database: {e}")))
 }
 
 fn parse_decimal(what: &str, text: &str) -> Result<Decimal, StoreError> {
@@ -230,7 +240,8 @@ pub struct ServiceRecord {
     pub promotion_id: Option<PromotionId>,
     pub status: ServiceStatus,
     pub registration_date: NaiveDate,
-    pub anniversary: NaiveDate,
+    /// Where due dates are counted from, with the billing day they keep (`billing_day`).
+    pub anniversary: Anniversary,
     /// The first period not yet invoiced.
     pub next_period: u32,
     pub next_due_date: Option<NaiveDate>,
@@ -245,7 +256,7 @@ pub struct ServiceRecord {
 }
 
 const SERVICE_COLUMNS: &str = "id, client_id, reseller_id, order_id, product_id, parent_id, label, cycle, currency, \
-    recurring_minor, promotion_id, status, registration_date, anniversary, next_period, next_due_date, \
+    recurring_minor, promotion_id, status, registration_date, anniversary, billing_day, next_period, next_due_date, \
     cancel_kind, cancel_reason, cancel_on, provision_intent, pending_credit_minor, created_at, updated_at";
 
 #[derive(sqlx::FromRow)]
@@ -264,6 +275,7 @@ struct ServiceRow {
     status: String,
     registration_date: NaiveDate,
     anniversary: NaiveDate,
+    billing_day: Option<i64>,
     next_period: i64,
     next_due_date: Option<NaiveDate>,
     cancel_kind: Option<String>,
@@ -293,7 +305,7 @@ impl TryFrom<ServiceRow> for ServiceRecord {
             status: ServiceStatus::parse(&r.status)
                 .ok_or_else(|| corrupt("service status", &r.status))?,
             registration_date: r.registration_date,
-            anniversary: r.anniversary,
+            anniversary: anniversary(r.anniversary, r.billing_day)?,
             next_period: u32::try_from(r.next_period)
                 .map_err(|_| corrupt("next_period", &r.next_period.to_string()))?,
             next_due_date: r.next_due_date,
@@ -325,7 +337,8 @@ pub struct NewService {
     pub promotion_id: Option<PromotionId>,
     pub status: ServiceStatus,
     pub registration_date: NaiveDate,
-    pub anniversary: NaiveDate,
+    /// Stored as its date and its billing day (NULL when due dates keep the date's day).
+    pub anniversary: Anniversary,
     pub next_period: u32,
     pub next_due_date: Option<NaiveDate>,
 }
@@ -340,9 +353,9 @@ pub async fn insert_service(
 ) -> Result<ServiceRecord, StoreError> {
     let sql = format!(
         "INSERT INTO services (client_id, reseller_id, order_id, product_id, parent_id, label, cycle, currency, \
-           recurring_minor, promotion_id, status, registration_date, anniversary, next_period, next_due_date, \
-           created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16) \
+           recurring_minor, promotion_id, status, registration_date, anniversary, billing_day, next_period, \
+           next_due_date, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17) \
          RETURNING {SERVICE_COLUMNS}"
     );
     let row: ServiceRow = on_tx!(tx, |c| sqlx::query_as(&sql)
@@ -358,7 +371,8 @@ pub async fn insert_service(
         .bind(new.promotion_id.map(PromotionId::get))
         .bind(new.status.as_str())
         .bind(new.registration_date)
-        .bind(new.anniversary)
+        .bind(new.anniversary.date())
+        .bind(new.anniversary.billing_day().map(i64::from))
         .bind(i64::from(new.next_period))
         .bind(new.next_due_date)
         .bind(at)
@@ -716,6 +730,13 @@ pub struct InvoiceRecord {
 }
 
 impl InvoiceRecord {
+    /// How people name the invoice: its number, or `draft 12` before it has one.
+    pub fn display(&self) -> String {
+        self.number
+            .clone()
+            .unwrap_or_else(|| format!("draft {}", self.id))
+    }
+
     /// What the client still owes: total − paid − credited.
     pub fn balance_due(&self) -> Money {
         Money::new(
@@ -1467,6 +1488,8 @@ pub struct DueRow {
     pub currency: String,
     pub recurring_minor: i64,
     pub anniversary: NaiveDate,
+    /// The billing day due dates keep; NULL: the anniversary's day (see [`anniversary`]).
+    pub billing_day: Option<i64>,
     pub next_period: i64,
     pub next_due_date: NaiveDate,
     pub cancel_on: Option<NaiveDate>,
@@ -1486,7 +1509,8 @@ pub struct DueKey {
 
 /// The columns of a [`DueRow`] and where they come from, read by [`lock_services`].
 const DUE_COLUMNS: &str = "s.id, s.client_id, s.reseller_id, s.product_id, s.label, s.cycle, s.currency, \
-           s.recurring_minor, s.anniversary, s.next_period, s.next_due_date, s.cancel_on, s.pending_credit_minor, p.tax_class";
+           s.recurring_minor, s.anniversary, s.billing_day, s.next_period, s.next_due_date, s.cancel_on, \
+           s.pending_credit_minor, p.tax_class";
 const DUE_FROM: &str = "FROM services s JOIN products p ON p.id = s.product_id";
 
 /// Renewable services (active or suspended, not yet invoiced up to `horizon`) after
@@ -2168,27 +2192,6 @@ pub async fn add_late_fee(
     .await)?;
     insert_lines(tx, &[(id, position as usize, fee)]).await?;
     Ok(true)
-}
-
-/// Issued, unpaid invoices due before `due_before` that have no late fee yet, after `after`
-/// by id, at most `limit`.
-pub async fn late_fee_candidates(
-    db: &Db,
-    due_before: NaiveDate,
-    after: i64,
-    limit: u32,
-) -> Result<Vec<InvoiceRecord>, StoreError> {
-    let sql = format!(
-        "SELECT {INVOICE_COLUMNS} FROM invoices WHERE status IN ('unpaid', 'collections') \
-           AND kind = 'standard' AND late_fee_at IS NULL AND due_date < $1 AND id > $2 ORDER BY id LIMIT $3"
-    );
-    let rows: Vec<InvoiceRow> = on_db!(db, |p| sqlx::query_as(&sql)
-        .bind(due_before)
-        .bind(after)
-        .bind(i64::from(limit))
-        .fetch_all(p)
-        .await)?;
-    rows.into_iter().map(InvoiceRecord::try_from).collect()
 }
 
 /// The services an order created, in order.

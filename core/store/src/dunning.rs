@@ -163,6 +163,27 @@ pub struct BilledService {
     pub product_policy: Option<i64>,
 }
 
+keel_domain::named_enum!(
+    /// Where a dunning step is: `queued` (its job performs it), `held` (a payment is in
+    /// flight), `done` or `skipped` (with the outcome saying why).
+    StepState {
+        Queued = "queued",
+        Held = "held",
+        Done = "done",
+        Skipped = "skipped",
+    }
+);
+
+keel_domain::named_enum!(
+    /// A payment attempt at a gateway: `pending` holds suspension and termination until it
+    /// is `succeeded` or `failed`, or its hold runs out.
+    AttemptState {
+        Pending = "pending",
+        Succeeded = "succeeded",
+        Failed = "failed",
+    }
+);
+
 /// A recorded step.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct StepRow {
@@ -290,7 +311,7 @@ pub struct NewStep {
     pub step: String,
     pub due_on: NaiveDate,
     /// `queued` (a job performs it) or `skipped` (with the outcome saying why).
-    pub state: &'static str,
+    pub state: StepState,
     pub outcome: Option<String>,
 }
 
@@ -309,7 +330,7 @@ pub async fn insert_step(
     .bind(step.service_id)
     .bind(&step.step)
     .bind(step.due_on)
-    .bind(step.state)
+    .bind(step.state.as_str())
     .bind(&step.outcome)
     .bind(at)
     .fetch_optional(&mut *c)
@@ -335,7 +356,7 @@ pub async fn step_for_update(tx: &mut Tx, id: i64) -> Result<Option<StepRow>, St
 pub async fn move_step(
     tx: &mut Tx,
     id: i64,
-    state: &str,
+    state: StepState,
     held_until: Option<DateTime<Utc>>,
     outcome: &str,
     at: DateTime<Utc>,
@@ -344,7 +365,7 @@ pub async fn move_step(
         sqlx::query(
         "UPDATE dunning_steps SET state = $1, held_until = $2, outcome = $3, updated_at = $4 WHERE id = $5"
     )
-    .bind(state)
+    .bind(state.as_str())
     .bind(held_until)
     .bind(outcome)
     .bind(at)
@@ -459,14 +480,14 @@ pub async fn resolve_attempt(
     tx: &mut Tx,
     gateway: &str,
     reference: &str,
-    state: &str,
+    state: AttemptState,
     at: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
     let n = on_tx!(tx, |c| sqlx::query(
         "UPDATE payment_attempts SET state = $1, resolved_at = $2 \
          WHERE gateway = $3 AND reference = $4 AND state = 'pending'"
     )
-    .bind(state)
+    .bind(state.as_str())
     .bind(at)
     .bind(gateway)
     .bind(reference)

@@ -92,7 +92,7 @@ pub async fn insert_clients(
     Ok(ids)
 }
 
-const SERVICE_WIDTH: usize = 17;
+const SERVICE_WIDTH: usize = 18;
 
 /// Inserts services and one history row each (`reason`, by `actor_label`), in multi-row
 /// statements. Returns how many services were inserted.
@@ -107,8 +107,8 @@ pub async fn insert_services(
     for chunk in services.chunks(ROWS_PER_STATEMENT) {
         let sql = format!(
             "INSERT INTO services (client_id, reseller_id, order_id, product_id, parent_id, label, cycle, currency, \
-               recurring_minor, promotion_id, status, registration_date, anniversary, next_period, next_due_date, \
-               created_at, updated_at) VALUES {} RETURNING id, status",
+               recurring_minor, promotion_id, status, registration_date, anniversary, billing_day, next_period, \
+               next_due_date, created_at, updated_at) VALUES {} RETURNING id, status",
             placeholders(tx, chunk.len(), SERVICE_WIDTH)
         );
         let rows: Vec<(i64, String)> = on_tx!(tx, |c| {
@@ -127,7 +127,8 @@ pub async fn insert_services(
                     .bind(s.promotion_id.map(PromotionId::get))
                     .bind(s.status.as_str())
                     .bind(s.registration_date)
-                    .bind(s.anniversary)
+                    .bind(s.anniversary.date())
+                    .bind(s.anniversary.billing_day().map(i64::from))
                     .bind(i64::from(s.next_period))
                     .bind(s.next_due_date)
                     .bind(at)

@@ -10,10 +10,10 @@ use axum::routing::{get, post};
 use keel_app::billing_run::{self, RunOptions, RunReport};
 use keel_app::credit_notes::{self, CreditNoteInput, CreditNoteView};
 use keel_app::invoices::{
-    self, CancelInput, DraftInput, InvoiceQuery, InvoiceSummary, InvoiceView, PaymentInput,
-    TopUpInput, WalletPayInput,
+    self, CancelInput, DraftInput, InvoiceQuery, InvoiceSummary, InvoiceView,
 };
 use keel_app::orders::{self, OrderInput, OrderStatusInput, OrderView};
+use keel_app::payments::{self, PaymentInput, TopUpInput, WalletPayInput};
 use keel_app::plan_change::{self, PlanChangeInput, PlanChangePreview, PlanChangeResult};
 use keel_app::services::{self, CancellationInput, ServiceQuery, ServiceView, StatusInput};
 use keel_domain::ids::{CreditNoteId, InvoiceId, OrderId, ServiceId};
@@ -122,7 +122,7 @@ pub async fn record_payment(
 ) -> Result<(StatusCode, axum::Json<InvoiceView>), ApiError> {
     let answer = slot.answer(StatusCode::CREATED);
     let inv =
-        invoices::record_payment_answering(&state.app, &ctx, InvoiceId(id), &body, answer).await?;
+        payments::record_payment_answering(&state.app, &ctx, InvoiceId(id), &body, answer).await?;
     Ok((StatusCode::CREATED, axum::Json(inv)))
 }
 
@@ -137,7 +137,7 @@ pub async fn pay_with_wallet(
     Path(id): Path<i64>,
     Json(body): Json<WalletPayInput>,
 ) -> Result<(StatusCode, axum::Json<InvoiceView>), ApiError> {
-    let inv = invoices::pay_with_wallet(&state.app, &ctx, InvoiceId(id), &body, Some(&key)).await?;
+    let inv = payments::pay_with_wallet(&state.app, &ctx, InvoiceId(id), &body, Some(&key)).await?;
     Ok((StatusCode::CREATED, axum::Json(inv)))
 }
 
@@ -182,7 +182,7 @@ pub async fn top_up(
     IdempotencyKey(key): IdempotencyKey,
     Json(body): Json<TopUpInput>,
 ) -> Result<(StatusCode, axum::Json<InvoiceView>), ApiError> {
-    let inv = invoices::top_up(&state.app, &ctx, &body, Some(&key)).await?;
+    let inv = payments::top_up(&state.app, &ctx, &body, Some(&key)).await?;
     Ok((StatusCode::CREATED, axum::Json(inv)))
 }
 

@@ -1,0 +1,413 @@
+//! Notification queueing: a message to a client, rendered from its template and written to
+//! the outbox in the causing transaction. A leaf module: it writes side-effect rows and
+//! imports no use case. Sending, the outbox's reads and the clients' channel preferences
+//! are [`crate::notifications`].
+//!
+//! An event (a dunning step, a payment, an issued invoice) calls [`queue`] with a typed
+//! [`Notice`] inside its own transaction. The message is rendered there from the notice's
+//! template in the client's language (the host's theme folder first, then the built-in
+//! templates; `en` when the language has none) and written to the `notifications` outbox
+//! once per (cause, channel), with a `notification.send` job. A client who turned a channel
+//! off gets the message recorded as `skipped`, and so does everyone when the channel is not
+//! configured.
+//!
+//! Templates are minijinja files with three blocks, `subject`, `text` and `html` (HTML is
+//! escaped in the `html` block only): `<theme>/notifications/<language>/<event>.jinja`.
+
+use crate::{App, AppError};
+use chrono::{DateTime, NaiveDate, Utc};
+use keel_domain::Money;
+use keel_domain::ids::{InvoiceId, ServiceId};
+use keel_domain::lifecycle::InvoiceStatus;
+use keel_store::Tx;
+use keel_store::billing::InvoiceRecord;
+use keel_store::jobs::NewJob;
+use keel_store::notifications::{self as store, NewNotification};
+use minijinja::{AutoEscape, Environment};
+use serde::Serialize;
+use serde_json::{Value, json};
+use std::path::PathBuf;
+
+/// The job kind that sends one notification.
+pub const SEND: &str = "notification.send";
+/// The email channel.
+pub const EMAIL: &str = "email";
+/// Sending attempts before a notification is failed.
+const ATTEMPTS: i32 = 8;
+
+/// The events Keel notifies clients of, each with its built-in English template.
+pub const EVENTS: &[(&str, &str)] = &[
+    (
+        "invoice_created",
+        include_str!("../templates/notifications/en/invoice_created.jinja"),
+    ),
+    (
+        "payment_reminder",
+        include_str!("../templates/notifications/en/payment_reminder.jinja"),
+    ),
+    (
+        "invoice_overdue",
+        include_str!("../templates/notifications/en/invoice_overdue.jinja"),
+    ),
+    (
+        "late_fee",
+        include_str!("../templates/notifications/en/late_fee.jinja"),
+    ),
+    (
+        "service_suspended",
+        include_str!("../templates/notifications/en/service_suspended.jinja"),
+    ),
+    (
+        "service_unsuspended",
+        include_str!("../templates/notifications/en/service_unsuspended.jinja"),
+    ),
+    (
+        "service_terminated",
+        include_str!("../templates/notifications/en/service_terminated.jinja"),
+    ),
+    (
+        "payment_received",
+        include_str!("../templates/notifications/en/payment_received.jinja"),
+    ),
+    (
+        "wallet_topup",
+        include_str!("../templates/notifications/en/wallet_topup.jinja"),
+    ),
+    (
+        "password_reset",
+        include_str!("../templates/notifications/en/password_reset.jinja"),
+    ),
+];
+
+/// How notifications go out (`[email]`, `[notifications]` in keel.toml).
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    /// `smtp://host:port` (plain, or `?tls=required` for STARTTLS) or `smtps://host:port`,
+    /// with `user:password@` when the server wants them. None: email is off.
+    pub smtp_url: Option<String>,
+    /// The sender: `Billing <billing@example.com>`.
+    pub from: String,
+    /// The host's theme folder: `notifications/<language>/<event>.jinja` there replaces the
+    /// built-in template.
+    pub theme_dir: Option<PathBuf>,
+}
+
+/// A message rendered from a template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    pub language: String,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+fn builtin(event: &str) -> Option<&'static str> {
+    EVENTS.iter().find(|(e, _)| *e == event).map(|(_, t)| *t)
+}
+
+/// The template of `event` in `language`: the theme's, else the built-in one, else the
+/// theme's English, else the built-in English. Returns it with the language used.
+fn source(settings: &Settings, event: &str, language: &str) -> Result<(String, String), AppError> {
+    let language = language.to_ascii_lowercase();
+    for lang in [language.as_str(), "en"] {
+        if let Some(dir) = &settings.theme_dir {
+            let path = dir
+                .join("notifications")
+                .join(lang)
+                .join(format!("{event}.jinja"));
+            match std::fs::read_to_string(&path) {
+                Ok(text) => return Ok((text, lang.to_string())),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(AppError::Internal(
+                        format!("reading {}: {e}", path.display()).into(),
+                    ));
+                }
+            }
+        }
+        if lang == "en"
+            && let Some(text) = builtin(event)
+        {
+            return Ok((text.to_string(), "en".into()));
+        }
+    }
+    Err(AppError::invalid(
+        "unknown_event",
+        Some("event"),
+        format!("no notification template for {event:?}"),
+    ))
+}
+
+/// Renders `event` for a client speaking `language` with `context`.
+pub fn render(
+    settings: &Settings,
+    event: &str,
+    language: &str,
+    context: &Value,
+) -> Result<Rendered, AppError> {
+    let (text, lang) = source(settings, event, language)?;
+    let bad = |e: minijinja::Error| {
+        AppError::invalid(
+            "invalid_template",
+            Some("template"),
+            format!("notification template {lang}/{event}: {e}"),
+        )
+    };
+    let mut plain = Environment::new();
+    plain.set_fuel(Some(100_000));
+    plain.set_auto_escape_callback(|_| AutoEscape::None);
+    let mut html = Environment::new();
+    html.set_fuel(Some(100_000));
+    html.set_auto_escape_callback(|_| AutoEscape::Html);
+    let mut captured = plain
+        .template_from_str(&text)
+        .and_then(|t| t.render_captured(context))
+        .map_err(bad)?;
+    let (subject, body) = captured
+        .with_state_mut(|s| Ok((s.render_block("subject")?, s.render_block("text")?)))
+        .map_err(bad)?;
+    let body_html = html
+        .template_from_str(&text)
+        .and_then(|t| t.render_captured(context))
+        .and_then(|mut c| c.with_state_mut(|s| s.render_block("html")))
+        .map_err(bad)?;
+    Ok(Rendered {
+        language: lang,
+        subject: subject.split_whitespace().collect::<Vec<_>>().join(" "),
+        text: body.trim().to_string() + "\n",
+        html: body_html.trim().to_string(),
+    })
+}
+
+/// What a client is told, typed: each notice names its template and carries exactly the
+/// context its template reads (`invoice`, and `days`, `fee` or `service` where it says so;
+/// [`queue`] adds `client` and `seller`).
+#[derive(Debug, Clone, Copy)]
+pub enum Notice<'a> {
+    /// An invoice was issued (`invoice_created`).
+    InvoiceCreated(&'a InvoiceRecord),
+    /// An invoice became paid (`payment_received`; `wallet_topup` for a top-up invoice).
+    Paid(&'a InvoiceRecord),
+    /// `days` before the due date (`payment_reminder`).
+    PaymentReminder {
+        invoice: &'a InvoiceRecord,
+        days: u32,
+    },
+    /// `days` after the due date (`invoice_overdue`).
+    Overdue {
+        invoice: &'a InvoiceRecord,
+        days: u32,
+    },
+    /// A late fee was added (`late_fee`); `invoice` is read after the fee.
+    LateFee {
+        invoice: &'a InvoiceRecord,
+        fee: Money,
+    },
+    /// A service was suspended for `invoice` (`service_suspended`).
+    ServiceSuspended {
+        invoice: &'a InvoiceRecord,
+        service: ServiceId,
+        label: &'a str,
+    },
+    /// A service was terminated for `invoice` (`service_terminated`).
+    ServiceTerminated {
+        invoice: &'a InvoiceRecord,
+        service: ServiceId,
+        label: &'a str,
+    },
+    /// Paying `invoice` restored a service (`service_unsuspended`).
+    ServiceUnsuspended {
+        invoice: &'a InvoiceRecord,
+        service: ServiceId,
+        label: &'a str,
+    },
+}
+
+/// The invoice part of a template's context.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InvoiceContext {
+    pub id: InvoiceId,
+    pub number: Option<String>,
+    pub currency: &'static str,
+    /// Plain amounts (`12.50`).
+    pub total: String,
+    pub balance: String,
+    pub due_date: Option<NaiveDate>,
+    pub status: InvoiceStatus,
+}
+
+impl InvoiceContext {
+    pub fn of(inv: &InvoiceRecord) -> InvoiceContext {
+        InvoiceContext {
+            id: inv.id,
+            number: inv.number.clone(),
+            currency: inv.currency.code(),
+            total: inv.total.plain_amount(),
+            balance: inv.balance_due().plain_amount(),
+            due_date: inv.due_date,
+            status: inv.status,
+        }
+    }
+}
+
+/// The service part of a template's context.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServiceContext {
+    pub id: ServiceId,
+    pub label: String,
+}
+
+/// A notice's context, as its template reads it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NoticeContext {
+    pub invoice: InvoiceContext,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub days: Option<u32>,
+    /// The fee formatted with its currency (`USD 5.00`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fee: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service: Option<ServiceContext>,
+}
+
+impl Notice<'_> {
+    /// The template (event) name, one of [`EVENTS`].
+    pub fn event(&self) -> &'static str {
+        match self {
+            Notice::InvoiceCreated(_) => "invoice_created",
+            Notice::Paid(inv) if inv.kind == keel_domain::lifecycle::InvoiceKind::TopUp => {
+                "wallet_topup"
+            }
+            Notice::Paid(_) => "payment_received",
+            Notice::PaymentReminder { .. } => "payment_reminder",
+            Notice::Overdue { .. } => "invoice_overdue",
+            Notice::LateFee { .. } => "late_fee",
+            Notice::ServiceSuspended { .. } => "service_suspended",
+            Notice::ServiceTerminated { .. } => "service_terminated",
+            Notice::ServiceUnsuspended { .. } => "service_unsuspended",
+        }
+    }
+
+    pub fn invoice(&self) -> &InvoiceRecord {
+        match self {
+            Notice::InvoiceCreated(i) | Notice::Paid(i) => i,
+            Notice::PaymentReminder { invoice, .. }
+            | Notice::Overdue { invoice, .. }
+            | Notice::LateFee { invoice, .. }
+            | Notice::ServiceSuspended { invoice, .. }
+            | Notice::ServiceTerminated { invoice, .. }
+            | Notice::ServiceUnsuspended { invoice, .. } => invoice,
+        }
+    }
+
+    /// Whether the message carries the invoice's PDF: all but a restored service's.
+    pub fn attaches_invoice(&self) -> bool {
+        !matches!(self, Notice::ServiceUnsuspended { .. })
+    }
+
+    pub fn context(&self) -> NoticeContext {
+        let mut c = NoticeContext {
+            invoice: InvoiceContext::of(self.invoice()),
+            days: None,
+            fee: None,
+            service: None,
+        };
+        match *self {
+            Notice::InvoiceCreated(_) | Notice::Paid(_) => {}
+            Notice::PaymentReminder { days, .. } | Notice::Overdue { days, .. } => {
+                c.days = Some(days)
+            }
+            Notice::LateFee { fee, .. } => c.fee = Some(fee.format_amount()),
+            Notice::ServiceSuspended { service, label, .. }
+            | Notice::ServiceTerminated { service, label, .. }
+            | Notice::ServiceUnsuspended { service, label, .. } => {
+                c.service = Some(ServiceContext {
+                    id: service,
+                    label: label.to_string(),
+                })
+            }
+        }
+        c
+    }
+}
+
+/// Queues `notice` for its invoice's client by email, once per `cause`, in the caller's
+/// transaction. Returns the notification's id when it was new.
+pub async fn queue(
+    tx: &mut Tx,
+    app: &App,
+    notice: Notice<'_>,
+    cause: &str,
+) -> Result<Option<i64>, AppError> {
+    let invoice = notice.invoice();
+    let client = invoice.client_id;
+    let event = notice.event();
+    let mut context =
+        serde_json::to_value(notice.context()).expect("a notice's context is a plain record");
+    let invoice = notice.attaches_invoice().then_some(invoice.id);
+    let Some((email, language, first, last, company)) = store::recipient(tx, client).await? else {
+        return Ok(None);
+    };
+    if let Some(map) = context.as_object_mut() {
+        map.insert(
+            "client".into(),
+            json!({ "first_name": first, "last_name": last, "company": company, "email": email }),
+        );
+        map.insert("seller".into(), json!(app.billing.seller.name));
+    }
+    let r = render(&app.notify, event, &language, &context)?;
+    let (state, note) = if app.notify.smtp_url.is_none() {
+        (
+            "skipped",
+            Some("email is not configured ([email] smtp_url)"),
+        )
+    } else if !store::channel_enabled(tx, client, EMAIL).await? {
+        ("skipped", Some("the client turned email notifications off"))
+    } else {
+        ("pending", None)
+    };
+    let now = app.now();
+    let id = store::insert(
+        tx,
+        &NewNotification {
+            client_id: client,
+            event,
+            channel: EMAIL,
+            recipient: &email,
+            language: &r.language,
+            subject: &r.subject,
+            body_text: &r.text,
+            body_html: &r.html,
+            invoice_id: invoice,
+            state,
+            note,
+            unique_key: cause,
+        },
+        now,
+    )
+    .await?;
+    if let Some(id) = id
+        && state == "pending"
+    {
+        keel_store::jobs::enqueue(
+            tx,
+            &NewJob::new(SEND, json!({ "notification": id }), now)
+                .unique(format!("notification:{id}"))
+                .max_attempts(ATTEMPTS),
+            now,
+        )
+        .await?;
+    }
+    Ok(id)
+}
+
+/// The job kind that queues the "invoice created" messages of invoices the billing run
+/// issued (and "payment received" for those its wallet auto-apply paid).
+pub const ISSUED: &str = "notification.issued";
+
+/// The [`ISSUED`] job of a batch of invoices, to enqueue in the transaction that issued
+/// them.
+pub fn issued_job(invoices: &[InvoiceId], now: DateTime<Utc>) -> NewJob {
+    let ids: Vec<i64> = invoices.iter().map(|i| i.get()).collect();
+    NewJob::new(ISSUED, json!({ "invoices": ids }), now)
+}
