@@ -20,6 +20,7 @@ pub const CODES: &[(&str, u16)] = &[
     ("amount_overflow", 422),
     ("amounts_not_allowed", 422),
     ("amounts_required", 422),
+    ("anniversary_off_billing_day", 422),
     ("api_key_client_closed", 401),
     ("api_key_revoked", 401),
     ("billing_cycle_not_recurring", 422),

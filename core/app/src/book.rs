@@ -360,7 +360,7 @@ pub async fn seed_book(app: &App, options: &BookOptions) -> Result<BookSummary, 
 /// A client's wallet, as [`crate::ledger::wallet`] creates it (same code, name and floor).
 fn wallet_account(client: ClientId, currency: Currency) -> NewAccount {
     NewAccount {
-        code: format!("wallet:client:{client}:{currency}"),
+        code: keel_domain::ledger::wallet_code(client, currency),
         name: format!("Wallet of client {client} ({currency})"),
         kind: AccountKind::Liability,
         currency,

@@ -397,7 +397,7 @@ pub async fn wallet(
     currency: Currency,
 ) -> Result<Account, AppError> {
     let new = NewAccount {
-        code: format!("wallet:client:{client}:{currency}"),
+        code: keel_domain::ledger::wallet_code(client, currency),
         name: format!("Wallet of client {client} ({currency})"),
         kind: AccountKind::Liability,
         currency,

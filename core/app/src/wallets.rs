@@ -164,7 +164,7 @@ pub async fn history(
     let before = crate::cursor(cursor)?.map(|c| c.after_id);
     let limit = crate::page_limit(limit)? as usize;
     visible_client(app, ctx, client).await?;
-    let code = wallet_code(client, currency);
+    let code = keel_domain::ledger::wallet_code(client, currency);
     let Some(account) = wallets_of(app, client)
         .await?
         .into_iter()
@@ -471,10 +471,6 @@ fn parse_wallet_currency(text: &str) -> Result<Currency, AppError> {
     crate::billing::parse_currency(&text.trim().to_ascii_uppercase(), "currency")
 }
 
-fn wallet_code(client: ClientId, currency: Currency) -> String {
-    format!("wallet:client:{client}:{currency}")
-}
-
 /// The client, if the caller's scope sees it.
 async fn visible_client(app: &App, ctx: &Ctx, client: ClientId) -> Result<(), AppError> {
     keel_store::clients::get_client(&app.db, ctx.actor.scope(), client)
@@ -485,7 +481,7 @@ async fn visible_client(app: &App, ctx: &Ctx, client: ClientId) -> Result<(), Ap
 
 /// Every wallet account of a client (the client's liability accounts with a wallet code).
 async fn wallets_of(app: &App, client: ClientId) -> Result<Vec<Account>, AppError> {
-    let prefix = format!("wallet:client:{client}:");
+    let prefix = keel_domain::ledger::wallet_code_prefix(client);
     let filter = AccountFilter {
         client: Some(client),
         kind: Some(AccountKind::Liability),

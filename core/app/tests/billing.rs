@@ -401,7 +401,7 @@ store_test!(
         assert_eq!(inv.lines[0].description, "tariro.example (prorated to 2027-02-28)");
         assert_eq!(inv.subtotal.amount_minor, 643 + 500);
         let owed = inv.balance_due.amount_minor;
-        invoices::record_payment(&w.app, &w.ctx, inv.id, &payment(&format!("{}.{:02}", owed / 100, owed % 100), "BT-1"))
+        payments::record_payment(&w.app, &w.ctx, inv.id, &payment(&format!("{}.{:02}", owed / 100, owed % 100), "BT-1"))
             .await
             .unwrap();
         let service = keel_app::services::get(&w.app, &w.ctx, order.service_ids[0]).await.unwrap();

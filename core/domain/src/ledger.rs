@@ -33,6 +33,17 @@ pub enum AccountKind {
     Expense,
 }
 
+/// The ledger code of a client's wallet in `currency` (`wallet:client:12:USD`): the one place
+/// the form is written; [`wallet_code_prefix`] finds all of a client's wallets.
+pub fn wallet_code(client: crate::ids::ClientId, currency: crate::Currency) -> String {
+    format!("{}{currency}", wallet_code_prefix(client))
+}
+
+/// The start every wallet code of `client` shares (`wallet:client:12:`).
+pub fn wallet_code_prefix(client: crate::ids::ClientId) -> String {
+    format!("wallet:client:{client}:")
+}
+
 impl AccountKind {
     pub const ALL: [AccountKind; 5] = [
         AccountKind::Asset,
