@@ -536,11 +536,7 @@ fn run_job<'a>(env: &'a Env, job: &'a JobRecord) -> BoxFuture<'a, Result<(), Job
 fn step_job_run<'a>(env: &'a Env, job: &'a JobRecord) -> BoxFuture<'a, Result<(), JobError>> {
     Box::pin(async move {
         let app = app_of(env)?;
-        let id = job
-            .payload
-            .get("step")
-            .and_then(|v| v.as_i64())
-            .ok_or_else(|| JobError::Fail("the payload has no step id".into()))?;
+        let id = crate::jobs::payload_id(job, "step")?;
         perform(app, &Ctx::system(&format!("job {}", job.id)), id).await?;
         Ok(())
     })

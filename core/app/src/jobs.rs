@@ -65,10 +65,11 @@ pub fn payload_count(job: &JobRecord, key: &str, default: u32) -> Result<u32, Jo
     }
 }
 
-/// An id from the payload (`{"notification": 12}`), or a parked job naming what is missing.
+/// An id from the payload (`{"notification": 12}`), or a parked job naming the missing key
+/// (the step, notification and delivery jobs).
 pub fn payload_id(job: &JobRecord, key: &str) -> Result<i64, JobError> {
     job.payload
         .get(key)
         .and_then(serde_json::Value::as_i64)
-        .ok_or_else(|| JobError::Fail(format!("the payload has no {key} id")))
+        .ok_or_else(|| JobError::Fail(format!("the payload has no {key:?} id")))
 }

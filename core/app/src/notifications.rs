@@ -95,11 +95,7 @@ pub async fn send(app: &App, id: i64) -> Result<bool, SendError> {
 fn send_job<'a>(env: &'a Env, job: &'a JobRecord) -> BoxFuture<'a, Result<(), JobError>> {
     Box::pin(async move {
         let app = crate::jobs::app_of(env)?;
-        let id = job
-            .payload
-            .get("notification")
-            .and_then(Value::as_i64)
-            .ok_or_else(|| JobError::Fail("the payload has no notification id".into()))?;
+        let id = crate::jobs::payload_id(job, "notification")?;
         let now = app.now();
         match send(app, id).await {
             Ok(true) => {

@@ -185,11 +185,7 @@ pub fn body(event: &EventRecord) -> Vec<u8> {
 fn deliver_job<'a>(env: &'a Env, job: &'a JobRecord) -> BoxFuture<'a, Result<(), JobError>> {
     Box::pin(async move {
         let app = app_of(env)?;
-        let id = job
-            .payload
-            .get("delivery_id")
-            .and_then(Value::as_i64)
-            .ok_or_else(|| JobError::Fail("the payload has no delivery_id".into()))?;
+        let id = crate::jobs::payload_id(job, "delivery_id")?;
         deliver(app, id)
             .await
             .map_err(|e| JobError::Retry(e.to_string()))?;
