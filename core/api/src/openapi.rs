@@ -2,7 +2,8 @@
 //! rendered from it (no external assets: Keel serves offline).
 
 use crate::routes::{
-    List, access, billing, catalog, clients, dunning, jobs, ledger, wallets, webhooks,
+    List, access, billing_run, catalog, clients, credit_notes, dunning, invoices, jobs, ledger,
+    orders, payments, services, wallets, webhooks,
 };
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -19,13 +20,13 @@ use utoipa::{Modify, OpenApi};
         access::list_keys, access::create_key, access::revoke_key,
         ledger::list_accounts, ledger::show_account, ledger::list_entries, ledger::show_entry,
         ledger::adjust, ledger::reverse, ledger::audit, ledger::audit_verify,
-        billing::place_order, billing::show_order, billing::close_order, billing::list_invoices, billing::show_invoice, billing::invoice_pdf,
-        billing::record_payment, billing::pay_with_wallet, billing::cancel_invoice, billing::send_to_collections, billing::top_up,
-        billing::list_services, billing::show_service, billing::change_service_status,
-        billing::request_cancellation, billing::billing_run,
-        billing::preview_plan_change, billing::apply_plan_change,
-        billing::create_draft, billing::update_draft, billing::issue_draft,
-        billing::issue_credit_note, billing::list_credit_notes, billing::show_credit_note, billing::credit_note_pdf,
+        orders::place_order, orders::show_order, orders::close_order, invoices::list_invoices, invoices::show_invoice, invoices::invoice_pdf,
+        payments::record_payment, payments::pay_with_wallet, invoices::cancel_invoice, invoices::send_to_collections, payments::top_up,
+        services::list_services, services::show_service, services::change_service_status,
+        services::request_cancellation, billing_run::billing_run,
+        services::preview_plan_change, services::apply_plan_change,
+        invoices::create_draft, invoices::update_draft, invoices::issue_draft,
+        credit_notes::issue_credit_note, credit_notes::list_credit_notes, credit_notes::show_credit_note, credit_notes::credit_note_pdf,
         catalog::list_product_groups, catalog::create_product_group, catalog::list_products, catalog::create_product,
         catalog::show_product, catalog::update_product, catalog::replace_prices, catalog::retire_product, catalog::quote,
         catalog::list_tax_rules, catalog::create_tax_rule, catalog::delete_tax_rule,

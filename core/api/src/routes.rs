@@ -2,13 +2,18 @@
 //! extract, call one use case, shape the answer. Rules live in `keel-app`.
 
 pub mod access;
-pub mod billing;
+pub mod billing_run;
 pub mod catalog;
 pub mod clients;
+pub mod credit_notes;
 pub mod dunning;
+pub mod invoices;
 pub mod jobs;
 pub mod ledger;
 pub mod ops;
+pub mod orders;
+pub mod payments;
+pub mod services;
 pub mod wallets;
 pub mod webhooks;
 

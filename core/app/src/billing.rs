@@ -13,7 +13,7 @@ use keel_domain::lifecycle::InvoiceKind;
 use keel_domain::numbering::NumberFormat;
 use keel_domain::tax::{self, TaxMode, Taxes};
 use keel_store::Tx;
-use keel_store::billing::BillingClientRow;
+use keel_store::billing_run::BillingClientRow;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -389,6 +389,6 @@ pub async fn next_number(
     sequence: &str,
     date: NaiveDate,
 ) -> Result<String, AppError> {
-    let seq = keel_store::billing::next_numbers(tx, sequence, &format.scope(date), 1).await?;
+    let seq = keel_store::numbers::next_numbers(tx, sequence, &format.scope(date), 1).await?;
     Ok(format.render(date, seq as u64))
 }

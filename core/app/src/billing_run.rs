@@ -31,13 +31,15 @@ use chrono::{Days, NaiveDate};
 use keel_domain::Currency;
 use keel_domain::Money;
 use keel_domain::access::Permission;
-use keel_domain::billing::{self, BillingCycle};
+use keel_domain::cycle::{self, BillingCycle};
 use keel_domain::ids::{ClientId, InvoiceId, ResellerId, ServiceId};
 use keel_domain::invoice::{self, LineInput};
 use keel_domain::ledger::{EntryBuilder, NewEntry};
 use keel_domain::lifecycle::{InvoiceKind, InvoiceStatus, LineKind};
-use keel_store::billing::{self as store, BillingClientRow, DueKey, NewInvoice};
 use keel_store::ledger as ledger_store;
+use keel_store::{
+    self as store, billing_run::BillingClientRow, billing_run::DueKey, invoices::NewInvoice,
+};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 
@@ -157,7 +159,7 @@ async fn run_listing(
         .ok_or_else(|| {
             AppError::invalid("date_out_of_range", Some("as_of"), "date out of range")
         })?;
-    let total = store::count_due_services(&app.db, horizon).await?;
+    let total = store::billing_run::count_due_services(&app.db, horizon).await?;
     let batch = app.billing.batch_size.clamp(1, 10_000) as u32;
     let mut report = RunReport {
         as_of: Some(opts.as_of),
@@ -206,7 +208,7 @@ async fn run_listing(
     }
     if !opts.dry_run {
         let mut tx = app.db.begin().await?;
-        store::record_billing_run(
+        store::billing_run::record_billing_run(
             &mut tx,
             opts.as_of,
             started,
@@ -239,7 +241,7 @@ async fn read_batch(
     horizon: NaiveDate,
     batch: u32,
 ) -> Result<Vec<DueKey>, AppError> {
-    let mut rows = store::due_services(&app.db, cursor, horizon, batch).await?;
+    let mut rows = store::billing_run::due_services(&app.db, cursor, horizon, batch).await?;
     if rows.len() < batch as usize {
         return Ok(rows);
     }
@@ -254,7 +256,7 @@ async fn read_batch(
     }
     loop {
         let after = rows.last().map(|r| (r.client_id, r.id)).unwrap_or(cursor);
-        let more = store::due_services(&app.db, after, horizon, batch).await?;
+        let more = store::billing_run::due_services(&app.db, after, horizon, batch).await?;
         let read = more.len();
         let before = rows.len();
         rows.extend(more.into_iter().take_while(|r| r.client_id == last_client));
@@ -274,7 +276,7 @@ async fn read_range(
 ) -> Result<Vec<DueKey>, AppError> {
     let mut rows = Vec::new();
     loop {
-        let more = store::due_services(&app.db, after, horizon, batch).await?;
+        let more = store::billing_run::due_services(&app.db, after, horizon, batch).await?;
         let read = more.len();
         let before = rows.len();
         rows.extend(more.into_iter().take_while(|r| (r.client_id, r.id) <= last));
@@ -289,7 +291,7 @@ async fn read_range(
 
 /// The largest lead time any client can have: the SQL horizon.
 async fn max_lead_days(app: &App) -> Result<u32, AppError> {
-    let stored = store::max_invoice_lead_days(&app.db).await?;
+    let stored = store::billing_run::max_invoice_lead_days(&app.db).await?;
     Ok(app
         .billing
         .invoice_lead_days
@@ -331,19 +333,20 @@ async fn run_batch(
     client_ids.dedup();
     let mut tx = app.db.begin().await?;
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-    let current = store::lock_services(&mut tx, &ids).await?;
+    let current = store::billing_run::lock_services(&mut tx, &ids).await?;
     // The clients' terms as of this transaction, like the services.
-    let clients: HashMap<i64, BillingClientRow> = store::billing_clients(&mut tx, &client_ids)
-        .await?
-        .into_iter()
-        .map(|c| (c.id, c))
-        .collect();
+    let clients: HashMap<i64, BillingClientRow> =
+        store::billing_run::billing_clients(&mut tx, &client_ids)
+            .await?
+            .into_iter()
+            .map(|c| (c.id, c))
+            .collect();
     let mut lookups = Lookups::default();
 
     // 1. Plan: which periods of which service, grouped into invoices.
     let mut drafts: Vec<Draft> = Vec::new();
     let mut by_key: HashMap<(i64, Currency, NaiveDate), usize> = HashMap::new();
-    let mut moves: Vec<store::Advance> = Vec::new();
+    let mut moves: Vec<store::services::Advance> = Vec::new();
     for read in rows {
         // Plan from the row as locked in this transaction, not as read before it: a
         // cancellation or a plan change committed in between must count. A service billed
@@ -371,13 +374,13 @@ async fn run_batch(
         let currency = Currency::from_code(&r.currency)
             .map_err(|e| AppError::internal(keel_store::StoreError::Corrupt(e.to_string())))?;
         // Due dates keep the service's billing day, not a clamped anniversary's day.
-        let anniversary =
-            store::anniversary(r.anniversary, r.billing_day).map_err(AppError::internal)?;
+        let anniversary = store::services::anniversary(r.anniversary, r.billing_day)
+            .map_err(AppError::internal)?;
         let first = u32::try_from(r.next_period).unwrap_or(u32::MAX);
         let mut next = first;
         let mut last_key = None;
         while next - first < MAX_PERIODS_PER_RUN {
-            let Some(period) = billing::period_at(anniversary, cycle, next) else {
+            let Some(period) = cycle::period_at(anniversary, cycle, next) else {
                 break;
             };
             if period.start > horizon {
@@ -444,8 +447,8 @@ async fn run_batch(
                     credit_used = used;
                 }
             }
-            let due = billing::due_date(anniversary, cycle, next);
-            moves.push(store::Advance {
+            let due = cycle::due_date(anniversary, cycle, next);
+            moves.push(store::services::Advance {
                 id: ServiceId(r.id),
                 expected: first,
                 next_period: next,
@@ -464,7 +467,7 @@ async fn run_batch(
     let first_number = if opts.dry_run {
         0
     } else {
-        store::next_numbers(
+        store::numbers::next_numbers(
             &mut tx,
             "invoice",
             &app.billing.invoice_number.scope(opts.as_of),
@@ -581,7 +584,7 @@ async fn run_batch(
     for (at, i) in entry_of {
         invoices[at].issue_entry = Some(posted[i].0);
     }
-    let ids = match store::insert_invoices(&mut tx, &invoices, now).await {
+    let ids = match store::invoices::insert_invoices(&mut tx, &invoices, now).await {
         Ok(ids) => ids,
         // Another run billed one of these periods after our read: start the batch again.
         Err(keel_store::StoreError::Conflict { constraint })
@@ -634,7 +637,7 @@ async fn run_batch(
         .filter(|c| auto_apply(c) || earmarked.contains(c))
         .collect();
     if !paying.is_empty() {
-        let mut wallets = store::wallets_of(&mut tx, &paying).await?;
+        let mut wallets = store::billing_run::wallets_of(&mut tx, &paying).await?;
         let mut pay_entries = Vec::new();
         let mut pays: Vec<(InvoiceId, ClientId, Option<ResellerId>, Money, String)> = Vec::new();
         for ((inv, id), earmark) in invoices.iter().zip(&ids).zip(&earmarks) {
@@ -701,11 +704,11 @@ async fn run_batch(
                 Err(e) => return Err(e.into()),
             };
             let pays = if posted.is_empty() { Vec::new() } else { pays };
-            let rows: Vec<store::WalletPayment> = pays
+            let rows: Vec<store::payments::WalletPayment> = pays
                 .iter()
                 .zip(&posted)
                 .map(|((inv, client, reseller, amount, reference), (entry, _))| {
-                    store::WalletPayment {
+                    store::payments::WalletPayment {
                         invoice: *inv,
                         client: *client,
                         reseller: *reseller,
@@ -716,12 +719,12 @@ async fn run_batch(
                     }
                 })
                 .collect();
-            store::insert_wallet_payments(&mut tx, &rows, "billing run", now).await?;
+            store::payments::insert_wallet_payments(&mut tx, &rows, "billing run", now).await?;
             let amounts: Vec<(InvoiceId, i64)> = pays
                 .iter()
                 .map(|(inv, _, _, a, _)| (*inv, a.minor()))
                 .collect();
-            store::add_payments_bulk(&mut tx, &amounts, now).await?;
+            store::payments::add_payments_bulk(&mut tx, &amounts, now).await?;
             let wants_payment = !subs
                 .endpoints_for(EventType::PaymentReceived.as_str())
                 .is_empty();
@@ -744,7 +747,7 @@ async fn run_batch(
         }
     }
 
-    let moved = store::advance_services(&mut tx, &moves, now).await?;
+    let moved = store::services::advance_services(&mut tx, &moves, now).await?;
     if moved != moves.len() as u64 {
         // Another run advanced one of them between our lock and now (SQLite has no row
         // locks): roll back and retry.

@@ -24,17 +24,17 @@ use crate::{App, AppError, Ctx};
 use chrono::{Datelike, Months, NaiveDate};
 use keel_domain::Currency;
 use keel_domain::Money;
-use keel_domain::billing::{self, Anniversary, BillingCycle};
 use keel_domain::catalog::Price;
 use keel_domain::client::{ClientKind, NewClient, PostalAddress};
+use keel_domain::cycle::{self, Anniversary, BillingCycle};
 use keel_domain::ids::{ClientId, ProductId};
 use keel_domain::ledger::{AccountKind, AccountOwner, EntryBuilder, NewEntry};
 use keel_domain::lifecycle::{PayType, ProductKind, ServiceStatus};
 use keel_domain::tax::{TaxLevel, TaxRule};
 use keel_domain::tenancy::Owner;
-use keel_store::billing::NewService;
 use keel_store::catalog::{NewProduct, NewProductGroup};
 use keel_store::ledger::NewAccount;
+use keel_store::services::NewService;
 use rust_decimal::Decimal;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -191,7 +191,7 @@ fn anniversary(due_on: NaiveDate, cycle: BillingCycle) -> Result<Anniversary, Ap
         .ok_or_else(refuse)?;
     let billing_day = (start.day() != due_on.day()).then_some(due_on.day());
     let start = Anniversary::with_billing_day(start, billing_day).map_err(|_| refuse())?;
-    if billing::due_date(start, cycle, FIRST_PERIOD) == Some(due_on) {
+    if cycle::due_date(start, cycle, FIRST_PERIOD) == Some(due_on) {
         Ok(start)
     } else {
         Err(refuse())

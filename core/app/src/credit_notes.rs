@@ -26,8 +26,8 @@ use keel_domain::ids::{CreditNoteId, InvoiceId, InvoiceLineId};
 use keel_domain::ledger::EntryBuilder;
 use keel_domain::lifecycle::{CreditDisposition, InvoiceKind, InvoiceStatus};
 use keel_domain::proration::prorate;
-use keel_store::billing::{self as store, CreditNoteRecord, NewCreditNote};
 use keel_store::ledger as ledger_store;
+use keel_store::{self as store, credit_notes::CreditNoteRecord, credit_notes::NewCreditNote};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
@@ -137,7 +137,7 @@ pub async fn issue_keyed(
     ctx.require(Permission::BillingWrite)?;
     let reason = crate::required_reason(&input.reason)?;
     let mut tx = app.db.begin().await?;
-    let inv = store::invoice_for_update(&mut tx, ctx.actor.scope(), invoice_id)
+    let inv = store::invoices::invoice_for_update(&mut tx, ctx.actor.scope(), invoice_id)
         .await?
         .ok_or(AppError::NotFound { what: "invoice" })?;
     let entry_key = key.map(|k| {
@@ -150,18 +150,23 @@ pub async fn issue_keyed(
         && let Some(done) = ledger_store::entry_by_key(&mut tx, k).await?
     {
         drop(tx);
-        return store::credit_notes(&app.db, ctx.actor.scope(), Some(invoice_id), None)
-            .await?
-            .into_iter()
-            .find(|n| n.entry_id == done.id)
-            .map(CreditNoteView::from)
-            .ok_or_else(|| {
-                AppError::invalid(
-                    "idempotency_key_reused",
-                    None,
-                    "this Idempotency-Key already made a credit note on another invoice",
-                )
-            });
+        return store::credit_notes::credit_notes(
+            &app.db,
+            ctx.actor.scope(),
+            Some(invoice_id),
+            None,
+        )
+        .await?
+        .into_iter()
+        .find(|n| n.entry_id == done.id)
+        .map(CreditNoteView::from)
+        .ok_or_else(|| {
+            AppError::invalid(
+                "idempotency_key_reused",
+                None,
+                "this Idempotency-Key already made a credit note on another invoice",
+            )
+        });
     }
     let number_of = inv.number.clone().unwrap_or_default();
     if !matches!(
@@ -183,9 +188,9 @@ pub async fn issue_keyed(
         ));
     }
     let cur = inv.currency;
-    let lines = store::invoice_lines_tx(&mut tx, invoice_id, cur).await?;
+    let lines = store::invoices::invoice_lines_tx(&mut tx, invoice_id, cur).await?;
     // (line, gross to credit)
-    let mut chosen: Vec<(&store::LineRecord, Money)> = Vec::new();
+    let mut chosen: Vec<(&store::invoices::LineRecord, Money)> = Vec::new();
     match &input.lines {
         None => {
             for l in &lines {
@@ -293,8 +298,8 @@ pub(crate) async fn credit_in(
     tx: &mut keel_store::Tx,
     app: &App,
     ctx: &Ctx,
-    inv: &store::InvoiceRecord,
-    chosen: &[(store::LineRecord, Money)],
+    inv: &store::invoices::InvoiceRecord,
+    chosen: &[(store::invoices::LineRecord, Money)],
     reason: &str,
     entry_key: Option<String>,
 ) -> Result<(CreditNoteId, i64), AppError> {
@@ -352,7 +357,7 @@ pub(crate) async fn credit_in(
     } else {
         CreditDisposition::Receivable
     };
-    let id = store::insert_credit_note(
+    let id = store::credit_notes::insert_credit_note(
         tx,
         &NewCreditNote {
             number: &number,
@@ -382,7 +387,8 @@ pub(crate) async fn credit_in(
     } else {
         inv.status
     };
-    store::credit_invoice(tx, invoice_id, to_receivable, to_wallet, status, now).await?;
+    store::credit_notes::credit_invoice(tx, invoice_id, to_receivable, to_wallet, status, now)
+        .await?;
     record(
         tx,
         app,
@@ -398,7 +404,7 @@ pub(crate) async fn credit_in(
 
 pub async fn get(app: &App, ctx: &Ctx, id: CreditNoteId) -> Result<CreditNoteView, AppError> {
     ctx.require(Permission::BillingRead)?;
-    store::credit_notes(&app.db, ctx.actor.scope(), None, Some(id))
+    store::credit_notes::credit_notes(&app.db, ctx.actor.scope(), None, Some(id))
         .await?
         .into_iter()
         .next()
@@ -417,7 +423,7 @@ pub async fn of_invoice(
     ctx.require(Permission::BillingRead)?;
     get_invoice(app, ctx, invoice).await?;
     Ok(
-        store::credit_notes(&app.db, ctx.actor.scope(), Some(invoice), None)
+        store::credit_notes::credit_notes(&app.db, ctx.actor.scope(), Some(invoice), None)
             .await?
             .into_iter()
             .map(CreditNoteView::from)

@@ -25,7 +25,6 @@ use keel_domain::lifecycle::{InvoiceStatus, ServiceStatus};
 use keel_domain::tenancy::Scope;
 use keel_jobs::{Env, Handler, JobError};
 use keel_store::Tx;
-use keel_store::billing as billing_store;
 use keel_store::dunning::{self as store, NewStep, PolicyRow, StepRow, StepState, Target};
 use keel_store::jobs::{JobRecord, NewJob};
 use serde::{Deserialize, Serialize};
@@ -277,7 +276,7 @@ pub async fn perform(app: &App, ctx: &Ctx, step_id: i64) -> Result<Performed, Ap
             what: "dunning step",
         });
     };
-    if row.state != StepState::Queued.as_str() {
+    if row.state != StepState::Queued {
         return Ok(Performed::Already);
     }
     let step = Step::parse(&row.step).ok_or_else(|| {
@@ -286,9 +285,10 @@ pub async fn perform(app: &App, ctx: &Ctx, step_id: i64) -> Result<Performed, Ap
             row.id, row.step
         )))
     })?;
-    let inv = billing_store::invoice_for_update(&mut tx, Scope::Host, InvoiceId(row.invoice_id))
-        .await?
-        .ok_or(AppError::NotFound { what: "invoice" })?;
+    let inv =
+        keel_store::invoices::invoice_for_update(&mut tx, Scope::Host, InvoiceId(row.invoice_id))
+            .await?
+            .ok_or(AppError::NotFound { what: "invoice" })?;
     let number = inv.display();
     let now = app.now();
     let outcome = if inv.status != InvoiceStatus::Unpaid {
@@ -319,7 +319,7 @@ async fn act(
     ctx: &Ctx,
     row: &StepRow,
     step: Step,
-    inv: &billing_store::InvoiceRecord,
+    inv: &keel_store::invoices::InvoiceRecord,
     number: &str,
 ) -> Result<Performed, AppError> {
     let now = app.now();
@@ -373,7 +373,7 @@ async fn act(
                 json!({ "fee": fee.plain_amount(), "currency": fee.currency().code() }),
             )
             .await?;
-            let with_fee = billing_store::invoice_for_update(tx, Scope::Host, inv.id)
+            let with_fee = keel_store::invoices::invoice_for_update(tx, Scope::Host, inv.id)
                 .await?
                 .ok_or(AppError::NotFound { what: "invoice" })?;
             notify(
@@ -398,7 +398,9 @@ async fn act(
                     row.id
                 )))
             })?);
-            let Some(s) = billing_store::service_for_update(tx, Scope::Host, service).await? else {
+            let Some(s) =
+                keel_store::services::service_for_update(tx, Scope::Host, service).await?
+            else {
                 return Ok(Performed::Skipped("the service is gone".into()));
             };
             let (to, allowed, action, verb) = match step {
@@ -422,7 +424,7 @@ async fn act(
                 "invoice {number} overdue (due {})",
                 inv.due_date.map(|d| d.to_string()).unwrap_or_default()
             );
-            let moved = billing_store::set_service_status(
+            let moved = keel_store::services::set_service_status(
                 tx,
                 service,
                 s.status,
@@ -781,8 +783,7 @@ pub struct StepView {
     pub step: String,
     pub service_id: Option<i64>,
     pub due_on: NaiveDate,
-    /// queued, held, done or skipped.
-    pub state: String,
+    pub state: StepState,
     pub outcome: Option<String>,
     pub held_until: Option<DateTime<Utc>>,
     pub updated_at: DateTime<Utc>,

@@ -13,8 +13,8 @@ use keel_domain::client::Client;
 use keel_domain::ids::{ClientId, InvoiceId, ServiceId};
 use keel_domain::lifecycle::{InvoiceStatus, ServiceStatus};
 use keel_store::Tx;
-use keel_store::billing::{InvoiceRecord, NewInvoice, ServiceRecord};
 use keel_store::webhooks::{self as store, Subscriptions};
+use keel_store::{invoices::InvoiceRecord, invoices::NewInvoice, services::ServiceRecord};
 use serde::Serialize;
 
 /// Every event type an endpoint can subscribe to. `*` subscribes to all.

@@ -24,11 +24,11 @@ use keel_domain::tax::{TaxMode, Taxes};
 use keel_domain::tenancy::Scope;
 use keel_domain::text::limits;
 use keel_store::Tx;
-use keel_store::billing::{
-    self as store, BillingClientRow, InvoiceFilter, InvoiceRecord, LineRecord, NewInvoice,
-    PaymentRecord,
-};
 use keel_store::ledger as ledger_store;
+use keel_store::{
+    self as store, billing_run::BillingClientRow, invoices::InvoiceFilter, invoices::InvoiceRecord,
+    invoices::LineRecord, invoices::NewInvoice, payments::PaymentRecord,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
@@ -229,22 +229,22 @@ fn view(i: InvoiceRecord, lines: Vec<LineRecord>, payments: Vec<PaymentRecord>) 
 
 pub async fn get(app: &App, ctx: &Ctx, id: InvoiceId) -> Result<InvoiceView, AppError> {
     ctx.require(Permission::BillingRead)?;
-    let inv = store::get_invoice(&app.db, ctx.actor.scope(), id)
+    let inv = store::invoices::get_invoice(&app.db, ctx.actor.scope(), id)
         .await?
         .ok_or(AppError::NotFound { what: "invoice" })?;
-    let lines = store::invoice_lines(&app.db, id, inv.currency).await?;
-    let payments = store::invoice_payments(&app.db, id).await?;
+    let lines = store::invoices::invoice_lines(&app.db, id, inv.currency).await?;
+    let payments = store::payments::invoice_payments(&app.db, id).await?;
     Ok(view(inv, lines, payments))
 }
 
 /// An invoice as [`get`] shows it, read in `tx` before it commits (what a use case stores
 /// as its answer). The caller has checked the scope: it made or locked the invoice.
 pub(crate) async fn view_in(tx: &mut Tx, id: InvoiceId) -> Result<InvoiceView, AppError> {
-    let inv = store::invoice_tx(tx, id)
+    let inv = store::invoices::invoice_tx(tx, id)
         .await?
         .ok_or(AppError::NotFound { what: "invoice" })?;
-    let lines = store::invoice_lines_tx(tx, id, inv.currency).await?;
-    let payments = store::invoice_payments_tx(tx, id).await?;
+    let lines = store::invoices::invoice_lines_tx(tx, id, inv.currency).await?;
+    let payments = store::payments::invoice_payments_tx(tx, id).await?;
     Ok(view(inv, lines, payments))
 }
 
@@ -273,7 +273,7 @@ pub async fn list(
         client: q.client_id.map(ClientId),
         status,
     };
-    let page = store::list_invoices(
+    let page = store::invoices::list_invoices(
         &app.db,
         ctx.actor.scope(),
         &filter,
@@ -355,8 +355,8 @@ pub async fn issue_in(
         issue_entry,
         lines: computed.lines,
     };
-    let id = store::insert_invoices(tx, std::slice::from_ref(&new), now).await?[0];
-    let inv = store::invoice_for_update(tx, Scope::Host, id)
+    let id = store::invoices::insert_invoices(tx, std::slice::from_ref(&new), now).await?[0];
+    let inv = store::invoices::invoice_for_update(tx, Scope::Host, id)
         .await?
         .ok_or(AppError::NotFound { what: "invoice" })?;
     events::emit(tx, app, Event::InvoiceIssued(InvoiceData::of(&inv))).await?;
@@ -396,7 +396,7 @@ async fn invoice_becoming(
     code: &'static str,
     rule: &str,
 ) -> Result<InvoiceRecord, AppError> {
-    let inv = store::invoice_for_update(tx, ctx.actor.scope(), id)
+    let inv = store::invoices::invoice_for_update(tx, ctx.actor.scope(), id)
         .await?
         .ok_or(AppError::NotFound { what: "invoice" })?;
     if !inv.status.can_become(to) {
@@ -487,7 +487,8 @@ pub(crate) async fn cancel_in(
         )
         .await?;
     }
-    store::set_invoice_status(tx, inv.id, inv.status, InvoiceStatus::Cancelled, now).await?;
+    store::invoices::set_invoice_status(tx, inv.id, inv.status, InvoiceStatus::Cancelled, now)
+        .await?;
     Ok(())
 }
 
@@ -512,7 +513,7 @@ pub async fn send_to_collections(
         "only an unpaid invoice can go to collections",
     )
     .await?;
-    store::set_invoice_status(
+    store::invoices::set_invoice_status(
         &mut tx,
         id,
         inv.status,
@@ -723,7 +724,7 @@ async fn draft_invoice(
     let client = keel_store::clients::client_for_update(tx, ctx.actor.scope(), client_id)
         .await?
         .ok_or(AppError::NotFound { what: "client" })?;
-    let row = store::billing_client(tx, client_id)
+    let row = store::billing_run::billing_client(tx, client_id)
         .await?
         .ok_or(AppError::NotFound { what: "client" })?;
     let currency = match input.currency.as_deref() {
@@ -822,7 +823,8 @@ pub async fn create_draft_answering(
     ctx.require(Permission::BillingWrite)?;
     let mut tx = app.db.begin().await?;
     let (new, _) = draft_invoice(&mut tx, app, ctx, input).await?;
-    let id = store::insert_invoices(&mut tx, std::slice::from_ref(&new), app.now()).await?[0];
+    let id =
+        store::invoices::insert_invoices(&mut tx, std::slice::from_ref(&new), app.now()).await?[0];
     record(
         &mut tx,
         app,
@@ -850,7 +852,7 @@ pub async fn update_draft(
 ) -> Result<InvoiceView, AppError> {
     ctx.require(Permission::BillingWrite)?;
     let mut tx = app.db.begin().await?;
-    let inv = store::invoice_for_update(&mut tx, ctx.actor.scope(), id)
+    let inv = store::invoices::invoice_for_update(&mut tx, ctx.actor.scope(), id)
         .await?
         .ok_or(AppError::NotFound { what: "invoice" })?;
     if inv.status != InvoiceStatus::Draft {
@@ -870,7 +872,7 @@ pub async fn update_draft(
         ));
     }
     let (new, _) = draft_invoice(&mut tx, app, ctx, input).await?;
-    if !store::replace_draft(&mut tx, id, &new, app.now()).await? {
+    if !store::invoices::replace_draft(&mut tx, id, &new, app.now()).await? {
         return Err(AppError::conflict(
             "invoice_issued",
             "the invoice was issued meanwhile",
@@ -895,7 +897,7 @@ pub async fn update_draft(
 pub async fn issue(app: &App, ctx: &Ctx, id: InvoiceId) -> Result<InvoiceView, AppError> {
     ctx.require(Permission::BillingWrite)?;
     let mut tx = app.db.begin().await?;
-    let inv = store::invoice_for_update(&mut tx, ctx.actor.scope(), id)
+    let inv = store::invoices::invoice_for_update(&mut tx, ctx.actor.scope(), id)
         .await?
         .ok_or(AppError::NotFound { what: "invoice" })?;
     if inv.status != InvoiceStatus::Draft {
@@ -904,7 +906,7 @@ pub async fn issue(app: &App, ctx: &Ctx, id: InvoiceId) -> Result<InvoiceView, A
             format!("invoice {} is already issued", inv.display()),
         ));
     }
-    let row = store::billing_client(&mut tx, inv.client_id)
+    let row = store::billing_run::billing_client(&mut tx, inv.client_id)
         .await?
         .ok_or(AppError::NotFound { what: "client" })?;
     let today = app.today();
@@ -913,7 +915,7 @@ pub async fn issue(app: &App, ctx: &Ctx, id: InvoiceId) -> Result<InvoiceView, A
     let mut lookups = Lookups::default();
     let rate = lookups.rate(&mut tx, app, inv.currency).await?;
     let now = app.now();
-    store::issue_draft(
+    store::invoices::issue_draft(
         &mut tx,
         id,
         &number,
@@ -940,9 +942,9 @@ pub async fn issue(app: &App, ctx: &Ctx, id: InvoiceId) -> Result<InvoiceView, A
     .await?
     {
         let posted = ledger_store::post(&mut tx, &entry, now).await?;
-        store::set_issue_entries(&mut tx, &[(id, posted.entry.id)]).await?;
+        store::invoices::set_issue_entries(&mut tx, &[(id, posted.entry.id)]).await?;
     }
-    let issued = store::invoice_for_update(&mut tx, Scope::Host, id)
+    let issued = store::invoices::invoice_for_update(&mut tx, Scope::Host, id)
         .await?
         .ok_or(AppError::NotFound { what: "invoice" })?;
     events::emit(&mut tx, app, Event::InvoiceIssued(InvoiceData::of(&issued))).await?;
@@ -1007,7 +1009,7 @@ pub(crate) async fn add_late_fee(
     .lines
     .remove(0);
     let now = app.now();
-    if !store::add_late_fee(tx, inv.id, &line, on, now).await? {
+    if !store::invoices::add_late_fee(tx, inv.id, &line, on, now).await? {
         return Ok(false);
     }
     let mut lookups = Lookups::default();

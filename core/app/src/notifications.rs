@@ -15,7 +15,7 @@ use keel_domain::access::Permission;
 use keel_domain::ids::{ClientId, InvoiceId};
 use keel_jobs::{Env, Handler, JobError};
 use keel_store::jobs::JobRecord;
-use keel_store::notifications::{self as store, NotificationRow};
+use keel_store::notifications::{self as store, NotificationRow, NotificationState};
 use serde::Serialize;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
@@ -46,7 +46,7 @@ pub async fn send(app: &App, id: i64) -> Result<bool, SendError> {
         .await
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("there is no notification {id}"))?;
-    if n.state != "pending" {
+    if n.state != NotificationState::Pending {
         return Ok(false);
     }
     let url = app.notify.smtp_url.as_deref().ok_or_else(|| {
@@ -99,7 +99,7 @@ fn send_job<'a>(env: &'a Env, job: &'a JobRecord) -> BoxFuture<'a, Result<(), Jo
         let now = app.now();
         match send(app, id).await {
             Ok(true) => {
-                store::record_attempt(&app.db, id, "sent", None, now)
+                store::record_attempt(&app.db, id, NotificationState::Sent, None, now)
                     .await
                     .map_err(|e| JobError::Retry(e.to_string()))?;
                 Ok(())
@@ -110,7 +110,11 @@ fn send_job<'a>(env: &'a Env, job: &'a JobRecord) -> BoxFuture<'a, Result<(), Jo
                     SendError::NotConfigured(m) => (true, m),
                     SendError::Failed(m) => (job.attempts >= job.max_attempts, m),
                 };
-                let state = if last { "failed" } else { "pending" };
+                let state = if last {
+                    NotificationState::Failed
+                } else {
+                    NotificationState::Pending
+                };
                 store::record_attempt(&app.db, id, state, Some(message), now)
                     .await
                     .map_err(|e| JobError::Retry(e.to_string()))?;
@@ -128,13 +132,13 @@ inventory::submit! { Handler { kind: notify::SEND, run: send_job } }
 /// Queues the messages of issued invoices, each once (the causes are those of a single
 /// issue and payment, so a message queued by either path is not queued again).
 pub async fn queue_issued(app: &App, invoices: &[InvoiceId]) -> Result<usize, AppError> {
-    use keel_store::billing as billing_store;
     // Read without locking: a payment of one of these invoices meanwhile queues its own
     // receipt under the same cause, so whichever comes second writes nothing.
     let mut issued = Vec::with_capacity(invoices.len());
     for id in invoices {
         if let Some(inv) =
-            billing_store::get_invoice(&app.db, keel_domain::tenancy::Scope::Host, *id).await?
+            keel_store::invoices::get_invoice(&app.db, keel_domain::tenancy::Scope::Host, *id)
+                .await?
             && inv.status != keel_domain::lifecycle::InvoiceStatus::Draft
         {
             issued.push(inv);
@@ -197,8 +201,7 @@ pub struct NotificationView {
     pub recipient: String,
     pub language: String,
     pub subject: String,
-    /// pending, sent, failed or skipped.
-    pub state: String,
+    pub state: NotificationState,
     pub attempts: i32,
     pub last_error: Option<String>,
     pub invoice_id: Option<i64>,

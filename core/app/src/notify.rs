@@ -20,9 +20,9 @@ use keel_domain::Money;
 use keel_domain::ids::{InvoiceId, ServiceId};
 use keel_domain::lifecycle::InvoiceStatus;
 use keel_store::Tx;
-use keel_store::billing::InvoiceRecord;
+use keel_store::invoices::InvoiceRecord;
 use keel_store::jobs::NewJob;
-use keel_store::notifications::{self as store, NewNotification};
+use keel_store::notifications::{self as store, NewNotification, NotificationState};
 use minijinja::{AutoEscape, Environment};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -358,13 +358,16 @@ pub async fn queue(
     let r = render(&app.notify, event, &language, &context)?;
     let (state, note) = if app.notify.smtp_url.is_none() {
         (
-            "skipped",
+            NotificationState::Skipped,
             Some("email is not configured ([email] smtp_url)"),
         )
     } else if !store::channel_enabled(tx, client, EMAIL).await? {
-        ("skipped", Some("the client turned email notifications off"))
+        (
+            NotificationState::Skipped,
+            Some("the client turned email notifications off"),
+        )
     } else {
-        ("pending", None)
+        (NotificationState::Pending, None)
     };
     let now = app.now();
     let id = store::insert(
@@ -387,7 +390,7 @@ pub async fn queue(
     )
     .await?;
     if let Some(id) = id
-        && state == "pending"
+        && state == NotificationState::Pending
     {
         keel_store::jobs::enqueue(
             tx,

@@ -15,16 +15,16 @@ use crate::{App, AppError, Ctx};
 use chrono::NaiveDate;
 use keel_domain::Money;
 use keel_domain::access::Permission;
-use keel_domain::billing::{self, Anniversary, BillingCycle, Period};
 use keel_domain::catalog::{OptionChoice, Product};
+use keel_domain::cycle::{self, Anniversary, BillingCycle, Period};
 use keel_domain::ids::{ClientId, OrderId, ProductId, PromotionId, ServiceId};
 use keel_domain::invoice::LineInput;
 use keel_domain::lifecycle::{InvoiceKind, LineKind, OrderStatus, ProductKind, ServiceStatus};
 use keel_domain::promotion::{self, PromoUsage, Promotion};
 use keel_domain::proration;
 use keel_domain::tenancy::Scope;
-use keel_store::billing::{self as store, NewService};
 use keel_store::catalog as catalog_store;
+use keel_store::{self as store, services::NewService};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
@@ -35,7 +35,7 @@ pub struct AddonInput {
     #[schema(minimum = 1)]
     pub product_id: i64,
     /// Default: the parent item's cycle.
-    #[schema(value_type = Option<keel_domain::billing::BillingCycle>)]
+    #[schema(value_type = Option<keel_domain::cycle::BillingCycle>)]
     pub cycle: Option<String>,
 }
 
@@ -45,7 +45,7 @@ pub struct OrderItem {
     #[schema(minimum = 1)]
     pub product_id: i64,
     /// monthly, quarterly, semi_annually, annually, biennially, triennially, one_time or free.
-    #[schema(value_type = keel_domain::billing::BillingCycle)]
+    #[schema(value_type = keel_domain::cycle::BillingCycle)]
     pub cycle: String,
     #[serde(default)]
     pub options: Vec<OptionChoice>,
@@ -85,7 +85,7 @@ pub struct OrderView {
 
 fn parse_cycle(text: &str, field: &str) -> Result<BillingCycle, AppError> {
     text.parse()
-        .map_err(|e: billing::BillingError| AppError::invalid(e.code(), Some(field), e.to_string()))
+        .map_err(|e: cycle::BillingError| AppError::invalid(e.code(), Some(field), e.to_string()))
 }
 
 /// One service to create, priced.
@@ -101,7 +101,7 @@ struct Planned {
     next_due: Option<NaiveDate>,
     lines: Vec<LineInput>,
     promotion: Option<PromotionId>,
-    options: Vec<keel_store::billing::ChosenOption>,
+    options: Vec<keel_store::services::ChosenOption>,
 }
 
 /// Places an order: checks every item, creates pending services and issues the first
@@ -146,7 +146,7 @@ pub async fn place(
         Some(k) => format!("{}:{k}", crate::ledger::principal(&ctx.actor)),
         None => uuid_like(app),
     };
-    if let Some(existing) = store::order_by_key(&mut tx, client_id, &key).await? {
+    if let Some(existing) = store::orders::order_by_key(&mut tx, client_id, &key).await? {
         drop(tx);
         return order_view(app, existing.id).await;
     }
@@ -154,7 +154,7 @@ pub async fn place(
         Some(c) => parse_currency(c, "currency")?,
         None => client.currency,
     };
-    let row = store::billing_client(&mut tx, client_id)
+    let row = store::billing_run::billing_client(&mut tx, client_id)
         .await?
         .ok_or(AppError::NotFound { what: "client" })?;
     let terms = ClientTerms::of(&row, &app.billing);
@@ -325,7 +325,7 @@ pub async fn place(
         }
     }
     let now = app.now();
-    let order = store::insert_order(
+    let order = store::orders::insert_order(
         &mut tx,
         client_id,
         client.reseller_id,
@@ -348,7 +348,7 @@ pub async fn place(
     let mut lines = Vec::new();
     for p in planned.iter_mut() {
         let parent = p.parent.map(|i| service_ids[i]);
-        let service = store::insert_service(
+        let service = store::services::insert_service(
             &mut tx,
             &NewService {
                 client_id,
@@ -372,7 +372,7 @@ pub async fn place(
         )
         .await?;
         service_ids.push(service.id);
-        store::set_service_options(&mut tx, service.id, &p.options).await?;
+        store::services::set_service_options(&mut tx, service.id, &p.options).await?;
         for mut l in std::mem::take(&mut p.lines) {
             l.service = Some(service.id);
             lines.push(l);
@@ -538,7 +538,7 @@ fn plan_item(
             // Ordered on the billing day (a.first_period is period 0), or not aligned.
             _ => {
                 let anniversary = aligned.map_or(Anniversary::new(today), |a| a.anniversary);
-                let period = billing::period_at(anniversary, cycle, 0).ok_or_else(|| {
+                let period = cycle::period_at(anniversary, cycle, 0).ok_or_else(|| {
                     AppError::invalid("date_out_of_range", Some(field), "the date is out of range")
                 })?;
                 (anniversary, 1, Some(period.end), Some((0, period)), None)
@@ -634,18 +634,18 @@ fn plan_item(
 /// The order with its services and first invoice.
 pub async fn get(app: &App, ctx: &Ctx, id: OrderId) -> Result<OrderView, AppError> {
     ctx.require(Permission::BillingRead)?;
-    store::get_order(&app.db, ctx.actor.scope(), id)
+    store::orders::get_order(&app.db, ctx.actor.scope(), id)
         .await?
         .ok_or(AppError::NotFound { what: "order" })?;
     order_view(app, id).await
 }
 
 async fn order_view(app: &App, id: OrderId) -> Result<OrderView, AppError> {
-    let order = store::get_order(&app.db, Scope::Host, id)
+    let order = store::orders::get_order(&app.db, Scope::Host, id)
         .await?
         .ok_or(AppError::NotFound { what: "order" })?;
-    let service_ids = store::services_of_order(&app.db, id).await?;
-    let invoice_id = store::order_invoice(&app.db, id)
+    let service_ids = store::orders::services_of_order(&app.db, id).await?;
+    let invoice_id = store::orders::order_invoice(&app.db, id)
         .await?
         .ok_or(AppError::NotFound { what: "invoice" })?;
     let invoice = crate::invoices::get(app, &Ctx::system("read-back"), invoice_id).await?;
@@ -696,7 +696,7 @@ pub async fn close(
         ));
     }
     let reason = crate::required_reason(&input.reason)?;
-    let order = store::get_order(&app.db, ctx.actor.scope(), id)
+    let order = store::orders::get_order(&app.db, ctx.actor.scope(), id)
         .await?
         .ok_or(AppError::NotFound { what: "order" })?;
     if order.status != OrderStatus::Pending {
@@ -705,11 +705,11 @@ pub async fn close(
             format!("the order is {} and cannot be closed", order.status),
         ));
     }
-    let invoice = store::order_invoice(&app.db, id).await?;
+    let invoice = store::orders::order_invoice(&app.db, id).await?;
     let mut tx = app.db.begin().await?;
     let now = app.now();
     if let Some(inv_id) = invoice {
-        let inv = store::invoice_for_update(&mut tx, Scope::Host, inv_id)
+        let inv = store::invoices::invoice_for_update(&mut tx, Scope::Host, inv_id)
             .await?
             .ok_or(AppError::NotFound { what: "invoice" })?;
         if inv.paid.is_positive() {
@@ -732,7 +732,7 @@ pub async fn close(
                 )
                 .await?;
             }
-            store::set_invoice_status(
+            store::invoices::set_invoice_status(
                 &mut tx,
                 inv_id,
                 inv.status,
@@ -742,14 +742,14 @@ pub async fn close(
             .await?;
         }
     }
-    for sid in store::services_of_order(&app.db, id).await? {
-        let Some(s) = store::service_for_update(&mut tx, Scope::Host, sid).await? else {
+    for sid in store::orders::services_of_order(&app.db, id).await? {
+        let Some(s) = store::services::service_for_update(&mut tx, Scope::Host, sid).await? else {
             continue;
         };
         if s.status != ServiceStatus::Pending {
             continue;
         }
-        if store::set_service_status(
+        if store::services::set_service_status(
             &mut tx,
             s.id,
             ServiceStatus::Pending,
@@ -764,7 +764,9 @@ pub async fn close(
             catalog_store::give_back_stock(&mut tx, s.product_id, 1).await?;
         }
     }
-    if !store::set_order_status(&mut tx, id, OrderStatus::Pending, input.status, now).await? {
+    if !store::orders::set_order_status(&mut tx, id, OrderStatus::Pending, input.status, now)
+        .await?
+    {
         return Err(AppError::conflict(
             "order_not_pending",
             "the order changed meanwhile",

@@ -27,7 +27,7 @@ use keel_domain::lifecycle::{InvoiceKind, LineKind};
 use keel_domain::tax::Taxes;
 use keel_domain::tenancy::Scope;
 use keel_domain::text::limits;
-use keel_store::billing as store;
+use keel_store as store;
 use keel_store::dunning::{self as dunning_store, AttemptState};
 use keel_store::ledger as ledger_store;
 use serde::{Deserialize, Serialize};
@@ -105,7 +105,7 @@ pub async fn record_payment_answering(
         None => app.today(),
     };
     let mut tx = app.db.begin().await?;
-    let inv = store::invoice_for_update(&mut tx, ctx.actor.scope(), id)
+    let inv = store::invoices::invoice_for_update(&mut tx, ctx.actor.scope(), id)
         .await?
         .ok_or(AppError::NotFound { what: "invoice" })?;
     let amount = parse_amount(&input.amount, inv.currency, "amount")?;
@@ -117,7 +117,7 @@ pub async fn record_payment_answering(
         ));
     }
     if let Some(existing) =
-        store::payment_by_reference(&mut tx, input.method.as_str(), reference).await?
+        store::payments::payment_by_reference(&mut tx, input.method.as_str(), reference).await?
     {
         return Err(AppError::conflict(
             "payment_reference_used",
@@ -226,7 +226,7 @@ pub async fn pay_with_wallet(
         ctx.require(Permission::Order)?;
     }
     let mut tx = app.db.begin().await?;
-    let inv = store::invoice_for_update(&mut tx, ctx.actor.scope(), id)
+    let inv = store::invoices::invoice_for_update(&mut tx, ctx.actor.scope(), id)
         .await?
         .ok_or(AppError::NotFound { what: "invoice" })?;
     if !inv.status.is_payable() || inv.kind == InvoiceKind::TopUp {
@@ -334,7 +334,7 @@ pub async fn top_up(
         .ok_or(AppError::NotFound { what: "client" })?;
     let key = key.map(|k| entry_key(ctx, "top_up", k));
     if let Some(k) = &key
-        && let Some(existing) = store::invoice_by_key(&mut tx, client_id, k).await?
+        && let Some(existing) = store::invoices::invoice_by_key(&mut tx, client_id, k).await?
     {
         drop(tx);
         return get(app, &Ctx::system("read-back"), existing).await;
@@ -351,7 +351,7 @@ pub async fn top_up(
             "a top-up must be more than zero",
         ));
     }
-    let row = store::billing_client(&mut tx, client_id)
+    let row = store::billing_run::billing_client(&mut tx, client_id)
         .await?
         .ok_or(AppError::NotFound { what: "client" })?;
     let today = app.today();
@@ -381,7 +381,7 @@ pub async fn top_up(
     )
     .await?;
     if let Some(k) = &key {
-        store::set_invoice_key(&mut tx, inv.id, k).await?;
+        store::invoices::set_invoice_key(&mut tx, inv.id, k).await?;
     }
     record(
         &mut tx,
@@ -414,7 +414,7 @@ pub async fn payment_started(
     let policies = crate::dunning::Policies::load(app).await?;
     let services = dunning_store::billed_services(&app.db, invoice.get(), invoice.get()).await?;
     let mut tx = app.db.begin().await?;
-    let inv = store::invoice_for_update(&mut tx, Scope::Host, invoice)
+    let inv = store::invoices::invoice_for_update(&mut tx, Scope::Host, invoice)
         .await?
         .ok_or(AppError::NotFound { what: "invoice" })?;
     let client =

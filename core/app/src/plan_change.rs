@@ -30,13 +30,13 @@ use crate::{App, AppError, Ctx};
 use chrono::NaiveDate;
 use keel_domain::Money;
 use keel_domain::access::Permission;
-use keel_domain::billing::{self, Period};
 use keel_domain::catalog::OptionChoice;
+use keel_domain::cycle::{self, Period};
 use keel_domain::ids::{ProductId, ServiceId};
 use keel_domain::invoice::LineInput;
 use keel_domain::lifecycle::{InvoiceKind, LineKind, ProductKind, ServiceStatus};
 use keel_domain::proration;
-use keel_store::billing as store;
+use keel_store as store;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
@@ -85,7 +85,7 @@ struct Plan {
     preview: PlanChangePreview,
     product: keel_domain::catalog::Product,
     new_recurring: Money,
-    options: Vec<keel_store::billing::ChosenOption>,
+    options: Vec<keel_store::services::ChosenOption>,
     /// The period being prorated (with its index), when the current period was invoiced.
     prorated: Option<(Period, u32, proration::Proration)>,
 }
@@ -94,7 +94,7 @@ async fn plan(
     tx: &mut keel_store::Tx,
     app: &App,
     ctx: &Ctx,
-    s: &store::ServiceRecord,
+    s: &store::services::ServiceRecord,
     input: &PlanChangeInput,
 ) -> Result<Plan, AppError> {
     if s.status != ServiceStatus::Active {
@@ -141,12 +141,12 @@ async fn plan(
         .quote(s.recurring.currency(), s.cycle, &input.options)
         .map_err(|e| AppError::invalid(e.code(), Some(e.field()), e.to_string()))?;
     let today = app.today();
-    let period = billing::period_containing(s.anniversary, s.cycle, today);
+    let period = cycle::period_containing(s.anniversary, s.cycle, today);
     // Prorate only a period the client was invoiced for.
     let invoiced = period.and_then(|p| {
         let index = (0..=s.next_period)
             .rev()
-            .find(|i| billing::period_at(s.anniversary, s.cycle, *i) == Some(p))?;
+            .find(|i| cycle::period_at(s.anniversary, s.cycle, *i) == Some(p))?;
         (index < s.next_period).then_some((p, index))
     });
     let prorated = match invoiced {
@@ -217,7 +217,7 @@ pub async fn preview(
 ) -> Result<PlanChangePreview, AppError> {
     check_actor(ctx)?;
     let mut tx = app.db.begin().await?;
-    let s = store::service_for_update(&mut tx, ctx.actor.scope(), id)
+    let s = store::services::service_for_update(&mut tx, ctx.actor.scope(), id)
         .await?
         .ok_or(AppError::NotFound { what: "service" })?;
     let p = plan(&mut tx, app, ctx, &s, input).await?;
@@ -246,12 +246,12 @@ pub async fn apply_answering(
 ) -> Result<PlanChangeResult, AppError> {
     check_actor(ctx)?;
     let mut tx = app.db.begin().await?;
-    let s = store::service_for_update(&mut tx, ctx.actor.scope(), id)
+    let s = store::services::service_for_update(&mut tx, ctx.actor.scope(), id)
         .await?
         .ok_or(AppError::NotFound { what: "service" })?;
     let p = plan(&mut tx, app, ctx, &s, input).await?;
     if p.product.id == s.product_id && p.new_recurring == s.recurring {
-        let current = store::service_options(&mut tx, id).await?;
+        let current = store::services::service_options(&mut tx, id).await?;
         if current == p.options {
             return Err(AppError::invalid(
                 "no_change",
@@ -260,7 +260,7 @@ pub async fn apply_answering(
             ));
         }
     }
-    let client = store::billing_client(&mut tx, s.client_id)
+    let client = store::billing_run::billing_client(&mut tx, s.client_id)
         .await?
         .ok_or(AppError::NotFound { what: "client" })?;
     let terms = ClientTerms::of(&client, &app.billing);
@@ -349,7 +349,7 @@ pub async fn apply_answering(
             }
         }
     }
-    store::change_plan(
+    store::services::change_plan(
         &mut tx,
         id,
         p.product.id,
@@ -359,7 +359,7 @@ pub async fn apply_answering(
         now,
     )
     .await?;
-    store::set_service_options(&mut tx, id, &p.options).await?;
+    store::services::set_service_options(&mut tx, id, &p.options).await?;
     record(
         &mut tx,
         app,
@@ -405,7 +405,7 @@ async fn credit_unused(
     wanted: i64,
     reason: &str,
 ) -> Result<i64, AppError> {
-    let found = store::period_charges(tx, service, period.start).await?;
+    let found = store::invoices::period_charges(tx, service, period.start).await?;
     let mut invoices: Vec<keel_domain::ids::InvoiceId> = Vec::new();
     for (invoice, _) in &found {
         if !invoices.contains(invoice) {
@@ -414,14 +414,16 @@ async fn credit_unused(
     }
     let mut groups = Vec::with_capacity(invoices.len());
     for invoice in invoices {
-        let inv = store::invoice_for_update(tx, keel_domain::tenancy::Scope::Host, invoice)
-            .await?
-            .ok_or(AppError::NotFound { what: "invoice" })?;
-        let mut lines: Vec<store::LineRecord> = store::invoice_lines_tx(tx, invoice, inv.currency)
-            .await?
-            .into_iter()
-            .filter(|l| found.contains(&(invoice, l.id)))
-            .collect();
+        let inv =
+            store::invoices::invoice_for_update(tx, keel_domain::tenancy::Scope::Host, invoice)
+                .await?
+                .ok_or(AppError::NotFound { what: "invoice" })?;
+        let mut lines: Vec<store::invoices::LineRecord> =
+            store::invoices::invoice_lines_tx(tx, invoice, inv.currency)
+                .await?
+                .into_iter()
+                .filter(|l| found.contains(&(invoice, l.id)))
+                .collect();
         lines.sort_by_key(|l| std::cmp::Reverse(l.id));
         groups.push((inv, lines));
     }
@@ -445,7 +447,7 @@ async fn credit_unused(
     let taken = proration::allocate_credit(wanted, inclusive, &creditable);
     let mut to_wallet = 0;
     for ((inv, lines), grosses) in groups.iter().zip(taken) {
-        let chosen: Vec<(store::LineRecord, Money)> = lines
+        let chosen: Vec<(store::invoices::LineRecord, Money)> = lines
             .iter()
             .zip(grosses)
             .filter(|(_, g)| *g > 0)

@@ -420,13 +420,13 @@ async fn wallets(
     }
     // Read in a transaction that is rolled back (the store reads these only in one).
     let mut tx = app.db.begin().await?;
-    let auto: Vec<i64> = keel_store::billing::billing_clients(&mut tx, &clients)
+    let auto: Vec<i64> = keel_store::billing_run::billing_clients(&mut tx, &clients)
         .await?
         .iter()
         .filter(|c| crate::billing::ClientTerms::of(c, &app.billing).wallet_auto_apply)
         .map(|c| c.id)
         .collect();
-    let wallets = keel_store::billing::wallets_of(&mut tx, &auto).await?;
+    let wallets = keel_store::billing_run::wallets_of(&mut tx, &auto).await?;
     drop(tx);
     Ok(wallets
         .into_iter()

@@ -7,10 +7,12 @@ use crate::ledger::Amount;
 use crate::{App, AppError, Ctx};
 use chrono::{DateTime, NaiveDate, Utc};
 use keel_domain::access::Permission;
-use keel_domain::billing::BillingCycle;
+use keel_domain::cycle::BillingCycle;
 use keel_domain::ids::{ClientId, OrderId, ProductId, ServiceId};
 use keel_domain::lifecycle::{CancelKind, ServiceStatus};
-use keel_store::billing::{self as store, ServiceEvent, ServiceFilter, ServiceRecord};
+use keel_store::{
+    self as store, services::ServiceEvent, services::ServiceFilter, services::ServiceRecord,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
@@ -104,12 +106,12 @@ impl From<ServiceRecord> for ServiceView {
 
 pub async fn get(app: &App, ctx: &Ctx, id: ServiceId) -> Result<ServiceView, AppError> {
     ctx.require(Permission::BillingRead)?;
-    let s = store::get_service(&app.db, ctx.actor.scope(), id)
+    let s = store::services::get_service(&app.db, ctx.actor.scope(), id)
         .await?
         .ok_or(AppError::NotFound { what: "service" })?;
     let mut v = ServiceView::from(s);
     v.history = Some(
-        store::service_events(&app.db, id)
+        store::services::service_events(&app.db, id)
             .await?
             .into_iter()
             .map(ServiceEventView::from)
@@ -124,12 +126,12 @@ pub(crate) async fn view_in(
     tx: &mut keel_store::Tx,
     id: ServiceId,
 ) -> Result<ServiceView, AppError> {
-    let s = store::service_tx(tx, id)
+    let s = store::services::service_tx(tx, id)
         .await?
         .ok_or(AppError::NotFound { what: "service" })?;
     let mut v = ServiceView::from(s);
     v.history = Some(
-        store::service_events_tx(tx, id)
+        store::services::service_events_tx(tx, id)
             .await?
             .into_iter()
             .map(ServiceEventView::from)
@@ -159,7 +161,7 @@ pub async fn list(
 ) -> Result<keel_store::Page<ServiceView>, AppError> {
     ctx.require(Permission::BillingRead)?;
     let status = crate::parse_status(q.status.as_deref(), ServiceStatus::parse, "service")?;
-    let page = store::list_services(
+    let page = store::services::list_services(
         &app.db,
         ctx.actor.scope(),
         &ServiceFilter {
@@ -192,7 +194,7 @@ pub async fn change_status(
     ctx.require(Permission::BillingWrite)?;
     let reason = crate::required_reason(&input.reason)?;
     let mut tx = app.db.begin().await?;
-    let s = store::service_for_update(&mut tx, ctx.actor.scope(), id)
+    let s = store::services::service_for_update(&mut tx, ctx.actor.scope(), id)
         .await?
         .ok_or(AppError::NotFound { what: "service" })?;
     if !s.status.can_become(input.status) {
@@ -207,7 +209,7 @@ pub async fn change_status(
         ServiceStatus::Terminated | ServiceStatus::Cancelled => "terminate",
         ServiceStatus::Pending => "create",
     };
-    let moved = store::set_service_status(
+    let moved = store::services::set_service_status(
         &mut tx,
         id,
         s.status,
@@ -224,7 +226,7 @@ pub async fn change_status(
             "the service changed meanwhile; read it again",
         ));
     }
-    let event_id = store::last_service_event(&mut tx, id).await?;
+    let event_id = store::services::last_service_event(&mut tx, id).await?;
     crate::provisioning::intend(&mut tx, app, id, intent, &format!("event:{event_id}")).await?;
     let event = match (s.status, input.status) {
         (_, ServiceStatus::Suspended) => Some(EventType::ServiceSuspended),
@@ -276,7 +278,7 @@ pub async fn request_cancellation(
     }
     let reason = crate::required_reason(&input.reason)?;
     let mut tx = app.db.begin().await?;
-    let s = store::service_for_update(&mut tx, ctx.actor.scope(), id)
+    let s = store::services::service_for_update(&mut tx, ctx.actor.scope(), id)
         .await?
         .ok_or(AppError::NotFound { what: "service" })?;
     if s.status.is_final() {
@@ -289,7 +291,7 @@ pub async fn request_cancellation(
     let now = app.now();
     let on = match input.kind {
         CancelKind::Immediate => {
-            store::set_service_status(
+            store::services::set_service_status(
                 &mut tx,
                 id,
                 s.status,
@@ -308,7 +310,7 @@ pub async fn request_cancellation(
             None => today,
         },
     };
-    store::request_cancellation(&mut tx, id, input.kind, reason, on, now).await?;
+    store::services::request_cancellation(&mut tx, id, input.kind, reason, on, now).await?;
     let (event, to) = match input.kind {
         CancelKind::Immediate => (EventType::ServiceCancelled, ServiceStatus::Cancelled),
         CancelKind::EndOfPeriod => (EventType::ServiceCancellationRequested, s.status),

@@ -24,10 +24,10 @@ use keel_domain::ledger::EntryBuilder;
 use keel_domain::lifecycle::{InvoiceKind, InvoiceStatus, OrderStatus, ServiceStatus};
 use keel_domain::tenancy::Scope;
 use keel_store::Tx;
-use keel_store::billing::{self as store, InvoiceRecord, NewPayment};
 use keel_store::dunning as dunning_store;
 use keel_store::ledger as ledger_store;
 use keel_store::webhooks::Subscriptions;
+use keel_store::{self as store, invoices::InvoiceRecord, payments::NewPayment};
 
 /// A payment whose ledger entry is posted, ready to be recorded against its invoice.
 #[derive(Debug, Clone, Copy)]
@@ -53,7 +53,7 @@ pub async fn record(
     payment: Received<'_>,
 ) -> Result<InvoiceRecord, AppError> {
     let now = app.now();
-    store::insert_payment(
+    store::payments::insert_payment(
         tx,
         &NewPayment {
             invoice: inv,
@@ -80,7 +80,7 @@ pub async fn record(
         )),
     )
     .await?;
-    let updated = store::add_payment(tx, inv.id, payment.amount.minor(), now)
+    let updated = store::invoices::add_payment(tx, inv.id, payment.amount.minor(), now)
         .await?
         .ok_or_else(|| {
             AppError::conflict(
@@ -102,8 +102,8 @@ pub async fn paid(tx: &mut Tx, app: &App, ctx: &Ctx, inv: &InvoiceRecord) -> Res
     let now = app.now();
     events::emit(tx, app, Event::InvoicePaid(InvoiceData::of(inv))).await?;
     notify::queue(tx, app, Notice::Paid(inv), &paid_cause(inv)).await?;
-    for service in store::pending_services_of_invoice(tx, inv.id).await? {
-        let moved = store::set_service_status(
+    for service in store::services::pending_services_of_invoice(tx, inv.id).await? {
+        let moved = store::services::set_service_status(
             tx,
             service,
             ServiceStatus::Pending,
@@ -115,11 +115,17 @@ pub async fn paid(tx: &mut Tx, app: &App, ctx: &Ctx, inv: &InvoiceRecord) -> Res
         )
         .await?;
         if moved
-            && let Some(s) = store::service_for_update(tx, Scope::Host, service).await?
+            && let Some(s) = store::services::service_for_update(tx, Scope::Host, service).await?
             && let Some(order) = s.order_id
         {
-            store::set_order_status(tx, order, OrderStatus::Pending, OrderStatus::Active, now)
-                .await?;
+            store::orders::set_order_status(
+                tx,
+                order,
+                OrderStatus::Pending,
+                OrderStatus::Active,
+                now,
+            )
+            .await?;
         }
         if moved {
             crate::provisioning::intend(tx, app, service, "create", &paid_cause(inv)).await?;
@@ -145,14 +151,14 @@ pub async fn lift(tx: &mut Tx, app: &App, ctx: &Ctx, inv: &InvoiceRecord) -> Res
         if dunning_store::suspended_for_another(tx, service, inv.id).await? {
             continue;
         }
-        let Some(s) = store::service_for_update(tx, Scope::Host, service).await? else {
+        let Some(s) = store::services::service_for_update(tx, Scope::Host, service).await? else {
             continue;
         };
         if s.status != ServiceStatus::Suspended {
             continue;
         }
         let reason = format!("invoice {} paid", inv.display());
-        if store::set_service_status(
+        if store::services::set_service_status(
             tx,
             service,
             ServiceStatus::Suspended,
@@ -222,7 +228,7 @@ pub async fn settle_new(
 ) -> Result<InvoiceRecord, AppError> {
     let now = app.now();
     if inv.total.is_zero() {
-        let settled = store::add_payment(tx, inv.id, 0, now)
+        let settled = store::invoices::add_payment(tx, inv.id, 0, now)
             .await?
             .ok_or(AppError::NotFound { what: "invoice" })?;
         paid(tx, app, ctx, &settled).await?;
@@ -258,7 +264,7 @@ pub async fn settle_new(
         Err(AppError::Conflict {
             code: crate::wallets::INSUFFICIENT,
             ..
-        }) => store::invoice_for_update(tx, Scope::Host, id)
+        }) => store::invoices::invoice_for_update(tx, Scope::Host, id)
             .await?
             .ok_or(AppError::NotFound { what: "invoice" }),
         Err(e) => Err(e),
@@ -314,7 +320,7 @@ pub async fn pay_from_wallet(
     };
     if !posted.created {
         // The same request again: the payment it made stands.
-        return store::invoice_for_update(tx, Scope::Host, inv.id)
+        return store::invoices::invoice_for_update(tx, Scope::Host, inv.id)
             .await?
             .ok_or(AppError::NotFound { what: "invoice" });
     }

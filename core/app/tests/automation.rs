@@ -218,7 +218,7 @@ store_test!(
 store_test!(
     async fn the_cleanup_job_prunes_skipped_notifications_older_than_their_retention(t) {
         use keel_domain::client::{ClientKind, NewClient, PostalAddress};
-        use keel_store::notifications::{self as outbox, NewNotification};
+        use keel_store::notifications::{self as outbox, NewNotification, NotificationState};
         let clock = Arc::new(FixedClock::new(Utc.with_ymd_and_hms(2027, 1, 1, 3, 30, 0).unwrap()));
         let app = App::with_clock(t.db.clone(), clock.clone());
         let mut tx = t.db.begin().await.unwrap();
@@ -240,7 +240,7 @@ store_test!(
         tx.commit().await.unwrap();
         // A skipped message and a pending one on 1 January, a skipped one on 21 January,
         // written as keel_app::notify::queue writes them.
-        let write = |cause: &'static str, state: &'static str| {
+        let write = |cause: &'static str, state: NotificationState| {
             let app = app.clone();
             async move {
                 let mut tx = app.db.begin().await.unwrap();
@@ -255,7 +255,7 @@ store_test!(
                     body_html: "h",
                     invoice_id: None,
                     state,
-                    note: (state == "skipped").then_some("email is not configured ([email] smtp_url)"),
+                    note: (state == NotificationState::Skipped).then_some("email is not configured ([email] smtp_url)"),
                     unique_key: cause,
                 };
                 let id = outbox::insert(&mut tx, &n, app.now()).await.unwrap().expect("a new cause");
@@ -263,10 +263,10 @@ store_test!(
                 id
             }
         };
-        let old_skipped = write("overdue:1", "skipped").await;
-        let old_pending = write("overdue:2", "pending").await;
+        let old_skipped = write("overdue:1", NotificationState::Skipped).await;
+        let old_pending = write("overdue:2", NotificationState::Pending).await;
         clock.set(Utc.with_ymd_and_hms(2027, 1, 21, 3, 30, 0).unwrap());
-        let newer_skipped = write("overdue:3", "skipped").await;
+        let newer_skipped = write("overdue:3", NotificationState::Skipped).await;
 
         // On 6 February, the daily cleanup with the payload `keel serve` gives it (30 days
         // kept): the 36-day-old skipped message goes, the 16-day-old one and the pending one stay.
@@ -299,7 +299,7 @@ store_test!(
 
         // Without the setting the job keeps the default, 30 days.
         let ctx = Ctx::system("test");
-        let recent = write("overdue:4", "skipped").await;
+        let recent = write("overdue:4", NotificationState::Skipped).await;
         clock.set(clock.now() + chrono::Duration::days(automation::KEEP_SKIPPED_DAYS.into()));
         cleanup(serde_json::json!({})).await;
         assert_eq!(worker(&app).tick(&stop).await.unwrap().done, 1);

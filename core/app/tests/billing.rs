@@ -11,9 +11,9 @@ use keel_app::payments::{self, ManualMethod, PaymentInput, TopUpInput, WalletPay
 use keel_app::{App, AppError, Ctx, FixedClock};
 use keel_domain::Currency;
 use keel_domain::Money;
-use keel_domain::billing::BillingCycle;
 use keel_domain::catalog::Price;
 use keel_domain::client::{ClientKind, NewClient, PostalAddress};
+use keel_domain::cycle::BillingCycle;
 use keel_domain::ids::{ClientId, ProductId};
 use keel_domain::lifecycle::{InvoiceStatus, PayType, ProductKind, ServiceStatus};
 use keel_domain::tax::{TaxLevel, TaxRule};
@@ -757,7 +757,7 @@ async fn dun(w: &World, invoice: keel_domain::ids::InvoiceId, on: &str) -> Vec<S
         .await
         .unwrap()
     {
-        if step.state == "queued" {
+        if step.state == keel_store::dunning::StepState::Queued {
             keel_app::dunning::perform(&w.app, &w.ctx, step.id)
                 .await
                 .unwrap();
@@ -936,7 +936,7 @@ store_test!(
     async fn a_cancellation_committed_while_a_batch_waits_for_its_lock_stops_the_renewal(t) {
         use keel_domain::lifecycle::CancelKind;
         use keel_domain::tenancy::Scope;
-        use keel_store::billing as store;
+        use keel_store as store;
 
         let w = world(t, "2027-01-15").await;
         let c = client(&w, "tariro@example.com").await;
@@ -946,7 +946,7 @@ store_test!(
 
         // A writer holds the service (its row lock on PostgreSQL, the one writer on SQLite)...
         let mut tx = t.db.begin().await.unwrap();
-        store::service_for_update(&mut tx, Scope::Host, victim).await.unwrap().expect("the service");
+        store::services::service_for_update(&mut tx, Scope::Host, victim).await.unwrap().expect("the service");
         // ...while the run reads its batch and waits to lock it...
         let run = {
             let (app, ctx) = (w.app.clone(), w.ctx.clone());
@@ -956,11 +956,11 @@ store_test!(
         };
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
         // ...then the client cancels at the end of the paid period.
-        store::request_cancellation(&mut tx, victim, CancelKind::EndOfPeriod, "the client is leaving", day("2027-02-15"), w.app.now()).await.unwrap();
+        store::services::request_cancellation(&mut tx, victim, CancelKind::EndOfPeriod, "the client is leaving", day("2027-02-15"), w.app.now()).await.unwrap();
         tx.commit().await.unwrap();
         let report = run.await.unwrap().unwrap();
 
-        let after = store::get_service(&t.db, Scope::Host, victim).await.unwrap().expect("the service");
+        let after = store::services::get_service(&t.db, Scope::Host, victim).await.unwrap().expect("the service");
         assert_eq!(
             (after.next_period, report.periods, report.invoices),
             (1, 0, 0),

@@ -120,7 +120,7 @@ store_test!(
         let mut received: BTreeMap<(i64, &str), u32> = BTreeMap::new();
         for id in ids {
             let n = store::get(&app.db, id).await.unwrap().expect("the notification");
-            assert_eq!(n.state, "sent");
+            assert_eq!(n.state, keel_store::notifications::NotificationState::Sent);
             let event = [
                 "invoice_created",
                 "payment_reminder",

@@ -16,7 +16,7 @@ use keel_domain::dunning::{Policy, Step};
 use keel_domain::ids::{InvoiceId, ServiceId};
 use keel_domain::lifecycle::{InvoiceStatus, ServiceStatus};
 use keel_jobs::{Worker, WorkerConfig};
-use keel_store::dunning as store;
+use keel_store::dunning::{self as store, StepState};
 use keel_store::jobs::JobState;
 use keel_testkit::store_test;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -214,9 +214,9 @@ store_test!(
         for r in &rows {
             assert_eq!(r.updated_at.date_naive(), r.due_on, "{r:?}");
             if r.service_id.is_none() {
-                assert_eq!(r.state, "done", "{r:?}");
+                assert_eq!(r.state, StepState::Done, "{r:?}");
             }
-            if r.state == "done" {
+            if r.state == StepState::Done {
                 *done.entry(r.step.clone()).or_default() += 1;
             }
         }
@@ -244,7 +244,7 @@ store_test!(
                 }
             }
             let view = keel_app::services::get(&app, &ctx, ServiceId(*service)).await.unwrap();
-            let events = keel_store::billing::service_events(&app.db, ServiceId(*service)).await.unwrap();
+            let events = keel_store::services::service_events(&app.db, ServiceId(*service)).await.unwrap();
             let to = |s: &str| events.iter().filter(|e| e.to_status == s).count();
             match habit_of_service(&issued, &services_of, *service) {
                 Habit::Never => {
@@ -297,7 +297,7 @@ store_test!(
             step_jobs += page.iter().filter(|j| j.kind == "dunning.step").count();
         }
         assert_eq!(step_jobs, queued_rows, "one job per step");
-        let unsuspended = rows.iter().filter(|r| r.step == "suspend" && r.state == "done").count() - expect_terminated_suspended(&service_steps, &issued, &services_of);
+        let unsuspended = rows.iter().filter(|r| r.step == "suspend" && r.state == StepState::Done).count() - expect_terminated_suspended(&service_steps, &issued, &services_of);
         assert_eq!(
             count("provision", JobState::Ready) as usize,
             done["suspend"] + done["terminate"] + unsuspended,
@@ -396,7 +396,7 @@ store_test!(
         let status = |s| { let app = app.clone(); async move { keel_app::services::get(&app, &Ctx::system("r"), s).await.unwrap().status } };
         assert_eq!(status(s_unpaid).await, ServiceStatus::Suspended);
         assert_eq!(status(s_prepaid).await, ServiceStatus::Active, "paid ahead: untouched");
-        let steps: Vec<(String, String)> = dunning::steps(&app, &ctx, unpaid).await.unwrap().into_iter().map(|s| (s.step, s.state)).collect();
+        let steps: Vec<(String, String)> = dunning::steps(&app, &ctx, unpaid).await.unwrap().into_iter().map(|s| (s.step, s.state.to_string())).collect();
         assert_eq!(
             steps,
             [("reminder-7", "skipped"), ("reminder-3", "skipped"), ("overdue-1", "done"), ("late_fee", "done"), ("overdue-7", "done"), ("suspend", "done")]
@@ -610,7 +610,7 @@ store_test!(
             .await
             .unwrap()
             .into_iter()
-            .filter(|r| r.state == "done")
+            .filter(|r| r.state == StepState::Done)
             .map(|r| {
                 let (client, due) = client_of[&r.invoice_id];
                 (r.updated_at.date_naive(), r.step, client, r.service_id, due)

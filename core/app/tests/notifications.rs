@@ -231,7 +231,7 @@ store_test!(
             billing_run::run(&app, &ctx, &RunOptions { as_of: d(day), dry_run: false }, &|_| {}).await.unwrap();
             drain(&w).await;
         }
-        let all = keel_store::billing::list_invoices(&app.db, keel_domain::tenancy::Scope::Host, &Default::default(), None, 1000)
+        let all = keel_store::invoices::list_invoices(&app.db, keel_domain::tenancy::Scope::Host, &Default::default(), None, 1000)
             .await
             .unwrap()
             .items;

@@ -18,7 +18,7 @@
 //!   recurring amount. Stock counts ordered items; out of stock refuses the order.
 
 use crate::Currency;
-use crate::billing::BillingCycle;
+use crate::cycle::BillingCycle;
 use crate::ids::{OptionId, OptionValueId, ProductGroupId, ProductId};
 use crate::lifecycle::{OptionKind, PayType, ProductKind};
 use crate::money::{Money, MoneyError};

@@ -16,7 +16,7 @@ use crate::ids::ServiceId;
 use crate::lifecycle::LineKind;
 use crate::money::{Money, MoneyError};
 use crate::tax::{TaxMode, Taxes, tax_line};
-use crate::{Currency, billing::Period};
+use crate::{Currency, cycle::Period};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 

@@ -4,7 +4,7 @@
 //! - [`currency`]: the ISO 4217 table (code, numeric code, exponent).
 //! - [`money`]: [`Money`], integer minor units bound to a currency; checked arithmetic,
 //!   decimal conversion with half-away-from-zero rounding, allocation, parsing, formatting.
-//! - [`billing`]: billing cycles, due dates from the anniversary (and the billing day kept
+//! - [`cycle`]: billing cycles, due dates from the anniversary (and the billing day kept
 //!   beside it) with month-end clamping, periods and the remaining fraction used for proration.
 //! - [`catalog`]: products, prices per (currency, cycle), options, and the quote of one item.
 //! - [`dunning`]: dunning policies as data: reminders, overdue notices, late fee,
@@ -29,11 +29,11 @@
 //! - [`dates`]: the years a date given to Keel may fall in.
 
 pub mod access;
-pub mod billing;
 pub mod catalog;
 pub mod client;
 pub mod contact;
 pub mod currency;
+pub mod cycle;
 pub mod dates;
 pub mod dunning;
 pub mod ids;

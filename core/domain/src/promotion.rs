@@ -51,8 +51,8 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::billing::BillingCycle;
 use crate::currency::Currency;
+use crate::cycle::BillingCycle;
 use crate::ids::ProductId;
 use crate::money::Money;
 

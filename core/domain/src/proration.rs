@@ -11,7 +11,7 @@
 //! 1,000 × 16/31 is 516.129… → 516, never a rounded fraction times the amount.
 //!
 //! **A plan change credits the unused part of the old price and charges the new price
-//! for the same days.** With the conventions of [`crate::billing`] (periods are half open,
+//! for the same days.** With the conventions of [`crate::cycle`] (periods are half open,
 //! the day of the change counts as remaining):
 //!
 //! ```text
@@ -33,7 +33,7 @@
 //! price, where `aligned − cycle` is the billing day (clamped) the cycle's months before
 //! `aligned`: the period of the billing day's schedule that `start` falls in. Renewals
 //! then bill from `aligned`, the service's anniversary, and keep the billing day beside it
-//! ([`crate::billing::Anniversary`]): every due date is on the billing day, or on the
+//! ([`crate::cycle::Anniversary`]): every due date is on the billing day, or on the
 //! month's last day when the month lacks it, even when `aligned` itself was clamped. A
 //! service that starts on the billing day is not prorated: it is billed the whole price for
 //! its first full period, and `start` is the anniversary.
@@ -57,8 +57,8 @@ use chrono::{Datelike, Months, NaiveDate};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::billing::{Anniversary, BillingCycle, Period, on_day_clamped, period_at};
 use crate::currency::Currency;
+use crate::cycle::{Anniversary, BillingCycle, Period, on_day_clamped, period_at};
 use crate::money::Money;
 
 /// The money of a plan change inside one period.
@@ -354,7 +354,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::billing::{period_containing, remaining_days};
+    use crate::cycle::{period_containing, remaining_days};
 
     fn date(text: &str) -> NaiveDate {
         NaiveDate::parse_from_str(text, "%Y-%m-%d").unwrap_or_else(|_| panic!("bad date {text}"))
@@ -664,7 +664,7 @@ mod tests {
             let due: Vec<String> = (0..expected.len())
                 .map(|n| {
                     let n = u32::try_from(n).unwrap();
-                    crate::billing::due_date(aligned.anniversary, *cycle, n)
+                    crate::cycle::due_date(aligned.anniversary, *cycle, n)
                         .unwrap()
                         .to_string()
                 })
@@ -830,7 +830,7 @@ mod tests {
             n in 0u32..150,
         ) {
             let aligned = align_to_billing_day(Money::new(1000, USD), cycle, start, billing_day).unwrap();
-            let due = crate::billing::due_date(aligned.anniversary, cycle, n).unwrap();
+            let due = crate::cycle::due_date(aligned.anniversary, cycle, n).unwrap();
             prop_assert_eq!(due.day(), billing_day.min(u32::from(due.num_days_in_month())));
             // n whole cycles after the anniversary's month.
             let months = |d: NaiveDate| i64::from(d.year()) * 12 + i64::from(d.month0());

@@ -21,9 +21,9 @@ use crate::ledger::currency;
 use crate::page::{Cursor, Page};
 use crate::{on_db, on_tx};
 use chrono::{DateTime, NaiveDate, Utc};
-use keel_domain::billing::BillingCycle;
 use keel_domain::catalog::{OptionValue, Price, Product, ProductOption};
 use keel_domain::currency::Currency;
+use keel_domain::cycle::BillingCycle;
 use keel_domain::ids::{
     ClientGroupId, ClientId, OptionId, OptionValueId, OrderId, ProductGroupId, ProductId,
     PromotionId, TaxRuleId,

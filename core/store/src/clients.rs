@@ -31,6 +31,15 @@ fn scope_sql(alias: &str, a: usize, b: usize) -> String {
     )
 }
 
+/// The scope condition for a table a client owns (a `client_id` column beside
+/// `reseller_id`): `(reseller_id = $a or unrestricted) and (client_id = $b or unrestricted)`
+/// on `alias` (with its dot, or `""`).
+pub(crate) fn owned_scope_sql(alias: &str, a: usize, b: usize) -> String {
+    format!(
+        "(CAST(${a} AS BIGINT) IS NULL OR {alias}reseller_id = ${a}) AND (CAST(${b} AS BIGINT) IS NULL OR {alias}client_id = ${b})"
+    )
+}
+
 const CLIENT_COLUMNS: &str = "id, reseller_id, kind, company_name, first_name, last_name, email, phone, \
     address_line1, address_line2, city, region, postal_code, country, currency, language, \
     tax_exempt, tax_id, status, created_at, updated_at";

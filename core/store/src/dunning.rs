@@ -184,6 +184,13 @@ keel_domain::named_enum!(
     }
 );
 
+impl TryFrom<String> for StepState {
+    type Error = StoreError;
+    fn try_from(text: String) -> Result<Self, StoreError> {
+        StepState::parse(&text).ok_or_else(|| crate::error::corrupt("dunning step state", &text))
+    }
+}
+
 /// A recorded step.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct StepRow {
@@ -192,7 +199,8 @@ pub struct StepRow {
     pub service_id: Option<i64>,
     pub step: String,
     pub due_on: NaiveDate,
-    pub state: String,
+    #[sqlx(try_from = "String")]
+    pub state: StepState,
     pub outcome: Option<String>,
     pub held_until: Option<DateTime<Utc>>,
     pub round: i32,

@@ -5,6 +5,16 @@
 use crate::constraints;
 use keel_domain::ledger::LedgerError;
 
+/// A stored value that does not parse: `what` names it, `value` is what was found.
+pub(crate) fn corrupt(what: &str, value: &str) -> StoreError {
+    StoreError::Corrupt(format!("invalid {what} {value:?} in the database"))
+}
+
+/// A decimal stored as text (rates, quantities), or [`corrupt`].
+pub(crate) fn parse_decimal(what: &str, text: &str) -> Result<rust_decimal::Decimal, StoreError> {
+    text.parse().map_err(|_| corrupt(what, text))
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("not found")]

@@ -8,8 +8,16 @@
 //! - [`constraints`]: the unique keys of the SQLite schema, read from its migrations and named
 //!   as PostgreSQL names them, so a conflict names one constraint on both engines.
 //! - [`ledger`]: accounts, journal entries and postings; the balance cache and its check.
-//! - [`billing`]: orders, services with their history, invoices and lines, payments, number
-//!   sequences, and the billing run's batched reads and writes.
+//! - [`orders`]: orders, the invoice and services each one made.
+//! - [`services`]: services with their history, chosen options and plan changes; the
+//!   billing run's advance of their next period.
+//! - [`invoices`]: invoices and lines (single and batched inserts), drafts, issuing, the
+//!   paid amount and status, the late fee.
+//! - [`payments`]: payments recorded against invoices, the billing run's wallet payments.
+//! - [`credit_notes`]: credit notes against issued invoices.
+//! - [`numbers`]: gap-free document number sequences.
+//! - [`billing_run`]: the billing run's batched reads (due services, clients, wallets) and
+//!   its run records.
 //! - [`catalog`]: product groups, products (prices, options, add-ons, stock), tax rules,
 //!   exchange rates, client groups and billing settings, promotions and their uses.
 //! - [`clients`]: clients and contacts, every query behind a [`keel_domain::tenancy::Scope`].
@@ -29,20 +37,26 @@
 //! differ say so next to the query.
 
 pub mod audit;
-pub mod billing;
+pub mod billing_run;
 pub mod catalog;
 pub mod clients;
 pub mod constraints;
+pub mod credit_notes;
 pub mod db;
 pub mod dunning;
 pub mod error;
 pub mod idempotency;
+pub mod invoices;
 pub mod jobs;
 pub mod ledger;
 pub mod notifications;
+pub mod numbers;
+pub mod orders;
 pub mod page;
+pub mod payments;
 pub mod plugin_kv;
 pub mod seed;
+pub mod services;
 pub mod staff;
 pub mod webhooks;
 

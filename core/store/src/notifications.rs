@@ -10,6 +10,29 @@ use crate::{on_db, on_tx};
 use chrono::{DateTime, Utc};
 use keel_domain::ids::{ClientId, InvoiceId};
 
+keel_domain::named_enum!(
+    /// Where a notification is in the outbox.
+    NotificationState {
+        /// Its `notification.send` job sends it (and retries it).
+        Pending = "pending",
+        /// Handed to the channel (`sent_at` says when).
+        Sent = "sent",
+        /// Every attempt failed; `last_error` says why.
+        Failed = "failed",
+        /// Never to be sent (no address, the channel off, the client opted out): kept with
+        /// `last_error` saying why, deleted after `[notifications] keep_skipped_days`.
+        Skipped = "skipped",
+    }
+);
+
+impl TryFrom<String> for NotificationState {
+    type Error = StoreError;
+    fn try_from(text: String) -> Result<Self, StoreError> {
+        NotificationState::parse(&text)
+            .ok_or_else(|| crate::error::corrupt("notification state", &text))
+    }
+}
+
 /// A rendered message to write.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewNotification<'a> {
@@ -22,8 +45,9 @@ pub struct NewNotification<'a> {
     pub body_text: &'a str,
     pub body_html: &'a str,
     pub invoice_id: Option<InvoiceId>,
-    /// `pending` (its job sends it) or `skipped` (with `last_error` saying why).
-    pub state: &'a str,
+    /// [`NotificationState::Pending`] (its job sends it) or [`NotificationState::Skipped`]
+    /// (with `note` saying why).
+    pub state: NotificationState,
     pub note: Option<&'a str>,
     pub unique_key: &'a str,
 }
@@ -40,7 +64,8 @@ pub struct NotificationRow {
     pub body_text: String,
     pub body_html: String,
     pub invoice_id: Option<i64>,
-    pub state: String,
+    #[sqlx(try_from = "String")]
+    pub state: NotificationState,
     pub attempts: i32,
     pub last_error: Option<String>,
     pub unique_key: String,
@@ -72,7 +97,7 @@ pub async fn insert(
     .bind(n.body_text)
     .bind(n.body_html)
     .bind(n.invoice_id.map(|i| i.get()))
-    .bind(n.state)
+    .bind(n.state.as_str())
     .bind(n.note)
     .bind(n.unique_key)
     .bind(at)
@@ -105,25 +130,28 @@ pub async fn of_client(
         .await)?)
 }
 
-/// Records one sending attempt: `sent` (with the time) or still `pending` / `failed` with
-/// the error. Only a pending notification moves; false otherwise (sent already).
+/// Records one sending attempt: [`NotificationState::Sent`] (with the time), or still
+/// pending, or failed, with the error. Only a pending notification moves; false otherwise
+/// (sent already).
 pub async fn record_attempt(
     db: &Db,
     id: i64,
-    state: &str,
+    state: NotificationState,
     error: Option<&str>,
     at: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
+    let sent_at = (state == NotificationState::Sent).then_some(at);
     let mut tx = db.begin().await?;
     let n = on_tx!(&mut tx, |c| sqlx::query(
         "UPDATE notifications SET state = $1, last_error = $2, attempts = attempts + 1, \
-           sent_at = CASE WHEN $1 = 'sent' THEN $3 ELSE sent_at END \
-         WHERE id = $4 AND state = 'pending'"
+           sent_at = COALESCE($3, sent_at) \
+         WHERE id = $4 AND state = $5"
     )
-    .bind(state)
+    .bind(state.as_str())
     .bind(error)
-    .bind(at)
+    .bind(sent_at)
     .bind(id)
+    .bind(NotificationState::Pending.as_str())
     .execute(&mut *c)
     .await
     .map(|r| r.rows_affected()))?;
@@ -138,16 +166,20 @@ pub async fn record_attempt(
 /// while `[email]` is not set. Its (cause, channel) key is freed with it; Keel's causes (a
 /// dunning step, an issued or paid invoice, a lifted suspension) happen once.
 pub async fn delete_skipped(db: &Db, before: DateTime<Utc>, limit: u32) -> Result<u64, StoreError> {
-    let mut tx = db.begin().await?;
-    let n = on_tx!(&mut tx, |c| sqlx::query(
+    // The state is written into the statement, not bound, so PostgreSQL's planner matches
+    // the partial index `notifications_skipped_idx` (WHERE state = 'skipped').
+    let sql = format!(
         "DELETE FROM notifications WHERE id IN (SELECT id FROM notifications \
-           WHERE state = 'skipped' AND created_at < $1 ORDER BY created_at, id LIMIT $2)"
-    )
-    .bind(before)
-    .bind(i64::from(limit))
-    .execute(&mut *c)
-    .await
-    .map(|r| r.rows_affected()))?;
+           WHERE state = '{}' AND created_at < $1 ORDER BY created_at, id LIMIT $2)",
+        NotificationState::Skipped.as_str()
+    );
+    let mut tx = db.begin().await?;
+    let n = on_tx!(&mut tx, |c| sqlx::query(&sql)
+        .bind(before)
+        .bind(i64::from(limit))
+        .execute(&mut *c)
+        .await
+        .map(|r| r.rows_affected()))?;
     tx.commit().await?;
     Ok(n)
 }

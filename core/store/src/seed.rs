@@ -13,10 +13,10 @@
 //! duplicate (service, period) lines, services not billed exactly once per period, the
 //! ledger as a multiset of postings by account code, and the invoice numbers.
 
-use crate::billing::NewService;
 use crate::db::{Db, Tx};
 use crate::error::StoreError;
 use crate::ledger::{NewAccount, placeholders};
+use crate::services::NewService;
 use crate::{on_db, on_tx};
 use chrono::{DateTime, Utc};
 use keel_domain::client::NewClient;

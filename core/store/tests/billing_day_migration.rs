@@ -9,8 +9,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use common::person;
 use keel_domain::Currency;
 use keel_domain::Money;
-use keel_domain::billing::{self, BillingCycle};
 use keel_domain::catalog::Price;
+use keel_domain::cycle::{self, BillingCycle};
 use keel_domain::ids::{ClientId, ProductId, ServiceId};
 use keel_domain::lifecycle::{PayType, ProductKind};
 use keel_domain::tenancy::{Owner, Scope};
@@ -203,7 +203,7 @@ async fn migrate_old_rows(db: &Db, engine: &str) {
     db.migrate().await.unwrap();
 
     for (row, id) in ROWS.iter().zip(ids) {
-        let service = keel_store::billing::get_service(db, Scope::Host, id)
+        let service = keel_store::services::get_service(db, Scope::Host, id)
             .await
             .unwrap()
             .unwrap();
@@ -221,7 +221,7 @@ async fn migrate_old_rows(db: &Db, engine: &str) {
         // The stored next due date is the one the domain computes for the next period.
         assert_eq!(
             service.next_due_date,
-            billing::due_date(service.anniversary, row.cycle, row.next_period),
+            cycle::due_date(service.anniversary, row.cycle, row.next_period),
             "{engine}: {}",
             row.what
         );

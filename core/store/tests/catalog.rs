@@ -6,9 +6,9 @@ mod common;
 
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use common::*;
-use keel_domain::billing::BillingCycle;
 use keel_domain::catalog::{Price, Product};
 use keel_domain::currency::Currency;
+use keel_domain::cycle::BillingCycle;
 use keel_domain::ids::{ClientGroupId, ClientId, OrderId, ProductGroupId, ProductId};
 use keel_domain::lifecycle::{OptionKind, PayType, ProductKind};
 use keel_domain::money::Money;

@@ -7,16 +7,16 @@ use common::*;
 use keel_domain::ids::ClientId;
 use keel_domain::tenancy::Owner;
 use keel_store::Db;
-use keel_store::notifications::{self as store, NewNotification};
+use keel_store::notifications::{self as store, NewNotification, NotificationState};
 use keel_testkit::store_test;
 
-/// Writes a notification for `client` at `at` and moves it to `state` (`sent` and `failed`
+/// Writes a notification for `client` at `at` and moves it to `state` (sent and failed
 /// through a sending attempt, as the send job does).
 async fn notification(
     db: &Db,
     client: ClientId,
     cause: &str,
-    state: &str,
+    state: NotificationState,
     at: chrono::DateTime<chrono::Utc>,
 ) -> i64 {
     let mut tx = db.begin().await.unwrap();
@@ -32,12 +32,13 @@ async fn notification(
             body_text: "text",
             body_html: "<p>html</p>",
             invoice_id: None,
-            state: if state == "skipped" {
-                "skipped"
+            state: if state == NotificationState::Skipped {
+                NotificationState::Skipped
             } else {
-                "pending"
+                NotificationState::Pending
             },
-            note: (state == "skipped").then_some("the client turned email notifications off"),
+            note: (state == NotificationState::Skipped)
+                .then_some("the client turned email notifications off"),
             unique_key: cause,
         },
         at,
@@ -46,7 +47,7 @@ async fn notification(
     .unwrap()
     .expect("a new cause");
     tx.commit().await.unwrap();
-    if state == "sent" || state == "failed" {
+    if state == NotificationState::Sent || state == NotificationState::Failed {
         assert!(
             store::record_attempt(db, id, state, None, at)
                 .await
@@ -67,12 +68,12 @@ store_test!(
 
         let mut old_skipped = Vec::new();
         for n in 0..3 {
-            old_skipped.push(notification(db, ann, &format!("old-skipped:{n}"), "skipped", old).await);
+            old_skipped.push(notification(db, ann, &format!("old-skipped:{n}"), NotificationState::Skipped, old).await);
         }
         let mut kept = Vec::new();
-        kept.push(notification(db, ann, "new-skipped", "skipped", new).await);
-        kept.push(notification(db, ann, "at-the-cutoff", "skipped", cutoff).await);
-        for state in ["pending", "sent", "failed"] {
+        kept.push(notification(db, ann, "new-skipped", NotificationState::Skipped, new).await);
+        kept.push(notification(db, ann, "at-the-cutoff", NotificationState::Skipped, cutoff).await);
+        for state in [NotificationState::Pending, NotificationState::Sent, NotificationState::Failed] {
             kept.push(notification(db, ann, &format!("old-{state}"), state, old).await);
             kept.push(notification(db, ann, &format!("new-{state}"), state, new).await);
         }
@@ -89,13 +90,13 @@ store_test!(
             .await
             .unwrap()
             .into_iter()
-            .map(|n| (n.unique_key, n.state))
+            .map(|n| (n.unique_key, n.state.to_string()))
             .collect();
         assert_eq!(left.len(), kept.len(), "{left:?}");
         for id in kept {
             let row = store::get(db, id).await.unwrap().expect("kept");
             assert!(
-                row.state != "skipped" || row.created_at >= cutoff,
+                row.state != NotificationState::Skipped || row.created_at >= cutoff,
                 "{row:?}"
             );
         }
