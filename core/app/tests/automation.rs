@@ -2,11 +2,11 @@
 //! from a schedule's firing, and staff retrying and cancelling jobs (audited), on both engines.
 
 use chrono::{TimeZone, Utc};
-use keel_app::book::{self, BookOptions};
 use keel_app::{App, AppError, Clock, Ctx, FixedClock};
 use keel_app::{automation, billing_run};
 use keel_jobs::{Schedule, Scheduler, Worker, WorkerConfig};
 use keel_store::jobs::{self as store, JobState, NewJob};
+use keel_testkit::scenario::book::{self, BookOptions};
 use keel_testkit::store_test;
 use std::sync::Arc;
 

@@ -999,7 +999,7 @@ store_test!(
     /// billed exactly once, and the runs' reports add up to what is in the database (a batch
     /// that lost a race and was retried counts once).
     async fn concurrent_billing_runs_bill_each_period_once_and_report_what_they_did(t) {
-        use keel_app::book::{self, BookOptions};
+        use keel_testkit::scenario::book::{self, BookOptions};
         let as_of = day("2027-01-01");
         let app = App::new(t.db.clone()).with_billing(keel_app::billing::BillingConfig { batch_size: 40, ..Default::default() });
         let summary = book::seed_book(&app, &BookOptions::new(600, 9, as_of)).await.unwrap();

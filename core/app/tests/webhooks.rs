@@ -6,7 +6,6 @@
 
 use chrono::{DateTime, TimeZone, Utc};
 use keel_app::billing_run::{self, RunOptions};
-use keel_app::book::{self, BookOptions};
 use keel_app::invoices;
 use keel_app::payments::{self, ManualMethod, PaymentInput};
 use keel_app::webhooks::{self as wh, EndpointPatch, NewEndpoint};
@@ -16,6 +15,7 @@ use keel_domain::ids::{ClientId, InvoiceId};
 use keel_jobs::{Worker, WorkerConfig};
 use keel_store::webhooks as store;
 use keel_testkit::plugins::{FakeProvider, Received, Reply};
+use keel_testkit::scenario::book::{self, BookOptions};
 use keel_testkit::store_test;
 use serde_json::Value;
 use std::collections::BTreeMap;
