@@ -9,6 +9,7 @@ use common::*;
 use keel_app::{App, Ctx, FixedClock};
 use keel_domain::Currency;
 use keel_domain::Money;
+use keel_testkit::scenario::{Product, Scenario};
 use keel_testkit::store_test;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -325,28 +326,12 @@ store_test!(
 
 /// A product in a hidden group (a private plan staff sell by hand).
 async fn hidden_product(app: &App) -> i64 {
-    let ctx = Ctx::system("test");
-    let group = keel_app::catalog::create_product_group(
-        app,
-        &ctx,
-        serde_json::from_value(json!({ "name": "Private", "slug": "private", "hidden": true }))
-            .unwrap(),
-    )
-    .await
-    .unwrap();
-    let product = keel_app::catalog::create_product(
-        app,
-        &ctx,
-        serde_json::from_value(json!({
-            "group_id": group.id, "kind": "hosting", "name": "Private plan", "slug": "private-plan",
-            "pay_type": "recurring", "tax_class": "standard",
-            "prices": [{ "currency": "USD", "cycle": "monthly", "price": "5.00" }],
-        }))
-        .unwrap(),
-    )
-    .await
-    .unwrap();
-    product.id.get()
+    let world = Scenario::new(app)
+        .hidden_group("Private", "private")
+        .product(Product::new("Private plan").monthly(500).taxed())
+        .build()
+        .await;
+    world.product("Private plan").get()
 }
 
 store_test!(

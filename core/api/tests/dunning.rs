@@ -7,8 +7,8 @@ mod common;
 
 use chrono::{TimeZone, Utc};
 use common::*;
-use keel_app::book::{self, BookOptions};
 use keel_app::{App, FixedClock};
+use keel_testkit::scenario::book::{self, BookOptions};
 use reqwest::Method;
 use serde_json::{Value, json};
 use std::sync::Arc;

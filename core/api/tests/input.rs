@@ -8,14 +8,9 @@
 mod common;
 
 use common::*;
-use keel_domain::Currency;
-use keel_domain::Money;
-use keel_domain::catalog::Price;
-use keel_domain::cycle::BillingCycle;
 use keel_domain::ids::ProductId;
 use keel_domain::ledger::Side::{Credit, Debit};
-use keel_domain::lifecycle::{PayType, ProductKind};
-use keel_store::catalog::{NewProduct, NewProductGroup};
+use keel_testkit::scenario::{Product, Scenario};
 use keel_testkit::store_test;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
@@ -26,48 +21,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// One product at 10.00 USD a month, untaxed.
 async fn product(api: &Api) -> ProductId {
-    let app = &api.app;
-    let mut tx = app.db.begin().await.unwrap();
-    let group = keel_store::catalog::create_product_group(
-        &mut tx,
-        &NewProductGroup {
-            name: "Hosting".into(),
-            slug: "hosting".into(),
-            hidden: false,
-            sort_order: 0,
-        },
-        app.now(),
-    )
-    .await
-    .unwrap();
-    let p = keel_store::catalog::create_product(
-        &mut tx,
-        &NewProduct {
-            group_id: group.id,
-            kind: ProductKind::Hosting,
-            name: "Starter".into(),
-            slug: "starter".into(),
-            description: String::new(),
-            pay_type: PayType::Recurring,
-            tax_class: None,
-            provisioner: None,
-            registrar: None,
-            stock: None,
-            prices: vec![Price {
-                currency: Currency::USD,
-                cycle: BillingCycle::Monthly,
-                price: Money::new(1000, Currency::USD),
-                setup_fee: Money::zero(Currency::USD),
-            }],
-            options: vec![],
-            addons: vec![],
-        },
-        app.now(),
-    )
-    .await
-    .unwrap();
-    tx.commit().await.unwrap();
-    p.id
+    let world = Scenario::new(&api.app)
+        .product(Product::new("Starter").monthly(1000))
+        .build()
+        .await;
+    world.product("Starter")
 }
 
 /// Everything a refused request must leave alone: clients, audit rows, balances, entries

@@ -396,15 +396,20 @@ pub async fn wallet(
     client: ClientId,
     currency: Currency,
 ) -> Result<Account, AppError> {
-    let new = NewAccount {
+    Ok(store::ensure_account(tx, &wallet_account(client, currency), app.now()).await?)
+}
+
+/// The account [`wallet`] creates: its code, name, kind and floor (also what a bulk seed
+/// inserts).
+pub fn wallet_account(client: ClientId, currency: Currency) -> NewAccount {
+    NewAccount {
         code: keel_domain::ledger::wallet_code(client, currency),
         name: format!("Wallet of client {client} ({currency})"),
         kind: AccountKind::Liability,
         currency,
         owner: Some(AccountOwner::Client(client)),
         credit_limit_minor: Some(0),
-    };
-    Ok(store::ensure_account(tx, &new, app.now()).await?)
+    }
 }
 
 /// Staff credit (positive) or debit (negative) of a client's wallet, balanced against the

@@ -60,7 +60,6 @@
 //! - [`automation`]: the daily cleanup, staff's view of the job queue.
 //! - [`preview`]: what automation would do over the next days (billing and dunning), read only.
 //! - [`demo`]: the demo host `keel serve --demo` and `keel demo` seed.
-//! - [`book`]: a seeded book (clients, services all due one day, wallets) for benchmarks and tests.
 
 // Foundation
 pub mod clock;
@@ -92,7 +91,6 @@ pub mod webhooks;
 // Processes
 pub mod automation;
 pub mod billing_run;
-pub mod book;
 pub mod demo;
 pub mod payments;
 pub mod preview;

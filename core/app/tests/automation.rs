@@ -2,11 +2,11 @@
 //! from a schedule's firing, and staff retrying and cancelling jobs (audited), on both engines.
 
 use chrono::{TimeZone, Utc};
-use keel_app::book::{self, BookOptions};
 use keel_app::{App, AppError, Clock, Ctx, FixedClock};
 use keel_app::{automation, billing_run};
 use keel_jobs::{Schedule, Scheduler, Worker, WorkerConfig};
 use keel_store::jobs::{self as store, JobState, NewJob};
+use keel_testkit::scenario::book::{self, BookOptions};
 use keel_testkit::store_test;
 use std::sync::Arc;
 
@@ -217,27 +217,12 @@ store_test!(
 
 store_test!(
     async fn the_cleanup_job_prunes_skipped_notifications_older_than_their_retention(t) {
-        use keel_domain::client::{ClientKind, NewClient, PostalAddress};
+        use keel_testkit::scenario::{Client, Scenario};
         use keel_store::notifications::{self as outbox, NewNotification, NotificationState};
         let clock = Arc::new(FixedClock::new(Utc.with_ymd_and_hms(2027, 1, 1, 3, 30, 0).unwrap()));
         let app = App::with_clock(t.db.clone(), clock.clone());
-        let mut tx = t.db.begin().await.unwrap();
-        let ann = NewClient {
-            kind: ClientKind::Person,
-            company_name: None,
-            first_name: "Ann".into(),
-            last_name: "Moyo".into(),
-            email: "ann@example.com".parse().unwrap(),
-            phone: None,
-            address: PostalAddress::default(),
-            country: "ZW".parse().unwrap(),
-            currency: keel_domain::currency::Currency::USD,
-            language: "en".parse().unwrap(),
-            tax_exempt: false,
-            tax_id: None,
-        };
-        let client = keel_store::clients::create_client(&mut tx, keel_domain::tenancy::Owner::Host, &ann, clock.now()).await.unwrap().id;
-        tx.commit().await.unwrap();
+        let ann = Client::new("ann@example.com").name("Ann", "Moyo");
+        let client = Scenario::new(&app).client(ann).build().await.client("ann@example.com");
         // A skipped message and a pending one on 1 January, a skipped one on 21 January,
         // written as keel_app::notify::queue writes them.
         let write = |cause: &'static str, state: NotificationState| {

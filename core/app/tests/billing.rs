@@ -11,13 +11,9 @@ use keel_app::payments::{self, ManualMethod, PaymentInput, TopUpInput, WalletPay
 use keel_app::{App, AppError, Ctx, FixedClock};
 use keel_domain::Currency;
 use keel_domain::Money;
-use keel_domain::catalog::Price;
-use keel_domain::client::{ClientKind, NewClient, PostalAddress};
-use keel_domain::cycle::BillingCycle;
 use keel_domain::ids::{ClientId, ProductId};
-use keel_domain::lifecycle::{InvoiceStatus, PayType, ProductKind, ServiceStatus};
-use keel_domain::tax::{TaxLevel, TaxRule};
-use keel_store::catalog::{NewProduct, NewProductGroup};
+use keel_domain::lifecycle::{InvoiceStatus, ServiceStatus};
+use keel_testkit::scenario::{Client, Product, Scenario};
 use keel_testkit::store_test;
 use rust_decimal::Decimal;
 use std::sync::Arc;
@@ -41,148 +37,45 @@ struct World {
     mini: ProductId,
 }
 
-async fn monthly_product(
-    tx: &mut keel_store::Tx,
-    app: &App,
-    group: keel_domain::ids::ProductGroupId,
-    name: &str,
-    minor: i64,
-) -> ProductId {
-    keel_store::catalog::create_product(
-        tx,
-        &NewProduct {
-            group_id: group,
-            kind: ProductKind::Hosting,
-            name: name.into(),
-            slug: name.to_lowercase(),
-            description: String::new(),
-            pay_type: PayType::Recurring,
-            tax_class: Some("standard".into()),
-            provisioner: None,
-            registrar: None,
-            stock: None,
-            prices: vec![Price {
-                currency: usd(),
-                cycle: BillingCycle::Monthly,
-                price: Money::new(minor, usd()),
-                setup_fee: Money::new(0, usd()),
-            }],
-            options: vec![],
-            addons: vec![],
-        },
-        app.now(),
-    )
-    .await
-    .unwrap()
-    .id
-}
-
 fn at(s: &str) -> chrono::DateTime<Utc> {
     let d = day(s);
     Utc.from_utc_datetime(&d.and_hms_opt(9, 0, 0).unwrap())
 }
 
-/// A host selling "Starter" at 10.00 USD a month with a 5.00 setup fee, taxed 15 % in ZW.
+/// A host selling "Starter" at 10.00 USD a month with a 5.00 setup fee (100.00 a year),
+/// "Business" at 30.00 and "Mini" at 4.00 a month, all taxed 15 % in ZW.
 async fn world(t: &keel_testkit::TestDb, today: &str) -> World {
     let clock = Arc::new(FixedClock::new(at(today)));
     let app = App::with_clock(t.db.clone(), clock.clone());
-    let mut tx = app.db.begin().await.unwrap();
-    let group = keel_store::catalog::create_product_group(
-        &mut tx,
-        &NewProductGroup {
-            name: "Hosting".into(),
-            slug: "hosting".into(),
-            hidden: false,
-            sort_order: 0,
-        },
-        app.now(),
-    )
-    .await
-    .unwrap();
-    let product = keel_store::catalog::create_product(
-        &mut tx,
-        &NewProduct {
-            group_id: group.id,
-            kind: ProductKind::Hosting,
-            name: "Starter".into(),
-            slug: "starter".into(),
-            description: String::new(),
-            pay_type: PayType::Recurring,
-            tax_class: Some("standard".into()),
-            provisioner: None,
-            registrar: None,
-            stock: None,
-            prices: vec![
-                Price {
-                    currency: usd(),
-                    cycle: BillingCycle::Monthly,
-                    price: Money::new(1000, usd()),
-                    setup_fee: Money::new(500, usd()),
-                },
-                Price {
-                    currency: usd(),
-                    cycle: BillingCycle::Annually,
-                    price: Money::new(10000, usd()),
-                    setup_fee: Money::new(0, usd()),
-                },
-            ],
-            options: vec![],
-            addons: vec![],
-        },
-        app.now(),
-    )
-    .await
-    .unwrap();
-    keel_store::catalog::create_tax_rule(
-        &mut tx,
-        "standard",
-        &TaxRule {
-            name: "VAT".into(),
-            country: "ZW".into(),
-            region: None,
-            level: TaxLevel::First,
-            rate: Decimal::new(15, 0),
-            compound: false,
-        },
-        app.now(),
-    )
-    .await
-    .unwrap();
-    let business = monthly_product(&mut tx, &app, group.id, "Business", 3000).await;
-    let mini = monthly_product(&mut tx, &app, group.id, "Mini", 400).await;
-    tx.commit().await.unwrap();
+    let built = Scenario::new(&app)
+        .tax("VAT", "ZW", "15")
+        .product(
+            Product::new("Starter")
+                .monthly(1000)
+                .setup(500)
+                .annually(10000)
+                .taxed(),
+        )
+        .product(Product::new("Business").monthly(3000).taxed())
+        .product(Product::new("Mini").monthly(400).taxed())
+        .build()
+        .await;
     World {
         app,
         clock,
         ctx: Ctx::system("test"),
-        product: product.id,
-        business,
-        mini,
+        product: built.product("Starter"),
+        business: built.product("Business"),
+        mini: built.product("Mini"),
     }
 }
 
 async fn client(w: &World, email: &str) -> ClientId {
-    keel_app::clients::create_client(
-        &w.app,
-        &w.ctx,
-        NewClient {
-            kind: ClientKind::Person,
-            company_name: None,
-            first_name: "Tariro".into(),
-            last_name: "Moyo".into(),
-            email: email.parse().unwrap(),
-            phone: None,
-            address: PostalAddress::default(),
-            country: "ZW".parse().unwrap(),
-            currency: usd(),
-            language: "en".parse().unwrap(),
-            tax_exempt: false,
-            tax_id: None,
-        },
-    )
-    .await
-    .unwrap()
-    .id
+    Scenario::new(&w.app)
+        .client(Client::new(email))
+        .build()
+        .await
+        .client(email)
 }
 
 fn order_of(client: ClientId, product: ProductId, cycle: &str) -> OrderInput {
@@ -999,7 +892,7 @@ store_test!(
     /// billed exactly once, and the runs' reports add up to what is in the database (a batch
     /// that lost a race and was retried counts once).
     async fn concurrent_billing_runs_bill_each_period_once_and_report_what_they_did(t) {
-        use keel_app::book::{self, BookOptions};
+        use keel_testkit::scenario::book::{self, BookOptions};
         let as_of = day("2027-01-01");
         let app = App::new(t.db.clone()).with_billing(keel_app::billing::BillingConfig { batch_size: 40, ..Default::default() });
         let summary = book::seed_book(&app, &BookOptions::new(600, 9, as_of)).await.unwrap();

@@ -13,14 +13,9 @@ use keel_app::orders::{self, OrderInput, OrderItem};
 use keel_app::payments::{self, ManualMethod, PaymentInput, WalletPayInput};
 use keel_app::plan_change::{self, PlanChangeInput};
 use keel_app::{App, Ctx, FixedClock};
-use keel_domain::catalog::Price;
-use keel_domain::client::{ClientKind, NewClient, PostalAddress};
-use keel_domain::cycle::BillingCycle;
 use keel_domain::ids::{ClientId, InvoiceId, ProductId, ServiceId};
-use keel_domain::lifecycle::{PayType, ProductKind};
-use keel_domain::tax::{TaxLevel, TaxRule};
 use keel_domain::{Currency, Money};
-use keel_store::catalog::{NewProduct, NewProductGroup};
+use keel_testkit::scenario::{Client, Product, Scenario};
 use keel_testkit::store_test;
 use proptest::prelude::*;
 use std::sync::Arc;
@@ -118,119 +113,37 @@ async fn book(t: &keel_testkit::TestDb) -> Book {
     );
     let clock = Arc::new(FixedClock::new(start));
     let app = App::with_clock(t.db.clone(), clock.clone());
-    let ctx = Ctx::system("property");
-    let mut tx = app.db.begin().await.unwrap();
-    let group = keel_store::catalog::create_product_group(
-        &mut tx,
-        &NewProductGroup {
-            name: "Hosting".into(),
-            slug: format!("hosting-{case}"),
-            hidden: false,
-            sort_order: 0,
-        },
-        app.now(),
-    )
-    .await
-    .unwrap();
-    let mut products = Vec::new();
+    // The rule is shared by every case of a database: the first one creates it.
+    let mut scenario = Scenario::new(&app)
+        .acting(Ctx::system("property"))
+        .group("Hosting", &format!("hosting-{case}"))
+        .tax("VAT", "ZW", "15.5");
     for (name, monthly, yearly, setup) in [
         ("Mini", 333, 3333, 0),
         ("Starter", 1000, 9999, 250),
         ("Business", 2999, 29999, 0),
     ] {
-        let p = keel_store::catalog::create_product(
-            &mut tx,
-            &NewProduct {
-                group_id: group.id,
-                kind: ProductKind::Hosting,
-                name: name.into(),
-                slug: format!("{}-{case}", name.to_lowercase()),
-                description: String::new(),
-                pay_type: PayType::Recurring,
-                tax_class: Some("standard".into()),
-                provisioner: None,
-                registrar: None,
-                stock: None,
-                prices: vec![
-                    Price {
-                        currency: usd(),
-                        cycle: BillingCycle::Monthly,
-                        price: Money::new(monthly, usd()),
-                        setup_fee: Money::new(setup, usd()),
-                    },
-                    Price {
-                        currency: usd(),
-                        cycle: BillingCycle::Annually,
-                        price: Money::new(yearly, usd()),
-                        setup_fee: Money::new(setup, usd()),
-                    },
-                ],
-                options: vec![],
-                addons: vec![],
-            },
-            app.now(),
-        )
-        .await
-        .unwrap();
-        products.push(p.id);
+        let slug = format!("{}-{case}", name.to_lowercase());
+        let product = Product::new(name).slug(&slug).taxed();
+        scenario = scenario.product(
+            product
+                .monthly(monthly)
+                .setup(setup)
+                .annually(yearly)
+                .setup(setup),
+        );
     }
-    // The rule is shared by every case of a database: the first one creates it (a refused
-    // statement would abort the whole transaction on PostgreSQL, so it is never attempted twice).
-    if keel_store::catalog::tax_rules(&mut tx, "standard", "ZW")
-        .await
-        .unwrap()
-        .is_empty()
-    {
-        keel_store::catalog::create_tax_rule(
-            &mut tx,
-            "standard",
-            &TaxRule {
-                name: "VAT".into(),
-                country: "ZW".into(),
-                region: None,
-                level: TaxLevel::First,
-                rate: "15.5".parse().unwrap(),
-                compound: false,
-            },
-            app.now(),
-        )
-        .await
-        .unwrap();
-    }
-    tx.commit().await.unwrap();
-    let mut clients = Vec::new();
-    for i in 0..3 {
-        let c = keel_app::clients::create_client(
-            &app,
-            &ctx,
-            NewClient {
-                kind: ClientKind::Person,
-                company_name: None,
-                first_name: "Client".into(),
-                last_name: format!("{i}"),
-                email: format!("c{i}-{case}@example.com").parse().unwrap(),
-                phone: None,
-                address: PostalAddress::default(),
-                country: "ZW".parse().unwrap(),
-                currency: usd(),
-                language: "en".parse().unwrap(),
-                tax_exempt: i == 2,
-                tax_id: None,
-            },
-        )
-        .await
-        .unwrap();
-        clients.push(c.id);
+    let emails: Vec<String> = (0..3).map(|i| format!("c{i}-{case}@example.com")).collect();
+    for (i, email) in emails.iter().enumerate() {
+        let client = Client::new(email).name("Client", &format!("{i}"));
+        scenario = scenario.client(if i == 2 { client.tax_exempt() } else { client });
     }
     // One client may go 20.00 below zero.
-    let mut tx = app.db.begin().await.unwrap();
-    let w = keel_app::ledger::wallet(&mut tx, &app, clients[1], usd())
-        .await
-        .unwrap();
-    keel_store::ledger::set_credit_limit(&mut tx, w.id, Some(2000))
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
+    let built = scenario.credit_limit(&emails[1], 2000).build().await;
+    let products = ["Mini", "Starter", "Business"]
+        .map(|name| built.product(name))
+        .to_vec();
+    let clients = built.clients();
     Book {
         app,
         clock,
@@ -597,16 +510,13 @@ async fn parties(b: &Book) -> Vec<Party> {
         })
     };
     let reseller_ctx = key(Scope::Reseller(reseller));
-    let mut new: NewClient = serde_json::from_value(serde_json::json!({
-        "kind": "person", "first_name": "Resold", "last_name": "Client",
-        "email": format!("resold-{case}@example.com"), "country": "ZW", "currency": "USD",
-    }))
-    .unwrap();
-    new.language = "en".parse().unwrap();
-    let resold = keel_app::clients::create_client(&b.app, &reseller_ctx, new)
+    let email = format!("resold-{case}@example.com");
+    let resold = Scenario::new(&b.app)
+        .acting(reseller_ctx.clone())
+        .client(Client::new(&email).name("Resold", "Client"))
+        .build()
         .await
-        .unwrap()
-        .id;
+        .client(&email);
     [
         (b.clients[0], key(Scope::Client(b.clients[0]))),
         (resold, reseller_ctx),

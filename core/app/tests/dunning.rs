@@ -6,7 +6,6 @@
 use chrono::{Days, NaiveDate, TimeZone, Utc};
 use keel_app::billing::{BillingConfig, LateFeeAmount};
 use keel_app::billing_run::{self, RunOptions};
-use keel_app::book::{self, BookOptions};
 use keel_app::dunning::{self, AssignInput, Performed, PolicyInput, TargetKind};
 use keel_app::invoices;
 use keel_app::payments::{self, ManualMethod, PaymentInput};
@@ -18,6 +17,7 @@ use keel_domain::lifecycle::{InvoiceStatus, ServiceStatus};
 use keel_jobs::{Worker, WorkerConfig};
 use keel_store::dunning::{self as store, StepState};
 use keel_store::jobs::JobState;
+use keel_testkit::scenario::book::{self, BookOptions};
 use keel_testkit::store_test;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;

@@ -47,14 +47,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ),
     (
         "processes",
-        &[
-            "payments",
-            "billing_run",
-            "automation",
-            "preview",
-            "demo",
-            "book",
-        ],
+        &["payments", "billing_run", "automation", "preview", "demo"],
     ),
 ];
 

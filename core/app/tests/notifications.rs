@@ -5,7 +5,6 @@
 
 use chrono::{NaiveDate, TimeZone, Utc};
 use keel_app::billing_run::{self, RunOptions};
-use keel_app::book::{self, BookOptions};
 use keel_app::invoices;
 use keel_app::notifications;
 use keel_app::notify::{self, Settings};
@@ -15,6 +14,7 @@ use keel_domain::ids::{ClientId, InvoiceId};
 use keel_jobs::{Worker, WorkerConfig};
 use keel_store::dunning as dunning_store;
 use keel_store::notifications as store;
+use keel_testkit::scenario::book::{self, BookOptions};
 use keel_testkit::smtp::SmtpSink;
 use keel_testkit::store_test;
 use serde_json::json;

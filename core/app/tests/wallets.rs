@@ -12,14 +12,10 @@ use keel_app::{App, AppError, Ctx, FixedClock};
 use keel_domain::Currency;
 use keel_domain::Money;
 use keel_domain::access::Actor;
-use keel_domain::catalog::Price;
-use keel_domain::client::{ClientKind, NewClient, PostalAddress};
-use keel_domain::cycle::BillingCycle;
 use keel_domain::ids::{ApiKeyId, ClientId, InvoiceId, ProductId, ResellerId};
 use keel_domain::ledger::{LedgerError, Side};
-use keel_domain::lifecycle::{PayType, ProductKind};
 use keel_domain::tenancy::Scope;
-use keel_store::catalog::{NewProduct, NewProductGroup};
+use keel_testkit::scenario::{Client, Product, Scenario};
 use keel_testkit::{TestDb, store_test};
 use std::sync::Arc;
 
@@ -39,75 +35,28 @@ async fn world(t: &TestDb) -> World {
         Utc.with_ymd_and_hms(2027, 3, 10, 9, 0, 0).unwrap(),
     ));
     let app = App::with_clock(t.db.clone(), clock);
-    let mut tx = app.db.begin().await.unwrap();
-    let group = keel_store::catalog::create_product_group(
-        &mut tx,
-        &NewProductGroup {
-            name: "Plans".into(),
-            slug: "plans".into(),
-            hidden: false,
-            sort_order: 0,
-        },
-        app.now(),
-    )
-    .await
-    .unwrap();
-    let product = keel_store::catalog::create_product(
-        &mut tx,
-        &NewProduct {
-            group_id: group.id,
-            kind: ProductKind::Hosting,
-            name: "Plan".into(),
-            slug: "plan".into(),
-            description: String::new(),
-            pay_type: PayType::Recurring,
-            tax_class: None,
-            provisioner: None,
-            registrar: None,
-            stock: None,
-            prices: vec![Price {
-                currency: usd(),
-                cycle: BillingCycle::Monthly,
-                price: Money::new(1000, usd()),
-                setup_fee: Money::zero(usd()),
-            }],
-            options: vec![],
-            addons: vec![],
-        },
-        app.now(),
-    )
-    .await
-    .unwrap();
-    tx.commit().await.unwrap();
+    let built = Scenario::new(&app)
+        .group("Plans", "plans")
+        .product(Product::new("Plan").monthly(1000))
+        .build()
+        .await;
     World {
         app,
         ctx: Ctx::system("test"),
-        product: product.id,
+        product: built.product("Plan"),
     }
 }
 
-fn new_client(email: &str) -> NewClient {
-    NewClient {
-        kind: ClientKind::Person,
-        company_name: None,
-        first_name: "Rudo".into(),
-        last_name: "Chikwanha".into(),
-        email: email.parse().unwrap(),
-        phone: None,
-        address: PostalAddress::default(),
-        country: "ZW".parse().unwrap(),
-        currency: usd(),
-        language: "en".parse().unwrap(),
-        tax_exempt: false,
-        tax_id: None,
-    }
+fn rudo(email: &str) -> Client {
+    Client::new(email).name("Rudo", "Chikwanha")
 }
 
 async fn client(w: &World, email: &str) -> ClientId {
-    keel_app::clients::create_client(&w.app, &w.ctx, new_client(email))
+    Scenario::new(&w.app)
+        .client(rudo(email))
+        .build()
         .await
-        .unwrap()
-        .id
+        .client(email)
 }
 
 /// A client key's context (what `keel_app::access::authenticate` makes of one).
@@ -426,7 +375,7 @@ store_test!(
         let reseller = keel_store::clients::create_reseller(&mut tx, "Falls Resellers", w.app.now()).await.unwrap();
         tx.commit().await.unwrap();
         let rctx = reseller_key(reseller);
-        let rclient = keel_app::clients::create_client(&w.app, &rctx, new_client("farai@example.co.zw")).await.unwrap().id;
+        let rclient = Scenario::new(&w.app).acting(rctx.clone()).client(rudo("farai@example.co.zw")).build().await.client("farai@example.co.zw");
         assert!(wallets::list(&w.app, &rctx, rclient).await.unwrap().items.is_empty());
         let err = wallets::list(&w.app, &rctx, mine).await.unwrap_err();
         assert!(matches!(err, AppError::NotFound { .. }), "{err:?}");

@@ -6,16 +6,16 @@
 
 use chrono::{DateTime, TimeZone, Utc};
 use keel_app::billing_run::{self, RunOptions};
-use keel_app::book::{self, BookOptions};
 use keel_app::invoices;
 use keel_app::payments::{self, ManualMethod, PaymentInput};
 use keel_app::webhooks::{self as wh, EndpointPatch, NewEndpoint};
 use keel_app::{App, AppError, Clock, Ctx, FixedClock};
-use keel_domain::client::{ClientKind, NewClient, PostalAddress};
 use keel_domain::ids::{ClientId, InvoiceId};
 use keel_jobs::{Worker, WorkerConfig};
 use keel_store::webhooks as store;
 use keel_testkit::plugins::{FakeProvider, Received, Reply};
+use keel_testkit::scenario::book::{self, BookOptions};
+use keel_testkit::scenario::{Client, Scenario};
 use keel_testkit::store_test;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -147,27 +147,11 @@ async fn run_for(clock: &FixedClock, w: &Worker, by: chrono::Duration, step: chr
 }
 
 async fn client(app: &App, email: &str) -> ClientId {
-    keel_app::clients::create_client(
-        app,
-        &ctx(),
-        NewClient {
-            kind: ClientKind::Person,
-            company_name: None,
-            first_name: "Tariro".into(),
-            last_name: "Moyo".into(),
-            email: email.parse().unwrap(),
-            phone: None,
-            address: PostalAddress::default(),
-            country: "ZW".parse().unwrap(),
-            currency: keel_domain::Currency::from_code("USD").unwrap(),
-            language: "en".parse().unwrap(),
-            tax_exempt: false,
-            tax_id: None,
-        },
-    )
-    .await
-    .unwrap()
-    .id
+    Scenario::new(app)
+        .client(Client::new(email))
+        .build()
+        .await
+        .client(email)
 }
 
 /// A staff invoice for 50.00, issued.

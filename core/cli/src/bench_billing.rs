@@ -1,9 +1,9 @@
 //! `keel bench billing` (goal G7): the renewal run over a seeded book, in process, on a
 //! fresh scratch database per engine.
 //!
-//! For each engine: seed the book ([`keel_app::book::seed_book`], timed apart), reset the
-//! process's peak RSS, time [`keel_app::billing_run::run`] as of the day every service is
-//! due, read the peak RSS, then check the outcome (the ledger balances; one invoice per
+//! For each engine: seed the book ([`keel_testkit::scenario::book::seed_book`], timed
+//! apart), reset the process's peak RSS, time [`keel_app::billing_run::run`] as of the day
+//! every service is due, read the peak RSS, then check the outcome (the ledger balances; one invoice per
 //! (client, currency, due date) group; no (service, period) billed twice; every service
 //! billed exactly once). The baseline, measured in the same run on the same engine, is the
 //! floor of what the run must write: plain multi-row inserts of as many invoice rows, line
@@ -14,9 +14,9 @@ use crate::bench::{EngineChoice, Scratch, pg_server};
 use anyhow::{Context, Result, anyhow, ensure};
 use chrono::NaiveDate;
 use keel_app::billing_run::{self, RunOptions, RunReport};
-use keel_app::book::{self, BookOptions, BookSummary};
 use keel_app::{App, Ctx};
 use keel_store::{Db, Tx, on_db, on_tx};
+use keel_testkit::scenario::book::{self, BookOptions, BookSummary};
 use std::time::{Duration, Instant};
 
 #[derive(clap::Args, Debug)]

@@ -19,9 +19,9 @@
 //! seed is printed and can be replayed with `KEEL_CRASH_SEED`.
 
 use keel_app::App;
-use keel_app::book::{self, BookOptions, BookSummary};
 use keel_store::Db;
 use keel_store::seed::{self as census_store, Census};
+use keel_testkit::scenario::book::{self, BookOptions, BookSummary};
 use keel_testkit::{Backend, TestDb};
 use rand::{Rng, SeedableRng};
 use std::process::Stdio;

@@ -12,11 +12,14 @@
 //!   trial balance, tax payable, receivables, wallets).
 //! - [`plugins`]: the real plugin host with loopback fake providers, and a nested build
 //!   of a plugin crate for authors' tests.
+//! - [`scenario`]: test worlds (catalog, clients, wallets) built through keel-app's use
+//!   cases, and the large seeded [`scenario::book`] for benchmarks.
 //! - [`spawn_server`]: runs a server on `127.0.0.1:0` and hands back its address and a
 //!   shutdown switch.
 
 pub mod pg;
 pub mod plugins;
+pub mod scenario;
 pub mod smtp;
 
 use keel_store::Db;

@@ -13,18 +13,14 @@ use keel_api::ApiConfig;
 use keel_app::access::NewKey;
 use keel_app::{App, Ctx};
 use keel_domain::access::{Actor, KeyScope};
-use keel_domain::catalog::Price;
 use keel_domain::client::{Client, NewClient};
 use keel_domain::currency::Currency;
-use keel_domain::cycle::BillingCycle;
 use keel_domain::ids::ProductId;
 use keel_domain::ids::{AccountId, ApiKeyId, ClientId, ResellerId};
 use keel_domain::ledger::{AccountKind, Side};
-use keel_domain::lifecycle::{PayType, ProductKind};
 use keel_domain::money::Money;
-use keel_domain::tax::{TaxLevel, TaxRule};
 use keel_domain::tenancy::Scope;
-use keel_store::catalog::{NewProduct, NewProductGroup};
+use keel_testkit::scenario::{Product, Scenario};
 use keel_testkit::{RunningServer, TestDb};
 use reqwest::header::HeaderMap;
 use reqwest::{Method, RequestBuilder};
@@ -460,64 +456,11 @@ fn new_client(email: &str) -> NewClient {
 
 /// Starter 10.00 and Business 30.00 a month, 15 % VAT in ZW.
 pub async fn hosting_catalog(app: &App) -> (ProductId, ProductId) {
-    let mut tx = app.db.begin().await.unwrap();
-    let group = keel_store::catalog::create_product_group(
-        &mut tx,
-        &NewProductGroup {
-            name: "Hosting".into(),
-            slug: "hosting".into(),
-            hidden: false,
-            sort_order: 0,
-        },
-        app.now(),
-    )
-    .await
-    .unwrap();
-    let mut ids = Vec::new();
-    for (name, minor) in [("Starter", 1000), ("Business", 3000)] {
-        let p = keel_store::catalog::create_product(
-            &mut tx,
-            &NewProduct {
-                group_id: group.id,
-                kind: ProductKind::Hosting,
-                name: name.into(),
-                slug: name.to_lowercase(),
-                description: String::new(),
-                pay_type: PayType::Recurring,
-                tax_class: Some("standard".into()),
-                provisioner: None,
-                registrar: None,
-                stock: None,
-                prices: vec![Price {
-                    currency: Currency::USD,
-                    cycle: BillingCycle::Monthly,
-                    price: Money::new(minor, Currency::USD),
-                    setup_fee: Money::zero(Currency::USD),
-                }],
-                options: vec![],
-                addons: vec![],
-            },
-            app.now(),
-        )
-        .await
-        .unwrap();
-        ids.push(p.id);
-    }
-    keel_store::catalog::create_tax_rule(
-        &mut tx,
-        "standard",
-        &TaxRule {
-            name: "VAT".into(),
-            country: "ZW".into(),
-            region: None,
-            level: TaxLevel::First,
-            rate: "15".parse().unwrap(),
-            compound: false,
-        },
-        app.now(),
-    )
-    .await
-    .unwrap();
-    tx.commit().await.unwrap();
-    (ids[0], ids[1])
+    let world = Scenario::new(app)
+        .tax("VAT", "ZW", "15")
+        .product(Product::new("Starter").monthly(1000).taxed())
+        .product(Product::new("Business").monthly(3000).taxed())
+        .build()
+        .await;
+    (world.product("Starter"), world.product("Business"))
 }

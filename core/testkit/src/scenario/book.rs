@@ -4,7 +4,7 @@
 //! [`seed_book`] writes, from a seed, the same book every time into an empty database:
 //! - a product group with two recurring products priced in USD and ZWG, monthly and
 //!   annually: "Hosting" (tax class `standard`, taxed by a 15 % rule in ZW) and "Backup"
-//!   (untaxed); a ZWG→USD exchange rate;
+//!   (untaxed); a ZWG→USD exchange rate (a [`Scenario`]: through the use cases);
 //! - about `services / 3` clients (1 to 5 services each by default) valid for the domain
 //!   (email, country, currency, language), living in ZW, ZA, US, GB or KE, billed in USD or
 //!   ZWG, some with services in both currencies;
@@ -19,23 +19,20 @@
 //! services with their clients, wallets and entries, so a million services take seconds,
 //! and memory does not grow with the book.
 
-use crate::ledger::{SystemAccount, system_account};
-use crate::{App, AppError, Ctx};
+use super::{Product, Scenario};
 use chrono::{Datelike, Months, NaiveDate};
+use keel_app::ledger::{SystemAccount, system_account, wallet_account};
+use keel_app::{App, AppError, Ctx};
 use keel_domain::Currency;
 use keel_domain::Money;
-use keel_domain::catalog::Price;
 use keel_domain::client::{ClientKind, NewClient, PostalAddress};
 use keel_domain::cycle::{self, Anniversary, BillingCycle};
 use keel_domain::ids::{ClientId, ProductId};
-use keel_domain::ledger::{AccountKind, AccountOwner, EntryBuilder, NewEntry};
-use keel_domain::lifecycle::{PayType, ProductKind, ServiceStatus};
-use keel_domain::tax::{TaxLevel, TaxRule};
+use keel_domain::ledger::{EntryBuilder, NewEntry};
+use keel_domain::lifecycle::{ProductKind, ServiceStatus};
 use keel_domain::tenancy::Owner;
-use keel_store::catalog::{NewProduct, NewProductGroup};
 use keel_store::ledger::NewAccount;
 use keel_store::services::NewService;
-use rust_decimal::Decimal;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -159,19 +156,14 @@ fn price_of(prices: &[i64; 4], currency: Currency, cycle: BillingCycle) -> i64 {
     prices[column]
 }
 
-fn prices(table: &[i64; 4]) -> Vec<Price> {
-    let mut out = Vec::new();
+/// `product` priced from `table`, monthly and annually in USD and ZWG.
+fn priced(mut product: Product, table: &[i64; 4]) -> Product {
     for currency in [Currency::USD, Currency::ZWG] {
         for cycle in [BillingCycle::Monthly, BillingCycle::Annually] {
-            out.push(Price {
-                currency,
-                cycle,
-                price: Money::new(price_of(table, currency, cycle), currency),
-                setup_fee: Money::zero(currency),
-            });
+            product = product.price_in(currency, cycle, price_of(table, currency, cycle));
         }
     }
-    out
+    product
 }
 
 /// The anniversary that makes period [`FIRST_PERIOD`] of `cycle` start on `due_on`: one
@@ -228,7 +220,7 @@ pub async fn seed_book(app: &App, options: &BookOptions) -> Result<BookSummary, 
     let ctx = Ctx::system("book seed");
     let seed = options.seed;
     let mut rng = Rng(seed);
-    let (hosting, backup) = catalog(app, seed).await?;
+    let (hosting, backup) = catalog(app, seed).await;
     let mut summary = BookSummary {
         products: vec![hosting, backup],
         due_on: Some(options.due_on),
@@ -338,7 +330,7 @@ pub async fn seed_book(app: &App, options: &BookOptions) -> Result<BookSummary, 
     }
 
     let mut tx = app.db.begin().await?;
-    crate::audit::record(
+    keel_app::audit::record(
         &mut tx,
         app,
         &ctx,
@@ -355,18 +347,6 @@ pub async fn seed_book(app: &App, options: &BookOptions) -> Result<BookSummary, 
     .await?;
     tx.commit().await?;
     Ok(summary)
-}
-
-/// A client's wallet, as [`crate::ledger::wallet`] creates it (same code, name and floor).
-fn wallet_account(client: ClientId, currency: Currency) -> NewAccount {
-    NewAccount {
-        code: keel_domain::ledger::wallet_code(client, currency),
-        name: format!("Wallet of client {client} ({currency})"),
-        kind: AccountKind::Liability,
-        currency,
-        owner: Some(AccountOwner::Client(client)),
-        credit_limit_minor: Some(0),
-    }
 }
 
 fn plan_client(
@@ -467,87 +447,29 @@ fn plan_client(
     })
 }
 
-/// The products, the ZW tax rule and the ZWG rate. Returns (Hosting, Backup).
-async fn catalog(app: &App, seed: u64) -> Result<(ProductId, ProductId), AppError> {
-    let at = app.now();
-    let mut tx = app.db.begin().await?;
-    let group = keel_store::catalog::create_product_group(
-        &mut tx,
-        &NewProductGroup {
-            name: format!("Seeded book {seed}"),
-            slug: format!("book-{seed}"),
-            hidden: false,
-            sort_order: 0,
-        },
-        at,
-    )
-    .await?;
-    let mut ids = Vec::new();
-    for (name, taxed, table) in [
-        ("Hosting", true, &HOSTING_PRICES),
-        ("Backup", false, &BACKUP_PRICES),
-    ] {
-        let product = keel_store::catalog::create_product(
-            &mut tx,
-            &NewProduct {
-                group_id: group.id,
-                kind: if taxed {
-                    ProductKind::Hosting
-                } else {
-                    ProductKind::Other
-                },
-                name: name.to_string(),
-                slug: format!("book-{seed}-{}", name.to_lowercase()),
-                description: String::new(),
-                pay_type: PayType::Recurring,
-                tax_class: taxed.then(|| "standard".to_string()),
-                provisioner: None,
-                registrar: None,
-                stock: None,
-                prices: prices(table),
-                options: vec![],
-                addons: vec![],
-            },
-            at,
-        )
-        .await?;
-        ids.push(product.id);
-    }
-    let zw = keel_store::catalog::tax_rules(&mut tx, "standard", "ZW").await?;
-    if !zw
-        .iter()
-        .any(|r| r.country == "ZW" && r.level == TaxLevel::First)
-    {
-        keel_store::catalog::create_tax_rule(
-            &mut tx,
-            "standard",
-            &TaxRule {
-                name: "VAT".into(),
-                country: "ZW".into(),
-                region: None,
-                level: TaxLevel::First,
-                rate: Decimal::new(15, 0),
-                compound: false,
-            },
-            at,
-        )
-        .await?;
-    }
-    if keel_store::catalog::exchange_rate(&mut tx, Currency::ZWG, Currency::USD, at)
-        .await?
-        .is_none()
-    {
+/// The products, the ZW tax rule and the ZWG rate (a rule or rate already there is kept).
+/// Returns (Hosting, Backup).
+async fn catalog(app: &App, seed: u64) -> (ProductId, ProductId) {
+    let slug = format!("book-{seed}");
+    let world = Scenario::new(app)
+        .acting(Ctx::system("book seed"))
+        .group(&format!("Seeded book {seed}"), &slug)
+        .tax("VAT", "ZW", "15")
         // 1 ZWG = 0.037 USD (about 27 ZWG to the dollar, as the prices above).
-        keel_store::catalog::add_exchange_rate(
-            &mut tx,
-            Currency::ZWG,
-            Currency::USD,
-            Decimal::new(37, 3),
-            at,
-            at,
-        )
-        .await?;
-    }
-    tx.commit().await?;
-    Ok((ids[0], ids[1]))
+        .exchange_rate(Currency::ZWG, Currency::USD, "0.037")
+        .product(priced(
+            Product::new("Hosting")
+                .slug(&format!("{slug}-hosting"))
+                .taxed(),
+            &HOSTING_PRICES,
+        ))
+        .product(priced(
+            Product::new("Backup")
+                .slug(&format!("{slug}-backup"))
+                .kind(ProductKind::Other),
+            &BACKUP_PRICES,
+        ))
+        .build()
+        .await;
+    (world.product("Hosting"), world.product("Backup"))
 }
