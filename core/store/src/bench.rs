@@ -19,7 +19,7 @@
 
 use crate::db::{Db, Tx};
 use crate::error::StoreError;
-use crate::ledger::placeholders;
+use crate::ledger::{exec, placeholders};
 use crate::{Engine, on_db, on_tx};
 use sqlx::Connection;
 
@@ -79,20 +79,11 @@ pub async fn pg_settings(db: &Db) -> Result<Vec<(&'static str, String)>, StoreEr
     Ok(out)
 }
 
-/// Runs one statement without parameters in `tx`.
-async fn execute(tx: &mut Tx, sql: &str) -> Result<(), StoreError> {
-    on_tx!(tx, |c| sqlx::query(sql)
-        .execute(&mut *c)
-        .await
-        .map(|r| r.rows_affected()))?;
-    Ok(())
-}
-
 /// Runs `statements` in one transaction.
 async fn ddl(db: &Db, statements: &[&str]) -> Result<(), StoreError> {
     let mut tx = db.begin().await?;
     for sql in statements {
-        execute(&mut tx, sql).await?;
+        exec(&mut tx, sql).await?;
     }
     tx.commit().await?;
     Ok(())
@@ -250,7 +241,7 @@ pub async fn create_bare_queue(db: &Db, n: u64) -> Result<(), StoreError> {
         Engine::Postgres => "BIGSERIAL PRIMARY KEY",
         Engine::Sqlite => "INTEGER PRIMARY KEY",
     };
-    execute(
+    exec(
         &mut tx,
         &format!("CREATE TABLE bench_queue (id {id}, state INTEGER NOT NULL)"),
     )
@@ -262,7 +253,7 @@ pub async fn create_bare_queue(db: &Db, n: u64) -> Result<(), StoreError> {
             "INSERT INTO bench_queue (state) SELECT 0 FROM (VALUES {}) AS v",
             vec!["(1)"; k as usize].join(", ")
         );
-        execute(&mut tx, &sql).await?;
+        exec(&mut tx, &sql).await?;
         left -= k;
     }
     tx.commit().await?;
@@ -290,7 +281,7 @@ pub async fn claim_bare_queue(tx: &mut Tx) -> Result<Vec<i64>, StoreError> {
 /// Deletes the `bench_queue` rows `ids` (the ids are written into the statement, as B6 does).
 pub async fn delete_bare_queue(tx: &mut Tx, ids: &[i64]) -> Result<(), StoreError> {
     let list: Vec<String> = ids.iter().map(i64::to_string).collect();
-    execute(
+    exec(
         tx,
         &format!("DELETE FROM bench_queue WHERE id IN ({})", list.join(", ")),
     )
