@@ -38,7 +38,8 @@ const NOT_CONFIG_VARIABLES: [&str; 4] = [
     "KEEL_SKIP_PLUGIN_BUILD",
     "KEEL_NESTED_PLUGIN_BUILD",
 ];
-const NOT_CONFIG_PREFIXES: [&str; 2] = ["KEEL_TEST_", "KEEL_PG_"];
+/// `KEEL_BENCH_`: the benchmarks' own (keel-bench reads `KEEL_BENCH_PG_URL`).
+const NOT_CONFIG_PREFIXES: [&str; 3] = ["KEEL_TEST_", "KEEL_PG_", "KEEL_BENCH_"];
 
 /// Short names the CLI documents. The full `KEEL_<SECTION>__<KEY>` form wins when both
 /// are set, because aliases are applied first.
@@ -1706,6 +1707,7 @@ mod tests {
                 ("KEEL_TEST_DATABASE_URL", "postgres://test"),
                 ("KEEL_TEST_", "x"),
                 ("KEEL_PG_URL", "postgres://pg"),
+                ("KEEL_BENCH_PG_URL", "postgres://bench"),
             ],
         )
         .unwrap();

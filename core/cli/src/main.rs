@@ -2,17 +2,15 @@
 //!
 //! - `main.rs`: argument parsing (clap), logging, and one function per subcommand.
 //! - [`config`]: `keel.toml` with environment overrides, validated before anything starts.
-//! - [`bench`], [`bench_http`]: `keel bench ledger|http`, figures beside a baseline from the same run.
+//! - `keel bench ledger|http|plugins|billing|jobs`: only with the `bench` feature (off by
+//!   default, so the shipped binary has no benchmarks), which links keel-bench:
+//!   `cargo run --release -p keel --features bench -- bench ledger`. Without it the command
+//!   is hidden and says how to build it (exit code 2).
 //!
 //! Exit codes: 0 success, 1 failure, 2 usage or configuration error. Commands whose output
 //! scripts capture (`keys create`) print only that on stdout; everything else goes to stderr.
 
 mod automation;
-mod bench;
-mod bench_billing;
-mod bench_http;
-mod bench_jobs;
-mod bench_plugins;
 mod billing;
 mod config;
 mod jobs;
@@ -114,9 +112,17 @@ enum Command {
         command: plugins::PluginCommand,
     },
     /// Benchmarks that print their figures beside a baseline measured in the same run.
+    #[cfg(feature = "bench")]
     Bench {
         #[command(subcommand)]
-        command: bench::BenchCommand,
+        command: keel_bench::BenchCommand,
+    },
+    /// Without the `bench` feature: says how to build a keel with the benchmarks.
+    #[cfg(not(feature = "bench"))]
+    #[command(hide = true, disable_help_flag = true)]
+    Bench {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        args: Vec<String>,
     },
 }
 
@@ -306,7 +312,17 @@ async fn run(command: Command, config: Config) -> Result<(), Exit> {
             command: AuditCommand::Verify { json },
         } => audit_verify(&config, json).await?,
         Command::Keys { command } => keys(&config, command).await?,
-        Command::Bench { command } => bench::run(command, &config).await?,
+        #[cfg(feature = "bench")]
+        Command::Bench { command } => keel_bench::run(command).await?,
+        #[cfg(not(feature = "bench"))]
+        Command::Bench { .. } => {
+            return Err(config::UsageError(
+                "this keel was built without the benchmarks: build it with \
+                 `cargo build --release -p keel --features bench` to run `keel bench …`"
+                    .into(),
+            )
+            .into());
+        }
         Command::Plugin { command } => plugins::run(&config, command).await?,
         Command::Billing { command } => {
             let app = App::new(open(&config).await?).with_billing(config.app_billing());

@@ -621,6 +621,31 @@ async fn an_unknown_key_in_the_config_file_exits_2_naming_its_path() {
         .says("server.listn");
 }
 
+/// The shipped binary has no benchmarks (keel-bench is linked only with the `bench`
+/// feature); `keel bench` says how to build a keel that has them.
+#[tokio::test]
+async fn bench_is_only_in_a_keel_built_with_the_bench_feature() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    if cfg!(feature = "bench") {
+        run_in(dir.path(), keel(&["bench", "--help"]))
+            .await
+            .exits(0)
+            .calm();
+    } else {
+        run_in(dir.path(), keel(&["bench", "ledger", "--entries", "10"]))
+            .await
+            .exits(2)
+            .calm()
+            .says("--features bench");
+        let help = run_in(dir.path(), keel(&["--help"])).await;
+        assert!(
+            !help.exits(0).stdout.contains("bench"),
+            "the help lists bench:\n{}",
+            help.stdout
+        );
+    }
+}
+
 #[tokio::test]
 async fn an_unknown_keel_variable_exits_2_naming_the_variable() {
     let dir = tempfile::tempdir().expect("temporary directory");

@@ -489,7 +489,8 @@ async fn end_savepoint<T>(tx: &mut Tx, result: Result<T, StoreError>) -> Result<
     result
 }
 
-async fn exec(tx: &mut Tx, sql: &str) -> Result<(), StoreError> {
+/// Runs one statement without parameters in `tx`.
+pub(crate) async fn exec(tx: &mut Tx, sql: &str) -> Result<(), StoreError> {
     on_tx!(tx, |c| sqlx::query(sql)
         .execute(&mut *c)
         .await

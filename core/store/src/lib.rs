@@ -32,11 +32,14 @@
 //! - [`notifications`]: the notification outbox and clients' channel preferences.
 //! - [`audit`]: the append-only, hash-chained audit log.
 //! - [`seed`]: multi-row bulk inserts for large books, and the census that compares two books.
+//! - [`bench`]: for the benchmarks only (keel-bench): scratch schemas and the bare
+//!   `bench_*` tables of the baselines printed beside Keel's figures.
 //!
 //! Portable SQL: `$1` placeholders work on both engines; the few places where the dialects
 //! differ say so next to the query.
 
 pub mod audit;
+pub mod bench;
 pub mod billing_run;
 pub mod catalog;
 pub mod clients;

@@ -8,7 +8,8 @@
 //! servers: absolute figures are about half of what a server with the box to itself would
 //! reach; the ratios are what the goals compare.
 
-use crate::bench::{EngineChoice, HttpArgs, Scratch, pg_server};
+use crate::scratch::Scratch;
+use crate::{EngineChoice, pg_server};
 use anyhow::{Context, Result};
 use keel_app::{App, Ctx};
 use keel_domain::access::KeyScope;
@@ -18,6 +19,25 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+#[derive(clap::Args, Debug)]
+pub struct HttpArgs {
+    /// Which engines to measure.
+    #[arg(long, value_enum, default_value = "both")]
+    pub engine: EngineChoice,
+    /// Clients seeded into the database the API lists from.
+    #[arg(long, default_value_t = 10_000)]
+    pub clients: usize,
+    /// Concurrent keep-alive connections of the load generator.
+    #[arg(long, default_value_t = 64)]
+    pub connections: usize,
+    /// Seconds each measurement runs.
+    #[arg(long, default_value_t = 5)]
+    pub seconds: u64,
+    /// PostgreSQL server for the scratch schema (as for `bench ledger`).
+    #[arg(long)]
+    pub pg_url: Option<String>,
+}
 
 struct Measured {
     target: String,

@@ -8,12 +8,14 @@
 //!   each carrying its enqueue time; the handler notes when it starts. Printed: p50, p99 and
 //!   max from enqueue (commit included) to handler start.
 
-use crate::bench::{EngineChoice, Scratch, pg_server};
+use crate::scratch::Scratch;
+use crate::{EngineChoice, pg_server};
 use anyhow::{Result, anyhow, ensure};
 use futures::future::BoxFuture;
 use keel_jobs::{Env, Handler, JobError, NewJob, Worker, WorkerConfig};
+use keel_store::Db;
+use keel_store::bench::{claim_bare_queue, create_bare_queue, delete_bare_queue};
 use keel_store::jobs::{self as store, JobRecord, JobState};
-use keel_store::{Db, on_tx};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -202,40 +204,7 @@ async fn measure(db: &Db, engine: &'static str, args: &JobsArgs) -> Result<Measu
 
 /// B6 on a bare table: `n` rows, two loops each claiming 100 and deleting them.
 async fn baseline(db: &Db, n: u64) -> Result<Duration> {
-    let mut tx = db.begin().await?;
-    let id = match db.engine() {
-        keel_store::Engine::Postgres => "BIGSERIAL PRIMARY KEY",
-        keel_store::Engine::Sqlite => "INTEGER PRIMARY KEY",
-    };
-    let ddl = format!("CREATE TABLE bench_queue (id {id}, state INTEGER NOT NULL)");
-    on_tx!(&mut tx, |c| sqlx::query(&ddl)
-        .execute(&mut *c)
-        .await
-        .map(|r| r.rows_affected()))?;
-    let mut left = n;
-    while left > 0 {
-        let k = left.min(10_000);
-        let sql = format!(
-            "INSERT INTO bench_queue (state) SELECT 0 FROM (VALUES {}) AS v",
-            vec!["(1)"; k as usize].join(", ")
-        );
-        on_tx!(&mut tx, |c| sqlx::query(&sql)
-            .execute(&mut *c)
-            .await
-            .map(|r| r.rows_affected()))?;
-        left -= k;
-    }
-    tx.commit().await?;
-    let claim = match db.engine() {
-        keel_store::Engine::Postgres => {
-            "UPDATE bench_queue SET state = 1 WHERE id IN (SELECT id FROM bench_queue WHERE state = 0 \
-             ORDER BY id LIMIT 100 FOR UPDATE SKIP LOCKED) RETURNING id"
-        }
-        keel_store::Engine::Sqlite => {
-            "UPDATE bench_queue SET state = 1 WHERE id IN (SELECT id FROM bench_queue WHERE state = 0 \
-             ORDER BY id LIMIT 100) RETURNING id"
-        }
-    };
+    create_bare_queue(db, n).await?;
     let start = Instant::now();
     let loops: Vec<_> = (0..2)
         .map(|_| {
@@ -243,21 +212,13 @@ async fn baseline(db: &Db, n: u64) -> Result<Duration> {
             tokio::spawn(async move {
                 loop {
                     let mut tx = db.begin().await?;
-                    let ids: Vec<i64> = on_tx!(&mut tx, |c| sqlx::query_scalar(claim)
-                        .fetch_all(&mut *c)
-                        .await)?;
+                    let ids = claim_bare_queue(&mut tx).await?;
                     tx.commit().await?;
                     if ids.is_empty() {
                         return Ok::<_, keel_store::StoreError>(());
                     }
-                    let list: Vec<String> = ids.iter().map(i64::to_string).collect();
-                    let delete =
-                        format!("DELETE FROM bench_queue WHERE id IN ({})", list.join(", "));
                     let mut tx = db.begin().await?;
-                    on_tx!(&mut tx, |c| sqlx::query(&delete)
-                        .execute(&mut *c)
-                        .await
-                        .map(|r| r.rows_affected()))?;
+                    delete_bare_queue(&mut tx, &ids).await?;
                     tx.commit().await?;
                 }
             })

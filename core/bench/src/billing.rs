@@ -10,12 +10,13 @@
 //! rows and two postings per invoice into unindexed scratch tables, 1,000 rows per
 //! transaction.
 
-use crate::bench::{EngineChoice, Scratch, pg_server};
-use anyhow::{Context, Result, anyhow, ensure};
+use crate::scratch::Scratch;
+use crate::{EngineChoice, pg_server};
+use anyhow::{Result, anyhow, ensure};
 use chrono::NaiveDate;
 use keel_app::billing_run::{self, RunOptions, RunReport};
 use keel_app::{App, Ctx};
-use keel_store::{Db, Tx, on_db, on_tx};
+use keel_store::Db;
 use keel_testkit::scenario::book::{self, BookOptions, BookSummary};
 use std::time::{Duration, Instant};
 
@@ -31,8 +32,8 @@ pub struct BillingArgs {
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// The day every service is due, and the run's as-of date (YYYY-MM-DD, day 1 to 28).
-    #[arg(long, default_value = "2027-01-01")]
-    pub due_on: String,
+    #[arg(long, default_value = "2027-01-01", value_parser = day)]
+    pub due_on: NaiveDate,
     /// PostgreSQL server for the scratch schema (as for `bench ledger`).
     #[arg(long)]
     pub pg_url: Option<String>,
@@ -40,6 +41,12 @@ pub struct BillingArgs {
     /// median (like hyperfine with a restored snapshot, in process).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=20))]
     pub runs: u32,
+}
+
+/// A `--due-on` value: YYYY-MM-DD (a usage error otherwise, exit code 2).
+fn day(s: &str) -> Result<NaiveDate, String> {
+    NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
+        .map_err(|_| format!("must be YYYY-MM-DD, not {s:?}"))
 }
 
 /// G7: 100k services in 6 s and 1M in 60 s on SQLite (16,667 services/s); 1M in 150 s on
@@ -71,12 +78,7 @@ struct Measured {
 }
 
 pub async fn run(args: BillingArgs) -> Result<()> {
-    let due_on = NaiveDate::parse_from_str(args.due_on.trim(), "%Y-%m-%d").map_err(|_| {
-        anyhow!(crate::config::UsageError(format!(
-            "--due-on must be YYYY-MM-DD, not {:?}",
-            args.due_on
-        )))
-    })?;
+    let due_on = args.due_on;
     let mut results = Vec::new();
     for _ in 0..args.runs {
         if args.engine != EngineChoice::Postgres {
@@ -88,8 +90,10 @@ pub async fn run(args: BillingArgs) -> Result<()> {
         if args.engine != EngineChoice::Sqlite {
             let url = pg_server(args.pg_url.clone());
             let scratch = Scratch::postgres(&url).await?;
-            if let Ok(settings) = pg_settings(&scratch.db).await {
-                eprintln!("  postgres: {settings}");
+            if let Ok(settings) = keel_store::bench::pg_settings(&scratch.db).await {
+                let settings: Vec<String> =
+                    settings.iter().map(|(n, v)| format!("{n}={v}")).collect();
+                eprintln!("  postgres: {}", settings.join(" "));
             }
             let result = measure(&scratch.db, "postgres", &args, due_on).await;
             scratch.drop_it().await;
@@ -230,118 +234,24 @@ fn peak_rss_kb() -> Option<u64> {
 /// scratch tables with plain multi-row inserts, 1,000 rows per transaction; returns the rows
 /// written.
 async fn baseline(db: &Db, invoices: u64, lines: u64) -> Result<u64> {
-    const INVOICE: &str = "bench_invoices (client_id, number, status, currency, issue_date, due_date, \
-        subtotal_minor, tax_minor, total_minor, buyer, created_at)";
-    const LINE: &str = "bench_lines (invoice_id, position, kind, service_id, period_index, description, \
-        unit_minor, net_minor, tax_minor, total_minor)";
-    const POSTING: &str = "bench_postings (entry_id, account_id, side, amount_minor, currency)";
-    let mut tx = db.begin().await?;
-    for ddl in [
-        "CREATE TABLE bench_invoices (client_id BIGINT NOT NULL, number TEXT, status TEXT NOT NULL, \
-           currency TEXT NOT NULL, issue_date TEXT, due_date TEXT, subtotal_minor BIGINT NOT NULL, \
-           tax_minor BIGINT NOT NULL, total_minor BIGINT NOT NULL, buyer TEXT, created_at TEXT NOT NULL)",
-        "CREATE TABLE bench_lines (invoice_id BIGINT NOT NULL, position BIGINT NOT NULL, kind TEXT NOT NULL, \
-           service_id BIGINT, period_index BIGINT, description TEXT NOT NULL, unit_minor BIGINT NOT NULL, \
-           net_minor BIGINT NOT NULL, tax_minor BIGINT NOT NULL, total_minor BIGINT NOT NULL)",
-        "CREATE TABLE bench_postings (entry_id BIGINT NOT NULL, account_id BIGINT NOT NULL, side TEXT NOT NULL, \
-           amount_minor BIGINT NOT NULL, currency TEXT NOT NULL)",
-    ] {
-        on_tx!(&mut tx, |c| sqlx::query(ddl)
-            .execute(&mut *c)
-            .await
-            .map(|r| r.rows_affected()))?;
-    }
-    tx.commit().await?;
-
-    let buyer = r#"{"name":"Tariro Moyo","lines":["12 Samora Machel Avenue","Harare","ZW"],"country":"ZW","tax_id":null,"email":"client1.book42@example.com"}"#;
+    use keel_store::bench::{BillingRows, create_billing_rows, insert_billing_rows};
+    create_billing_rows(db).await?;
     let created = keel_store::db::now().to_rfc3339();
     let mut written = 0u64;
-    for start in (0..invoices).step_by(1000) {
-        let n = (invoices - start).min(1000) as usize;
-        let mut tx = db.begin().await?;
-        let sql = format!("INSERT INTO {INVOICE} VALUES {}", groups(&tx, n, 11));
-        on_tx!(&mut tx, |c| {
-            let mut q = sqlx::query(&sql);
-            for i in start..start + n as u64 {
-                q = q
-                    .bind(i as i64)
-                    .bind(format!("INV-2027-{:05}", i + 1))
-                    .bind("unpaid")
-                    .bind("USD")
-                    .bind("2027-01-01")
-                    .bind("2027-01-01")
-                    .bind(3_000i64)
-                    .bind(450i64)
-                    .bind(3_450i64)
-                    .bind(buyer)
-                    .bind(created.as_str());
-            }
-            q.execute(&mut *c).await.map(|r| r.rows_affected())
-        })?;
-        tx.commit().await?;
-        written += n as u64;
-    }
-    for start in (0..lines).step_by(1000) {
-        let n = (lines - start).min(1000) as usize;
-        let mut tx = db.begin().await?;
-        let sql = format!("INSERT INTO {LINE} VALUES {}", groups(&tx, n, 10));
-        on_tx!(&mut tx, |c| {
-            let mut q = sqlx::query(&sql);
-            for i in start..start + n as u64 {
-                q = q
-                    .bind((i / 3) as i64)
-                    .bind((i % 3 + 1) as i64)
-                    .bind("service")
-                    .bind(i as i64)
-                    .bind(1i64)
-                    .bind(format!(
-                        "site1.client{i}.example (2027-01-01 to 2027-01-31)"
-                    ))
-                    .bind(1_000i64)
-                    .bind(1_000i64)
-                    .bind(150i64)
-                    .bind(1_150i64);
-            }
-            q.execute(&mut *c).await.map(|r| r.rows_affected())
-        })?;
-        tx.commit().await?;
-        written += n as u64;
-    }
-    let postings = invoices * 2;
-    for start in (0..postings).step_by(1000) {
-        let n = (postings - start).min(1000) as usize;
-        let mut tx = db.begin().await?;
-        let sql = format!("INSERT INTO {POSTING} VALUES {}", groups(&tx, n, 5));
-        on_tx!(&mut tx, |c| {
-            let mut q = sqlx::query(&sql);
-            for i in start..start + n as u64 {
-                q = q
-                    .bind((i / 2) as i64)
-                    .bind((1 + i % 2) as i64)
-                    .bind(if i % 2 == 0 { "debit" } else { "credit" })
-                    .bind(3_450i64)
-                    .bind("USD");
-            }
-            q.execute(&mut *c).await.map(|r| r.rows_affected())
-        })?;
-        tx.commit().await?;
-        written += n as u64;
+    for (table, rows) in [
+        (BillingRows::Invoices, invoices),
+        (BillingRows::Lines, lines),
+        (BillingRows::Postings, invoices * 2),
+    ] {
+        for start in (0..rows).step_by(1000) {
+            let n = (rows - start).min(1000) as usize;
+            let mut tx = db.begin().await?;
+            insert_billing_rows(&mut tx, table, start, n, &created).await?;
+            tx.commit().await?;
+            written += n as u64;
+        }
     }
     Ok(written)
-}
-
-/// `n` groups of `width` placeholders: `(?, ?), (?, ?)` on SQLite, `($1, $2), ($3, $4)` on
-/// PostgreSQL (ARCHITECTURE.md, "Placeholders in bulk statements").
-fn groups(tx: &Tx, n: usize, width: usize) -> String {
-    (0..n)
-        .map(|row| {
-            let cols: Vec<String> = (1..=width)
-                .map(|col| tx.placeholder(row * width + col))
-                .collect();
-            format!("({})", cols.join(", "))
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// Per engine over several runs: the run time's min, median and max, judged by the median.
@@ -372,25 +282,6 @@ fn print_summary(results: &[Measured]) {
             if median <= target { "met" } else { "MISSED" }
         );
     }
-}
-
-/// The PostgreSQL settings that decide commit and write speed, for the report.
-async fn pg_settings(db: &Db) -> Result<String> {
-    let mut out = Vec::new();
-    for name in [
-        "server_version",
-        "synchronous_commit",
-        "fsync",
-        "shared_buffers",
-        "max_wal_size",
-    ] {
-        let value: String = on_db!(db, |p| sqlx::query_scalar(&format!("SHOW {name}"))
-            .fetch_one(p)
-            .await)
-        .with_context(|| format!("SHOW {name}"))?;
-        out.push(format!("{name}={value}"));
-    }
-    Ok(out.join(" "))
 }
 
 fn print_table(results: &[Measured]) {
