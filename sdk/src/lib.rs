@@ -14,6 +14,7 @@
 //! - helpers over the kernel's imports: [`http`] (an HTTP client with JSON, form and XML
 //!   bodies), [`config`] (settings and secrets), [`kv`] (private storage), [`log`] (the
 //!   [`info!`] family of macros) and [`clock`];
+//! - [`digest`]: SHA-256/512, HMAC, hex, and constant-time comparison of signatures;
 //! - [`ids`]: newtypes for references, invoice, service and provider ids, and a checked
 //!   [`DomainName`](ids::DomainName);
 //! - [`testing`], a fake kernel for fast native unit tests of a plugin's logic.
@@ -60,6 +61,7 @@ pub mod bindings;
 mod backend;
 pub mod clock;
 pub mod config;
+pub mod digest;
 mod error;
 mod export;
 pub mod http;

@@ -69,11 +69,35 @@ impl InboundReply {
 
     /// `200 OK` with a plain-text body.
     pub fn text(body: impl Into<String>) -> Self {
+        Self::status(200, body)
+    }
+
+    /// A plain-text reply with HTTP status `code`: `InboundReply::status(400, "bad hash")`
+    /// tells a provider that retries on errors to try again later, or a caller what it got
+    /// wrong.
+    pub fn status(code: u16, body: impl Into<String>) -> Self {
         Self {
-            status: 200,
+            status: code,
             content_type: Some("text/plain; charset=utf-8".into()),
             body: body.into().into_bytes(),
         }
+    }
+
+    /// `200 OK` with `value` as a JSON body.
+    pub fn json<T: serde::Serialize + ?Sized>(value: &T) -> Result<Self, PluginError> {
+        let body = serde_json::to_vec(value)
+            .map_err(|e| PluginError::internal(format!("the reply is not JSON: {e}")))?;
+        Ok(Self {
+            status: 200,
+            content_type: Some("application/json".into()),
+            body,
+        })
+    }
+
+    /// The same reply with HTTP status `code`.
+    pub fn with_status(mut self, code: u16) -> Self {
+        self.status = code;
+        self
     }
 }
 
@@ -82,4 +106,27 @@ pub(crate) fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<
         .iter()
         .find(|(n, _)| n.eq_ignore_ascii_case(name))
         .map(|(_, v)| v.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reply_constructors_set_status_type_and_body() {
+        let r = InboundReply::status(400, "bad hash");
+        assert_eq!(
+            (r.status, r.content_type.as_deref(), r.body.as_slice()),
+            (400, Some("text/plain; charset=utf-8"), &b"bad hash"[..])
+        );
+        let r = InboundReply::json(&serde_json::json!({"ok": true}))
+            .unwrap()
+            .with_status(202);
+        assert_eq!(
+            (r.status, r.content_type.as_deref(), r.body.as_slice()),
+            (202, Some("application/json"), &br#"{"ok":true}"#[..])
+        );
+        assert_eq!(InboundReply::text("hi").status, 200);
+        assert!(InboundReply::ok().body.is_empty());
+    }
 }

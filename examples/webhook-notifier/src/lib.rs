@@ -22,14 +22,14 @@
 //! `verify_inbound` checks the signature over the raw body before reading anything and
 //! answers a missing, malformed or wrong signature with `PluginError::Refused`.
 
-use hmac::{Hmac, Mac};
 use keel_sdk::http::Request;
 use keel_sdk::notifier::{
     DeliveryStatus, Inbound, InboundEvent, Message, Notifier, Receipt, StatusUpdate,
 };
-use keel_sdk::{Features, InboundReply, InboundRequest, PluginError, PluginInfo, Secret, config};
+use keel_sdk::{
+    Features, InboundReply, InboundRequest, PluginError, PluginInfo, Secret, config, digest,
+};
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
 
 /// The header that carries the signature, on outbound messages and inbound receipts.
 pub const SIGNATURE_HEADER: &str = "x-keel-signature";
@@ -159,20 +159,9 @@ fn delivery_status(word: &str) -> Result<DeliveryStatus, PluginError> {
     })
 }
 
-type HmacSha256 = Hmac<Sha256>;
-
-fn mac(secret: &[u8], body: &[u8]) -> HmacSha256 {
-    let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC accepts a key of any length");
-    mac.update(body);
-    mac
-}
-
 /// `sha256=<lower-case hex>`: the HMAC-SHA256 of `body` keyed with `secret`.
 pub fn sign(secret: &[u8], body: &[u8]) -> String {
-    format!(
-        "sha256={}",
-        hex::encode(mac(secret, body).finalize().into_bytes())
-    )
+    format!("sha256={}", digest::hex(&digest::hmac_sha256(secret, body)))
 }
 
 /// Checks a `sha256=<hex>` signature of `body` in constant time; anything else is
@@ -181,12 +170,15 @@ pub fn verify(secret: &[u8], body: &[u8], claimed: &str) -> Result<(), PluginErr
     let hex_digest = claimed
         .trim()
         .strip_prefix("sha256=")
+        .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
         .ok_or_else(|| PluginError::refused("the signature is not `sha256=<hex>`"))?;
-    let digest = hex::decode(hex_digest)
-        .map_err(|_| PluginError::refused("the signature is not `sha256=<hex>`"))?;
-    mac(secret, body)
-        .verify_slice(&digest)
-        .map_err(|_| PluginError::refused("the signature does not match the body"))
+    if digest::eq_hex(hex_digest, &digest::hex(&digest::hmac_sha256(secret, body))) {
+        Ok(())
+    } else {
+        Err(PluginError::refused(
+            "the signature does not match the body",
+        ))
+    }
 }
 
 #[cfg(test)]
