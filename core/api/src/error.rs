@@ -160,6 +160,19 @@ impl From<AppError> for ApiError {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_configured", message)
                     .with_details(json!({ "setting": setting }))
             }
+            AppError::Unavailable {
+                code,
+                message,
+                retry_after,
+            } => {
+                let mut e = ApiError::new(
+                    status_for(code, StatusCode::SERVICE_UNAVAILABLE),
+                    code,
+                    message,
+                );
+                e.retry_after_secs = retry_after.map(u64::from);
+                e
+            }
             AppError::Ledger(l) => ledger_error(l),
             AppError::Internal(cause) => ApiError::internal(&cause),
         }

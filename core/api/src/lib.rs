@@ -263,6 +263,7 @@ pub fn router(state: State) -> Router {
         .merge(routes::orders::router())
         .merge(routes::invoices::router())
         .merge(routes::payments::router())
+        .merge(routes::gateway_payments::router())
         .merge(routes::credit_notes::router())
         .merge(routes::services::router())
         .merge(routes::billing_run::router())
@@ -290,6 +291,10 @@ pub fn router(state: State) -> Router {
         .route(
             "/metrics",
             get(routes::ops::metrics).layer(from_fn_with_state(state.clone(), ops_token)),
+        )
+        .merge(
+            routes::gateway_payments::hooks()
+                .layer(from_fn_with_state(state.clone(), timeout)),
         )
         .nest("/api/v1", public.merge(api))
         .fallback(error::no_route)

@@ -2,8 +2,8 @@
 //! rendered from it (no external assets: Keel serves offline).
 
 use crate::routes::{
-    List, access, billing_run, catalog, clients, credit_notes, dunning, invoices, jobs, ledger,
-    orders, payments, services, wallets, webhooks,
+    List, access, billing_run, catalog, clients, credit_notes, dunning, gateway_payments, invoices,
+    jobs, ledger, orders, payments, services, wallets, webhooks,
 };
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -22,6 +22,7 @@ use utoipa::{Modify, OpenApi};
         ledger::adjust, ledger::reverse, ledger::audit, ledger::audit_verify,
         orders::place_order, orders::show_order, orders::close_order, invoices::list_invoices, invoices::show_invoice, invoices::invoice_pdf,
         payments::record_payment, payments::pay_with_wallet, invoices::cancel_invoice, invoices::send_to_collections, payments::top_up,
+        gateway_payments::start_attempt, gateway_payments::list_attempts, gateway_payments::gateway_callback,
         services::list_services, services::show_service, services::change_service_status,
         services::request_cancellation, billing_run::billing_run,
         services::preview_plan_change, services::apply_plan_change,
@@ -60,6 +61,7 @@ use utoipa::{Modify, OpenApi};
         (name = "billing", description = "The billing run"),
         (name = "catalog", description = "Products, prices, tax rules, exchange rates, client groups, promotions"),
         (name = "wallets", description = "Client wallets: balances, history, staff credits and debits, credit limits"),
+        (name = "hooks", description = "Where providers post status updates (no API key: the plugin verifies the provider)"),
         (name = "dunning", description = "Dunning policies, an invoice's dunning steps, and the preview of what automation will do"),
         (name = "automation", description = "Jobs and schedules: what automation did, retries, heartbeats"),
         (name = "webhooks", description = "Outgoing webhooks: endpoints, signed deliveries, the delivery log, replay"),

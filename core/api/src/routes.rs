@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod clients;
 pub mod credit_notes;
 pub mod dunning;
+pub mod gateway_payments;
 pub mod invoices;
 pub mod jobs;
 pub mod ledger;

@@ -47,6 +47,14 @@ pub enum AppError {
         setting: &'static str,
         message: String,
     },
+    /// Something Keel depends on (a gateway, a provider) did not answer; the same request
+    /// may succeed later (`retry_after` seconds, when known). Nothing was changed.
+    #[error("{message}")]
+    Unavailable {
+        code: &'static str,
+        message: String,
+        retry_after: Option<u32>,
+    },
     #[error(transparent)]
     Ledger(LedgerError),
     #[error("internal error")]

@@ -31,9 +31,10 @@ impl From<AppError> for JobError {
             | AppError::Unauthorized { .. }
             | AppError::NotConfigured { .. }
             | AppError::NotFound { .. } => JobError::Fail(e.to_string()),
-            AppError::Conflict { .. } | AppError::Ledger(_) | AppError::Internal(_) => {
-                JobError::Retry(e.to_string())
-            }
+            AppError::Conflict { .. }
+            | AppError::Unavailable { .. }
+            | AppError::Ledger(_)
+            | AppError::Internal(_) => JobError::Retry(e.to_string()),
         }
     }
 }

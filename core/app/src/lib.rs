@@ -54,8 +54,9 @@
 //!   clients' channel preferences.
 //!
 //! **Processes** (use cases spanning aggregates):
-//! - [`payments`]: staff-recorded payments, wallet payments, top-ups, payment attempts in
-//!   flight.
+//! - [`payments`]: staff-recorded payments, wallet payments, top-ups, payment holds.
+//! - [`gateway_payments`]: the payment spine: payments started at gateway plugins, their
+//!   callbacks verified and confirmed, applied once; the scheduled poll (job `payments.poll`).
 //! - [`billing_run`]: the batched, resumable renewal run (job `billing.run`).
 //! - [`automation`]: the daily cleanup, staff's view of the job queue.
 //! - [`preview`]: what automation would do over the next days (billing and dunning), read only.
@@ -92,6 +93,7 @@ pub mod webhooks;
 pub mod automation;
 pub mod billing_run;
 pub mod demo;
+pub mod gateway_payments;
 pub mod payments;
 pub mod preview;
 
@@ -116,6 +118,10 @@ pub struct App {
     pub notify: Arc<notify::Settings>,
     /// Where outgoing webhooks may go (`[webhooks]`; only public addresses by default).
     pub webhooks: Arc<webhooks::Outbound>,
+    /// The enabled gateway plugins payments can use.
+    pub gateways: Arc<gateway_payments::Gateways>,
+    /// How payments through gateways behave (`[payments]`, the public URL).
+    pub payments: Arc<gateway_payments::Settings>,
 }
 
 impl App {
@@ -131,6 +137,8 @@ impl App {
             pdf_template: Arc::new(keel_pdf::Template::builtin()),
             notify: Arc::new(notify::Settings::default()),
             webhooks: Arc::new(webhooks::Outbound::default()),
+            gateways: Arc::new(gateway_payments::Gateways::default()),
+            payments: Arc::new(gateway_payments::Settings::default()),
         }
     }
 
@@ -149,6 +157,18 @@ impl App {
     /// The same application with other webhook settings (networks endpoints may be in).
     pub fn with_webhooks(mut self, settings: webhooks::Settings) -> App {
         self.webhooks = Arc::new(webhooks::Outbound::new(settings));
+        self
+    }
+
+    /// The same application with these gateways enabled.
+    pub fn with_gateways(mut self, gateways: gateway_payments::Gateways) -> App {
+        self.gateways = Arc::new(gateways);
+        self
+    }
+
+    /// The same application with other payment settings.
+    pub fn with_payments(mut self, settings: gateway_payments::Settings) -> App {
+        self.payments = Arc::new(settings);
         self
     }
 

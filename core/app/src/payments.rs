@@ -28,7 +28,8 @@ use keel_domain::tax::Taxes;
 use keel_domain::tenancy::Scope;
 use keel_domain::text::limits;
 use keel_store as store;
-use keel_store::dunning::{self as dunning_store, AttemptState};
+use keel_store::attempts::{self as attempts_store, AttemptState};
+use keel_store::dunning as dunning_store;
 use keel_store::ledger as ledger_store;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -423,7 +424,22 @@ pub async fn payment_started(
     let policy = policies.of_invoice(client, &services);
     let now = app.now();
     let until = now + chrono::Duration::hours(i64::from(policy.payment_hold_hours));
-    dunning_store::insert_attempt(&mut tx, invoice, gateway, reference, until, now).await?;
+    let due = inv.balance_due();
+    attempts_store::insert(
+        &mut tx,
+        &attempts_store::NewAttempt {
+            invoice,
+            gateway,
+            reference,
+            amount_minor: due.minor(),
+            currency: due.currency().code(),
+            method: None,
+            request_key: None,
+            hold_until: until,
+        },
+        now,
+    )
+    .await?;
     tx.commit().await?;
     Ok(until)
 }
@@ -444,8 +460,7 @@ pub async fn payment_resolved(
     } else {
         AttemptState::Failed
     };
-    let changed =
-        dunning_store::resolve_attempt(&mut tx, gateway, reference, state, app.now()).await?;
+    let changed = attempts_store::resolve(&mut tx, gateway, reference, state, app.now()).await?;
     tx.commit().await?;
     Ok(changed)
 }

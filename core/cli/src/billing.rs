@@ -36,6 +36,32 @@ pub enum InvoiceCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Start paying an invoice's balance at a gateway plugin (enabled in keel.toml); prints
+    /// the attempt and what the payer does next (a URL to open, or instructions).
+    Pay {
+        /// The invoice id.
+        id: i64,
+        /// The gateway plugin's id (`paynow`).
+        #[arg(long)]
+        gateway: String,
+        /// A method the gateway offers (`ecocash`, `onemoney`, …); default its web checkout.
+        #[arg(long)]
+        method: Option<String>,
+        /// The payer's mobile-money number, for methods that need one.
+        #[arg(long)]
+        phone: Option<String>,
+        /// Print the attempt as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// An invoice's payment attempts at gateways, newest first, with their states.
+    Attempts {
+        /// The invoice id.
+        id: i64,
+        /// Print them as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub async fn billing(app: &App, command: BillingCommand) -> Result<()> {
@@ -163,6 +189,94 @@ pub async fn invoice(
                 }
             }
         }
+        InvoiceCommand::Pay {
+            id,
+            gateway,
+            method,
+            phone,
+            json,
+        } => {
+            let enabled = crate::plugins::check_config(config, false)?;
+            let kv = std::sync::Arc::new(keel_app::plugins::DbKv::new(
+                app.db.clone(),
+                std::sync::Arc::new(keel_app::clock::SystemClock),
+            ));
+            let (_host, plugins) = crate::plugins::load(config, enabled, kv).await?;
+            let app = app
+                .clone()
+                .with_gateways(keel_app::gateway_payments::Gateways::from_plugins(&plugins))
+                .with_payments(config.app_payments());
+            let attempt = keel_app::gateway_payments::start(
+                &app,
+                &Ctx::system("keel invoice pay"),
+                keel_domain::ids::InvoiceId(id),
+                &keel_app::gateway_payments::StartInput {
+                    gateway,
+                    method,
+                    phone,
+                },
+                None,
+            )
+            .await
+            .map_err(|e| anyhow!("{e}"))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&attempt)?);
+            } else {
+                print_attempt(&attempt);
+            }
+        }
+        InvoiceCommand::Attempts { id, json } => {
+            let attempts = keel_app::gateway_payments::attempts(
+                app,
+                &Ctx::system("keel invoice attempts"),
+                keel_domain::ids::InvoiceId(id),
+            )
+            .await
+            .map_err(|e| anyhow!("{e}"))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&attempts)?);
+            } else if attempts.is_empty() {
+                eprintln!("invoice {id} has no payment attempts");
+            } else {
+                for a in &attempts {
+                    print_attempt(a);
+                }
+            }
+        }
     }
     Ok(())
+}
+
+fn print_attempt(a: &keel_app::gateway_payments::AttemptView) {
+    use keel_app::gateway_payments::ActionView;
+    println!(
+        "{}  {}  {} {}  {}{}  started {}",
+        a.reference,
+        a.gateway,
+        a.amount.amount,
+        a.amount.currency,
+        a.state,
+        a.provider_status
+            .as_deref()
+            .map(|s| format!(" ({s})"))
+            .unwrap_or_default(),
+        a.created_at.format("%Y-%m-%d %H:%M")
+    );
+    match &a.action {
+        Some(ActionView::Redirect { url }) if a.state.as_str() == "pending" => {
+            println!("  open: {url}")
+        }
+        Some(ActionView::Instructions { text }) if a.state.as_str() == "pending" => {
+            for line in text.lines() {
+                println!("  {line}");
+            }
+        }
+        _ => {}
+    }
+    if let Some(f) = &a.failure {
+        println!("  failed: {f}");
+    }
+    if let Some(w) = &a.attention {
+        println!("  needs attention: {w}");
+    }
 }

@@ -121,6 +121,9 @@ pub struct Config {
     /// `[webhooks]`: where outgoing webhooks may go.
     #[serde(default)]
     pub webhooks: WebhooksConfig,
+    /// `[payments]`: how payments through gateway plugins are confirmed and given up.
+    #[serde(default)]
+    pub payments: PaymentsConfig,
     /// `[schedules.<name>]`: when automation runs. The built-in schedules stay unless a
     /// section of the same name changes or disables them.
     #[serde(default)]
@@ -152,6 +155,28 @@ pub struct WebhooksConfig {
     /// `10.0.0.0/8` or a single address. Empty by default: endpoints must be public
     /// addresses, so an admin key cannot aim Keel at the host's own network.
     pub allow_networks: Vec<String>,
+}
+
+/// `[payments]`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PaymentsConfig {
+    /// A payment started at a gateway whose status update has not come is asked about
+    /// (polled) this many seconds after it started, and again every as many seconds, by the
+    /// `payments.poll` job (schedule `payments_poll`).
+    pub poll_after_seconds: u32,
+    /// A payment still pending this many hours after it started is given up (`expired`),
+    /// which ends its hold on dunning. A confirmation that comes later is still recorded.
+    pub expire_after_hours: u32,
+}
+
+impl Default for PaymentsConfig {
+    fn default() -> Self {
+        PaymentsConfig {
+            poll_after_seconds: 120,
+            expire_after_hours: 24,
+        }
+    }
 }
 
 /// `[notifications]`.
@@ -428,6 +453,7 @@ impl fmt::Debug for Config {
             .field("billing", &self.billing)
             .field("plugin_host", &self.plugin_host)
             .field("jobs", &self.jobs)
+            .field("payments", &self.payments)
             .field("schedules", &self.schedules)
             .field("plugins", &redacted_plugins(&self.plugins))
             .finish()
@@ -452,6 +478,24 @@ impl Config {
             smtp_url: self.email.smtp_url.as_ref().map(|s| s.expose().to_string()),
             from: self.email.from.clone(),
             theme_dir: self.notifications.theme_dir.clone(),
+        }
+    }
+
+    /// How payments through gateways behave: callback and return URLs on `[server]
+    /// public_url` (else the listen address), the poll and expiry of `[payments]`.
+    pub fn app_payments(&self) -> keel_app::gateway_payments::Settings {
+        keel_app::gateway_payments::Settings {
+            public_url: self
+                .server
+                .public_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{}", self.server.listen)),
+            poll_after: std::time::Duration::from_secs(u64::from(
+                self.payments.poll_after_seconds.max(1),
+            )),
+            expire_after: std::time::Duration::from_secs(
+                u64::from(self.payments.expire_after_hours.max(1)) * 3600,
+            ),
         }
     }
 
@@ -802,6 +846,15 @@ impl Default for Schedules {
                     cron: "30 3 * * *".to_owned(),
                     timezone: "UTC".to_owned(),
                     job: "jobs.cleanup".to_owned(),
+                    enabled: true,
+                },
+            ),
+            (
+                "payments_poll".to_owned(),
+                ScheduleConfig {
+                    cron: "*/5 * * * *".to_owned(),
+                    timezone: "UTC".to_owned(),
+                    job: "payments.poll".to_owned(),
                     enabled: true,
                 },
             ),
@@ -1454,7 +1507,13 @@ mod tests {
         let built = config.schedules.build().unwrap();
         assert_eq!(
             built.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
-            ["billing_run", "cleanup", "nightly", "overdue"]
+            [
+                "billing_run",
+                "cleanup",
+                "nightly",
+                "overdue",
+                "payments_poll"
+            ]
         );
         assert_eq!(built[2].zone, chrono_tz::UTC);
         assert_eq!(

@@ -396,6 +396,7 @@ async fn serve(config: &Config, demo: bool) -> Result<()> {
         let kinds: Vec<&str> = p.manifest().kinds.iter().map(|k| k.as_str()).collect();
         tracing::info!(plugin = p.id(), version = %p.manifest().version, kinds = %kinds.join(","), "plugin loaded");
     }
+    let app = app.with_gateways(keel_app::gateway_payments::Gateways::from_plugins(&plugins));
     let listener = tokio::net::TcpListener::bind(&config.server.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.server.listen))?;
@@ -405,6 +406,11 @@ async fn serve(config: &Config, demo: bool) -> Result<()> {
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://{addr}"));
+    // Providers post status updates, and send payers back, to this address.
+    let app = app.with_payments(keel_app::gateway_payments::Settings {
+        public_url: base.clone(),
+        ..config.app_payments()
+    });
     if demo {
         if keel_app::demo::is_empty(&app)
             .await

@@ -174,16 +174,6 @@ keel_domain::named_enum!(
     }
 );
 
-keel_domain::named_enum!(
-    /// A payment attempt at a gateway: `pending` holds suspension and termination until it
-    /// is `succeeded` or `failed`, or its hold runs out.
-    AttemptState {
-        Pending = "pending",
-        Succeeded = "succeeded",
-        Failed = "failed",
-    }
-);
-
 impl TryFrom<String> for StepState {
     type Error = StoreError;
     fn try_from(text: String) -> Result<Self, StoreError> {
@@ -452,55 +442,4 @@ pub async fn suspended_for_another(
     .await
     })?;
     Ok(n > 0)
-}
-
-// ---------------------------------------------------------------------------------------
-// Payments in flight
-
-/// A payment a gateway started for an invoice; `None` when the (gateway, reference) pair
-/// was recorded already.
-pub async fn insert_attempt(
-    tx: &mut Tx,
-    invoice: InvoiceId,
-    gateway: &str,
-    reference: &str,
-    hold_until: DateTime<Utc>,
-    at: DateTime<Utc>,
-) -> Result<Option<i64>, StoreError> {
-    Ok(on_tx!(tx, |c| {
-        sqlx::query_scalar(
-        "INSERT INTO payment_attempts (invoice_id, gateway, reference, state, hold_until, created_at) \
-         VALUES ($1, $2, $3, 'pending', $4, $5) ON CONFLICT DO NOTHING RETURNING id"
-    )
-    .bind(invoice.get())
-    .bind(gateway)
-    .bind(reference)
-    .bind(hold_until)
-    .bind(at)
-    .fetch_optional(&mut *c)
-    .await
-    })?)
-}
-
-/// Resolves a pending attempt (`succeeded` or `failed`); false when there is no pending
-/// attempt with that reference.
-pub async fn resolve_attempt(
-    tx: &mut Tx,
-    gateway: &str,
-    reference: &str,
-    state: AttemptState,
-    at: DateTime<Utc>,
-) -> Result<bool, StoreError> {
-    let n = on_tx!(tx, |c| sqlx::query(
-        "UPDATE payment_attempts SET state = $1, resolved_at = $2 \
-         WHERE gateway = $3 AND reference = $4 AND state = 'pending'"
-    )
-    .bind(state.as_str())
-    .bind(at)
-    .bind(gateway)
-    .bind(reference)
-    .execute(&mut *c)
-    .await
-    .map(|r| r.rows_affected()))?;
-    Ok(n == 1)
 }

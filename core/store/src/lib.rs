@@ -14,6 +14,8 @@
 //! - [`invoices`]: invoices and lines (single and batched inserts), drafts, issuing, the
 //!   paid amount and status, the late fee.
 //! - [`payments`]: payments recorded against invoices, the billing run's wallet payments.
+//! - [`attempts`]: payments started at a gateway plugin: what was asked, what the gateway
+//!   answered, where each stands (pending ones hold dunning).
 //! - [`credit_notes`]: credit notes against issued invoices.
 //! - [`numbers`]: gap-free document number sequences.
 //! - [`billing_run`]: the billing run's batched reads (due services, clients, wallets) and
@@ -24,7 +26,7 @@
 //! - [`staff`]: staff users and API keys.
 //! - [`idempotency`]: stored responses for `Idempotency-Key` replays.
 //! - [`dunning`]: dunning policies and their assignment, the recorded steps of unpaid
-//!   invoices, payments in flight at a gateway.
+//!   invoices and the holds of payments in flight.
 //! - [`jobs`]: the durable job queue's table: enqueue in a transaction, leased claims,
 //!   retries, parking, expired leases.
 //! - [`webhooks`]: webhook endpoints, events, deliveries (claimed in order per subject) and
@@ -38,6 +40,7 @@
 //! Portable SQL: `$1` placeholders work on both engines; the few places where the dialects
 //! differ say so next to the query.
 
+pub mod attempts;
 pub mod audit;
 pub mod bench;
 pub mod billing_run;

@@ -1,0 +1,109 @@
+//! Payments through gateway plugins: starting one, an invoice's attempts, and the hook the
+//! providers post their status updates to.
+
+use crate::State;
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{Auth, IdempotencyKey, Json, Path, too_large};
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderValue, Request, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use keel_app::gateway_payments::{self, AttemptView, InboundRequest, StartInput};
+use keel_domain::ids::InvoiceId;
+
+/// The largest provider callback read (Paynow's status updates are a few hundred bytes);
+/// a larger one is refused with 413 before any plugin sees it.
+pub const MAX_CALLBACK_BYTES: usize = 64 * 1024;
+
+pub fn router() -> Router<State> {
+    Router::new().route(
+        "/invoices/{id}/attempts",
+        get(list_attempts).post(start_attempt),
+    )
+}
+
+/// The provider hooks, outside `/api/v1` and its authentication: a provider proves itself
+/// to the plugin (a hash, a signature), not with a Keel key.
+pub fn hooks() -> Router<State> {
+    Router::new().route("/hooks/gateway/{gateway}", post(gateway_callback))
+}
+
+/// Start paying an invoice's balance at a gateway: answers with the attempt and what the
+/// payer does next (a redirect URL, or instructions such as "approve on your phone"). The
+/// same `Idempotency-Key` returns the same attempt.
+#[utoipa::path(post, path = "/api/v1/invoices/{id}/attempts", tag = "invoices", params(("id" = i64, Path),
+    ("Idempotency-Key" = String, Header, description = "Required")), request_body = StartInput,
+    responses((status = 201, body = AttemptView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn start_attempt(
+    state: axum::extract::State<State>,
+    Auth(ctx): Auth,
+    IdempotencyKey(key): IdempotencyKey,
+    Path(id): Path<i64>,
+    Json(body): Json<StartInput>,
+) -> Result<(StatusCode, axum::Json<AttemptView>), ApiError> {
+    let attempt =
+        gateway_payments::start(&state.app, &ctx, InvoiceId(id), &body, Some(&key)).await?;
+    Ok((StatusCode::CREATED, axum::Json(attempt)))
+}
+
+/// An invoice's payment attempts, newest first, with their states.
+#[utoipa::path(get, path = "/api/v1/invoices/{id}/attempts", tag = "invoices", params(("id" = i64, Path)),
+    responses((status = 200, body = Vec<AttemptView>), (status = 404, body = ErrorBody)))]
+pub async fn list_attempts(
+    state: axum::extract::State<State>,
+    Auth(ctx): Auth,
+    Path(id): Path<i64>,
+) -> Result<axum::Json<Vec<AttemptView>>, ApiError> {
+    Ok(axum::Json(
+        gateway_payments::attempts(&state.app, &ctx, InvoiceId(id)).await?,
+    ))
+}
+
+/// A provider's status update for a payment, handed raw to the gateway plugin's
+/// `verify-callback`, confirmed by polling, applied once. Answers what the plugin says to
+/// answer; a forged or unknown update gets an error code and changes nothing.
+#[utoipa::path(post, path = "/hooks/gateway/{gateway}", tag = "hooks", params(("gateway" = String, Path)),
+    responses((status = 200, description = "The plugin's reply to the provider"), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 503, body = ErrorBody)))]
+pub async fn gateway_callback(
+    state: axum::extract::State<State>,
+    axum::extract::Path(gateway): axum::extract::Path<String>,
+    req: Request<Body>,
+) -> Result<Response, ApiError> {
+    let (parts, body) = req.into_parts();
+    let body = axum::body::to_bytes(body, MAX_CALLBACK_BYTES)
+        .await
+        .map_err(|_| too_large())?;
+    let inbound = InboundRequest {
+        method: parts.method.to_string(),
+        path: "/".to_owned(),
+        query: parts.uri.query().unwrap_or_default().to_owned(),
+        headers: parts
+            .headers
+            .iter()
+            .filter(|(name, _)| {
+                // Credentials meant for Keel never reach a plugin.
+                *name != header::AUTHORIZATION && *name != header::COOKIE
+            })
+            .map(|(n, v)| {
+                (
+                    n.to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        body: body.to_vec(),
+    };
+    let reply = gateway_payments::callback(&state.app, &gateway, inbound).await?;
+    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK);
+    let mut res = (status, reply.body).into_response();
+    if let Some(ct) = reply.content_type
+        && let Ok(v) = HeaderValue::from_str(&ct)
+    {
+        res.headers_mut().insert(header::CONTENT_TYPE, v);
+    }
+    Ok(res)
+}
