@@ -136,6 +136,24 @@ impl Response {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
+    /// The body's form fields decoded strictly, in order, for a provider that answers with
+    /// an `application/x-www-form-urlencoded` body and signs its fields (see
+    /// [`form_decode_strict`]; [`form_decode`] of [`text`](Response::text) is the lenient
+    /// reading).
+    ///
+    /// ```
+    /// use keel_sdk::http::{FormError, Response};
+    ///
+    /// let reply = Response { status: 200, headers: vec![], body: b"status=Ok&pollurl=https%3a%2f%2fx.example%2f".to_vec() };
+    /// assert_eq!(reply.form_strict()?[1].1, "https://x.example/");
+    /// let broken = Response { status: 200, headers: vec![], body: b"status=%zz".to_vec() };
+    /// assert_eq!(broken.form_strict(), Err(FormError::BadEscape { offset: 7 }));
+    /// # Ok::<(), FormError>(())
+    /// ```
+    pub fn form_strict(&self) -> Result<Vec<(String, String)>, FormError> {
+        form_decode_strict(&self.body)
+    }
+
     /// The body parsed as JSON.
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, PluginError> {
         serde_json::from_slice(&self.body).map_err(|e| {
@@ -620,6 +638,30 @@ mod tests {
         ] {
             assert!(Origin::of(url).is_err(), "{url}");
         }
+    }
+
+    #[test]
+    fn responses_decode_their_form_body_strictly() {
+        let reply = |body: &[u8]| Response {
+            status: 200,
+            headers: vec![],
+            body: body.to_vec(),
+        };
+        assert_eq!(
+            reply(b"Status=Ok&instructions=Dial+*151%23%0d%0aThen+approve").form_strict(),
+            Ok(vec![
+                ("Status".to_owned(), "Ok".to_owned()),
+                (
+                    "instructions".to_owned(),
+                    "Dial *151#\r\nThen approve".to_owned()
+                ),
+            ])
+        );
+        assert_eq!(
+            reply(b"a=\xff").form_strict(),
+            Err(FormError::NotUtf8 { field: 0 })
+        );
+        assert_eq!(reply(b"").form_strict(), Ok(vec![]));
     }
 
     #[test]
