@@ -15,6 +15,11 @@
 //!   bodies), [`config`] (settings and secrets), [`kv`] (private storage), [`log`] (the
 //!   [`info!`] family of macros) and [`clock`];
 //! - [`digest`]: SHA-256/512, HMAC, hex, and constant-time comparison of signatures;
+//! - for checking what a provider sends back: [`http::form_decode_strict`] (form fields in
+//!   order, decoded exactly once, or an error; [`InboundRequest::form_strict`] and
+//!   [`http::Response::form_strict`] apply it to a callback's or a reply's body),
+//!   [`http::Origin`] (is this URL on the host I meant?) and [`Money::to_decimal`] /
+//!   [`Money::parse_decimal`] (minor units to and from `"25.00"`, exactly);
 //! - [`ids`]: newtypes for references, invoice, service and provider ids, and a checked
 //!   [`DomainName`](ids::DomainName);
 //! - [`testing`], a fake kernel for fast native unit tests of a plugin's logic.
@@ -80,8 +85,8 @@ pub mod registrar;
 
 pub use config::Secret;
 pub use types::{
-    Address, Contact, Features, Headers, InboundReply, InboundRequest, Money, PluginError,
-    PluginInfo, RetryHint,
+    Address, AmountError, Contact, Features, Headers, InboundReply, InboundRequest, Money,
+    PluginError, PluginInfo, RetryHint,
 };
 
 /// The WIT package version this SDK builds plugins for.
