@@ -231,6 +231,37 @@ impl Api {
         }
     }
 
+    /// Seeds the keys over `t` and serves the app `build` makes from the server's own base
+    /// URL (`http://127.0.0.1:PORT`), for an app that must know where it is reached (the
+    /// callback and return URLs it gives payment gateways).
+    pub async fn start_addressed(
+        t: &TestDb,
+        config: ApiConfig,
+        build: impl FnOnce(String) -> App,
+    ) -> Api {
+        let app = App::new(t.db.clone());
+        let admin = admin_key(&app).await;
+        let (reseller, reseller_key) = reseller(&app, "Victoria Falls Resellers").await;
+        let mut served = None;
+        let server = keel_testkit::spawn_server(|listener, shutdown| {
+            let base = format!("http://{}", listener.local_addr().expect("local address"));
+            let app = build(base);
+            served = Some(app.clone());
+            let state = keel_api::State::new(app, config);
+            async move { keel_api::serve(listener, state, shutdown).await.unwrap() }
+        })
+        .await;
+        Api {
+            app,
+            served: served.expect("the server was built"),
+            admin,
+            reseller,
+            reseller_key,
+            http: reqwest::Client::new(),
+            server,
+        }
+    }
+
     /// Closes the client's connections, then stops the server and waits for it to drain.
     pub async fn stop(self) {
         drop(self.http);

@@ -1,0 +1,387 @@
+//! Paynow end to end over HTTP, on both engines: Keel's API with the real Paynow component in
+//! the real plugin host, talking to the protocol-faithful fake Paynow on loopback
+//! (`keel_testkit::paynow`), which posts its status updates back to `/hooks/gateway/paynow`.
+//!
+//! The plugin's manifest declares `https://www.paynow.co.zw`; the fake listens on plain HTTP
+//! on 127.0.0.1 and a random port. So each test loads a copy of the manifest that declares
+//! `http://www.paynow.co.zw:<port>`, points that name at the fake in the host's resolver,
+//! and allows the loopback network in the plugin's section, as an admin would for a
+//! private address. The sandbox is not loosened: the plugin still reaches only that origin.
+//!
+//! Covered: web checkout and an EcoCash test number paid exactly once; a refused test
+//! number; every forged or contradictory update refused with its code and nothing changed
+//! (a forged or missing hash, the key in the wrong case, the other currency's integration,
+//! an unknown reference, a body of several MiB, malformed form encoding, `Paid` after
+//! `Cancelled`, an update the poll does not confirm); fifty concurrent copies of one update
+//! making one payment; the scheduled poll settling a payment whose update never came.
+
+mod common;
+
+use chrono::{TimeZone, Utc};
+use common::*;
+use keel_app::gateway_payments::{self, Gateways};
+use keel_app::{App, FixedClock};
+use keel_domain::ids::{ClientId, InvoiceId};
+use keel_plugins::KEEL_PLUGIN_PAYNOW;
+use keel_testkit::TestDb;
+use keel_testkit::paynow::{FakePaynow, Update};
+use keel_testkit::plugins::PluginHarness;
+use keel_testkit::scenario::{Product, Scenario};
+use reqwest::Method;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+
+const USD_ID: u64 = 7175;
+const USD_KEY: &str = "d4e1c8a2-5b7f-4c3e-9a10-6f2b8e7d9c31";
+const ZWG_ID: u64 = 7176;
+const ZWG_KEY: &str = "3e9fed89-60e1-4ce5-ab6e-6b1eb2d4f977";
+const MANIFEST_HOST: &str = "\"https://www.paynow.co.zw\"";
+
+struct World {
+    api: Api,
+    fake: FakePaynow,
+    clock: Arc<FixedClock>,
+    client: ClientId,
+    key: String,
+    _harness: PluginHarness,
+}
+
+async fn paynow(fake: &FakePaynow) -> (PluginHarness, keel_app::gateway_payments::Gateways) {
+    let manifest = KEEL_PLUGIN_PAYNOW.manifest().unwrap();
+    assert!(
+        manifest.contains(MANIFEST_HOST),
+        "plugin.toml no longer declares {MANIFEST_HOST}"
+    );
+    let manifest = manifest.replace(
+        MANIFEST_HOST,
+        &format!("\"http://www.paynow.co.zw:{}\"", fake.port()),
+    );
+    let section = format!(
+        "api_url = \"http://www.paynow.co.zw:{port}\"\n\
+         usd_integration_id = {USD_ID}\nusd_integration_key = \"{USD_KEY}\"\n\
+         zwg_integration_id = {ZWG_ID}\nzwg_integration_key = \"{ZWG_KEY}\"\n\
+         auth_email = \"merchant@example.co.zw\"\n\
+         allow_networks = [\"127.0.0.1/32\"]",
+        port = fake.port()
+    );
+    let mut harness = PluginHarness::new().resolve("www.paynow.co.zw", fake.ip());
+    let plugin = harness
+        .load(KEEL_PLUGIN_PAYNOW.wasm().unwrap(), &manifest, &section)
+        .await
+        .unwrap();
+    (harness, Gateways::from_plugins(&[plugin]))
+}
+
+async fn world(t: &TestDb) -> World {
+    let fake = FakePaynow::builder(&[(USD_ID, USD_KEY), (ZWG_ID, ZWG_KEY)])
+        .public_host("www.paynow.co.zw")
+        .delays(Duration::from_millis(50), Duration::from_millis(150))
+        .retry_backoff(Duration::from_millis(20))
+        .start()
+        .await;
+    let (harness, gateways) = paynow(&fake).await;
+    let clock = Arc::new(FixedClock::new(
+        Utc.with_ymd_and_hms(2027, 3, 10, 9, 0, 0).unwrap(),
+    ));
+    let db = t.db.clone();
+    let served_clock = clock.clone();
+    let api = Api::start_addressed(t, keel_api::ApiConfig::default(), move |base| {
+        App::with_clock(db, served_clock)
+            .with_gateways(gateways)
+            .with_payments(gateway_payments::Settings {
+                public_url: base,
+                ..Default::default()
+            })
+    })
+    .await;
+    let client = Scenario::new(&api.app)
+        .client(keel_testkit::scenario::Client::new("tendai@example.co.zw").name("Tendai", "Moyo"))
+        .build()
+        .await
+        .client("tendai@example.co.zw");
+    let key = client_key(&api.app, client).await;
+    World {
+        api,
+        fake,
+        clock,
+        client,
+        key,
+        _harness: harness,
+    }
+}
+
+impl World {
+    async fn invoice(&self, minor: i64) -> InvoiceId {
+        let product = Scenario::new(&self.api.app)
+            .product(Product::new(&format!("Plan {minor}")).monthly(minor))
+            .build()
+            .await
+            .product(&format!("Plan {minor}"));
+        let order = self
+            .api
+            .post(
+                "/api/v1/orders",
+                &self.api.admin,
+                &json!({ "client_id": self.client.get(), "items": [{ "product_id": product.get(), "cycle": "monthly" }] }),
+                Some(&format!("order-{minor}")),
+            )
+            .await;
+        assert_eq!(order.status, 201, "{}", order.text);
+        InvoiceId(order.body["invoice"]["id"].as_i64().unwrap())
+    }
+
+    /// Starts a payment as the client; returns the attempt.
+    async fn pay(&self, invoice: InvoiceId, body: Value, idem: &str) -> Value {
+        let reply = self
+            .api
+            .post(
+                &format!("/api/v1/invoices/{}/attempts", invoice.get()),
+                &self.key,
+                &body,
+                Some(idem),
+            )
+            .await;
+        assert_eq!(reply.status, 201, "{}", reply.text);
+        reply.body
+    }
+
+    async fn invoice_json(&self, invoice: InvoiceId) -> Value {
+        self.api
+            .get(&format!("/api/v1/invoices/{}", invoice.get()), &self.api.admin)
+            .await
+            .body
+    }
+
+    async fn attempts(&self, invoice: InvoiceId) -> Vec<Value> {
+        let reply = self
+            .api
+            .get(&format!("/api/v1/invoices/{}/attempts", invoice.get()), &self.key)
+            .await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        reply.body.as_array().unwrap().clone()
+    }
+
+    /// A raw POST to the hook, as a provider (or an attacker) would send it.
+    async fn hook(&self, body: impl Into<reqwest::Body>) -> Reply {
+        self.api
+            .send(
+                self.api
+                    .request(Method::POST, "/hooks/gateway/paynow")
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(body),
+            )
+            .await
+    }
+
+    async fn payments_of(&self, invoice: InvoiceId) -> usize {
+        self.invoice_json(invoice).await["payments"]
+            .as_array()
+            .unwrap()
+            .len()
+    }
+
+    async fn finish(self) {
+        keel_testkit::assert_ledger_balanced(&self.api.app.db).await;
+        self.fake.stop().await;
+        self.api.stop().await;
+    }
+}
+
+keel_testkit::store_test!(
+    async fn a_client_pays_by_web_checkout_once_however_often_paynow_repeats_it(t) {
+        let w = world(t).await;
+        let invoice = w.invoice(2500).await;
+        let attempt = w.pay(invoice, json!({ "gateway": "paynow" }), "pay-1").await;
+        assert_eq!(attempt["state"], "pending");
+        let reference = attempt["reference"].as_str().unwrap().to_owned();
+        let redirect = attempt["action"]["url"].as_str().unwrap();
+        assert_eq!(attempt["action"]["kind"], "redirect");
+        assert!(redirect.starts_with(&format!("http://www.paynow.co.zw:{}/Payment/ConfirmPayment/", w.fake.port())), "{redirect}");
+
+        // What reached Paynow: the USD integration, two decimal places, Keel's URLs.
+        let sent = w.fake.transaction(&reference).unwrap();
+        assert_eq!(sent.integration_id, USD_ID);
+        assert_eq!(sent.amount, "25.00");
+        assert_eq!(sent.result_url, w.api.url("/hooks/gateway/paynow"));
+        assert_eq!(sent.return_url, w.api.url(&format!("/pay/return/{reference}")));
+
+        // A double click (the same key) is the same attempt, and Paynow saw one transaction.
+        let again = w.pay(invoice, json!({ "gateway": "paynow" }), "pay-1").await;
+        assert_eq!(again["id"], attempt["id"]);
+        assert_eq!(w.fake.transactions().len(), 1);
+
+        // Paynow posts Paid, three times over: one payment.
+        let deliveries = w.fake.deliver(&reference, Update::paid().times(3)).await;
+        assert!(deliveries.iter().all(|d| d.succeeded()), "{deliveries:#?}");
+        let paid = w.invoice_json(invoice).await;
+        assert_eq!(paid["status"], "paid", "{paid}");
+        assert_eq!(w.payments_of(invoice).await, 1);
+        assert_eq!(paid["payments"][0]["method"], "paynow");
+        assert_eq!(paid["payments"][0]["reference"], sent.paynow_reference);
+        let attempts = w.attempts(invoice).await;
+        assert_eq!(attempts[0]["state"], "succeeded");
+        assert_eq!(attempts[0]["provider_status"], "Paid");
+        w.finish().await;
+    }
+);
+
+keel_testkit::store_test!(
+    async fn an_ecocash_test_number_pays_and_the_refused_one_fails_at_once(t) {
+        let w = world(t).await;
+        let invoice = w.invoice(1000).await;
+        let attempt = w
+            .pay(invoice, json!({ "gateway": "paynow", "method": "ecocash", "phone": "0771111111" }), "eco-1")
+            .await;
+        assert_eq!(attempt["action"]["kind"], "instructions", "{attempt}");
+        // 0771111111 succeeds after the fake's short delay and posts Paid to Keel.
+        let deliveries = w.fake.wait_for_deliveries(1, Duration::from_secs(20)).await;
+        assert!(deliveries[0].succeeded(), "{deliveries:#?}");
+        assert_eq!(w.invoice_json(invoice).await["status"], "paid");
+        assert_eq!(w.payments_of(invoice).await, 1);
+
+        // 0774444444: Paynow refuses at initiation ("Insufficient balance").
+        let other = w.invoice(1200).await;
+        let reply = w
+            .api
+            .post(
+                &format!("/api/v1/invoices/{}/attempts", other.get()),
+                &w.key,
+                &json!({ "gateway": "paynow", "method": "ecocash", "phone": "0774444444" }),
+                Some("eco-2"),
+            )
+            .await;
+        reply.assert_error(422, "payment_refused", None);
+        assert!(reply.text.contains("Insufficient balance"), "{}", reply.text);
+        let attempts = w.attempts(other).await;
+        assert_eq!(attempts[0]["state"], "failed");
+        assert_eq!(w.invoice_json(other).await["status"], "unpaid");
+        w.finish().await;
+    }
+);
+
+keel_testkit::store_test!(
+    async fn forged_and_contradictory_updates_are_refused_and_change_nothing(t) {
+        let w = world(t).await;
+        let invoice = w.invoice(2500).await;
+        let attempt = w.pay(invoice, json!({ "gateway": "paynow" }), "pay-1").await;
+        let reference = attempt["reference"].as_str().unwrap().to_owned();
+
+        for (what, update) in [
+            ("a forged hash", Update::paid().signed_with_key("not-the-key")),
+            ("the key in upper case", Update::paid().signed_with_upper_case_key()),
+            ("the ZWG integration's key", Update::paid().signed_by_integration(ZWG_ID)),
+            ("no hash", Update::paid().unsigned()),
+        ] {
+            let deliveries = w.fake.deliver(&reference, update).await;
+            assert!(!deliveries.is_empty());
+            for d in &deliveries {
+                assert_eq!(d.status, Some(400), "{what}: {d:?}");
+            }
+            // Paynow retries an error up to ten times in all.
+            assert_eq!(deliveries.len(), 10, "{what}");
+            assert_eq!(w.payments_of(invoice).await, 0, "{what}");
+        }
+        let last = w.fake.deliveries();
+        let refused = w.hook(last.last().unwrap().body.clone()).await;
+        refused.assert_error(400, "callback_refused", None);
+
+        // Genuine, but the poll does not confirm it: a trigger only, nothing paid.
+        let d = w.fake.deliver(&reference, Update::paid().set_poll_status(false)).await;
+        assert!(d[0].succeeded(), "{d:?}");
+        assert_eq!(w.payments_of(invoice).await, 0);
+        assert_eq!(w.attempts(invoice).await[0]["state"], "pending");
+
+        // An unknown reference, several MiB, malformed encoding, an unknown gateway.
+        w.hook("reference=NOPE-1&paynowreference=1&amount=25.00&status=Paid&pollurl=x&hash=00")
+            .await
+            .assert_error(400, "callback_refused", None);
+        w.hook(vec![b'a'; 3 * 1024 * 1024]).await.assert_error(413, "payload_too_large", None);
+        w.hook(format!("reference={reference}&amount=%zz&hash=00"))
+            .await
+            .assert_error(400, "callback_refused", None);
+        let nope = w
+            .api
+            .send(w.api.request(Method::POST, "/hooks/gateway/stripe").body("a=b"))
+            .await;
+        nope.assert_error(404, "not_found", None);
+        assert_eq!(w.payments_of(invoice).await, 0);
+
+        // Cancelled, then Paid: the second is a contradiction, refused every time.
+        let d = w.fake.cancel(&reference).await;
+        assert!(d[0].succeeded(), "{d:?}");
+        assert_eq!(w.attempts(invoice).await[0]["state"], "cancelled");
+        let d = w.fake.deliver(&reference, Update::paid()).await;
+        assert!(d.iter().all(|d| d.status == Some(409)), "{d:#?}");
+        assert_eq!(w.payments_of(invoice).await, 0);
+        let flagged = &w.attempts(invoice).await[0];
+        assert_eq!(flagged["state"], "cancelled");
+        assert!(flagged["attention"].as_str().unwrap().contains("cancelled"), "{flagged}");
+        assert_eq!(w.invoice_json(invoice).await["status"], "unpaid");
+        w.finish().await;
+    }
+);
+
+keel_testkit::store_test!(
+    async fn fifty_concurrent_copies_of_one_update_make_one_payment(t) {
+        let w = world(t).await;
+        let invoice = w.invoice(4000).await;
+        let attempt = w.pay(invoice, json!({ "gateway": "paynow" }), "pay-1").await;
+        let reference = attempt["reference"].as_str().unwrap().to_owned();
+        // Paynow's record says Paid, and its update arrives fifty times at once.
+        w.fake.set_status(&reference, "Paid");
+        let sent = w.fake.transaction(&reference).unwrap();
+        let fields = vec![
+            ("reference".to_owned(), reference.clone()),
+            ("paynowreference".to_owned(), sent.paynow_reference.clone()),
+            ("amount".to_owned(), "40.00".to_owned()),
+            ("status".to_owned(), "Paid".to_owned()),
+            ("pollurl".to_owned(), sent.poll_url.clone()),
+        ];
+        let body = keel_testkit::paynow::wire::encode(&keel_testkit::paynow::wire::sign(fields, USD_KEY));
+        let mut tasks = Vec::new();
+        for _ in 0..50 {
+            let request = w
+                .api
+                .request(Method::POST, "/hooks/gateway/paynow")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body.clone());
+            tasks.push(tokio::spawn(async move { request.send().await.unwrap().status().as_u16() }));
+        }
+        for task in tasks {
+            assert_eq!(task.await.unwrap(), 200);
+        }
+        assert_eq!(w.payments_of(invoice).await, 1);
+        assert_eq!(w.invoice_json(invoice).await["status"], "paid");
+        w.finish().await;
+    }
+);
+
+keel_testkit::store_test!(
+    async fn the_scheduled_poll_settles_a_payment_whose_update_never_came(t) {
+        let w = world(t).await;
+        let invoice = w.invoice(1500).await;
+        let attempt = w.pay(invoice, json!({ "gateway": "paynow" }), "pay-1").await;
+        let reference = attempt["reference"].as_str().unwrap().to_owned();
+        w.fake.set_status(&reference, "Paid");
+        let app = &w.api.served;
+        let ctx = keel_app::Ctx::system("test poll");
+        // Too early: not asked yet.
+        assert_eq!(gateway_payments::poll_due(app, &ctx).await.unwrap().polled, 0);
+        w.clock.advance(chrono::Duration::minutes(3));
+        let report = gateway_payments::poll_due(app, &ctx).await.unwrap();
+        assert_eq!((report.polled, report.settled), (1, 1), "{report:?}");
+        assert_eq!(w.invoice_json(invoice).await["status"], "paid");
+        assert_eq!(w.payments_of(invoice).await, 1);
+        // Polled with an empty body, as Paynow's poll URL expects.
+        let polls: Vec<_> = w
+            .fake
+            .received()
+            .into_iter()
+            .filter(|r| r.uri.to_ascii_lowercase().contains("checkpayment"))
+            .collect();
+        assert_eq!(polls.len(), 1);
+        assert!(polls[0].body.is_empty());
+        w.finish().await;
+    }
+);
