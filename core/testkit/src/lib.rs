@@ -212,6 +212,15 @@ where
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind 127.0.0.1:0");
+    spawn_server_on(listener, serve)
+}
+
+/// [`spawn_server`] on a listener the caller bound (a fixed address, as `keel-fake` takes).
+pub fn spawn_server_on<F, Fut>(listener: tokio::net::TcpListener, serve: F) -> RunningServer
+where
+    F: FnOnce(tokio::net::TcpListener, std::pin::Pin<Box<dyn Future<Output = ()> + Send>>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     let addr = listener.local_addr().expect("local address");
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let shutdown = Box::pin(async move {
