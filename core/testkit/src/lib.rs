@@ -14,9 +14,13 @@
 //!   of a plugin crate for authors' tests.
 //! - [`scenario`]: test worlds (catalog, clients, wallets) built through keel-app's use
 //!   cases, and the large seeded [`scenario::book`] for benchmarks.
+//! - [`paynow`]: a protocol-faithful fake Paynow on loopback (hashes, replies, test numbers,
+//!   status updates with retries, a checkout page), scripted by tests; the `keel-fake`
+//!   binary serves it to a person.
 //! - [`spawn_server`]: runs a server on `127.0.0.1:0` and hands back its address and a
 //!   shutdown switch.
 
+pub mod paynow;
 pub mod pg;
 pub mod plugins;
 pub mod scenario;
