@@ -14,9 +14,13 @@
 //!   of a plugin crate for authors' tests.
 //! - [`scenario`]: test worlds (catalog, clients, wallets) built through keel-app's use
 //!   cases, and the large seeded [`scenario::book`] for benchmarks.
+//! - [`paynow`]: a protocol-faithful fake Paynow on loopback (hashes, replies, test numbers,
+//!   status updates with retries, a checkout page), scripted by tests; the `keel-fake`
+//!   binary serves it to a person.
 //! - [`spawn_server`]: runs a server on `127.0.0.1:0` and hands back its address and a
 //!   shutdown switch.
 
+pub mod paynow;
 pub mod pg;
 pub mod plugins;
 pub mod scenario;
@@ -212,6 +216,15 @@ where
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind 127.0.0.1:0");
+    spawn_server_on(listener, serve)
+}
+
+/// [`spawn_server`] on a listener the caller bound (a fixed address, as `keel-fake` takes).
+pub fn spawn_server_on<F, Fut>(listener: tokio::net::TcpListener, serve: F) -> RunningServer
+where
+    F: FnOnce(tokio::net::TcpListener, std::pin::Pin<Box<dyn Future<Output = ()> + Send>>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     let addr = listener.local_addr().expect("local address");
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let shutdown = Box::pin(async move {

@@ -37,6 +37,24 @@ pub struct Received {
 }
 
 impl Received {
+    /// The record of one request as an axum handler sees it.
+    pub fn new(method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Self {
+        Self {
+            method: method.to_string(),
+            uri: uri.to_string(),
+            headers: headers
+                .iter()
+                .map(|(n, v)| {
+                    (
+                        n.to_string(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect(),
+            body: body.to_vec(),
+        }
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
@@ -108,20 +126,7 @@ impl FakeProvider {
                 let log = Arc::clone(&log);
                 let responder = Arc::clone(&responder);
                 async move {
-                    let req = Received {
-                        method: method.to_string(),
-                        uri: uri.to_string(),
-                        headers: headers
-                            .iter()
-                            .map(|(n, v)| {
-                                (
-                                    n.to_string(),
-                                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                                )
-                            })
-                            .collect(),
-                        body: body.to_vec(),
-                    };
+                    let req = Received::new(&method, &uri, &headers, &body);
                     let reply = responder(&req);
                     log.lock().unwrap().push(req);
                     respond_with(reply).await

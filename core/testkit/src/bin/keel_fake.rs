@@ -1,0 +1,145 @@
+//! `keel-fake`: Keel's loopback fake providers, for a person trying Keel without the real
+//! ones. One today:
+//!
+//! ```text
+//! keel-fake paynow --listen 127.0.0.1:8091 --integration 1201=3e9fed89-60e1-4ce5-ab6e-6b1eb2d4f977 \
+//!     [--integration ID=KEY …] [--public-base http://www.paynow.co.zw:8091]
+//! ```
+//!
+//! It prints where it listens and the keel.toml lines to use, logs every request and status
+//! update, and runs until Ctrl-C, with Paynow's real test-number delays
+//! (`keel_testkit::paynow`).
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use keel_testkit::paynow::FakePaynow;
+
+const USAGE: &str = "usage: keel-fake paynow --listen ADDR:PORT --integration ID=KEY [--integration ID=KEY ...] [--public-base URL]";
+
+struct Args {
+    listen: SocketAddr,
+    integrations: Vec<(u64, String)>,
+    public_base: Option<String>,
+}
+
+fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
+    match args.next().as_deref() {
+        Some("paynow") => {}
+        Some(other) => return Err(format!("unknown fake {other:?}; the one there is: paynow")),
+        None => return Err("which fake? paynow".into()),
+    }
+    let mut listen = None;
+    let mut integrations = Vec::new();
+    let mut public_base = None;
+    while let Some(flag) = args.next() {
+        let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--listen" => {
+                let text = value()?;
+                listen = Some(
+                    text.parse::<SocketAddr>()
+                        .map_err(|e| format!("--listen {text}: {e}"))?,
+                );
+            }
+            "--integration" => {
+                let text = value()?;
+                let (id, key) = text
+                    .split_once('=')
+                    .filter(|(_, key)| !key.is_empty())
+                    .ok_or_else(|| format!("--integration {text}: expected ID=KEY"))?;
+                let id = id
+                    .parse::<u64>()
+                    .map_err(|e| format!("--integration {text}: id: {e}"))?;
+                integrations.push((id, key.to_owned()));
+            }
+            "--public-base" => public_base = Some(value()?),
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unknown flag {other:?}")),
+        }
+    }
+    if integrations.is_empty() {
+        return Err("give at least one --integration ID=KEY".into());
+    }
+    Ok(Args {
+        listen: listen.ok_or("--listen is required")?,
+        integrations,
+        public_base,
+    })
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let args = match parse(std::env::args().skip(1)) {
+        Ok(args) => args,
+        Err(problem) => {
+            if !problem.is_empty() {
+                eprintln!("keel-fake: {problem}");
+            }
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let integrations: Vec<(u64, &str)> = args
+        .integrations
+        .iter()
+        .map(|(id, key)| (*id, key.as_str()))
+        .collect();
+    let mut builder = FakePaynow::builder(&integrations)
+        .listen(args.listen)
+        .log(true);
+    if let Some(base) = &args.public_base {
+        builder = builder.public_base(base.as_str());
+    }
+    let paynow = match builder.try_start().await {
+        Ok(paynow) => paynow,
+        Err(e) => {
+            eprintln!("keel-fake: cannot listen on {}: {e}", args.listen);
+            return ExitCode::FAILURE;
+        }
+    };
+
+    let network = match paynow.ip() {
+        std::net::IpAddr::V4(ip) => format!("{ip}/32"),
+        std::net::IpAddr::V6(ip) => format!("{ip}/128"),
+    };
+    println!(
+        "Fake Paynow listening on {} (plain HTTP, test mode only; Ctrl-C stops it)",
+        paynow.origin()
+    );
+    println!(
+        "  initiate:  POST {0}/interface/initiatetransaction, POST {0}/interface/remotetransaction",
+        paynow.origin()
+    );
+    println!(
+        "  pollurl and browserurl start with {}",
+        paynow.public_base()
+    );
+    println!(
+        "  transactions, each with a Pay/Cancel page: {}/",
+        paynow.origin()
+    );
+    println!(
+        "  test phones: 0771111111 paid after 5 s, 0772222222 paid after 30 s, 0773333333 cancelled after 30 s, 0774444444 refused; others wait for the page"
+    );
+    println!();
+    println!("keel.toml:");
+    for (i, (id, key)) in args.integrations.iter().enumerate() {
+        let comment = if i == 0 { "" } else { "# " };
+        println!("{comment}[plugins.paynow]");
+        println!("{comment}integration_id = {id}");
+        println!("{comment}integration_key = \"{}\"", key.to_lowercase());
+        println!("{comment}allow_networks = [\"{network}\"]");
+    }
+    println!(
+        "# The paynow plugin must send to {} instead of https://www.paynow.co.zw (this fake has no TLS).",
+        paynow.origin()
+    );
+    println!();
+
+    if let Err(e) = tokio::signal::ctrl_c().await {
+        eprintln!("keel-fake: waiting for Ctrl-C: {e}");
+    }
+    paynow.stop().await;
+    ExitCode::SUCCESS
+}
