@@ -283,11 +283,7 @@ pub async fn start(
         .map(str::trim)
         .filter(|p| !p.is_empty())
     {
-        Some(p) => Some(
-            p.parse::<keel_domain::contact::Phone>()
-                .map_err(|e| AppError::invalid("invalid_phone", Some("phone"), e.to_string()))?
-                .to_string(),
-        ),
+        Some(p) => Some(payer_phone(p)?),
         None => None,
     };
     let policies = crate::dunning::Policies::load(app).await?;
@@ -365,6 +361,25 @@ pub async fn start(
             what: "payment attempt",
         })?;
     initiate(app, &gateway, row, inv.client_id, phone).await
+}
+
+/// A mobile-money number as the payer typed it, in the gateway's local form (`0771234567`)
+/// or international (`+263 77 123 4567`): digits with an optional leading `+`, spaces and
+/// dashes dropped, 6 to 16 digits. The gateway plugin knows its provider's format.
+fn payer_phone(text: &str) -> Result<String, AppError> {
+    let compact: String = text.chars().filter(|c| !matches!(c, ' ' | '-')).collect();
+    let digits = compact.strip_prefix('+').unwrap_or(&compact);
+    if (6..=16).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(compact)
+    } else {
+        Err(AppError::invalid(
+            "invalid_phone",
+            Some("phone"),
+            format!(
+                "{text:?} is not a phone number: digits only, like 0771234567 or +263771234567"
+            ),
+        ))
+    }
 }
 
 /// `2026-000123-7K3QXZ`: the invoice's number and six random characters, at most 32 (what
