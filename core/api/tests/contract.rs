@@ -71,6 +71,7 @@ const STATE_RULES: &[(&str, &str, &str)] = &[
     ("addon_not_offered", "", "the parent product does not offer that add-on"),
     ("credit_exceeds_invoice", "", "what is left to credit on the invoice"),
     ("overpayment", "", "what is left to pay on the invoice"),
+    ("unknown_gateway", "", "names a gateway plugin that is not enabled"),
 ];
 
 /// Requests drawn per operation.

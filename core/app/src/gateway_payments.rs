@@ -247,12 +247,58 @@ impl AttemptView {
 #[serde(deny_unknown_fields)]
 pub struct StartInput {
     /// The gateway plugin's id (`paynow`).
+    #[schema(schema_with = gateway_schema)]
     pub gateway: String,
     /// A method the gateway offers (`ecocash`, `onemoney`, `innbucks`, …); none for its
     /// default (Paynow: web checkout).
+    #[schema(schema_with = method_schema)]
     pub method: Option<String>,
     /// The payer's mobile-money number, for methods that need one; default the client's.
+    #[schema(schema_with = phone_schema)]
     pub phone: Option<String>,
+}
+
+/// A plugin id: lower-case letters, digits and dashes, starting with a letter.
+pub const GATEWAY_PATTERN: &str = "^[a-z][a-z0-9-]{0,62}$";
+/// A method word: letters, digits and `_.:{}-` (Paynow's card methods carry a token,
+/// `vmc:{1111…}`).
+pub const METHOD_PATTERN: &str = "^[A-Za-z0-9][A-Za-z0-9_.:{}-]{0,99}$";
+/// A payer's number: digits with an optional leading `+` (spaces and dashes are also taken).
+pub const PHONE_PATTERN: &str = "^[+]?[0-9]{6,16}$";
+
+/// The OpenAPI schema of a gateway id (also the hook's path parameter).
+pub fn gateway_schema() -> utoipa::openapi::Object {
+    crate::schema::string(GATEWAY_PATTERN, Some(63), "An enabled gateway plugin's id")
+}
+
+fn method_schema() -> utoipa::openapi::Object {
+    crate::schema::string(METHOD_PATTERN, Some(100), "A method the gateway offers")
+}
+
+fn phone_schema() -> utoipa::openapi::Object {
+    crate::schema::string(PHONE_PATTERN, Some(17), "The payer's mobile-money number")
+}
+
+fn matches(pattern: &str, text: &str) -> bool {
+    // The patterns are a character class with a length, checked by hand; `api/tests/contract.rs`
+    // draws strings from the document's pattern and fails if one is refused here.
+    match pattern {
+        GATEWAY_PATTERN => {
+            (1..=63).contains(&text.len())
+                && text.starts_with(|c: char| c.is_ascii_lowercase())
+                && text
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        }
+        METHOD_PATTERN => {
+            (1..=100).contains(&text.len())
+                && text.starts_with(|c: char| c.is_ascii_alphanumeric())
+                && text
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"_.:{}-".contains(&b))
+        }
+        _ => false,
+    }
 }
 
 /// Starts a payment of `invoice`'s balance at a gateway. With `request_key` (the pay page's
@@ -268,14 +314,28 @@ pub async fn start(
     if !ctx.actor.can(Permission::BillingWrite) {
         ctx.require(Permission::Order)?;
     }
-    let gateway = app.gateways.require(input.gateway.trim())?.clone();
+    let gateway_id = input.gateway.trim();
+    if !matches(GATEWAY_PATTERN, gateway_id) {
+        return Err(AppError::invalid(
+            "invalid_gateway",
+            Some("gateway"),
+            "a gateway is named by its plugin id: lower-case letters, digits and dashes",
+        ));
+    }
+    let gateway = app.gateways.require(gateway_id)?.clone();
     let method = input
         .method
         .as_deref()
         .map(str::trim)
         .filter(|m| !m.is_empty());
-    if let Some(m) = method {
-        AppError::check_text("method", m, keel_domain::text::limits::REFERENCE)?;
+    if let Some(m) = method
+        && !matches(METHOD_PATTERN, m)
+    {
+        return Err(AppError::invalid(
+            "invalid_method",
+            Some("method"),
+            "a method is one word of letters, digits and _.:{}- (like ecocash)",
+        ));
     }
     let phone = match input
         .phone
@@ -990,3 +1050,44 @@ fn poll_job<'a>(env: &'a Env, job: &'a JobRecord) -> BoxFuture<'a, Result<(), Jo
 }
 
 inventory::submit! { Handler { kind: POLL, run: poll_job } }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gateway_and_method_words_follow_their_patterns() {
+        for ok in ["paynow", "bank-transfer", "a", "x1-2"] {
+            assert!(matches(GATEWAY_PATTERN, ok), "{ok}");
+        }
+        for bad in ["", "Paynow", "1pay", "pay now", "pay_now", &"a".repeat(64)] {
+            assert!(!matches(GATEWAY_PATTERN, bad), "{bad}");
+        }
+        for ok in [
+            "ecocash",
+            "web",
+            "vmc:{11111111-1111-1111-1111-111111111111}",
+            "zimswitch:1111",
+        ] {
+            assert!(matches(METHOD_PATTERN, ok), "{ok}");
+        }
+        for bad in ["", ":x", "eco cash", "eco\ncash", &"m".repeat(101)] {
+            assert!(!matches(METHOD_PATTERN, bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_payers_number_is_digits_in_local_or_international_form() {
+        assert_eq!(payer_phone("0771111111").unwrap(), "0771111111");
+        assert_eq!(payer_phone("+263 77 111-1111").unwrap(), "+263771111111");
+        for bad in [
+            "077",
+            "07711111111111111",
+            "077a111111",
+            "++263771111111",
+            "",
+        ] {
+            assert!(payer_phone(bad).is_err(), "{bad}");
+        }
+    }
+}

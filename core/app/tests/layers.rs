@@ -47,7 +47,14 @@ const LAYERS: &[(&str, &[&str])] = &[
     ),
     (
         "processes",
-        &["payments", "billing_run", "automation", "preview", "demo"],
+        &[
+            "payments",
+            "gateway_payments",
+            "billing_run",
+            "automation",
+            "preview",
+            "demo",
+        ],
     ),
 ];
 

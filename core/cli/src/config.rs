@@ -1529,7 +1529,7 @@ mod tests {
             .into_iter()
             .map(|s| s.name)
             .collect();
-        assert_eq!(left, ["cleanup", "overdue"]);
+        assert_eq!(left, ["cleanup", "overdue", "payments_poll"]);
         let (path, _, message) =
             invalid_parts(load_text("[schedules.nightly]\njob = \"billing.run\"", &[]));
         assert_eq!(path, "schedules");

@@ -61,10 +61,19 @@ pub async fn list_attempts(
     ))
 }
 
+/// The hook's path: the gateway plugin's id.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct HookPath {
+    /// The gateway plugin's id (`paynow`).
+    #[param(schema_with = gateway_payments::gateway_schema)]
+    pub gateway: String,
+}
+
 /// A provider's status update for a payment, handed raw to the gateway plugin's
 /// `verify-callback`, confirmed by polling, applied once. Answers what the plugin says to
 /// answer; a forged or unknown update gets an error code and changes nothing.
-#[utoipa::path(post, path = "/hooks/gateway/{gateway}", tag = "hooks", params(("gateway" = String, Path)),
+#[utoipa::path(post, path = "/hooks/gateway/{gateway}", tag = "hooks", params(HookPath),
     responses((status = 200, description = "The plugin's reply to the provider"), (status = 400, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody),
         (status = 503, body = ErrorBody)))]
