@@ -20,6 +20,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "audit",
             "jobs",
             "events",
+            "pay_links",
             "notify",
             "provisioning",
             "plugins",
@@ -47,7 +48,15 @@ const LAYERS: &[(&str, &[&str])] = &[
     ),
     (
         "processes",
-        &["payments", "billing_run", "automation", "preview", "demo"],
+        &[
+            "payments",
+            "gateway_payments",
+            "pay_page",
+            "billing_run",
+            "automation",
+            "preview",
+            "demo",
+        ],
     ),
 ];
 
