@@ -10,6 +10,8 @@
 //! - [`idempotency`]: `Idempotency-Key` replays (Stripe's semantics).
 //! - [`routes`]: one module per resource under `/api/v1`; `ops` for health and metrics.
 //! - [`openapi`]: the generated OpenAPI document and the docs page.
+//! - [`pages`]: the web pages (server-rendered minijinja templates, embedded, a theme folder
+//!   may replace them; guard headers): the pay page of a pay link under `/pay`.
 
 pub mod auth;
 pub mod codes;
@@ -17,6 +19,7 @@ pub mod error;
 pub mod extract;
 pub mod idempotency;
 pub mod openapi;
+pub mod pages;
 pub mod routes;
 
 use axum::Router;
@@ -47,6 +50,9 @@ pub struct ApiConfig {
     /// When set, `/metrics` and `/readyz` answer only `Authorization: Bearer <token>` (401
     /// otherwise): both tell an outsider about the host (traffic, routes, the engine).
     pub metrics_token: Option<OpsToken>,
+    /// The host's theme folder (`[server] theme_dir`): `web/<name>` there replaces the
+    /// built-in page template `name` (see [`pages::TEMPLATES`]).
+    pub theme_dir: Option<std::path::PathBuf>,
 }
 
 /// The bearer token of `/metrics` and `/readyz` (`[server] metrics_token`). `Debug` shows
@@ -112,6 +118,7 @@ impl Default for ApiConfig {
             rate_limit_burst: 0,
             idempotency_lock_timeout: Duration::from_secs(60),
             metrics_token: None,
+            theme_dir: None,
         }
     }
 }
@@ -126,6 +133,8 @@ pub struct State {
     pub metrics: Option<PrometheusHandle>,
     pub openapi: Arc<str>,
     pub docs_html: Arc<str>,
+    /// The web pages' templates.
+    pub pages: Arc<pages::Templates>,
 }
 
 /// The process-wide Prometheus recorder (a recorder is global: installed once, shared by
@@ -152,6 +161,14 @@ impl State {
             metrics: metrics_handle(),
             openapi: openapi::document().into(),
             docs_html: openapi::docs_page().into(),
+            // `keel serve` checked the theme before it got here ([`pages::Templates::load`]);
+            // should it have changed since, the built-in pages are served and the cause logged.
+            pages: Arc::new(
+                pages::Templates::load(config.theme_dir.as_deref()).unwrap_or_else(|e| {
+                    tracing::error!("the theme's web templates are not used: {e}");
+                    pages::Templates::builtin()
+                }),
+            ),
             config: Arc::new(config),
             app,
         }
@@ -296,6 +313,7 @@ pub fn router(state: State) -> Router {
             routes::gateway_payments::hooks()
                 .layer(from_fn_with_state(state.clone(), timeout)),
         )
+        .merge(pages::pay::router().layer(from_fn_with_state(state.clone(), timeout)))
         .nest("/api/v1", public.merge(api))
         .fallback(error::no_route)
         .layer(from_fn(extract::refuse_nul))

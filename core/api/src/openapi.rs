@@ -22,7 +22,7 @@ use utoipa::{Modify, OpenApi};
         ledger::adjust, ledger::reverse, ledger::audit, ledger::audit_verify,
         orders::place_order, orders::show_order, orders::close_order, invoices::list_invoices, invoices::show_invoice, invoices::invoice_pdf,
         payments::record_payment, payments::pay_with_wallet, invoices::cancel_invoice, invoices::send_to_collections, payments::top_up,
-        gateway_payments::start_attempt, gateway_payments::list_attempts, gateway_payments::gateway_callback,
+        gateway_payments::start_attempt, gateway_payments::list_attempts, gateway_payments::pay_link, gateway_payments::gateway_callback,
         services::list_services, services::show_service, services::change_service_status,
         services::request_cancellation, billing_run::billing_run,
         services::preview_plan_change, services::apply_plan_change,

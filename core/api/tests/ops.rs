@@ -104,6 +104,7 @@ const SERVED: &[(&str, &str)] = &[
     ("/api/v1/top-ups", "post"),
     ("/api/v1/invoices/{id}/attempts", "get"),
     ("/api/v1/invoices/{id}/attempts", "post"),
+    ("/api/v1/invoices/{id}/pay-link", "get"),
     ("/hooks/gateway/{gateway}", "post"),
     ("/api/v1/services", "get"),
     ("/api/v1/services/{id}", "get"),

@@ -203,7 +203,7 @@ pub struct AttemptView {
 }
 
 impl AttemptView {
-    fn of(row: AttemptRow) -> Result<AttemptView, AppError> {
+    pub(crate) fn of(row: AttemptRow) -> Result<AttemptView, AppError> {
         let currency = Currency::from_code(&row.currency).map_err(|_| {
             AppError::internal(store::StoreError::Corrupt(format!(
                 "payment attempt {} has currency {:?}",

@@ -22,7 +22,10 @@
 //! - [`jobs`]: the job environment: the [`App`] of a handler, the day it works for, and
 //!   `JobError: From<AppError>`, the one rule for parking or retrying.
 //! - [`events`]: webhook events, one typed payload per event type, and `emit`.
-//! - [`notify`]: a typed notice to a client, rendered and written to the outbox.
+//! - [`pay_links`]: signed, expiring pay links (a capability to pay one invoice), the
+//!   installation's key that signs them, the pay page's form tokens.
+//! - [`notify`]: a typed notice to a client, rendered and written to the outbox (invoice
+//!   messages carry a pay link).
 //! - [`provisioning`]: provisioning intents, recorded as jobs in the `provision` queue.
 //! - [`plugins`]: the plugins' key-value store in the database.
 //!
@@ -57,6 +60,8 @@
 //! - [`payments`]: staff-recorded payments, wallet payments, top-ups, payment holds.
 //! - [`gateway_payments`]: the payment spine: payments started at gateway plugins, their
 //!   callbacks verified and confirmed, applied once; the scheduled poll (job `payments.poll`).
+//! - [`pay_page`]: what the pay page shows and does for a pay link: the invoice, the methods
+//!   the enabled gateways offer, a payment started as the invoice's client, an attempt's state.
 //! - [`billing_run`]: the batched, resumable renewal run (job `billing.run`).
 //! - [`automation`]: the daily cleanup, staff's view of the job queue.
 //! - [`preview`]: what automation would do over the next days (billing and dunning), read only.
@@ -71,6 +76,7 @@ pub mod audit;
 pub mod events;
 pub mod jobs;
 pub mod notify;
+pub mod pay_links;
 pub mod plugins;
 pub mod provisioning;
 // Aggregates
@@ -94,6 +100,7 @@ pub mod automation;
 pub mod billing_run;
 pub mod demo;
 pub mod gateway_payments;
+pub mod pay_page;
 pub mod payments;
 pub mod preview;
 
@@ -122,6 +129,8 @@ pub struct App {
     pub gateways: Arc<gateway_payments::Gateways>,
     /// How payments through gateways behave (`[payments]`, the public URL).
     pub payments: Arc<gateway_payments::Settings>,
+    /// Pay links: their key (`[server] link_secret`, else Keel's own) and lifetime.
+    pub pay_links: Arc<pay_links::Links>,
 }
 
 impl App {
@@ -139,6 +148,7 @@ impl App {
             webhooks: Arc::new(webhooks::Outbound::default()),
             gateways: Arc::new(gateway_payments::Gateways::default()),
             payments: Arc::new(gateway_payments::Settings::default()),
+            pay_links: Arc::new(pay_links::Links::default()),
         }
     }
 
@@ -169,6 +179,12 @@ impl App {
     /// The same application with other payment settings.
     pub fn with_payments(mut self, settings: gateway_payments::Settings) -> App {
         self.payments = Arc::new(settings);
+        self
+    }
+
+    /// The same application with other pay link settings (a secret, a lifetime).
+    pub fn with_pay_links(mut self, settings: pay_links::Settings) -> App {
+        self.pay_links = Arc::new(pay_links::Links::new(settings));
         self
     }
 
@@ -207,6 +223,22 @@ impl Ctx {
     /// Keel itself acting (the CLI as the installation owner, jobs).
     pub fn system(label: &str) -> Ctx {
         Ctx::new(Actor::system(label))
+    }
+
+    /// Whoever holds a pay link of `invoice`, acting as the invoice's `client` (its scope
+    /// and a client's permissions, nothing more). Audited as `api_key` 0 labelled "pay link
+    /// for invoice N": no real key has id 0, and the audit log's actor kinds are fixed.
+    pub fn pay_link(
+        client: keel_domain::ids::ClientId,
+        invoice: keel_domain::ids::InvoiceId,
+    ) -> Ctx {
+        Ctx::new(Actor::Key {
+            key: keel_domain::ids::ApiKeyId(0),
+            label: format!("pay link for invoice {invoice}"),
+            scope: keel_domain::tenancy::Scope::Client(client),
+            role: None,
+            staff: None,
+        })
     }
 
     /// The client an action is for: a client key acts for itself; staff and resellers name one.

@@ -13,6 +13,8 @@
 //!
 //! Templates are minijinja files with three blocks, `subject`, `text` and `html` (HTML is
 //! escaped in the `html` block only): `<theme>/notifications/<language>/<event>.jinja`.
+//! Messages that ask for payment also get `pay_url`, a pay link ([`crate::pay_links`]),
+//! while the invoice has a balance and a gateway is enabled.
 
 use crate::{App, AppError};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -300,6 +302,19 @@ impl Notice<'_> {
         }
     }
 
+    /// Whether the message asks the client to pay: then it carries a pay link (`pay_url`)
+    /// while the invoice has a balance to pay and a gateway is enabled.
+    pub fn asks_for_payment(&self) -> bool {
+        matches!(
+            self,
+            Notice::InvoiceCreated(_)
+                | Notice::PaymentReminder { .. }
+                | Notice::Overdue { .. }
+                | Notice::LateFee { .. }
+                | Notice::ServiceSuspended { .. }
+        )
+    }
+
     /// Whether the message carries the invoice's PDF: all but a restored service's.
     pub fn attaches_invoice(&self) -> bool {
         !matches!(self, Notice::ServiceUnsuspended { .. })
@@ -344,6 +359,15 @@ pub async fn queue(
     let event = notice.event();
     let mut context =
         serde_json::to_value(notice.context()).expect("a notice's context is a plain record");
+    let pay_url = if notice.asks_for_payment()
+        && !app.gateways.is_empty()
+        && invoice.status.is_payable()
+        && invoice.balance_due().is_positive()
+    {
+        Some(crate::pay_links::url_in(tx, app, invoice.id).await?)
+    } else {
+        None
+    };
     let invoice = notice.attaches_invoice().then_some(invoice.id);
     let Some((email, language, first, last, company)) = store::recipient(tx, client).await? else {
         return Ok(None);
@@ -354,6 +378,9 @@ pub async fn queue(
             json!({ "first_name": first, "last_name": last, "company": company, "email": email }),
         );
         map.insert("seller".into(), json!(app.billing.seller.name));
+        if let Some(url) = pay_url {
+            map.insert("pay_url".into(), json!(url));
+        }
     }
     let r = render(&app.notify, event, &language, &context)?;
     let (state, note) = if app.notify.smtp_url.is_none() {

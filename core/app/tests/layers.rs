@@ -20,6 +20,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "audit",
             "jobs",
             "events",
+            "pay_links",
             "notify",
             "provisioning",
             "plugins",
@@ -50,6 +51,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         &[
             "payments",
             "gateway_payments",
+            "pay_page",
             "billing_run",
             "automation",
             "preview",

@@ -1,4 +1,4 @@
-//! `keel billing run` and `keel invoice pdf`.
+//! `keel billing run` and `keel invoice` (pdf, pay, pay-link, attempts).
 
 use anyhow::{Context, Result, anyhow};
 use clap::Subcommand;
@@ -51,6 +51,16 @@ pub enum InvoiceCommand {
         #[arg(long)]
         phone: Option<String>,
         /// Print the attempt as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a signed pay link for an invoice: a page where whoever holds it sees the
+    /// invoice and pays it through an enabled gateway, until it expires (`[payments]
+    /// link_days`). On `[server] public_url`.
+    PayLink {
+        /// The invoice id.
+        id: i64,
+        /// Print the link and its expiry as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -223,6 +233,24 @@ pub async fn invoice(
                 println!("{}", serde_json::to_string_pretty(&attempt)?);
             } else {
                 print_attempt(&attempt);
+            }
+        }
+        InvoiceCommand::PayLink { id, json } => {
+            let link = keel_app::pay_links::pay_link(
+                app,
+                &Ctx::system("keel invoice pay-link"),
+                keel_domain::ids::InvoiceId(id),
+            )
+            .await
+            .map_err(|e| anyhow!("{e}"))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&link)?);
+            } else {
+                println!("{}", link.url);
+                eprintln!(
+                    "works until {} (anyone holding it can see and pay invoice {id})",
+                    link.expires_at.format("%Y-%m-%d %H:%M UTC")
+                );
             }
         }
         InvoiceCommand::Attempts { id, json } => {

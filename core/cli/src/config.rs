@@ -168,6 +168,8 @@ pub struct PaymentsConfig {
     /// A payment still pending this many hours after it started is given up (`expired`),
     /// which ends its hold on dunning. A confirmation that comes later is still recorded.
     pub expire_after_hours: u32,
+    /// Days a pay link works after it is made (1 to 365).
+    pub link_days: u32,
 }
 
 impl Default for PaymentsConfig {
@@ -175,6 +177,7 @@ impl Default for PaymentsConfig {
         PaymentsConfig {
             poll_after_seconds: 120,
             expire_after_hours: 24,
+            link_days: keel_app::pay_links::DEFAULT_LINK_DAYS,
         }
     }
 }
@@ -245,6 +248,15 @@ pub struct ServerConfig {
     /// A secret: printed as `***`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metrics_token: Option<Secret>,
+    /// The key pay links and the pay page's forms are signed with (at least 32 characters).
+    /// A secret: printed as `***`. Not set: Keel makes one and keeps it in the database.
+    /// Changing it voids every pay link sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link_secret: Option<Secret>,
+    /// A folder whose `web/<name>` files replace the built-in page templates (`base.html`,
+    /// `keel.css`, `pay.html`, `pay_return.html`, `pay_error.html`), read at start.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub theme_dir: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -260,6 +272,8 @@ impl Default for ServerConfig {
             idempotency_lock_timeout_ms: 60_000,
             idempotency_keep_hours: keel_app::automation::IDEMPOTENCY_KEEP_HOURS,
             metrics_token: None,
+            link_secret: None,
+            theme_dir: None,
         }
     }
 }
@@ -499,6 +513,18 @@ impl Config {
         }
     }
 
+    /// How pay links are signed and how long they work.
+    pub fn app_pay_links(&self) -> keel_app::pay_links::Settings {
+        keel_app::pay_links::Settings {
+            secret: self
+                .server
+                .link_secret
+                .as_ref()
+                .map(|s| s.expose().to_owned()),
+            link_days: self.payments.link_days,
+        }
+    }
+
     /// Where webhooks may go (after [`Config::validate`], which parsed every network).
     pub fn app_webhooks(&self) -> keel_app::webhooks::Settings {
         keel_app::webhooks::Settings {
@@ -668,6 +694,27 @@ impl Config {
                 "must be at least 16 characters, without surrounding spaces".to_owned(),
             ));
         }
+        if let Some(secret) = &self.server.link_secret
+            && (secret.expose().len() < keel_app::pay_links::MIN_SECRET_BYTES
+                || secret.expose().trim() != secret.expose())
+        {
+            return Err((
+                "server.link_secret",
+                format!(
+                    "must be at least {} characters, without surrounding spaces (`openssl rand -hex 32` makes one)",
+                    keel_app::pay_links::MIN_SECRET_BYTES
+                ),
+            ));
+        }
+        if let Some(dir) = &self.server.theme_dir {
+            if !dir.is_dir() {
+                return Err((
+                    "server.theme_dir",
+                    format!("{} is not a folder", dir.display()),
+                ));
+            }
+            keel_api::pages::Templates::load(Some(dir)).map_err(|e| ("server.theme_dir", e))?;
+        }
         for network in &self.webhooks.allow_networks {
             keel_domain::network::Network::parse(network)
                 .map_err(|e| ("webhooks.allow_networks", e))?;
@@ -731,6 +778,7 @@ impl Config {
                 self.server.idempotency_keep_hours,
                 1..=8760,
             ),
+            ("payments.link_days", self.payments.link_days, 1..=365),
         ] {
             if !range.contains(&value) {
                 return Err((
@@ -1828,6 +1876,29 @@ mod tests {
     }
 
     #[test]
+    fn the_link_secret_is_redacted_when_shown_but_kept_for_the_pay_links() {
+        let config = load_text(
+            "[server]\nlink_secret = \"link-secret-0123456789abcdef0123456789\"\n[payments]\nlink_days = 7",
+            &[],
+        )
+        .unwrap();
+        let links = config.app_pay_links();
+        assert_eq!(
+            links.secret.as_deref(),
+            Some("link-secret-0123456789abcdef0123456789")
+        );
+        assert_eq!(links.link_days, 7);
+        for shown in [
+            format!("{config:?}"),
+            config.redacted_toml(),
+            format!("{links:?}"),
+        ] {
+            assert!(!shown.contains("link-secret"), "{shown}");
+        }
+        assert!(config.redacted_toml().contains("link_secret = \"***\""));
+    }
+
+    #[test]
     fn the_metrics_token_is_redacted_when_shown_but_kept_for_the_server() {
         let config = load_text(
             "[server]\nmetrics_token = \"ops-token-0123456789\"\n[webhooks]\nallow_networks = [\"10.0.0.0/8\"]",
@@ -1941,6 +2012,27 @@ mod tests {
                 "server.metrics_token",
                 "keel.toml",
                 "at least 16 characters",
+            ),
+            (
+                "[server]\nlink_secret = \"too short\"",
+                &[],
+                "server.link_secret",
+                "keel.toml",
+                "at least 32 characters",
+            ),
+            (
+                "[server]\ntheme_dir = \"/no/such/theme\"",
+                &[],
+                "server.theme_dir",
+                "keel.toml",
+                "not a folder",
+            ),
+            (
+                "[payments]\nlink_days = 0",
+                &[],
+                "payments.link_days",
+                "keel.toml",
+                "must be 1 to 365, found 0",
             ),
             (
                 "[server]\nidempotency_keep_hours = 0",

@@ -86,7 +86,7 @@ enum Command {
         #[command(subcommand)]
         command: billing::BillingCommand,
     },
-    /// Invoices: PDFs.
+    /// Invoices: PDFs, payments at gateways, pay links.
     Invoice {
         #[command(subcommand)]
         command: billing::InvoiceCommand,
@@ -329,7 +329,10 @@ async fn run(command: Command, config: Config) -> Result<(), Exit> {
             billing::billing(&app, command).await?
         }
         Command::Invoice { command } => {
-            let app = App::new(open(&config).await?).with_billing(config.app_billing());
+            let app = App::new(open(&config).await?)
+                .with_billing(config.app_billing())
+                .with_payments(config.app_payments())
+                .with_pay_links(config.app_pay_links());
             billing::invoice(&app, &config, command).await?
         }
         Command::Jobs { command } => jobs::command(&config, command).await?,
@@ -386,7 +389,8 @@ async fn serve(config: &Config, demo: bool) -> Result<()> {
         .with_billing(config.app_billing())
         .with_pdf_template(config::pdf_template(config)?)
         .with_notifications(config.app_notifications())
-        .with_webhooks(config.app_webhooks());
+        .with_webhooks(config.app_webhooks())
+        .with_pay_links(config.app_pay_links());
     let kv = Arc::new(keel_app::plugins::DbKv::new(
         db.clone(),
         Arc::new(keel_app::clock::SystemClock),
@@ -438,7 +442,13 @@ async fn serve(config: &Config, demo: bool) -> Result<()> {
             .metrics_token
             .as_ref()
             .map(|t| keel_api::OpsToken::new(t.expose())),
+        theme_dir: config.server.theme_dir.clone(),
     };
+    // The pay links' key, made now when Keel keeps its own, not by the first visitor.
+    app.pay_links
+        .warm(&app)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot load the pay links' key: {e}"))?;
     tracing::info!(%addr, engine = db.engine().name(), "Keel is serving at {base}");
     eprintln!(
         "Keel is serving at {base} ({} database). Press Ctrl-C to stop.",

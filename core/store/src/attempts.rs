@@ -163,6 +163,24 @@ pub async fn get(
         .await)?)
 }
 
+/// The attempt whose Keel reference is `reference`, whatever its gateway (the pay page's
+/// return address names the reference alone). References are random per attempt; should
+/// two gateways hold the same one, neither is returned.
+pub async fn by_reference(db: &Db, reference: &str) -> Result<Option<AttemptRow>, StoreError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM payment_attempts WHERE reference = $1 \
+         AND invoice_id IN (SELECT id FROM invoices) ORDER BY id LIMIT 2"
+    );
+    let rows: Vec<AttemptRow> = on_db!(db, |p| sqlx::query_as(&sql)
+        .bind(reference)
+        .fetch_all(p)
+        .await)?;
+    Ok(match <[AttemptRow; 1]>::try_from(rows) {
+        Ok([row]) => Some(row),
+        Err(_) => None,
+    })
+}
+
 /// The attempt by id, read outside a transaction.
 pub async fn by_id(db: &Db, id: i64) -> Result<Option<AttemptRow>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM payment_attempts WHERE id = $1");

@@ -33,6 +33,8 @@
 //!   their attempts.
 //! - [`notifications`]: the notification outbox and clients' channel preferences.
 //! - [`audit`]: the append-only, hash-chained audit log.
+//! - [`site_secrets`]: secrets the installation made itself (the pay links' key), written
+//!   once, insert-if-absent.
 //! - [`seed`]: multi-row bulk inserts for large books, and the census that compares two books.
 //! - [`bench`]: for the benchmarks only (keel-bench): scratch schemas and the bare
 //!   `bench_*` tables of the baselines printed beside Keel's figures.
@@ -63,6 +65,7 @@ pub mod payments;
 pub mod plugin_kv;
 pub mod seed;
 pub mod services;
+pub mod site_secrets;
 pub mod staff;
 pub mod webhooks;
 

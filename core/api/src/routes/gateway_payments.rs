@@ -1,5 +1,5 @@
-//! Payments through gateway plugins: starting one, an invoice's attempts, and the hook the
-//! providers post their status updates to.
+//! Payments through gateway plugins: starting one, an invoice's attempts, its pay link, and
+//! the hook the providers post their status updates to.
 
 use crate::State;
 use crate::error::{ApiError, ErrorBody};
@@ -10,6 +10,7 @@ use axum::http::{HeaderValue, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use keel_app::gateway_payments::{self, AttemptView, InboundRequest, StartInput};
+use keel_app::pay_links::PayLink;
 use keel_domain::ids::InvoiceId;
 
 /// The largest provider callback read (Paynow's status updates are a few hundred bytes);
@@ -17,10 +18,12 @@ use keel_domain::ids::InvoiceId;
 pub const MAX_CALLBACK_BYTES: usize = 64 * 1024;
 
 pub fn router() -> Router<State> {
-    Router::new().route(
-        "/invoices/{id}/attempts",
-        get(list_attempts).post(start_attempt),
-    )
+    Router::new()
+        .route(
+            "/invoices/{id}/attempts",
+            get(list_attempts).post(start_attempt),
+        )
+        .route("/invoices/{id}/pay-link", get(pay_link))
 }
 
 /// The provider hooks, outside `/api/v1` and its authentication: a provider proves itself
@@ -68,6 +71,22 @@ pub struct HookPath {
     /// The gateway plugin's id (`paynow`).
     #[param(schema_with = gateway_payments::gateway_schema)]
     pub gateway: String,
+}
+
+/// A signed pay link for the invoice: `{public_url}/pay/{token}`, a page where whoever holds
+/// it sees the invoice and pays it through an enabled gateway, until `expires_at`
+/// (`[payments] link_days`, 30 by default). Staff for any invoice; a client's or reseller's
+/// key for one in its scope (another's is 404).
+#[utoipa::path(get, path = "/api/v1/invoices/{id}/pay-link", tag = "invoices", params(("id" = i64, Path)),
+    responses((status = 200, body = PayLink), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn pay_link(
+    state: axum::extract::State<State>,
+    Auth(ctx): Auth,
+    Path(id): Path<i64>,
+) -> Result<axum::Json<PayLink>, ApiError> {
+    Ok(axum::Json(
+        keel_app::pay_links::pay_link(&state.app, &ctx, InvoiceId(id)).await?,
+    ))
 }
 
 /// A provider's status update for a payment, handed raw to the gateway plugin's
