@@ -3,7 +3,7 @@
 -- Written once, insert-if-absent, so every process sharing the database signs with the
 -- same key; never updated (a new key would void every link sent).
 CREATE TABLE site_secrets (
-    name        TEXT PRIMARY KEY,
+    name        TEXT NOT NULL PRIMARY KEY,
     value       TEXT NOT NULL,
     created_at  TEXT NOT NULL
 );
