@@ -60,6 +60,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 
+/// A pending attempt the gateway never answered is started again under its reference only
+/// once this has passed since it was recorded (longer than a plugin call may take); before
+/// that, a repeat of the request answers the attempt as it stands.
+const REINITIATE_AFTER: chrono::Duration = chrono::Duration::seconds(120);
+
 /// The job kind of the scheduled poll (`[schedules.payments_poll]`, every five minutes).
 pub const POLL: &str = "payments.poll";
 
@@ -358,9 +363,14 @@ pub async fn start(
         && let Some(existing) = attempts_store::by_request_key(&mut tx, inv.id, k).await?
     {
         drop(tx);
-        if existing.state == AttemptState::Pending && existing.provider_reference.is_none() {
+        if existing.state == AttemptState::Pending
+            && existing.provider_reference.is_none()
+            && app.now() - existing.created_at > REINITIATE_AFTER
+        {
             // The first call recorded the attempt and stopped before the gateway answered
-            // (a crash, a timeout): ask again under the same reference.
+            // (a crash, a timeout): ask again under the same reference. Not sooner than
+            // REINITIATE_AFTER, so a second click while the first call is still waiting for
+            // the provider does not open a second transaction there.
             return initiate(app, &gateway, existing, inv.client_id, phone).await;
         }
         return AttemptView::of(existing);
@@ -672,7 +682,7 @@ pub async fn callback(
                 format!("no payment with reference {:?} was started here", verified.update.reference),
             )
         })?;
-    let update = confirm(app, &entry, &row, verified.update).await?;
+    let update = confirm(&entry, &row, verified.update).await?;
     apply(app, gateway, &update).await?;
     Ok(verified.reply)
 }
@@ -680,7 +690,6 @@ pub async fn callback(
 /// What Keel acts on: when the gateway can poll, the provider's answer to a poll of the
 /// attempt (a callback is only a trigger), else the verified update itself.
 async fn confirm(
-    app: &App,
     entry: &GatewayEntry,
     row: &AttemptRow,
     update: PaymentUpdate,
@@ -688,7 +697,6 @@ async fn confirm(
     if !entry.polling {
         return Ok(update);
     }
-    let _ = app;
     let polled = entry
         .handle
         .poll(PaymentRef {
@@ -740,18 +748,20 @@ pub async fn apply(app: &App, gateway: &str, update: &PaymentUpdate) -> Result<A
     let word = Some(update.provider_status.as_str()).filter(|w| !w.is_empty());
     use AttemptState as S;
     use PaymentStatus as P;
-    let conflict = |why: String| async move { Err::<Applied, _>(why) };
-    let result: Result<Applied, String> = match (row.state, update.status) {
+    let state_conflict = |why: String| Err(("payment_state_conflict", why));
+    let result: Result<Applied, (&'static str, String)> = match (row.state, update.status) {
         (S::Pending | S::Expired, P::Paid) => {
             if let Some(amount) = &update.amount
                 && (amount.minor != row.amount_minor
                     || !amount.currency.eq_ignore_ascii_case(&row.currency))
             {
-                conflict(format!(
-                    "the provider reports {} {} paid, but {} {} was asked",
-                    amount.minor, amount.currency, row.amount_minor, row.currency
+                Err((
+                    "amount_mismatch",
+                    format!(
+                        "the provider reports {} {} paid, but {} {} was asked",
+                        amount.minor, amount.currency, row.amount_minor, row.currency
+                    ),
                 ))
-                .await
             } else {
                 let payment = settle(&mut tx, app, &ctx, &row, update).await?;
                 attempts_store::transition(
@@ -787,32 +797,22 @@ pub async fn apply(app: &App, gateway: &str, update: &PaymentUpdate) -> Result<A
         | (S::Expired, P::Pending)
         | (S::Refunded, P::Refunded | P::Paid)
         | (S::Disputed, P::Disputed | P::Paid) => Ok(Applied::Unchanged),
-        (S::Failed | S::Cancelled, P::Paid) => {
-            conflict(format!(
-                "the provider now says paid, but it said {} before",
-                row.state
-            ))
-            .await
-        }
-        (S::Succeeded, P::Failed | P::Cancelled | P::Pending) => {
-            conflict(format!(
-                "the provider now says {}, but the payment was confirmed paid before",
-                update.provider_status
-            ))
-            .await
-        }
-        (S::Succeeded, P::Refunded | P::Disputed) => conflict(format!(
+        (S::Failed | S::Cancelled, P::Paid) => state_conflict(format!(
+            "the provider now says paid, but it said {} before",
+            row.state
+        )),
+        (S::Succeeded, P::Failed | P::Cancelled | P::Pending) => state_conflict(format!(
+            "the provider now says {}, but the payment was confirmed paid before",
+            update.provider_status
+        )),
+        (S::Succeeded, P::Refunded | P::Disputed) => state_conflict(format!(
             "the provider says the payment was {}: reverse it with a credit note or a wallet debit",
             update.provider_status
-        ))
-        .await,
-        (state, status) => {
-            conflict(format!(
-                "the provider says {} ({status:?}) for a payment that is {state}",
-                update.provider_status
-            ))
-            .await
-        }
+        )),
+        (state, status) => state_conflict(format!(
+            "the provider says {} ({status:?}) for a payment that is {state}",
+            update.provider_status
+        )),
     };
     match result {
         Ok(applied) => {
@@ -822,16 +822,11 @@ pub async fn apply(app: &App, gateway: &str, update: &PaymentUpdate) -> Result<A
             }
             Ok(applied)
         }
-        Err(why) => {
+        Err((code, why)) => {
             // The contradiction is kept for staff; nothing else changes.
             attempts_store::flag(&mut tx, row.id, &why, now).await?;
             tx.commit().await?;
             tracing::warn!(gateway, reference = %row.reference, "payment update refused: {why}");
-            let code = if why.contains("was asked") {
-                "amount_mismatch"
-            } else {
-                "payment_state_conflict"
-            };
             Err(AppError::conflict(code, why))
         }
     }
