@@ -172,6 +172,8 @@ pub const CODES: &[(&str, u16)] = &[
     ("payment_invalid", 422),
     ("payment_reference_used", 409),
     ("payment_refused", 422),
+    ("payment_reversal_refused", 409),
+    ("payment_reversed", 409),
     ("payment_state_conflict", 409),
     ("percent_not_allowed", 422),
     ("policy_name_taken", 409),

@@ -409,3 +409,41 @@ keel_testkit::store_test!(
         w.finish().await;
     }
 );
+
+keel_testkit::store_test!(
+    async fn a_payment_paynow_later_reports_refunded_is_reversed_once_and_the_invoice_reopened(t) {
+        let w = world(t).await;
+        let invoice = w.invoice(2500).await;
+        let attempt = w.pay(invoice, json!({ "gateway": "paynow" }), "pay-1").await;
+        let reference = attempt["reference"].as_str().unwrap().to_owned();
+        let paid = w.fake.deliver(&reference, Update::paid()).await;
+        assert!(paid[0].succeeded(), "{paid:#?}");
+        assert_eq!(w.invoice_json(invoice).await["status"], "paid");
+
+        // A dispute, confirmed by the poll: reversed, the invoice owed again, staff told.
+        let disputed = w.fake.deliver(&reference, Update::status("Disputed").times(2)).await;
+        assert!(disputed.iter().all(|d| d.succeeded()), "{disputed:#?}");
+        let reopened = w.invoice_json(invoice).await;
+        assert_eq!(reopened["status"], "unpaid", "{reopened}");
+        assert_eq!(reopened["balance_due"]["amount_minor"], 2500);
+        assert!(reopened["payments"][0]["reversed_at"].is_string(), "{reopened}");
+        let attempts = w.attempts(invoice).await;
+        assert_eq!(attempts[0]["state"], "disputed");
+        assert!(attempts[0]["attention"].as_str().unwrap().contains("open again"));
+
+        // Refunded after the dispute: the money was reversed already, nothing more moves.
+        let refunded = w.fake.deliver(&reference, Update::status("Refunded")).await;
+        assert!(refunded[0].succeeded(), "{refunded:#?}");
+        assert_eq!(w.attempts(invoice).await[0]["state"], "refunded");
+        assert_eq!(w.invoice_json(invoice).await["balance_due"]["amount_minor"], 2500);
+
+        // A forged Paid on top is refused and changes nothing.
+        let forged = w
+            .fake
+            .deliver(&reference, Update::paid().signed_with_key("not-the-key"))
+            .await;
+        assert!(!forged[0].succeeded(), "{forged:#?}");
+        assert_eq!(w.invoice_json(invoice).await["status"], "unpaid");
+        w.finish().await;
+    }
+);

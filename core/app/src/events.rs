@@ -24,6 +24,7 @@ pub enum EventType {
     InvoiceIssued,
     InvoicePaid,
     PaymentReceived,
+    PaymentReversed,
     ServiceSuspended,
     ServiceUnsuspended,
     ServiceTerminated,
@@ -37,6 +38,7 @@ impl EventType {
         EventType::InvoiceIssued,
         EventType::InvoicePaid,
         EventType::PaymentReceived,
+        EventType::PaymentReversed,
         EventType::ServiceSuspended,
         EventType::ServiceUnsuspended,
         EventType::ServiceTerminated,
@@ -51,6 +53,7 @@ impl EventType {
             EventType::InvoiceIssued => "invoice.issued",
             EventType::InvoicePaid => "invoice.paid",
             EventType::PaymentReceived => "payment.received",
+            EventType::PaymentReversed => "payment.reversed",
             EventType::ServiceSuspended => "service.suspended",
             EventType::ServiceUnsuspended => "service.unsuspended",
             EventType::ServiceTerminated => "service.terminated",
@@ -72,7 +75,11 @@ impl EventType {
             }
             EventType::InvoicePaid => "an invoice became paid",
             EventType::PaymentReceived => {
-                "a payment was recorded against an invoice (staff or wallet)"
+                "a payment was recorded against an invoice (staff, wallet or gateway)"
+            }
+            EventType::PaymentReversed => {
+                "a gateway payment was reversed because the provider reports it refunded or \
+                 disputed; its invoice is open again"
             }
             EventType::ServiceSuspended => "a service was suspended",
             EventType::ServiceUnsuspended => "a suspended service became active again",
@@ -196,6 +203,19 @@ impl PaymentData {
     }
 }
 
+/// The data of `payment.reversed`: the payment as `payment.received` named it, why it was
+/// reversed, and what its invoice owes again.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReversalData {
+    #[serde(flatten)]
+    pub payment: PaymentData,
+    /// The provider's word (`Refunded`, `Disputed`).
+    pub provider_status: String,
+    pub reason: String,
+    pub invoice_status: &'static str,
+    pub balance_due_minor: i64,
+}
+
 /// The data of the `service.*` events.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ServiceData {
@@ -233,6 +253,7 @@ pub enum Event {
     InvoiceIssued(InvoiceData),
     InvoicePaid(InvoiceData),
     PaymentReceived(PaymentData),
+    PaymentReversed(ReversalData),
     /// A `service.*` event; `kind` is one of the service event types.
     Service(EventType, ServiceData),
 }
@@ -244,6 +265,7 @@ impl Event {
             Event::InvoiceIssued(_) => EventType::InvoiceIssued,
             Event::InvoicePaid(_) => EventType::InvoicePaid,
             Event::PaymentReceived(_) => EventType::PaymentReceived,
+            Event::PaymentReversed(_) => EventType::PaymentReversed,
             Event::Service(kind, _) => *kind,
         }
     }
@@ -257,6 +279,7 @@ impl Event {
                 invoice_subject(InvoiceId(d.invoice_id))
             }
             Event::PaymentReceived(d) => invoice_subject(InvoiceId(d.invoice_id)),
+            Event::PaymentReversed(d) => invoice_subject(InvoiceId(d.payment.invoice_id)),
             Event::Service(_, d) => service_subject(ServiceId(d.service_id)),
         }
     }
@@ -266,6 +289,7 @@ impl Event {
             Event::ClientCreated(d) => serde_json::to_value(d),
             Event::InvoiceIssued(d) | Event::InvoicePaid(d) => serde_json::to_value(d),
             Event::PaymentReceived(d) => serde_json::to_value(d),
+            Event::PaymentReversed(d) => serde_json::to_value(d),
             Event::Service(_, d) => serde_json::to_value(d),
         };
         value.expect("event data are plain records")

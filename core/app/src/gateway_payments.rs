@@ -792,21 +792,55 @@ pub async fn apply(app: &App, gateway: &str, update: &PaymentUpdate) -> Result<A
             attempts_store::polled(&mut tx, row.id, word, now).await?;
             Ok(Applied::Unchanged)
         }
+        (S::Succeeded, P::Refunded | P::Disputed) => {
+            let to = if update.status == P::Refunded {
+                S::Refunded
+            } else {
+                S::Disputed
+            };
+            match unsettle(&mut tx, app, &ctx, &row, update).await? {
+                Ok(done) => {
+                    attempts_store::transition(
+                        &mut tx, row.id, row.state, to, word, None, None, now,
+                    )
+                    .await?;
+                    attempts_store::flag(&mut tx, row.id, &done, now).await?;
+                    Ok(Applied::Moved(to))
+                }
+                Err(why) => Err(("payment_reversal_refused", why)),
+            }
+        }
+        // A dispute the provider settled by refunding: the money was reversed already.
+        (S::Disputed, P::Refunded) => {
+            attempts_store::transition(
+                &mut tx,
+                row.id,
+                row.state,
+                S::Refunded,
+                word,
+                None,
+                None,
+                now,
+            )
+            .await?;
+            Ok(Applied::Moved(S::Refunded))
+        }
         (S::Succeeded, P::Paid)
         | (S::Failed | S::Cancelled, P::Failed | P::Cancelled)
         | (S::Expired, P::Pending)
-        | (S::Refunded, P::Refunded | P::Paid)
-        | (S::Disputed, P::Disputed | P::Paid) => Ok(Applied::Unchanged),
+        | (S::Refunded, P::Refunded | P::Disputed)
+        | (S::Disputed, P::Disputed) => Ok(Applied::Unchanged),
+        (S::Refunded | S::Disputed, P::Paid) => state_conflict(format!(
+            "the provider says paid again, but it said {} before and the payment was reversed: \
+             if the money came back, record it by hand",
+            row.state
+        )),
         (S::Failed | S::Cancelled, P::Paid) => state_conflict(format!(
             "the provider now says paid, but it said {} before",
             row.state
         )),
         (S::Succeeded, P::Failed | P::Cancelled | P::Pending) => state_conflict(format!(
             "the provider now says {}, but the payment was confirmed paid before",
-            update.provider_status
-        )),
-        (S::Succeeded, P::Refunded | P::Disputed) => state_conflict(format!(
-            "the provider says the payment was {}: reverse it with a credit note or a wallet debit",
             update.provider_status
         )),
         (state, status) => state_conflict(format!(
@@ -949,6 +983,120 @@ async fn settle(
     } else {
         Ok(None)
     }
+}
+
+/// Reverses a confirmed payment the provider now reports refunded or disputed, in the
+/// caller's transaction (the attempt locked): the reversal of the payment's own entry
+/// (`gateway-reversal:{plugin}:{reference}`: clearing Cr; receivable Dr, or wallet Dr for
+/// what went to the wallet), the payment taken back off its invoice, which is open again
+/// ([`settlement::reversed`]), and the audit. Returns what was done, for staff (the
+/// caller flags the attempt with it); or, as `Err`, why it could not be done with nothing
+/// changed: the client's wallet no longer holds what the payment put there.
+async fn unsettle(
+    tx: &mut keel_store::Tx,
+    app: &App,
+    ctx: &Ctx,
+    row: &AttemptRow,
+    update: &PaymentUpdate,
+) -> Result<Result<String, String>, AppError> {
+    let now = app.now();
+    let inv = store::invoices::invoice_for_update(tx, Scope::Host, InvoiceId(row.invoice_id))
+        .await?
+        .ok_or(AppError::NotFound { what: "invoice" })?;
+    let paid_key = format!("gateway:{}:{}", row.gateway, row.reference);
+    let original = ledger_store::entry_by_key(tx, &paid_key)
+        .await?
+        .ok_or_else(|| {
+            AppError::from(keel_store::StoreError::Corrupt(format!(
+                "payment attempt {} succeeded without its entry {paid_key}",
+                row.reference
+            )))
+        })?;
+    let word = if update.provider_status.is_empty() {
+        format!("{:?}", update.status)
+    } else {
+        update.provider_status.clone()
+    };
+    let amount = Money::new(row.amount_minor, inv.currency);
+    let reason = format!(
+        "the provider reports payment {} ({}) {word}",
+        row.reference, row.gateway
+    );
+    let reversal = match ledger_store::reverse(
+        tx,
+        original.id,
+        &format!("gateway-reversal:{}:{}", row.gateway, row.reference),
+        &reason,
+        now,
+    )
+    .await
+    {
+        Ok(posted) => posted.entry.id,
+        Err(keel_store::StoreError::Ledger(
+            keel_domain::ledger::LedgerError::InsufficientFunds {
+                available,
+                requested,
+                ..
+            },
+        )) => {
+            return Ok(Err(format!(
+                "the provider reports payment {} of invoice {} {word}, but it cannot be reversed: \
+                 the client's wallet holds {} of the {} the payment put there; settle it by hand",
+                row.reference,
+                inv.display(),
+                available.format_amount(),
+                requested.format_amount(),
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let mut reopened = None;
+    if let Some(payment_id) = row.payment_id {
+        let payment = store::payments::invoice_payments_tx(tx, inv.id)
+            .await?
+            .into_iter()
+            .find(|p| p.id.get() == payment_id)
+            .ok_or_else(|| {
+                AppError::from(keel_store::StoreError::Corrupt(format!(
+                    "payment attempt {} names payment {payment_id}, which invoice {} does not hold",
+                    row.reference,
+                    inv.display()
+                )))
+            })?;
+        reopened =
+            Some(settlement::reversed(tx, app, &inv, &payment, reversal, &word, &reason).await?);
+    }
+    record(
+        tx,
+        app,
+        ctx,
+        "invoice.gateway_payment_reversed",
+        "invoice",
+        inv.id,
+        json!({
+            "gateway": row.gateway,
+            "reference": row.reference,
+            "provider_status": word,
+            "amount": Amount::from(amount),
+            "reversal_entry_id": reversal,
+        }),
+    )
+    .await?;
+    let done = match reopened {
+        Some(now) => format!(
+            "the provider reports the payment {word}: {} reversed, invoice {} open again with {} due; \
+             decide what happens to what it paid for",
+            amount.format_amount(),
+            inv.display(),
+            now.balance_due().format_amount()
+        ),
+        None => format!(
+            "the provider reports the payment {word}: {} reversed from the client's wallet",
+            amount.format_amount()
+        ),
+    };
+    tracing::warn!(gateway = %row.gateway, reference = %row.reference, "{done}");
+    Ok(Ok(done))
 }
 
 // ---------------------------------------------------------------------------------------

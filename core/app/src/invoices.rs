@@ -109,6 +109,10 @@ pub struct PaymentView {
     pub recorded_by: String,
     pub note: Option<String>,
     pub entry_id: EntryId,
+    /// When the provider's refund or dispute reversed this payment (it then no longer
+    /// counts towards the invoice), and the entry that reversed it.
+    pub reversed_at: Option<DateTime<Utc>>,
+    pub reversal_entry_id: Option<EntryId>,
 }
 
 impl From<PaymentRecord> for PaymentView {
@@ -122,6 +126,8 @@ impl From<PaymentRecord> for PaymentView {
             recorded_by: p.actor_label,
             note: p.note,
             entry_id: p.entry_id,
+            reversed_at: p.reversed_at,
+            reversal_entry_id: p.reversal_entry_id,
         }
     }
 }

@@ -10,10 +10,13 @@
 //! effect is written in the causing transaction, so it commits with the payment or not at
 //! all.
 //!
+//! A gateway payment the provider later reports refunded or disputed is taken back off its
+//! invoice by [`reversed`], after its caller posted the reversing entry.
+//!
 //! Postings (docs/money.md): paying from the wallet posts wallet Dr / receivable Cr.
 
 use crate::billing::{Lookups, wallet_account};
-use crate::events::{self, Event, InvoiceData, PaymentData, ServiceData};
+use crate::events::{self, Event, InvoiceData, PaymentData, ReversalData, ServiceData};
 use crate::ledger::SystemAccount;
 use crate::notify::{self, Notice};
 use crate::{App, AppError, Ctx};
@@ -26,8 +29,9 @@ use keel_domain::tenancy::Scope;
 use keel_store::Tx;
 use keel_store::dunning as dunning_store;
 use keel_store::ledger as ledger_store;
+use keel_store::payments::{NewPayment, PaymentRecord};
 use keel_store::webhooks::Subscriptions;
-use keel_store::{self as store, invoices::InvoiceRecord, payments::NewPayment};
+use keel_store::{self as store, invoices::InvoiceRecord};
 
 /// A payment whose ledger entry is posted, ready to be recorded against its invoice.
 #[derive(Debug, Clone, Copy)]
@@ -91,6 +95,57 @@ pub async fn record(
     if updated.status == InvoiceStatus::Paid {
         paid(tx, app, ctx, &updated).await?;
     }
+    Ok(updated)
+}
+
+/// Takes a reversed payment back off its invoice (its reversing entry posted by the caller,
+/// the invoice locked): the payment row marked reversed by `reversal`, the invoice's paid
+/// amount lowered (a paid invoice is open again, and dunning sees it by its due date), and
+/// `payment.reversed` emitted. What the payment started (services, receipts) stays: staff
+/// decide, and the caller flags it for them. Returns the invoice as it is now;
+/// `payment_reversed` (409) when the payment already was.
+pub async fn reversed(
+    tx: &mut Tx,
+    app: &App,
+    inv: &InvoiceRecord,
+    payment: &PaymentRecord,
+    reversal: EntryId,
+    provider_status: &str,
+    reason: &str,
+) -> Result<InvoiceRecord, AppError> {
+    let now = app.now();
+    if !store::payments::mark_reversed(tx, payment.id, reversal, now).await? {
+        return Err(AppError::conflict(
+            "payment_reversed",
+            format!("payment {} was reversed already", payment.reference),
+        ));
+    }
+    let updated = store::invoices::remove_payment(tx, inv.id, payment.amount.minor(), now)
+        .await?
+        .ok_or_else(|| {
+            AppError::conflict(
+                "invoice_changed",
+                format!(
+                    "invoice {} no longer holds the payment {} (credited or cancelled since); \
+                     reverse it by hand",
+                    inv.display(),
+                    payment.reference
+                ),
+            )
+        })?;
+    let data = InvoiceData::of(inv);
+    events::emit(
+        tx,
+        app,
+        Event::PaymentReversed(ReversalData {
+            payment: PaymentData::of(&data, &payment.method, &payment.reference, payment.amount),
+            provider_status: provider_status.to_owned(),
+            reason: reason.to_owned(),
+            invoice_status: updated.status.as_str(),
+            balance_due_minor: updated.balance_due().minor(),
+        }),
+    )
+    .await?;
     Ok(updated)
 }
 

@@ -2,7 +2,9 @@
 //! gateway component: starting a payment (one attempt per request key, tenancy, refusals),
 //! and applying confirmed updates once (paid, duplicates, concurrent deliveries,
 //! contradictions, a wrong amount, overpayment to the wallet, a top-up, an expired attempt
-//! paid late, the poll expiring stale attempts). Every test ends with the ledger check.
+//! paid late, the poll expiring stale attempts; a refund or dispute after payment reversed
+//! once, the invoice reopened, a spent top-up left to staff). Every test ends with the
+//! ledger check.
 //!
 //! Callbacks verified and confirmed by a real provider's plugin (Paynow against its fake)
 //! are tested where that plugin lives and in the API's tests.
@@ -82,6 +84,7 @@ fn client_key(c: ClientId) -> Ctx {
     })
 }
 
+/// An order's invoice of 10.00 (unpaid, unless the client's wallet pays it as it is issued).
 async fn unpaid_invoice(w: &World, c: ClientId, key: &str) -> InvoiceId {
     let order = orders::place(
         &w.app,
@@ -143,6 +146,24 @@ async fn assert_books_clean(app: &App) {
         report.trial_balance.values().all(|v| *v == 0),
         "{report:#?}"
     );
+}
+
+/// Staff record `amount` paid in cash (reference `R1`) on `inv`.
+async fn cash(w: &World, inv: InvoiceId, amount: &str) {
+    payments::record_payment(
+        &w.app,
+        &w.ctx,
+        inv,
+        &PaymentInput {
+            amount: amount.into(),
+            method: ManualMethod::Cash,
+            reference: "R1".into(),
+            received_on: None,
+            note: None,
+        },
+    )
+    .await
+    .unwrap();
 }
 
 async fn invoice(w: &World, id: InvoiceId) -> keel_app::invoices::InvoiceView {
@@ -359,20 +380,7 @@ store_test!(
         let inv = unpaid_invoice(&w, c, "o1").await;
         let a = gateway_payments::start(&w.app, &w.ctx, inv, &bank(), None).await.unwrap();
         // Meanwhile staff record 4.00 of it by hand.
-        payments::record_payment(
-            &w.app,
-            &w.ctx,
-            inv,
-            &PaymentInput {
-                amount: "4.00".into(),
-                method: ManualMethod::Cash,
-                reference: "R1".into(),
-                received_on: None,
-                note: None,
-            },
-        )
-        .await
-        .unwrap();
+        cash(&w, inv, "4.00").await;
         gateway_payments::apply(&w.app, GATEWAY, &update(&a.reference, PaymentStatus::Paid, Some(1000)))
             .await
             .unwrap();
@@ -441,6 +449,165 @@ store_test!(
                 .unwrap(),
             Applied::Moved(AttemptState::Succeeded)
         );
+        assert_eq!(invoice(&w, inv).await.status, InvoiceStatus::Paid);
+        assert_books_clean(&w.app).await;
+    }
+);
+
+/// The reversal entries posted for `reference` (by its key): 0 or 1.
+async fn reversals(w: &World, reference: &str) -> usize {
+    let mut tx = w.app.db.begin().await.unwrap();
+    let found = keel_store::ledger::entry_by_key(
+        &mut tx,
+        &format!("gateway-reversal:{GATEWAY}:{reference}"),
+    )
+    .await
+    .unwrap();
+    usize::from(found.is_some())
+}
+
+store_test!(
+    async fn a_refund_after_payment_reverses_it_once_and_reopens_the_invoice(t) {
+        let w = world(t).await;
+        let c = client(&w, "rudo@example.com").await;
+        let inv = unpaid_invoice(&w, c, "o1").await;
+        let a = gateway_payments::start(&w.app, &w.ctx, inv, &bank(), None).await.unwrap();
+        gateway_payments::apply(&w.app, GATEWAY, &update(&a.reference, PaymentStatus::Paid, Some(1000)))
+            .await
+            .unwrap();
+        assert_eq!(invoice(&w, inv).await.status, InvoiceStatus::Paid);
+
+        // Ten copies of the refund at once: one reversal.
+        let mut tasks = Vec::new();
+        for _ in 0..10 {
+            let app = w.app.clone();
+            let u = update(&a.reference, PaymentStatus::Refunded, Some(1000));
+            tasks.push(tokio::spawn(async move { gateway_payments::apply(&app, GATEWAY, &u).await }));
+        }
+        let mut moved = 0;
+        for task in tasks {
+            match task.await.unwrap().unwrap() {
+                Applied::Moved(AttemptState::Refunded) => moved += 1,
+                Applied::Unchanged => {}
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(moved, 1);
+        assert_eq!(reversals(&w, &a.reference).await, 1);
+
+        let reopened = invoice(&w, inv).await;
+        assert_eq!(reopened.status, InvoiceStatus::Unpaid);
+        assert_eq!(reopened.paid.amount_minor, 0);
+        assert_eq!(reopened.balance_due.amount_minor, 1000);
+        assert_eq!(reopened.paid_at, None);
+        assert_eq!(reopened.payments.len(), 1, "the payment stays on record, reversed");
+        assert!(reopened.payments[0].reversed_at.is_some());
+        assert!(reopened.payments[0].reversal_entry_id.is_some());
+
+        let flagged = gateway_payments::attempts(&w.app, &w.ctx, inv).await.unwrap().remove(0);
+        assert_eq!(flagged.state, AttemptState::Refunded);
+        let why = flagged.attention.expect("flagged for staff");
+        assert!(why.contains("Refunded") && why.contains("open again"), "{why}");
+
+        // The provider saying paid again afterwards is a contradiction for staff, not money.
+        let e = gateway_payments::apply(&w.app, GATEWAY, &update(&a.reference, PaymentStatus::Paid, Some(1000)))
+            .await
+            .unwrap_err();
+        assert_eq!(code(&e), "payment_state_conflict");
+        assert_eq!(invoice(&w, inv).await.paid.amount_minor, 0);
+        assert_eq!(reversals(&w, &a.reference).await, 1);
+
+        // The reopened invoice can be paid again, by another attempt.
+        w.clock.advance(chrono::Duration::minutes(5));
+        let again = gateway_payments::start(&w.app, &w.ctx, inv, &bank(), Some("again")).await.unwrap();
+        assert_ne!(again.reference, a.reference);
+        gateway_payments::apply(&w.app, GATEWAY, &update(&again.reference, PaymentStatus::Paid, Some(1000)))
+            .await
+            .unwrap();
+        assert_eq!(invoice(&w, inv).await.status, InvoiceStatus::Paid);
+        assert_books_clean(&w.app).await;
+    }
+);
+
+store_test!(
+    async fn a_dispute_reverses_the_payment_and_a_refund_after_it_reverses_nothing_more(t) {
+        let w = world(t).await;
+        let c = client(&w, "rudo@example.com").await;
+        // Part paid by hand first, so the gateway's payment leaves 4.00 in the wallet.
+        let inv = unpaid_invoice(&w, c, "o1").await;
+        let a = gateway_payments::start(&w.app, &w.ctx, inv, &bank(), None).await.unwrap();
+        cash(&w, inv, "4.00").await;
+        gateway_payments::apply(&w.app, GATEWAY, &update(&a.reference, PaymentStatus::Paid, Some(1000)))
+            .await
+            .unwrap();
+        let wallet = |w: &World| {
+            let (app, ctx) = (w.app.clone(), w.ctx.clone());
+            async move { keel_app::wallets::list(&app, &ctx, c).await.unwrap().items[0].balance.amount_minor }
+        };
+        assert_eq!(wallet(&w).await, 400);
+
+        assert_eq!(
+            gateway_payments::apply(&w.app, GATEWAY, &update(&a.reference, PaymentStatus::Disputed, None))
+                .await
+                .unwrap(),
+            Applied::Moved(AttemptState::Disputed)
+        );
+        // The 6.00 the invoice took is owed again; the 4.00 the wallet took is gone from it;
+        // the cash payment stands.
+        let reopened = invoice(&w, inv).await;
+        assert_eq!(reopened.status, InvoiceStatus::Unpaid);
+        assert_eq!(reopened.paid.amount_minor, 400);
+        assert_eq!(reopened.balance_due.amount_minor, 600);
+        assert_eq!(wallet(&w).await, 0);
+        let cash = reopened.payments.iter().find(|p| p.reference == "R1").unwrap();
+        assert!(cash.reversed_at.is_none());
+
+        // The dispute lost: the money was reversed already.
+        assert_eq!(
+            gateway_payments::apply(&w.app, GATEWAY, &update(&a.reference, PaymentStatus::Refunded, None))
+                .await
+                .unwrap(),
+            Applied::Moved(AttemptState::Refunded)
+        );
+        assert_eq!(invoice(&w, inv).await.balance_due.amount_minor, 600);
+        assert_eq!(reversals(&w, &a.reference).await, 1);
+        assert_books_clean(&w.app).await;
+    }
+);
+
+store_test!(
+    async fn a_refunded_top_up_already_spent_is_left_to_staff_with_nothing_changed(t) {
+        let w = world(t).await;
+        let c = client(&w, "rudo@example.com").await;
+        let top = payments::top_up(
+            &w.app,
+            &client_key(c),
+            &TopUpInput { client_id: None, amount: "25.00".into(), currency: None },
+            Some("t1"),
+        )
+        .await
+        .unwrap();
+        let a = gateway_payments::start(&w.app, &client_key(c), top.id, &bank(), Some("t1"))
+            .await
+            .unwrap();
+        gateway_payments::apply(&w.app, GATEWAY, &update(&a.reference, PaymentStatus::Paid, Some(2500)))
+            .await
+            .unwrap();
+        // The client spends 10.00 of it: the next order's invoice is paid from the wallet
+        // as it is issued.
+        let inv = unpaid_invoice(&w, c, "o1").await;
+        assert_eq!(invoice(&w, inv).await.status, InvoiceStatus::Paid);
+
+        let e = gateway_payments::apply(&w.app, GATEWAY, &update(&a.reference, PaymentStatus::Refunded, None))
+            .await
+            .unwrap_err();
+        assert_eq!(code(&e), "payment_reversal_refused");
+        let flagged = gateway_payments::attempts(&w.app, &w.ctx, top.id).await.unwrap().remove(0);
+        assert_eq!(flagged.state, AttemptState::Succeeded);
+        let why = flagged.attention.expect("flagged for staff");
+        assert!(why.contains("wallet holds 15.00"), "{why}");
+        assert_eq!(reversals(&w, &a.reference).await, 0);
+        assert_eq!(invoice(&w, top.id).await.status, InvoiceStatus::Paid);
         assert_eq!(invoice(&w, inv).await.status, InvoiceStatus::Paid);
         assert_books_clean(&w.app).await;
     }

@@ -214,8 +214,9 @@ async fn baseline_batched(db: &Db, rows: usize) -> Result<f64> {
     Ok(rows as f64 / start.elapsed().as_secs_f64())
 }
 
-/// One plain row per durable commit, 8 concurrent writers.
-async fn baseline_single(db: &Db, rows: usize) -> Result<f64> {
+/// One plain row per durable commit, 8 concurrent writers (the table made by
+/// `keel_store::bench::create_plain_rows`).
+pub(crate) async fn baseline_single(db: &Db, rows: usize) -> Result<f64> {
     let start = Instant::now();
     let mut tasks = Vec::new();
     for w in 0..8usize {

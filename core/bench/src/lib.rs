@@ -3,7 +3,7 @@
 //! "How to benchmark"). No test asserts a timing.
 //!
 //! They are not in the shipped `keel` binary: `cargo run --release -p keel --features bench
-//! -- bench …` builds one with them, as `keel bench ledger|http|plugins|billing|jobs`
+//! -- bench …` builds one with them, as `keel bench ledger|http|plugins|billing|jobs|payments`
 //! ([`BenchCommand`], [`run`]). This crate writes no SQL: the baselines' bare tables and the
 //! scratch schemas are `keel_store::bench`.
 //!
@@ -13,12 +13,15 @@
 //! - [`plugins`]: the cost of a plugin call beside a native implementation (G12).
 //! - [`billing`]: the billing run over a seeded book (G7).
 //! - [`jobs`]: the job queue's drain rate and enqueue-to-start latency (G8, G9).
+//! - [`payments`]: verified gateway callbacks per second end to end, with the fake Paynow as
+//!   the caller, beside the engine's one-row commit, and the plugin's share (G3).
 //! - [`scratch`]: the throwaway database each benchmark runs on, per engine.
 
 pub mod billing;
 pub mod http;
 pub mod jobs;
 pub mod ledger;
+pub mod payments;
 pub mod plugins;
 pub mod scratch;
 
@@ -41,6 +44,10 @@ pub enum BenchCommand {
     /// The job queue: drain a backlog of no-op jobs beside a bare SKIP LOCKED queue, and the
     /// enqueue-to-start latency at 100 jobs/s (G8, G9).
     Jobs(jobs::JobsArgs),
+    /// Gateway callbacks (G3): the fake Paynow posting signed Paid updates to Keel's hook,
+    /// verified and confirmed by the real Paynow component and applied, per second, beside
+    /// the engine's one-row commit; and the share of a callback spent in the plugin.
+    Payments(payments::PaymentsArgs),
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -58,6 +65,7 @@ pub async fn run(command: BenchCommand) -> Result<()> {
         BenchCommand::Plugins(args) => plugins::run(args).await,
         BenchCommand::Billing(args) => billing::run(args).await,
         BenchCommand::Jobs(args) => jobs::run(args).await,
+        BenchCommand::Payments(args) => payments::run(args).await,
     }
 }
 

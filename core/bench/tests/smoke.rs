@@ -68,3 +68,17 @@ fn a_due_date_that_is_not_a_date_is_a_usage_error() {
     assert_eq!(err.exit_code(), 2, "{err}");
     assert!(err.to_string().contains("YYYY-MM-DD"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_payments_runs_on_both_engines() {
+    bench(&[
+        "payments",
+        "--callbacks",
+        "24",
+        "--concurrency",
+        "4",
+        "--sequential",
+        "4",
+    ])
+    .await;
+}

@@ -644,6 +644,31 @@ pub async fn add_payment(
     row.map(InvoiceRecord::try_from).transpose()
 }
 
+/// Takes a reversed payment of `amount` back off an invoice: what was paid goes down and a
+/// paid invoice is open again (`unpaid`, its `paid_at` cleared; dunning sees it by its due
+/// date). Returns the updated invoice, or `None` when the invoice is not paid or open, or
+/// holds less paid than `amount` (nothing changed).
+pub async fn remove_payment(
+    tx: &mut Tx,
+    id: InvoiceId,
+    amount_minor: i64,
+    at: DateTime<Utc>,
+) -> Result<Option<InvoiceRecord>, StoreError> {
+    let sql = format!(
+        "UPDATE invoices SET paid_minor = paid_minor - $1, updated_at = $2, \
+           status = CASE WHEN status = 'paid' THEN 'unpaid' ELSE status END, paid_at = NULL \
+         WHERE id = $3 AND status IN ('paid', 'unpaid', 'collections') AND paid_minor >= $1 \
+         RETURNING {INVOICE_COLUMNS}"
+    );
+    let row: Option<InvoiceRow> = on_tx!(tx, |c| sqlx::query_as(&sql)
+        .bind(amount_minor)
+        .bind(at)
+        .bind(id.get())
+        .fetch_optional(&mut *c)
+        .await)?;
+    row.map(InvoiceRecord::try_from).transpose()
+}
+
 /// Moves an invoice between statuses (cancel, collections); false when it was not in `from`.
 pub async fn set_invoice_status(
     tx: &mut Tx,

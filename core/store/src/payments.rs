@@ -26,6 +26,10 @@ pub struct PaymentRecord {
     pub actor_label: String,
     pub received_on: NaiveDate,
     pub created_at: DateTime<Utc>,
+    /// When the payment was reversed (a provider's refund or dispute), with the entry that
+    /// reversed it; a reversed payment no longer counts towards its invoice.
+    pub reversed_at: Option<DateTime<Utc>>,
+    pub reversal_entry_id: Option<EntryId>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -42,10 +46,12 @@ struct PaymentRow {
     actor_label: String,
     received_on: NaiveDate,
     created_at: DateTime<Utc>,
+    reversed_at: Option<DateTime<Utc>>,
+    reversal_entry_id: Option<i64>,
 }
 
 const PAYMENT_COLUMNS: &str = "id, invoice_id, client_id, method, reference, amount_minor, currency, entry_id, note, \
-    actor_label, received_on, created_at";
+    actor_label, received_on, created_at, reversed_at, reversal_entry_id";
 
 impl TryFrom<PaymentRow> for PaymentRecord {
     type Error = StoreError;
@@ -62,6 +68,8 @@ impl TryFrom<PaymentRow> for PaymentRecord {
             actor_label: r.actor_label,
             received_on: r.received_on,
             created_at: r.created_at,
+            reversed_at: r.reversed_at,
+            reversal_entry_id: r.reversal_entry_id.map(EntryId),
         })
     }
 }
@@ -123,6 +131,27 @@ pub async fn payment_by_reference(
         .fetch_optional(&mut *c)
         .await)?;
     row.map(PaymentRecord::try_from).transpose()
+}
+
+/// Marks a payment reversed by entry `reversal`; false when it already was (nothing changed).
+pub async fn mark_reversed(
+    tx: &mut Tx,
+    id: PaymentId,
+    reversal: EntryId,
+    at: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let n = on_tx!(tx, |c| {
+        sqlx::query(
+        "UPDATE payments SET reversed_at = $1, reversal_entry_id = $2 WHERE id = $3 AND reversed_at IS NULL"
+    )
+    .bind(at)
+    .bind(reversal.get())
+    .bind(id.get())
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected())
+    })?;
+    Ok(n == 1)
 }
 
 pub async fn invoice_payments(db: &Db, id: InvoiceId) -> Result<Vec<PaymentRecord>, StoreError> {
