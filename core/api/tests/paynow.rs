@@ -2,27 +2,25 @@
 //! the real plugin host, talking to the protocol-faithful fake Paynow on loopback
 //! (`keel_testkit::paynow`), which posts its status updates back to `/hooks/gateway/paynow`.
 //!
-//! The plugin's manifest declares `https://www.paynow.co.zw`; the fake listens on plain HTTP
-//! on 127.0.0.1 and a random port. So each test loads a copy of the manifest that declares
-//! `http://www.paynow.co.zw:<port>`, points that name at the fake in the host's resolver,
-//! and allows the loopback network in the plugin's section, as an admin would for a
-//! private address. The sandbox is not loosened: the plugin still reaches only that origin.
+//! How the component reaches the fake: [`common::paynow`].
 //!
 //! Covered: web checkout and an EcoCash test number paid exactly once; a refused test
 //! number; every forged or contradictory update refused with its code and nothing changed
 //! (a forged or missing hash, the key in the wrong case, the other currency's integration,
 //! an unknown reference, a body of several MiB, malformed form encoding, `Paid` after
 //! `Cancelled`, an update the poll does not confirm); fifty concurrent copies of one update
-//! making one payment; the scheduled poll settling a payment whose update never came.
+//! making one payment; the scheduled poll settling a payment whose update never came; the
+//! pay pages asking Paynow about a pending payment at most every `ASK_EVERY`, so one whose
+//! update was lost still shows paid.
 
 mod common;
 
 use chrono::{TimeZone, Utc};
+use common::paynow::*;
 use common::*;
-use keel_app::gateway_payments::{self, Gateways};
+use keel_app::gateway_payments;
 use keel_app::{App, FixedClock};
 use keel_domain::ids::{ClientId, InvoiceId};
-use keel_plugins::KEEL_PLUGIN_PAYNOW;
 use keel_testkit::TestDb;
 use keel_testkit::paynow::{FakePaynow, Update};
 use keel_testkit::plugins::PluginHarness;
@@ -32,13 +30,8 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
 
-const USD_ID: u64 = 7175;
-const USD_KEY: &str = "d4e1c8a2-5b7f-4c3e-9a10-6f2b8e7d9c31";
-const ZWG_ID: u64 = 7176;
-const ZWG_KEY: &str = "3e9fed89-60e1-4ce5-ab6e-6b1eb2d4f977";
 /// The monthly prices of the products the tests order.
 const PRICES: [i64; 5] = [1000, 1200, 1500, 2500, 4000];
-const MANIFEST_HOST: &str = "\"https://www.paynow.co.zw\"";
 
 struct World {
     api: Api,
@@ -51,40 +44,14 @@ struct World {
     _harness: PluginHarness,
 }
 
-async fn paynow(fake: &FakePaynow) -> (PluginHarness, keel_app::gateway_payments::Gateways) {
-    let manifest = KEEL_PLUGIN_PAYNOW.manifest().unwrap();
-    assert!(
-        manifest.contains(MANIFEST_HOST),
-        "plugin.toml no longer declares {MANIFEST_HOST}"
-    );
-    let manifest = manifest.replace(
-        MANIFEST_HOST,
-        &format!("\"http://www.paynow.co.zw:{}\"", fake.port()),
-    );
-    let section = format!(
-        "api_url = \"http://www.paynow.co.zw:{port}\"\n\
-         usd_integration_id = {USD_ID}\nusd_integration_key = \"{USD_KEY}\"\n\
-         zwg_integration_id = {ZWG_ID}\nzwg_integration_key = \"{ZWG_KEY}\"\n\
-         auth_email = \"merchant@example.co.zw\"\n\
-         allow_networks = [\"127.0.0.1/32\"]",
-        port = fake.port()
-    );
-    let mut harness = PluginHarness::new().resolve("www.paynow.co.zw", fake.ip());
-    let plugin = harness
-        .load(KEEL_PLUGIN_PAYNOW.wasm().unwrap(), &manifest, &section)
-        .await
-        .unwrap();
-    (harness, Gateways::from_plugins(&[plugin]))
-}
-
 async fn world(t: &TestDb) -> World {
-    let fake = FakePaynow::builder(&[(USD_ID, USD_KEY), (ZWG_ID, ZWG_KEY)])
+    let fake = FakePaynow::builder(&INTEGRATIONS)
         .public_host("www.paynow.co.zw")
         .delays(Duration::from_millis(50), Duration::from_millis(150))
         .retry_backoff(Duration::from_millis(20))
         .start()
         .await;
-    let (harness, gateways) = paynow(&fake).await;
+    let (harness, gateways) = paynow_gateway(&fake).await;
     let clock = Arc::new(FixedClock::new(
         Utc.with_ymd_and_hms(2027, 3, 10, 9, 0, 0).unwrap(),
     ));
@@ -444,6 +411,53 @@ keel_testkit::store_test!(
             .await;
         assert!(!forged[0].succeeded(), "{forged:#?}");
         assert_eq!(w.invoice_json(invoice).await["status"], "unpaid");
+        w.finish().await;
+    }
+);
+
+keel_testkit::store_test!(
+    async fn the_pay_pages_ask_paynow_at_most_every_few_seconds_so_a_lost_update_still_ends_paid(t) {
+        let w = world(t).await;
+        let invoice = w.invoice(1200).await;
+        let attempt = w.pay(invoice, json!({ "gateway": "paynow" }), "pay-1").await;
+        let reference = attempt["reference"].as_str().unwrap().to_owned();
+        let polls = || {
+            w.fake
+                .received()
+                .into_iter()
+                .filter(|r| r.uri.to_ascii_lowercase().contains("checkpayment"))
+                .count()
+        };
+        let status = || async {
+            let reply = w.api.send(w.api.request(Method::GET, &format!("/pay/status/{reference}"))).await;
+            assert_eq!(reply.status, 200, "{}", reply.text);
+            reply.body
+        };
+        // Pending at Paynow: the first look asks it, the next ones within ASK_EVERY do not.
+        assert_eq!(status().await["state"], "pending");
+        assert_eq!(polls(), 1);
+        // Paynow now says Paid, but its update never arrives.
+        w.fake.set_status(&reference, "Paid");
+        for _ in 0..5 {
+            assert_eq!(status().await["settled"], false);
+        }
+        let page = w.api.send(w.api.request(Method::GET, &format!("/pay/return/{reference}?refresh=1"))).await;
+        assert!(page.text.contains("Waiting for confirmation"), "{}", page.text);
+        assert_eq!(polls(), 1);
+        // A plain visit of the return page never asks.
+        w.clock.advance(keel_app::pay_page::ASK_EVERY + chrono::Duration::seconds(1));
+        let page = w.api.send(w.api.request(Method::GET, &format!("/pay/return/{reference}"))).await;
+        assert!(page.text.contains("Waiting for confirmation"), "{}", page.text);
+        assert_eq!(polls(), 1);
+        // The Refresh button asks again once ASK_EVERY has passed, and it is paid.
+        let page = w.api.send(w.api.request(Method::GET, &format!("/pay/return/{reference}?refresh=1"))).await;
+        assert!(page.text.contains("Paid, thank you"), "{}", page.text);
+        assert_eq!(polls(), 2);
+        let settled = status().await;
+        assert_eq!((settled["state"].as_str(), settled["settled"].as_bool()), (Some("succeeded"), Some(true)), "{settled}");
+        assert_eq!(polls(), 2, "a settled attempt is not asked about");
+        assert_eq!(w.payments_of(invoice).await, 1);
+        assert_eq!(w.invoice_json(invoice).await["status"], "paid");
         w.finish().await;
     }
 );

@@ -1121,37 +1121,15 @@ pub async fn poll_due(app: &App, ctx: &Ctx) -> Result<PollReport, AppError> {
     let expire_after = chrono::Duration::from_std(settings.expire_after).unwrap_or_default();
     let mut report = PollReport::default();
     for row in attempts_store::pending(&app.db, now - poll_after, now - poll_after, 500).await? {
-        if let Some(entry) = app.gateways.get(&row.gateway).filter(|g| g.polling) {
+        if app.gateways.get(&row.gateway).is_some_and(|g| g.polling) {
             report.polled += 1;
-            let asked = entry
-                .handle
-                .poll(PaymentRef {
-                    reference: row.reference.clone(),
-                    provider_reference: row.provider_reference.clone().unwrap_or_default(),
-                    state: row.plugin_state.clone(),
-                })
-                .await;
-            match asked {
-                Ok(update) if update.reference == row.reference => {
-                    match apply(app, &row.gateway, &update).await {
-                        Ok(Applied::Moved(_)) => {
-                            report.settled += 1;
-                            continue;
-                        }
-                        Ok(Applied::Unchanged) => {}
-                        Err(e) => tracing::warn!(reference = %row.reference, "poll: {e}"),
-                    }
+            match ask(app, &row).await? {
+                Asked::Settled => {
+                    report.settled += 1;
+                    continue;
                 }
-                Ok(other) => {
-                    tracing::warn!(reference = %row.reference, answered = %other.reference, "poll answered about another payment");
-                }
-                Err(failure) => {
-                    report.unavailable += 1;
-                    tracing::warn!(gateway = %row.gateway, reference = %row.reference, "poll failed: {failure}");
-                    let mut tx = app.db.begin().await?;
-                    attempts_store::polled(&mut tx, row.id, None, now).await?;
-                    tx.commit().await?;
-                }
+                Asked::Pending => {}
+                Asked::Unavailable => report.unavailable += 1,
             }
         }
         if row.created_at + expire_after <= now {
@@ -1174,6 +1152,53 @@ pub async fn poll_due(app: &App, ctx: &Ctx) -> Result<PollReport, AppError> {
         }
     }
     Ok(report)
+}
+
+/// What asking the gateway about one pending attempt came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Asked {
+    /// The gateway confirmed an outcome and the attempt moved.
+    Settled,
+    /// Still pending (or the answer could not be applied; logged).
+    Pending,
+    /// The gateway did not answer; recorded as asked.
+    Unavailable,
+}
+
+/// Asks `row`'s gateway where the attempt stands and applies a confirmed answer. The caller
+/// checked that the gateway polls.
+pub(crate) async fn ask(app: &App, row: &attempts_store::AttemptRow) -> Result<Asked, AppError> {
+    let Some(entry) = app.gateways.get(&row.gateway) else {
+        return Ok(Asked::Unavailable);
+    };
+    let asked = entry
+        .handle
+        .poll(PaymentRef {
+            reference: row.reference.clone(),
+            provider_reference: row.provider_reference.clone().unwrap_or_default(),
+            state: row.plugin_state.clone(),
+        })
+        .await;
+    match asked {
+        Ok(update) if update.reference == row.reference => {
+            match apply(app, &row.gateway, &update).await {
+                Ok(Applied::Moved(_)) => return Ok(Asked::Settled),
+                Ok(Applied::Unchanged) => {}
+                Err(e) => tracing::warn!(reference = %row.reference, "poll: {e}"),
+            }
+        }
+        Ok(other) => {
+            tracing::warn!(reference = %row.reference, answered = %other.reference, "poll answered about another payment");
+        }
+        Err(failure) => {
+            tracing::warn!(gateway = %row.gateway, reference = %row.reference, "poll failed: {failure}");
+            let mut tx = app.db.begin().await?;
+            attempts_store::polled(&mut tx, row.id, None, app.now()).await?;
+            tx.commit().await?;
+            return Ok(Asked::Unavailable);
+        }
+    }
+    Ok(Asked::Pending)
 }
 
 fn poll_job<'a>(env: &'a Env, job: &'a JobRecord) -> BoxFuture<'a, Result<(), JobError>> {

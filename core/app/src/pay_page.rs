@@ -9,6 +9,9 @@
 //! - [`attempt`]: where a payment stands, by Keel's reference (the gateways send the payer
 //!   back to `/pay/return/{reference}`): its state, the instructions, the invoice's number,
 //!   status and amounts, nothing about the client.
+//! - [`refresh`]: the same, after asking the gateway about a pending attempt not asked
+//!   within [`ASK_EVERY`] (what the return page's script and Refresh button call), so a
+//!   late or lost callback still ends as paid on the payer's screen.
 
 use crate::gateway_payments::{self, ActionView, AttemptView, StartInput};
 use crate::{App, AppError, Ctx, invoices, pay_links};
@@ -203,6 +206,30 @@ pub struct AttemptInvoice {
     pub number: String,
     pub status: InvoiceStatus,
     pub balance_due: String,
+}
+
+/// How often the pay pages may ask a gateway about one pending attempt: however many
+/// browsers watch it and however often they ask, the provider hears at most this often.
+pub const ASK_EVERY: chrono::Duration = chrono::Duration::seconds(3);
+
+/// The attempt with Keel's `reference`, as [`attempt`] shows it, after asking its gateway
+/// where it stands when it is pending, the gateway polls, and nobody asked within
+/// [`ASK_EVERY`] (claimed through `polled_at`, so concurrent callers ask once).
+pub async fn refresh(app: &App, reference: &str) -> Result<PageAttempt, AppError> {
+    if plausible_reference(reference)
+        && let Some(row) = attempts_store::by_reference(&app.db, reference).await?
+        && row.state == AttemptState::Pending
+        && app.gateways.get(&row.gateway).is_some_and(|g| g.polling)
+    {
+        let now = app.now();
+        let mut tx = app.db.begin().await?;
+        let claimed = attempts_store::claim_poll(&mut tx, row.id, now - ASK_EVERY, now).await?;
+        tx.commit().await?;
+        if claimed {
+            gateway_payments::ask(app, &row).await?;
+        }
+    }
+    attempt(app, reference).await
 }
 
 /// Keel's references are the invoice's number and a dash-joined tail: letters, digits and

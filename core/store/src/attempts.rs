@@ -329,6 +329,28 @@ pub async fn polled(
     Ok(())
 }
 
+/// Claims the right to ask the gateway about pending attempt `id` now: sets `polled_at` to
+/// `at` if it is still pending and was not asked since `asked_before`. True for the one
+/// caller that claimed it; a concurrent or too-early caller gets false and asks nothing.
+pub async fn claim_poll(
+    tx: &mut Tx,
+    id: i64,
+    asked_before: DateTime<Utc>,
+    at: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let n = on_tx!(tx, |c| sqlx::query(
+        "UPDATE payment_attempts SET polled_at = $1 WHERE id = $2 AND state = 'pending' \
+           AND (polled_at IS NULL OR polled_at < $3)"
+    )
+    .bind(at)
+    .bind(id)
+    .bind(asked_before)
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(n == 1)
+}
+
 /// Flags an attempt for staff (`why` replaces an earlier flag).
 pub async fn flag(tx: &mut Tx, id: i64, why: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
     on_tx!(tx, |c| sqlx::query(

@@ -39,7 +39,9 @@
 //!   at initiation with `Insufficient balance`; the card tokens `{1111…}`…`{4444…}` (vmc) and
 //!   `1111…`…`4444…` (zimswitch, 32 digits) do the same. Other numbers stay `Sent`.
 //! - Status updates are form-encoded signed POSTs to the `resulturl`; a non-2xx answer or a
-//!   failed connection is retried, ten attempts in all (§1.5).
+//!   failed connection is retried, ten attempts in all (§1.5). With
+//!   [`FakePaynowBuilder::lose_updates`] the ones the checkout page and the test numbers
+//!   would send are lost instead (the status still changes): only a poll finds out.
 //!
 //! # What is not
 //! - No TLS, no real settlement, no accounts: every integration is in test mode and the
@@ -286,6 +288,7 @@ pub struct FakePaynowBuilder {
     slow: Duration,
     retry_backoff: Duration,
     log: bool,
+    lose_updates: bool,
 }
 
 impl FakePaynowBuilder {
@@ -320,6 +323,14 @@ impl FakePaynowBuilder {
     /// The wait between delivery attempts (1 s by default).
     pub fn retry_backoff(mut self, backoff: Duration) -> Self {
         self.retry_backoff = backoff;
+        self
+    }
+
+    /// Loses the status updates the checkout page's buttons and the test numbers would send
+    /// (a result URL that never hears): the transaction's status still changes, so only a
+    /// poll finds out. Scripted [`FakePaynow::deliver`] calls are sent as ever.
+    pub fn lose_updates(mut self, on: bool) -> Self {
+        self.lose_updates = on;
         self
     }
 
@@ -358,6 +369,7 @@ impl FakePaynowBuilder {
             slow: self.slow,
             retry_backoff: self.retry_backoff,
             log: self.log,
+            lose_updates: self.lose_updates,
             http,
             book: Mutex::new(Book {
                 public_base,
@@ -419,6 +431,7 @@ impl FakePaynow {
             slow: Duration::from_secs(30),
             retry_backoff: Duration::from_secs(1),
             log: false,
+            lose_updates: false,
         }
     }
 
@@ -557,6 +570,8 @@ struct Shared {
     slow: Duration,
     retry_backoff: Duration,
     log: bool,
+    /// [`FakePaynowBuilder::lose_updates`].
+    lose_updates: bool,
     http: reqwest::Client,
     /// A std mutex: every critical section is a few field reads or pushes and none is
     /// held across an `.await`, so an async mutex would buy nothing.
@@ -843,11 +858,21 @@ impl Shared {
             self.spawn(async move {
                 tokio::time::sleep(delay).await;
                 // A script that moved the transaction on meanwhile wins.
-                let untouched = shared
-                    .book()
-                    .transactions
-                    .iter()
-                    .any(|t| t.paynow_reference == paynow_reference && t.status == "Sent");
+                let untouched = {
+                    let mut book = shared.book();
+                    let found = book
+                        .transactions
+                        .iter_mut()
+                        .find(|t| t.paynow_reference == paynow_reference && t.status == "Sent");
+                    match found {
+                        Some(t) if shared.lose_updates => {
+                            t.status = status.to_owned();
+                            false
+                        }
+                        Some(_) => true,
+                        None => false,
+                    }
+                };
                 if untouched {
                     shared
                         .deliver(&paynow_reference, &Update::status(status))
@@ -964,7 +989,7 @@ impl Shared {
             }
             (t.return_url.clone(), pending)
         };
-        if pending {
+        if pending && !self.lose_updates {
             let shared = Arc::clone(self);
             let paynow_reference = paynow_reference.to_owned();
             self.spawn(async move {

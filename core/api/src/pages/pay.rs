@@ -10,8 +10,12 @@
 //!   starts one payment) and answers 303: to the gateway's page, or to the return page.
 //!   A refusal shows the page again with the reason and its status.
 //! - `GET /pay/return/{reference}`: where a payment stands (gateways send the payer back
-//!   here); while pending, a small script asks `GET /pay/status/{reference}` every two
-//!   seconds and reloads when it settles, and a Refresh link does the same without it.
+//!   here); while pending, a small script asks `GET /pay/status/{reference}` (JSON) every
+//!   two seconds and, once it settles, puts the page's new content in place without a
+//!   reload. Without JavaScript the page's Refresh button opens
+//!   `/pay/return/{reference}?refresh=1`. Both the status and a refresh ask the gateway
+//!   about a pending attempt at most every [`pay_page::ASK_EVERY`]
+//!   ([`pay_page::refresh`]), so a late or lost callback still ends as paid.
 //!
 //! Links between these pages are relative (`return/{reference}`, `../{token}`), so they
 //! work behind a proxy that serves Keel under a path. The pay link a browser paid with is
@@ -374,16 +378,31 @@ fn remembered_link(headers: &HeaderMap) -> Option<String> {
         .map(|(_, value)| value.to_owned())
 }
 
+/// The return page's query: `refresh` (any value) when the payer pressed Refresh.
+#[derive(serde::Deserialize)]
+struct ReturnQuery {
+    refresh: Option<String>,
+}
+
 async fn returned(
     axum::extract::State(state): axum::extract::State<State>,
     reference: Result<axum::extract::Path<String>, PathRejection>,
+    query: Result<axum::extract::Query<ReturnQuery>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
 ) -> Response {
     let Ok(axum::extract::Path(reference)) = reference else {
         return refuse(&state, &ApiError::not_found("payment attempt"));
     };
     let app = &state.app;
-    let attempt = match pay_page::attempt(app, &reference).await {
+    // The payer's arrival shows what Keel knows (the callback usually comes first); a
+    // press of Refresh also asks the gateway.
+    let asked = query.is_ok_and(|q| q.refresh.is_some());
+    let shown = if asked {
+        pay_page::refresh(app, &reference).await
+    } else {
+        pay_page::attempt(app, &reference).await
+    };
+    let attempt = match shown {
         Ok(a) => a,
         Err(e) => return refuse(&state, &ApiError::from(e)),
     };
@@ -403,7 +422,7 @@ async fn returned(
             attempt => &attempt,
             pay_url => pay_url,
             status_url => format!("../status/{}", attempt.reference),
-            refresh_url => attempt.reference.clone(),
+            refresh_url => format!("{}?refresh=1", attempt.reference),
         },
     );
     match rendered {
@@ -433,7 +452,7 @@ async fn status(
     let mut res = match reference {
         Err(_) => ApiError::not_found("payment attempt").into_response(),
         Ok(axum::extract::Path(reference)) => {
-            match pay_page::attempt(&state.app, &reference).await {
+            match pay_page::refresh(&state.app, &reference).await {
                 Ok(a) => axum::Json(StatusAnswer {
                     state: a.state,
                     provider_status: a.provider_status,

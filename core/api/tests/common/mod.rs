@@ -9,6 +9,8 @@
 // Each test file uses a different part of this module.
 #![allow(dead_code)]
 
+pub mod paynow;
+
 use keel_api::ApiConfig;
 use keel_app::access::NewKey;
 use keel_app::{App, Ctx};
