@@ -31,9 +31,11 @@ const REDACTED: &str = "***";
 const DEFAULTS_SOURCE: &str = "built-in defaults";
 
 /// `KEEL_` variables that belong to the CLI or the test harness, not to config keys.
-const NOT_CONFIG_VARIABLES: [&str; 4] = [
+const NOT_CONFIG_VARIABLES: [&str; 5] = [
     "KEEL_CONFIG",
     "KEEL_LOG",
+    // The payment path's crash points, a test hook (`keel_app::crash_points`).
+    "KEEL_CRASH_POINT",
     // Read by keel-plugins' build script, so they may be set in a developer's shell.
     "KEEL_SKIP_PLUGIN_BUILD",
     "KEEL_NESTED_PLUGIN_BUILD",
