@@ -32,6 +32,7 @@ use std::time::Duration;
 
 use crate::audit::record;
 use crate::billing::{Lookups, wallet_account};
+use crate::crash_points::{self, Point};
 use crate::ledger::{Amount, SystemAccount};
 use crate::settlement::{self, Received};
 use crate::{App, AppError, Ctx};
@@ -649,13 +650,17 @@ pub async fn attempts(
 // ---------------------------------------------------------------------------------------
 // Callbacks and confirmation
 
+/// What a handled callback answers the provider, and the payment it was about.
+#[derive(Debug, Clone)]
+pub struct Handled {
+    pub reply: InboundReply,
+    /// Keel's reference of the payment.
+    pub reference: String,
+}
+
 /// A provider's request to `POST /hooks/gateway/{gateway}`: verified by the plugin, confirmed
 /// by polling when the gateway can, applied once. Returns what to answer the provider.
-pub async fn callback(
-    app: &App,
-    gateway: &str,
-    req: InboundRequest,
-) -> Result<InboundReply, AppError> {
+pub async fn callback(app: &App, gateway: &str, req: InboundRequest) -> Result<Handled, AppError> {
     let entry = app
         .gateways
         .get(gateway)
@@ -682,9 +687,15 @@ pub async fn callback(
                 format!("no payment with reference {:?} was started here", verified.update.reference),
             )
         })?;
+    crash_points::reached(Point::AfterVerify, &row.reference).await;
     let update = confirm(&entry, &row, verified.update).await?;
+    crash_points::reached(Point::AfterPoll, &row.reference).await;
     apply(app, gateway, &update).await?;
-    Ok(verified.reply)
+    crash_points::reached(Point::AfterCommit, &row.reference).await;
+    Ok(Handled {
+        reply: verified.reply,
+        reference: row.reference,
+    })
 }
 
 /// What Keel acts on: when the gateway can poll, the provider's answer to a poll of the
@@ -695,7 +706,10 @@ async fn confirm(
     update: PaymentUpdate,
 ) -> Result<PaymentUpdate, AppError> {
     if !entry.polling {
-        return Ok(update);
+        return match nonsense(&update) {
+            None => Ok(update),
+            Some(why) => Err(garbled(entry, &row.reference, why)),
+        };
     }
     let polled = entry
         .handle
@@ -709,20 +723,56 @@ async fn confirm(
         })
         .await;
     match polled {
-        Ok(p) if p.reference == row.reference => Ok(p),
-        Ok(p) => {
-            tracing::warn!(gateway = %entry.id, reference = %row.reference, answered = %p.reference, "the poll answered about another payment");
-            Err(AppError::invalid(
-                "callback_refused",
-                None,
-                "the provider's confirmation is about another payment",
-            ))
-        }
+        Ok(p) if p.reference == row.reference => match nonsense(&p) {
+            None => Ok(p),
+            Some(why) => Err(garbled(entry, &row.reference, why)),
+        },
+        Ok(_) => Err(garbled(
+            entry,
+            &row.reference,
+            "the confirmation is about another payment",
+        )),
         Err(PluginFailure::Plugin(PluginError::Refused(m) | PluginError::InvalidInput(m))) => {
             tracing::warn!(gateway = %entry.id, reference = %row.reference, "confirmation refused: {m}");
             Err(AppError::invalid("callback_refused", None, m))
         }
         Err(failure) => Err(unavailable(&entry.name, &failure)),
+    }
+}
+
+/// Why an update is not one a working gateway could give (a non-positive amount, a currency
+/// that is no ISO code, a status word or provider reference no provider writes), if it is not.
+/// Such an answer is the gateway failing, not the provider contradicting itself: nothing is
+/// applied or flagged, and the provider (answered 503) and the scheduled poll try again.
+fn nonsense(update: &PaymentUpdate) -> Option<&'static str> {
+    let word_ok = |w: &str, max: usize| w.len() <= max && !w.chars().any(char::is_control);
+    if let Some(amount) = &update.amount {
+        if amount.minor <= 0 {
+            return Some("an amount that is not positive");
+        }
+        if amount.currency.len() != 3 || !amount.currency.bytes().all(|b| b.is_ascii_alphabetic()) {
+            return Some("an amount in no currency");
+        }
+    }
+    if !word_ok(&update.provider_status, 64) {
+        return Some("a status word no provider writes");
+    }
+    if !word_ok(&update.provider_reference, 255) {
+        return Some("a provider reference no provider writes");
+    }
+    None
+}
+
+/// The gateway answered nonsense: logged, answered as unavailable (503), nothing changed.
+fn garbled(entry: &GatewayEntry, reference: &str, why: &str) -> AppError {
+    tracing::warn!(gateway = %entry.id, %reference, "the gateway answered nonsense: {why}");
+    AppError::Unavailable {
+        code: "gateway_unavailable",
+        message: format!(
+            "{} answered nonsense ({why}); try again shortly",
+            entry.name
+        ),
+        retry_after: None,
     }
 }
 
@@ -775,6 +825,7 @@ pub async fn apply(app: &App, gateway: &str, update: &PaymentUpdate) -> Result<A
                     now,
                 )
                 .await?;
+                crash_points::reached(Point::InApply, &row.reference).await;
                 Ok(Applied::Moved(S::Succeeded))
             }
         }
@@ -1180,7 +1231,7 @@ pub(crate) async fn ask(app: &App, row: &attempts_store::AttemptRow) -> Result<A
         })
         .await;
     match asked {
-        Ok(update) if update.reference == row.reference => {
+        Ok(update) if update.reference == row.reference && nonsense(&update).is_none() => {
             match apply(app, &row.gateway, &update).await {
                 Ok(Applied::Moved(_)) => return Ok(Asked::Settled),
                 Ok(Applied::Unchanged) => {}
@@ -1188,7 +1239,12 @@ pub(crate) async fn ask(app: &App, row: &attempts_store::AttemptRow) -> Result<A
             }
         }
         Ok(other) => {
-            tracing::warn!(reference = %row.reference, answered = %other.reference, "poll answered about another payment");
+            let why = nonsense(&other).unwrap_or("the answer is about another payment");
+            tracing::warn!(reference = %row.reference, answered = %other.reference, "poll answered nonsense: {why}");
+            let mut tx = app.db.begin().await?;
+            attempts_store::polled(&mut tx, row.id, None, app.now()).await?;
+            tx.commit().await?;
+            return Ok(Asked::Unavailable);
         }
         Err(failure) => {
             tracing::warn!(gateway = %row.gateway, reference = %row.reference, "poll failed: {failure}");

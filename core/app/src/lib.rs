@@ -15,6 +15,8 @@
 //! - [`clock`]: the injected clock (tests never read the wall clock).
 //! - [`schema`]: OpenAPI schemas of input rules the field types cannot carry (patterns,
 //!   ranges), built from the constants the use cases check.
+//! - [`crash_points`]: the test hook `KEEL_CRASH_POINT` that stops the process at a named
+//!   point of the payment path, for SIGKILL tests.
 //!
 //! **Effects** (leaves: they write side-effect rows in the caller's transaction and import
 //! no use case):
@@ -69,6 +71,7 @@
 
 // Foundation
 pub mod clock;
+pub mod crash_points;
 pub mod error;
 pub mod schema;
 // Effects

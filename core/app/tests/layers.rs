@@ -13,7 +13,7 @@ use std::path::Path;
 
 /// The layers, bottom up, each with its modules in order.
 const LAYERS: &[(&str, &[&str])] = &[
-    ("foundation", &["error", "clock", "schema"]),
+    ("foundation", &["error", "clock", "schema", "crash_points"]),
     (
         "effects",
         &[

@@ -31,9 +31,11 @@ const REDACTED: &str = "***";
 const DEFAULTS_SOURCE: &str = "built-in defaults";
 
 /// `KEEL_` variables that belong to the CLI or the test harness, not to config keys.
-const NOT_CONFIG_VARIABLES: [&str; 4] = [
+const NOT_CONFIG_VARIABLES: [&str; 5] = [
     "KEEL_CONFIG",
     "KEEL_LOG",
+    // The payment path's crash points, a test hook (`keel_app::crash_points`).
+    "KEEL_CRASH_POINT",
     // Read by keel-plugins' build script, so they may be set in a developer's shell.
     "KEEL_SKIP_PLUGIN_BUILD",
     "KEEL_NESTED_PLUGIN_BUILD",
@@ -322,6 +324,11 @@ pub struct PluginHostConfig {
     pub cpu_budget_ms: u64,
     /// Wall-clock time one plugin call may take, outbound HTTP included, in milliseconds.
     pub call_timeout_ms: u64,
+    /// For trying Keel against fake providers only: plugin requests to an origin here go to
+    /// the loopback origin it maps to (`"https://www.paynow.co.zw" = "http://127.0.0.1:8089"`);
+    /// the plugin and its grant still see the original URL. Also `keel serve --fake-origin`.
+    /// Keel warns at start-up while any is set.
+    pub fake_origins: BTreeMap<String, String>,
 }
 
 impl Default for PluginHostConfig {
@@ -333,6 +340,7 @@ impl Default for PluginHostConfig {
             memory_limit_mb: 64,
             cpu_budget_ms: 2_000,
             call_timeout_ms: 30_000,
+            fake_origins: BTreeMap::new(),
         }
     }
 }
@@ -475,6 +483,16 @@ impl fmt::Debug for Config {
 }
 
 impl Config {
+    /// `[plugin_host] fake_origins` as the plugin host takes them: each side an origin, each
+    /// target on loopback.
+    pub fn fake_origin_overrides(&self) -> Result<keel_plugin_host::OriginOverrides, String> {
+        let mut overrides = keel_plugin_host::OriginOverrides::new();
+        for (from, to) in &self.plugin_host.fake_origins {
+            overrides.insert(from, to)?;
+        }
+        Ok(overrides)
+    }
+
     /// The effective configuration as TOML, with every secret shown as `***`
     /// (for `keel config check`).
     pub fn redacted_toml(&self) -> String {
@@ -593,6 +611,9 @@ impl Config {
                 "plugin_host.call_timeout_ms",
                 "must be at least 100".to_owned(),
             ));
+        }
+        if let Err(e) = self.fake_origin_overrides() {
+            return Err(("plugin_host.fake_origins", e));
         }
         if self.database.max_connections < 1 {
             return Err(("database.max_connections", "must be at least 1".to_owned()));

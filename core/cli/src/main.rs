@@ -56,6 +56,11 @@ enum Command {
         /// Seed the demo host into an empty database first.
         #[arg(long)]
         demo: bool,
+        /// For trying Keel against a fake provider only: send plugin requests for ORIGIN to
+        /// the loopback origin TARGET (`https://www.paynow.co.zw=http://127.0.0.1:8089`);
+        /// repeatable, added to `[plugin_host] fake_origins`.
+        #[arg(long = "fake-origin", value_name = "ORIGIN=TARGET")]
+        fake_origin: Vec<String>,
     },
     /// Apply pending database migrations.
     Migrate,
@@ -287,7 +292,24 @@ async fn open(config: &Config) -> Result<Db> {
 
 async fn run(command: Command, config: Config) -> Result<(), Exit> {
     match command {
-        Command::Serve { demo, .. } => serve(&config, demo).await?,
+        Command::Serve {
+            demo, fake_origin, ..
+        } => {
+            let mut config = config;
+            for pair in fake_origin {
+                let (from, to) = pair.split_once('=').ok_or_else(|| {
+                    anyhow::anyhow!("--fake-origin {pair}: expected ORIGIN=TARGET")
+                })?;
+                config
+                    .plugin_host
+                    .fake_origins
+                    .insert(from.trim().to_owned(), to.trim().to_owned());
+            }
+            config
+                .fake_origin_overrides()
+                .map_err(|e| anyhow::anyhow!("--fake-origin: {e}"))?;
+            serve(&config, demo).await?
+        }
         Command::Migrate => {
             let db = open(&config).await?;
             eprintln!("migrations applied ({})", db.engine().name());
@@ -384,6 +406,12 @@ async fn serve(config: &Config, demo: bool) -> Result<()> {
     // Plugin sections first: one that does not fit its manifest stops start-up here,
     // naming the plugin and the key, before the database or the port is touched.
     let enabled = plugins::check_config(config, demo)?;
+    keel_app::crash_points::read_at_start_up();
+    for (from, to) in &config.plugin_host.fake_origins {
+        eprintln!(
+            "WARNING: fake origin: plugin requests to {from} go to {to}. For testing against fakes only; never with real money."
+        );
+    }
     let db = open(config).await?;
     let app = App::new(db.clone())
         .with_billing(config.app_billing())

@@ -116,6 +116,8 @@ pub fn host_config(
         cpu_budget: Duration::from_millis(ph.cpu_budget_ms),
         call_timeout: Duration::from_millis(ph.call_timeout_ms),
         cache_dir: (!ph.cache_dir.as_os_str().is_empty()).then(|| ph.cache_dir.clone()),
+        // Checked by `Config::validate` (and for `--fake-origin`, by `serve`).
+        origin_overrides: config.fake_origin_overrides().unwrap_or_default(),
         kv,
         clock,
         ..HostConfig::default()

@@ -21,7 +21,7 @@ use crate::ctx::{CappedBuffer, LogLimits, MemoryLimitReached, MemoryLimiter, Plu
 use crate::failure::{LoadError, PluginError, PluginFailure};
 use crate::kv::{KvStore, MemoryKv};
 use crate::manifest::{Kind, Manifest, Version};
-use crate::outbound::{HttpLimits, Outbound, ResolverOverrides};
+use crate::outbound::{HttpLimits, OriginOverrides, Outbound, ResolverOverrides};
 use crate::settings::{Enabled, Settings};
 
 /// The WIT minors this host serves, newest first.
@@ -54,6 +54,10 @@ pub struct HostConfig {
     /// Host names pointed at fixed addresses (tests put providers on loopback this way;
     /// the grant still has to allow those addresses).
     pub resolver_overrides: ResolverOverrides,
+    /// Origins whose connections go to a loopback fake instead (`keel serve --fake-origin`):
+    /// for trying Keel and testing it against fake providers only; logged as a warning
+    /// when the host starts.
+    pub origin_overrides: OriginOverrides,
     pub kv: Arc<dyn KvStore>,
     pub clock: ClockFn,
 }
@@ -70,6 +74,7 @@ impl Default for HostConfig {
             http: HttpLimits::default(),
             log: LogLimits::default(),
             resolver_overrides: ResolverOverrides::new(),
+            origin_overrides: OriginOverrides::new(),
             kv: Arc::new(MemoryKv::default()),
             clock: Arc::new(Utc::now),
         }
@@ -112,6 +117,13 @@ impl PluginHost {
     /// concurrency) and the linker (WASI p2 locked down, then the keel:plugin imports), and
     /// starts the epoch ticker.
     pub fn new(config: HostConfig) -> Result<Self, String> {
+        for (from, to) in config.origin_overrides.pairs() {
+            tracing::warn!(
+                from,
+                to,
+                "FAKE ORIGIN: plugin requests to {from} are sent to {to}; never use this with real money"
+            );
+        }
         let n = config.max_concurrent_calls.max(1);
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(n)
@@ -239,6 +251,7 @@ impl PluginHost {
             enabled.grant.clone(),
             self.inner.config.http.clone(),
             Arc::new(self.inner.config.resolver_overrides.clone()),
+            Arc::new(self.inner.config.origin_overrides.clone()),
         )
         .map_err(err)?;
         let shared = Arc::new(Shared {

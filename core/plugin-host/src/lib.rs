@@ -39,5 +39,5 @@ pub use grant::Grant;
 pub use host::{ClockFn, EPOCH_TICK, HostConfig, Plugin, PluginHost, SUPPORTED_WIT};
 pub use kinds::{assistant, gateway, notifier, provisioner, registrar};
 pub use manifest::{Kind, Manifest};
-pub use outbound::{HttpLimits, ResolverOverrides};
+pub use outbound::{HttpLimits, OriginOverrides, ResolverOverrides};
 pub use settings::{Enabled, Settings};

@@ -46,6 +46,84 @@ impl Default for HttpLimits {
 /// the loopback network like an admin would.
 pub type ResolverOverrides = BTreeMap<String, Vec<IpAddr>>;
 
+/// Origins whose connections go to a loopback fake instead (`https://www.paynow.co.zw` →
+/// `http://127.0.0.1:8089`), for running a real `keel serve` against a fake provider. The
+/// plugin and its grant still see the original URL (the grant is checked against it, the
+/// plugin's poll-URL checks pass); only the connection is made to the mapped origin, which
+/// must be loopback. Build it with [`OriginOverrides::insert`], which checks both sides.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OriginOverrides {
+    /// `scheme://host[:port]` as [`reqwest::Url::origin`] writes it → the target origin.
+    map: BTreeMap<String, reqwest::Url>,
+}
+
+impl OriginOverrides {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Maps `from` (an http or https origin) to `to` (an http or https origin on a loopback
+    /// address: `127.0.0.1`, `[::1]` or `localhost`). Paths, queries and user names are
+    /// refused on both sides.
+    pub fn insert(&mut self, from: &str, to: &str) -> Result<(), String> {
+        let from_url = origin_url(from)?;
+        let to_url = origin_url(to)?;
+        let loopback = match to_url.host() {
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+            None => false,
+        };
+        if !loopback {
+            return Err(format!(
+                "`{to}`: a fake origin must be on loopback (127.0.0.1, [::1] or localhost)"
+            ));
+        }
+        self.map
+            .insert(from_url.origin().ascii_serialization(), to_url);
+        Ok(())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// `(from, to)` pairs, for logging.
+    pub fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.map
+            .iter()
+            .map(|(from, to)| (from.as_str(), to.as_str().trim_end_matches('/')))
+    }
+
+    /// `url` with its origin replaced when it is mapped.
+    fn apply(&self, url: &reqwest::Url) -> Option<reqwest::Url> {
+        let to = self.map.get(&url.origin().ascii_serialization())?;
+        let mut moved = url.clone();
+        // Scheme, host and port of an http(s) URL always accept these values.
+        moved.set_scheme(to.scheme()).ok()?;
+        moved.set_host(to.host_str()).ok()?;
+        moved.set_port(to.port()).ok()?;
+        Some(moved)
+    }
+}
+
+fn origin_url(text: &str) -> Result<reqwest::Url, String> {
+    let url = reqwest::Url::parse(text.trim()).map_err(|e| format!("`{text}`: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(format!("`{text}`: an origin is http(s)://host[:port]"));
+    }
+    if url.path() != "/"
+        || url.query().is_some()
+        || url.fragment().is_some()
+        || !url.username().is_empty()
+    {
+        return Err(format!(
+            "`{text}`: only scheme, host and port; no path, query or user"
+        ));
+    }
+    Ok(url)
+}
+
 /// A denial, carried through reqwest's error chain so the host can tell it from a
 /// connection failure.
 #[derive(Debug)]
@@ -109,6 +187,7 @@ pub struct Outbound {
     client: reqwest::Client,
     grant: Grant,
     limits: HttpLimits,
+    origins: Arc<OriginOverrides>,
 }
 
 impl Outbound {
@@ -116,6 +195,7 @@ impl Outbound {
         grant: Grant,
         limits: HttpLimits,
         overrides: Arc<ResolverOverrides>,
+        origins: Arc<OriginOverrides>,
     ) -> Result<Self, String> {
         let policy_grant = grant.clone();
         let max_redirects = limits.max_redirects;
@@ -143,6 +223,7 @@ impl Outbound {
             client,
             grant,
             limits,
+            origins,
         })
     }
 
@@ -157,6 +238,15 @@ impl Outbound {
             Error::InvalidRequest(format!("`{}` is not an absolute URL: {e}", req.url))
         })?;
         self.grant.check_url(&url).map_err(Error::Denied)?;
+        // Checked against the grant as the plugin wrote it; a fake origin only moves the
+        // connection (to loopback, which `OriginOverrides::insert` insists on).
+        let url = match self.origins.apply(&url) {
+            Some(moved) => {
+                tracing::debug!(from = %url, to = %moved, "outbound request sent to a fake origin");
+                moved
+            }
+            None => url,
+        };
         if req.body.len() > self.limits.max_request_bytes {
             return Err(Error::TooLarge(format!(
                 "request bodies are at most {} bytes",

@@ -9,7 +9,9 @@ use keel_plugin_host::gateway::{
     Gateway, NextAction, PaymentRef, PaymentRequest, PaymentStatus, RefundRequest,
 };
 use keel_plugin_host::notifier::{Message, Notifier};
-use keel_plugin_host::{Contact, InboundRequest, Money, Plugin, PluginError, PluginFailure};
+use keel_plugin_host::{
+    Contact, InboundRequest, Money, OriginOverrides, Plugin, PluginError, PluginFailure,
+};
 use keel_plugins::{KEEL_FIXTURE_ECHO, KEEL_FIXTURE_FUTURE_WIT, KEEL_FIXTURE_HOSTILE};
 use keel_testkit::plugins::{FakeProvider, PluginHarness, Reply};
 
@@ -371,6 +373,73 @@ async fn undeclared_hosts_redirects_and_private_addresses_are_denied() {
         "nothing else reached a server"
     );
     still_serving(&plugin).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fake_origin_moves_granted_connections_only() {
+    let provider = FakeProvider::start(|_| Reply::text(200, "hello")).await;
+    let fake = provider.url_as("127.0.0.1", "");
+    let fake = fake.as_str();
+    let mut origins = OriginOverrides::new();
+    // The fixture declares `http://provider.test` (port 80): its requests there go to the
+    // fake, with no resolver entry and no private network allowed.
+    origins.insert("http://provider.test", fake).unwrap();
+    // An origin the plugin is not granted stays refused, mapped or not.
+    origins.insert("http://undeclared.test", fake).unwrap();
+    let mut harness = PluginHarness::new().configure(move |c| c.origin_overrides = origins);
+    let plugin = hostile(&mut harness, "http://provider.test/").await;
+
+    assert_eq!(
+        send(&plugin, "http:http://provider.test/hello")
+            .await
+            .unwrap(),
+        "200 5"
+    );
+    let m = denied(send(&plugin, "http:http://undeclared.test/steal").await);
+    assert!(m.contains("not granted"), "{m}");
+    let paths: Vec<String> = provider.received().into_iter().map(|r| r.uri).collect();
+    assert_eq!(
+        paths,
+        vec!["/hello".to_owned()],
+        "only the granted request arrived"
+    );
+    still_serving(&plugin).await;
+}
+
+#[test]
+fn a_fake_origin_must_be_an_origin_on_loopback() {
+    let mut origins = OriginOverrides::new();
+    assert!(
+        origins
+            .insert("https://www.paynow.co.zw", "http://127.0.0.1:8089")
+            .is_ok()
+    );
+    assert!(
+        origins
+            .insert("https://www.paynow.co.zw", "http://[::1]:8089")
+            .is_ok()
+    );
+    assert!(
+        origins
+            .insert("https://www.paynow.co.zw", "http://localhost:8089")
+            .is_ok()
+    );
+    for (from, to) in [
+        ("https://www.paynow.co.zw", "http://10.0.0.7:8089"),
+        ("https://www.paynow.co.zw", "http://fake.example:8089"),
+        ("https://www.paynow.co.zw", "http://127.0.0.1:8089/path"),
+        (
+            "https://www.paynow.co.zw/interface",
+            "http://127.0.0.1:8089",
+        ),
+        ("ftp://www.paynow.co.zw", "http://127.0.0.1:8089"),
+    ] {
+        assert!(origins.insert(from, to).is_err(), "{from} -> {to}");
+    }
+    assert_eq!(
+        origins.pairs().collect::<Vec<_>>(),
+        vec![("https://www.paynow.co.zw", "http://localhost:8089")]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

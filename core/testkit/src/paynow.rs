@@ -284,6 +284,7 @@ pub struct FakePaynowBuilder {
     listen: SocketAddr,
     public_base: Option<String>,
     public_host: Option<String>,
+    browser_base: Option<BrowserBase>,
     fast: Duration,
     slow: Duration,
     retry_backoff: Duration,
@@ -302,6 +303,24 @@ impl FakePaynowBuilder {
     /// without a trailing slash. Default `http://<listen address>`.
     pub fn public_base(mut self, origin: impl Into<String>) -> Self {
         self.public_base = Some(origin.into().trim_end_matches('/').to_owned());
+        self
+    }
+
+    /// The origin written into `browserurl` only, when the payer's browser reaches the fake
+    /// elsewhere than the plugin does: with [`public_base`](Self::public_base)
+    /// `https://www.paynow.co.zw` (what the plugin checks poll URLs against, its connections
+    /// moved to the fake by `keel serve --fake-origin`), the browser still needs the fake's
+    /// own address. Default: the public base.
+    pub fn browser_base(mut self, origin: impl Into<String>) -> Self {
+        self.browser_base = Some(BrowserBase::Fixed(
+            origin.into().trim_end_matches('/').to_owned(),
+        ));
+        self
+    }
+
+    /// [`browser_base`](Self::browser_base) `http://<the address it listens on>`.
+    pub fn browser_base_here(mut self) -> Self {
+        self.browser_base = Some(BrowserBase::Here);
         self
     }
 
@@ -357,6 +376,11 @@ impl FakePaynowBuilder {
             (None, Some(host)) => format!("http://{host}:{}", addr.port()),
             (None, None) => format!("http://{addr}"),
         };
+        let browser_base = match self.browser_base {
+            Some(BrowserBase::Fixed(base)) => Some(base),
+            Some(BrowserBase::Here) => Some(format!("http://{addr}")),
+            None => None,
+        };
         let http = reqwest::Client::builder()
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
@@ -373,6 +397,7 @@ impl FakePaynowBuilder {
             http,
             book: Mutex::new(Book {
                 public_base,
+                browser_base,
                 next_paynow_reference: FIRST_PAYNOW_REFERENCE,
                 transactions: Vec::new(),
                 received: Vec::new(),
@@ -427,6 +452,7 @@ impl FakePaynow {
             listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             public_base: None,
             public_host: None,
+            browser_base: None,
             fast: Duration::from_secs(5),
             slow: Duration::from_secs(30),
             retry_backoff: Duration::from_secs(1),
@@ -460,6 +486,14 @@ impl FakePaynow {
     /// The origin written into new `pollurl`s and `browserurl`s.
     pub fn public_base(&self) -> String {
         self.shared.book().public_base.clone()
+    }
+
+    /// The origin written into new `browserurl`s.
+    pub fn browser_base(&self) -> String {
+        let book = self.shared.book();
+        book.browser_base
+            .clone()
+            .unwrap_or_else(|| book.public_base.clone())
     }
 
     /// Changes the origin written into the URLs of transactions made from now on.
@@ -582,8 +616,18 @@ struct Shared {
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
+/// Where `browserurl`s point ([`FakePaynowBuilder::browser_base`]).
+#[derive(Clone)]
+enum BrowserBase {
+    Fixed(String),
+    /// The address the fake listens on, known once bound.
+    Here,
+}
+
 struct Book {
     public_base: String,
+    /// `None`: the public base.
+    browser_base: Option<String>,
     next_paynow_reference: u64,
     transactions: Vec<Transaction>,
     received: Vec<Received>,
@@ -820,6 +864,7 @@ impl Shared {
             book.next_paynow_reference += 1;
             let guid = random_guid();
             let base = book.public_base.clone();
+            let browser_base = book.browser_base.clone().unwrap_or_else(|| base.clone());
             let t = Transaction {
                 checkout,
                 integration_id,
@@ -838,7 +883,7 @@ impl Shared {
                 return_url,
                 poll_url: format!("{base}/Interface/CheckPayment/?guid={guid}"),
                 browser_url: (checkout == Checkout::Web)
-                    .then(|| format!("{base}/Payment/ConfirmPayment/{paynow_reference}")),
+                    .then(|| format!("{browser_base}/Payment/ConfirmPayment/{paynow_reference}")),
                 guid,
                 fields,
             };

@@ -9,6 +9,7 @@ use axum::body::Body;
 use axum::http::{HeaderValue, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use keel_app::crash_points::{self, Point};
 use keel_app::gateway_payments::{self, AttemptView, InboundRequest, StartInput};
 use keel_app::pay_links::PayLink;
 use keel_domain::ids::InvoiceId;
@@ -125,7 +126,9 @@ pub async fn gateway_callback(
             .collect(),
         body: body.to_vec(),
     };
-    let reply = gateway_payments::callback(&state.app, &gateway, inbound).await?;
+    let handled = gateway_payments::callback(&state.app, &gateway, inbound).await?;
+    crash_points::reached(Point::BeforeReply, &handled.reference).await;
+    let reply = handled.reply;
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK);
     let mut res = (status, reply.body).into_response();
     if let Some(ct) = reply.content_type

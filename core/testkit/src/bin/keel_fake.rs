@@ -3,8 +3,13 @@
 //!
 //! ```text
 //! keel-fake paynow --listen 127.0.0.1:8091 --integration 1201=3e9fed89-60e1-4ce5-ab6e-6b1eb2d4f977 \
-//!     [--integration ID=KEY …] [--public-base http://www.paynow.co.zw:8091]
+//!     [--integration ID=KEY …] [--public-base https://www.paynow.co.zw] [--browser-base http://127.0.0.1:8091]
 //! ```
+//!
+//! With `--public-base https://www.paynow.co.zw` the poll URLs are the ones the paynow plugin
+//! accepts, and `keel serve --fake-origin https://www.paynow.co.zw=http://127.0.0.1:8091`
+//! sends the plugin's requests here; `--browser-base` (default: this fake's own address when
+//! the public base is not, else the public base) is where the payer's browser goes.
 //!
 //! It prints where it listens and the keel.toml lines to use, logs every request and status
 //! update, and runs until Ctrl-C, with Paynow's real test-number delays
@@ -15,12 +20,13 @@ use std::process::ExitCode;
 
 use keel_testkit::paynow::FakePaynow;
 
-const USAGE: &str = "usage: keel-fake paynow --listen ADDR:PORT --integration ID=KEY [--integration ID=KEY ...] [--public-base URL]";
+const USAGE: &str = "usage: keel-fake paynow --listen ADDR:PORT --integration ID=KEY [--integration ID=KEY ...] [--public-base URL] [--browser-base URL]";
 
 struct Args {
     listen: SocketAddr,
     integrations: Vec<(u64, String)>,
     public_base: Option<String>,
+    browser_base: Option<String>,
 }
 
 fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
@@ -32,6 +38,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut listen = None;
     let mut integrations = Vec::new();
     let mut public_base = None;
+    let mut browser_base = None;
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
         match flag.as_str() {
@@ -54,6 +61,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
                 integrations.push((id, key.to_owned()));
             }
             "--public-base" => public_base = Some(value()?),
+            "--browser-base" => browser_base = Some(value()?),
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown flag {other:?}")),
         }
@@ -65,6 +73,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         listen: listen.ok_or("--listen is required")?,
         integrations,
         public_base,
+        browser_base,
     })
 }
 
@@ -90,6 +99,14 @@ async fn main() -> ExitCode {
         .log(true);
     if let Some(base) = &args.public_base {
         builder = builder.public_base(base.as_str());
+        // A public base the payer's browser cannot reach (Paynow's own origin, reached by Keel
+        // through `--fake-origin`): browsers come here instead, unless told otherwise.
+        if args.browser_base.is_none() {
+            builder = builder.browser_base_here();
+        }
+    }
+    if let Some(base) = &args.browser_base {
+        builder = builder.browser_base(base.as_str());
     }
     let paynow = match builder.try_start().await {
         Ok(paynow) => paynow,
@@ -115,6 +132,7 @@ async fn main() -> ExitCode {
         "  pollurl and browserurl start with {}",
         paynow.public_base()
     );
+    println!("  browserurl starts with {}", paynow.browser_base());
     println!(
         "  transactions, each with a Pay/Cancel page: {}/",
         paynow.origin()
@@ -127,14 +145,24 @@ async fn main() -> ExitCode {
     for (i, (id, key)) in args.integrations.iter().enumerate() {
         let comment = if i == 0 { "" } else { "# " };
         println!("{comment}[plugins.paynow]");
-        println!("{comment}integration_id = {id}");
-        println!("{comment}integration_key = \"{}\"", key.to_lowercase());
+        println!("{comment}usd_integration_id = {id}");
+        println!("{comment}usd_integration_key = \"{}\"", key.to_lowercase());
         println!("{comment}allow_networks = [\"{network}\"]");
     }
-    println!(
-        "# The paynow plugin must send to {} instead of https://www.paynow.co.zw (this fake has no TLS).",
-        paynow.origin()
-    );
+    if paynow.public_base() == "https://www.paynow.co.zw" {
+        println!(
+            "# and start Keel with: keel serve --fake-origin https://www.paynow.co.zw={}",
+            paynow.origin()
+        );
+    } else {
+        println!(
+            "# The paynow plugin must send to {} instead of https://www.paynow.co.zw (this fake has no TLS);",
+            paynow.origin()
+        );
+        println!(
+            "# or run this fake with --public-base https://www.paynow.co.zw and Keel with --fake-origin."
+        );
+    }
     println!();
 
     if let Err(e) = tokio::signal::ctrl_c().await {
