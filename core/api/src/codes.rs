@@ -203,6 +203,7 @@ pub const CODES: &[(&str, u16)] = &[
     ("too_few_postings", 422),
     ("too_many_decimals", 422),
     ("too_many_items", 422),
+    ("too_many_pending_payments", 409),
     ("unbalanced_brace", 422),
     ("unbalanced_entry", 422),
     ("unknown_addon", 422),

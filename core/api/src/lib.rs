@@ -180,8 +180,20 @@ async fn timeout(
     req: Request,
     next: Next,
 ) -> Response {
+    // A person's page (the pay pages, but not their JSON status) gets the error as a page.
+    let path = req.uri().path();
+    let page = path.starts_with("/pay/") && !path.starts_with("/pay/status/");
     match tokio::time::timeout(state.config.request_timeout, next.run(req)).await {
         Ok(res) => res,
+        Err(_) if page => pages::pay::refuse(
+            &state,
+            &error::ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "request_timeout",
+                "This took too long to answer and was stopped. Open your pay link again in a \
+                 moment: it shows a payment already started, so nothing is paid twice.",
+            ),
+        ),
         Err(_) => error::ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "request_timeout",
@@ -417,5 +429,46 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(quick.status(), StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn a_pay_page_that_outlives_the_timeout_is_a_page_not_json() {
+        let state = state(Duration::from_secs(2)).await;
+        tokio::time::pause();
+        let slow = || async {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            "late"
+        };
+        let app = Router::new()
+            .route("/pay/{token}", get(slow))
+            .route("/pay/status/{reference}", get(slow))
+            .layer(from_fn_with_state(state.clone(), timeout))
+            .with_state(state);
+        let page = app
+            .clone()
+            .oneshot(Request::get("/pay/v1.1.2.ab").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(page.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let kind = page.headers()[axum::http::header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(kind.starts_with("text/html"), "{kind}");
+        let body = axum::body::to_bytes(page.into_body(), 64 * 1024)
+            .await
+            .unwrap();
+        let html = String::from_utf8(body.to_vec()).unwrap();
+        assert!(html.contains("Open your pay link again"), "{html}");
+        // The status endpoint a script reads stays JSON.
+        let status = app
+            .oneshot(Request::get("/pay/status/R-1").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let body = axum::body::to_bytes(status.into_body(), 4096)
+            .await
+            .unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(json["error"]["code"], "request_timeout");
     }
 }

@@ -273,9 +273,16 @@ keel_testkit::store_test!(
         assert_eq!(w.attempts(invoice).await[0]["state"], "pending");
 
         // An unknown reference, several MiB, malformed encoding, an unknown gateway.
-        w.hook("reference=NOPE-1&paynowreference=1&amount=25.00&status=Paid&pollurl=x&hash=00")
-            .await
-            .assert_error(400, "callback_refused", None);
+        let unknown = w
+            .hook("reference=NOPE-1&paynowreference=1&amount=25.00&status=Paid&pollurl=x&hash=00")
+            .await;
+        unknown.assert_error(400, "callback_refused", None);
+        // A forger learns nothing of which references exist: the same answer for a known one.
+        let known = w
+            .hook(format!("reference={reference}&paynowreference=1&amount=25.00&status=Paid&pollurl=x&hash=00"))
+            .await;
+        known.assert_error(400, "callback_refused", None);
+        assert_eq!(unknown.body["error"]["message"], known.body["error"]["message"]);
         w.hook(vec![b'a'; 64 * 1024 + 1]).await.assert_error(413, "payload_too_large", None);
         // Several MiB: answered 413 as soon as the limit is passed; the client may see the
         // connection closed while it is still writing. Either way nothing is read further.

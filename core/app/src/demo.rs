@@ -25,7 +25,7 @@ use keel_domain::access::{KeyScope, StaffRole};
 use keel_domain::catalog::OptionChoice;
 use keel_domain::client::NewClient;
 use keel_domain::currency::Currency;
-use keel_domain::ids::{ClientId, ProductGroupId};
+use keel_domain::ids::{ClientId, InvoiceId, ProductGroupId};
 use keel_domain::lifecycle::{InvoiceStatus, OptionKind, PayType, ProductKind};
 use keel_domain::money::Money;
 use keel_domain::tax::TaxLevel;
@@ -51,6 +51,18 @@ pub struct DemoSummary {
     /// Invoices issued by those orders, and how many of them are paid.
     pub invoices: usize,
     pub paid_invoices: usize,
+    /// A pay link for each invoice left unpaid, to pay it by hand.
+    pub pay_links: Vec<DemoPayLink>,
+}
+
+/// An unpaid demo invoice and its pay link.
+#[derive(Debug, Clone)]
+pub struct DemoPayLink {
+    /// The invoice's number.
+    pub invoice: String,
+    /// What is due, as "12.50 USD".
+    pub due: String,
+    pub url: String,
 }
 
 /// Whether the database has no staff and no clients yet.
@@ -310,6 +322,14 @@ pub async fn seed(app: &App) -> Result<DemoSummary, AppError> {
         },
     )
     .await?;
+    let mut pay_links = Vec::new();
+    for (id, invoice, due) in &book.unpaid {
+        pay_links.push(DemoPayLink {
+            invoice: invoice.clone(),
+            due: due.clone(),
+            url: crate::pay_links::pay_link(app, &ctx, *id).await?.url,
+        });
+    }
 
     Ok(DemoSummary {
         admin_email: admin.email,
@@ -323,6 +343,7 @@ pub async fn seed(app: &App) -> Result<DemoSummary, AppError> {
         services: book.services,
         invoices: book.invoices,
         paid_invoices: book.paid_invoices,
+        pay_links,
     })
 }
 
@@ -583,6 +604,8 @@ struct DemoBook {
     services: usize,
     invoices: usize,
     paid_invoices: usize,
+    /// The invoices left unpaid: id, number, what is due.
+    unpaid: Vec<(InvoiceId, String, String)>,
 }
 
 fn item(product: &ProductView, cycle: &str, label: &str) -> OrderItem {
@@ -740,6 +763,21 @@ async fn seed_book(
             .iter()
             .filter(|o| o.invoice.status == InvoiceStatus::Paid)
             .count(),
+        unpaid: placed
+            .iter()
+            .filter(|o| o.invoice.status != InvoiceStatus::Paid)
+            .map(|o| {
+                let due = &o.invoice.balance_due;
+                (
+                    o.invoice.id,
+                    o.invoice
+                        .number
+                        .clone()
+                        .unwrap_or_else(|| o.invoice.id.to_string()),
+                    format!("{} {}", due.amount, due.currency),
+                )
+            })
+            .collect(),
     })
 }
 

@@ -65,6 +65,12 @@ use utoipa::ToSchema;
 /// once this has passed since it was recorded (longer than a plugin call may take); before
 /// that, a repeat of the request answers the attempt as it stands.
 const REINITIATE_AFTER: chrono::Duration = chrono::Duration::seconds(120);
+/// Most payments of one invoice a client or reseller may have waiting for confirmation at
+/// once: a pay link's holder cannot open transactions at the provider without end.
+pub const MAX_PENDING_ATTEMPTS: i64 = 5;
+/// Only an invoice's first attempts hold its dunning (`payment_hold_hours`): starting a
+/// payment every day does not put off a suspension for ever.
+pub const HOLDING_ATTEMPTS: i64 = 3;
 
 /// The job kind of the scheduled poll (`[schedules.payments_poll]`, every five minutes).
 pub const POLL: &str = "payments.poll";
@@ -386,12 +392,27 @@ pub async fn start(
             ),
         ));
     }
+    let (started, pending) = attempts_store::counts(&mut tx, inv.id).await?;
+    if pending >= MAX_PENDING_ATTEMPTS && !ctx.actor.can(Permission::BillingWrite) {
+        return Err(AppError::conflict(
+            "too_many_pending_payments",
+            format!(
+                "invoice {} has {pending} payments waiting for confirmation; finish one, or wait \
+                 until they settle or expire, before starting another",
+                inv.display()
+            ),
+        ));
+    }
     let client_policy =
         dunning_store::assigned_policy(&app.db, dunning_store::Target::Client(inv.client_id))
             .await?;
     let policy = policies.of_invoice(client_policy, &services);
     let now = app.now();
-    let hold_until = now + chrono::Duration::hours(i64::from(policy.payment_hold_hours));
+    let hold_until = if started < HOLDING_ATTEMPTS {
+        now + chrono::Duration::hours(i64::from(policy.payment_hold_hours))
+    } else {
+        now
+    };
     let reference = new_reference(&inv);
     let due = inv.balance_due();
     let id = attempts_store::insert(

@@ -46,6 +46,13 @@ store_test!(
         assert!(summary.services >= 4, "{summary:?}");
         assert!(summary.paid_invoices >= 1 && summary.paid_invoices < summary.invoices, "{summary:?}");
         keel_testkit::assert_ledger_balanced(&app.db).await;
+        // A pay link for each invoice left unpaid, which opens that invoice's pay page.
+        assert_eq!(summary.pay_links.len(), summary.invoices - summary.paid_invoices, "{summary:?}");
+        for link in &summary.pay_links {
+            let token = link.url.rsplit('/').next().unwrap();
+            let page = keel_app::pay_page::open(&app, token).await.unwrap();
+            assert_eq!(page.invoice.number, link.invoice, "{link:?}");
+        }
 
         // Each staff password is its own draw: neither is derived from the other, and each
         // logs in its own user only.

@@ -1,5 +1,7 @@
 //! The payment spine through the use cases, on both engines, with the real bank-transfer
-//! gateway component: starting a payment (one attempt per request key, tenancy, refusals),
+//! gateway component: starting a payment (one attempt per request key, tenancy, refusals, at
+//! most `MAX_PENDING_ATTEMPTS` pending per invoice for a client, only the first attempts
+//! holding dunning),
 //! and applying confirmed updates once (paid, duplicates, concurrent deliveries,
 //! contradictions, a wrong amount, overpayment to the wallet, a top-up, an expired attempt
 //! paid late, the poll expiring stale attempts; a refund or dispute after payment reversed
@@ -206,6 +208,50 @@ store_test!(
         let hold = keel_store::dunning::payment_hold(&mut tx, inv, w.app.now()).await.unwrap();
         drop(tx);
         assert_eq!(hold, Some(first.hold_until));
+        assert_books_clean(&w.app).await;
+    }
+);
+
+store_test!(
+    async fn a_client_cannot_open_payments_without_end_nor_put_off_dunning_with_them(t) {
+        let w = world(t).await;
+        let c = client(&w, "rudo@example.com").await;
+        let inv = unpaid_invoice(&w, c, "o1").await;
+        let max = gateway_payments::MAX_PENDING_ATTEMPTS;
+
+        let mut started = Vec::new();
+        for i in 0..max {
+            let a = gateway_payments::start(&w.app, &client_key(c), inv, &bank(), Some(&format!("click-{i}")))
+                .await
+                .unwrap();
+            started.push(a);
+            w.clock.advance(chrono::Duration::minutes(1));
+        }
+        // Only the first HOLDING_ATTEMPTS hold dunning.
+        let holding: Vec<bool> = started.iter().map(|a| a.hold_until > a.created_at).collect();
+        let expected: Vec<bool> = (0..max).map(|i| i < gateway_payments::HOLDING_ATTEMPTS).collect();
+        assert_eq!(holding, expected);
+        let mut tx = w.app.db.begin().await.unwrap();
+        let hold = keel_store::dunning::payment_hold(&mut tx, inv, w.app.now()).await.unwrap();
+        drop(tx);
+        let last_holding = &started[usize::try_from(gateway_payments::HOLDING_ATTEMPTS).unwrap() - 1];
+        assert_eq!(hold, Some(last_holding.hold_until));
+
+        // One more is refused with the reason, and starts nothing.
+        let e = gateway_payments::start(&w.app, &client_key(c), inv, &bank(), Some("click-more"))
+            .await
+            .unwrap_err();
+        assert_eq!(code(&e), "too_many_pending_payments");
+        assert!(e.to_string().contains(&format!("{max} payments waiting")), "{e}");
+        // A repeated request still answers its own attempt.
+        let again = gateway_payments::start(&w.app, &client_key(c), inv, &bank(), Some("click-0"))
+            .await
+            .unwrap();
+        assert_eq!(again.id, started[0].id);
+        let listed = gateway_payments::attempts(&w.app, &w.ctx, inv).await.unwrap();
+        assert_eq!(listed.len(), started.len());
+        // Staff are not capped.
+        gateway_payments::start(&w.app, &w.ctx, inv, &bank(), Some("staff-1")).await.unwrap();
         assert_books_clean(&w.app).await;
     }
 );

@@ -32,7 +32,6 @@ use keel_plugin_host::gateway::{
     RefundRequest, RefundStarted,
 };
 use keel_plugin_host::{InboundRequest, Money as PluginMoney, PluginFailure, PluginInfo};
-use keel_plugins::KEEL_PLUGIN_PAYNOW;
 use keel_store::Db;
 use keel_testkit::paynow::FakePaynow;
 use keel_testkit::plugins::PluginHarness;
@@ -62,7 +61,6 @@ pub struct PaymentsArgs {
 
 const INTEGRATION_ID: u64 = 7175;
 const INTEGRATION_KEY: &str = "d4e1c8a2-5b7f-4c3e-9a10-6f2b8e7d9c31";
-const MANIFEST_HOST: &str = "\"https://www.paynow.co.zw\"";
 const PRICE_MINOR: i64 = 1000;
 
 pub async fn run(args: PaymentsArgs) -> Result<()> {
@@ -150,31 +148,13 @@ impl Gateway for Timed {
     }
 }
 
-/// The Paynow component, loaded as an admin would load it for a private address: its
-/// manifest names the fake's origin (`http://www.paynow.co.zw:<port>`), the host resolves
-/// that name to the fake, and the plugin's section allows loopback.
+/// The Paynow component, loaded as an admin would load it for a private address
+/// ([`keel_testkit::paynow::load_plugin`]), its gateway calls timed.
 async fn paynow(fake: &FakePaynow) -> Result<(PluginHarness, Arc<Timed>, Gateways)> {
-    let manifest = KEEL_PLUGIN_PAYNOW.manifest()?;
-    ensure!(
-        manifest.contains(MANIFEST_HOST),
-        "the Paynow plugin.toml no longer declares {MANIFEST_HOST}"
-    );
-    let manifest = manifest.replace(
-        MANIFEST_HOST,
-        &format!("\"http://www.paynow.co.zw:{}\"", fake.port()),
-    );
-    let section = format!(
-        "api_url = \"http://www.paynow.co.zw:{port}\"\n\
-         usd_integration_id = {INTEGRATION_ID}\nusd_integration_key = \"{INTEGRATION_KEY}\"\n\
-         auth_email = \"merchant@example.co.zw\"\n\
-         allow_networks = [\"127.0.0.1/32\"]",
-        port = fake.port()
-    );
-    let mut harness = PluginHarness::new().resolve("www.paynow.co.zw", fake.ip());
-    let plugin = harness
-        .load(KEEL_PLUGIN_PAYNOW.wasm()?, &manifest, &section)
-        .await
-        .context("loading the Paynow plugin")?;
+    let (harness, plugin) =
+        keel_testkit::paynow::load_plugin(fake, &[("usd", INTEGRATION_ID, INTEGRATION_KEY)])
+            .await
+            .map_err(anyhow::Error::msg)?;
     let loaded = Gateways::from_plugins(&[plugin]);
     let entry = loaded
         .get("paynow")

@@ -1550,6 +1550,27 @@ mod tests {
     }
 
     #[test]
+    fn the_demo_against_the_fake_paynow_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/demo-paynow.toml");
+
+        let config = load(Some(&path), &[]).unwrap();
+
+        let origins = config.fake_origin_overrides().unwrap();
+        assert_eq!(
+            origins.pairs().collect::<Vec<_>>(),
+            vec![("https://www.paynow.co.zw", "http://127.0.0.1:8091")]
+        );
+        assert_eq!(
+            config.plugins["paynow"]["usd_integration_id"],
+            toml::Value::Integer(1201)
+        );
+        assert_eq!(
+            config.email.smtp_url.as_ref().map(Secret::expose),
+            Some("smtp://127.0.0.1:2525")
+        );
+    }
+
+    #[test]
     fn schedules_keep_the_built_in_ones_unless_changed_or_disabled() {
         let config = load_text("", &[]).unwrap();
         let run = &config.schedules.0["billing_run"];

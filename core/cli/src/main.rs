@@ -397,6 +397,12 @@ fn print_demo(s: &keel_app::demo::DemoSummary, base: &str) {
         billing_email = s.billing_email,
         billing_password = s.billing_password,
     );
+    for link in &s.pay_links {
+        eprintln!(
+            "  Pay invoice {} ({} due) in a browser:\n    {}\n",
+            link.invoice, link.due, link.url
+        );
+    }
 }
 
 async fn serve(config: &Config, demo: bool) -> Result<()> {

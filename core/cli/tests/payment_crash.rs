@@ -52,8 +52,8 @@ const TRIALS: usize = 100;
 /// a loaded machine; nothing asserts how long it took).
 const PATIENCE: Duration = Duration::from_secs(120);
 
-/// One engine at a time: the two engines' processes sharing the two cores would slow both.
-static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+// One engine at a time, alone on the machine: nextest runs each test in its own process, so
+// `.config/nextest.toml` puts both in the `payment-crash` test group.
 
 /// A running `keel serve` and the lines of its stderr.
 struct Serve {
@@ -171,7 +171,6 @@ async fn attempt_state(db: &keel_store::Db, reference: &str) -> Option<AttemptSt
 }
 
 async fn crash_and_retry(backend: Backend) {
-    let _serial = ONE_AT_A_TIME.lock().await;
     let started = Instant::now();
     let engine = match backend {
         Backend::Sqlite => "sqlite",

@@ -148,6 +148,19 @@ pub async fn by_request_key(
         .await)?)
 }
 
+/// How many attempts `invoice` has, and how many of them are pending, read inside the
+/// caller's transaction (which holds the invoice's row lock).
+pub async fn counts(tx: &mut Tx, invoice: InvoiceId) -> Result<(i64, i64), StoreError> {
+    let (all, pending): (i64, i64) = on_tx!(tx, |c| sqlx::query_as(
+        "SELECT COUNT(*), COALESCE(SUM(CASE WHEN state = 'pending' THEN 1 ELSE 0 END), 0) \
+         FROM payment_attempts WHERE invoice_id = $1"
+    )
+    .bind(invoice.get())
+    .fetch_one(&mut *c)
+    .await)?;
+    Ok((all, pending))
+}
+
 /// The attempt (gateway, reference), read outside a transaction.
 pub async fn get(
     db: &Db,

@@ -1201,3 +1201,48 @@ fn html_reply(status: StatusCode, body: String) -> Response {
     );
     response
 }
+
+/// The shipped Paynow component loaded against `fake`, as an admin would load it for a
+/// provider on a private address: a copy of its manifest declares the fake's origin
+/// (`http://www.paynow.co.zw:<port>`), the harness resolves that name to the fake, and the
+/// section allows the loopback network. The sandbox is not loosened: the plugin reaches only
+/// that origin. `integrations` are `(currency, id, key)`, currency `usd` or `zwg`; the
+/// harness must outlive the plugin.
+pub async fn load_plugin(
+    fake: &FakePaynow,
+    integrations: &[(&str, u64, &str)],
+) -> Result<(crate::plugins::PluginHarness, keel_plugin_host::Plugin), String> {
+    const MANIFEST_HOST: &str = "\"https://www.paynow.co.zw\"";
+    let artifact = &keel_plugins::KEEL_PLUGIN_PAYNOW;
+    let manifest = artifact.manifest().map_err(|e| e.to_string())?;
+    if !manifest.contains(MANIFEST_HOST) {
+        return Err(format!(
+            "the Paynow plugin.toml no longer declares {MANIFEST_HOST}"
+        ));
+    }
+    let origin = format!("http://www.paynow.co.zw:{}", fake.port());
+    let manifest = manifest.replace(MANIFEST_HOST, &format!("\"{origin}\""));
+    let mut section = format!(
+        "api_url = \"{origin}\"\nauth_email = \"merchant@example.co.zw\"\n\
+         allow_networks = [\"{}\"]\n",
+        match fake.ip() {
+            IpAddr::V4(ip) => format!("{ip}/32"),
+            IpAddr::V6(ip) => format!("{ip}/128"),
+        }
+    );
+    for (currency, id, key) in integrations {
+        section.push_str(&format!(
+            "{currency}_integration_id = {id}\n{currency}_integration_key = \"{key}\"\n"
+        ));
+    }
+    let mut harness = crate::plugins::PluginHarness::new().resolve("www.paynow.co.zw", fake.ip());
+    let plugin = harness
+        .load(
+            artifact.wasm().map_err(|e| e.to_string())?,
+            &manifest,
+            &section,
+        )
+        .await
+        .map_err(|e| format!("loading the Paynow plugin: {e}"))?;
+    Ok((harness, plugin))
+}

@@ -20,6 +20,22 @@ pub struct Received {
 }
 
 impl Received {
+    /// The message's plain-text part (the whole body of a single-part message), with
+    /// quoted-printable decoded; None when there is no readable text part.
+    pub fn text(&self) -> Option<String> {
+        let (head, body) = self.data.split_once("\r\n\r\n")?;
+        let head_lower = head.to_ascii_lowercase();
+        if !head_lower.contains("multipart/") {
+            return Some(decode_part(&head_lower, body));
+        }
+        // The first text/plain part of a (possibly nested) multipart body.
+        let start = body.to_ascii_lowercase().find("content-type: text/plain")?;
+        let part = &body[start..];
+        let (part_head, rest) = part.split_once("\r\n\r\n")?;
+        let end = rest.find("\r\n--").unwrap_or(rest.len());
+        Some(decode_part(&part_head.to_ascii_lowercase(), &rest[..end]))
+    }
+
     /// The value of the first header called `name` (case-insensitive), unfolded.
     pub fn header(&self, name: &str) -> Option<String> {
         let head = self.data.split("\r\n\r\n").next()?;
@@ -49,6 +65,7 @@ impl Received {
 #[derive(Clone)]
 pub struct SmtpSink {
     pub port: u16,
+    ip: std::net::IpAddr,
     received: Arc<Mutex<Vec<Received>>>,
     down: Arc<AtomicBool>,
 }
@@ -56,12 +73,19 @@ pub struct SmtpSink {
 impl SmtpSink {
     /// Listens on 127.0.0.1, on a free port, until the test ends.
     pub async fn start() -> SmtpSink {
-        let listener = TcpListener::bind("127.0.0.1:0")
+        SmtpSink::start_on("127.0.0.1:0".parse().expect("an address"))
             .await
-            .expect("bind the SMTP sink");
-        let port = listener.local_addr().expect("its address").port();
+            .expect("bind the SMTP sink")
+    }
+
+    /// Listens on `addr` (a loopback address: it relays nothing and keeps what it is sent)
+    /// until the process ends; for `keel-fake paynow --smtp`.
+    pub async fn start_on(addr: std::net::SocketAddr) -> std::io::Result<SmtpSink> {
+        let listener = TcpListener::bind(addr).await?;
+        let local = listener.local_addr()?;
         let sink = SmtpSink {
-            port,
+            port: local.port(),
+            ip: local.ip(),
             received: Arc::default(),
             down: Arc::default(),
         };
@@ -74,12 +98,12 @@ impl SmtpSink {
                 });
             }
         });
-        sink
+        Ok(sink)
     }
 
     /// `smtp://127.0.0.1:{port}`: what a host puts in `[email] smtp_url`.
     pub fn url(&self) -> String {
-        format!("smtp://127.0.0.1:{}", self.port)
+        format!("smtp://{}", std::net::SocketAddr::new(self.ip, self.port))
     }
 
     /// Every message received so far, in order.
@@ -173,5 +197,68 @@ fn address(text: &str) -> String {
     match (t.find('<'), t.find('>')) {
         (Some(a), Some(b)) if a < b => t[a + 1..b].to_string(),
         _ => t.split_whitespace().next().unwrap_or_default().to_string(),
+    }
+}
+
+/// A part's body as text: quoted-printable decoded when its header says so; base64 parts and
+/// others are returned as they are.
+fn decode_part(head_lower: &str, body: &str) -> String {
+    if !head_lower.contains("content-transfer-encoding: quoted-printable") {
+        return body.to_owned();
+    }
+    let bytes = body.replace("=\r\n", "").into_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied().and_then(hex),
+            bytes.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'=', Some(hi), Some(lo)) => {
+                out.push((hi * 16 + lo) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn received(data: &str) -> Received {
+        Received {
+            from: "billing@example.com".into(),
+            to: vec!["tendai@example.co.zw".into()],
+            data: data.replace('\n', "\r\n"),
+        }
+    }
+
+    #[test]
+    fn the_text_part_of_a_multipart_message_is_read_with_quoted_printable_decoded() {
+        let m = received(
+            "Subject: Receipt\nContent-Type: multipart/alternative; boundary=\"b1\"\n\n\
+             --b1\nContent-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: quoted-printable\n\n\
+             Paid: US$25.00 =E2=80=94 thank you. A long line that was=\n wrapped.\n\
+             --b1\nContent-Type: text/html\n\n<p>Paid</p>\n--b1--\n",
+        );
+        assert_eq!(
+            m.text().unwrap(),
+            "Paid: US$25.00 \u{2014} thank you. A long line that was wrapped."
+        );
+        assert_eq!(m.header("subject").as_deref(), Some("Receipt"));
+    }
+
+    #[test]
+    fn a_single_part_message_is_its_body() {
+        let m = received("Subject: Hi\nContent-Type: text/plain\n\nHello\nthere");
+        assert_eq!(m.text().unwrap(), "Hello\r\nthere");
     }
 }

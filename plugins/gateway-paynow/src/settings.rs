@@ -91,6 +91,11 @@ impl Settings {
     }
 
     /// The integration that takes `currency` (ISO code, any case), if one is set up.
+    /// The configured integrations, at least one.
+    pub fn integrations(&self) -> &[Integration] {
+        &self.integrations
+    }
+
     pub fn integration(&self, currency: &str) -> Option<&Integration> {
         self.integrations
             .iter()

@@ -753,6 +753,8 @@ fn update_fields<'a>(status: &'a str, amount: &'a str) -> Vec<(&'a str, &'a str)
 #[test]
 fn callbacks_that_are_not_genuine_are_refused() {
     let _host = started_in(host(), "INV-2026-0042", "USD").install();
+    let mut unknown_reference = update_fields("Paid", "25.00");
+    unknown_reference[0] = ("reference", "INV-9");
     for (body, expected) in [
         (WORKED_UPDATE.to_owned(), "missing hash".to_owned()),
         (
@@ -777,9 +779,23 @@ fn callbacks_that_are_not_genuine_are_refused() {
             signed(&[("paynowreference", "1"), ("status", "Paid")], USD_KEY),
             "missing reference".to_owned(),
         ),
+        // An unknown reference is named only to a sender holding an integration key: to anyone
+        // else it is a forgery like any other, so refusals tell nobody which references exist.
+        (
+            signed(&unknown_reference, USD_KEY),
+            "unknown reference \"INV-9\": no Paynow payment was started with it".to_owned(),
+        ),
+        (
+            signed(&unknown_reference, ZWG_KEY),
+            "unknown reference \"INV-9\": no Paynow payment was started with it".to_owned(),
+        ),
         (
             signed(&update_fields("Paid", "25.00"), USD_KEY).replace("INV-2026-0042", "INV-9"),
-            "unknown reference \"INV-9\": no Paynow payment was started with it".to_owned(),
+            "hash mismatch".to_owned(),
+        ),
+        (
+            signed(&unknown_reference, "not-the-key"),
+            "hash mismatch".to_owned(),
         ),
     ] {
         let err = Paynow::verify_callback(callback(body.clone())).unwrap_err();

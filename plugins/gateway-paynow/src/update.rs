@@ -94,12 +94,24 @@ pub fn verify_callback(req: InboundRequest) -> Result<Callback, PluginError> {
     let reference = message
         .require("reference")
         .map_err(|_| PluginError::refused("missing reference"))?;
-    let currency = recorded_currency(reference)?.ok_or_else(|| {
-        PluginError::refused(format!(
-            "unknown reference {reference:?}: no Paynow payment was started with it"
-        ))
-    })?;
     let settings = Settings::load()?;
+    let Some(currency) = recorded_currency(reference)? else {
+        // Named as unknown only to a sender holding one of the integration keys (Paynow
+        // itself, for a payment started elsewhere with the same integration): to anyone else
+        // it is refused like any forgery, so the answer tells nobody which references exist.
+        let mut why = Unverified::Mismatch;
+        for integration in settings.integrations() {
+            match message.verify(&integration.key) {
+                Ok(()) => {
+                    return Err(PluginError::refused(format!(
+                        "unknown reference {reference:?}: no Paynow payment was started with it"
+                    )));
+                }
+                Err(e) => why = e,
+            }
+        }
+        return Err(PluginError::refused(why.to_string()));
+    };
     let integration = integration_for(&settings, &currency, reference)?;
     message
         .verify(&integration.key)

@@ -63,7 +63,8 @@ fn seller(state: &State) -> String {
     }
 }
 
-fn refuse(state: &State, error: &ApiError) -> Response {
+/// `error` as a page for a person (the pay pages' refusals, a timeout of one of them).
+pub(crate) fn refuse(state: &State, error: &ApiError) -> Response {
     error_page(&state.pages, &seller(state), error)
 }
 

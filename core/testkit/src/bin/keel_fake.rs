@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! keel-fake paynow --listen 127.0.0.1:8091 --integration 1201=3e9fed89-60e1-4ce5-ab6e-6b1eb2d4f977 \
-//!     [--integration ID=KEY …] [--public-base https://www.paynow.co.zw] [--browser-base http://127.0.0.1:8091]
+//!     [--integration ID=KEY …] [--public-base https://www.paynow.co.zw] [--browser-base http://127.0.0.1:8091] \
+//!     [--smtp 127.0.0.1:2525]
 //! ```
 //!
 //! With `--public-base https://www.paynow.co.zw` the poll URLs are the ones the paynow plugin
@@ -11,7 +12,12 @@
 //! sends the plugin's requests here; `--browser-base` (default: this fake's own address when
 //! the public base is not, else the public base) is where the payer's browser goes.
 //!
-//! It prints where it listens and the keel.toml lines to use, logs every request and status
+//! `--smtp ADDR` also runs an SMTP sink there (`keel_testkit::smtp`): point `[email] smtp_url`
+//! at it and every email Keel sends (the invoice, the receipt) is printed here, text part and
+//! all, instead of being delivered.
+//!
+//! It prints where it listens and the keel.toml lines to use (the first integration as the USD
+//! one, the second as the ZWG one), logs every request and status
 //! update, and runs until Ctrl-C, with Paynow's real test-number delays
 //! (`keel_testkit::paynow`).
 
@@ -19,14 +25,16 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use keel_testkit::paynow::FakePaynow;
+use keel_testkit::smtp::SmtpSink;
 
-const USAGE: &str = "usage: keel-fake paynow --listen ADDR:PORT --integration ID=KEY [--integration ID=KEY ...] [--public-base URL] [--browser-base URL]";
+const USAGE: &str = "usage: keel-fake paynow --listen ADDR:PORT --integration ID=KEY [--integration ID=KEY ...] [--public-base URL] [--browser-base URL] [--smtp ADDR:PORT]";
 
 struct Args {
     listen: SocketAddr,
     integrations: Vec<(u64, String)>,
     public_base: Option<String>,
     browser_base: Option<String>,
+    smtp: Option<SocketAddr>,
 }
 
 fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
@@ -39,6 +47,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut integrations = Vec::new();
     let mut public_base = None;
     let mut browser_base = None;
+    let mut smtp = None;
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
         match flag.as_str() {
@@ -62,6 +71,13 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
             }
             "--public-base" => public_base = Some(value()?),
             "--browser-base" => browser_base = Some(value()?),
+            "--smtp" => {
+                let text = value()?;
+                smtp = Some(
+                    text.parse::<SocketAddr>()
+                        .map_err(|e| format!("--smtp {text}: {e}"))?,
+                );
+            }
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown flag {other:?}")),
         }
@@ -74,6 +90,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         integrations,
         public_base,
         browser_base,
+        smtp,
     })
 }
 
@@ -141,15 +158,19 @@ async fn main() -> ExitCode {
         "  test phones: 0771111111 paid after 5 s, 0772222222 paid after 30 s, 0773333333 cancelled after 30 s, 0774444444 refused; others wait for the page"
     );
     println!();
+    // Reached through `--fake-origin`, the plugin still connects to Paynow's own origin as far
+    // as its grant goes: no private network to allow.
+    let fake_origin = paynow.public_base() == "https://www.paynow.co.zw";
     println!("keel.toml:");
-    for (i, (id, key)) in args.integrations.iter().enumerate() {
-        let comment = if i == 0 { "" } else { "# " };
-        println!("{comment}[plugins.paynow]");
-        println!("{comment}usd_integration_id = {id}");
-        println!("{comment}usd_integration_key = \"{}\"", key.to_lowercase());
-        println!("{comment}allow_networks = [\"{network}\"]");
+    println!("[plugins.paynow]");
+    for ((id, key), currency) in args.integrations.iter().zip(["usd", "zwg"]) {
+        println!("{currency}_integration_id = {id}");
+        println!("{currency}_integration_key = \"{}\"", key.to_lowercase());
     }
-    if paynow.public_base() == "https://www.paynow.co.zw" {
+    if !fake_origin {
+        println!("allow_networks = [\"{network}\"]");
+    }
+    if fake_origin {
         println!(
             "# and start Keel with: keel serve --fake-origin https://www.paynow.co.zw={}",
             paynow.origin()
@@ -163,11 +184,52 @@ async fn main() -> ExitCode {
             "# or run this fake with --public-base https://www.paynow.co.zw and Keel with --fake-origin."
         );
     }
+    let sink = match args.smtp {
+        None => None,
+        Some(addr) => match SmtpSink::start_on(addr).await {
+            Ok(sink) => {
+                println!("[email]");
+                println!("smtp_url = \"{}\"", sink.url());
+                println!("from = \"Keel Demo Hosting <billing@example.com>\"");
+                println!(
+                    "# SMTP sink on {addr}: every email sent to it is printed here, never delivered"
+                );
+                Some(sink)
+            }
+            Err(e) => {
+                eprintln!("keel-fake: cannot listen on {addr} for SMTP: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
     println!();
+    if let Some(sink) = sink {
+        tokio::spawn(print_mail(sink));
+    }
 
     if let Err(e) = tokio::signal::ctrl_c().await {
         eprintln!("keel-fake: waiting for Ctrl-C: {e}");
     }
     paynow.stop().await;
     ExitCode::SUCCESS
+}
+
+/// Prints each message the sink receives: its envelope, subject and text part.
+async fn print_mail(sink: SmtpSink) {
+    loop {
+        for mail in sink.take() {
+            println!("=== email to {} from {}", mail.to.join(", "), mail.from);
+            for name in ["Subject", "Date"] {
+                if let Some(value) = mail.header(name) {
+                    println!("{name}: {value}");
+                }
+            }
+            match mail.text() {
+                Some(text) => println!("\n{}", text.trim_end()),
+                None => println!("(no text part; {} bytes)", mail.data.len()),
+            }
+            println!("=== end of email");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
 }
