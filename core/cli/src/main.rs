@@ -7,7 +7,8 @@
 //!   `cargo run --release -p keel --features bench -- bench ledger`. Without it the command
 //!   is hidden and says how to build it (exit code 2).
 //!
-//! Exit codes: 0 success, 1 failure, 2 usage or configuration error. Commands whose output
+//! Exit codes: 0 success, 1 failure, 2 usage or configuration error (`plugin call`: 3 when
+//! the plugin did not answer: a crash, a limit, the time-out). Commands whose output
 //! scripts capture (`keys create`) print only that on stdout; everything else goes to stderr.
 
 mod automation;
@@ -192,6 +193,9 @@ struct Exit(u8, anyhow::Error);
 impl<E: Into<anyhow::Error>> From<E> for Exit {
     fn from(e: E) -> Exit {
         let e = e.into();
+        if let Some(failed) = e.downcast_ref::<plugins::CallFailed>() {
+            return Exit(failed.code, e);
+        }
         let code = if e.downcast_ref::<config::ConfigError>().is_some()
             || e.downcast_ref::<plugins::PluginConfigError>().is_some()
             || e.downcast_ref::<config::UsageError>().is_some()

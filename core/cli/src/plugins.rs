@@ -1,6 +1,6 @@
 //! Plugins in the CLI: what is installed (built into the binary, plus `plugin_host.dirs`),
 //! the `[plugins.<id>]` sections checked before anything starts, the host built from
-//! `[plugin_host]`, and `keel plugin list|inspect|check`.
+//! `[plugin_host]`, and `keel plugin list|inspect|check|call`.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -26,7 +26,53 @@ pub enum PluginCommand {
     Inspect { id: String },
     /// Check every [plugins.<id>] section and load each enabled plugin, without starting.
     Check,
+    /// Run one operation of a plugin in the real host (its limits and grant) and print the
+    /// answer as JSON. Exit 0 when it answered, 1 when it answered a plugin error, 3 when it
+    /// did not answer (a crash, a limit, the time-out); what it wrote to stderr and logged
+    /// goes to stderr.
+    Call {
+        /// The plugin's id: an installed one, or the one in --dir.
+        id: String,
+        /// The operation, as the WIT names it (`initiate`, `verify-callback`, `send`).
+        operation: String,
+        /// The operation's input as JSON (`@FILE` reads a file, `-` stdin); see
+        /// `keel_plugin_host::json_call` for how WIT values are written. Default: null.
+        #[arg(long, default_value = "null")]
+        input: String,
+        /// The kind the operation belongs to, when the plugin has several.
+        #[arg(long)]
+        kind: Option<String>,
+        /// A folder with plugin.toml and plugin.wasm (a plugin being written) instead of an
+        /// installed plugin.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<std::path::PathBuf>,
+        /// A setting, as TOML (`api_key="s3cret"`, `sandbox=true`), over keel.toml's
+        /// [plugins.<id>] section; repeatable.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// Send the plugin's requests for ORIGIN to a fake on loopback
+        /// (`https://www.paynow.co.zw=http://127.0.0.1:8091`); repeatable. The plugin and its
+        /// grant still see ORIGIN.
+        #[arg(long = "fake", value_name = "ORIGIN=TARGET")]
+        fake: Vec<String>,
+    },
 }
+
+/// A plugin call that did not end with an answer: exit status 1 (the plugin answered an
+/// error) or 3 (it did not answer).
+#[derive(Debug)]
+pub struct CallFailed {
+    pub code: u8,
+    pub message: String,
+}
+
+impl fmt::Display for CallFailed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for CallFailed {}
 
 /// Problems with the plugin configuration: Keel refuses to start (exit status 2).
 #[derive(Debug)]
@@ -153,6 +199,206 @@ pub async fn run(config: &Config, command: PluginCommand) -> Result<()> {
         PluginCommand::List { json } => list(config, json),
         PluginCommand::Inspect { id } => inspect(config, &id).await,
         PluginCommand::Check => check(config).await,
+        PluginCommand::Call {
+            id,
+            operation,
+            input,
+            kind,
+            dir,
+            set,
+            fake,
+        } => {
+            call(
+                config,
+                &CallArgs {
+                    id,
+                    operation,
+                    input,
+                    kind,
+                    dir,
+                    set,
+                    fake,
+                },
+            )
+            .await
+        }
+    }
+}
+
+struct CallArgs {
+    id: String,
+    operation: String,
+    input: String,
+    kind: Option<String>,
+    dir: Option<std::path::PathBuf>,
+    set: Vec<String>,
+    fake: Vec<String>,
+}
+
+fn usage(message: impl Into<String>) -> anyhow::Error {
+    crate::config::UsageError(message.into()).into()
+}
+
+/// The JSON `--input` names: inline, `@FILE` or `-` for stdin.
+fn read_input(input: &str) -> Result<serde_json::Value> {
+    let text = match input {
+        "-" => {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+                .context("reading --input from stdin")?;
+            text
+        }
+        file if file.starts_with('@') => std::fs::read_to_string(&file[1..])
+            .map_err(|e| usage(format!("--input {file}: {e}")))?,
+        inline => inline.to_owned(),
+    };
+    serde_json::from_str(&text).map_err(|e| usage(format!("--input is not JSON: {e}")))
+}
+
+/// The plugin `args` name, from --dir or the installed ones.
+fn find_plugin(config: &Config, args: &CallArgs) -> Result<Installed> {
+    match &args.dir {
+        Some(dir) => {
+            let manifest_path = dir.join("plugin.toml");
+            let manifest = std::fs::read_to_string(&manifest_path).map_err(|e| {
+                usage(format!(
+                    "--dir: cannot read {}: {e}",
+                    manifest_path.display()
+                ))
+            })?;
+            let wasm_path = dir.join("plugin.wasm");
+            let wasm = std::fs::read(&wasm_path)
+                .map_err(|e| usage(format!("--dir: cannot read {}: {e}", wasm_path.display())))?;
+            let found = plugins::installed([(
+                manifest,
+                Arc::<[u8]>::from(wasm),
+                dir.display().to_string(),
+            )])
+            .map_err(PluginConfigError)?
+            .pop()
+            .expect("one plugin");
+            if found.manifest.id != args.id {
+                return Err(usage(format!(
+                    "{} is plugin `{}`, not `{}`",
+                    manifest_path.display(),
+                    found.manifest.id,
+                    args.id
+                )));
+            }
+            Ok(found)
+        }
+        None => {
+            let all = installed(config)?;
+            let ids: Vec<String> = all.iter().map(|p| p.manifest.id.clone()).collect();
+            all.into_iter()
+                .find(|p| p.manifest.id == args.id)
+                .ok_or_else(|| {
+                    usage(format!(
+                        "no plugin `{}` is installed (installed: {}); give --dir for one being written",
+                        args.id,
+                        ids.join(", ")
+                    ))
+                })
+        }
+    }
+}
+
+async fn call(config: &Config, args: &CallArgs) -> Result<()> {
+    let input = read_input(&args.input)?;
+    let plugin = find_plugin(config, args)?;
+    let kind = match &args.kind {
+        Some(k) => *plugin
+            .manifest
+            .kinds
+            .iter()
+            .find(|kind| kind.as_str() == k)
+            .ok_or_else(|| {
+                usage(format!(
+                    "plugin `{}` has no kind `{k}` (it has: {})",
+                    args.id,
+                    kinds(&plugin)
+                ))
+            })?,
+        None => match plugin.manifest.kinds.as_slice() {
+            [one] => *one,
+            _ => {
+                return Err(usage(format!(
+                    "plugin `{}` has several kinds ({}): say which with --kind",
+                    args.id,
+                    kinds(&plugin)
+                )));
+            }
+        },
+    };
+    // Its section: keel.toml's, then each --set over it.
+    let mut section = config.plugins.get(&args.id).cloned().unwrap_or_default();
+    for pair in &args.set {
+        let parsed: toml::Table = toml::from_str(pair)
+            .map_err(|e| usage(format!("--set {pair}: expected KEY=VALUE in TOML ({e})")))?;
+        section.extend(parsed);
+    }
+    let enabled = keel_plugin_host::settings::validate(&plugin.manifest, &section)
+        .map_err(PluginConfigError)?;
+    let mut host_config = host_config(
+        config,
+        Arc::new(MemoryKv::default()),
+        Arc::new(chrono::Utc::now),
+    );
+    for pair in &args.fake {
+        let (from, to) = pair
+            .split_once('=')
+            .ok_or_else(|| usage(format!("--fake {pair}: expected ORIGIN=TARGET")))?;
+        host_config
+            .origin_overrides
+            .insert(from.trim(), to.trim())
+            .map_err(|e| usage(format!("--fake {pair}: {e}")))?;
+    }
+    let host = PluginHost::new(host_config).map_err(anyhow::Error::msg)?;
+    let loaded = host
+        .load(plugin.manifest, plugin.wasm, enabled)
+        .await
+        .map_err(|e| PluginConfigError(vec![e.to_string()]))?;
+    let done = loaded
+        .call_json(kind, &args.operation, &input)
+        .await
+        .map_err(usage)?;
+    for line in &done.captured.logs {
+        eprintln!("log: {line}");
+    }
+    for line in done.captured.stderr.lines() {
+        eprintln!("stderr: {line}");
+    }
+    match done.result {
+        Ok(answer) => {
+            println!("{}", serde_json::to_string_pretty(&answer)?);
+            Ok(())
+        }
+        Err(keel_plugin_host::PluginFailure::Plugin(e)) => Err(CallFailed {
+            code: 1,
+            message: format!("the plugin answered an error: {}", describe_error(&e)),
+        }
+        .into()),
+        Err(failure) => Err(CallFailed {
+            code: 3,
+            message: failure.to_string(),
+        }
+        .into()),
+    }
+}
+
+/// A plugin error as its WIT case and message: `refused: card declined`.
+fn describe_error(e: &keel_plugin_host::PluginError) -> String {
+    use keel_plugin_host::PluginError as E;
+    match e {
+        E::InvalidInput(m) => format!("invalid-input: {m}"),
+        E::Refused(m) => format!("refused: {m}"),
+        E::Unavailable(hint) => match hint.retry_after_seconds {
+            Some(s) => format!("unavailable: {} (retry after {s} s)", hint.reason),
+            None => format!("unavailable: {}", hint.reason),
+        },
+        E::Misconfigured(m) => format!("misconfigured: {m}"),
+        E::Unsupported => "unsupported".to_owned(),
+        E::Internal(m) => format!("internal: {m}"),
     }
 }
 

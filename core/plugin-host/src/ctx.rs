@@ -50,6 +50,9 @@ pub struct PluginCtx {
     pub(crate) panic_message: Option<String>,
     pub(crate) ticks: u64,
     pub(crate) stderr: CappedBuffer,
+    /// The log lines of this call, as `LEVEL message` (within the per-call log budget), for
+    /// a caller that shows them ([`crate::Plugin::call_json`]).
+    pub(crate) logs: Vec<String>,
 }
 
 impl WasiView for PluginCtx {
@@ -104,6 +107,7 @@ impl log::Host for PluginCtx {
         if level == log::Level::Error && message.starts_with("plugin panicked: ") {
             self.panic_message = Some(message["plugin panicked: ".len()..].to_owned());
         }
+        self.logs.push(format!("{} {message}", level_name(level)));
         let id = self.shared.id.as_str();
         match level {
             log::Level::Trace => tracing::trace!(target: "keel::plugin", plugin = id, "{message}"),
@@ -112,6 +116,16 @@ impl log::Host for PluginCtx {
             log::Level::Warn => tracing::warn!(target: "keel::plugin", plugin = id, "{message}"),
             log::Level::Error => tracing::error!(target: "keel::plugin", plugin = id, "{message}"),
         }
+    }
+}
+
+fn level_name(level: log::Level) -> &'static str {
+    match level {
+        log::Level::Trace => "TRACE",
+        log::Level::Debug => "DEBUG",
+        log::Level::Info => "INFO",
+        log::Level::Warn => "WARN",
+        log::Level::Error => "ERROR",
     }
 }
 
@@ -253,16 +267,23 @@ impl CappedBuffer {
     }
 }
 
+/// The most lines of a crashed plugin's output its failure carries.
+pub const CRASH_LINES: usize = 40;
+
 impl CappedBuffer {
-    /// The last non-empty line kept, without taking it (a panic message from a plugin
-    /// written without the SDK).
-    pub fn last_line(&self) -> Option<String> {
+    /// The last [`CRASH_LINES`] non-empty lines kept, without taking them: what a plugin
+    /// written without the SDK printed as it crashed (a Python or JavaScript traceback, a
+    /// Rust panic message), minus Rust's hint about `RUST_BACKTRACE`, which a plugin's
+    /// author cannot act on here.
+    pub fn crash_report(&self) -> Option<String> {
         let g = self.inner.lock().unwrap();
         let text = String::from_utf8_lossy(&g.0);
-        text.lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .map(|l| l.trim().to_owned())
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !l.starts_with("note: run with `RUST_BACKTRACE=1`"))
+            .collect();
+        let tail = &lines[lines.len().saturating_sub(CRASH_LINES)..];
+        (!tail.is_empty()).then(|| tail.join("\n"))
     }
 }
 
@@ -385,9 +406,30 @@ mod tests {
         let buf = CappedBuffer::new(10);
         buf.push(b"hello\n");
         buf.push(b"world, and more\n");
-        assert_eq!(buf.last_line().as_deref(), Some("worl"));
+        assert_eq!(buf.crash_report().as_deref(), Some("hello\nworl"));
         let (kept, dropped) = buf.take();
         assert_eq!(kept, b"hello\nworl");
         assert_eq!(dropped, 12);
+    }
+
+    #[test]
+    fn a_crash_report_is_the_output_s_last_lines_without_rust_s_backtrace_hint() {
+        let buf = CappedBuffer::new(64 * 1024);
+        for i in 0..50 {
+            buf.push(format!("line {i}\n").as_bytes());
+        }
+        buf.push(b"\nthread '<unnamed>' panicked at src/lib.rs:3:5:\nboom\n");
+        buf.push(
+            b"note: run with `RUST_BACKTRACE=1` environment variable to display a backtrace\n",
+        );
+        let report = buf.crash_report().unwrap();
+        let lines: Vec<&str> = report.lines().collect();
+        assert_eq!(lines.len(), CRASH_LINES);
+        assert_eq!(lines[0], "line 12");
+        assert_eq!(
+            &lines[CRASH_LINES - 2..],
+            ["thread '<unnamed>' panicked at src/lib.rs:3:5:", "boom"]
+        );
+        assert_eq!(CappedBuffer::new(16).crash_report(), None);
     }
 }

@@ -269,6 +269,7 @@ impl PluginHost {
                 manifest,
                 enabled,
                 pres,
+                pre,
                 info: std::sync::OnceLock::new(),
             }),
         };
@@ -349,6 +350,7 @@ impl HostInner {
             panic_message: None,
             ticks: 0,
             stderr: output,
+            logs: Vec::new(),
         };
         let mut store = Store::new(&self.engine, ctx);
         store.limiter(|c| &mut c.limiter);
@@ -472,6 +474,8 @@ pub(crate) struct PluginInner {
     pub(crate) manifest: Manifest,
     enabled: Enabled,
     pub(crate) pres: Pres,
+    /// The untyped pre-instance, for calls by name ([`Plugin::call_json`]).
+    pub(crate) pre: InstancePre<PluginCtx>,
     info: std::sync::OnceLock<crate::PluginInfo>,
 }
 
@@ -511,6 +515,24 @@ impl Plugin {
             + Send
             + 'static,
     {
+        self.run_captured(kind, op, f).await.0
+    }
+
+    /// [`Plugin::run`], also returning what the plugin wrote to stderr and logged.
+    pub(crate) async fn run_captured<T, F>(
+        &self,
+        kind: Kind,
+        op: &'static str,
+        f: F,
+    ) -> (Result<T, PluginFailure>, Captured)
+    where
+        T: Send + 'static,
+        F: for<'s> FnOnce(
+                &'s mut Store<PluginCtx>,
+            ) -> BoxFuture<'s, wasmtime::Result<Result<T, PluginError>>>
+            + Send
+            + 'static,
+    {
         let started = Instant::now();
         let host = &self.inner.host;
         let permit = Arc::clone(&host.semaphore).acquire_owned().await;
@@ -525,19 +547,20 @@ impl Plugin {
         })
         .catch_unwind();
         let id = self.id().to_owned();
+        let mut captured = Captured::default();
         let result = match task.await {
             Err(_panic) => Err(PluginFailure::Host(
                 "a host function panicked while serving the call".into(),
             )),
-            Ok((outcome, store)) => {
-                let data = store.data();
+            Ok((outcome, mut store)) => {
                 let result = match outcome {
                     Err(_elapsed) => Err(PluginFailure::Timeout),
                     Ok(Ok(Ok(value))) => Ok(value),
                     Ok(Ok(Err(plugin_error))) => Err(PluginFailure::Plugin(plugin_error)),
-                    Ok(Err(trap)) => Err(classify_trap(&trap, data)),
+                    Ok(Err(trap)) => Err(classify_trap(&trap, store.data())),
                 };
-                flush_output(&id, data);
+                captured.stderr = flush_output(&id, store.data());
+                captured.logs = std::mem::take(&mut store.data_mut().logs);
                 result
             }
         };
@@ -559,8 +582,16 @@ impl Plugin {
                 "plugin call failed: {failure}"
             );
         }
-        result
+        (result, captured)
     }
+}
+
+/// What a call wrote to stderr (and stdout) and logged.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Captured {
+    pub stderr: String,
+    /// `LEVEL message`, in order.
+    pub logs: Vec<String>,
 }
 
 fn classify_trap(err: &wasmtime::Error, data: &PluginCtx) -> PluginFailure {
@@ -573,22 +604,20 @@ fn classify_trap(err: &wasmtime::Error, data: &PluginCtx) -> PluginFailure {
         Some(Trap::UnreachableCodeReached) => PluginFailure::Panic(
             data.panic_message
                 .clone()
-                .or_else(|| data.stderr.last_line()),
+                .or_else(|| data.stderr.crash_report()),
         ),
         Some(trap) => PluginFailure::Trap(trap.to_string()),
         None => PluginFailure::Trap(format!("{err:#}")),
     }
 }
 
-fn flush_output(id: &str, data: &PluginCtx) {
+/// Logs the call's stderr and stdout line by line, counts what was dropped, and returns the
+/// output kept.
+fn flush_output(id: &str, data: &PluginCtx) -> String {
     let (bytes, dropped) = data.stderr.take();
-    if !bytes.is_empty() {
-        for line in String::from_utf8_lossy(&bytes)
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-        {
-            tracing::warn!(target: "keel::plugin::stderr", plugin = id, "{line}");
-        }
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        tracing::warn!(target: "keel::plugin::stderr", plugin = id, "{line}");
     }
     if dropped > 0 {
         metrics::counter!("keel_plugin_output_dropped_bytes_total", "plugin" => id.to_owned())
@@ -607,4 +636,5 @@ fn flush_output(id: &str, data: &PluginCtx) {
             data.log_dropped
         );
     }
+    text
 }

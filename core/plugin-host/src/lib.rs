@@ -18,12 +18,15 @@
 //!   and `keel_plugin_*` counters; the caller keeps running.
 //! - [`manifest`] reads `plugin.toml`; [`settings::validate`] checks a `[plugins.<id>]`
 //!   section against it.
+//! - [`Plugin::call_json`] runs any operation by name with JSON input and output
+//!   ([`json_call`]), for `keel plugin call` and `keel plugin test`.
 
 mod bindings;
 mod ctx;
 mod failure;
 pub mod grant;
 mod host;
+pub mod json_call;
 mod kinds;
 pub mod kv;
 pub mod manifest;
@@ -36,7 +39,8 @@ pub use bindings::v0_1::host::keel::plugin::types::{
 pub use ctx::LogLimits;
 pub use failure::{LoadError, PluginError, PluginFailure, RetryHint};
 pub use grant::Grant;
-pub use host::{ClockFn, EPOCH_TICK, HostConfig, Plugin, PluginHost, SUPPORTED_WIT};
+pub use host::{Captured, ClockFn, EPOCH_TICK, HostConfig, Plugin, PluginHost, SUPPORTED_WIT};
+pub use json_call::{JsonCall, Operation};
 pub use kinds::{assistant, gateway, notifier, provisioner, registrar};
 pub use manifest::{Kind, Manifest};
 pub use outbound::{HttpLimits, OriginOverrides, ResolverOverrides};

@@ -1,0 +1,335 @@
+//! `keel plugin call`: one operation of a plugin in the real host, from the command line.
+//! The bank-transfer gateway answers from its settings; the Paynow gateway starts a payment
+//! at the fake Paynow through `--fake` (its grant still names Paynow's origin); a plugin being
+//! written is called from its folder (`--dir`); each way a question can be wrong exits 2
+//! naming the problem, a plugin error exits 1 and a crash 3 with the plugin's last words.
+
+use std::path::Path;
+use std::process::Stdio;
+
+use keel_plugins::KEEL_FIXTURE_HOSTILE;
+use keel_testkit::paynow::FakePaynow;
+use serde_json::{Value, json};
+use tokio::process::Command;
+
+const KEEL: &str = env!("CARGO_BIN_EXE_keel");
+
+struct Ran {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Ran {
+    fn exits(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code,
+            Some(code),
+            "stdout:\n{}\nstderr:\n{}",
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    fn says(&self, text: &str) -> &Self {
+        assert!(
+            self.stderr.contains(text),
+            "no {text:?} in stderr:\n{}",
+            self.stderr
+        );
+        self
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", self.stdout))
+    }
+}
+
+/// `keel plugin call ARGS` in `dir`, with nothing of the developer's environment but PATH and
+/// HOME.
+async fn call(dir: &Path, args: &[&str]) -> Ran {
+    let mut command = Command::new(KEEL);
+    command
+        .args(["plugin", "call"])
+        .args(args)
+        .current_dir(dir)
+        .env_clear()
+        .env("KEEL_LOG", "error")
+        .stdin(Stdio::null());
+    for name in ["PATH", "HOME"] {
+        if let Some(value) = std::env::var_os(name) {
+            command.env(name, value);
+        }
+    }
+    let out = command.output().await.expect("keel runs");
+    Ran {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn payment_request(currency: &str) -> Value {
+    json!({
+        "reference": "INV-7-AB12CD",
+        "invoice-id": "INV-7",
+        "amount": { "minor": 2500, "currency": currency },
+        "description": "Invoice INV-7",
+        "payer": { "first-name": "Rudo", "last-name": "Chikwanha", "email": "rudo@example.co.zw" },
+        "return-url": "http://127.0.0.1:8080/pay/return/INV-7-AB12CD",
+        "callback-url": "http://127.0.0.1:8080/hooks/gateway/paynow"
+    })
+}
+
+#[tokio::test]
+async fn a_gateway_answers_from_its_settings_and_bad_questions_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = payment_request("USD").to_string();
+    let answer = call(
+        dir.path(),
+        &[
+            "bank-transfer",
+            "initiate",
+            "--set",
+            "instructions = \"Bank: First Bank\"",
+            "--input",
+            &input,
+        ],
+    )
+    .await;
+    answer.exits(0);
+    let started = answer.json();
+    assert_eq!(started["status"], "pending");
+    assert!(
+        started["action"]["instructions"]
+            .as_str()
+            .unwrap()
+            .starts_with("Bank: First Bank"),
+        "{started}"
+    );
+    // The input from a file.
+    std::fs::write(dir.path().join("req.json"), &input).unwrap();
+    call(
+        dir.path(),
+        &[
+            "bank-transfer",
+            "initiate",
+            "--set",
+            "instructions=\"x\"",
+            "--input",
+            "@req.json",
+        ],
+    )
+    .await
+    .exits(0);
+
+    // Wrong questions: exit 2, naming what is wrong.
+    call(dir.path(), &["stripe", "initiate"])
+        .await
+        .exits(2)
+        .says("no plugin `stripe` is installed");
+    call(
+        dir.path(),
+        &["bank-transfer", "capture", "--set", "instructions=\"x\""],
+    )
+    .await
+    .exits(2)
+    .says("no operation `capture`");
+    call(
+        dir.path(),
+        &[
+            "bank-transfer",
+            "initiate",
+            "--set",
+            "instructions=\"x\"",
+            "--input",
+            "{\"reference\": 1}",
+        ],
+    )
+    .await
+    .exits(2)
+    .says("`req.reference` must be a string");
+    call(
+        dir.path(),
+        &[
+            "bank-transfer",
+            "initiate",
+            "--set",
+            "instructions=\"x\"",
+            "--input",
+            "{nope",
+        ],
+    )
+    .await
+    .exits(2)
+    .says("--input is not JSON");
+    call(
+        dir.path(),
+        &[
+            "bank-transfer",
+            "initiate",
+            "--set",
+            "colour=\"red\"",
+            "--input",
+            &input,
+        ],
+    )
+    .await
+    .exits(2)
+    .says("colour");
+    call(
+        dir.path(),
+        &[
+            "bank-transfer",
+            "initiate",
+            "--kind",
+            "registrar",
+            "--input",
+            &input,
+        ],
+    )
+    .await
+    .exits(2)
+    .says("has no kind `registrar`");
+    // The plugin's own refusal: exit 1 with its case and message.
+    let refund = json!({
+        "reference": "R-1",
+        "payment": { "reference": "INV-7-AB12CD", "provider-reference": "P-1", "state": null },
+        "amount": { "minor": 100, "currency": "USD" },
+        "reason": "duplicate"
+    });
+    call(
+        dir.path(),
+        &[
+            "bank-transfer",
+            "refund",
+            "--set",
+            "instructions=\"x\"",
+            "--input",
+            &refund.to_string(),
+        ],
+    )
+    .await
+    .exits(1)
+    .says("the plugin answered an error: unsupported");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paynow_starts_a_payment_at_the_fake_through_a_fake_origin() {
+    const KEY: &str = "3e9fed89-60e1-4ce5-ab6e-6b1eb2d4f977";
+    let fake = FakePaynow::builder(&[(1201, KEY)])
+        .public_base("https://www.paynow.co.zw")
+        .browser_base_here()
+        .start()
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let origin = format!("https://www.paynow.co.zw={}", fake.origin());
+    let key = format!("usd_integration_key = \"{KEY}\"");
+    let input = payment_request("USD").to_string();
+    let answer = call(
+        dir.path(),
+        &[
+            "paynow",
+            "initiate",
+            "--fake",
+            &origin,
+            "--set",
+            "usd_integration_id = 1201",
+            "--set",
+            &key,
+            "--input",
+            &input,
+        ],
+    )
+    .await;
+    answer.exits(0);
+    let started = answer.json();
+    let url = started["action"]["redirect"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{started}"));
+    assert!(url.starts_with(&fake.origin()), "{url}");
+    assert_eq!(fake.transactions().len(), 1);
+    // A fake origin is on loopback or refused: --fake cannot point a plugin anywhere else.
+    let unreachable = call(
+        dir.path(),
+        &[
+            "paynow",
+            "initiate",
+            "--fake",
+            "https://www.paynow.co.zw=http://10.0.0.1:80",
+            "--input",
+            &input,
+        ],
+    )
+    .await;
+    unreachable.exits(2).says("loopback");
+    fake.stop().await;
+}
+
+#[tokio::test]
+async fn a_plugin_being_written_is_called_from_its_folder_and_a_crash_exits_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = dir.path().join("hostile");
+    std::fs::create_dir(&plugin).unwrap();
+    std::fs::write(
+        plugin.join("plugin.toml"),
+        KEEL_FIXTURE_HOSTILE.manifest().unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        plugin.join("plugin.wasm"),
+        KEEL_FIXTURE_HOSTILE.wasm().unwrap(),
+    )
+    .unwrap();
+    let dir_arg = plugin.display().to_string();
+    let message =
+        |body: &str| json!({ "reference": "n-1", "to": "+263771234567", "body": body }).to_string();
+    let target = "target = \"http://provider.test/\"";
+
+    let ok = call(
+        dir.path(),
+        &[
+            "hostile",
+            "send",
+            "--dir",
+            &dir_arg,
+            "--set",
+            target,
+            "--input",
+            &message("ok"),
+        ],
+    )
+    .await;
+    ok.exits(0);
+    assert_eq!(
+        ok.json(),
+        json!({ "provider-id": "fine", "status": "sent" })
+    );
+
+    call(
+        dir.path(),
+        &[
+            "hostile",
+            "send",
+            "--dir",
+            &dir_arg,
+            "--set",
+            target,
+            "--input",
+            &message("panic"),
+        ],
+    )
+    .await
+    .exits(3)
+    .says("the plugin crashed")
+    .says("hostile plugin panics on purpose");
+    call(
+        dir.path(),
+        &["echo", "send", "--dir", &dir_arg, "--input", &message("ok")],
+    )
+    .await
+    .exits(2)
+    .says("is plugin `hostile`, not `echo`");
+}
