@@ -312,9 +312,11 @@ pub struct PluginHostConfig {
     /// Directories of installed plugins besides the built-in ones: each holds one folder
     /// per plugin with `plugin.toml` and `plugin.wasm`.
     pub dirs: Vec<PathBuf>,
-    /// Where compiled plugins are cached (keyed by content hash and engine). Keel loads
-    /// native code from here, so it must be a directory only Keel writes to. Empty = no
-    /// cache (every start compiles).
+    /// Where compiled plugins are cached (keyed by plugin, content hash and engine). Keel
+    /// loads native code from here, so it must be a directory only Keel writes to. Empty =
+    /// the user's cache directory (`$XDG_CACHE_HOME/keel/plugins`, else
+    /// `~/.cache/keel/plugins`); `"off"` = no cache (every start compiles). A plugin's older
+    /// builds are removed when a new one is cached, and entries unused for 30 days go.
     pub cache_dir: PathBuf,
     /// Plugin calls running at once (job workers plus API callbacks); the rest wait.
     pub max_concurrent_calls: u32,
@@ -335,7 +337,7 @@ impl Default for PluginHostConfig {
     fn default() -> Self {
         Self {
             dirs: Vec::new(),
-            cache_dir: PathBuf::from("keel-plugin-cache"),
+            cache_dir: PathBuf::new(),
             max_concurrent_calls: 16,
             memory_limit_mb: 64,
             cpu_budget_ms: 2_000,
@@ -1166,14 +1168,53 @@ pub fn load_with_flags(
                 error,
             })?;
             let source = path.display().to_string();
-            let table = text
+            let mut table = text
                 .parse::<toml::Table>()
                 .map_err(|error| syntax_error(&text, &source, &error))?;
+            resolve_paths(&mut table, path.parent().unwrap_or(Path::new("")));
             (table, source)
         }
         None => (toml::Table::new(), DEFAULTS_SOURCE.to_string()),
     };
     load_table(table, &source, env, flags)
+}
+
+/// The keys that name files or folders: `(section, key)`.
+const PATH_KEYS: [(&str, &str); 5] = [
+    ("plugin_host", "dirs"),
+    ("plugin_host", "cache_dir"),
+    ("server", "theme_dir"),
+    ("notifications", "theme_dir"),
+    ("billing", "pdf_template"),
+];
+
+/// Makes the file's relative paths relative to the file's folder `base`, so a keel.toml
+/// means the same from wherever Keel is started. Empty values and `"off"` (the cache) keep
+/// their meaning; values from the environment or flags stay relative to the working
+/// directory, as a shell's paths are. The database URL is a URL, left as written.
+fn resolve_paths(table: &mut toml::Table, base: &Path) {
+    let resolve = |value: &mut toml::Value| {
+        if let toml::Value::String(text) = value
+            && !text.is_empty()
+            && text != "off"
+            && Path::new(text.as_str()).is_relative()
+        {
+            *text = base.join(text.as_str()).display().to_string();
+        }
+    };
+    for (section, key) in PATH_KEYS {
+        let Some(value) = table
+            .get_mut(section)
+            .and_then(toml::Value::as_table_mut)
+            .and_then(|t| t.get_mut(key))
+        else {
+            continue;
+        };
+        match value {
+            toml::Value::Array(items) => items.iter_mut().for_each(resolve),
+            other => resolve(other),
+        }
+    }
 }
 
 /// [`load`] for text already in memory; `source` names it in errors.
@@ -1547,6 +1588,47 @@ mod tests {
         let config = load(Some(&path), &[]).unwrap();
 
         assert_eq!(config, Config::default());
+    }
+
+    #[test]
+    fn relative_paths_in_a_file_are_taken_from_its_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let nested = dir.path().join("etc");
+        std::fs::create_dir(&nested).unwrap();
+        // What start-up checks is there, beside the file (not where the test runs).
+        std::fs::create_dir(nested.join("theme")).unwrap();
+        std::fs::write(nested.join("invoice.typ"), "= Invoice").unwrap();
+        let path = nested.join("keel.toml");
+        std::fs::write(
+            &path,
+            "[plugin_host]\ndirs = [\"plugins\", \"/opt/keel/plugins\"]\ncache_dir = \"cache\"\n\n\
+             [server]\ntheme_dir = \"theme\"\n\n[billing]\npdf_template = \"invoice.typ\"\n",
+        )
+        .unwrap();
+
+        let config = load(Some(&path), &[]).unwrap();
+        assert_eq!(
+            config.plugin_host.dirs,
+            [nested.join("plugins"), PathBuf::from("/opt/keel/plugins")]
+        );
+        assert_eq!(config.plugin_host.cache_dir, nested.join("cache"));
+        assert_eq!(config.server.theme_dir, Some(nested.join("theme")));
+        assert_eq!(
+            config.billing.pdf_template,
+            Some(nested.join("invoice.typ"))
+        );
+
+        // From the environment, a path stays relative to where Keel runs; "off" stays "off".
+        let env = [("KEEL_PLUGIN_HOST__CACHE_DIR".to_owned(), "here".to_owned())];
+        assert_eq!(
+            load(Some(&path), &env).unwrap().plugin_host.cache_dir,
+            PathBuf::from("here")
+        );
+        std::fs::write(&path, "[plugin_host]\ncache_dir = \"off\"\n").unwrap();
+        assert_eq!(
+            load(Some(&path), &[]).unwrap().plugin_host.cache_dir,
+            PathBuf::from("off")
+        );
     }
 
     #[test]

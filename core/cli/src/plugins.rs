@@ -114,9 +114,19 @@ pub fn installed(config: &Config) -> Result<Vec<Installed>> {
             )
         })
         .collect();
+    // A folder that cannot be read is a configuration problem (exit 2), named with its key.
+    let mut problems = Vec::new();
     for dir in &config.plugin_host.dirs {
-        let entries = std::fs::read_dir(dir)
-            .with_context(|| format!("plugin_host.dirs: cannot read {}", dir.display()))?;
+        let entries = match std::fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(e) => {
+                problems.push(format!(
+                    "plugin_host.dirs: cannot read {}: {e}",
+                    dir.display()
+                ));
+                continue;
+            }
+        };
         let mut folders: Vec<_> = entries
             .filter_map(|e| e.ok())
             .map(|e| e.path())
@@ -124,14 +134,23 @@ pub fn installed(config: &Config) -> Result<Vec<Installed>> {
             .collect();
         folders.sort();
         for folder in folders {
-            let manifest = folder.join("plugin.toml");
-            let wasm = folder.join("plugin.wasm");
-            let manifest = std::fs::read_to_string(&manifest)
-                .with_context(|| format!("cannot read {}", manifest.display()))?;
-            let bytes =
-                std::fs::read(&wasm).with_context(|| format!("cannot read {}", wasm.display()))?;
-            found.push((manifest, bytes.into(), folder.display().to_string()));
+            let read = |name: &str| {
+                let path = folder.join(name);
+                std::fs::read(&path)
+                    .map_err(|e| format!("plugin_host.dirs: cannot read {}: {e}", path.display()))
+            };
+            match (read("plugin.toml"), read("plugin.wasm")) {
+                (Ok(manifest), Ok(bytes)) => found.push((
+                    String::from_utf8_lossy(&manifest).into_owned(),
+                    bytes.into(),
+                    folder.display().to_string(),
+                )),
+                (manifest, wasm) => problems.extend(manifest.err().into_iter().chain(wasm.err())),
+            }
         }
+    }
+    if !problems.is_empty() {
+        return Err(PluginConfigError(problems).into());
     }
     plugins::installed(found).map_err(|e| PluginConfigError(e).into())
 }
@@ -161,13 +180,33 @@ pub fn host_config(
         memory_limit_bytes: ph.memory_limit_mb as usize * 1024 * 1024,
         cpu_budget: Duration::from_millis(ph.cpu_budget_ms),
         call_timeout: Duration::from_millis(ph.call_timeout_ms),
-        cache_dir: (!ph.cache_dir.as_os_str().is_empty()).then(|| ph.cache_dir.clone()),
+        cache_dir: cache_dir(&ph.cache_dir),
         // Checked by `Config::validate` (and for `--fake-origin`, by `serve`).
         origin_overrides: config.fake_origin_overrides().unwrap_or_default(),
         kv,
         clock,
         ..HostConfig::default()
     }
+}
+
+/// Where compiled plugins are cached: `[plugin_host] cache_dir`, else the user's cache
+/// directory (`$XDG_CACHE_HOME/keel/plugins`, else `$HOME/.cache/keel/plugins`); none when
+/// neither variable is set, or with `cache_dir = "off"`.
+pub fn cache_dir(configured: &std::path::Path) -> Option<std::path::PathBuf> {
+    if configured == std::path::Path::new("off") {
+        return None;
+    }
+    if !configured.as_os_str().is_empty() {
+        return Some(configured.to_path_buf());
+    }
+    let var = |name| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(std::path::PathBuf::from)
+    };
+    var("XDG_CACHE_HOME")
+        .or_else(|| var("HOME").map(|home| home.join(".cache")))
+        .map(|base| base.join("keel").join("plugins"))
 }
 
 /// Checks every section against the installed plugins' manifests; any problem stops

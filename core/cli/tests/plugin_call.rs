@@ -3,6 +3,9 @@
 //! at the fake Paynow through `--fake` (its grant still names Paynow's origin); a plugin being
 //! written is called from its folder (`--dir`); each way a question can be wrong exits 2
 //! naming the problem, a plugin error exits 1 and a crash 3 with the plugin's last words.
+//! Around it: compiled plugins are cached in the user's cache directory, not the working
+//! directory; relative paths in keel.toml are the file's; an unreadable plugin folder is a
+//! configuration problem (exit 2).
 
 use std::path::Path;
 use std::process::Stdio;
@@ -47,12 +50,17 @@ impl Ran {
     }
 }
 
-/// `keel plugin call ARGS` in `dir`, with nothing of the developer's environment but PATH and
-/// HOME.
+/// `keel plugin call ARGS` in `dir`.
 async fn call(dir: &Path, args: &[&str]) -> Ran {
+    let mut all = vec!["plugin", "call"];
+    all.extend_from_slice(args);
+    keel(dir, &all).await
+}
+
+/// `keel ARGS` in `dir`, with nothing of the developer's environment but PATH and HOME.
+async fn keel(dir: &Path, args: &[&str]) -> Ran {
     let mut command = Command::new(KEEL);
     command
-        .args(["plugin", "call"])
         .args(args)
         .current_dir(dir)
         .env_clear()
@@ -332,4 +340,74 @@ async fn a_plugin_being_written_is_called_from_its_folder_and_a_crash_exits_3() 
     .await
     .exits(2)
     .says("is plugin `hostile`, not `echo`");
+}
+
+#[tokio::test]
+async fn the_cache_stays_out_of_the_working_directory_and_paths_are_the_config_file_s() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    let etc = dir.path().join("etc");
+    let home = dir.path().join("home");
+    for d in [&work, &etc, &home] {
+        std::fs::create_dir(d).unwrap();
+    }
+    // A plugin folder beside keel.toml, named relative to it.
+    let plugins = etc.join("plugins");
+    let hostile = plugins.join("hostile");
+    std::fs::create_dir_all(&hostile).unwrap();
+    std::fs::write(
+        hostile.join("plugin.toml"),
+        KEEL_FIXTURE_HOSTILE.manifest().unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        hostile.join("plugin.wasm"),
+        KEEL_FIXTURE_HOSTILE.wasm().unwrap(),
+    )
+    .unwrap();
+    let config = etc.join("keel.toml");
+    std::fs::write(&config, "[plugin_host]\ndirs = [\"plugins\"]\n\n[plugins.hostile]\ntarget = \"http://provider.test/\"\n").unwrap();
+    let config = config.display().to_string();
+
+    let mut command = Command::new(KEEL);
+    command
+        .args(["--config", &config, "plugin", "check"])
+        .current_dir(&work)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", &home)
+        .env("KEEL_LOG", "error");
+    let out = command.output().await.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("ok  hostile"), "{stdout}");
+    assert_eq!(
+        std::fs::read_dir(&work).unwrap().count(),
+        0,
+        "nothing written where keel ran"
+    );
+    let cached: Vec<_> = std::fs::read_dir(home.join(".cache/keel/plugins"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        cached.len() == 1 && cached[0].starts_with("hostile-"),
+        "{cached:?}"
+    );
+
+    // A folder that is not there: a configuration problem, exit 2, naming the key.
+    std::fs::write(
+        etc.join("bad.toml"),
+        "[plugin_host]\ndirs = [\"missing\"]\n",
+    )
+    .unwrap();
+    let bad = etc.join("bad.toml").display().to_string();
+    keel(&work, &["--config", &bad, "plugin", "list"])
+        .await
+        .exits(2)
+        .says("plugin_host.dirs: cannot read");
 }

@@ -46,8 +46,9 @@ pub struct HostConfig {
     pub call_timeout: Duration,
     /// The guest's stack.
     pub max_wasm_stack_bytes: usize,
-    /// Where compiled plugins are cached (keyed by content hash and engine); none compiles
-    /// every time.
+    /// Where compiled plugins are cached (`<id>-<hash of the bytes and engine>.cwasm`; a new
+    /// build of a plugin replaces its older ones, entries unused for [`CACHE_KEEP`] go); none
+    /// compiles every time.
     pub cache_dir: Option<PathBuf>,
     pub http: HttpLimits,
     pub log: LogLimits,
@@ -94,6 +95,8 @@ pub(crate) struct HostInner {
     config: HostConfig,
     cpu_ticks: u64,
     ticker_stop: Arc<AtomicBool>,
+    /// The cache was pruned of old entries (once per host).
+    pruned: std::sync::Once,
 }
 
 impl Drop for HostInner {
@@ -178,6 +181,7 @@ impl PluginHost {
                 cpu_ticks,
                 config,
                 ticker_stop,
+                pruned: std::sync::Once::new(),
             }),
         })
     }
@@ -199,7 +203,8 @@ impl PluginHost {
         let component = {
             let inner = Arc::clone(&self.inner);
             let wasm = Arc::clone(&wasm);
-            tokio::task::spawn_blocking(move || inner.compile(&wasm))
+            let id = id.clone();
+            tokio::task::spawn_blocking(move || inner.compile(&id, &wasm))
                 .await
                 .map_err(|e| err(format!("compiling panicked: {e}")))?
                 .map_err(err)?
@@ -289,9 +294,12 @@ impl PluginHost {
 }
 
 impl HostInner {
-    /// Compiles `wasm`, or loads the artifact this host cached for the same bytes and
-    /// engine. Bytes are validated by the compiler before anything runs.
-    fn compile(&self, wasm: &[u8]) -> Result<Component, String> {
+    /// Compiles `wasm` (plugin `id`'s), or loads the artifact this host cached for the same
+    /// bytes and engine. Bytes are validated by the compiler before anything runs. A cached
+    /// entry's modification time is its last use; caching a new build of `id` removes its
+    /// older ones (an author rebuilding a 35 MB Python plugin all day keeps one), and the
+    /// first compile of a host removes entries unused for [`CACHE_KEEP`].
+    fn compile(&self, id: &str, wasm: &[u8]) -> Result<Component, String> {
         let Some(dir) = &self.config.cache_dir else {
             return Component::new(&self.engine, wasm).map_err(|e| invalid_component(&e));
         };
@@ -303,10 +311,17 @@ impl HostInner {
             &mut HashWriter(&mut hasher),
         );
         let key = hex::encode(hasher.finalize());
-        let path = dir.join(format!("{key}.cwasm"));
+        self.pruned.call_once(|| prune_cache(dir));
+        let path = dir.join(format!("{id}-{key}.cwasm"));
         if path.is_file() {
             match load_cached(&self.engine, &path) {
-                Ok(component) => return Ok(component),
+                Ok(component) => {
+                    let _ = std::fs::File::options()
+                        .append(true)
+                        .open(&path)
+                        .and_then(|f| f.set_modified(std::time::SystemTime::now()));
+                    return Ok(component);
+                }
                 Err(e) => tracing::warn!(
                     "ignoring the unreadable cached plugin {}: {e}",
                     path.display()
@@ -319,11 +334,12 @@ impl HostInner {
             let written = std::fs::create_dir_all(dir)
                 .and_then(|()| std::fs::write(&tmp, &bytes))
                 .and_then(|()| std::fs::rename(&tmp, &path));
-            if let Err(e) = written {
-                tracing::warn!(
+            match written {
+                Ok(()) => remove_older_builds(dir, id, &path),
+                Err(e) => tracing::warn!(
                     "could not cache the compiled plugin in {}: {e}",
                     dir.display()
-                );
+                ),
             }
         }
         Ok(component)
@@ -366,6 +382,64 @@ impl HostInner {
             })
         });
         store
+    }
+}
+
+/// How long a cached compiled plugin nobody loads is kept.
+pub const CACHE_KEEP: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// Removes `id`'s cached builds other than `keep`.
+fn remove_older_builds(dir: &std::path::Path, id: &str, keep: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let prefix = format!("{id}-");
+    for entry in entries.filter_map(Result::ok) {
+        let path = entry.path();
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        // `<id>-<64 hex digits>.cwasm`: another plugin's id may start with this one's.
+        let is_build = name
+            .strip_prefix(&prefix)
+            .and_then(|rest| rest.strip_suffix(".cwasm"))
+            .is_some_and(|hash| hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()));
+        if is_build && path != keep {
+            match std::fs::remove_file(&path) {
+                Ok(()) => tracing::info!(
+                    "removed an older build of plugin {id} from the cache: {}",
+                    path.display()
+                ),
+                Err(e) => tracing::warn!("could not remove {}: {e}", path.display()),
+            }
+        }
+    }
+}
+
+/// Removes cache entries unused for [`CACHE_KEEP`], and temporary files older than a day
+/// (a process killed while writing one).
+fn prune_cache(dir: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let now = std::time::SystemTime::now();
+    for entry in entries.filter_map(Result::ok) {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let keep = if name.ends_with(".cwasm") {
+            CACHE_KEEP
+        } else if name.ends_with(".tmp") {
+            Duration::from_secs(24 * 3600)
+        } else {
+            continue;
+        };
+        let unused = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| now.duration_since(t).ok());
+        if unused.is_some_and(|age| age > keep) {
+            let _ = std::fs::remove_file(entry.path());
+        }
     }
 }
 

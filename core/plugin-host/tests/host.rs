@@ -645,6 +645,72 @@ async fn compiled_plugins_are_cached_on_disk() {
     still_serving(&plugin).await;
 }
 
+/// `wasm` with a custom section appended: another build of the same plugin.
+fn rebuilt(wasm: &[u8], tag: &[u8]) -> Vec<u8> {
+    let name = b"keel-test";
+    let size = 1 + name.len() + tag.len();
+    assert!(size < 128 && tag.len() < 100, "one-byte LEB128 sizes");
+    let mut out = wasm.to_vec();
+    out.push(0); // a custom section
+    out.push(u8::try_from(size).unwrap());
+    out.push(u8::try_from(name.len()).unwrap());
+    out.extend_from_slice(name);
+    out.extend_from_slice(tag);
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_build_replaces_the_old_one_in_the_cache_and_unused_entries_go() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    std::fs::create_dir(&cache).unwrap();
+    let names = || {
+        let mut names: Vec<String> = std::fs::read_dir(&cache)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    // Another plugin's build, unused for 31 days; and one used yesterday.
+    let hash = "0".repeat(64);
+    let stale = cache.join(format!("old-plugin-{hash}.cwasm"));
+    let recent = cache.join(format!("hostile-extra-{hash}.cwasm"));
+    for (path, days) in [(&stale, 31), (&recent, 1)] {
+        std::fs::write(path, b"x").unwrap();
+        let when = std::time::SystemTime::now() - std::time::Duration::from_secs(days * 24 * 3600);
+        std::fs::File::options()
+            .append(true)
+            .open(path)
+            .unwrap()
+            .set_modified(when)
+            .unwrap();
+    }
+    let manifest = KEEL_FIXTURE_HOSTILE.manifest().unwrap();
+    let wasm = KEEL_FIXTURE_HOSTILE.wasm().unwrap();
+    let mut seen = Vec::new();
+    for build in [wasm.clone(), rebuilt(&wasm, b"2"), rebuilt(&wasm, b"3")] {
+        let mut harness = PluginHarness::new().configure(|c| c.cache_dir = Some(cache.clone()));
+        let plugin = harness
+            .load(build, &manifest, "target = \"http://provider.test/\"")
+            .await
+            .unwrap();
+        still_serving(&plugin).await;
+        let now = names();
+        // The stale entry went at the first compile; the other plugin's recent one stays;
+        // `hostile` has exactly one build, the newest.
+        let ours: Vec<&String> = now
+            .iter()
+            .filter(|n| n.starts_with("hostile-") && !n.starts_with("hostile-extra-"))
+            .collect();
+        assert_eq!(ours.len(), 1, "{now:?}");
+        assert!(!seen.contains(ours[0]), "a new build, a new entry: {now:?}");
+        seen.push(ours[0].clone());
+        assert!(!stale.exists(), "{now:?}");
+        assert!(recent.exists(), "{now:?}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn more_calls_than_pool_slots_wait_their_turn() {
     let mut harness = PluginHarness::new().configure(|c| c.max_concurrent_calls = 2);
