@@ -40,10 +40,17 @@ pub fn flag(key: &str, default: bool) -> Result<bool, PluginError> {
     Ok(parse::<bool>(key)?.unwrap_or(default))
 }
 
-/// A secret setting (a password, an API key): required, and wrapped so it cannot end up in
-/// a log line by accident.
+/// A secret setting (a password, an API key): required and not blank (an empty key would
+/// sign every request with nothing), and wrapped so it cannot end up in a log line by
+/// accident.
 pub fn secret(key: &str) -> Result<Secret, PluginError> {
-    require(key).map(Secret)
+    let value = require(key)?;
+    if value.trim().is_empty() {
+        return Err(PluginError::misconfigured(format!(
+            "the setting `{key}` is empty: a secret needs a value"
+        )));
+    }
+    Ok(Secret(value))
 }
 
 /// A secret value. `Debug` and `Display` show `***`; [`Secret::expose`] gives the text.
@@ -71,5 +78,28 @@ impl fmt::Debug for Secret {
 impl fmt::Display for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("***")
+    }
+}
+
+#[cfg(all(test, not(target_family = "wasm")))]
+mod tests {
+    use super::*;
+    use crate::testing::FakeHost;
+
+    #[test]
+    fn an_empty_secret_is_a_settings_problem_naming_the_key() {
+        let _host = FakeHost::new()
+            .setting("api_key", "  ")
+            .setting("token", "s3cret")
+            .install();
+        assert_eq!(
+            secret("api_key").unwrap_err(),
+            PluginError::misconfigured("the setting `api_key` is empty: a secret needs a value")
+        );
+        assert_eq!(secret("token").unwrap().expose(), "s3cret");
+        assert!(matches!(
+            secret("missing"),
+            Err(PluginError::Misconfigured(_))
+        ));
     }
 }

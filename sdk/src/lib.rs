@@ -18,11 +18,14 @@
 //! - for checking what a provider sends back: [`http::form_decode_strict`] (form fields in
 //!   order, decoded exactly once, or an error; [`InboundRequest::form_strict`] and
 //!   [`http::Response::form_strict`] apply it to a callback's or a reply's body),
-//!   [`http::Origin`] (is this URL on the host I meant?) and [`Money::to_decimal`] /
-//!   [`Money::parse_decimal`] (minor units to and from `"25.00"`, exactly);
+//!   [`http::Origin`] (is this URL on the host I meant?) and [`Money::to_major`] /
+//!   [`Money::from_major`] (minor units to and from `"25.00"` at the currency's exponent,
+//!   from the kernel's ISO 4217 table in [`currency`], exactly);
 //! - [`ids`]: newtypes for references, invoice, service and provider ids, and a checked
 //!   [`DomainName`](ids::DomainName);
-//! - [`testing`], a fake kernel for fast native unit tests of a plugin's logic.
+//! - [`testing`], a fake kernel for fast native unit tests of a plugin's logic, and
+//!   [`fixtures`], the kernel's inputs (a payment request, a callback, a message) to start
+//!   them from.
 //!
 //! To test the real component in the real host, use `keel-testkit`'s plugin harness; see
 //! `examples/webhook-notifier/README.md` for the whole path from `cargo new` to a passing
@@ -66,9 +69,11 @@ pub mod bindings;
 mod backend;
 pub mod clock;
 pub mod config;
+pub mod currency;
 pub mod digest;
 mod error;
 mod export;
+pub mod fixtures;
 pub mod http;
 pub mod ids;
 pub mod kv;

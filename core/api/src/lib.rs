@@ -10,6 +10,7 @@
 //! - [`idempotency`]: `Idempotency-Key` replays (Stripe's semantics).
 //! - [`routes`]: one module per resource under `/api/v1`; `ops` for health and metrics.
 //! - [`openapi`]: the generated OpenAPI document and the docs page.
+//! - [`replay`]: a loopback server of recorded provider replies, for `keel plugin test`.
 //! - [`pages`]: the web pages (server-rendered minijinja templates, embedded, a theme folder
 //!   may replace them; guard headers): the pay page of a pay link under `/pay`.
 
@@ -20,6 +21,7 @@ pub mod extract;
 pub mod idempotency;
 pub mod openapi;
 pub mod pages;
+pub mod replay;
 pub mod routes;
 
 use axum::Router;

@@ -15,6 +15,7 @@ mod automation;
 mod billing;
 mod config;
 mod jobs;
+mod plugin_test;
 mod plugins;
 mod webhooks;
 

@@ -1,6 +1,7 @@
 //! Plugins in the CLI: what is installed (built into the binary, plus `plugin_host.dirs`),
 //! the `[plugins.<id>]` sections checked before anything starts, the host built from
-//! `[plugin_host]`, and `keel plugin list|inspect|check|call`.
+//! `[plugin_host]`, and `keel plugin list|inspect|check|call|test` (`test` in
+//! [`crate::plugin_test`]).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -55,6 +56,20 @@ pub enum PluginCommand {
         /// grant still see ORIGIN.
         #[arg(long = "fake", value_name = "ORIGIN=TARGET")]
         fake: Vec<String>,
+    },
+    /// Run the cases of DIR/tests.toml against the plugin in DIR (plugin.toml, and
+    /// plugin.wasm or --wasm) in the real host, its provider answered by the cases' recorded
+    /// replies. Exit 0 when every case passes, 1 when one fails, 2 when the file is wrong.
+    Test {
+        /// The plugin's folder: plugin.toml and tests.toml.
+        dir: std::path::PathBuf,
+        /// The built component, when it is not DIR/plugin.wasm
+        /// (target/wasm32-wasip2/release/<crate>.wasm for a Rust plugin).
+        #[arg(long, value_name = "FILE")]
+        wasm: Option<std::path::PathBuf>,
+        /// Only the cases whose name contains this.
+        #[arg(long)]
+        case: Option<String>,
     },
 }
 
@@ -238,6 +253,9 @@ pub async fn run(config: &Config, command: PluginCommand) -> Result<()> {
         PluginCommand::List { json } => list(config, json),
         PluginCommand::Inspect { id } => inspect(config, &id).await,
         PluginCommand::Check => check(config).await,
+        PluginCommand::Test { dir, wasm, case } => {
+            crate::plugin_test::run(config, &dir, wasm, case.as_deref()).await
+        }
         PluginCommand::Call {
             id,
             operation,
@@ -426,7 +444,7 @@ async fn call(config: &Config, args: &CallArgs) -> Result<()> {
 }
 
 /// A plugin error as its WIT case and message: `refused: card declined`.
-fn describe_error(e: &keel_plugin_host::PluginError) -> String {
+pub(crate) fn describe_error(e: &keel_plugin_host::PluginError) -> String {
     use keel_plugin_host::PluginError as E;
     match e {
         E::InvalidInput(m) => format!("invalid-input: {m}"),

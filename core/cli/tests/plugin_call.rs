@@ -3,6 +3,8 @@
 //! at the fake Paynow through `--fake` (its grant still names Paynow's origin); a plugin being
 //! written is called from its folder (`--dir`); each way a question can be wrong exits 2
 //! naming the problem, a plugin error exits 1 and a crash 3 with the plugin's last words.
+//! `keel plugin test` runs Keel's own plugins' `tests.toml` (Paynow's with recorded
+//! replies), and a failing case names the place and exits 1.
 //! Around it: compiled plugins are cached in the user's cache directory, not the working
 //! directory; relative paths in keel.toml are the file's; an unreadable plugin folder is a
 //! configuration problem (exit 2).
@@ -10,7 +12,7 @@
 use std::path::Path;
 use std::process::Stdio;
 
-use keel_plugins::KEEL_FIXTURE_HOSTILE;
+use keel_plugins::{KEEL_FIXTURE_HOSTILE, KEEL_PLUGIN_BANK_TRANSFER, KEEL_PLUGIN_PAYNOW};
 use keel_testkit::paynow::FakePaynow;
 use serde_json::{Value, json};
 use tokio::process::Command;
@@ -77,6 +79,23 @@ async fn keel(dir: &Path, args: &[&str]) -> Ran {
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
+}
+
+/// A plugin's folder under `parent`, as an author's build leaves it: `plugin.toml`, and
+/// `plugin.wasm` when `with_wasm`.
+fn plugin_folder(
+    parent: &Path,
+    name: &str,
+    artifact: &keel_plugins::Artifact,
+    with_wasm: bool,
+) -> std::path::PathBuf {
+    let folder = parent.join(name);
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(folder.join("plugin.toml"), artifact.manifest().unwrap()).unwrap();
+    if with_wasm {
+        std::fs::write(folder.join("plugin.wasm"), artifact.wasm().unwrap()).unwrap();
+    }
+    folder
 }
 
 fn payment_request(currency: &str) -> Value {
@@ -279,18 +298,7 @@ async fn paynow_starts_a_payment_at_the_fake_through_a_fake_origin() {
 #[tokio::test]
 async fn a_plugin_being_written_is_called_from_its_folder_and_a_crash_exits_3() {
     let dir = tempfile::tempdir().unwrap();
-    let plugin = dir.path().join("hostile");
-    std::fs::create_dir(&plugin).unwrap();
-    std::fs::write(
-        plugin.join("plugin.toml"),
-        KEEL_FIXTURE_HOSTILE.manifest().unwrap(),
-    )
-    .unwrap();
-    std::fs::write(
-        plugin.join("plugin.wasm"),
-        KEEL_FIXTURE_HOSTILE.wasm().unwrap(),
-    )
-    .unwrap();
+    let plugin = plugin_folder(dir.path(), "hostile", &KEEL_FIXTURE_HOSTILE, true);
     let dir_arg = plugin.display().to_string();
     let message =
         |body: &str| json!({ "reference": "n-1", "to": "+263771234567", "body": body }).to_string();
@@ -353,18 +361,7 @@ async fn the_cache_stays_out_of_the_working_directory_and_paths_are_the_config_f
     }
     // A plugin folder beside keel.toml, named relative to it.
     let plugins = etc.join("plugins");
-    let hostile = plugins.join("hostile");
-    std::fs::create_dir_all(&hostile).unwrap();
-    std::fs::write(
-        hostile.join("plugin.toml"),
-        KEEL_FIXTURE_HOSTILE.manifest().unwrap(),
-    )
-    .unwrap();
-    std::fs::write(
-        hostile.join("plugin.wasm"),
-        KEEL_FIXTURE_HOSTILE.wasm().unwrap(),
-    )
-    .unwrap();
+    plugin_folder(&plugins, "hostile", &KEEL_FIXTURE_HOSTILE, true);
     let config = etc.join("keel.toml");
     std::fs::write(&config, "[plugin_host]\ndirs = [\"plugins\"]\n\n[plugins.hostile]\ntarget = \"http://provider.test/\"\n").unwrap();
     let config = config.display().to_string();
@@ -410,4 +407,123 @@ async fn the_cache_stays_out_of_the_working_directory_and_paths_are_the_config_f
         .await
         .exits(2)
         .says("plugin_host.dirs: cannot read");
+}
+
+#[tokio::test]
+async fn keel_s_own_plugins_pass_their_tests_toml() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    for (folder, artifact) in [
+        ("plugins/gateway-paynow", &KEEL_PLUGIN_PAYNOW),
+        ("plugins/gateway-bank-transfer", &KEEL_PLUGIN_BANK_TRANSFER),
+    ] {
+        artifact.wasm().unwrap(); // built
+        let plugin = root.join(folder).display().to_string();
+        let ran = keel(
+            dir.path(),
+            &["plugin", "test", &plugin, "--wasm", artifact.wasm_path],
+        )
+        .await;
+        ran.exits(0);
+        assert!(ran.stdout.contains(" passed, 0 failed"), "{}", ran.stdout);
+        assert!(!ran.stdout.contains("FAIL"), "{}", ran.stdout);
+    }
+}
+
+#[tokio::test]
+async fn a_failing_case_names_the_place_and_a_wrong_file_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = plugin_folder(dir.path(), "paynow", &KEEL_PLUGIN_PAYNOW, false);
+    let tests = r#"
+[settings]
+usd_integration_id = 7175
+usd_integration_key = "d4e1c8a2-5b7f-4c3e-9a10-6f2b8e7d9c31"
+
+[[case]]
+name = "describe"
+operation = "describe"
+expect = { name = "Paynow" }
+
+[[case]]
+name = "expects the wrong thing"
+operation = "describe"
+expect = { name = "Stripe" }
+
+[[case.reply]]
+body = "never asked for"
+"#;
+    std::fs::write(plugin.join("tests.toml"), tests).unwrap();
+    let folder = plugin.display().to_string();
+    let ran = keel(
+        dir.path(),
+        &[
+            "plugin",
+            "test",
+            &folder,
+            "--wasm",
+            KEEL_PLUGIN_PAYNOW.wasm_path,
+        ],
+    )
+    .await;
+    ran.exits(1);
+    assert!(ran.stdout.contains("ok    describe"), "{}", ran.stdout);
+    assert!(
+        ran.stdout.contains("FAIL  expects the wrong thing"),
+        "{}",
+        ran.stdout
+    );
+    assert!(
+        ran.stdout
+            .contains(r#"answer.name is "Paynow", not "Stripe""#),
+        "{}",
+        ran.stdout
+    );
+    assert!(
+        ran.stdout
+            .contains("1 recorded repl(ies) were never asked for"),
+        "{}",
+        ran.stdout
+    );
+    assert!(ran.stdout.contains("1 passed, 1 failed"), "{}", ran.stdout);
+
+    // Only the cases named.
+    let ran = keel(
+        dir.path(),
+        &[
+            "plugin",
+            "test",
+            &folder,
+            "--wasm",
+            KEEL_PLUGIN_PAYNOW.wasm_path,
+            "--case",
+            "describe",
+        ],
+    )
+    .await;
+    ran.exits(0);
+
+    std::fs::write(
+        plugin.join("tests.toml"),
+        "[[case]]\nname = \"x\"\noperation = \"describe\"\nexpect_everything = true\n",
+    )
+    .unwrap();
+    keel(
+        dir.path(),
+        &[
+            "plugin",
+            "test",
+            &folder,
+            "--wasm",
+            KEEL_PLUGIN_PAYNOW.wasm_path,
+        ],
+    )
+    .await
+    .exits(2)
+    .says("expect_everything");
+    // No component beside the manifest and none given.
+    std::fs::write(plugin.join("tests.toml"), tests).unwrap();
+    keel(dir.path(), &["plugin", "test", &folder])
+        .await
+        .exits(2)
+        .says("plugin.wasm");
 }
