@@ -1,5 +1,69 @@
 //! Notifiers: implement [`Notifier`] and export it with
 //! [`export_notifier!`](crate::export_notifier).
+//!
+//! The kernel's notification outbox calls `send` for each message of the plugin's channel,
+//! and retries it on [`PluginError::Unavailable`] (after `retry-after-seconds` when given);
+//! `refused` and `misconfigured` are final for that message. The receipt's `provider_id` is
+//! kept so delivery reports (`verify-inbound`) can be matched to the message.
+//!
+//! ## A worked example: a JSON API with an idempotency key, and its unit test
+//!
+//! ```
+//! use keel_sdk::http::{Request, Response};
+//! use keel_sdk::notifier::*;
+//! use keel_sdk::testing::FakeHost;
+//! use keel_sdk::{config, fixtures, Features, PluginError, PluginInfo};
+//!
+//! struct Sms;
+//!
+//! impl Notifier for Sms {
+//!     fn describe() -> PluginInfo {
+//!         PluginInfo::new("SMS", "0.1.0", "Text messages through an SMS gateway", Features::empty())
+//!     }
+//!
+//!     fn send(msg: Message) -> Result<Receipt, PluginError> {
+//!         let api = config::require("api_url")?;
+//!         let token = config::secret("token")?;
+//!         #[derive(serde::Deserialize)]
+//!         struct Sent { id: String }
+//!         let sent: Sent = Request::post(format!("{api}/messages"))
+//!             .bearer(token.expose())
+//!             // The message's reference is stable across retries: the provider drops repeats.
+//!             .header("idempotency-key", msg.reference.as_str())
+//!             .json(&serde_json::json!({ "to": msg.to, "text": msg.body }))?
+//!             .send()?
+//!             // 429 and 5xx: unavailable (retried); 401/403: misconfigured; other 4xx: internal.
+//!             .error_for_status()?
+//!             .json()?;
+//!         Ok(Receipt { provider_id: sent.id, status: DeliveryStatus::Accepted })
+//!     }
+//! }
+//!
+//! // In the plugin crate: keel_sdk::export_notifier!(Sms);
+//!
+//! let host = FakeHost::new()
+//!     .setting("api_url", "https://sms.example.com")
+//!     .setting("token", "t-1")
+//!     .respond(|req| match req.headers.iter().any(|(n, v)| n == "idempotency-key" && v == "ntf-000042") {
+//!         true => Ok(Response { status: 202, headers: vec![], body: br#"{"id":"m-9"}"#.to_vec() }),
+//!         false => Ok(Response { status: 400, headers: vec![], body: b"no key".to_vec() }),
+//!     })
+//!     .install();
+//! let receipt = Sms::send(fixtures::message("+263771234567", "Invoice INV-7 is due")).unwrap();
+//! assert_eq!(receipt.provider_id, "m-9");
+//! assert!(String::from_utf8_lossy(&host.requests()[0].body).contains("\"to\":\"+263771234567\""));
+//!
+//! // A busy provider is a retry for the kernel, not a failure of the message.
+//! let _busy = FakeHost::new()
+//!     .setting("api_url", "https://sms.example.com")
+//!     .setting("token", "t-1")
+//!     .respond(|_| Ok(Response { status: 503, headers: vec![("retry-after".into(), "30".into())], body: vec![] }))
+//!     .install();
+//! let Err(PluginError::Unavailable(hint)) = Sms::send(fixtures::message("+263771234567", "hi")) else {
+//!     panic!("unavailable")
+//! };
+//! assert_eq!(hint.retry_after_seconds, Some(30));
+//! ```
 
 use std::marker::PhantomData;
 
