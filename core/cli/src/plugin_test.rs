@@ -14,14 +14,14 @@ use std::sync::Arc;
 
 use anyhow::Result;
 use keel_api::replay::{RecordedReply, ReplayServer};
-use keel_app::plugins::{self, Installed};
+use keel_app::plugins::Installed;
 use keel_plugin_host::kv::{KvStore, MemoryKv};
 use keel_plugin_host::{PluginFailure, PluginHost};
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::config::{Config, UsageError};
-use crate::plugins::{CallFailed, PluginConfigError, describe_error, host_config};
+use crate::plugins::{CallFailed, describe_error, host_config, kind_of, plugin_in_dir};
 
 /// `tests.toml`.
 #[derive(Debug, Deserialize)]
@@ -107,28 +107,6 @@ fn usage(message: impl Into<String>) -> anyhow::Error {
     UsageError(message.into()).into()
 }
 
-/// The plugin in `dir`: `plugin.toml`, and `wasm` or `dir/plugin.wasm`.
-fn plugin_in(dir: &Path, wasm: Option<&Path>) -> Result<Installed> {
-    let manifest_path = dir.join("plugin.toml");
-    let manifest = std::fs::read_to_string(&manifest_path)
-        .map_err(|e| usage(format!("cannot read {}: {e}", manifest_path.display())))?;
-    let wasm_path = wasm.map_or_else(|| dir.join("plugin.wasm"), Path::to_path_buf);
-    let bytes = std::fs::read(&wasm_path).map_err(|e| {
-        usage(format!(
-            "cannot read {}: {e} (build the plugin, or give its component with --wasm)",
-            wasm_path.display()
-        ))
-    })?;
-    Ok(plugins::installed([(
-        manifest,
-        Arc::<[u8]>::from(bytes),
-        dir.display().to_string(),
-    )])
-    .map_err(PluginConfigError)?
-    .pop()
-    .expect("one plugin"))
-}
-
 pub async fn run(
     config: &Config,
     dir: &Path,
@@ -143,7 +121,7 @@ pub async fn run(
     if file.cases.is_empty() {
         return Err(usage(format!("{} has no [[case]]", file_path.display())));
     }
-    let plugin = plugin_in(dir, wasm.as_deref())?;
+    let plugin = plugin_in_dir(dir, wasm.as_deref())?;
     let origins = match &file.origins {
         Some(o) => o.clone(),
         None => plugin
@@ -212,18 +190,7 @@ async fn run_case(
     kv: Arc<dyn KvStore>,
 ) -> Result<(), CaseError> {
     let wrong = |m: String| CaseError::Wrong(m);
-    let kind = match &case.kind {
-        Some(k) => *plugin
-            .manifest
-            .kinds
-            .iter()
-            .find(|kind| kind.as_str() == k)
-            .ok_or_else(|| wrong(format!("the plugin has no kind `{k}`")))?,
-        None => match plugin.manifest.kinds.as_slice() {
-            [one] => *one,
-            _ => return Err(wrong("the plugin has several kinds: give `kind`".into())),
-        },
-    };
+    let kind = kind_of(plugin, case.kind.as_deref()).map_err(wrong)?;
     let input = match (&case.input, &case.input_json) {
         (Some(_), Some(_)) => return Err(wrong("give `input` or `input_json`, not both".into())),
         (Some(v), None) => serde_json::to_value(v).map_err(|e| wrong(format!("input: {e}")))?,

@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 use clap::Subcommand;
 use keel_app::plugins::{self, Installed};
 use keel_plugin_host::kv::{KvStore, MemoryKv};
-use keel_plugin_host::{HostConfig, Plugin, PluginHost};
+use keel_plugin_host::{HostConfig, Kind, Plugin, PluginHost};
 
 use crate::config::Config;
 
@@ -31,32 +31,7 @@ pub enum PluginCommand {
     /// answer as JSON. Exit 0 when it answered, 1 when it answered a plugin error, 3 when it
     /// did not answer (a crash, a limit, the time-out); what it wrote to stderr and logged
     /// goes to stderr.
-    Call {
-        /// The plugin's id: an installed one, or the one in --dir.
-        id: String,
-        /// The operation, as the WIT names it (`initiate`, `verify-callback`, `send`).
-        operation: String,
-        /// The operation's input as JSON (`@FILE` reads a file, `-` stdin); see
-        /// `keel_plugin_host::json_call` for how WIT values are written. Default: null.
-        #[arg(long, default_value = "null")]
-        input: String,
-        /// The kind the operation belongs to, when the plugin has several.
-        #[arg(long)]
-        kind: Option<String>,
-        /// A folder with plugin.toml and plugin.wasm (a plugin being written) instead of an
-        /// installed plugin.
-        #[arg(long, value_name = "DIR")]
-        dir: Option<std::path::PathBuf>,
-        /// A setting, as TOML (`api_key="s3cret"`, `sandbox=true`), over keel.toml's
-        /// [plugins.<id>] section; repeatable.
-        #[arg(long = "set", value_name = "KEY=VALUE")]
-        set: Vec<String>,
-        /// Send the plugin's requests for ORIGIN to a fake on loopback
-        /// (`https://www.paynow.co.zw=http://127.0.0.1:8091`); repeatable. The plugin and its
-        /// grant still see ORIGIN.
-        #[arg(long = "fake", value_name = "ORIGIN=TARGET")]
-        fake: Vec<String>,
-    },
+    Call(CallArgs),
     /// Run the cases of DIR/tests.toml against the plugin in DIR (plugin.toml, and
     /// plugin.wasm or --wasm) in the real host, its provider answered by the cases' recorded
     /// replies. Exit 0 when every case passes, 1 when one fails, 2 when the file is wrong.
@@ -256,39 +231,36 @@ pub async fn run(config: &Config, command: PluginCommand) -> Result<()> {
         PluginCommand::Test { dir, wasm, case } => {
             crate::plugin_test::run(config, &dir, wasm, case.as_deref()).await
         }
-        PluginCommand::Call {
-            id,
-            operation,
-            input,
-            kind,
-            dir,
-            set,
-            fake,
-        } => {
-            call(
-                config,
-                &CallArgs {
-                    id,
-                    operation,
-                    input,
-                    kind,
-                    dir,
-                    set,
-                    fake,
-                },
-            )
-            .await
-        }
+        PluginCommand::Call(args) => call(config, &args).await,
     }
 }
 
-struct CallArgs {
+/// `keel plugin call`'s arguments.
+#[derive(clap::Args, Debug)]
+pub struct CallArgs {
+    /// The plugin's id: an installed one, or the one in --dir.
     id: String,
+    /// The operation, as the WIT names it (`initiate`, `verify-callback`, `send`).
     operation: String,
+    /// The operation's input as JSON (`@FILE` reads a file, `-` stdin); see
+    /// `keel_plugin_host::json_call` for how WIT values are written. Default: null.
+    #[arg(long, default_value = "null")]
     input: String,
+    /// The kind the operation belongs to, when the plugin has several.
+    #[arg(long)]
     kind: Option<String>,
+    /// A folder with plugin.toml and plugin.wasm (a plugin being written) instead of an
+    /// installed plugin.
+    #[arg(long, value_name = "DIR")]
     dir: Option<std::path::PathBuf>,
+    /// A setting, as TOML (`api_key="s3cret"`, `sandbox=true`), over keel.toml's
+    /// [plugins.<id>] section; repeatable.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
+    /// Send the plugin's requests for ORIGIN to a fake on loopback
+    /// (`https://www.paynow.co.zw=http://127.0.0.1:8091`); repeatable. The plugin and its
+    /// grant still see ORIGIN.
+    #[arg(long = "fake", value_name = "ORIGIN=TARGET")]
     fake: Vec<String>,
 }
 
@@ -312,32 +284,67 @@ fn read_input(input: &str) -> Result<serde_json::Value> {
     serde_json::from_str(&text).map_err(|e| usage(format!("--input is not JSON: {e}")))
 }
 
+/// The plugin in folder `dir` as an author's build leaves it: `plugin.toml`, and `wasm` or
+/// `dir/plugin.wasm` (for `plugin call --dir` and `plugin test`).
+pub(crate) fn plugin_in_dir(
+    dir: &std::path::Path,
+    wasm: Option<&std::path::Path>,
+) -> Result<Installed> {
+    let manifest_path = dir.join("plugin.toml");
+    let manifest = std::fs::read_to_string(&manifest_path)
+        .map_err(|e| usage(format!("cannot read {}: {e}", manifest_path.display())))?;
+    let wasm_path = wasm.map_or_else(|| dir.join("plugin.wasm"), std::path::Path::to_path_buf);
+    let bytes = std::fs::read(&wasm_path).map_err(|e| {
+        usage(format!(
+            "cannot read {}: {e} (build the plugin, or give its component with --wasm)",
+            wasm_path.display()
+        ))
+    })?;
+    Ok(plugins::installed([(
+        manifest,
+        Arc::<[u8]>::from(bytes),
+        dir.display().to_string(),
+    )])
+    .map_err(PluginConfigError)?
+    .pop()
+    .expect("one plugin"))
+}
+
+/// The kind an operation of `plugin` belongs to: `wanted`, or its only kind.
+pub(crate) fn kind_of(plugin: &Installed, wanted: Option<&str>) -> Result<Kind, String> {
+    let id = &plugin.manifest.id;
+    match wanted {
+        Some(k) => plugin
+            .manifest
+            .kinds
+            .iter()
+            .copied()
+            .find(|kind| kind.as_str() == k)
+            .ok_or_else(|| {
+                format!(
+                    "plugin `{id}` has no kind `{k}` (it has: {})",
+                    kinds(plugin)
+                )
+            }),
+        None => match plugin.manifest.kinds.as_slice() {
+            [one] => Ok(*one),
+            _ => Err(format!(
+                "plugin `{id}` has several kinds ({}): say which with --kind",
+                kinds(plugin)
+            )),
+        },
+    }
+}
+
 /// The plugin `args` name, from --dir or the installed ones.
 fn find_plugin(config: &Config, args: &CallArgs) -> Result<Installed> {
     match &args.dir {
         Some(dir) => {
-            let manifest_path = dir.join("plugin.toml");
-            let manifest = std::fs::read_to_string(&manifest_path).map_err(|e| {
-                usage(format!(
-                    "--dir: cannot read {}: {e}",
-                    manifest_path.display()
-                ))
-            })?;
-            let wasm_path = dir.join("plugin.wasm");
-            let wasm = std::fs::read(&wasm_path)
-                .map_err(|e| usage(format!("--dir: cannot read {}: {e}", wasm_path.display())))?;
-            let found = plugins::installed([(
-                manifest,
-                Arc::<[u8]>::from(wasm),
-                dir.display().to_string(),
-            )])
-            .map_err(PluginConfigError)?
-            .pop()
-            .expect("one plugin");
+            let found = plugin_in_dir(dir, None)?;
             if found.manifest.id != args.id {
                 return Err(usage(format!(
                     "{} is plugin `{}`, not `{}`",
-                    manifest_path.display(),
+                    dir.join("plugin.toml").display(),
                     found.manifest.id,
                     args.id
                 )));
@@ -363,30 +370,7 @@ fn find_plugin(config: &Config, args: &CallArgs) -> Result<Installed> {
 async fn call(config: &Config, args: &CallArgs) -> Result<()> {
     let input = read_input(&args.input)?;
     let plugin = find_plugin(config, args)?;
-    let kind = match &args.kind {
-        Some(k) => *plugin
-            .manifest
-            .kinds
-            .iter()
-            .find(|kind| kind.as_str() == k)
-            .ok_or_else(|| {
-                usage(format!(
-                    "plugin `{}` has no kind `{k}` (it has: {})",
-                    args.id,
-                    kinds(&plugin)
-                ))
-            })?,
-        None => match plugin.manifest.kinds.as_slice() {
-            [one] => *one,
-            _ => {
-                return Err(usage(format!(
-                    "plugin `{}` has several kinds ({}): say which with --kind",
-                    args.id,
-                    kinds(&plugin)
-                )));
-            }
-        },
-    };
+    let kind = kind_of(&plugin, args.kind.as_deref()).map_err(usage)?;
     // Its section: keel.toml's, then each --set over it.
     let mut section = config.plugins.get(&args.id).cloned().unwrap_or_default();
     for pair in &args.set {
