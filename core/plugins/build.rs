@@ -1,6 +1,7 @@
 //! Builds every plugin crate under `plugins/` (and the test fixtures under
-//! `plugins/fixtures/`) for `wasm32-wasip2`, in one nested cargo call, and writes
-//! `gen.rs` with their paths and, for the shipped plugins, their bytes and manifests.
+//! `plugins/fixtures/`, and the Rust plugins under `examples/`) for `wasm32-wasip2`, in one
+//! nested cargo call, and writes `gen.rs` with their paths and, for the shipped plugins,
+//! their bytes and manifests.
 //!
 //! The traps this avoids (see ../../../shared/PLUGINS.md, section 3):
 //! - the nested cargo gets its own target directory (OUT_DIR/wasm): sharing the outer one
@@ -28,7 +29,10 @@ struct Plugin {
     package: String,
     /// The crate's directory.
     dir: PathBuf,
-    /// Under plugins/fixtures/: built for tests, never shipped.
+    /// Its `plugin.toml`: in `dir`, or the folder above for an example written in several
+    /// languages (`examples/<name>/rust/` beside `examples/<name>/python/`).
+    manifest: PathBuf,
+    /// Under plugins/fixtures/ or examples/: built for tests, never shipped.
     fixture: bool,
 }
 
@@ -49,6 +53,15 @@ fn main() {
     }
 
     let plugins = discover(&root);
+    // Only the examples' own crates and manifests: examples/ also holds a JS example's
+    // node_modules, which a watched directory would have cargo scan on every build.
+    for p in plugins
+        .iter()
+        .filter(|p| p.dir.starts_with(root.join("examples")))
+    {
+        println!("cargo:rerun-if-changed={}", p.dir.display());
+        println!("cargo:rerun-if-changed={}", p.manifest.display());
+    }
 
     if env::var("KEEL_SKIP_PLUGIN_BUILD").is_ok_and(|v| v == "1") {
         if matches!(env::var("CI").as_deref(), Ok("true" | "1")) {
@@ -123,33 +136,65 @@ fn main() {
     fs::write(out_dir.join("gen.rs"), generated(&plugins, &built)).unwrap();
 }
 
-/// Every crate directly under plugins/ and plugins/fixtures/ that has a Cargo.toml.
+/// Every crate directly under plugins/ and plugins/fixtures/ that has a Cargo.toml, and
+/// every example under examples/ that is a Rust plugin: a `plugin.toml` with a Cargo.toml
+/// beside it or in `rust/` below it. (Each must be a workspace member: the nested build
+/// names them with `-p`.)
 fn discover(root: &Path) -> Vec<Plugin> {
     let mut found = Vec::new();
     for (dir, fixture) in [
         (root.join("plugins"), false),
         (root.join("plugins/fixtures"), true),
     ] {
-        let Ok(entries) = fs::read_dir(&dir) else {
+        for crate_dir in subdirectories(&dir) {
+            if let Some(package) = package_in(&crate_dir) {
+                found.push(Plugin {
+                    package,
+                    manifest: crate_dir.join("plugin.toml"),
+                    dir: crate_dir,
+                    fixture,
+                });
+            }
+        }
+    }
+    for example in subdirectories(&root.join("examples")) {
+        let manifest = example.join("plugin.toml");
+        if !manifest.is_file() {
             continue;
-        };
-        let mut dirs: Vec<PathBuf> = entries.filter_map(|e| e.ok()).map(|e| e.path()).collect();
-        dirs.sort();
-        for crate_dir in dirs {
-            let manifest = crate_dir.join("Cargo.toml");
-            let Ok(text) = fs::read_to_string(&manifest) else {
-                continue;
-            };
-            let package = package_name(&text)
-                .unwrap_or_else(|| panic!("no package name in {}", manifest.display()));
-            found.push(Plugin {
-                package,
-                dir: crate_dir,
-                fixture,
-            });
+        }
+        for crate_dir in [example.clone(), example.join("rust")] {
+            if let Some(package) = package_in(&crate_dir) {
+                found.push(Plugin {
+                    package,
+                    dir: crate_dir,
+                    manifest: manifest.clone(),
+                    fixture: true,
+                });
+            }
         }
     }
     found
+}
+
+/// The directories directly in `dir`, sorted.
+fn subdirectories(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut dirs: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+/// The package name of the crate in `dir`, if `dir` holds a Cargo.toml.
+fn package_in(dir: &Path) -> Option<String> {
+    let manifest = dir.join("Cargo.toml");
+    let text = fs::read_to_string(&manifest).ok()?;
+    Some(package_name(&text).unwrap_or_else(|| panic!("no package name in {}", manifest.display())))
 }
 
 /// The `name` of the `[package]` table.
@@ -219,7 +264,7 @@ fn generated(plugins: &[Plugin], built: &Path) -> String {
             "the nested build did not produce {}",
             wasm.display()
         );
-        let manifest = p.dir.join("plugin.toml");
+        let manifest = &p.manifest;
         assert!(manifest.is_file(), "{} has no plugin.toml", p.dir.display());
         let name = const_name(&p.package);
         writeln!(

@@ -16,19 +16,38 @@
 //!     .install();
 //!
 //! let url = keel_sdk::config::require("endpoint").unwrap();
-//! let reply = Request::post(url).body("hi").send().unwrap();
+//! let reply = Request::post(url).bearer("t0k").body("hi").send().unwrap();
 //! assert_eq!(reply.status, 202);
-//! assert_eq!(host.requests()[0].url, "https://hooks.example.com/keel");
+//! let sent = &host.requests()[0];
+//! assert_eq!(sent.url, "https://hooks.example.com/keel");
+//! assert_eq!(sent.header("Authorization"), Some("Bearer t0k"));
+//! assert_eq!(sent.text(), "hi");
 //! ```
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use crate::bindings::host::keel::plugin::http::{Error, Request, Response};
+use crate::bindings::host::keel::plugin::http::{Error, Response};
 use crate::log::Level;
 
-type Responder = Box<dyn FnMut(&Request) -> Result<Response, Error>>;
+/// An outbound request as the plugin sent it: what [`FakeHost::respond`]'s closure receives
+/// and [`FakeGuard::requests`] returns (`method`, `url`, `headers`, `body`, `timeout_ms`).
+pub use crate::bindings::host::keel::plugin::http::Request as SentRequest;
+
+impl SentRequest {
+    /// The first header named `name`, compared without case.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        crate::types::header(&self.headers, name)
+    }
+
+    /// The body as UTF-8 text (invalid sequences replaced).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+type Responder = Box<dyn FnMut(&SentRequest) -> Result<Response, Error>>;
 
 /// The fake kernel. Build it, then [`install`](FakeHost::install) it on the test's thread.
 pub struct FakeHost {
@@ -42,7 +61,7 @@ pub struct FakeHost {
 /// What the plugin did, for assertions.
 #[derive(Default)]
 struct Recorded {
-    requests: Vec<Request>,
+    requests: Vec<SentRequest>,
     logs: Vec<(Level, String)>,
 }
 
@@ -76,7 +95,10 @@ impl FakeHost {
     }
 
     /// Answers every outbound request with `f`.
-    pub fn respond(mut self, f: impl FnMut(&Request) -> Result<Response, Error> + 'static) -> Self {
+    pub fn respond(
+        mut self,
+        f: impl FnMut(&SentRequest) -> Result<Response, Error> + 'static,
+    ) -> Self {
         self.responder = Some(Box::new(f));
         self
     }
@@ -100,7 +122,7 @@ impl FakeHost {
         FakeGuard { state }
     }
 
-    pub(crate) fn http_send(&mut self, req: &Request) -> Result<Response, Error> {
+    pub(crate) fn http_send(&mut self, req: &SentRequest) -> Result<Response, Error> {
         self.state.borrow_mut().requests.push(req.clone());
         match &mut self.responder {
             Some(f) => f(req),
@@ -157,7 +179,7 @@ pub struct FakeGuard {
 
 impl FakeGuard {
     /// Every outbound request, in order.
-    pub fn requests(&self) -> Vec<Request> {
+    pub fn requests(&self) -> Vec<SentRequest> {
         self.state.borrow().requests.clone()
     }
 

@@ -6,8 +6,9 @@
 //!   `unauthorized(`, `StatusCode::…,`, the domain errors' `fn code`, the extractors' `VALIDATED` table) is listed, and where the
 //!   source names a status, with that status.
 //! - Every listed code is produced somewhere (no dead entries).
-//! - Every error code the OpenAPI document or `docs/*.md` mentions as "409 `code`" is
-//!   listed with that status, and so is a response whose description is a bare code.
+//! - Every error code the OpenAPI document, `docs/*.md` or `docs/plugins/*.md` mentions as
+//!   "409 `code`" is listed with that status, and so is a response whose description is a
+//!   bare code.
 //!
 //! At run time a debug build also refuses an `ApiError` whose code is not listed with its
 //! status (`ApiError::new`), so every test that meets an error checks it too.
@@ -279,8 +280,9 @@ fn every_error_code_the_openapi_document_names_is_one_the_api_answers_with() {
 #[test]
 fn every_error_code_the_docs_name_is_one_the_api_answers_with() {
     let mut wrong = Vec::new();
-    let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("docs"))
-        .unwrap()
+    let mut files: Vec<PathBuf> = ["docs", "docs/plugins"]
+        .iter()
+        .flat_map(|dir| std::fs::read_dir(root().join(dir)).unwrap())
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|x| x == "md"))
         .collect();

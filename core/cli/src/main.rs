@@ -48,6 +48,21 @@ struct Cli {
     command: Command,
 }
 
+impl Cli {
+    /// The log filter a command uses when `KEEL_LOG` is not set. `plugin call` and `plugin
+    /// test` print what the plugin logged and wrote to stderr themselves, beside its answer,
+    /// so the host's own log lines about the same call (each stderr line, "plugin call
+    /// failed") would only say it all twice: they log errors only.
+    fn default_log_filter(&self) -> Option<&'static str> {
+        match &self.command {
+            Command::Plugin {
+                command: plugins::PluginCommand::Call(_) | plugins::PluginCommand::Test { .. },
+            } => Some("error"),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the HTTP server (migrates the database first).
@@ -219,7 +234,7 @@ fn main() -> ExitCode {
             return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
         }
     };
-    init_logging(&config);
+    init_logging(&config, cli.default_log_filter());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -262,11 +277,14 @@ fn load_config(cli: &Cli, env: Vec<(String, String)>) -> Result<Config, config::
     config::load_with_flags(cli.config.as_deref(), &env, &flags)
 }
 
-fn init_logging(config: &Config) {
+/// `KEEL_LOG`, else the command's own default (see [`Cli::default_log_filter`]), else
+/// `[log] filter`.
+fn init_logging(config: &Config, command_default: Option<&str>) {
     use tracing_subscriber::EnvFilter;
     let filter = std::env::var("KEEL_LOG")
         .ok()
         .and_then(|f| EnvFilter::try_new(f).ok())
+        .or_else(|| command_default.and_then(|f| EnvFilter::try_new(f).ok()))
         .or_else(|| EnvFilter::try_new(&config.log.filter).ok())
         .unwrap_or_else(|| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Result;
-use keel_api::replay::{RecordedReply, ReplayServer};
+use keel_api::replay::{ReceivedRequest, RecordedReply, ReplayServer};
 use keel_app::plugins::Installed;
 use keel_plugin_host::kv::{KvStore, MemoryKv};
 use keel_plugin_host::{PluginFailure, PluginHost};
@@ -101,6 +101,12 @@ struct ExpectedRequest {
     /// Texts the body must contain.
     #[serde(default)]
     body_contains: Vec<String>,
+    /// Headers it must carry, each with exactly this value (names compare without case).
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+    /// What the body, read as JSON, must contain (as `expect` for an answer).
+    #[serde(default)]
+    body_json: Option<toml::Value>,
 }
 
 fn usage(message: impl Into<String>) -> anyhow::Error {
@@ -237,7 +243,12 @@ async fn run_case(
             .insert(origin, &server.origin())
             .map_err(|e| wrong(format!("origins: {e}")))?;
     }
-    let host = PluginHost::new(host_config).map_err(wrong)?;
+    // Without the host's "FAKE ORIGIN" warning, meant for `keel serve`: here every case
+    // replays its provider, which is the point, and one warning per case buries the results.
+    let host = tracing::subscriber::with_default(tracing::subscriber::NoSubscriber::new(), || {
+        PluginHost::new(host_config)
+    })
+    .map_err(wrong)?;
     let loaded = host
         .load(plugin.manifest.clone(), Arc::clone(&plugin.wasm), enabled)
         .await
@@ -315,30 +326,7 @@ async fn run_case(
             ));
         }
         for (i, (got, want)) in sent.iter().zip(want).enumerate() {
-            let body = String::from_utf8_lossy(&got.body);
-            if let Some(m) = &want.method
-                && !m.eq_ignore_ascii_case(&got.method)
-            {
-                problems.push(format!(
-                    "request {}: {} {}, not {m}",
-                    i + 1,
-                    got.method,
-                    got.path
-                ));
-            }
-            if let Some(p) = &want.path
-                && p != &got.path
-            {
-                problems.push(format!("request {}: path {}, not {p}", i + 1, got.path));
-            }
-            for text in &want.body_contains {
-                if !body.contains(text.as_str()) {
-                    problems.push(format!(
-                        "request {}: the body does not contain {text:?}: {body}",
-                        i + 1
-                    ));
-                }
-            }
+            problems.extend(request_problems(i + 1, got, want).map_err(wrong)?);
         }
     }
     if server.unused() > 0 {
@@ -357,6 +345,65 @@ async fn run_case(
         problems.push(format!("stderr: {line}"));
     }
     Err(CaseError::Failed(problems.join("\n")))
+}
+
+/// How request number `n` differs from what the case expects (an error when the case's
+/// `body_json` cannot be JSON).
+fn request_problems(
+    n: usize,
+    got: &ReceivedRequest,
+    want: &ExpectedRequest,
+) -> Result<Vec<String>, String> {
+    let mut problems = Vec::new();
+    let body = String::from_utf8_lossy(&got.body);
+    if let Some(m) = &want.method
+        && !m.eq_ignore_ascii_case(&got.method)
+    {
+        problems.push(format!("request {n}: {} {}, not {m}", got.method, got.path));
+    }
+    if let Some(p) = &want.path
+        && p != &got.path
+    {
+        problems.push(format!("request {n}: path {}, not {p}", got.path));
+    }
+    for text in &want.body_contains {
+        if !body.contains(text.as_str()) {
+            problems.push(format!(
+                "request {n}: the body does not contain {text:?}: {body}"
+            ));
+        }
+    }
+    for (name, value) in &want.headers {
+        let sent: Vec<&str> = got
+            .headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect();
+        match sent.as_slice() {
+            [] => problems.push(format!("request {n}: no `{name}` header")),
+            [one] if one == value => {}
+            _ => problems.push(format!(
+                "request {n}: the `{name}` header is {}, not {value:?}",
+                sent.iter()
+                    .map(|v| format!("{v:?}"))
+                    .collect::<Vec<_>>()
+                    .join(" and ")
+            )),
+        }
+    }
+    if let Some(want_json) = &want.body_json {
+        let want_json = serde_json::to_value(want_json).map_err(|e| format!("body_json: {e}"))?;
+        match serde_json::from_slice::<Value>(&got.body) {
+            Ok(json) => {
+                if let Some(why) = mismatch(&want_json, &json, "body") {
+                    problems.push(format!("request {n}: {why}\nthe body: {body}"));
+                }
+            }
+            Err(e) => problems.push(format!("request {n}: the body is not JSON ({e}): {body}")),
+        }
+    }
+    Ok(problems)
 }
 
 /// Why `got` does not contain `want` (objects: every key of `want`, recursively; arrays:
@@ -407,5 +454,43 @@ mod tests {
             "answer has no `state`"
         );
         assert!(mismatch(&json!({ "n": [1] }), &got, "answer").is_some());
+    }
+
+    #[test]
+    fn a_request_s_headers_and_json_body_are_checked_naming_the_difference() {
+        let got = ReceivedRequest {
+            method: "POST".into(),
+            path: "/v1/payments".into(),
+            headers: vec![
+                ("authorization".into(), "Bearer k1".into()),
+                ("content-type".into(), "application/json".into()),
+            ],
+            body: br#"{"amount":"25.00","currency":"USD"}"#.to_vec(),
+        };
+        let want = |text: &str| -> ExpectedRequest { toml::from_str(text).unwrap() };
+        let ok =
+            want("headers = { Authorization = \"Bearer k1\" }\nbody_json = { amount = \"25.00\" }");
+        assert_eq!(request_problems(1, &got, &ok), Ok(vec![]));
+        let wrong = want(
+            "headers = { authorization = \"Bearer k2\", idempotency-key = \"R-1\" }\n\
+             body_json = { currency = \"ZWG\" }",
+        );
+        let problems = request_problems(2, &got, &wrong).unwrap();
+        assert_eq!(
+            problems[..2],
+            [
+                "request 2: the `authorization` header is \"Bearer k1\", not \"Bearer k2\"",
+                "request 2: no `idempotency-key` header",
+            ]
+        );
+        assert!(
+            problems[2].starts_with("request 2: body.currency is \"USD\", not \"ZWG\""),
+            "{problems:?}"
+        );
+        let not_json = ReceivedRequest {
+            body: b"amount=25.00".to_vec(),
+            ..got
+        };
+        assert!(request_problems(3, &not_json, &ok).unwrap()[0].contains("the body is not JSON"));
     }
 }

@@ -9,77 +9,17 @@
 //! directory; relative paths in keel.toml are the file's; an unreadable plugin folder is a
 //! configuration problem (exit 2).
 
-use std::path::Path;
-use std::process::Stdio;
+mod support;
 
-use keel_plugins::{KEEL_FIXTURE_HOSTILE, KEEL_PLUGIN_BANK_TRANSFER, KEEL_PLUGIN_PAYNOW};
+use std::path::Path;
+
+use keel_plugins::{
+    KEEL_EXAMPLE_VOUCHER_GATEWAY, KEEL_FIXTURE_HOSTILE, KEEL_PLUGIN_BANK_TRANSFER,
+    KEEL_PLUGIN_PAYNOW,
+};
 use keel_testkit::paynow::FakePaynow;
 use serde_json::{Value, json};
-use tokio::process::Command;
-
-const KEEL: &str = env!("CARGO_BIN_EXE_keel");
-
-struct Ran {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Ran {
-    fn exits(&self, code: i32) -> &Self {
-        assert_eq!(
-            self.code,
-            Some(code),
-            "stdout:\n{}\nstderr:\n{}",
-            self.stdout,
-            self.stderr
-        );
-        self
-    }
-
-    fn says(&self, text: &str) -> &Self {
-        assert!(
-            self.stderr.contains(text),
-            "no {text:?} in stderr:\n{}",
-            self.stderr
-        );
-        self
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", self.stdout))
-    }
-}
-
-/// `keel plugin call ARGS` in `dir`.
-async fn call(dir: &Path, args: &[&str]) -> Ran {
-    let mut all = vec!["plugin", "call"];
-    all.extend_from_slice(args);
-    keel(dir, &all).await
-}
-
-/// `keel ARGS` in `dir`, with nothing of the developer's environment but PATH and HOME.
-async fn keel(dir: &Path, args: &[&str]) -> Ran {
-    let mut command = Command::new(KEEL);
-    command
-        .args(args)
-        .current_dir(dir)
-        .env_clear()
-        .env("KEEL_LOG", "error")
-        .stdin(Stdio::null());
-    for name in ["PATH", "HOME"] {
-        if let Some(value) = std::env::var_os(name) {
-            command.env(name, value);
-        }
-    }
-    let out = command.output().await.expect("keel runs");
-    Ran {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
+use support::{KEEL, call, keel};
 
 /// A plugin's folder under `parent`, as an author's build leaves it: `plugin.toml`, and
 /// `plugin.wasm` when `with_wasm`.
@@ -366,7 +306,7 @@ async fn the_cache_stays_out_of_the_working_directory_and_paths_are_the_config_f
     std::fs::write(&config, "[plugin_host]\ndirs = [\"plugins\"]\n\n[plugins.hostile]\ntarget = \"http://provider.test/\"\n").unwrap();
     let config = config.display().to_string();
 
-    let mut command = Command::new(KEEL);
+    let mut command = tokio::process::Command::new(KEEL);
     command
         .args(["--config", &config, "plugin", "check"])
         .current_dir(&work)
@@ -416,6 +356,8 @@ async fn keel_s_own_plugins_pass_their_tests_toml() {
     for (folder, artifact) in [
         ("plugins/gateway-paynow", &KEEL_PLUGIN_PAYNOW),
         ("plugins/gateway-bank-transfer", &KEEL_PLUGIN_BANK_TRANSFER),
+        // docs/plugins/gateway.md's plugin, as its author runs it.
+        ("examples/voucher-gateway", &KEEL_EXAMPLE_VOUCHER_GATEWAY),
     ] {
         artifact.wasm().unwrap(); // built
         let plugin = root.join(folder).display().to_string();
@@ -427,6 +369,95 @@ async fn keel_s_own_plugins_pass_their_tests_toml() {
         ran.exits(0);
         assert!(ran.stdout.contains(" passed, 0 failed"), "{}", ran.stdout);
         assert!(!ran.stdout.contains("FAIL"), "{}", ran.stdout);
+    }
+}
+
+/// docs/plugins/gateway.md shows examples/voucher-gateway's files, in order: the blocks of
+/// `src/lib.rs`, `src/tests.rs`, `tests.toml`, and the Python twin's `app.py` and
+/// `test_app.py`, put end to end (a blank line between) are those files, and `Cargo.toml` and `plugin.toml` are shown whole (`Cargo.toml` with the
+/// author's package name and SDK path). Other `rust`, `toml` and `python` blocks are refused, except
+/// a `keel.toml` excerpt (its first line says so).
+#[test]
+fn the_gateway_walkthrough_shows_the_example_s_files() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let read = |path: &str| std::fs::read_to_string(root.join(path)).unwrap();
+    let doc = read("docs/plugins/gateway.md");
+    let example = "examples/voucher-gateway/";
+    let cargo = read(&format!("{example}rust/Cargo.toml"))
+        .replace(
+            "name = \"keel-example-voucher-gateway\"",
+            "name = \"voucherpay\"",
+        )
+        .replace("path = \"../../../sdk\"", "path = \"../keel/sdk\"");
+    let whole = [
+        ("Cargo.toml", cargo),
+        ("plugin.toml", read(&format!("{example}plugin.toml"))),
+    ];
+    let pieced = [
+        "rust/src/lib.rs",
+        "rust/src/tests.rs",
+        "tests.toml",
+        "python/app.py",
+        "python/test_app.py",
+    ]
+    .map(|f| (f, read(&format!("{example}{f}"))));
+    let mut joined: Vec<Vec<&str>> = vec![Vec::new(); pieced.len()];
+
+    // The fenced blocks in `rust`, `toml` and `python`.
+    let mut blocks = Vec::new();
+    let mut open: Option<(&str, usize)> = None;
+    let mut at = 0;
+    for line in doc.split_inclusive('\n') {
+        let fence = line.trim_end().strip_prefix("```");
+        match (open, fence) {
+            (None, Some(lang)) => open = Some((lang, at + line.len())),
+            (Some((lang, start)), Some("")) => {
+                if matches!(lang, "rust" | "toml" | "python") {
+                    blocks.push(&doc[start..at]);
+                }
+                open = None;
+            }
+            _ => {}
+        }
+        at += line.len();
+    }
+    assert!(
+        blocks.len() > 10,
+        "the scan found only {} blocks",
+        blocks.len()
+    );
+    for block in blocks {
+        if block.starts_with("# keel.toml\n") {
+            continue;
+        }
+        if whole.iter().any(|(_, text)| text == block) {
+            continue;
+        }
+        // A piece of a file: the next one after the pieces already seen.
+        let next = (0..pieced.len()).find(|&i| {
+            let so_far: String = joined[i].iter().map(|b| format!("{b}\n")).collect();
+            pieced[i].1.starts_with(&format!("{so_far}{block}"))
+        });
+        match next {
+            Some(i) => joined[i].push(block),
+            None => panic!(
+                "this block of docs/plugins/gateway.md is not the next piece of any of \
+                 {example}'s files:\n{block}"
+            ),
+        }
+    }
+    for (i, (file, text)) in pieced.iter().enumerate() {
+        assert_eq!(
+            &joined[i].join("\n"),
+            text,
+            "docs/plugins/gateway.md does not show all of {example}{file}"
+        );
+    }
+    for (file, text) in &whole {
+        assert!(
+            doc.contains(text.as_str()),
+            "docs/plugins/gateway.md does not show {example}{file}"
+        );
     }
 }
 

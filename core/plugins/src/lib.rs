@@ -1,9 +1,11 @@
 //! Keel's plugins as built artifacts.
 //!
-//! The build script compiles every crate under `plugins/` (shipped) and
-//! `plugins/fixtures/` (test-only) for `wasm32-wasip2` in one nested cargo call, so the
-//! normal `cargo build` produces them. Shipped plugins are embedded in the binary
-//! ([`SHIPPED`]); fixtures are only paths, for tests. No `.wasm` is committed.
+//! The build script compiles every crate under `plugins/` (shipped), `plugins/fixtures/`
+//! (test-only) and the Rust plugins under `examples/` (test-only: `examples/<name>/` or
+//! `examples/<name>/rust/`, beside the example's `plugin.toml`) for `wasm32-wasip2` in one
+//! nested cargo call, so the normal `cargo build` produces them. Shipped plugins are
+//! embedded in the binary ([`SHIPPED`]); fixtures and examples are only paths, for tests.
+//! No `.wasm` is committed.
 
 /// One built plugin component.
 #[derive(Debug, Clone, Copy)]
@@ -14,7 +16,7 @@ pub struct Artifact {
     pub wasm_path: &'static str,
     /// Its `plugin.toml`.
     pub manifest_path: &'static str,
-    /// A test fixture, never shipped.
+    /// A test fixture or an example, never shipped.
     pub fixture: bool,
 }
 

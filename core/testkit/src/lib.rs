@@ -12,6 +12,8 @@
 //!   trial balance, tax payable, receivables, wallets).
 //! - [`plugins`]: the real plugin host with loopback fake providers, and a nested build
 //!   of a plugin crate for authors' tests.
+//! - [`python`]: componentize-py for the Python plugin tests (found, or a CI failure),
+//!   bindings and builds with keel-sdk for Python.
 //! - [`scenario`]: test worlds (catalog, clients, wallets) built through keel-app's use
 //!   cases, and the large seeded [`scenario::book`] for benchmarks.
 //! - [`paynow`]: a protocol-faithful fake Paynow on loopback (hashes, replies, test numbers,
@@ -23,6 +25,7 @@
 pub mod paynow;
 pub mod pg;
 pub mod plugins;
+pub mod python;
 pub mod scenario;
 pub mod smtp;
 

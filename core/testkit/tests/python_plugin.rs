@@ -3,88 +3,22 @@
 //! granted `http.send`, `log.log`, typed errors raised from Python, and a denied
 //! destination that comes back as `misconfigured` while the host keeps serving.
 //!
-//! Needs `componentize-py` (0.25.1): `$KEEL_TEST_COMPONENTIZE_PY` (which must run), else
-//! `componentize-py` on PATH, else the `componentize_py` module of `python3`. Without it
-//! the test fails under CI (`CI=true` or `CI=1`) and warns loudly and passes elsewhere.
+//! The example is written on keel-sdk for Python (`sdk/python`). Needs `componentize-py`
+//! (0.25.1, found as `keel_testkit::python` says): without it the test fails under CI and
+//! warns loudly and passes elsewhere.
 
-use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use keel_plugin_host::notifier::{DeliveryStatus, Message, Notifier};
 use keel_plugin_host::{Features, InboundRequest, Plugin, PluginError, PluginFailure};
 use keel_testkit::plugins::{FakeProvider, PluginHarness, Reply};
-
-const PINNED: &str = "0.25.1";
+use keel_testkit::python::{Componentize, componentize_py_or_skip};
 
 /// The example's directory.
 fn example_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/python-notifier")
-}
-
-fn wit_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../wit")
-}
-
-/// A way to run componentize-py: a program and the arguments that come before its own.
-struct Componentize {
-    program: OsString,
-    prefix: Vec<OsString>,
-}
-
-impl Componentize {
-    fn command(&self) -> Command {
-        let mut cmd = Command::new(&self.program);
-        cmd.args(&self.prefix);
-        cmd
-    }
-
-    /// `componentize-py --version`'s answer, when the command runs.
-    fn version(&self) -> Option<String> {
-        let out = self.command().arg("--version").output().ok()?;
-        out.status
-            .success()
-            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
-    }
-}
-
-/// `$KEEL_TEST_COMPONENTIZE_PY` (which must then run: asking for a tool that is not there is
-/// an error, not a skip), else `componentize-py` on PATH, else `python3`'s module (0.25.1
-/// has no `__main__`, so it calls the console script's entry point).
-fn find_componentize_py() -> Option<(Componentize, String)> {
-    if let Some(program) = std::env::var_os("KEEL_TEST_COMPONENTIZE_PY").filter(|p| !p.is_empty()) {
-        let tool = Componentize {
-            program,
-            prefix: Vec::new(),
-        };
-        let version = tool.version().unwrap_or_else(|| {
-            panic!(
-                "KEEL_TEST_COMPONENTIZE_PY={} does not run (`--version` failed)",
-                tool.program.to_string_lossy()
-            )
-        });
-        return Some((tool, version));
-    }
-    let on_path = Componentize {
-        program: "componentize-py".into(),
-        prefix: Vec::new(),
-    };
-    let module = Componentize {
-        program: "python3".into(),
-        prefix: vec![
-            "-c".into(),
-            "import sys; from componentize_py import script; sys.argv[0] = 'componentize-py'; sys.exit(script())".into(),
-        ],
-    };
-    [on_path, module]
-        .into_iter()
-        .find_map(|c| c.version().map(|v| (c, v)))
-}
-
-fn is_ci() -> bool {
-    matches!(std::env::var("CI").as_deref(), Ok("true") | Ok("1"))
+    keel_testkit::python::repo_root().join("examples/python-notifier")
 }
 
 /// Builds the example into `out_dir` and returns the component's bytes. The sources are
@@ -93,28 +27,11 @@ fn build(tool: &Componentize, out_dir: &Path) -> Vec<u8> {
     let src = out_dir.join("src");
     std::fs::create_dir_all(&src).unwrap();
     std::fs::copy(example_dir().join("app.py"), src.join("app.py")).expect("copy app.py");
-    let wasm = out_dir.join("python-notifier.wasm");
-    let output = tool
-        .command()
-        .current_dir(out_dir)
-        .arg("-q")
-        .arg("-d")
-        .arg(wit_dir())
-        .args(["-w", "notifier-plugin", "componentize", "-p"])
-        .arg(&src)
-        .arg("app")
-        .arg("-o")
-        .arg(&wasm)
-        .output()
-        .expect("run componentize-py");
-    assert!(
-        output.status.success(),
-        "componentize-py failed ({}):\n{}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    std::fs::read(&wasm).unwrap_or_else(|e| panic!("reading {}: {e}", wasm.display()))
+    tool.build(
+        "notifier-plugin",
+        &src,
+        &out_dir.join("python-notifier.wasm"),
+    )
 }
 
 /// Every line the process logs through `tracing` (the host records `log.log` there, from
@@ -178,19 +95,10 @@ async fn load(harness: &mut PluginHarness, wasm: &[u8], manifest: &str, endpoint
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_python_notifier_runs_in_the_host() {
-    let Some((tool, version)) = find_componentize_py() else {
-        let msg = "componentize-py is not installed (not on PATH, nor python3's componentize_py module): \
-                   the Python plugin was NOT tested. scripts/test installs it with \
-                   `python3 -m pip install componentize-py==0.25.1`.";
-        if is_ci() {
-            panic!("{msg}");
-        }
-        eprintln!("\n{bar}\n!!! WARNING: {msg}\n{bar}\n", bar = "!".repeat(78));
+    let Some(tool) = componentize_py_or_skip() else {
         return;
     };
-    if !version.contains(PINNED) {
-        eprintln!("note: {version} found; the example is pinned to componentize-py {PINNED}");
-    }
+    let version = tool.version.clone();
 
     let logs = Captured::install();
     let dir = tempfile::tempdir().unwrap();
