@@ -1,10 +1,13 @@
 //! Notifiers: implement [`Notifier`] and export it with
 //! [`export_notifier!`](crate::export_notifier).
 //!
-//! The kernel's notification outbox calls `send` for each message of the plugin's channel,
-//! and retries it on [`PluginError::Unavailable`] (after `retry-after-seconds` when given);
-//! `refused` and `misconfigured` are final for that message. The receipt's `provider_id` is
-//! kept so delivery reports (`verify-inbound`) can be matched to the message.
+//! What the kernel will do with a notifier, when its notification outbox sends through
+//! plugin channels (today the outbox sends e-mail itself; the WhatsApp channel, issue 18,
+//! brings the plugin path, and `keel plugin call` runs any operation meanwhile): call `send`
+//! for each message of the plugin's channel, retry it on [`PluginError::Unavailable`] (after
+//! `retry-after-seconds` when given), and treat `refused` and `misconfigured` as final for
+//! that message. The receipt's `provider_id` is kept so delivery reports (`verify-inbound`)
+//! can be matched to the message.
 //!
 //! ## A worked example: a JSON API with an idempotency key, and its unit test
 //!

@@ -15,7 +15,7 @@ use std::path::Path;
 
 use keel_plugins::{
     KEEL_EXAMPLE_VOUCHER_GATEWAY, KEEL_FIXTURE_HOSTILE, KEEL_PLUGIN_BANK_TRANSFER,
-    KEEL_PLUGIN_PAYNOW,
+    KEEL_PLUGIN_PAYNOW, KEEL_PLUGIN_WHATSAPP,
 };
 use keel_testkit::paynow::FakePaynow;
 use serde_json::{Value, json};
@@ -356,6 +356,7 @@ async fn keel_s_own_plugins_pass_their_tests_toml() {
     for (folder, artifact) in [
         ("plugins/gateway-paynow", &KEEL_PLUGIN_PAYNOW),
         ("plugins/gateway-bank-transfer", &KEEL_PLUGIN_BANK_TRANSFER),
+        ("plugins/notifier-whatsapp", &KEEL_PLUGIN_WHATSAPP),
         // docs/plugins/gateway.md's plugin, as its author runs it.
         ("examples/voucher-gateway", &KEEL_EXAMPLE_VOUCHER_GATEWAY),
     ] {
