@@ -19,6 +19,10 @@
 //! - [`paynow`]: a protocol-faithful fake Paynow on loopback (hashes, replies, test numbers,
 //!   status updates with retries, a checkout page), scripted by tests; the `keel-fake`
 //!   binary serves it to a person.
+//! - [`whatsapp`]: a protocol-faithful fake WhatsApp Cloud API on loopback (the bearer
+//!   token, send shapes, Meta's error bodies, the 24-hour window on fake time, signed
+//!   status and message webhooks in or out of order, duplicated, with retries), scripted
+//!   by tests.
 //! - [`spawn_server`]: runs a server on `127.0.0.1:0` and hands back its address and a
 //!   shutdown switch.
 
@@ -28,6 +32,7 @@ pub mod plugins;
 pub mod python;
 pub mod scenario;
 pub mod smtp;
+pub mod whatsapp;
 
 use keel_store::Db;
 use keel_store::db::ConnectOptions;
@@ -238,5 +243,33 @@ where
         addr,
         stop: Some(tx),
         task: Some(task),
+    }
+}
+
+/// Waits until `read()` holds at least `count` items, waking on `notify`, and returns them;
+/// panics after `timeout` naming `what` (for what a fake does in the background, such as
+/// delivering callbacks).
+pub(crate) async fn wait_for_count<T: std::fmt::Debug>(
+    notify: &tokio::sync::Notify,
+    count: usize,
+    timeout: std::time::Duration,
+    what: &str,
+    read: impl Fn() -> Vec<T>,
+) -> Vec<T> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let notified = notify.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let items = read();
+        if items.len() >= count {
+            return items;
+        }
+        if tokio::time::timeout_at(deadline, notified).await.is_err() {
+            panic!(
+                "waited {timeout:?} for {count} {what}; saw {}: {items:#?}",
+                items.len()
+            );
+        }
     }
 }

@@ -530,22 +530,14 @@ impl FakePaynow {
     /// Waits until at least `count` delivery attempts are recorded and returns them all;
     /// panics after `timeout` (for outcomes that happen in the background).
     pub async fn wait_for_deliveries(&self, count: usize, timeout: Duration) -> Vec<Delivery> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let notified = self.shared.delivered.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            let deliveries = self.deliveries();
-            if deliveries.len() >= count {
-                return deliveries;
-            }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                panic!(
-                    "waited {timeout:?} for {count} delivery attempts; saw {}: {deliveries:#?}",
-                    deliveries.len()
-                );
-            }
-        }
+        crate::wait_for_count(
+            &self.shared.delivered,
+            count,
+            timeout,
+            "delivery attempts",
+            || self.deliveries(),
+        )
+        .await
     }
 
     /// Sets what a poll or trace reports for the newest transaction with `reference`,
