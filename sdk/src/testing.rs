@@ -164,7 +164,7 @@ impl FakeHost {
     }
 
     pub(crate) fn now(&self) -> String {
-        rfc3339_from_millis(self.now_millis)
+        crate::clock::rfc3339_millis(self.now_millis)
     }
 
     pub(crate) fn now_millis(&self) -> i64 {
@@ -209,47 +209,4 @@ pub(crate) fn with_fake<R>(f: impl FnOnce(&mut FakeHost) -> R) -> R {
         );
         f(host)
     })
-}
-
-/// Formats milliseconds since the epoch as RFC 3339 UTC with millisecond precision.
-fn rfc3339_from_millis(millis: i64) -> String {
-    let secs = millis.div_euclid(1000);
-    let ms = millis.rem_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{ms:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn clock_formats_rfc3339() {
-        assert_eq!(rfc3339_from_millis(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(
-            rfc3339_from_millis(1_767_225_600_000),
-            "2026-01-01T00:00:00.000Z"
-        );
-        assert_eq!(
-            rfc3339_from_millis(951_782_400_123),
-            "2000-02-29T00:00:00.123Z"
-        );
-        assert_eq!(rfc3339_from_millis(-1), "1969-12-31T23:59:59.999Z");
-    }
 }

@@ -398,32 +398,10 @@ fn message_text(m: &WaMessage) -> String {
 /// with a warning, when it is missing or not a number.
 fn received_at(timestamp: &str) -> String {
     match timestamp.trim().parse::<i64>() {
-        Ok(seconds) => rfc3339(seconds),
+        Ok(seconds) => keel_sdk::clock::rfc3339(seconds),
         Err(_) => {
             keel_sdk::warn!("message timestamp {timestamp:?} is not Unix seconds; using now");
             keel_sdk::clock::now()
         }
     }
-}
-
-/// `1767225600` → `2026-01-01T00:00:00Z`.
-pub fn rfc3339(seconds: i64) -> String {
-    let days = seconds.div_euclid(86_400);
-    let secs = seconds.rem_euclid(86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
 }

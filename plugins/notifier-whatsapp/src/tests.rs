@@ -10,7 +10,7 @@ use keel_sdk::{Features, InboundRequest, PluginError, digest, fixtures};
 use serde_json::{Value, json};
 
 use crate::WhatsApp;
-use crate::inbound::rfc3339;
+use keel_sdk::clock::rfc3339;
 
 const TOKEN: &str = "EAAG-test-access-token";
 const APP_SECRET: &str = "keel-test-app-secret";
