@@ -1,4 +1,6 @@
-//! The notification outbox on both engines: pruning skipped messages by age.
+//! The notification outbox on both engines: pruning skipped messages by age; plugin
+//! channels' delivery receipts (forward only, scoped to their channel), consents (opt-in,
+//! opt-out, matching a sender to a client) and inbound messages (stored once).
 
 mod common;
 
@@ -7,7 +9,9 @@ use common::*;
 use keel_domain::ids::ClientId;
 use keel_domain::tenancy::Owner;
 use keel_store::Db;
-use keel_store::notifications::{self as store, NewNotification, NotificationState};
+use keel_store::notifications::{
+    self as store, Delivery, DeliveryChange, NewInbound, NewNotification, NotificationState,
+};
 use keel_testkit::store_test;
 
 /// Writes a notification for `client` at `at` and moves it to `state` (sent and failed
@@ -40,6 +44,7 @@ async fn notification(
             note: (state == NotificationState::Skipped)
                 .then_some("the client turned email notifications off"),
             unique_key: cause,
+            template: None,
         },
         at,
     )
@@ -103,5 +108,179 @@ store_test!(
         assert!(left.contains(&("old-failed".into(), "failed".into())), "{left:?}");
         assert!(left.contains(&("old-sent".into(), "sent".into())), "{left:?}");
         assert!(left.contains(&("old-pending".into(), "pending".into())), "{left:?}");
+    }
+);
+
+/// A pending WhatsApp message for `client`, sent as `wamid` (accepted).
+async fn sent_on_whatsapp(db: &Db, client: ClientId, cause: &str, wamid: &str) -> i64 {
+    let at = at("2027-03-01T10:00:00Z");
+    let mut tx = db.begin().await.unwrap();
+    let id = store::insert(
+        &mut tx,
+        &NewNotification {
+            client_id: client,
+            event: "payment_reminder",
+            channel: "whatsapp",
+            recipient: "+263771234567",
+            language: "en",
+            subject: "Reminder",
+            body_text: "text",
+            body_html: "",
+            invoice_id: None,
+            state: NotificationState::Pending,
+            note: None,
+            unique_key: cause,
+            template: Some(r#"{"unavailable":{"reason":"none"}}"#),
+        },
+        at,
+    )
+    .await
+    .unwrap()
+    .expect("a new cause");
+    tx.commit().await.unwrap();
+    assert!(
+        store::record_sent(db, id, wamid, Delivery::Accepted, at)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store::record_sent(db, id, wamid, Delivery::Accepted, at)
+            .await
+            .unwrap(),
+        "a sent message is recorded once"
+    );
+    id
+}
+
+store_test!(
+    async fn delivery_receipts_only_move_a_message_forward_whatever_their_order(t) {
+        let db = &t.db;
+        let ann = client(db, Owner::Host, "ann@example.com").await.id;
+        let id = sent_on_whatsapp(db, ann, "r1", "wamid.A").await;
+        let row = store::get(db, id).await.unwrap().unwrap();
+        assert_eq!(row.state, NotificationState::Sent);
+        assert_eq!(row.provider_id.as_deref(), Some("wamid.A"));
+        assert_eq!(row.delivery, Some(Delivery::Accepted));
+
+        let now = at("2027-03-01T10:01:00Z");
+        let receipt = |d: Delivery| store::record_delivery(db, "whatsapp", "wamid.A", d, None, now);
+        // Twenty receipts, read first, duplicated: only the moves to a later rank count.
+        let order = [
+            Delivery::Read, Delivery::Sent, Delivery::Delivered, Delivery::Read, Delivery::Sent,
+            Delivery::Delivered, Delivery::Sent, Delivery::Read, Delivery::Delivered, Delivery::Sent,
+            Delivery::Read, Delivery::Delivered, Delivery::Sent, Delivery::Read, Delivery::Sent,
+            Delivery::Delivered, Delivery::Read, Delivery::Sent, Delivery::Delivered, Delivery::Failed,
+        ];
+        let mut moved = 0;
+        for d in order {
+            match receipt(d).await.unwrap() {
+                DeliveryChange::Moved => moved += 1,
+                DeliveryChange::Unchanged => {}
+                DeliveryChange::Unknown => panic!("the message is known"),
+            }
+        }
+        assert_eq!(moved, 1, "read came first and nothing outranks it");
+        assert_eq!(store::get(db, id).await.unwrap().unwrap().delivery, Some(Delivery::Read));
+
+        // In order: sent, then failed with its reason; a late `sent` does not undo it, a
+        // `delivered` (it arrived after all) does.
+        let id = sent_on_whatsapp(db, ann, "r2", "wamid.B").await;
+        let b = |d: Delivery, detail: Option<&'static str>| {
+            store::record_delivery(db, "whatsapp", "wamid.B", d, detail, now)
+        };
+        assert_eq!(b(Delivery::Sent, None).await.unwrap(), DeliveryChange::Moved);
+        assert_eq!(
+            b(Delivery::Failed, Some("131026: message undeliverable")).await.unwrap(),
+            DeliveryChange::Moved
+        );
+        assert_eq!(b(Delivery::Sent, None).await.unwrap(), DeliveryChange::Unchanged);
+        let row = store::get(db, id).await.unwrap().unwrap();
+        assert_eq!(row.delivery, Some(Delivery::Failed));
+        assert_eq!(row.delivery_detail.as_deref(), Some("131026: message undeliverable"));
+        assert_eq!(b(Delivery::Delivered, None).await.unwrap(), DeliveryChange::Moved);
+
+        // A receipt for an id no message has, or for another channel's message, is unknown.
+        assert_eq!(
+            store::record_delivery(db, "whatsapp", "wamid.nosuch", Delivery::Read, None, now).await.unwrap(),
+            DeliveryChange::Unknown
+        );
+        assert_eq!(
+            store::record_delivery(db, "sms", "wamid.A", Delivery::Failed, None, now).await.unwrap(),
+            DeliveryChange::Unknown
+        );
+        assert_eq!(store::get(db, id).await.unwrap().unwrap().delivery, Some(Delivery::Delivered));
+    }
+);
+
+store_test!(
+    async fn a_consent_is_opted_in_and_out_with_its_sources_and_finds_its_client(t) {
+        let db = &t.db;
+        let ann = client(db, Owner::Host, "ann@example.com").await.id;
+        let bob = client(db, Owner::Host, "bob@example.com").await.id;
+        let t0 = at("2027-03-01T10:00:00Z");
+        let t1 = at("2027-03-02T10:00:00Z");
+
+        let mut tx = db.begin().await.unwrap();
+        assert_eq!(store::consent(&mut tx, ann, "whatsapp").await.unwrap(), None);
+        assert!(
+            !store::opt_out(&mut tx, ann, "whatsapp", "staff", t0).await.unwrap(),
+            "no opt-in, nothing to opt out of"
+        );
+        store::opt_in(&mut tx, ann, "whatsapp", "+263771234567", "checkout checkbox", t0).await.unwrap();
+        let c = store::consent(&mut tx, ann, "whatsapp").await.unwrap().unwrap();
+        assert!(c.active());
+        assert_eq!((c.address.as_str(), c.opt_in_source.as_str(), c.opted_in_at), ("+263771234567", "checkout checkbox", t0));
+
+        assert!(store::opt_out(&mut tx, ann, "whatsapp", "whatsapp: STOP reply", t1).await.unwrap());
+        assert!(
+            !store::opt_out(&mut tx, ann, "whatsapp", "again", t1).await.unwrap(),
+            "an opt-out is recorded once, its first source kept"
+        );
+        let c = store::consent(&mut tx, ann, "whatsapp").await.unwrap().unwrap();
+        assert!(!c.active());
+        assert_eq!((c.opted_out_at, c.opt_out_source.as_deref()), (Some(t1), Some("whatsapp: STOP reply")));
+
+        // A sender is matched by the address it opted in with, opted out or not.
+        assert_eq!(store::clients_at(&mut tx, "whatsapp", "+263771234567").await.unwrap(), vec![ann]);
+        assert_eq!(store::clients_at(&mut tx, "sms", "+263771234567").await.unwrap(), vec![]);
+        // A new opt-in clears the opt-out.
+        store::opt_in(&mut tx, ann, "whatsapp", "+263771234567", "staff: asked on the phone", t1).await.unwrap();
+        assert!(store::consent(&mut tx, ann, "whatsapp").await.unwrap().unwrap().active());
+        // Two clients with one number: both, the caller decides.
+        store::opt_in(&mut tx, bob, "whatsapp", "+263771234567", "api", t1).await.unwrap();
+        assert_eq!(store::clients_at(&mut tx, "whatsapp", "+263771234567").await.unwrap(), vec![ann, bob]);
+        tx.commit().await.unwrap();
+        assert_eq!(store::consents_of(db, ann).await.unwrap().len(), 1);
+    }
+);
+
+store_test!(
+    async fn an_inbound_message_is_stored_once_and_the_latest_opens_the_window(t) {
+        let db = &t.db;
+        let ann = client(db, Owner::Host, "ann@example.com").await.id;
+        let m = |id: &'static str, at_: &str| NewInbound {
+            channel: "whatsapp",
+            provider_id: id,
+            sender: "+263771234567",
+            client_id: Some(ann),
+            body: "Is my invoice paid?",
+            received_at: at(at_),
+        };
+        let now = at("2027-03-01T12:00:00Z");
+        assert_eq!(store::last_inbound_at(db, "whatsapp", "+263771234567").await.unwrap(), None);
+        let mut tx = db.begin().await.unwrap();
+        assert!(store::insert_inbound(&mut tx, &m("wamid.1", "2027-03-01T10:00:00Z"), now).await.unwrap().is_some());
+        assert!(store::insert_inbound(&mut tx, &m("wamid.1", "2027-03-01T10:00:00Z"), now).await.unwrap().is_none(), "a redelivery");
+        assert!(store::insert_inbound(&mut tx, &m("wamid.2", "2027-03-01T11:00:00Z"), now).await.unwrap().is_some());
+        // Out of order: an older message delivered last.
+        assert!(store::insert_inbound(&mut tx, &m("wamid.0", "2027-03-01T09:00:00Z"), now).await.unwrap().is_some());
+        tx.commit().await.unwrap();
+        assert_eq!(
+            store::last_inbound_at(db, "whatsapp", "+263771234567").await.unwrap(),
+            Some(at("2027-03-01T11:00:00Z"))
+        );
+        assert_eq!(store::last_inbound_at(db, "whatsapp", "+263779999999").await.unwrap(), None);
+        let stored = store::inbound_of_client(db, ann, 10).await.unwrap();
+        assert_eq!(stored.len(), 3);
     }
 );
