@@ -15,6 +15,11 @@
 //! - `in-apply`: inside the apply transaction, the entry posted, before the commit;
 //! - `after-commit`: the payment committed;
 //! - `before-reply`: in keel-api, the hook's answer not yet sent.
+//!
+//! And one on the notification path (`core/cli/tests/notifier_crash.rs`), where the reference
+//! is the notification's (`keel-notification-{id}`):
+//! - `after-notifier-send`: a notifier plugin sent the message, its provider id not yet
+//!   recorded.
 
 use std::fmt;
 use std::sync::OnceLock;
@@ -30,15 +35,26 @@ pub enum Point {
     InApply,
     AfterCommit,
     BeforeReply,
+    AfterNotifierSend,
 }
 
 impl Point {
-    pub const ALL: [Point; 5] = [
+    /// The points of the payment path, in the order a status update meets them.
+    pub const PAYMENT: [Point; 5] = [
         Point::AfterVerify,
         Point::AfterPoll,
         Point::InApply,
         Point::AfterCommit,
         Point::BeforeReply,
+    ];
+
+    pub const ALL: [Point; 6] = [
+        Point::AfterVerify,
+        Point::AfterPoll,
+        Point::InApply,
+        Point::AfterCommit,
+        Point::BeforeReply,
+        Point::AfterNotifierSend,
     ];
 
     pub fn name(self) -> &'static str {
@@ -48,6 +64,7 @@ impl Point {
             Point::InApply => "in-apply",
             Point::AfterCommit => "after-commit",
             Point::BeforeReply => "before-reply",
+            Point::AfterNotifierSend => "after-notifier-send",
         }
     }
 

@@ -8,7 +8,8 @@
 //! USD→ZWG rate and the WELCOME10 code; and a book ordered through [`crate::orders::place`]:
 //! invoices paid from the wallet, by a recorded bank transfer, and one left unpaid, with
 //! services falling due within a week (by the App's clock) so that `keel billing run` right
-//! after the demo issues renewals.
+//! after the demo issues renewals. With `[notifications.whatsapp]` set, the first client has
+//! opted in to WhatsApp at [`DEMO_WHATSAPP`].
 
 use crate::access::{NewKey, NewStaff, create_key, create_staff};
 use crate::catalog::{
@@ -32,6 +33,9 @@ use keel_domain::tax::TaxLevel;
 use keel_domain::tenancy::Scope;
 use rand::RngCore;
 use serde_json::json;
+
+/// The WhatsApp number the demo's first client opted in with (when the channel is set).
+pub const DEMO_WHATSAPP: &str = "+263771234567";
 
 /// What the demo created, printed once by the CLI.
 #[derive(Debug, Clone)]
@@ -192,6 +196,21 @@ pub async fn seed(app: &App) -> Result<DemoSummary, AppError> {
     let mut created = Vec::new();
     for c in host_clients {
         created.push(create_client(app, &ctx, c).await?);
+    }
+    // With WhatsApp configured, the first client opted in at sign-up, so its invoices and
+    // reminders go there too (examples/demo-whatsapp.toml, against `keel-fake whatsapp`).
+    if app.notify.channels.contains_key(crate::notify::WHATSAPP) {
+        crate::notifications::opt_in(
+            app,
+            &ctx,
+            created[0].id,
+            crate::notify::WHATSAPP,
+            &crate::notifications::OptInInput {
+                number: DEMO_WHATSAPP.into(),
+                source: Some("demo data: the sign-up form's WhatsApp box".into()),
+            },
+        )
+        .await?;
     }
 
     let mut tx = app.db.begin().await?;

@@ -55,8 +55,9 @@
 //!   termination, cancellation) as recorded jobs; policies.
 //! - [`webhooks`]: webhook endpoints, the signed delivery job with its retries, replay,
 //!   [`webhooks::verify`].
-//! - [`notifications`]: sending the outbox (email over SMTP with lettre), reading it, the
-//!   clients' channel preferences.
+//! - [`notifications`]: sending the outbox (email over SMTP with lettre; plugin channels such
+//!   as WhatsApp through their notifier plugins), reading it, the clients' channel
+//!   preferences and consents, the notifier hook (receipts, inbound messages, STOP).
 //!
 //! **Processes** (use cases spanning aggregates):
 //! - [`payments`]: staff-recorded payments, wallet payments, top-ups, payment holds.
@@ -130,6 +131,8 @@ pub struct App {
     pub webhooks: Arc<webhooks::Outbound>,
     /// The enabled gateway plugins payments can use.
     pub gateways: Arc<gateway_payments::Gateways>,
+    /// The enabled notifier plugins the plugin channels send through.
+    pub notifiers: Arc<notifications::Notifiers>,
     /// How payments through gateways behave (`[payments]`, the public URL).
     pub payments: Arc<gateway_payments::Settings>,
     /// Pay links: their key (`[server] link_secret`, else Keel's own) and lifetime.
@@ -150,6 +153,7 @@ impl App {
             notify: Arc::new(notify::Settings::default()),
             webhooks: Arc::new(webhooks::Outbound::default()),
             gateways: Arc::new(gateway_payments::Gateways::default()),
+            notifiers: Arc::new(notifications::Notifiers::default()),
             payments: Arc::new(gateway_payments::Settings::default()),
             pay_links: Arc::new(pay_links::Links::default()),
         }
@@ -176,6 +180,12 @@ impl App {
     /// The same application with these gateways enabled.
     pub fn with_gateways(mut self, gateways: gateway_payments::Gateways) -> App {
         self.gateways = Arc::new(gateways);
+        self
+    }
+
+    /// The same application with these notifier plugins enabled.
+    pub fn with_notifiers(mut self, notifiers: notifications::Notifiers) -> App {
+        self.notifiers = Arc::new(notifiers);
         self
     }
 

@@ -6,19 +6,74 @@
 //! failure is retried with the job's backoff and, after the last attempt, the notification
 //! is `failed` with the error. A missing `[email]` configuration fails it at once. Clients
 //! (and staff for them) read their notifications and turn channels on or off.
+//!
+//! Plugin channels (WhatsApp, `[notifications.whatsapp]`) send through a notifier plugin:
+//! - a client opts in with an E.164 number ([`opt_in`], time and source kept) and may opt
+//!   out ([`opt_out`], or by replying STOP);
+//! - inside the channel's customer-service window (24 hours after the client's last message)
+//!   the message goes as free-form text, outside it as the event's approved template, and a
+//!   text the provider refuses as outside the window is sent again as the template;
+//! - the message's reference (`keel-notification-{id}`) is the same on every attempt, so a
+//!   provider that deduplicates on it sends a retried message once;
+//! - the provider's id of the sent message is kept, and its receipts ([`inbound`], posted to
+//!   `/hooks/notifier/{plugin}`) move the notification's delivery state forward only;
+//! - messages people send in are stored against the client whose number they come from.
 
-use crate::notify::{self, Notice};
+use crate::notify::{self, Notice, PluginChannel, QueuedTemplate};
 use crate::{App, AppError, Ctx};
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use keel_domain::access::Permission;
+use keel_domain::contact::Phone;
 use keel_domain::ids::{ClientId, InvoiceId};
+use keel_domain::text::limits;
 use keel_jobs::{Env, Handler, JobError};
+use keel_plugin_host::notifier::{
+    DeliveryStatus, InboundEvent, InboundMessage, Message, Notifier, StatusUpdate, Template,
+};
+use keel_plugin_host::{InboundReply, InboundRequest, PluginError, PluginFailure};
 use keel_store::jobs::JobRecord;
-use keel_store::notifications::{self as store, NotificationRow, NotificationState};
-use serde::Serialize;
+use keel_store::notifications::{
+    self as store, ConsentRow, Delivery, DeliveryChange, NewInbound, NotificationRow,
+    NotificationState,
+};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use utoipa::ToSchema;
+
+/// The enabled notifier plugins, by plugin id.
+#[derive(Clone, Default)]
+pub struct Notifiers {
+    by_id: BTreeMap<String, Arc<dyn Notifier>>,
+}
+
+impl Notifiers {
+    /// Adds a notifier (a loaded plugin's handle, or a native implementation).
+    pub fn add(&mut self, id: &str, handle: Arc<dyn Notifier>) {
+        self.by_id.insert(id.to_owned(), handle);
+    }
+
+    /// Every loaded plugin of the notifier kind.
+    pub fn from_plugins(plugins: &[keel_plugin_host::Plugin]) -> Notifiers {
+        let mut all = Notifiers::default();
+        for p in plugins {
+            if let Some(handle) = p.notifier() {
+                all.add(p.id(), Arc::new(handle));
+            }
+        }
+        all
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Arc<dyn Notifier>> {
+        self.by_id.get(id)
+    }
+
+    pub fn ids(&self) -> Vec<&str> {
+        self.by_id.keys().map(String::as_str).collect()
+    }
+}
 
 /// Why a notification was not sent.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -27,9 +82,34 @@ pub enum SendError {
     /// retry mends it, so the notification fails at once.
     #[error("{0}")]
     NotConfigured(String),
-    /// Anything else (the SMTP server, the PDF, the database): retried with backoff.
+    /// Anything else (the SMTP server, the PDF, the database, a provider down): retried
+    /// with backoff.
     #[error("{0}")]
     Failed(String),
+    /// The provider refused this message for good (a number that cannot receive it): no
+    /// retry mends it, so the notification fails at once.
+    #[error("{0}")]
+    Refused(String),
+    /// The message is not to be sent after all (the client opted out since it was queued,
+    /// no template may go outside the window): recorded as skipped with the reason.
+    #[error("{0}")]
+    Skipped(String),
+}
+
+/// What [`send`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sent {
+    /// The notification was no longer pending (sent before).
+    Already,
+    /// Handed to the SMTP server.
+    Email,
+    /// Handed to a notifier plugin: the provider's id and first state, and whether it went
+    /// as text (inside the window) or as the approved template.
+    Plugin {
+        provider_id: String,
+        delivery: Delivery,
+        as_template: bool,
+    },
 }
 
 impl From<String> for SendError {
@@ -38,17 +118,169 @@ impl From<String> for SendError {
     }
 }
 
-/// Sends one notification by email; `Ok(false)` when it was sent already.
-pub async fn send(app: &App, id: i64) -> Result<bool, SendError> {
-    use lettre::message::{Attachment, MultiPart, header::ContentType};
-    use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+/// Sends one notification through its channel.
+pub async fn send(app: &App, id: i64) -> Result<Sent, SendError> {
     let n = store::get(&app.db, id)
         .await
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("there is no notification {id}"))?;
     if n.state != NotificationState::Pending {
-        return Ok(false);
+        return Ok(Sent::Already);
     }
+    if n.channel == notify::EMAIL {
+        return send_email(app, &n).await.map(|()| Sent::Email);
+    }
+    let Some(channel) = app.notify.channels.get(&n.channel) else {
+        return Err(SendError::NotConfigured(format!(
+            "the {} channel is not configured ([notifications.{}])",
+            n.channel, n.channel
+        )));
+    };
+    send_on_plugin(app, &n, channel).await
+}
+
+/// The reference a plugin passes to its provider for notification `id`: the same on every
+/// attempt, so a provider that deduplicates on it sends a retried message once.
+pub fn reference(id: i64) -> String {
+    format!("keel-notification-{id}")
+}
+
+async fn send_on_plugin(
+    app: &App,
+    n: &NotificationRow,
+    channel: &PluginChannel,
+) -> Result<Sent, SendError> {
+    let plugin = app.notifiers.get(&channel.plugin).ok_or_else(|| {
+        SendError::NotConfigured(format!(
+            "the notifier plugin `{}` of [notifications.{}] is not enabled",
+            channel.plugin, n.channel
+        ))
+    })?;
+    let client = ClientId(n.client_id);
+    // The consent is read again: an opt-out since the message was queued stops it.
+    let consent = {
+        let mut tx = app.db.begin().await.map_err(|e| e.to_string())?;
+        let c = store::consent(&mut tx, client, &n.channel)
+            .await
+            .map_err(|e| e.to_string())?;
+        tx.commit().await.map_err(|e| e.to_string())?;
+        c
+    };
+    let to = match consent {
+        Some(c) if c.active() => c.address,
+        _ => {
+            return Err(SendError::Skipped(format!(
+                "the client opted out of {} after this message was queued",
+                n.channel
+            )));
+        }
+    };
+    let template: Option<QueuedTemplate> = n
+        .template
+        .as_deref()
+        .map(serde_json::from_str)
+        .transpose()
+        .map_err(|e| format!("the stored template: {e}"))?;
+    let in_window = match channel.window_hours {
+        None => true,
+        Some(hours) => store::last_inbound_at(&app.db, &n.channel, &to)
+            .await
+            .map_err(|e| e.to_string())?
+            .is_some_and(|at| app.now() - at < chrono::Duration::hours(i64::from(hours))),
+    };
+    let text = Message {
+        reference: reference(n.id),
+        to: to.clone(),
+        subject: Some(n.subject.clone()),
+        body: n.body_text.clone(),
+        template: None,
+    };
+    let as_template = |t: &QueuedTemplate| -> Result<Message, SendError> {
+        match t {
+            QueuedTemplate::Ready {
+                name,
+                language,
+                parameters,
+            } => Ok(Message {
+                template: Some(Template {
+                    name: name.clone(),
+                    language: language.clone(),
+                    parameters: parameters.clone(),
+                }),
+                ..text.clone()
+            }),
+            QueuedTemplate::Unavailable { reason } => Err(SendError::Skipped(format!(
+                "outside the {}-hour window only an approved template may be sent, and {reason}",
+                channel.window_hours.unwrap_or(24)
+            ))),
+        }
+    };
+    let unavailable = QueuedTemplate::Unavailable {
+        reason: "the message has no template".into(),
+    };
+    let template = template.as_ref().unwrap_or(&unavailable);
+    let (answer, templated) = if in_window {
+        match plugin.send(text.clone()).await {
+            // The provider's window is the one that counts: a text refused as outside it
+            // goes again as the template, under the same reference.
+            Err(PluginFailure::Plugin(PluginError::Refused(why)))
+                if matches!(template, QueuedTemplate::Ready { .. }) =>
+            {
+                tracing::info!(notification = n.id, %why, "text refused; sending the approved template");
+                (plugin.send(as_template(template)?).await, true)
+            }
+            other => (other, false),
+        }
+    } else {
+        (plugin.send(as_template(template)?).await, true)
+    };
+    match answer {
+        Ok(receipt) => Ok(Sent::Plugin {
+            provider_id: receipt.provider_id,
+            delivery: delivery_of(receipt.status),
+            as_template: templated,
+        }),
+        Err(failure) => Err(send_failure(failure)),
+    }
+}
+
+/// What the kernel does with a plugin's failure to send.
+fn send_failure(failure: PluginFailure) -> SendError {
+    match failure {
+        PluginFailure::Plugin(PluginError::Refused(m) | PluginError::InvalidInput(m)) => {
+            SendError::Refused(m)
+        }
+        PluginFailure::Plugin(PluginError::Misconfigured(m)) => SendError::NotConfigured(m),
+        PluginFailure::Plugin(PluginError::Unsupported) => {
+            SendError::NotConfigured("the plugin cannot send this kind of message".into())
+        }
+        PluginFailure::Plugin(PluginError::Unavailable(hint)) => {
+            SendError::Failed(match hint.retry_after_seconds {
+                Some(s) => format!("{} (retry after {s} s)", hint.reason),
+                None => hint.reason,
+            })
+        }
+        // A timeout or a trap may come after the provider took the message: the retry
+        // uses the same reference.
+        other => SendError::Failed(other.to_string()),
+    }
+}
+
+fn delivery_of(s: DeliveryStatus) -> Delivery {
+    match s {
+        DeliveryStatus::Accepted => Delivery::Accepted,
+        DeliveryStatus::Sent => Delivery::Sent,
+        DeliveryStatus::Delivered => Delivery::Delivered,
+        DeliveryStatus::Read => Delivery::Read,
+        DeliveryStatus::Failed => Delivery::Failed,
+    }
+}
+
+/// Sends one notification by email.
+async fn send_email(app: &App, n: &NotificationRow) -> Result<(), SendError> {
+    use lettre::message::{Attachment, MultiPart, header::ContentType};
+    use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+    let id = n.id;
     let url = app.notify.smtp_url.as_deref().ok_or_else(|| {
         SendError::NotConfigured("email is not configured ([email] smtp_url)".into())
     })?;
@@ -89,26 +321,67 @@ pub async fn send(app: &App, id: i64) -> Result<bool, SendError> {
         .send(message)
         .await
         .map_err(|e| format!("SMTP: {e}"))?;
-    Ok(true)
+    Ok(())
 }
 
 fn send_job<'a>(env: &'a Env, job: &'a JobRecord) -> BoxFuture<'a, Result<(), JobError>> {
     Box::pin(async move {
         let app = crate::jobs::app_of(env)?;
         let id = crate::jobs::payload_id(job, "notification")?;
+        let channel = store::get(&app.db, id)
+            .await
+            .map_err(|e| JobError::Retry(e.to_string()))?
+            .map_or_else(|| "unknown".to_owned(), |n| n.channel);
+        let result = send(app, id).await;
+        // The outcome is counted before it is recorded: a crash between the two counts an
+        // attempt the retry counts again, never one that was not made.
+        let outcome = match &result {
+            Ok(Sent::Already) => "already_sent",
+            Ok(_) => "sent",
+            Err(SendError::NotConfigured(_)) => "not_configured",
+            Err(SendError::Failed(_)) => "retried",
+            Err(SendError::Refused(_)) => "refused",
+            Err(SendError::Skipped(_)) => "skipped",
+        };
+        metrics::counter!("keel_notifications_total", "channel" => channel, "outcome" => outcome)
+            .increment(1);
         let now = app.now();
-        match send(app, id).await {
-            Ok(true) => {
+        let recorded = |e: keel_store::StoreError| JobError::Retry(e.to_string());
+        match result {
+            Ok(Sent::Already) => Ok(()),
+            Ok(Sent::Email) => {
                 store::record_attempt(&app.db, id, NotificationState::Sent, None, now)
                     .await
-                    .map_err(|e| JobError::Retry(e.to_string()))?;
+                    .map_err(recorded)?;
                 Ok(())
             }
-            Ok(false) => Ok(()),
+            Ok(Sent::Plugin {
+                provider_id,
+                delivery,
+                ..
+            }) => {
+                crate::crash_points::reached(
+                    crate::crash_points::Point::AfterNotifierSend,
+                    &reference(id),
+                )
+                .await;
+                store::record_sent(&app.db, id, &provider_id, delivery, now)
+                    .await
+                    .map_err(recorded)?;
+                Ok(())
+            }
+            Err(SendError::Skipped(why)) => {
+                tracing::info!(notification = id, reason = %why, "notification skipped");
+                store::record_attempt(&app.db, id, NotificationState::Skipped, Some(&why), now)
+                    .await
+                    .map_err(recorded)?;
+                Ok(())
+            }
             Err(error) => {
                 let (last, message) = match &error {
-                    SendError::NotConfigured(m) => (true, m),
+                    SendError::NotConfigured(m) | SendError::Refused(m) => (true, m),
                     SendError::Failed(m) => (job.attempts >= job.max_attempts, m),
+                    SendError::Skipped(_) => unreachable!("handled above"),
                 };
                 let state = if last {
                     NotificationState::Failed
@@ -117,10 +390,10 @@ fn send_job<'a>(env: &'a Env, job: &'a JobRecord) -> BoxFuture<'a, Result<(), Jo
                 };
                 store::record_attempt(&app.db, id, state, Some(message), now)
                     .await
-                    .map_err(|e| JobError::Retry(e.to_string()))?;
+                    .map_err(recorded)?;
                 Err(match error {
-                    SendError::NotConfigured(m) => JobError::Fail(m),
-                    SendError::Failed(m) => JobError::Retry(m),
+                    SendError::NotConfigured(m) | SendError::Refused(m) => JobError::Fail(m),
+                    SendError::Failed(m) | SendError::Skipped(m) => JobError::Retry(m),
                 })
             }
         }
@@ -207,6 +480,14 @@ pub struct NotificationView {
     pub invoice_id: Option<i64>,
     pub created_at: DateTime<Utc>,
     pub sent_at: Option<DateTime<Utc>>,
+    /// For plugin channels: the provider's id of the sent message (a WhatsApp `wamid`).
+    pub provider_id: Option<String>,
+    /// For plugin channels: the latest delivery receipt.
+    pub delivery: Option<Delivery>,
+    /// Why delivery failed, as the provider said.
+    pub delivery_detail: Option<String>,
+    /// When Keel recorded the latest receipt.
+    pub delivery_at: Option<DateTime<Utc>>,
 }
 
 impl From<NotificationRow> for NotificationView {
@@ -224,6 +505,10 @@ impl From<NotificationRow> for NotificationView {
             invoice_id: n.invoice_id,
             created_at: n.created_at,
             sent_at: n.sent_at,
+            provider_id: n.provider_id,
+            delivery: n.delivery,
+            delivery_detail: n.delivery_detail,
+            delivery_at: n.delivery_at,
         }
     }
 }
@@ -255,11 +540,7 @@ pub async fn set_channel(
     }
     crate::clients::get_client(app, ctx, client).await?;
     if channel != notify::EMAIL {
-        return Err(AppError::invalid(
-            "unknown_channel",
-            Some("channel"),
-            format!("{channel:?} is not a channel (email)"),
-        ));
+        plugin_channel(app, channel)?;
     }
     let mut tx = app.db.begin().await?;
     store::set_channel(&mut tx, client, channel, enabled, app.now()).await?;
@@ -273,6 +554,424 @@ pub async fn set_channel(
         json!({ "channel": channel, "enabled": enabled }),
     )
     .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// A configured plugin channel, or 422 `unknown_channel` naming the channels there are.
+fn plugin_channel<'a>(app: &'a App, channel: &str) -> Result<&'a PluginChannel, AppError> {
+    app.notify.channels.get(channel).ok_or_else(|| {
+        let mut names = vec![notify::EMAIL];
+        names.extend(app.notify.channels.keys().map(String::as_str));
+        AppError::invalid(
+            "unknown_channel",
+            Some("channel"),
+            format!("{channel:?} is not a channel ({})", names.join(", ")),
+        )
+    })
+}
+
+/// A client's opt-in to a plugin channel.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OptInInput {
+    /// The number to write to, E.164 (`+263771234567`); separators are dropped.
+    #[schema(value_type = keel_domain::contact::Phone)]
+    pub number: String,
+    /// How the client gave consent (`checkout checkbox`, `asked on the phone`); kept with
+    /// who recorded it.
+    #[schema(schema_with = keel_domain::text::schema::memo)]
+    pub source: Option<String>,
+}
+
+/// A client's consent to a channel, as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ConsentView {
+    pub channel: String,
+    /// Where messages go (E.164).
+    pub address: String,
+    /// Messages may be sent (opted in, not opted out since).
+    pub active: bool,
+    pub opted_in_at: DateTime<Utc>,
+    /// Who recorded the opt-in, and how the client gave it.
+    pub opt_in_source: String,
+    pub opted_out_at: Option<DateTime<Utc>>,
+    /// `whatsapp: STOP reply`, or who recorded the opt-out.
+    pub opt_out_source: Option<String>,
+}
+
+impl From<ConsentRow> for ConsentView {
+    fn from(c: ConsentRow) -> ConsentView {
+        ConsentView {
+            active: c.active(),
+            channel: c.channel,
+            address: c.address,
+            opted_in_at: c.opted_in_at,
+            opt_in_source: c.opt_in_source,
+            opted_out_at: c.opted_out_at,
+            opt_out_source: c.opt_out_source,
+        }
+    }
+}
+
+fn may_change_channels(ctx: &Ctx) -> Result<(), AppError> {
+    if !ctx.actor.can(Permission::ClientsWrite) {
+        ctx.require(Permission::Order)?;
+    }
+    Ok(())
+}
+
+/// Records a client's opt-in to a plugin channel at a number (the client itself, its
+/// reseller, or staff), with who recorded it and how consent was given; replaces an earlier
+/// opt-in and clears an opt-out. Audited.
+pub async fn opt_in(
+    app: &App,
+    ctx: &Ctx,
+    client: ClientId,
+    channel: &str,
+    input: &OptInInput,
+) -> Result<ConsentView, AppError> {
+    may_change_channels(ctx)?;
+    crate::clients::get_client(app, ctx, client).await?;
+    plugin_channel(app, channel)?;
+    let number = Phone::parse(&input.number)
+        .map_err(|e| AppError::invalid("invalid_phone", Some("number"), e.to_string()))?;
+    let how = match input.source.as_deref().map(str::trim) {
+        Some(s) if !s.is_empty() => {
+            AppError::check_text("source", s, limits::MEMO)?;
+            s.to_owned()
+        }
+        _ => "no detail given".to_owned(),
+    };
+    let source = format!("{} ({}): {how}", ctx.actor.label(), actor_kind(ctx));
+    let now = app.now();
+    let mut tx = app.db.begin().await?;
+    store::opt_in(&mut tx, client, channel, number.as_str(), &source, now).await?;
+    crate::audit::record(
+        &mut tx,
+        app,
+        ctx,
+        "notification.opt_in",
+        "client",
+        client,
+        json!({ "channel": channel, "address": number.as_str(), "source": source }),
+    )
+    .await?;
+    let row = store::consent(&mut tx, client, channel)
+        .await?
+        .expect("written in this transaction");
+    tx.commit().await?;
+    Ok(row.into())
+}
+
+fn actor_kind(ctx: &Ctx) -> &'static str {
+    match ctx.actor {
+        keel_domain::access::Actor::Key { .. } => "API key",
+        keel_domain::access::Actor::Staff { .. } => "staff",
+        keel_domain::access::Actor::System { .. } => "Keel",
+    }
+}
+
+/// Records a client's opt-out of a plugin channel: no message is sent to it there until it
+/// opts in again. 404 when it never opted in; an opt-out already recorded stays as it was.
+pub async fn opt_out(
+    app: &App,
+    ctx: &Ctx,
+    client: ClientId,
+    channel: &str,
+) -> Result<ConsentView, AppError> {
+    may_change_channels(ctx)?;
+    crate::clients::get_client(app, ctx, client).await?;
+    plugin_channel(app, channel)?;
+    let source = format!("{} ({})", ctx.actor.label(), actor_kind(ctx));
+    let mut tx = app.db.begin().await?;
+    if store::consent(&mut tx, client, channel).await?.is_none() {
+        return Err(AppError::NotFound { what: "opt-in" });
+    }
+    if store::opt_out(&mut tx, client, channel, &source, app.now()).await? {
+        crate::audit::record(
+            &mut tx,
+            app,
+            ctx,
+            "notification.opt_out",
+            "client",
+            client,
+            json!({ "channel": channel, "source": source }),
+        )
+        .await?;
+    }
+    let row = store::consent(&mut tx, client, channel)
+        .await?
+        .expect("read in this transaction");
+    tx.commit().await?;
+    Ok(row.into())
+}
+
+/// A client's consents, one per plugin channel it ever opted in to.
+pub async fn consents(
+    app: &App,
+    ctx: &Ctx,
+    client: ClientId,
+) -> Result<Vec<ConsentView>, AppError> {
+    crate::clients::get_client(app, ctx, client).await?;
+    Ok(store::consents_of(&app.db, client)
+        .await?
+        .into_iter()
+        .map(ConsentView::from)
+        .collect())
+}
+
+/// A message a client sent in, as staff read it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct InboundView {
+    pub id: i64,
+    pub channel: String,
+    pub provider_id: String,
+    pub sender: String,
+    pub body: String,
+    pub received_at: DateTime<Utc>,
+}
+
+/// A client's latest inbound messages, newest first (the client itself, its reseller, or
+/// staff).
+pub async fn inbound_of_client(
+    app: &App,
+    ctx: &Ctx,
+    client: ClientId,
+) -> Result<Vec<InboundView>, AppError> {
+    crate::clients::get_client(app, ctx, client).await?;
+    Ok(store::inbound_of_client(&app.db, client, 100)
+        .await?
+        .into_iter()
+        .map(|m| InboundView {
+            id: m.id,
+            channel: m.channel,
+            provider_id: m.provider_id,
+            sender: m.sender,
+            body: m.body,
+            received_at: m.received_at,
+        })
+        .collect())
+}
+
+/// Replies that opt a sender out of a channel, compared without case or surrounding
+/// spaces (WhatsApp's opt-out guidance; the words SMS carriers honour).
+pub const STOP_WORDS: &[&str] = &[
+    "stop",
+    "stop all",
+    "unsubscribe",
+    "opt out",
+    "opt-out",
+    "optout",
+    "cancel",
+];
+/// Replies that opt a sender back in after a STOP.
+pub const START_WORDS: &[&str] = &["start", "unstop", "subscribe"];
+
+/// What an inbound webhook did, for the log and the tests.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InboundOutcome {
+    /// The plugin's answer to the provider.
+    pub reply: Option<InboundReply>,
+    /// Receipts that moved a message's delivery state.
+    pub receipts_applied: usize,
+    /// Receipts already applied, or older than the message's state.
+    pub receipts_unchanged: usize,
+    /// Receipts for a provider id no message has.
+    pub receipts_unknown: usize,
+    /// Messages stored (a redelivered one is not stored again).
+    pub messages_stored: usize,
+    /// Opt-outs recorded from STOP replies, opt-ins from START replies.
+    pub opted_out: usize,
+    pub opted_in: usize,
+}
+
+/// The plugin channel served by notifier plugin `plugin`.
+fn channel_of_plugin<'a>(app: &'a App, plugin: &str) -> Option<(&'a str, &'a PluginChannel)> {
+    app.notify
+        .channels
+        .iter()
+        .find(|(_, c)| c.plugin == plugin)
+        .map(|(name, c)| (name.as_str(), c))
+}
+
+/// A provider's webhook to notifier plugin `plugin` (`/hooks/notifier/{plugin}`), handed raw
+/// to its `verify-inbound`: the subscription handshake, delivery receipts, inbound
+/// messages. A forged, unsigned or wrongly verified request is 403 `webhook_refused` and
+/// changes nothing; a webhook whose every event is a receipt for a message Keel never sent
+/// is 404 `unknown_message` (the provider retries it, which also covers a receipt that
+/// overtook the recording of the message's id).
+pub async fn inbound(
+    app: &App,
+    plugin: &str,
+    request: InboundRequest,
+) -> Result<InboundOutcome, AppError> {
+    let Some((channel, _)) = channel_of_plugin(app, plugin) else {
+        return Err(AppError::NotFound { what: "notifier" });
+    };
+    let handle = app
+        .notifiers
+        .get(plugin)
+        .ok_or(AppError::NotFound { what: "notifier" })?;
+    let read = match handle.verify_inbound(request).await {
+        Ok(read) => read,
+        Err(PluginFailure::Plugin(PluginError::Refused(m) | PluginError::InvalidInput(m))) => {
+            tracing::warn!(plugin, reason = %m, "a notifier webhook was refused");
+            metrics::counter!("keel_notifier_webhooks_total", "channel" => channel.to_owned(), "outcome" => "refused")
+                .increment(1);
+            return Err(AppError::invalid("webhook_refused", None, m));
+        }
+        Err(PluginFailure::Plugin(PluginError::Misconfigured(m))) => {
+            return Err(AppError::NotConfigured {
+                setting: "plugins",
+                message: format!("the notifier plugin `{plugin}`: {m}"),
+            });
+        }
+        Err(other) => {
+            return Err(AppError::Unavailable {
+                code: "notifier_unavailable",
+                message: format!(
+                    "the notifier plugin `{plugin}` could not read the webhook: {other}"
+                ),
+                retry_after: None,
+            });
+        }
+    };
+    let mut out = InboundOutcome::default();
+    let now = app.now();
+    for event in &read.events {
+        match event {
+            InboundEvent::Status(s) => receipt(app, channel, s, now, &mut out).await?,
+            InboundEvent::Message(m) => message_in(app, channel, m, now, &mut out).await?,
+        }
+    }
+    let outcome = if out.receipts_unknown > 0 && out.receipts_unknown == read.events.len() {
+        "unknown_message"
+    } else {
+        "accepted"
+    };
+    metrics::counter!("keel_notifier_webhooks_total", "channel" => channel.to_owned(), "outcome" => outcome)
+        .increment(1);
+    if outcome == "unknown_message" {
+        tracing::warn!(
+            plugin,
+            receipts = out.receipts_unknown,
+            "delivery receipts for messages Keel did not send"
+        );
+        return Err(AppError::invalid(
+            "unknown_message",
+            None,
+            "the receipts name no message Keel sent on this channel",
+        ));
+    }
+    out.reply = Some(read.reply);
+    Ok(out)
+}
+
+async fn receipt(
+    app: &App,
+    channel: &str,
+    s: &StatusUpdate,
+    now: DateTime<Utc>,
+    out: &mut InboundOutcome,
+) -> Result<(), AppError> {
+    let delivery = delivery_of(s.status);
+    match store::record_delivery(
+        &app.db,
+        channel,
+        &s.provider_id,
+        delivery,
+        s.detail.as_deref(),
+        now,
+    )
+    .await?
+    {
+        DeliveryChange::Moved => out.receipts_applied += 1,
+        DeliveryChange::Unchanged => out.receipts_unchanged += 1,
+        DeliveryChange::Unknown => out.receipts_unknown += 1,
+    }
+    Ok(())
+}
+
+async fn message_in(
+    app: &App,
+    channel: &str,
+    m: &InboundMessage,
+    now: DateTime<Utc>,
+    out: &mut InboundOutcome,
+) -> Result<(), AppError> {
+    let received_at = DateTime::parse_from_rfc3339(&m.received_at)
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or(now);
+    let sender =
+        Phone::parse(&m.sender).map_or_else(|_| m.sender.clone(), |p| p.as_str().to_owned());
+    let mut tx = app.db.begin().await?;
+    let clients = store::clients_at(&mut tx, channel, &sender).await?;
+    // A number two clients share is stored unmatched: Keel does not guess whose it is.
+    let client = match clients.as_slice() {
+        [one] => Some(*one),
+        _ => None,
+    };
+    let stored = store::insert_inbound(
+        &mut tx,
+        &NewInbound {
+            channel,
+            provider_id: &m.provider_id,
+            sender: &sender,
+            client_id: client,
+            body: &m.body,
+            received_at,
+        },
+        now,
+    )
+    .await?;
+    if stored.is_none() {
+        // Delivered before: its STOP, if it was one, was recorded then.
+        tx.commit().await?;
+        return Ok(());
+    }
+    out.messages_stored += 1;
+    let word = m.body.trim().to_lowercase();
+    let ctx = Ctx::system(&format!("{channel} reply"));
+    if let Some(client) = client {
+        if STOP_WORDS.contains(&word.as_str()) {
+            let source = format!("{channel}: {} reply ({})", m.body.trim(), m.provider_id);
+            if store::opt_out(&mut tx, client, channel, &source, now).await? {
+                crate::audit::record(
+                    &mut tx,
+                    app,
+                    &ctx,
+                    "notification.opt_out",
+                    "client",
+                    client,
+                    json!({ "channel": channel, "source": source }),
+                )
+                .await?;
+                out.opted_out += 1;
+            }
+        } else if START_WORDS.contains(&word.as_str())
+            && let Some(c) = store::consent(&mut tx, client, channel).await?
+            && !c.active()
+        {
+            // Only a client who opted in before may opt back in by a reply: the first
+            // opt-in is the host's to record, with its source.
+            let source = format!("{channel}: {} reply ({})", m.body.trim(), m.provider_id);
+            store::opt_in(&mut tx, client, channel, &c.address, &source, now).await?;
+            crate::audit::record(
+                &mut tx,
+                app,
+                &ctx,
+                "notification.opt_in",
+                "client",
+                client,
+                json!({ "channel": channel, "address": c.address, "source": source }),
+            )
+            .await?;
+            out.opted_in += 1;
+        }
+    } else {
+        tracing::info!(channel, sender = %sender, matched = clients.len(), "an inbound message matched no single client");
+    }
     tx.commit().await?;
     Ok(())
 }

@@ -28,14 +28,18 @@ use keel_store::notifications::{self as store, NewNotification, NotificationStat
 use minijinja::{AutoEscape, Environment};
 use serde::Serialize;
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// The job kind that sends one notification.
 pub const SEND: &str = "notification.send";
 /// The email channel.
 pub const EMAIL: &str = "email";
-/// Sending attempts before a notification is failed.
-const ATTEMPTS: i32 = 8;
+/// Sending attempts before a notification is failed: with the job queue's backoff (a wait
+/// of half to all of 2 s doubling up to an hour) they span at least a day and at most about
+/// two, so a provider or mail server down for a day still gets the message out when it is
+/// back.
+pub const ATTEMPTS: i32 = 60;
 
 /// The events Keel notifies clients of, each with its built-in English template.
 pub const EVENTS: &[(&str, &str)] = &[
@@ -84,6 +88,8 @@ pub const EVENTS: &[(&str, &str)] = &[
 /// How notifications go out (`[email]`, `[notifications]` in keel.toml).
 #[derive(Debug, Clone, Default)]
 pub struct Settings {
+    /// Channels served by notifier plugins, by channel name (`[notifications.whatsapp]`).
+    pub channels: BTreeMap<String, PluginChannel>,
     /// `smtp://host:port` (plain, or `?tls=required` for STARTTLS) or `smtps://host:port`,
     /// with `user:password@` when the server wants them. None: email is off.
     pub smtp_url: Option<String>,
@@ -92,6 +98,158 @@ pub struct Settings {
     /// The host's theme folder: `notifications/<language>/<event>.jinja` there replaces the
     /// built-in template.
     pub theme_dir: Option<PathBuf>,
+}
+
+/// The WhatsApp channel's name (`[notifications.whatsapp]`).
+pub const WHATSAPP: &str = "whatsapp";
+
+/// A channel served by a notifier plugin (`[notifications.<channel>]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginChannel {
+    /// The enabled notifier plugin that sends its messages (`whatsapp`).
+    pub plugin: String,
+    /// Hours after a client's last message in which free-form text may be sent (WhatsApp's
+    /// customer-service window: 24); outside them only an approved template. `None`: the
+    /// channel has no window and always sends text.
+    pub window_hours: Option<u32>,
+    /// Per event, the provider-approved template sent outside the window.
+    pub templates: BTreeMap<String, TemplateMapping>,
+}
+
+/// An event's approved template (`[notifications.whatsapp.templates.<event>]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateMapping {
+    /// The template's name at the provider.
+    pub name: String,
+    /// Its language code (`en`, `en_US`).
+    pub language: String,
+    /// Its body parameters in order, each a value of the event's context by path
+    /// (`client.first_name`, `invoice.number`, `invoice.balance`, `pay_url`).
+    pub parameters: Vec<String>,
+}
+
+/// The events a client can be notified of by a plugin channel (every [`Notice`]'s).
+pub const NOTICE_EVENTS: &[&str] = &[
+    "invoice_created",
+    "payment_reminder",
+    "invoice_overdue",
+    "late_fee",
+    "service_suspended",
+    "service_unsuspended",
+    "service_terminated",
+    "payment_received",
+    "wallet_topup",
+];
+
+/// The context paths a template parameter of `event` may name.
+pub fn parameter_paths(event: &str) -> Vec<&'static str> {
+    let mut paths = vec![
+        "seller",
+        "client.first_name",
+        "client.last_name",
+        "client.company",
+        "client.email",
+        "invoice.id",
+        "invoice.number",
+        "invoice.currency",
+        "invoice.total",
+        "invoice.balance",
+        "invoice.due_date",
+        "invoice.status",
+    ];
+    match event {
+        "payment_reminder" | "invoice_overdue" => paths.push("days"),
+        "late_fee" => paths.push("fee"),
+        "service_suspended" | "service_unsuspended" | "service_terminated" => {
+            paths.extend(["service.id", "service.label"])
+        }
+        _ => {}
+    }
+    if matches!(
+        event,
+        "invoice_created"
+            | "payment_reminder"
+            | "invoice_overdue"
+            | "late_fee"
+            | "service_suspended"
+    ) {
+        paths.push("pay_url");
+    }
+    paths
+}
+
+/// Checks a channel's template for `event`: the event exists and sends messages, the
+/// name and language are set, and every parameter names a value the event has.
+pub fn check_template(event: &str, t: &TemplateMapping) -> Result<(), String> {
+    if !NOTICE_EVENTS.contains(&event) {
+        return Err(format!(
+            "{event:?} is not an event clients are notified of (one of: {})",
+            NOTICE_EVENTS.join(", ")
+        ));
+    }
+    if t.name.trim().is_empty() {
+        return Err("name: the approved template's name is empty".into());
+    }
+    if t.language.trim().is_empty() {
+        return Err("language: the template's language is empty (`en`, `en_US`)".into());
+    }
+    let known = parameter_paths(event);
+    for (i, p) in t.parameters.iter().enumerate() {
+        if !known.contains(&p.as_str()) {
+            return Err(format!(
+                "parameters[{i}]: {p:?} is not a value of {event} (one of: {})",
+                known.join(", ")
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A plugin channel's template as queued with its message: ready with its parameters, or
+/// why it cannot be sent (stored as JSON in `notifications.template`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QueuedTemplate {
+    Ready {
+        name: String,
+        language: String,
+        parameters: Vec<String>,
+    },
+    /// No template can go out for this message (none configured, a value missing).
+    Unavailable { reason: String },
+}
+
+/// The template of `event` with its parameters read from `context`.
+pub fn template_for(channel: &PluginChannel, event: &str, context: &Value) -> QueuedTemplate {
+    let Some(t) = channel.templates.get(event) else {
+        return QueuedTemplate::Unavailable {
+            reason: format!("no approved template is configured for {event}"),
+        };
+    };
+    let mut parameters = Vec::with_capacity(t.parameters.len());
+    for path in &t.parameters {
+        let value = path
+            .split('.')
+            .try_fold(context, |v, key| v.get(key))
+            .filter(|v| !v.is_null());
+        match value {
+            Some(Value::String(s)) if !s.trim().is_empty() => parameters.push(s.clone()),
+            Some(v @ (Value::Number(_) | Value::Bool(_))) => parameters.push(v.to_string()),
+            _ => {
+                return QueuedTemplate::Unavailable {
+                    reason: format!(
+                        "the template {}'s parameter {path} has no value for this message",
+                        t.name
+                    ),
+                };
+            }
+        }
+    }
+    QueuedTemplate::Ready {
+        name: t.name.clone(),
+        language: t.language.clone(),
+        parameters,
+    }
 }
 
 /// A message rendered from a template.
@@ -412,6 +570,7 @@ pub async fn queue(
             state,
             note,
             unique_key: cause,
+            template: None,
         },
         now,
     )
@@ -419,16 +578,112 @@ pub async fn queue(
     if let Some(id) = id
         && state == NotificationState::Pending
     {
-        keel_store::jobs::enqueue(
+        enqueue_send(tx, id, now).await?;
+    }
+    for (channel, settings) in &app.notify.channels {
+        queue_on_channel(
             tx,
-            &NewJob::new(SEND, json!({ "notification": id }), now)
-                .unique(format!("notification:{id}"))
-                .max_attempts(ATTEMPTS),
-            now,
+            OnChannel {
+                app,
+                channel,
+                settings,
+                event,
+                rendered: &r,
+                context: &context,
+                invoice,
+                cause,
+            },
+            client,
         )
         .await?;
     }
     Ok(id)
+}
+
+async fn enqueue_send(tx: &mut Tx, id: i64, now: DateTime<Utc>) -> Result<(), AppError> {
+    keel_store::jobs::enqueue(
+        tx,
+        &NewJob::new(SEND, json!({ "notification": id }), now)
+            .unique(format!("notification:{id}"))
+            .max_attempts(ATTEMPTS),
+        now,
+    )
+    .await?;
+    Ok(())
+}
+
+/// One message for a plugin channel.
+struct OnChannel<'a> {
+    app: &'a App,
+    channel: &'a str,
+    settings: &'a PluginChannel,
+    event: &'a str,
+    rendered: &'a Rendered,
+    context: &'a Value,
+    invoice: Option<InvoiceId>,
+    cause: &'a str,
+}
+
+/// Queues the message on a plugin channel for a client who ever opted in to it: pending
+/// while the opt-in stands and the channel is on, else skipped with the reason. A client
+/// who never opted in gets no row: the channel is not theirs.
+async fn queue_on_channel(
+    tx: &mut Tx,
+    m: OnChannel<'_>,
+    client: keel_domain::ids::ClientId,
+) -> Result<(), AppError> {
+    let Some(consent) = store::consent(tx, client, m.channel).await? else {
+        return Ok(());
+    };
+    let note = if let Some(at) = consent.opted_out_at {
+        Some(format!(
+            "the client opted out of {} on {} ({})",
+            m.channel,
+            at.format("%Y-%m-%d %H:%M UTC"),
+            consent
+                .opt_out_source
+                .as_deref()
+                .unwrap_or("no source recorded")
+        ))
+    } else if !store::channel_enabled(tx, client, m.channel).await? {
+        Some(format!("the client turned {} notifications off", m.channel))
+    } else {
+        None
+    };
+    let template = serde_json::to_string(&template_for(m.settings, m.event, m.context))
+        .expect("a template is plain data");
+    let state = if note.is_some() {
+        NotificationState::Skipped
+    } else {
+        NotificationState::Pending
+    };
+    let now = m.app.now();
+    let id = store::insert(
+        tx,
+        &NewNotification {
+            client_id: client,
+            event: m.event,
+            channel: m.channel,
+            recipient: &consent.address,
+            language: &m.rendered.language,
+            subject: &m.rendered.subject,
+            body_text: &m.rendered.text,
+            body_html: "",
+            invoice_id: m.invoice,
+            state,
+            note: note.as_deref(),
+            unique_key: m.cause,
+            template: Some(&template),
+        },
+        now,
+    )
+    .await?;
+    if let Some(id) = id
+        && state == NotificationState::Pending
+    {
+        enqueue_send(tx, id, now).await?;
+    }
+    Ok(())
 }
 
 /// The job kind that queues the "invoice created" messages of invoices the billing run

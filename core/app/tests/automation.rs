@@ -242,6 +242,7 @@ store_test!(
                     state,
                     note: (state == NotificationState::Skipped).then_some("email is not configured ([email] smtp_url)"),
                     unique_key: cause,
+                    template: None,
                 };
                 let id = outbox::insert(&mut tx, &n, app.now()).await.unwrap().expect("a new cause");
                 tx.commit().await.unwrap();

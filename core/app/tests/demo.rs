@@ -135,3 +135,37 @@ store_test!(
         assert!(run.invoices >= 1, "{summary:?} {run:?}");
     }
 );
+
+store_test!(
+    async fn with_whatsapp_set_the_demos_first_client_has_opted_in_and_gets_its_messages_there(t) {
+        let channel = keel_app::notify::PluginChannel {
+            plugin: "whatsapp".into(),
+            window_hours: Some(24),
+            templates: Default::default(),
+        };
+        let app = app_on(t, "2027-01-10").with_notifications(keel_app::notify::Settings {
+            channels: [("whatsapp".to_owned(), channel)].into(),
+            ..Default::default()
+        });
+        keel_app::demo::seed(&app).await.unwrap();
+        let ctx = Ctx::system("test");
+        let first = keel_domain::ids::ClientId(1);
+        let consents = keel_app::notifications::consents(&app, &ctx, first).await.unwrap();
+        assert_eq!(consents.len(), 1, "{consents:?}");
+        assert_eq!((consents[0].address.as_str(), consents[0].active), (keel_app::demo::DEMO_WHATSAPP, true));
+        assert!(consents[0].opt_in_source.contains("demo data"), "{consents:?}");
+        let on_whatsapp: Vec<_> = keel_app::notifications::of_client(&app, &ctx, first)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|n| n.channel == "whatsapp")
+            .collect();
+        assert!(!on_whatsapp.is_empty(), "its invoices are announced on WhatsApp too");
+        assert!(on_whatsapp.iter().all(|n| n.recipient == keel_app::demo::DEMO_WHATSAPP));
+        // Nobody else opted in.
+        for id in 2..=6 {
+            assert!(keel_app::notifications::consents(&app, &ctx, keel_domain::ids::ClientId(id)).await.unwrap().is_empty());
+        }
+        keel_testkit::assert_ledger_balanced(&app.db).await;
+    }
+);

@@ -54,6 +54,7 @@ store_test!(
             smtp_url: Some(sink.url()),
             from: "Keel Demo <billing@keel.test>".into(),
             theme_dir: None,
+            ..Default::default()
         });
         let ctx = Ctx::system("demo");
         keel_app::demo::seed(&app).await.unwrap();

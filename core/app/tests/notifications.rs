@@ -53,6 +53,7 @@ async fn world(
         smtp_url: sink.map(SmtpSink::url),
         from: "Keel Billing <billing@keel.test>".into(),
         theme_dir: None,
+        ..Default::default()
     });
     book::seed_book(
         &app,
@@ -217,6 +218,7 @@ store_test!(
             smtp_url: Some(sink.url()),
             from: "billing@keel.test".into(),
             theme_dir: None,
+            ..Default::default()
         });
         // One client in two has wallet credit: the run pays some renewals from it.
         book::seed_book(&app, &BookOptions { services: 40, seed: 3, due_on: d("2027-01-15"), services_per_client: (1, 3), wallet_percent: 50 })
@@ -344,4 +346,184 @@ fn the_theme_and_the_language_choose_the_template_and_html_is_escaped() {
             "{event}: {r:?}"
         );
     }
+}
+
+fn whatsapp_channel(templates: &[(&str, &[&str])]) -> notify::PluginChannel {
+    notify::PluginChannel {
+        plugin: "whatsapp".into(),
+        window_hours: Some(24),
+        templates: templates
+            .iter()
+            .map(|(event, params)| {
+                (
+                    event.to_string(),
+                    notify::TemplateMapping {
+                        name: format!("keel_{event}"),
+                        language: "en".into(),
+                        parameters: params.iter().map(|p| p.to_string()).collect(),
+                    },
+                )
+            })
+            .collect(),
+    }
+}
+
+store_test!(
+    async fn a_plugin_channel_queues_only_for_clients_who_opted_in_and_skips_the_opted_out(t) {
+        let sink = SmtpSink::start().await;
+        let (app, clock, client, _) = world(t, Some(&sink)).await;
+        let mut settings = (*app.notify).clone();
+        settings.channels.insert(
+            "whatsapp".into(),
+            whatsapp_channel(&[
+                ("payment_reminder", &["client.first_name", "invoice.number", "invoice.balance", "invoice.due_date"]),
+                ("invoice_overdue", &["invoice.number", "pay_url"]),
+            ]),
+        );
+        let app = app.with_notifications(settings);
+        let staff = Ctx::system("staff");
+        let w = worker(&app);
+
+        // Never opted in: email only, no WhatsApp row at all.
+        remind(&app, &clock).await;
+        drain(&w).await;
+        let rows = store::of_client(&app.db, client, 10).await.unwrap();
+        assert!(rows.iter().all(|n| n.channel == "email"), "{rows:?}");
+
+        // Opted in: the next message is queued for WhatsApp too, with its template's
+        // parameters read from the event's context. No notifier plugin is enabled here, so
+        // it fails at once, saying so, and email is untouched.
+        let bad = notifications::opt_in(&app, &staff, client, "whatsapp", &notifications::OptInInput { number: "0771 234 567".into(), source: None }).await.unwrap_err();
+        assert!(matches!(bad, AppError::Invalid { code: "invalid_phone", .. }), "{bad:?}");
+        let nope = notifications::opt_in(&app, &staff, client, "sms", &notifications::OptInInput { number: "+263771234567".into(), source: None }).await.unwrap_err();
+        assert!(matches!(nope, AppError::Invalid { code: "unknown_channel", .. }), "{nope:?}");
+        assert!(notifications::consents(&app, &staff, client).await.unwrap().is_empty(), "refused opt-ins write nothing");
+        let consent = notifications::opt_in(&app, &staff, client, "whatsapp", &notifications::OptInInput { number: "+263 77 123 4567".into(), source: Some("checkout checkbox".into()) }).await.unwrap();
+        assert_eq!((consent.address.as_str(), consent.active), ("+263771234567", true));
+        assert!(consent.opt_in_source.ends_with("checkout checkbox"), "{consent:?}");
+
+        clock.set(ten_am(d("2027-03-02")));
+        dunning::run(&app, &staff, d("2027-03-02")).await.unwrap();
+        drain(&w).await;
+        let rows = store::of_client(&app.db, client, 10).await.unwrap();
+        let wa = rows.iter().find(|n| n.channel == "whatsapp").expect("a WhatsApp message");
+        assert_eq!((wa.event.as_str(), wa.recipient.as_str()), ("invoice_overdue", "+263771234567"));
+        // No gateway is enabled, so the overdue notice has no pay link: its template cannot go.
+        let template: notify::QueuedTemplate = serde_json::from_str(wa.template.as_deref().unwrap()).unwrap();
+        match template {
+            notify::QueuedTemplate::Unavailable { reason } => assert!(reason.contains("pay_url"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!((wa.state.as_str(), wa.attempts), ("failed", 1));
+        assert!(wa.last_error.as_deref().unwrap().contains("is not enabled"), "{:?}", wa.last_error);
+        let email = rows.iter().find(|n| n.channel == "email" && n.event == "invoice_overdue").unwrap();
+        assert_eq!(store::get(&app.db, email.id).await.unwrap().unwrap().state.as_str(), "sent");
+
+        // Opted out: the next message is recorded as skipped, with the opt-out's time and source.
+        let out = notifications::opt_out(&app, &staff, client, "whatsapp").await.unwrap();
+        assert!(!out.active);
+        let cause_rows_before = store::of_client(&app.db, client, 20).await.unwrap().len();
+        notify_late_fee_or_next_step(&app, &clock).await;
+        drain(&w).await;
+        let rows = store::of_client(&app.db, client, 20).await.unwrap();
+        assert!(rows.len() > cause_rows_before, "the next dunning step queued something");
+        let skipped = rows.iter().find(|n| n.channel == "whatsapp" && n.state.as_str() == "skipped").expect("a skipped WhatsApp row");
+        assert!(skipped.last_error.as_deref().unwrap().contains("opted out of whatsapp"), "{:?}", skipped.last_error);
+        keel_testkit::assert_ledger_balanced(&app.db).await;
+    }
+);
+
+/// Runs dunning a week after the due date: the next step of the default policy.
+async fn notify_late_fee_or_next_step(app: &App, clock: &FixedClock) {
+    clock.set(ten_am(d("2027-03-08")));
+    dunning::run(app, &Ctx::system("test"), d("2027-03-08"))
+        .await
+        .unwrap();
+}
+
+#[test]
+fn templates_are_checked_against_the_events_and_their_values() {
+    let t = |params: &[&str]| notify::TemplateMapping {
+        name: "keel_reminder".into(),
+        language: "en".into(),
+        parameters: params.iter().map(|p| p.to_string()).collect(),
+    };
+    assert_eq!(
+        notify::check_template(
+            "payment_reminder",
+            &t(&["client.first_name", "days", "pay_url"])
+        ),
+        Ok(())
+    );
+    let err = notify::check_template("payment_reminded", &t(&[])).unwrap_err();
+    assert!(err.contains("not an event"), "{err}");
+    let err = notify::check_template("password_reset", &t(&[])).unwrap_err();
+    assert!(err.contains("not an event"), "{err}");
+    let err =
+        notify::check_template("payment_received", &t(&["invoice.number", "days"])).unwrap_err();
+    assert!(err.starts_with("parameters[1]: \"days\""), "{err}");
+    let err = notify::check_template(
+        "service_suspended",
+        &t(&["service.label", "client.password"]),
+    )
+    .unwrap_err();
+    assert!(err.contains("client.password"), "{err}");
+    let blank = notify::TemplateMapping {
+        name: " ".into(),
+        ..t(&[])
+    };
+    assert!(
+        notify::check_template("late_fee", &blank)
+            .unwrap_err()
+            .starts_with("name:")
+    );
+
+    // Values are read from the context by path; numbers are written out; a missing or
+    // empty one makes the template unavailable, naming it.
+    let channel = whatsapp_channel(&[(
+        "payment_reminder",
+        &["client.first_name", "days", "invoice.number"],
+    )]);
+    let ctx = json!({ "client": { "first_name": "Tendai" }, "days": 3, "invoice": { "number": "INV-7" } });
+    assert_eq!(
+        notify::template_for(&channel, "payment_reminder", &ctx),
+        notify::QueuedTemplate::Ready {
+            name: "keel_payment_reminder".into(),
+            language: "en".into(),
+            parameters: vec!["Tendai".into(), "3".into(), "INV-7".into()]
+        }
+    );
+    let no_number =
+        json!({ "client": { "first_name": "Tendai" }, "days": 3, "invoice": { "number": null } });
+    match notify::template_for(&channel, "payment_reminder", &no_number) {
+        notify::QueuedTemplate::Unavailable { reason } => {
+            assert!(reason.contains("invoice.number"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+    match notify::template_for(&channel, "late_fee", &ctx) {
+        notify::QueuedTemplate::Unavailable { reason } => {
+            assert!(reason.contains("no approved template"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn the_attempts_of_a_notification_span_at_least_a_day() {
+    // The queue waits half to all of each ceiling (jitter) between attempts.
+    let backoff = keel_jobs::Backoff::default();
+    let ceilings: Vec<std::time::Duration> =
+        (1..notify::ATTEMPTS).map(|a| backoff.ceiling(a)).collect();
+    let longest: std::time::Duration = ceilings.iter().sum();
+    let shortest = longest / 2;
+    let day = std::time::Duration::from_secs(24 * 3600);
+    assert!(
+        shortest >= day,
+        "{shortest:?}: an outage of a day outlasts the retries"
+    );
+    assert!(
+        longest <= 2 * day + day / 12,
+        "{longest:?}: about two days at most"
+    );
 }

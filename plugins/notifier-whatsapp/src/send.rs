@@ -80,15 +80,27 @@ pub fn whatsapp_number(to: &str) -> Result<String, PluginError> {
 }
 
 /// The JSON body of a send to `to` (digits): a template message when `msg` has a template,
-/// a text message otherwise. Every body carries the kernel's reference as
-/// `biz_opaque_callback_data`, which WhatsApp echoes in status webhooks.
+/// a text message otherwise, its subject (when it has one) as a bold first line. Every body
+/// carries the kernel's reference as `biz_opaque_callback_data`, which WhatsApp echoes in
+/// status webhooks.
 pub fn message_body(msg: &Message, to: &str) -> Result<Value, PluginError> {
     let mut body = match &msg.template {
         Some(template) => template_body(template, to)?,
-        None => text_body(&msg.body, to)?,
+        None => text_body(&with_subject(msg), to)?,
     };
     body["biz_opaque_callback_data"] = json!(msg.reference);
     Ok(body)
+}
+
+/// The text of a message: `*subject*` (WhatsApp's bold) on its own line above the body when
+/// there is a subject and a body.
+fn with_subject(msg: &Message) -> String {
+    match msg.subject.as_deref().map(str::trim) {
+        Some(subject) if !subject.is_empty() && !msg.body.trim().is_empty() => {
+            format!("*{subject}*\n\n{}", msg.body)
+        }
+        _ => msg.body.clone(),
+    }
 }
 
 fn text_body(text: &str, to: &str) -> Result<Value, PluginError> {

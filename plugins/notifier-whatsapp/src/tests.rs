@@ -110,6 +110,28 @@ fn a_text_message_is_posted_with_the_bearer_token() {
 }
 
 #[test]
+fn a_subject_is_the_texts_bold_first_line() {
+    let host = answering(200, &[], SENT);
+    WhatsApp::send(Message {
+        subject: Some(" Invoice INV-42 is due ".into()),
+        ..fixtures::message("+263771234567", "Hello Ann, please pay USD 12.50.")
+    })
+    .unwrap();
+    assert_eq!(
+        sent_json(&host)["text"]["body"],
+        "*Invoice INV-42 is due*\n\nHello Ann, please pay USD 12.50."
+    );
+    // A blank subject adds nothing.
+    let host = answering(200, &[], SENT);
+    WhatsApp::send(Message {
+        subject: Some("  ".into()),
+        ..fixtures::message("+263771234567", "Hello")
+    })
+    .unwrap();
+    assert_eq!(sent_json(&host)["text"]["body"], "Hello");
+}
+
+#[test]
 fn a_template_message_carries_its_parameters_in_order() {
     let host = answering(200, &[], SENT);
     WhatsApp::send(template_message(&["INV-42", "USD 25.00"])).unwrap();
