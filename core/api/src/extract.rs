@@ -356,3 +356,47 @@ pub async fn refuse_nul(
 fn percent_decodes_to_nul(raw: &[u8]) -> bool {
     raw.windows(3).any(|w| w == b"%00")
 }
+
+/// A provider's request to a hook (`/hooks/gateway/…`, `/hooks/notifier/…`), read whole (at
+/// most `limit` bytes, else 413 before any plugin sees it) and handed over as the plugin
+/// takes it: method, query, headers and the raw body, byte for byte, without the credentials
+/// meant for Keel (`Authorization`, `Cookie`), which never reach a plugin.
+pub async fn provider_request(
+    req: Request,
+    limit: usize,
+) -> Result<keel_app::gateway_payments::InboundRequest, ApiError> {
+    let (parts, body) = req.into_parts();
+    let body = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| too_large())?;
+    Ok(keel_app::gateway_payments::InboundRequest {
+        method: parts.method.to_string(),
+        path: "/".to_owned(),
+        query: parts.uri.query().unwrap_or_default().to_owned(),
+        headers: parts
+            .headers
+            .iter()
+            .filter(|(name, _)| *name != header::AUTHORIZATION && *name != header::COOKIE)
+            .map(|(n, v)| {
+                (
+                    n.to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        body: body.to_vec(),
+    })
+}
+
+/// What a plugin said to answer a provider with, as the hook's response.
+pub fn provider_reply(reply: keel_app::gateway_payments::InboundReply) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK);
+    let mut res = (status, reply.body).into_response();
+    if let Some(ct) = reply.content_type
+        && let Ok(v) = axum::http::HeaderValue::from_str(&ct)
+    {
+        res.headers_mut().insert(header::CONTENT_TYPE, v);
+    }
+    res
+}

@@ -303,6 +303,7 @@ pub fn router(state: State) -> Router {
         .merge(routes::jobs::router())
         .merge(routes::dunning::router())
         .merge(routes::webhooks::router())
+        .merge(routes::notifications::router())
         .method_not_allowed_fallback(error::method_not_allowed)
         // Timeouts guard the routes that do work; /healthz touches nothing and skips the timer.
         .layer(from_fn_with_state(state.clone(), timeout))
@@ -327,6 +328,7 @@ pub fn router(state: State) -> Router {
             routes::gateway_payments::hooks()
                 .layer(from_fn_with_state(state.clone(), timeout)),
         )
+        .merge(routes::notifications::hooks().layer(from_fn_with_state(state.clone(), timeout)))
         .merge(pages::pay::router().layer(from_fn_with_state(state.clone(), timeout)))
         .nest("/api/v1", public.merge(api))
         .fallback(error::no_route)

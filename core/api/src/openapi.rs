@@ -3,7 +3,7 @@
 
 use crate::routes::{
     List, access, billing_run, catalog, clients, credit_notes, dunning, gateway_payments, invoices,
-    jobs, ledger, orders, payments, services, wallets, webhooks,
+    jobs, ledger, notifications, orders, payments, services, wallets, webhooks,
 };
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -23,6 +23,7 @@ use utoipa::{Modify, OpenApi};
         orders::place_order, orders::show_order, orders::close_order, invoices::list_invoices, invoices::show_invoice, invoices::invoice_pdf,
         payments::record_payment, payments::pay_with_wallet, invoices::cancel_invoice, invoices::send_to_collections, payments::top_up,
         gateway_payments::start_attempt, gateway_payments::list_attempts, gateway_payments::pay_link, gateway_payments::gateway_callback,
+        notifications::notifier_webhook, notifications::notifier_subscription,
         services::list_services, services::show_service, services::change_service_status,
         services::request_cancellation, billing_run::billing_run,
         services::preview_plan_change, services::apply_plan_change,
@@ -42,6 +43,8 @@ use utoipa::{Modify, OpenApi};
         webhooks::list_endpoints, webhooks::create_endpoint, webhooks::show_endpoint, webhooks::update_endpoint,
         webhooks::delete_endpoint, webhooks::list_deliveries, webhooks::test_endpoint, webhooks::show_delivery,
         webhooks::replay_delivery,
+        notifications::list_notifications, notifications::set_channel, notifications::list_consents,
+        notifications::opt_in, notifications::opt_out, notifications::list_inbound,
     ),
     components(schemas(crate::error::ErrorBody, List<keel_domain::client::Client>, List<keel_app::webhooks::DeliveryView>,
         // Referenced by query parameters, which do not register what they name.
@@ -65,6 +68,7 @@ use utoipa::{Modify, OpenApi};
         (name = "dunning", description = "Dunning policies, an invoice's dunning steps, and the preview of what automation will do"),
         (name = "automation", description = "Jobs and schedules: what automation did, retries, heartbeats"),
         (name = "webhooks", description = "Outgoing webhooks: endpoints, signed deliveries, the delivery log, replay"),
+        (name = "notifications", description = "A client's notifications, channel preferences, consents to plugin channels (WhatsApp) and the messages it sent in"),
     )
 )]
 pub struct ApiDoc;

@@ -11,6 +11,7 @@ pub mod gateway_payments;
 pub mod invoices;
 pub mod jobs;
 pub mod ledger;
+pub mod notifications;
 pub mod ops;
 pub mod orders;
 pub mod payments;

@@ -72,6 +72,7 @@ const STATE_RULES: &[(&str, &str, &str)] = &[
     ("credit_exceeds_invoice", "", "what is left to credit on the invoice"),
     ("overpayment", "", "what is left to pay on the invoice"),
     ("unknown_gateway", "", "names a gateway plugin that is not enabled"),
+    ("unknown_channel", "", "names a channel that is not configured"),
 ];
 
 /// Requests drawn per operation.

@@ -106,6 +106,8 @@ const SERVED: &[(&str, &str)] = &[
     ("/api/v1/invoices/{id}/attempts", "post"),
     ("/api/v1/invoices/{id}/pay-link", "get"),
     ("/hooks/gateway/{gateway}", "post"),
+    ("/hooks/notifier/{plugin}", "get"),
+    ("/hooks/notifier/{plugin}", "post"),
     ("/api/v1/services", "get"),
     ("/api/v1/services/{id}", "get"),
     ("/api/v1/services/{id}/status", "post"),
@@ -122,6 +124,16 @@ const SERVED: &[(&str, &str)] = &[
         "/api/v1/clients/{id}/wallets/{currency}/credit-limit",
         "put",
     ),
+    // notifications
+    ("/api/v1/clients/{id}/notifications", "get"),
+    (
+        "/api/v1/clients/{id}/notification-channels/{channel}",
+        "put",
+    ),
+    ("/api/v1/clients/{id}/consents", "get"),
+    ("/api/v1/clients/{id}/consents/{channel}", "put"),
+    ("/api/v1/clients/{id}/consents/{channel}", "delete"),
+    ("/api/v1/clients/{id}/inbound-messages", "get"),
 ];
 
 keel_testkit::store_test!(

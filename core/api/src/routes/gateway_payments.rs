@@ -3,14 +3,14 @@
 
 use crate::State;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{Auth, IdempotencyKey, Json, Path, too_large};
+use crate::extract::{Auth, IdempotencyKey, Json, Path, provider_reply, provider_request};
 use axum::Router;
 use axum::body::Body;
-use axum::http::{HeaderValue, Request, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{Request, StatusCode};
+use axum::response::Response;
 use axum::routing::{get, post};
 use keel_app::crash_points::{self, Point};
-use keel_app::gateway_payments::{self, AttemptView, InboundRequest, StartInput};
+use keel_app::gateway_payments::{self, AttemptView, StartInput};
 use keel_app::pay_links::PayLink;
 use keel_domain::ids::InvoiceId;
 
@@ -102,39 +102,8 @@ pub async fn gateway_callback(
     axum::extract::Path(gateway): axum::extract::Path<String>,
     req: Request<Body>,
 ) -> Result<Response, ApiError> {
-    let (parts, body) = req.into_parts();
-    let body = axum::body::to_bytes(body, MAX_CALLBACK_BYTES)
-        .await
-        .map_err(|_| too_large())?;
-    let inbound = InboundRequest {
-        method: parts.method.to_string(),
-        path: "/".to_owned(),
-        query: parts.uri.query().unwrap_or_default().to_owned(),
-        headers: parts
-            .headers
-            .iter()
-            .filter(|(name, _)| {
-                // Credentials meant for Keel never reach a plugin.
-                *name != header::AUTHORIZATION && *name != header::COOKIE
-            })
-            .map(|(n, v)| {
-                (
-                    n.to_string(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
-            .collect(),
-        body: body.to_vec(),
-    };
+    let inbound = provider_request(req, MAX_CALLBACK_BYTES).await?;
     let handled = gateway_payments::callback(&state.app, &gateway, inbound).await?;
     crash_points::reached(Point::BeforeReply, &handled.reference).await;
-    let reply = handled.reply;
-    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK);
-    let mut res = (status, reply.body).into_response();
-    if let Some(ct) = reply.content_type
-        && let Ok(v) = HeaderValue::from_str(&ct)
-    {
-        res.headers_mut().insert(header::CONTENT_TYPE, v);
-    }
-    Ok(res)
+    Ok(provider_reply(handled.reply))
 }
