@@ -215,6 +215,7 @@ pub async fn invoice(
             let app = app
                 .clone()
                 .with_gateways(keel_app::gateway_payments::Gateways::from_plugins(&plugins))
+                .with_notifiers(keel_app::notifications::Notifiers::from_plugins(&plugins))
                 .with_payments(config.app_payments());
             let attempt = keel_app::gateway_payments::start(
                 &app,

@@ -195,6 +195,10 @@ pub struct NotificationsConfig {
     /// many days after they were written (the `cleanup` schedule), 1 to 3650; pending,
     /// sent and failed ones are kept.
     pub keep_skipped_days: u32,
+    /// `[notifications.whatsapp]`: messages to clients who opted in, through a notifier
+    /// plugin. Not set: the channel is off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub whatsapp: Option<PluginChannelConfig>,
 }
 
 impl Default for NotificationsConfig {
@@ -202,6 +206,71 @@ impl Default for NotificationsConfig {
         Self {
             theme_dir: None,
             keep_skipped_days: keel_app::automation::KEEP_SKIPPED_DAYS,
+            whatsapp: None,
+        }
+    }
+}
+
+/// A channel served by a notifier plugin (`[notifications.whatsapp]`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PluginChannelConfig {
+    /// The enabled notifier plugin that sends the channel's messages (its `[plugins.<id>]`
+    /// section must be present).
+    pub plugin: String,
+    /// Hours after a client's last message in which free-form text may be sent (1 to 168;
+    /// WhatsApp's customer-service window is 24); outside them only an approved template.
+    pub window_hours: u32,
+    /// `[notifications.whatsapp.templates.<event>]`: per event, the provider-approved
+    /// template sent outside the window.
+    pub templates: BTreeMap<String, TemplateConfig>,
+}
+
+impl Default for PluginChannelConfig {
+    fn default() -> Self {
+        Self {
+            plugin: keel_app::notify::WHATSAPP.to_owned(),
+            window_hours: 24,
+            templates: BTreeMap::new(),
+        }
+    }
+}
+
+impl PluginChannelConfig {
+    /// The channel as the notification use cases take it (after [`Config::validate`]).
+    fn to_app(&self) -> keel_app::notify::PluginChannel {
+        keel_app::notify::PluginChannel {
+            plugin: self.plugin.clone(),
+            window_hours: Some(self.window_hours),
+            templates: self
+                .templates
+                .iter()
+                .map(|(event, t)| (event.clone(), t.to_app()))
+                .collect(),
+        }
+    }
+}
+
+/// `[notifications.whatsapp.templates.<event>]`: an approved template and what fills it.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateConfig {
+    /// The template's name at the provider.
+    pub name: String,
+    /// Its language code (`en`, `en_US`).
+    pub language: String,
+    /// Its body parameters in order, each a value of the event by path
+    /// (`client.first_name`, `invoice.number`, `invoice.balance`, `pay_url`).
+    #[serde(default)]
+    pub parameters: Vec<String>,
+}
+
+impl TemplateConfig {
+    fn to_app(&self) -> keel_app::notify::TemplateMapping {
+        keel_app::notify::TemplateMapping {
+            name: self.name.clone(),
+            language: self.language.clone(),
+            parameters: self.parameters.clone(),
         }
     }
 }
@@ -512,7 +581,53 @@ impl Config {
             smtp_url: self.email.smtp_url.as_ref().map(|s| s.expose().to_string()),
             from: self.email.from.clone(),
             theme_dir: self.notifications.theme_dir.clone(),
+            channels: self
+                .notifications
+                .whatsapp
+                .iter()
+                .map(|w| (keel_app::notify::WHATSAPP.to_owned(), w.to_app()))
+                .collect(),
         }
+    }
+
+    /// The plugin channels by name with their settings (`[notifications.whatsapp]`).
+    pub fn plugin_channels(&self) -> Vec<(&'static str, &PluginChannelConfig)> {
+        self.notifications
+            .whatsapp
+            .iter()
+            .map(|w| (keel_app::notify::WHATSAPP, w))
+            .collect()
+    }
+
+    /// What [`Config::validate`] cannot say with a fixed key: each plugin channel's plugin
+    /// is enabled, its window is in range, and each template names an event clients are
+    /// notified of, with a name, a language and parameters that event has. The kind of the
+    /// plugin (a notifier) is known once the plugins are installed: `crate::notify` checks it
+    /// where they are loaded.
+    fn validate_channels(&self) -> Result<(), (String, String)> {
+        for (channel, c) in self.plugin_channels() {
+            let key = format!("notifications.{channel}");
+            if !(1..=168).contains(&c.window_hours) {
+                return Err((
+                    format!("{key}.window_hours"),
+                    format!("must be 1 to 168, found {}", c.window_hours),
+                ));
+            }
+            if !self.plugins.contains_key(&c.plugin) {
+                return Err((
+                    format!("{key}.plugin"),
+                    format!(
+                        "the notifier plugin `{}` is not enabled: add a [plugins.{}] section with its settings (`keel plugin inspect {}` lists them)",
+                        c.plugin, c.plugin, c.plugin
+                    ),
+                ));
+            }
+            for (event, t) in &c.templates {
+                keel_app::notify::check_template(event, &t.to_app())
+                    .map_err(|e| (format!("{key}.templates.{event}"), e))?;
+            }
+        }
+        Ok(())
     }
 
     /// How payments through gateways behave: callback and return URLs on `[server]
@@ -1243,10 +1358,14 @@ fn load_table(
         set_key(&mut table, found)?;
     }
     let config = deserialize(table, file_source, &mut overrides)?;
-    config.validate().map_err(|(path, message)| {
-        let key: Vec<String> = path.split('.').map(str::to_owned).collect();
-        invalid(&key, &message, file_source, &overrides)
-    })?;
+    config
+        .validate()
+        .map_err(|(path, message)| (path.to_owned(), message))
+        .and_then(|()| config.validate_channels())
+        .map_err(|(path, message)| {
+            let key: Vec<String> = path.split('.').map(str::to_owned).collect();
+            invalid(&key, &message, file_source, &overrides)
+        })?;
     Ok(config)
 }
 
@@ -1590,6 +1709,87 @@ mod tests {
         assert_eq!(config, Config::default());
     }
 
+    /// Every key Keel reads is documented in examples/keel.toml: set, or commented out
+    /// (`# key = …`) when it has no default, each under its section's header (`[section]` or
+    /// `# [section]`). Maps whose keys are the user's (plugins, origins, amounts per currency,
+    /// template events) are documented by example.
+    #[test]
+    fn the_example_file_documents_every_key() {
+        let example = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/keel.toml"),
+        )
+        .unwrap();
+        let lines: Vec<&str> = example
+            .lines()
+            .map(|l| l.trim().trim_start_matches('#').trim())
+            .collect();
+        // Every optional key set, so that serialization shows it.
+        let mut config = Config::default();
+        config.server.public_url = Some("https://billing.example.com".into());
+        config.server.metrics_token = Some(Secret::new("t"));
+        config.server.link_secret = Some(Secret::new("s"));
+        config.server.theme_dir = Some("theme".into());
+        config.billing.seller_tax_id = Some("VAT 1".into());
+        config.billing.seller_email = Some("billing@example.com".into());
+        config.billing.pdf_template = Some("invoice.jinja".into());
+        config.billing.late_fee_percent = Some("5".into());
+        config.email.smtp_url = Some(Secret::new("smtp://127.0.0.1:25"));
+        config.notifications.theme_dir = Some("theme".into());
+        config.notifications.whatsapp = Some(PluginChannelConfig::default());
+        config.dunning.late_fee_days = Some(5);
+        config.dunning.terminate_days = Some(45);
+        config.dunning.cancel_invoice_days = Some(60);
+        let table: toml::Table = toml::from_str(&config.redacted_toml()).unwrap();
+        let user_maps = ["fake_origins", "late_fee_fixed", "templates", "plugins"];
+
+        fn walk(
+            path: &str,
+            table: &toml::Table,
+            user_maps: &[&str],
+            missing: &mut Vec<String>,
+            lines: &[&str],
+        ) {
+            // Inline maps (`key = { … }`) are checked as keys; the others by a section of theirs.
+            const INLINE: [&str; 2] = ["fake_origins", "late_fee_fixed"];
+            // A table holding only tables (`schedules`) needs no header of its own.
+            let has_keys = table.values().any(|v| !v.is_table());
+            if has_keys && !lines.contains(&format!("[{path}]").as_str()) {
+                missing.push(format!("[{path}]"));
+            }
+            for (key, value) in table {
+                let full = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
+                match value {
+                    toml::Value::Table(inner) if !user_maps.contains(&key.as_str()) => {
+                        walk(&full, inner, user_maps, missing, lines);
+                    }
+                    _ if user_maps.contains(&key.as_str()) && !INLINE.contains(&key.as_str()) => {
+                        if !lines.iter().any(|l| l.starts_with(&format!("[{full}."))) {
+                            missing.push(format!("[{full}.…]"));
+                        }
+                    }
+                    _ => {
+                        if !lines.iter().any(|l| {
+                            l.strip_prefix(key.as_str())
+                                .is_some_and(|rest| rest.trim_start().starts_with('='))
+                        }) {
+                            missing.push(full);
+                        }
+                    }
+                }
+            }
+        }
+        let mut missing = Vec::new();
+        walk("", &table, &user_maps, &mut missing, &lines);
+        assert!(
+            missing.is_empty(),
+            "examples/keel.toml does not document: {missing:?}"
+        );
+    }
+
     #[test]
     fn relative_paths_in_a_file_are_taken_from_its_folder() {
         let dir = tempfile::tempdir().unwrap();
@@ -1650,6 +1850,55 @@ mod tests {
             config.email.smtp_url.as_ref().map(Secret::expose),
             Some("smtp://127.0.0.1:2525")
         );
+    }
+
+    #[test]
+    fn the_demo_against_the_fake_whatsapp_loads_with_its_templates() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/demo-whatsapp.toml");
+
+        let config = load(Some(&path), &[]).unwrap();
+
+        let origins = config.fake_origin_overrides().unwrap();
+        assert_eq!(
+            origins.pairs().collect::<Vec<_>>(),
+            vec![("https://graph.facebook.com", "http://127.0.0.1:8092")]
+        );
+        assert_eq!(
+            config.plugins["whatsapp"]["phone_number_id"],
+            toml::Value::String("106540352242922".to_owned())
+        );
+        let channel = &config.app_notifications().channels["whatsapp"];
+        assert_eq!(
+            (channel.plugin.as_str(), channel.window_hours),
+            ("whatsapp", Some(24))
+        );
+        assert_eq!(
+            channel.templates.keys().collect::<Vec<_>>(),
+            ["invoice_created", "payment_reminder"]
+        );
+    }
+
+    #[test]
+    fn every_example_configuration_loads() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect();
+        files.sort();
+        let names: Vec<_> = files
+            .iter()
+            .filter_map(|p| p.file_name()?.to_str())
+            .collect();
+        for name in ["keel.toml", "demo-paynow.toml", "demo-whatsapp.toml"] {
+            assert!(names.contains(&name), "{name} is not in {names:?}");
+        }
+        for path in &files {
+            if let Err(e) = load(Some(path), &[]) {
+                panic!("{}: {e}", path.display());
+            }
+        }
     }
 
     #[test]
@@ -2318,6 +2567,200 @@ mod tests {
                 "billing.default_currency",
                 "keel.toml",
                 "found `USDT`",
+            ),
+        ];
+        assert_refused(cases);
+    }
+
+    /// A `[notifications.whatsapp]` section over an enabled WhatsApp plugin, then the
+    /// literals given.
+    macro_rules! whatsapp {
+        ($($more:literal),*) => {
+            concat!(
+                "[plugins.whatsapp]\naccess_token = \"EAAG-s3cret\"\n[notifications.whatsapp]\n",
+                $($more),*
+            )
+        };
+    }
+
+    #[test]
+    fn the_whatsapp_channel_fills_the_notification_settings_with_its_defaults() {
+        let config = load_text(
+            whatsapp!(
+                "[notifications.whatsapp.templates.payment_reminder]\n",
+                "name = \"payment_reminder\"\nlanguage = \"en\"\n",
+                "parameters = [\"client.first_name\", \"invoice.number\", \"invoice.currency\", ",
+                "\"invoice.balance\", \"invoice.due_date\"]\n",
+                "[notifications.whatsapp.templates.invoice_created]\n",
+                "name = \"new_invoice\"\nlanguage = \"en_US\"\n"
+            ),
+            &[],
+        )
+        .unwrap();
+
+        let settings = config.app_notifications();
+        let channel = &settings.channels[keel_app::notify::WHATSAPP];
+        assert_eq!(
+            (channel.plugin.as_str(), channel.window_hours),
+            ("whatsapp", Some(24))
+        );
+        let reminder = &channel.templates["payment_reminder"];
+        assert_eq!(
+            (reminder.name.as_str(), reminder.language.as_str()),
+            ("payment_reminder", "en")
+        );
+        assert_eq!(
+            reminder.parameters,
+            [
+                "client.first_name",
+                "invoice.number",
+                "invoice.currency",
+                "invoice.balance",
+                "invoice.due_date"
+            ]
+        );
+        let created = &channel.templates["invoice_created"];
+        assert_eq!(
+            (
+                created.name.as_str(),
+                created.language.as_str(),
+                created.parameters.len()
+            ),
+            ("new_invoice", "en_US", 0)
+        );
+        // The section is in `keel config check`'s output; the plugin's token is not.
+        let shown = config.redacted_toml();
+        assert!(shown.contains("[notifications.whatsapp]"), "{shown}");
+        assert!(!shown.contains("EAAG-s3cret"), "{shown}");
+
+        // Without the section the channel is off; the environment can change a key.
+        assert!(
+            load_text("", &[])
+                .unwrap()
+                .app_notifications()
+                .channels
+                .is_empty()
+        );
+        let config = load_text(
+            whatsapp!(),
+            &[("KEEL_NOTIFICATIONS__WHATSAPP__WINDOW_HOURS", "48")],
+        )
+        .unwrap();
+        assert_eq!(
+            config.app_notifications().channels["whatsapp"].window_hours,
+            Some(48)
+        );
+    }
+
+    #[test]
+    fn a_whatsapp_channel_keel_cannot_serve_is_refused_naming_its_key() {
+        let cases: &[Refused] = &[
+            (
+                "[notifications.whatsapp]\n",
+                &[],
+                "notifications.whatsapp.plugin",
+                "keel.toml",
+                "the notifier plugin `whatsapp` is not enabled: add a [plugins.whatsapp] section",
+            ),
+            (
+                whatsapp!("plugin = \"whatsapp-eu\""),
+                &[],
+                "notifications.whatsapp.plugin",
+                "keel.toml",
+                "`whatsapp-eu` is not enabled",
+            ),
+            (
+                whatsapp!("window_hours = 0"),
+                &[],
+                "notifications.whatsapp.window_hours",
+                "keel.toml",
+                "must be 1 to 168, found 0",
+            ),
+            (
+                whatsapp!(),
+                &[("KEEL_NOTIFICATIONS__WHATSAPP__WINDOW_HOURS", "169")],
+                "notifications.whatsapp.window_hours",
+                "KEEL_NOTIFICATIONS__WHATSAPP__WINDOW_HOURS",
+                "must be 1 to 168, found 169",
+            ),
+            (
+                whatsapp!("window = 24"),
+                &[],
+                "notifications.whatsapp.window",
+                "keel.toml",
+                "unknown field `window`, expected one of `plugin`, `window_hours`, `templates`",
+            ),
+            (
+                whatsapp!(
+                    "[notifications.whatsapp.templates.invoice_paid]\n",
+                    "name = \"paid\"\nlanguage = \"en\""
+                ),
+                &[],
+                "notifications.whatsapp.templates.invoice_paid",
+                "keel.toml",
+                "\"invoice_paid\" is not an event clients are notified of (one of: invoice_created,",
+            ),
+            (
+                whatsapp!(
+                    "[notifications.whatsapp.templates.password_reset]\n",
+                    "name = \"reset\"\nlanguage = \"en\""
+                ),
+                &[],
+                "notifications.whatsapp.templates.password_reset",
+                "keel.toml",
+                "is not an event clients are notified of",
+            ),
+            (
+                whatsapp!(
+                    "[notifications.whatsapp.templates.payment_reminder]\n",
+                    "name = \"payment_reminder\"\nlanguage = \"en\"\n",
+                    "parameters = [\"client.first_name\", \"invoice.numbr\"]"
+                ),
+                &[],
+                "notifications.whatsapp.templates.payment_reminder",
+                "keel.toml",
+                "parameters[1]: \"invoice.numbr\" is not a value of payment_reminder (one of: seller,",
+            ),
+            (
+                // `days` is a value of reminders and overdue notices, not of a new invoice.
+                whatsapp!(
+                    "[notifications.whatsapp.templates.invoice_created]\n",
+                    "name = \"new_invoice\"\nlanguage = \"en\"\nparameters = [\"days\"]"
+                ),
+                &[],
+                "notifications.whatsapp.templates.invoice_created",
+                "keel.toml",
+                "parameters[0]: \"days\" is not a value of invoice_created",
+            ),
+            (
+                whatsapp!(
+                    "[notifications.whatsapp.templates.late_fee]\n",
+                    "name = \" \"\nlanguage = \"en\""
+                ),
+                &[],
+                "notifications.whatsapp.templates.late_fee",
+                "keel.toml",
+                "name: the approved template's name is empty",
+            ),
+            (
+                whatsapp!(
+                    "[notifications.whatsapp.templates.late_fee]\n",
+                    "name = \"late_fee\""
+                ),
+                &[],
+                "notifications.whatsapp.templates.late_fee",
+                "keel.toml",
+                "missing field `language`",
+            ),
+            (
+                whatsapp!(
+                    "[notifications.whatsapp.templates.late_fee]\n",
+                    "name = \"late_fee\"\nlanguage = \"en\"\nparams = []"
+                ),
+                &[],
+                "notifications.whatsapp.templates.late_fee.params",
+                "keel.toml",
+                "unknown field `params`, expected one of `name`, `language`, `parameters`",
             ),
         ];
         assert_refused(cases);

@@ -15,6 +15,7 @@ mod automation;
 mod billing;
 mod config;
 mod jobs;
+mod notify;
 mod plugin_test;
 mod plugins;
 mod webhooks;
@@ -127,6 +128,11 @@ enum Command {
     Webhooks {
         #[command(subcommand)]
         command: webhooks::WebhooksCommand,
+    },
+    /// Notifications through plugin channels (WhatsApp): a test message, a client's list.
+    Notify {
+        #[command(subcommand)]
+        command: notify::NotifyCommand,
     },
     /// Plugins: what is installed, how each is configured, and a check without starting.
     Plugin {
@@ -369,6 +375,7 @@ async fn run(command: Command, config: Config) -> Result<(), Exit> {
             .into());
         }
         Command::Plugin { command } => plugins::run(&config, command).await?,
+        Command::Notify { command } => notify::command(&config, command).await?,
         Command::Billing { command } => {
             let app = App::new(open(&config).await?).with_billing(config.app_billing());
             billing::billing(&app, command).await?
@@ -435,6 +442,8 @@ async fn serve(config: &Config, demo: bool) -> Result<()> {
     // Plugin sections first: one that does not fit its manifest stops start-up here,
     // naming the plugin and the key, before the database or the port is touched.
     let enabled = plugins::check_config(config, demo)?;
+    // A channel's plugin must be a notifier, which only its manifest says.
+    notify::check_channels(config, &enabled)?;
     keel_app::crash_points::read_at_start_up();
     for (from, to) in &config.plugin_host.fake_origins {
         eprintln!(
@@ -457,7 +466,9 @@ async fn serve(config: &Config, demo: bool) -> Result<()> {
         let kinds: Vec<&str> = p.manifest().kinds.iter().map(|k| k.as_str()).collect();
         tracing::info!(plugin = p.id(), version = %p.manifest().version, kinds = %kinds.join(","), "plugin loaded");
     }
-    let app = app.with_gateways(keel_app::gateway_payments::Gateways::from_plugins(&plugins));
+    let app = app
+        .with_gateways(keel_app::gateway_payments::Gateways::from_plugins(&plugins))
+        .with_notifiers(keel_app::notifications::Notifiers::from_plugins(&plugins));
     let listener = tokio::net::TcpListener::bind(&config.server.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.server.listen))?;

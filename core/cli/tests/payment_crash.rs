@@ -22,8 +22,9 @@
 //! can be replayed with `KEEL_CRASH_SEED`; `KEEL_PAYMENT_CRASH_TRIALS` changes the number of
 //! trials (100 per engine, 20 at each point).
 
+mod support;
+
 use std::collections::BTreeMap;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use keel_app::access::NewKey;
@@ -40,111 +41,16 @@ use keel_testkit::{Backend, TestDb};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use serde_json::json;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
-use tokio::sync::mpsc;
+use support::KEEL;
+use support::serve::{Serve, until};
+use tokio::process::Command;
 
-const KEEL: &str = env!("CARGO_BIN_EXE_keel");
 const USD_ID: u64 = 7175;
 const USD_KEY: &str = "d4e1c8a2-5b7f-4c3e-9a10-6f2b8e7d9c31";
 const TRIALS: usize = 100;
-/// How long anything the test waits for may take before the test fails (a generous bound on
-/// a loaded machine; nothing asserts how long it took).
-const PATIENCE: Duration = Duration::from_secs(120);
 
 // One engine at a time, alone on the machine: nextest runs each test in its own process, so
 // `.config/nextest.toml` puts both in the `payment-crash` test group.
-
-/// A running `keel serve` and the lines of its stderr.
-struct Serve {
-    child: Child,
-    lines: mpsc::UnboundedReceiver<String>,
-    /// Every line read so far, for a failure's message.
-    seen: Vec<String>,
-}
-
-impl Serve {
-    /// Starts `keel serve` with `crash` armed (`point@prefix`), and waits until it serves.
-    async fn start(dir: &std::path::Path, url: &str, fake: &str, crash: Option<String>) -> Serve {
-        let mut command = Command::new(KEEL);
-        command
-            .arg("--config")
-            .arg(dir.join("keel.toml"))
-            .args([
-                "--database",
-                url,
-                "serve",
-                "--fake-origin",
-                &format!("https://www.paynow.co.zw={fake}"),
-            ])
-            .env_clear()
-            .env("KEEL_LOG", "warn");
-        for name in ["PATH", "HOME"] {
-            if let Some(value) = std::env::var_os(name) {
-                command.env(name, value);
-            }
-        }
-        if let Some(crash) = &crash {
-            command.env(keel_app::crash_points::VARIABLE, crash);
-        }
-        let mut child = command
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {KEEL}: {e}"));
-        let stderr = child.stderr.take().expect("piped stderr");
-        let (tx, lines) = mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            let mut reader = BufReader::new(stderr).lines();
-            while let Ok(Some(line)) = reader.next_line().await {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut serve = Serve {
-            child,
-            lines,
-            seen: Vec::new(),
-        };
-        serve
-            .wait_for_line(|l| l.starts_with("Keel is serving at"), "start-up")
-            .await;
-        serve
-    }
-
-    async fn wait_for_line(&mut self, found: impl Fn(&str) -> bool, what: &str) {
-        let deadline = tokio::time::Instant::now() + PATIENCE;
-        loop {
-            match tokio::time::timeout_at(deadline, self.lines.recv()).await {
-                Ok(Some(line)) => {
-                    let hit = found(&line);
-                    self.seen.push(line);
-                    if hit {
-                        return;
-                    }
-                }
-                Ok(None) => panic!(
-                    "keel serve ended before {what}: {:?}\n--- stderr\n{}",
-                    self.child.try_wait(),
-                    self.seen.join("\n")
-                ),
-                Err(_) => panic!(
-                    "keel serve did not reach {what}\n--- stderr\n{}",
-                    self.seen.join("\n")
-                ),
-            }
-        }
-    }
-
-    async fn kill(mut self) {
-        self.child.start_kill().expect("SIGKILL keel serve");
-        let status = self.child.wait().await.expect("reap keel serve");
-        assert!(!status.success(), "killed, not exited: {status:?}");
-    }
-}
 
 /// A free loopback port, for a server every restart must listen on again (the fake's
 /// result URLs carry it).
@@ -153,14 +59,6 @@ fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .expect("a free port")
         .port()
-}
-
-async fn until<F: std::future::Future<Output = bool>>(what: &str, mut done: impl FnMut() -> F) {
-    let deadline = Instant::now() + PATIENCE;
-    while !done().await {
-        assert!(Instant::now() < deadline, "gave up waiting: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 async fn attempt_state(db: &keel_store::Db, reference: &str) -> Option<AttemptState> {
@@ -189,7 +87,7 @@ async fn crash_and_retry(backend: Backend) {
     );
     let mut rng = rand::rngs::StdRng::seed_from_u64(rng_seed);
     let mut points: Vec<Point> = (0..trials)
-        .map(|i| Point::ALL[i % Point::ALL.len()])
+        .map(|i| Point::PAYMENT[i % Point::PAYMENT.len()])
         .collect();
     points.shuffle(&mut rng);
 
@@ -270,9 +168,10 @@ async fn crash_and_retry(backend: Backend) {
         .build()
         .expect("a client");
     let base = format!("http://127.0.0.1:{port}");
+    let paynow = format!("https://www.paynow.co.zw={}", fake.origin());
     let arm = |i: usize| Some(format!("{}@{}", points[i], invoices[i].1));
 
-    let mut serve = Serve::start(dir.path(), &t.url, &fake.origin(), arm(0)).await;
+    let mut serve = Serve::start(dir.path(), &t.url, &paynow, arm(0)).await;
     let mut references: Vec<String> = Vec::new();
     let mut by_point: BTreeMap<&'static str, usize> = BTreeMap::new();
     for (i, point) in points.iter().enumerate() {
@@ -315,7 +214,7 @@ async fn crash_and_retry(backend: Backend) {
         serve = Serve::start(
             dir.path(),
             &t.url,
-            &fake.origin(),
+            &paynow,
             if i + 1 < trials { arm(i + 1) } else { None },
         )
         .await;

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)] // each test binary uses its own part
 
+pub mod serve;
+
 use std::path::Path;
 use std::process::Stdio;
 
