@@ -3,9 +3,9 @@
 //! "How to benchmark"). No test asserts a timing.
 //!
 //! They are not in the shipped `keel` binary: `cargo run --release -p keel --features bench
-//! -- bench …` builds one with them, as `keel bench ledger|http|plugins|billing|jobs|payments`
-//! ([`BenchCommand`], [`run`]). This crate writes no SQL: the baselines' bare tables and the
-//! scratch schemas are `keel_store::bench`.
+//! -- bench …` builds one with them, as `keel bench
+//! ledger|http|plugins|billing|jobs|payments|notify` ([`BenchCommand`], [`run`]). This crate
+//! writes no SQL: the baselines' bare tables and the scratch schemas are `keel_store::bench`.
 //!
 //! Where things are:
 //! - [`ledger`]: postings per second, batched and one entry per commit (G5, G6).
@@ -15,12 +15,15 @@
 //! - [`jobs`]: the job queue's drain rate and enqueue-to-start latency (G8, G9).
 //! - [`payments`]: verified gateway callbacks per second end to end, with the fake Paynow as
 //!   the caller, beside the engine's one-row commit, and the plugin's share (G3).
+//! - [`notify`]: WhatsApp notifications per second through the shipped plugin to the fake
+//!   Cloud API, beside the same requests sent by plain reqwest, and the plugin's share.
 //! - [`scratch`]: the throwaway database each benchmark runs on, per engine.
 
 pub mod billing;
 pub mod http;
 pub mod jobs;
 pub mod ledger;
+pub mod notify;
 pub mod payments;
 pub mod plugins;
 pub mod scratch;
@@ -48,6 +51,10 @@ pub enum BenchCommand {
     /// verified and confirmed by the real Paynow component and applied, per second, beside
     /// the engine's one-row commit; and the share of a callback spent in the plugin.
     Payments(payments::PaymentsArgs),
+    /// Notifications (issue 18): WhatsApp text messages per second through the shipped
+    /// WhatsApp plugin to the fake Cloud API on loopback, beside the same requests sent by
+    /// plain reqwest, at each concurrency; and the plugin's share of the time per message.
+    Notify(notify::NotifyArgs),
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -66,6 +73,7 @@ pub async fn run(command: BenchCommand) -> Result<()> {
         BenchCommand::Billing(args) => billing::run(args).await,
         BenchCommand::Jobs(args) => jobs::run(args).await,
         BenchCommand::Payments(args) => payments::run(args).await,
+        BenchCommand::Notify(args) => notify::run(args).await,
     }
 }
 

@@ -11,6 +11,15 @@ struct Bench {
     command: BenchCommand,
 }
 
+/// `keel bench ARGS` as clap reads it.
+fn parse(args: &[&str]) -> BenchCommand {
+    let mut all = vec!["bench"];
+    all.extend_from_slice(args);
+    Bench::try_parse_from(&all)
+        .unwrap_or_else(|e| panic!("{all:?}: {e}"))
+        .command
+}
+
 /// Runs `keel bench ARGS` against the test PostgreSQL server (and SQLite).
 async fn bench(args: &[&str]) {
     let server = keel_testkit::pg::server_url().await;
@@ -81,4 +90,44 @@ async fn bench_payments_runs_on_both_engines() {
         "4",
     ])
     .await;
+}
+
+/// `keel bench notify` needs no database: both sides run against the fake WhatsApp; its
+/// figures are checked to exist (never their values).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_notify_runs_and_reports_both_sides() {
+    let args = [
+        "notify",
+        "--messages",
+        "12",
+        "--concurrency",
+        "1,4",
+        "--per-fake",
+        "5",
+    ];
+    let BenchCommand::Notify(notify) = parse(&args) else {
+        panic!("`keel bench notify` is not the notify benchmark");
+    };
+    let figures = keel_bench::notify::figures(&notify)
+        .await
+        .unwrap_or_else(|e| panic!("keel bench {}: {e:#}", args.join(" ")));
+    let levels: Vec<usize> = figures.iter().map(|f| f.concurrency).collect();
+    assert_eq!(levels, [1, 4]);
+    for f in &figures {
+        assert_eq!(f.plugin_messages, 12, "{f:?}");
+        assert_eq!(f.baseline_messages, 12, "{f:?}");
+        assert!(
+            f.plugin_per_sec.is_finite() && f.plugin_per_sec > 0.0,
+            "no plugin figure: {f:?}"
+        );
+        assert!(
+            f.baseline_per_sec.is_finite() && f.baseline_per_sec > 0.0,
+            "no baseline figure: {f:?}"
+        );
+        assert!(f.plugin_share.is_finite(), "no plugin share: {f:?}");
+    }
+    // And the command itself, table included.
+    keel_bench::run(parse(&["notify", "--messages", "3", "--concurrency", "2"]))
+        .await
+        .expect("keel bench notify --messages 3 --concurrency 2");
 }

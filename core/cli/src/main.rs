@@ -2,8 +2,8 @@
 //!
 //! - `main.rs`: argument parsing (clap), logging, and one function per subcommand.
 //! - [`config`]: `keel.toml` with environment overrides, validated before anything starts.
-//! - `keel bench ledger|http|plugins|billing|jobs|payments`: only with the `bench` feature (off by
-//!   default, so the shipped binary has no benchmarks), which links keel-bench:
+//! - `keel bench ledger|http|plugins|billing|jobs|payments|notify`: only with the `bench`
+//!   feature (off by default, so the shipped binary has no benchmarks), which links keel-bench:
 //!   `cargo run --release -p keel --features bench -- bench ledger`. Without it the command
 //!   is hidden and says how to build it (exit code 2).
 //!

@@ -1256,6 +1256,9 @@ struct Book {
     down: bool,
     failures: Vec<Failure>,
     messages: Vec<Message>,
+    /// (phone number id, recipient, biz_opaque_callback_data) → index in `messages`: the
+    /// fake's idempotency check in constant time, however many messages a run sends.
+    by_reference: HashMap<(String, String, String), usize>,
     user_messages: Vec<UserMessage>,
     /// (phone number id, user) → fake time of the user's last message.
     last_inbound: HashMap<(String, String), i64>,
@@ -1621,12 +1624,13 @@ impl Shared {
             .biz_opaque_callback_data
             .as_deref()
             .filter(|k| !k.is_empty())
-            && let Some(first) = book.messages.iter_mut().find(|m| {
-                m.phone_number_id == phone_number_id
-                    && m.to == outgoing.to
-                    && m.biz_opaque_callback_data.as_deref() == Some(key)
-            })
+            && let Some(&index) = book.by_reference.get(&(
+                phone_number_id.to_owned(),
+                outgoing.to.clone(),
+                key.to_owned(),
+            ))
         {
+            let first = &mut book.messages[index];
             if first.content != outgoing.content || first.reply_to != outgoing.reply_to {
                 return Err(Refusal::invalid(request::invalid(format!(
                     "biz_opaque_callback_data {key:?} was already used for a different message to {} ({}): the fake's idempotency check",
@@ -1682,6 +1686,21 @@ impl Shared {
 
         let wamid = wire::wamid(&outgoing.to, true);
         let template = outgoing.content.is_template();
+        if let Some(key) = outgoing
+            .biz_opaque_callback_data
+            .as_deref()
+            .filter(|k| !k.is_empty())
+        {
+            let index = book.messages.len();
+            book.by_reference.insert(
+                (
+                    phone_number_id.to_owned(),
+                    outgoing.to.clone(),
+                    key.to_owned(),
+                ),
+                index,
+            );
+        }
         book.messages.push(Message {
             phone_number_id: phone_number_id.to_owned(),
             version: version.to_owned(),
