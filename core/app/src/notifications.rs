@@ -69,10 +69,6 @@ impl Notifiers {
     pub fn get(&self, id: &str) -> Option<&Arc<dyn Notifier>> {
         self.by_id.get(id)
     }
-
-    pub fn ids(&self) -> Vec<&str> {
-        self.by_id.keys().map(String::as_str).collect()
-    }
 }
 
 /// Why a notification was not sent.
@@ -118,17 +114,14 @@ impl From<String> for SendError {
     }
 }
 
-/// Sends one notification through its channel.
-pub async fn send(app: &App, id: i64) -> Result<Sent, SendError> {
-    let n = store::get(&app.db, id)
-        .await
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("there is no notification {id}"))?;
+/// Sends one notification through its channel (`Sent::Already` when it is no longer
+/// pending).
+pub async fn send(app: &App, n: &NotificationRow) -> Result<Sent, SendError> {
     if n.state != NotificationState::Pending {
         return Ok(Sent::Already);
     }
     if n.channel == notify::EMAIL {
-        return send_email(app, &n).await.map(|()| Sent::Email);
+        return send_email(app, n).await.map(|()| Sent::Email);
     }
     let Some(channel) = app.notify.channels.get(&n.channel) else {
         return Err(SendError::NotConfigured(format!(
@@ -136,7 +129,7 @@ pub async fn send(app: &App, id: i64) -> Result<Sent, SendError> {
             n.channel, n.channel
         )));
     };
-    send_on_plugin(app, &n, channel).await
+    send_on_plugin(app, n, channel).await
 }
 
 /// The reference a plugin passes to its provider for notification `id`: the same on every
@@ -328,11 +321,12 @@ fn send_job<'a>(env: &'a Env, job: &'a JobRecord) -> BoxFuture<'a, Result<(), Jo
     Box::pin(async move {
         let app = crate::jobs::app_of(env)?;
         let id = crate::jobs::payload_id(job, "notification")?;
-        let channel = store::get(&app.db, id)
+        let n = store::get(&app.db, id)
             .await
             .map_err(|e| JobError::Retry(e.to_string()))?
-            .map_or_else(|| "unknown".to_owned(), |n| n.channel);
-        let result = send(app, id).await;
+            .ok_or_else(|| JobError::Fail(format!("there is no notification {id}")))?;
+        let result = send(app, &n).await;
+        let channel = n.channel;
         // The outcome is counted before it is recorded: a crash between the two counts an
         // attempt the retry counts again, never one that was not made.
         let outcome = match &result {
@@ -864,6 +858,16 @@ pub async fn inbound(
             "the receipts name no message Keel sent on this channel",
         ));
     }
+    tracing::info!(
+        plugin,
+        applied = out.receipts_applied,
+        unchanged = out.receipts_unchanged,
+        unknown = out.receipts_unknown,
+        stored = out.messages_stored,
+        opted_out = out.opted_out,
+        opted_in = out.opted_in,
+        "notifier webhook handled"
+    );
     out.reply = Some(read.reply);
     Ok(out)
 }
