@@ -3,15 +3,15 @@
 // Built with componentize-js against world `notifier-plugin` of the `keel:plugin` WIT
 // package (see README.md). The exported interface `notifier` is the object exported as
 // `notifier`, its functions in camelCase (`verifyInbound`); each host interface is a module
-// `keel:plugin/<name>@0.1.0`. WIT values in JavaScript: records are objects with camelCase
+// `keel:plugin/<name>@0.2.0`. WIT values in JavaScript: records are objects with camelCase
 // fields, enums kebab-case strings, variants `{ tag, val }`, `option` is `undefined` (or
 // `null`) or the value, `list<u8>` a Uint8Array, `s64`/`u64` BigInt. A function returning a
 // `result` answers its `ok` value and throws its `err` as `{ tag, val }`; host imports are
 // synchronous and throw their `err` too. Any other exception is a crash (see `guarded`).
 
-import { send as httpSend } from 'keel:plugin/http@0.1.0';
-import { get as configGet } from 'keel:plugin/config@0.1.0';
-import { log } from 'keel:plugin/log@0.1.0';
+import { send as httpSend } from 'keel:plugin/http@0.2.0';
+import { get as configGet } from 'keel:plugin/config@0.2.0';
+import { log } from 'keel:plugin/log@0.2.0';
 
 const NAME = 'JavaScript Notifier';
 const VERSION = '0.1.0';
@@ -99,6 +99,9 @@ function describe() {
 }
 
 function send(msg) {
+  // The JSON carries text only: for a file (`attachment`, the invoice PDF) the kernel then
+  // sends the text alone.
+  if (msg.attachment != null) throw { tag: 'unsupported' };
   const endpoint = configGet('endpoint');
   if (!endpoint) throw misconfigured('the setting `endpoint` is not set');
   const body = new TextEncoder().encode(

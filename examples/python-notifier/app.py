@@ -35,6 +35,10 @@ class Notifier(exports.Notifier):
         return types.PluginInfo(name=NAME, version=VERSION, description=DESCRIPTION, features=types.Features(0))
 
     def send(self, msg: notifier.Message) -> notifier.Receipt:
+        # The JSON carries text only: for a file (the invoice PDF) the kernel then sends the
+        # text alone.
+        if msg.attachment is not None:
+            raise unsupported()
         endpoint = config.require("endpoint")
         answer = http.post(
             endpoint,

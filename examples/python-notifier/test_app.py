@@ -6,9 +6,11 @@
 `keel plugin test` (tests.toml) then runs the built component in the real host.
 """
 
+import dataclasses
 import unittest
 
 from componentize_py_types import Err
+from wit_world.exports import notifier
 from wit_world.imports import http as wit_http
 
 from app import Notifier
@@ -49,6 +51,17 @@ class Send(unittest.TestCase):
                 with self.assertRaises(Err) as caught:
                     Notifier().send(fixtures.message("+263771234567", "hi"))
                 self.assertEqual(errors.kind(caught.exception), kind)
+
+    def test_a_message_with_an_attachment_is_unsupported_and_nothing_is_sent(self):
+        msg = dataclasses.replace(
+            fixtures.message("+263771234567", "Your invoice is attached."),
+            attachment=notifier.Media(link="https://billing.example.com/f/Xy7", filename="INV-7.pdf", media_type="application/pdf", caption=None),
+        )
+        with FakeHost(settings={"endpoint": ENDPOINT}) as host:
+            with self.assertRaises(Err) as caught:
+                Notifier().send(msg)
+            self.assertEqual(errors.kind(caught.exception), "unsupported")
+            self.assertEqual(host.requests, [])
 
     def test_no_endpoint_is_the_admin_s_to_fix(self):
         with FakeHost() as host:

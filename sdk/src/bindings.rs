@@ -33,12 +33,12 @@ macro_rules! kind_world {
                 export_macro_name: $macro_name,
                 default_bindings_module: $default,
                 with: {
-                    "keel:plugin/types@0.1.0": crate::bindings::host::keel::plugin::types,
-                    "keel:plugin/http@0.1.0": crate::bindings::host::keel::plugin::http,
-                    "keel:plugin/log@0.1.0": crate::bindings::host::keel::plugin::log,
-                    "keel:plugin/config@0.1.0": crate::bindings::host::keel::plugin::config,
-                    "keel:plugin/kv@0.1.0": crate::bindings::host::keel::plugin::kv,
-                    "keel:plugin/clock@0.1.0": crate::bindings::host::keel::plugin::clock,
+                    "keel:plugin/types@0.2.0": crate::bindings::host::keel::plugin::types,
+                    "keel:plugin/http@0.2.0": crate::bindings::host::keel::plugin::http,
+                    "keel:plugin/log@0.2.0": crate::bindings::host::keel::plugin::log,
+                    "keel:plugin/config@0.2.0": crate::bindings::host::keel::plugin::config,
+                    "keel:plugin/kv@0.2.0": crate::bindings::host::keel::plugin::kv,
+                    "keel:plugin/clock@0.2.0": crate::bindings::host::keel::plugin::clock,
                 },
             });
         }

@@ -85,5 +85,6 @@ pub fn message(to: &str, body: &str) -> Message {
         subject: None,
         body: body.into(),
         template: None,
+        attachment: None,
     }
 }

@@ -55,7 +55,7 @@
 //! # fn main() {}
 //! ```
 //!
-//! The WIT contract is `wit/` at the repository root (package `keel:plugin@0.1.0`); this
+//! The WIT contract is `wit/` at the repository root (package `keel:plugin@0.2.0`); this
 //! SDK re-exports its types under plain names, with helper methods.
 
 extern crate self as keel_sdk;
@@ -95,4 +95,4 @@ pub use types::{
 };
 
 /// The WIT package version this SDK builds plugins for.
-pub const WIT_VERSION: &str = "0.1.0";
+pub const WIT_VERSION: &str = "0.2.0";

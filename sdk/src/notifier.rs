@@ -9,6 +9,13 @@
 //! that message. The receipt's `provider_id` is kept so delivery reports (`verify-inbound`)
 //! can be matched to the message.
 //!
+//! Since WIT 0.2 a [`Message`] may carry an `attachment` (a [`Media`]: a signed, expiring
+//! link to a file such as the invoice PDF) and its [`Template`] a `header` and `buttons`.
+//! A channel that cannot send a file answers [`PluginError::Unsupported`] and the kernel
+//! sends the text alone: never drop an attachment silently. A [`StatusUpdate`] carries the
+//! provider's own time of the event in `at` (RFC 3339) when the provider gives one; the
+//! kernel keeps the latest receipt by it.
+//!
 //! ## A worked example: a JSON API with an idempotency key, and its unit test
 //!
 //! ```
@@ -72,9 +79,98 @@ use std::marker::PhantomData;
 
 use crate::bindings::notifier::exports::keel::plugin::notifier::Guest;
 pub use crate::bindings::notifier::exports::keel::plugin::notifier::{
-    DeliveryStatus, Inbound, InboundEvent, InboundMessage, Message, Receipt, StatusUpdate, Template,
+    ButtonKind, DeliveryStatus, Inbound, InboundEvent, InboundMessage, Media, Message, Receipt,
+    StatusUpdate, Template, TemplateButton, TemplateHeader,
 };
 use crate::{InboundRequest, PluginError, PluginInfo};
+
+impl Template {
+    /// Template `name` in `language` with its body `parameters`, in order; no header and
+    /// no buttons (add them with [`with_header`](Template::with_header) and
+    /// [`with_button`](Template::with_button)).
+    ///
+    /// ```
+    /// use keel_sdk::notifier::{ButtonKind, Media, Template, TemplateButton, TemplateHeader};
+    ///
+    /// let pdf = Media::new("https://billing.example.com/f/Xy7", "application/pdf")
+    ///     .with_filename("INV-2026-0042.pdf");
+    /// let template = Template::new("invoice_due", "en", vec!["Rudo".into(), "USD 25.00".into()])
+    ///     .with_header(TemplateHeader::Document(pdf))
+    ///     .with_button(TemplateButton::url(0, "INV-2026-0042"));
+    /// assert_eq!(template.buttons[0].kind, ButtonKind::Url);
+    /// ```
+    pub fn new(
+        name: impl Into<String>,
+        language: impl Into<String>,
+        parameters: Vec<String>,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            language: language.into(),
+            parameters,
+            header: None,
+            buttons: Vec::new(),
+        }
+    }
+
+    /// The same template with `header`'s parameters (a text header's, or its document or
+    /// image).
+    pub fn with_header(mut self, header: TemplateHeader) -> Self {
+        self.header = Some(header);
+        self
+    }
+
+    /// The same template with one more button parameter.
+    pub fn with_button(mut self, button: TemplateButton) -> Self {
+        self.buttons.push(button);
+        self
+    }
+}
+
+impl TemplateButton {
+    /// The dynamic suffix of the URL of the template's button at `index` (from 0).
+    pub fn url(index: u8, suffix: impl Into<String>) -> Self {
+        Self {
+            index,
+            kind: ButtonKind::Url,
+            parameter: suffix.into(),
+        }
+    }
+
+    /// The payload the quick-reply button at `index` (from 0) carries back when pressed.
+    pub fn quick_reply(index: u8, payload: impl Into<String>) -> Self {
+        Self {
+            index,
+            kind: ButtonKind::QuickReply,
+            parameter: payload.into(),
+        }
+    }
+}
+
+impl Media {
+    /// The file at `link` of type `media_type` (`"application/pdf"`), with no file name and
+    /// no caption.
+    pub fn new(link: impl Into<String>, media_type: impl Into<String>) -> Self {
+        Self {
+            link: link.into(),
+            filename: None,
+            media_type: media_type.into(),
+            caption: None,
+        }
+    }
+
+    /// The same file with the name the recipient sees (`"INV-2026-0042.pdf"`).
+    pub fn with_filename(mut self, filename: impl Into<String>) -> Self {
+        self.filename = Some(filename.into());
+        self
+    }
+
+    /// The same file with a caption, on channels that show one.
+    pub fn with_caption(mut self, caption: impl Into<String>) -> Self {
+        self.caption = Some(caption.into());
+        self
+    }
+}
 
 /// A notifier. [`describe`](Notifier::describe) and [`send`](Notifier::send) are
 /// required; [`verify_inbound`](Notifier::verify_inbound) answers

@@ -153,6 +153,7 @@ impl InboundReply {
         Self {
             status: 200,
             content_type: None,
+            headers: Vec::new(),
             body: Vec::new(),
         }
     }
@@ -169,6 +170,7 @@ impl InboundReply {
         Self {
             status: code,
             content_type: Some("text/plain; charset=utf-8".into()),
+            headers: Vec::new(),
             body: body.into().into_bytes(),
         }
     }
@@ -180,6 +182,7 @@ impl InboundReply {
         Ok(Self {
             status: 200,
             content_type: Some("application/json".into()),
+            headers: Vec::new(),
             body,
         })
     }
@@ -187,6 +190,14 @@ impl InboundReply {
     /// The same reply with HTTP status `code`.
     pub fn with_status(mut self, code: u16) -> Self {
         self.status = code;
+        self
+    }
+
+    /// The same reply with one more header (`Retry-After`, `Cache-Control`). The kernel
+    /// drops the headers that are its own to set (`Content-Length`, `Content-Type`: the
+    /// constructors set that one, `Transfer-Encoding`, `Connection`, `Set-Cookie`).
+    pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
         self
     }
 }
@@ -201,6 +212,26 @@ pub(crate) fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn replies_start_without_headers_and_add_them_in_order() {
+        assert!(InboundReply::ok().headers.is_empty());
+        let reply = InboundReply::status(503, "busy")
+            .with_header("Retry-After", "30")
+            .with_header("Cache-Control", "no-store");
+        assert_eq!(
+            reply.headers,
+            vec![
+                ("Retry-After".to_owned(), "30".to_owned()),
+                ("Cache-Control".to_owned(), "no-store".to_owned()),
+            ]
+        );
+        assert_eq!(reply.status, 503);
+        assert_eq!(
+            reply.content_type.as_deref(),
+            Some("text/plain; charset=utf-8")
+        );
+    }
 
     #[test]
     fn minor_units_format_as_decimals() {

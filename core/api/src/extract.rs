@@ -398,5 +398,30 @@ pub fn provider_reply(reply: keel_app::gateway_payments::InboundReply) -> axum::
     {
         res.headers_mut().insert(header::CONTENT_TYPE, v);
     }
+    for (name, value) in reply.headers {
+        let parsed = (
+            axum::http::HeaderName::from_bytes(name.as_bytes()),
+            axum::http::HeaderValue::from_str(&value),
+        );
+        match parsed {
+            (Ok(n), Ok(v)) if !KERNELS_HEADERS.contains(&n) => {
+                res.headers_mut().append(n, v);
+            }
+            _ => tracing::warn!(
+                header = %name,
+                "a plugin's reply header was dropped: the kernel sets it, or it is not a valid header"
+            ),
+        }
+    }
     res
 }
+
+/// Headers of a provider reply the kernel sets itself: a plugin's are dropped.
+const KERNELS_HEADERS: [header::HeaderName; 6] = [
+    header::CONTENT_LENGTH,
+    header::CONTENT_TYPE,
+    header::TRANSFER_ENCODING,
+    header::CONNECTION,
+    header::SET_COOKIE,
+    header::UPGRADE,
+];

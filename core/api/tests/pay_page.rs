@@ -418,3 +418,56 @@ store_test!(
         w.api.stop().await;
     }
 );
+
+store_test!(
+    async fn a_pay_link_serves_its_invoice_as_a_pdf_and_nothing_else(t) {
+        let w = world(t).await;
+        let rudo = client(&w, "rudo@example.com").await;
+        let tendai = client(&w, "tendai@example.com").await;
+        let inv = unpaid_invoice(&w, rudo, "rudo.example").await;
+        let theirs = unpaid_invoice(&w, tendai, "tendai.example").await;
+        let token = link_token(&w, inv).await;
+        let pdf = |token: String| {
+            let url = w.api.url(&format!("/pay/{token}/invoice.pdf"));
+            let browser = w.browser.clone();
+            async move {
+                let res = browser.get(url).send().await.expect("the server answers");
+                let status = res.status().as_u16();
+                let headers = res.headers().clone();
+                (status, headers, res.bytes().await.unwrap().to_vec())
+            }
+        };
+
+        // The link's invoice, as the admin's PDF of it (a WhatsApp document header's link).
+        let (status, headers, bytes) = pdf(token.clone()).await;
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&bytes));
+        assert_eq!(headers[CONTENT_TYPE], "application/pdf");
+        assert!(bytes.starts_with(b"%PDF-"), "a PDF");
+        let admin = w.api.get(&format!("/api/v1/invoices/{inv}"), &w.api.admin).await;
+        let number = admin.body["number"].as_str().unwrap().to_owned();
+        assert!(
+            headers["content-disposition"].to_str().unwrap().contains(&format!("{number}.pdf")),
+            "{headers:?}"
+        );
+        let before = w.api.snapshot().await;
+
+        // Forged, borrowed (pointed at another client's invoice) and expired links: the
+        // pay pages' refusals, never a PDF.
+        let mut forged = token.clone().into_bytes();
+        let last = forged.len() - 1;
+        forged[last] = if forged[last] == b'0' { b'1' } else { b'0' };
+        let forged = String::from_utf8(forged).unwrap();
+        let borrowed = token.replacen(&format!("v1.{inv}."), &format!("v1.{theirs}."), 1);
+        for bad in [forged, borrowed, "v1.1.2.3".to_owned(), "x".repeat(300)] {
+            let (status, headers, body) = pdf(bad).await;
+            assert_eq!(status, 403, "{}", String::from_utf8_lossy(&body));
+            assert!(headers[CONTENT_TYPE].to_str().unwrap().starts_with("text/html"));
+            assert!(!body.starts_with(b"%PDF-"));
+        }
+        w.clock.advance(Duration::days(31));
+        let (status, _, body) = pdf(token).await;
+        assert_eq!(status, 410, "{}", String::from_utf8_lossy(&body));
+        assert_eq!(w.api.snapshot().await, before, "nothing changed");
+        w.api.stop().await;
+    }
+);

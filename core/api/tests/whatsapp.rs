@@ -16,7 +16,9 @@
 //! reminder then as text, STOP opting the client out and the next notice skipped, forged
 //! and unsigned webhooks refused); twenty duplicate receipts out of order; the fake down
 //! for a day of test-clock time; the subscription check; a receipt for an unknown message
-//! and replayed webhooks; a template missing a parameter; a number that is not E.164.
+//! and replayed webhooks; a template missing a parameter; a number that is not E.164; a new
+//! invoice as its PDF document inside the window and in the template's header outside it,
+//! the link serving the PDF until it expires.
 
 mod common;
 
@@ -72,6 +74,8 @@ fn mapping(name: &str, parameters: &[&str]) -> TemplateMapping {
         name: name.into(),
         language: "en".into(),
         parameters: parameters.iter().map(|p| (*p).to_owned()).collect(),
+        header: None,
+        buttons: Vec::new(),
     }
 }
 
@@ -490,22 +494,40 @@ keel_testkit::store_test!(
         let w = world(t, templates(), true).await;
         w.bill().await;
         let wamid = w.whatsapp("invoice_created").await.provider_id.expect("sent");
-        // 20 receipts, each its own signed POST: read first, duplicates of every kind, and
-        // the last ones older than `read`.
+        // What happened: sent a second after the send, delivered a second later, read in
+        // that same second (WhatsApp's timestamps are whole seconds). Twenty receipts of it,
+        // each its own signed POST carrying its own time: read first, duplicates of every
+        // kind, and the last ones older than `read`.
+        let t0 = w.clock.now().timestamp();
+        let time_of = |status: &str| match status {
+            "sent" => t0 + 1,
+            "delivered" | "read" => t0 + 2,
+            other => panic!("{other}"),
+        };
         let order = [
             "read", "sent", "delivered", "sent", "read", "delivered", "delivered", "sent", "read", "sent",
             "delivered", "read", "sent", "sent", "delivered", "read", "delivered", "sent", "delivered", "sent",
         ];
         assert_eq!(order.len(), 20);
-        let deliveries = w.fake.deliver(Webhook::statuses(&wamid, &order)).await;
+        let mut deliveries = Vec::new();
+        for status in order {
+            deliveries.extend(w.fake.deliver(Webhook::status(&wamid, status).at(time_of(status))).await);
+        }
         assert_eq!(deliveries.len(), 20, "each answered at the first attempt: {deliveries:#?}");
         all_succeeded(&deliveries);
         let n = w.whatsapp("invoice_created").await;
         assert_eq!((n.delivery, n.delivery_detail.as_deref()), (Some(Delivery::Read), None), "{n:#?}");
-        // The same twenty again, reversed and in one body: still read.
-        let again = w.fake.deliver(Webhook::statuses(&wamid, &order).out_of_order().in_one_body()).await;
+        assert_eq!(n.delivery_reported_at.map(|t| t.timestamp()), Some(t0 + 2), "WhatsApp's time of the read");
+        // All three again, reversed and in one body (each event its own time, read the
+        // latest), that body posted seven times: still read.
+        let again = w
+            .fake
+            .deliver(Webhook::statuses(&wamid, &["sent", "delivered", "read"]).at(t0 + 1).out_of_order().in_one_body().times(7))
+            .await;
+        assert_eq!(again.len(), 7);
         all_succeeded(&again);
-        assert_eq!(w.whatsapp("invoice_created").await.delivery, Some(Delivery::Read));
+        let n = w.whatsapp("invoice_created").await;
+        assert_eq!((n.delivery, n.delivery_reported_at.map(|t| t.timestamp())), (Some(Delivery::Read), Some(t0 + 3)), "{n:#?}");
         assert_eq!(w.fake.sent().len(), 1);
         w.finish().await;
     }
@@ -722,6 +744,103 @@ keel_testkit::store_test!(
         w.bill().await;
         assert!(w.notifications().await.iter().all(|n| n.channel == "email"));
         assert!(w.fake.received().is_empty());
+        w.finish().await;
+    }
+);
+
+/// GETs a document link the way WhatsApp's servers would fetch it: the PDF, or the status.
+async fn fetch_pdf(w: &World, link: &str) -> (u16, Vec<u8>) {
+    let path = link
+        .split_once("/pay/")
+        .map(|(_, rest)| format!("/pay/{rest}"))
+        .unwrap_or_else(|| panic!("a pay link's PDF: {link}"));
+    let res = reqwest::get(w.api.url(&path))
+        .await
+        .expect("the server answers");
+    let status = res.status().as_u16();
+    (status, res.bytes().await.unwrap().to_vec())
+}
+
+keel_testkit::store_test!(
+    async fn a_new_invoice_goes_as_its_pdf_inside_the_window_and_in_the_template_header_outside(t) {
+        let mut templates = templates();
+        templates.insert(
+            "invoice_created".to_owned(),
+            TemplateMapping {
+                header: Some(keel_app::notify::HeaderMapping::Document),
+                buttons: vec![keel_app::notify::ButtonMapping {
+                    index: 0,
+                    kind: keel_app::notify::ButtonKind::QuickReply,
+                    parameter: "invoice.number".into(),
+                }],
+                ..mapping("invoice_ready", &["client.first_name", "invoice.number", "invoice.balance", "invoice.due_date"])
+            },
+        );
+        let w = world(t, templates, true).await;
+
+        // The window is closed: the approved template, the invoice's PDF as its header
+        // document, the invoice number as its quick reply's payload.
+        w.bill().await;
+        let created = w.whatsapp("invoice_created").await;
+        assert_eq!(created.state, NotificationState::Sent, "{created:#?}");
+        let invoice_id = created.invoice_id.expect("the invoice's message");
+        let number = keel_app::invoices::get(&w.app, &ctx(), keel_domain::ids::InvoiceId(invoice_id))
+            .await
+            .unwrap()
+            .number
+            .unwrap();
+        let sent = w.fake.sent();
+        assert_eq!(sent.len(), 1, "{sent:#?}");
+        let m = &sent[0];
+        assert!(m.content.is_template(), "{m:#?}");
+        let header = m.header_parameter().unwrap_or_else(|| panic!("a header: {m:#?}"));
+        assert_eq!(header.kind, "document", "{m:#?}");
+        let link = header.link().expect("a link").to_owned();
+        assert!(link.contains(&format!("/pay/v1.{invoice_id}.")), "{link}");
+        assert!(link.ends_with("/invoice.pdf"), "{link}");
+        assert_eq!(header.filename(), Some(format!("{number}.pdf").as_str()));
+        let button = m.button(0).unwrap_or_else(|| panic!("button 0: {m:#?}"));
+        assert_eq!(button.texts(), [number.as_str()]);
+        // The link serves the invoice's PDF, as WhatsApp fetches it.
+        let (status, pdf) = fetch_pdf(&w, &link).await;
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&pdf));
+        assert!(pdf.starts_with(b"%PDF-"));
+
+        w.finish().await;
+    }
+);
+
+keel_testkit::store_test!(
+    async fn inside_the_window_a_new_invoice_is_a_pdf_document_with_the_text_as_its_caption(t) {
+        let w = world(t, templates(), true).await;
+        // The client wrote an hour before the billing run: the window is open.
+        w.advance(chrono::Duration::minutes(1));
+        all_succeeded(&w.fake.user_says(CLIENT, "Please send my invoice").await.deliveries);
+        w.bill().await;
+        let created = w.whatsapp("invoice_created").await;
+        assert_eq!(created.state, NotificationState::Sent, "{created:#?}");
+        let invoice_id = created.invoice_id.expect("the invoice's message");
+        let number = keel_app::invoices::get(&w.app, &ctx(), keel_domain::ids::InvoiceId(invoice_id))
+            .await
+            .unwrap()
+            .number
+            .unwrap();
+        let sent = w.fake.sent();
+        assert_eq!(sent.len(), 1, "{sent:#?}");
+        let m = &sent[0];
+        assert_eq!(m.content.kind(), "document", "{m:#?}");
+        assert_eq!(m.filename(), Some(format!("{number}.pdf").as_str()));
+        assert!(m.caption().is_some_and(|c| c.contains(&number)), "the text is the caption: {m:#?}");
+        let link = m.link().expect("a link").to_owned();
+        let (status, pdf) = fetch_pdf(&w, &link).await;
+        assert_eq!(status, 200);
+        assert!(pdf.starts_with(b"%PDF-"));
+        assert_eq!(created.provider_id.as_deref(), Some(m.wamid.as_str()));
+
+        // A month on the link has expired: WhatsApp (or anyone) gets the refusal, no PDF.
+        w.advance(chrono::Duration::days(31));
+        let (status, body) = fetch_pdf(&w, &link).await;
+        assert_eq!(status, 410, "{}", String::from_utf8_lossy(&body));
         w.finish().await;
     }
 );

@@ -19,7 +19,7 @@
 //!   `/hooks/notifier/{plugin}`) move the notification's delivery state forward only;
 //! - messages people send in are stored against the client whose number they come from.
 
-use crate::notify::{self, Notice, PluginChannel, QueuedTemplate};
+use crate::notify::{self, Notice, PluginChannel, QueuedHeader, QueuedTemplate};
 use crate::{App, AppError, Ctx};
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
@@ -29,7 +29,8 @@ use keel_domain::ids::{ClientId, InvoiceId};
 use keel_domain::text::limits;
 use keel_jobs::{Env, Handler, JobError};
 use keel_plugin_host::notifier::{
-    DeliveryStatus, InboundEvent, InboundMessage, Message, Notifier, StatusUpdate, Template,
+    ButtonKind, DeliveryStatus, InboundEvent, InboundMessage, Media, Message, Notifier,
+    StatusUpdate, Template, TemplateButton, TemplateHeader,
 };
 use keel_plugin_host::{InboundReply, InboundRequest, PluginError, PluginFailure};
 use keel_store::jobs::JobRecord;
@@ -187,18 +188,62 @@ async fn send_on_plugin(
         subject: Some(n.subject.clone()),
         body: n.body_text.clone(),
         template: None,
+        attachment: None,
     };
+    // The invoice as a PDF document, by a link made now: with a new invoice's text, and in
+    // a template's document header.
+    let in_header = matches!(
+        template,
+        Some(QueuedTemplate::Ready {
+            header: Some(QueuedHeader::InvoiceDocument),
+            ..
+        })
+    );
+    let with_text = notify::sends_invoice_document(&n.event);
+    let media = match n.invoice_id.map(InvoiceId) {
+        Some(id) if in_header || with_text => Some(invoice_media(app, id).await?),
+        _ => None,
+    };
+    let attachment = media.clone().filter(|_| with_text);
     let as_template = |t: &QueuedTemplate| -> Result<Message, SendError> {
         match t {
             QueuedTemplate::Ready {
                 name,
                 language,
                 parameters,
+                header,
+                buttons,
             } => Ok(Message {
                 template: Some(Template {
                     name: name.clone(),
                     language: language.clone(),
                     parameters: parameters.clone(),
+                    header: match header {
+                        None => None,
+                        Some(QueuedHeader::Text { parameters }) => {
+                            Some(TemplateHeader::Text(parameters.clone()))
+                        }
+                        Some(QueuedHeader::InvoiceDocument) => match &media {
+                            Some(m) => Some(TemplateHeader::Document(m.clone())),
+                            None => {
+                                return Err(SendError::Skipped(
+                                    "the template's document header needs an invoice, and this message has none"
+                                        .into(),
+                                ));
+                            }
+                        },
+                    },
+                    buttons: buttons
+                        .iter()
+                        .map(|b| TemplateButton {
+                            index: b.index,
+                            kind: match b.kind {
+                                notify::ButtonKind::Url => ButtonKind::Url,
+                                notify::ButtonKind::QuickReply => ButtonKind::QuickReply,
+                            },
+                            parameter: b.parameter.clone(),
+                        })
+                        .collect(),
                 }),
                 ..text.clone()
             }),
@@ -213,7 +258,34 @@ async fn send_on_plugin(
     };
     let template = template.as_ref().unwrap_or(&unavailable);
     let (answer, templated) = if in_window {
-        match plugin.send(text.clone()).await {
+        let mut answer = match &attachment {
+            Some(m) => {
+                plugin
+                    .send(Message {
+                        attachment: Some(m.clone()),
+                        ..text.clone()
+                    })
+                    .await
+            }
+            None => plugin.send(text.clone()).await,
+        };
+        // A channel that cannot send the file (or not with this text as its caption)
+        // sends the text alone.
+        if attachment.is_some()
+            && matches!(
+                answer,
+                Err(PluginFailure::Plugin(
+                    PluginError::Unsupported | PluginError::InvalidInput(_)
+                ))
+            )
+        {
+            tracing::info!(
+                notification = n.id,
+                "the plugin did not take the invoice as a document; sending the text alone"
+            );
+            answer = plugin.send(text.clone()).await;
+        }
+        match answer {
             // The provider's window is the one that counts: a text refused as outside it
             // goes again as the template, under the same reference.
             Err(PluginFailure::Plugin(PluginError::Refused(why)))
@@ -244,9 +316,11 @@ fn send_failure(failure: PluginFailure) -> SendError {
             SendError::Refused(m)
         }
         PluginFailure::Plugin(PluginError::Misconfigured(m)) => SendError::NotConfigured(m),
-        PluginFailure::Plugin(PluginError::Unsupported) => {
-            SendError::NotConfigured("the plugin cannot send this kind of message".into())
-        }
+        PluginFailure::Plugin(PluginError::Unsupported) => SendError::NotConfigured(
+            "the plugin cannot send this kind of message (a plugin built against keel:plugin \
+             0.1 cannot send a template's header or buttons: rebuild it with keel-sdk 0.2)"
+                .into(),
+        ),
         PluginFailure::Plugin(PluginError::Unavailable(hint)) => {
             SendError::Failed(match hint.retry_after_seconds {
                 Some(s) => format!("{} (retry after {s} s)", hint.reason),
@@ -257,6 +331,24 @@ fn send_failure(failure: PluginFailure) -> SendError {
         // uses the same reference.
         other => SendError::Failed(other.to_string()),
     }
+}
+
+/// The invoice's PDF as a document: a link that works as long as its pay link does.
+async fn invoice_media(app: &App, invoice: InvoiceId) -> Result<Media, SendError> {
+    let link = crate::pay_links::pdf_url(app, invoice)
+        .await
+        .map_err(|e| format!("the invoice's PDF link: {e}"))?;
+    let inv =
+        keel_store::invoices::get_invoice(&app.db, keel_domain::tenancy::Scope::Host, invoice)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("invoice {invoice} is gone"))?;
+    Ok(Media {
+        link,
+        filename: Some(format!("{}.pdf", inv.display())),
+        media_type: "application/pdf".into(),
+        caption: None,
+    })
 }
 
 fn delivery_of(s: DeliveryStatus) -> Delivery {
@@ -482,6 +574,8 @@ pub struct NotificationView {
     pub delivery_detail: Option<String>,
     /// When Keel recorded the latest receipt.
     pub delivery_at: Option<DateTime<Utc>>,
+    /// When the provider says the latest receipt's state was reached, when it said.
+    pub delivery_reported_at: Option<DateTime<Utc>>,
 }
 
 impl From<NotificationRow> for NotificationView {
@@ -503,6 +597,7 @@ impl From<NotificationRow> for NotificationView {
             delivery: n.delivery,
             delivery_detail: n.delivery_detail,
             delivery_at: n.delivery_at,
+            delivery_reported_at: n.delivery_reported_at,
         }
     }
 }
@@ -879,17 +974,21 @@ async fn receipt(
     now: DateTime<Utc>,
     out: &mut InboundOutcome,
 ) -> Result<(), AppError> {
-    let delivery = delivery_of(s.status);
-    match store::record_delivery(
-        &app.db,
-        channel,
-        &s.provider_id,
-        delivery,
-        s.detail.as_deref(),
-        now,
-    )
-    .await?
-    {
+    // The provider's time orders the receipts; one that does not parse is left out (the
+    // receipt is still applied, by rank).
+    let reported_at = s.at.as_deref().and_then(|t| match DateTime::parse_from_rfc3339(t) {
+        Ok(t) => Some(t.with_timezone(&Utc)),
+        Err(e) => {
+            tracing::warn!(channel, provider_id = %s.provider_id, at = t, "a receipt's time is not RFC 3339 ({e}); ordering it by status");
+            None
+        }
+    });
+    let receipt = store::Receipt {
+        delivery: delivery_of(s.status),
+        detail: s.detail.as_deref(),
+        reported_at,
+    };
+    match store::record_delivery(&app.db, channel, &s.provider_id, receipt, now).await? {
         DeliveryChange::Moved => out.receipts_applied += 1,
         DeliveryChange::Unchanged => out.receipts_unchanged += 1,
         DeliveryChange::Unknown => out.receipts_unknown += 1,

@@ -126,6 +126,56 @@ pub struct TemplateMapping {
     /// Its body parameters in order, each a value of the event's context by path
     /// (`client.first_name`, `invoice.number`, `invoice.balance`, `pay_url`).
     pub parameters: Vec<String>,
+    /// Its header's parameters, when the template's header has any.
+    pub header: Option<HeaderMapping>,
+    /// Its dynamic buttons' parameters.
+    pub buttons: Vec<ButtonMapping>,
+}
+
+impl TemplateMapping {
+    /// A template with body parameters only.
+    pub fn body(name: &str, language: &str, parameters: &[&str]) -> TemplateMapping {
+        TemplateMapping {
+            name: name.to_owned(),
+            language: language.to_owned(),
+            parameters: parameters.iter().map(|p| (*p).to_owned()).collect(),
+            header: None,
+            buttons: Vec::new(),
+        }
+    }
+}
+
+/// What fills a template's header (`header = { type = "document" }`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum HeaderMapping {
+    /// A text header's parameters, each a value of the event's context by path.
+    Text { parameters: Vec<String> },
+    /// The message's invoice as a PDF document, by a pay link that expires (events that
+    /// carry an invoice).
+    Document,
+}
+
+/// What fills one of a template's dynamic buttons
+/// (`buttons = [{ index = 0, type = "url", parameter = "pay_token" }]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ButtonMapping {
+    /// The button's position among the template's buttons, from 0.
+    pub index: u8,
+    #[serde(rename = "type")]
+    pub kind: ButtonKind,
+    /// A value of the event's context by path: a URL button's dynamic suffix (`pay_token`
+    /// for a button whose URL ends in `/pay/{{1}}`), a quick reply's payload.
+    pub parameter: String,
+}
+
+/// A template button's kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ButtonKind {
+    Url,
+    QuickReply,
 }
 
 /// The events a client can be notified of by a plugin channel (every [`Notice`]'s).
@@ -173,9 +223,23 @@ pub fn parameter_paths(event: &str) -> Vec<&'static str> {
             | "late_fee"
             | "service_suspended"
     ) {
-        paths.push("pay_url");
+        paths.extend(["pay_url", "pay_token"]);
     }
     paths
+}
+
+/// Whether `event`'s message goes on a plugin channel, inside its window, as the invoice's
+/// PDF document with the text as its caption: a new invoice's does; reminders, notices and
+/// receipts go as text (with the pay link), and any of them may put the document in its
+/// template's header.
+pub fn sends_invoice_document(event: &str) -> bool {
+    event == "invoice_created"
+}
+
+/// Whether `event`'s messages carry their invoice (as the email's PDF attachment, as a
+/// template's document header).
+pub fn event_carries_invoice(event: &str) -> bool {
+    event != "service_unsuspended"
 }
 
 /// Checks a channel's template for `event`: the event exists and sends messages, the
@@ -194,13 +258,50 @@ pub fn check_template(event: &str, t: &TemplateMapping) -> Result<(), String> {
         return Err("language: the template's language is empty (`en`, `en_US`)".into());
     }
     let known = parameter_paths(event);
-    for (i, p) in t.parameters.iter().enumerate() {
-        if !known.contains(&p.as_str()) {
-            return Err(format!(
-                "parameters[{i}]: {p:?} is not a value of {event} (one of: {})",
+    let check = |what: String, p: &str| -> Result<(), String> {
+        if known.contains(&p) {
+            Ok(())
+        } else {
+            Err(format!(
+                "{what}: {p:?} is not a value of {event} (one of: {})",
                 known.join(", ")
+            ))
+        }
+    };
+    for (i, p) in t.parameters.iter().enumerate() {
+        check(format!("parameters[{i}]"), p)?;
+    }
+    match &t.header {
+        Some(HeaderMapping::Text { parameters }) => {
+            if parameters.is_empty() {
+                return Err("header: a text header needs its parameter (or no header)".into());
+            }
+            for (i, p) in parameters.iter().enumerate() {
+                check(format!("header.parameters[{i}]"), p)?;
+            }
+        }
+        Some(HeaderMapping::Document) if !event_carries_invoice(event) => {
+            return Err(format!(
+                "header: {event} has no invoice to send as the document header"
             ));
         }
+        Some(HeaderMapping::Document) | None => {}
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, b) in t.buttons.iter().enumerate() {
+        if b.index > 9 {
+            return Err(format!(
+                "buttons[{i}].index: {} is past the last button a template can have (0 to 9)",
+                b.index
+            ));
+        }
+        if !seen.insert(b.index) {
+            return Err(format!(
+                "buttons[{i}].index: button {} is given twice",
+                b.index
+            ));
+        }
+        check(format!("buttons[{i}].parameter"), &b.parameter)?;
     }
     Ok(())
 }
@@ -214,42 +315,108 @@ pub enum QueuedTemplate {
         name: String,
         language: String,
         parameters: Vec<String>,
+        /// Absent in messages queued before headers existed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        header: Option<QueuedHeader>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        buttons: Vec<QueuedButton>,
     },
     /// No template can go out for this message (none configured, a value missing).
     Unavailable { reason: String },
 }
 
-/// The template of `event` with its parameters read from `context`.
-pub fn template_for(channel: &PluginChannel, event: &str, context: &Value) -> QueuedTemplate {
+/// A queued template's header.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum QueuedHeader {
+    /// A text header with its rendered parameters.
+    Text { parameters: Vec<String> },
+    /// The message's invoice as a PDF, by a link made when the message is sent (so it is
+    /// fresh however long the message waited).
+    InvoiceDocument,
+}
+
+/// A queued template's button with its rendered parameter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct QueuedButton {
+    pub index: u8,
+    pub kind: ButtonKind,
+    pub parameter: String,
+}
+
+/// The template of `event` with its parameters read from `context`; `has_invoice` says
+/// whether the message carries an invoice (for a document header).
+pub fn template_for(
+    channel: &PluginChannel,
+    event: &str,
+    context: &Value,
+    has_invoice: bool,
+) -> QueuedTemplate {
     let Some(t) = channel.templates.get(event) else {
         return QueuedTemplate::Unavailable {
             reason: format!("no approved template is configured for {event}"),
         };
     };
-    let mut parameters = Vec::with_capacity(t.parameters.len());
-    for path in &t.parameters {
+    let value = |path: &str| -> Result<String, QueuedTemplate> {
         let value = path
             .split('.')
             .try_fold(context, |v, key| v.get(key))
             .filter(|v| !v.is_null());
         match value {
-            Some(Value::String(s)) if !s.trim().is_empty() => parameters.push(s.clone()),
-            Some(v @ (Value::Number(_) | Value::Bool(_))) => parameters.push(v.to_string()),
-            _ => {
-                return QueuedTemplate::Unavailable {
+            Some(Value::String(s)) if !s.trim().is_empty() => Ok(s.clone()),
+            Some(v @ (Value::Number(_) | Value::Bool(_))) => Ok(v.to_string()),
+            _ => Err(QueuedTemplate::Unavailable {
+                reason: format!(
+                    "the template {}'s parameter {path} has no value for this message",
+                    t.name
+                ),
+            }),
+        }
+    };
+    let render = || -> Result<QueuedTemplate, QueuedTemplate> {
+        let parameters = t
+            .parameters
+            .iter()
+            .map(|p| value(p))
+            .collect::<Result<Vec<_>, _>>()?;
+        let header = match &t.header {
+            None => None,
+            Some(HeaderMapping::Text { parameters }) => Some(QueuedHeader::Text {
+                parameters: parameters
+                    .iter()
+                    .map(|p| value(p))
+                    .collect::<Result<Vec<_>, _>>()?,
+            }),
+            Some(HeaderMapping::Document) if has_invoice => Some(QueuedHeader::InvoiceDocument),
+            Some(HeaderMapping::Document) => {
+                return Err(QueuedTemplate::Unavailable {
                     reason: format!(
-                        "the template {}'s parameter {path} has no value for this message",
+                        "the template {}'s document header needs an invoice, and this message has none",
                         t.name
                     ),
-                };
+                });
             }
-        }
-    }
-    QueuedTemplate::Ready {
-        name: t.name.clone(),
-        language: t.language.clone(),
-        parameters,
-    }
+        };
+        let buttons = t
+            .buttons
+            .iter()
+            .map(|b| {
+                Ok(QueuedButton {
+                    index: b.index,
+                    kind: b.kind,
+                    parameter: value(&b.parameter)?,
+                })
+            })
+            .collect::<Result<Vec<_>, QueuedTemplate>>()?;
+        Ok(QueuedTemplate::Ready {
+            name: t.name.clone(),
+            language: t.language.clone(),
+            parameters,
+            header,
+            buttons,
+        })
+    };
+    render().unwrap_or_else(|unavailable| unavailable)
 }
 
 /// A message rendered from a template.
@@ -475,7 +642,7 @@ impl Notice<'_> {
 
     /// Whether the message carries the invoice's PDF: all but a restored service's.
     pub fn attaches_invoice(&self) -> bool {
-        !matches!(self, Notice::ServiceUnsuspended { .. })
+        event_carries_invoice(self.event())
     }
 
     pub fn context(&self) -> NoticeContext {
@@ -537,6 +704,10 @@ pub async fn queue(
         );
         map.insert("seller".into(), json!(app.billing.seller.name));
         if let Some(url) = pay_url {
+            // The token alone, for a template's URL button ending in `/pay/{{1}}`.
+            if let Some((_, token)) = url.rsplit_once("/pay/") {
+                map.insert("pay_token".into(), json!(token));
+            }
             map.insert("pay_url".into(), json!(url));
         }
     }
@@ -650,8 +821,13 @@ async fn queue_on_channel(
     } else {
         None
     };
-    let template = serde_json::to_string(&template_for(m.settings, m.event, m.context))
-        .expect("a template is plain data");
+    let template = serde_json::to_string(&template_for(
+        m.settings,
+        m.event,
+        m.context,
+        m.invoice.is_some(),
+    ))
+    .expect("a template is plain data");
     let state = if note.is_some() {
         NotificationState::Skipped
     } else {

@@ -287,6 +287,14 @@ pub async fn url_in(tx: &mut Tx, app: &App, invoice: InvoiceId) -> Result<String
     Ok(link(app, &keys, invoice).url)
 }
 
+/// A link to `invoice`'s PDF: its pay link's `/invoice.pdf`, working as long as the pay
+/// link does ([`crate::pay_page::pdf`]). Made when a message carrying the invoice is sent,
+/// so it is fresh however long the message waited.
+pub async fn pdf_url(app: &App, invoice: InvoiceId) -> Result<String, AppError> {
+    let keys = app.pay_links.keys(app).await?;
+    Ok(format!("{}/invoice.pdf", link(app, &keys, invoice).url))
+}
+
 /// The invoice a pay link's token names: refused (`pay_link_invalid`, 403) when it is
 /// malformed or was not made with this installation's key, `pay_link_expired` (410) when
 /// its time is up.

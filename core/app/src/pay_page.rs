@@ -112,6 +112,12 @@ async fn holder(app: &App, token: &str) -> Result<(InvoiceId, Ctx), AppError> {
     Ok((id, Ctx::pay_link(inv.client_id, id)))
 }
 
+/// The PDF of a link's invoice (its number and bytes): what the page shows, as a file.
+pub async fn pdf(app: &App, token: &str) -> Result<(String, Vec<u8>), AppError> {
+    let (id, ctx) = holder(app, token).await?;
+    invoices::pdf(app, &ctx, id).await
+}
+
 /// The pay page of a link.
 pub async fn open(app: &App, token: &str) -> Result<PayPage, AppError> {
     let (id, ctx) = holder(app, token).await?;

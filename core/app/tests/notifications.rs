@@ -361,6 +361,8 @@ fn whatsapp_channel(templates: &[(&str, &[&str])]) -> notify::PluginChannel {
                         name: format!("keel_{event}"),
                         language: "en".into(),
                         parameters: params.iter().map(|p| p.to_string()).collect(),
+                        header: None,
+                        buttons: Vec::new(),
                     },
                 )
             })
@@ -447,6 +449,8 @@ fn templates_are_checked_against_the_events_and_their_values() {
         name: "keel_reminder".into(),
         language: "en".into(),
         parameters: params.iter().map(|p| p.to_string()).collect(),
+        header: None,
+        buttons: Vec::new(),
     };
     assert_eq!(
         notify::check_template(
@@ -486,27 +490,183 @@ fn templates_are_checked_against_the_events_and_their_values() {
     )]);
     let ctx = json!({ "client": { "first_name": "Tendai" }, "days": 3, "invoice": { "number": "INV-7" } });
     assert_eq!(
-        notify::template_for(&channel, "payment_reminder", &ctx),
+        notify::template_for(&channel, "payment_reminder", &ctx, true),
         notify::QueuedTemplate::Ready {
             name: "keel_payment_reminder".into(),
             language: "en".into(),
-            parameters: vec!["Tendai".into(), "3".into(), "INV-7".into()]
+            parameters: vec!["Tendai".into(), "3".into(), "INV-7".into()],
+            header: None,
+            buttons: Vec::new(),
         }
     );
     let no_number =
         json!({ "client": { "first_name": "Tendai" }, "days": 3, "invoice": { "number": null } });
-    match notify::template_for(&channel, "payment_reminder", &no_number) {
+    match notify::template_for(&channel, "payment_reminder", &no_number, true) {
         notify::QueuedTemplate::Unavailable { reason } => {
             assert!(reason.contains("invoice.number"), "{reason}")
         }
         other => panic!("{other:?}"),
     }
-    match notify::template_for(&channel, "late_fee", &ctx) {
+    match notify::template_for(&channel, "late_fee", &ctx, true) {
         notify::QueuedTemplate::Unavailable { reason } => {
             assert!(reason.contains("no approved template"), "{reason}")
         }
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn template_headers_and_buttons_are_checked_and_rendered() {
+    use notify::{ButtonKind, ButtonMapping, HeaderMapping, QueuedButton, QueuedHeader};
+    let button = |index: u8, kind: ButtonKind, parameter: &str| ButtonMapping {
+        index,
+        kind,
+        parameter: parameter.into(),
+    };
+    let with =
+        |header: Option<HeaderMapping>, buttons: Vec<ButtonMapping>| notify::TemplateMapping {
+            header,
+            buttons,
+            ..notify::TemplateMapping::body("keel_invoice", "en", &["invoice.number"])
+        };
+    let invoice_with_pay_button = with(
+        Some(HeaderMapping::Document),
+        vec![
+            button(0, ButtonKind::Url, "pay_token"),
+            button(1, ButtonKind::QuickReply, "invoice.number"),
+        ],
+    );
+    assert_eq!(
+        notify::check_template("invoice_created", &invoice_with_pay_button),
+        Ok(())
+    );
+
+    // A document header needs an event that carries an invoice.
+    let err = notify::check_template(
+        "service_unsuspended",
+        &with(Some(HeaderMapping::Document), vec![]),
+    )
+    .unwrap_err();
+    assert!(
+        err.starts_with("header:") && err.contains("no invoice"),
+        "{err}"
+    );
+    // A text header names values of the event, and has one.
+    let err = notify::check_template(
+        "invoice_created",
+        &with(
+            Some(HeaderMapping::Text {
+                parameters: vec!["days".into()],
+            }),
+            vec![],
+        ),
+    )
+    .unwrap_err();
+    assert!(err.starts_with("header.parameters[0]: \"days\""), "{err}");
+    let err = notify::check_template(
+        "invoice_created",
+        &with(Some(HeaderMapping::Text { parameters: vec![] }), vec![]),
+    )
+    .unwrap_err();
+    assert!(err.starts_with("header:"), "{err}");
+    // Buttons: 0 to 9, each once, naming values of the event (no pay token once paid).
+    for (buttons, wanted) in [
+        (
+            vec![button(10, ButtonKind::Url, "pay_token")],
+            "buttons[0].index: 10",
+        ),
+        (
+            vec![
+                button(0, ButtonKind::Url, "pay_token"),
+                button(0, ButtonKind::QuickReply, "seller"),
+            ],
+            "buttons[1].index: button 0 is given twice",
+        ),
+        (
+            vec![button(0, ButtonKind::Url, "client.password")],
+            "buttons[0].parameter",
+        ),
+    ] {
+        let err = notify::check_template("invoice_created", &with(None, buttons)).unwrap_err();
+        assert!(err.starts_with(wanted), "{err}");
+    }
+    let err = notify::check_template(
+        "payment_received",
+        &with(None, vec![button(0, ButtonKind::Url, "pay_token")]),
+    )
+    .unwrap_err();
+    assert!(err.contains("pay_token"), "{err}");
+
+    // Rendered: the document is left for the send (its link is made then), the buttons
+    // and a text header read the context.
+    let mut channel = whatsapp_channel(&[]);
+    channel
+        .templates
+        .insert("invoice_created".into(), invoice_with_pay_button.clone());
+    let ctx = json!({ "invoice": { "number": "INV-9" }, "pay_token": "v1.9.1893456000.ab" });
+    assert_eq!(
+        notify::template_for(&channel, "invoice_created", &ctx, true),
+        notify::QueuedTemplate::Ready {
+            name: "keel_invoice".into(),
+            language: "en".into(),
+            parameters: vec!["INV-9".into()],
+            header: Some(QueuedHeader::InvoiceDocument),
+            buttons: vec![
+                QueuedButton {
+                    index: 0,
+                    kind: ButtonKind::Url,
+                    parameter: "v1.9.1893456000.ab".into()
+                },
+                QueuedButton {
+                    index: 1,
+                    kind: ButtonKind::QuickReply,
+                    parameter: "INV-9".into()
+                },
+            ],
+        }
+    );
+    // No invoice on the message, no pay token (nothing to pay): unavailable, naming why.
+    match notify::template_for(&channel, "invoice_created", &ctx, false) {
+        notify::QueuedTemplate::Unavailable { reason } => {
+            assert!(reason.contains("needs an invoice"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+    let unpaid = json!({ "invoice": { "number": "INV-9" } });
+    match notify::template_for(&channel, "invoice_created", &unpaid, true) {
+        notify::QueuedTemplate::Unavailable { reason } => {
+            assert!(reason.contains("pay_token"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+    channel.templates.insert(
+        "invoice_created".into(),
+        with(
+            Some(HeaderMapping::Text {
+                parameters: vec!["invoice.number".into()],
+            }),
+            vec![],
+        ),
+    );
+    match notify::template_for(&channel, "invoice_created", &ctx, true) {
+        notify::QueuedTemplate::Ready { header, .. } => {
+            assert_eq!(
+                header,
+                Some(QueuedHeader::Text {
+                    parameters: vec!["INV-9".into()]
+                })
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    // A template queued before headers existed still reads.
+    let old: notify::QueuedTemplate = serde_json::from_str(
+        r#"{"ready":{"name":"keel_invoice","language":"en","parameters":["INV-9"]}}"#,
+    )
+    .unwrap();
+    assert!(
+        matches!(old, notify::QueuedTemplate::Ready { header: None, ref buttons, .. } if buttons.is_empty())
+    );
 }
 
 #[test]

@@ -19,6 +19,7 @@ async fn send(plugin: &Plugin, body: &str) -> Result<String, PluginFailure> {
         subject: None,
         body: body.into(),
         template: None,
+        attachment: None,
     };
     plugin
         .notifier()

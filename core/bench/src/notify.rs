@@ -70,6 +70,7 @@ fn message(reference: String, i: usize) -> Message {
              or reply to this message if you need help."
         ),
         template: None,
+        attachment: None,
     }
 }
 

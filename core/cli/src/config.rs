@@ -263,6 +263,14 @@ pub struct TemplateConfig {
     /// (`client.first_name`, `invoice.number`, `invoice.balance`, `pay_url`).
     #[serde(default)]
     pub parameters: Vec<String>,
+    /// Its header, when it has parameters: `{ type = "text", parameters = ["invoice.number"] }`
+    /// or `{ type = "document" }` (the message's invoice as a PDF).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<keel_app::notify::HeaderMapping>,
+    /// Its dynamic buttons: `[{ index = 0, type = "url", parameter = "pay_token" }]`
+    /// (`type` `url` or `quick_reply`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub buttons: Vec<keel_app::notify::ButtonMapping>,
 }
 
 impl TemplateConfig {
@@ -271,6 +279,8 @@ impl TemplateConfig {
             name: self.name.clone(),
             language: self.language.clone(),
             parameters: self.parameters.clone(),
+            header: self.header.clone(),
+            buttons: self.buttons.clone(),
         }
     }
 }
@@ -1876,6 +1886,10 @@ mod tests {
             channel.templates.keys().collect::<Vec<_>>(),
             ["invoice_created", "payment_reminder"]
         );
+        assert_eq!(
+            channel.templates["invoice_created"].header,
+            Some(keel_app::notify::HeaderMapping::Document)
+        );
     }
 
     #[test]
@@ -2628,6 +2642,50 @@ mod tests {
             ),
             ("new_invoice", "en_US", 0)
         );
+        assert_eq!((&created.header, created.buttons.len()), (&None, 0));
+
+        // A document header and buttons, as examples/keel.toml shows them.
+        let config = load_text(
+            whatsapp!(
+                "[notifications.whatsapp.templates.invoice_created]\n",
+                "name = \"invoice_ready\"\nlanguage = \"en\"\n",
+                "header = { type = \"document\" }\n",
+                "buttons = [{ index = 0, type = \"url\", parameter = \"pay_token\" }, ",
+                "{ index = 2, type = \"quick_reply\", parameter = \"invoice.number\" }]\n",
+                "[notifications.whatsapp.templates.payment_reminder]\n",
+                "name = \"reminder\"\nlanguage = \"en\"\n",
+                "header = { type = \"text\", parameters = [\"invoice.number\"] }\n"
+            ),
+            &[],
+        )
+        .unwrap();
+        let settings = config.app_notifications();
+        let created = &settings.channels["whatsapp"].templates["invoice_created"];
+        assert_eq!(
+            created.header,
+            Some(keel_app::notify::HeaderMapping::Document)
+        );
+        assert_eq!(
+            created.buttons,
+            [
+                keel_app::notify::ButtonMapping {
+                    index: 0,
+                    kind: keel_app::notify::ButtonKind::Url,
+                    parameter: "pay_token".into()
+                },
+                keel_app::notify::ButtonMapping {
+                    index: 2,
+                    kind: keel_app::notify::ButtonKind::QuickReply,
+                    parameter: "invoice.number".into()
+                },
+            ]
+        );
+        assert_eq!(
+            settings.channels["whatsapp"].templates["payment_reminder"].header,
+            Some(keel_app::notify::HeaderMapping::Text {
+                parameters: vec!["invoice.number".into()]
+            })
+        );
         // The section is in `keel config check`'s output; the plugin's token is not.
         let shown = config.redacted_toml();
         assert!(shown.contains("[notifications.whatsapp]"), "{shown}");
@@ -2720,6 +2778,37 @@ mod tests {
                 "notifications.whatsapp.templates.payment_reminder",
                 "keel.toml",
                 "parameters[1]: \"invoice.numbr\" is not a value of payment_reminder (one of: seller,",
+            ),
+            (
+                whatsapp!(
+                    "[notifications.whatsapp.templates.service_unsuspended]\n",
+                    "name = \"back\"\nlanguage = \"en\"\nheader = { type = \"document\" }"
+                ),
+                &[],
+                "notifications.whatsapp.templates.service_unsuspended",
+                "keel.toml",
+                "header: service_unsuspended has no invoice to send as the document header",
+            ),
+            (
+                whatsapp!(
+                    "[notifications.whatsapp.templates.payment_received]\n",
+                    "name = \"thanks\"\nlanguage = \"en\"\n",
+                    "buttons = [{ index = 0, type = \"url\", parameter = \"pay_token\" }]"
+                ),
+                &[],
+                "notifications.whatsapp.templates.payment_received",
+                "keel.toml",
+                "buttons[0].parameter: \"pay_token\" is not a value of payment_received",
+            ),
+            (
+                whatsapp!(
+                    "[notifications.whatsapp.templates.invoice_created]\n",
+                    "name = \"new\"\nlanguage = \"en\"\nheader = { type = \"video\" }"
+                ),
+                &[],
+                "notifications.whatsapp.templates.invoice_created.header.type",
+                "keel.toml",
+                "unknown variant `video`, expected `text` or `document`",
             ),
             (
                 // `days` is a value of reminders and overdue notices, not of a new invoice.

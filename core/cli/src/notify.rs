@@ -222,7 +222,10 @@ async fn test(config: &Config, args: &TestArgs) -> Result<()> {
             name: name.clone(),
             language: args.language.clone().unwrap_or_else(|| "en".to_owned()),
             parameters: args.params.clone(),
+            header: None,
+            buttons: Vec::new(),
         }),
+        attachment: None,
     };
     let what = if message.template.is_some() {
         "template"

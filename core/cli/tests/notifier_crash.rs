@@ -65,6 +65,8 @@ async fn crash_and_retry(backend: Backend) {
         name: "keel_invoice".into(),
         language: "en".into(),
         parameters: vec!["client.first_name".into(), "invoice.number".into()],
+        header: None,
+        buttons: Vec::new(),
     };
     let app = App::new(t.db.clone()).with_notifications(keel_app::notify::Settings {
         channels: [(

@@ -447,6 +447,8 @@ async fn notify_list_shows_a_client_s_notifications(backend: Backend) {
                 name: "new_invoice".into(),
                 language: "en".into(),
                 parameters: vec!["client.first_name".into(), "invoice.number".into()],
+                header: None,
+                buttons: Vec::new(),
             },
         )]
         .into(),

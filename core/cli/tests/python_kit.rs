@@ -172,7 +172,7 @@ class Notifier(exports.Notifier):
     def verify_inbound(self, req):
         raise AssertionError("unreachable")
 "#;
-    let manifest = "id = \"buggy\"\nname = \"Buggy\"\nversion = \"0.1.0\"\ndescription = \"d\"\nkinds = [\"notifier\"]\nwit = \"0.1.0\"\n";
+    let manifest = "id = \"buggy\"\nname = \"Buggy\"\nversion = \"0.1.0\"\ndescription = \"d\"\nkinds = [\"notifier\"]\nwit = \"0.2.0\"\n";
     folder(&tool, dir.path(), "buggy", "notifier-plugin", app, manifest);
     let plugin = dir.path().join("buggy").display().to_string();
     let ran = keel_as_a_user(

@@ -10,7 +10,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::bindings::v0_1::host::keel::plugin::{clock, config, http, kv, log, types};
+use crate::bindings::v0_2::host::keel::plugin::{clock, config, http, kv, log, types};
 use crate::host::Shared;
 use crate::kv::{MAX_KEY_BYTES, MAX_KEYS_PER_PLUGIN, MAX_VALUE_BYTES};
 

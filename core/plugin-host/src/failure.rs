@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-pub use crate::bindings::v0_1::host::keel::plugin::types::{PluginError, RetryHint};
+pub use crate::bindings::v0_2::host::keel::plugin::types::{PluginError, RetryHint};
 
 /// A plugin call that did not produce an answer, or produced a plugin error.
 #[derive(Debug, Clone, PartialEq)]

@@ -16,7 +16,7 @@ use wasmtime::{
 };
 use wasmtime_wasi::WasiCtxBuilder;
 
-use crate::bindings::v0_1;
+use crate::bindings::{v0_1, v0_2};
 use crate::ctx::{CappedBuffer, LogLimits, MemoryLimitReached, MemoryLimiter, PluginCtx};
 use crate::failure::{LoadError, PluginError, PluginFailure};
 use crate::kv::{KvStore, MemoryKv};
@@ -25,7 +25,7 @@ use crate::outbound::{HttpLimits, OriginOverrides, Outbound, ResolverOverrides};
 use crate::settings::{Enabled, Settings};
 
 /// The WIT minors this host serves, newest first.
-pub const SUPPORTED_WIT: &[(u64, u64)] = &[(0, 1)];
+pub const SUPPORTED_WIT: &[(u64, u64)] = &[(0, 2), (0, 1)];
 
 /// How often the epoch ticks; CPU budgets are counted in these.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -152,11 +152,17 @@ impl PluginHost {
         let mut linker = Linker::<PluginCtx>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| format!("linking WASI: {e}"))?;
+        // Every served minor's imports: a component links against its own.
+        v0_2::host::Host_::add_to_linker::<_, wasmtime::component::HasSelf<PluginCtx>>(
+            &mut linker,
+            |c| c,
+        )
+        .map_err(|e| format!("linking keel:plugin@0.2 imports: {e}"))?;
         v0_1::host::Host_::add_to_linker::<_, wasmtime::component::HasSelf<PluginCtx>>(
             &mut linker,
             |c| c,
         )
-        .map_err(|e| format!("linking keel:plugin imports: {e}"))?;
+        .map_err(|e| format!("linking keel:plugin@0.1 imports: {e}"))?;
 
         let ticker_stop = Arc::new(AtomicBool::new(false));
         {
@@ -250,7 +256,8 @@ impl PluginHost {
                 "the component needs imports this host does not provide: {e:#}"
             ))
         })?;
-        let pres = Pres::new(&manifest.kinds, &pre).map_err(|e| err(format!("{e:#}")))?;
+        let pres =
+            Pres::new(&manifest.kinds, &exported, &pre).map_err(|e| err(format!("{e:#}")))?;
 
         let outbound = Outbound::new(
             enabled.grant.clone(),
@@ -498,37 +505,77 @@ fn exported_kinds(engine: &Engine, component: &Component) -> Vec<(Kind, Version)
     found
 }
 
+/// A kind's typed pre-instance, in the minor of `keel:plugin` the component was built
+/// against.
+#[derive(Clone)]
+pub(crate) enum Versioned<Old, Current> {
+    V0_1(Old),
+    Current(Current),
+}
+
 /// One typed pre-instance per kind the plugin implements.
 #[derive(Default)]
 pub(crate) struct Pres {
-    pub(crate) gateway: Option<v0_1::gateway::GatewayPluginPre<PluginCtx>>,
-    pub(crate) registrar: Option<v0_1::registrar::RegistrarPluginPre<PluginCtx>>,
-    pub(crate) notifier: Option<v0_1::notifier::NotifierPluginPre<PluginCtx>>,
-    pub(crate) provisioner: Option<v0_1::provisioner::ProvisionerPluginPre<PluginCtx>>,
-    pub(crate) assistant: Option<v0_1::assistant::AssistantPluginPre<PluginCtx>>,
+    pub(crate) gateway: Option<
+        Versioned<
+            v0_1::gateway::GatewayPluginPre<PluginCtx>,
+            v0_2::gateway::GatewayPluginPre<PluginCtx>,
+        >,
+    >,
+    pub(crate) registrar: Option<
+        Versioned<
+            v0_1::registrar::RegistrarPluginPre<PluginCtx>,
+            v0_2::registrar::RegistrarPluginPre<PluginCtx>,
+        >,
+    >,
+    pub(crate) notifier: Option<
+        Versioned<
+            v0_1::notifier::NotifierPluginPre<PluginCtx>,
+            v0_2::notifier::NotifierPluginPre<PluginCtx>,
+        >,
+    >,
+    pub(crate) provisioner: Option<
+        Versioned<
+            v0_1::provisioner::ProvisionerPluginPre<PluginCtx>,
+            v0_2::provisioner::ProvisionerPluginPre<PluginCtx>,
+        >,
+    >,
+    pub(crate) assistant: Option<
+        Versioned<
+            v0_1::assistant::AssistantPluginPre<PluginCtx>,
+            v0_2::assistant::AssistantPluginPre<PluginCtx>,
+        >,
+    >,
 }
 
 impl Pres {
-    fn new(kinds: &[Kind], pre: &InstancePre<PluginCtx>) -> wasmtime::Result<Self> {
+    /// The typed pre-instances of `kinds`, each in the minor it was built against (`load`
+    /// checked that every one is served).
+    fn new(
+        kinds: &[Kind],
+        exported: &[(Kind, Version)],
+        pre: &InstancePre<PluginCtx>,
+    ) -> wasmtime::Result<Self> {
         let mut pres = Self::default();
         for kind in kinds {
+            let old = exported
+                .iter()
+                .any(|(k, v)| k == kind && (v.major, v.minor) == (0, 1));
+            macro_rules! pick {
+                ($field:ident, $module:ident, $Pre:ident) => {
+                    pres.$field = Some(if old {
+                        Versioned::V0_1(v0_1::$module::$Pre::new(pre.clone())?)
+                    } else {
+                        Versioned::Current(v0_2::$module::$Pre::new(pre.clone())?)
+                    })
+                };
+            }
             match kind {
-                Kind::Gateway => {
-                    pres.gateway = Some(v0_1::gateway::GatewayPluginPre::new(pre.clone())?)
-                }
-                Kind::Registrar => {
-                    pres.registrar = Some(v0_1::registrar::RegistrarPluginPre::new(pre.clone())?)
-                }
-                Kind::Notifier => {
-                    pres.notifier = Some(v0_1::notifier::NotifierPluginPre::new(pre.clone())?)
-                }
-                Kind::Provisioner => {
-                    pres.provisioner =
-                        Some(v0_1::provisioner::ProvisionerPluginPre::new(pre.clone())?)
-                }
-                Kind::Assistant => {
-                    pres.assistant = Some(v0_1::assistant::AssistantPluginPre::new(pre.clone())?)
-                }
+                Kind::Gateway => pick!(gateway, gateway, GatewayPluginPre),
+                Kind::Registrar => pick!(registrar, registrar, RegistrarPluginPre),
+                Kind::Notifier => pick!(notifier, notifier, NotifierPluginPre),
+                Kind::Provisioner => pick!(provisioner, provisioner, ProvisionerPluginPre),
+                Kind::Assistant => pick!(assistant, assistant, AssistantPluginPre),
             }
         }
         Ok(pres)

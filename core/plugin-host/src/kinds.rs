@@ -8,25 +8,40 @@
 
 use futures::future::BoxFuture;
 
+use crate::compat::{Down, Up};
 use crate::failure::{PluginError, PluginFailure};
-use crate::host::Plugin;
+use crate::host::{Plugin, Versioned};
 use crate::manifest::Kind;
 
-/// Turns what a generated `call_*` returns into the `Result` the call machinery expects.
-pub(crate) trait IntoResult<T> {
-    fn into_result(self) -> Result<T, PluginError>;
+/// Turns what a generated `call_*` returns into a `Result`, in the plugin's own minor.
+pub(crate) trait IntoResult<T, E> {
+    fn into_result(self) -> Result<T, E>;
 }
 
-impl<T> IntoResult<T> for Result<T, PluginError> {
-    fn into_result(self) -> Result<T, PluginError> {
+impl<T, E> IntoResult<T, E> for Result<T, E> {
+    fn into_result(self) -> Result<T, E> {
         self
     }
 }
 
-impl IntoResult<crate::PluginInfo> for crate::PluginInfo {
-    fn into_result(self) -> Result<crate::PluginInfo, PluginError> {
+impl<E> IntoResult<crate::PluginInfo, E> for crate::PluginInfo {
+    fn into_result(self) -> Result<crate::PluginInfo, E> {
         Ok(self)
     }
+}
+
+type OldInfo = crate::bindings::v0_1::host::keel::plugin::types::PluginInfo;
+type OldError = crate::bindings::v0_1::host::keel::plugin::types::PluginError;
+
+impl IntoResult<OldInfo, OldError> for OldInfo {
+    fn into_result(self) -> Result<OldInfo, OldError> {
+        Ok(self)
+    }
+}
+
+/// A 0.1 plugin's answer in the current types.
+fn up_answer<T: Up<U>, U>(answer: Result<T, OldError>) -> Result<U, PluginError> {
+    answer.map(Up::up).map_err(Up::up)
 }
 
 macro_rules! kind_handle {
@@ -61,13 +76,31 @@ macro_rules! kind_handle {
             $(
                 fn $method(&self, $($arg: $ty),*) -> BoxFuture<'_, Result<$ret, PluginFailure>> {
                     let pre = self.plugin.inner.pres.$pre.clone().expect("a handle exists only for a loaded kind");
-                    Box::pin(self.plugin.run($kind, stringify!($method), move |store| {
-                        Box::pin(async move {
-                            let instance = pre.instantiate_async(&mut *store).await?;
-                            let answer = instance.$accessor().$call(&mut *store $(, $pass)*).await?;
-                            Ok(IntoResult::into_result(answer))
-                        })
-                    }))
+                    match pre {
+                        Versioned::Current(pre) => Box::pin(self.plugin.run($kind, stringify!($method), move |store| {
+                            Box::pin(async move {
+                                let instance = pre.instantiate_async(&mut *store).await?;
+                                let answer = instance.$accessor().$call(&mut *store $(, $pass)*).await?;
+                                Ok(IntoResult::into_result(answer))
+                            })
+                        })),
+                        Versioned::V0_1(pre) => {
+                            // What 0.1 cannot carry is answered here, without a call.
+                            $(
+                                let $arg = match Down::down($arg) {
+                                    Ok(v) => v,
+                                    Err(failure) => return Box::pin(async move { Err(failure) }),
+                                };
+                            )*
+                            Box::pin(self.plugin.run($kind, stringify!($method), move |store| {
+                                Box::pin(async move {
+                                    let instance = pre.instantiate_async(&mut *store).await?;
+                                    let answer = instance.$accessor().$call(&mut *store $(, $pass)*).await?;
+                                    Ok(up_answer(IntoResult::into_result(answer)))
+                                })
+                            }))
+                        }
+                    }
                 }
             )*
         }
@@ -77,7 +110,7 @@ macro_rules! kind_handle {
 pub mod gateway {
     //! Payment gateways.
     use super::*;
-    pub use crate::bindings::v0_1::gateway::exports::keel::plugin::gateway::{
+    pub use crate::bindings::v0_2::gateway::exports::keel::plugin::gateway::{
         Callback, NextAction, PaymentRef, PaymentRequest, PaymentStarted, PaymentStatus,
         PaymentUpdate, RefundRequest, RefundStarted, RefundStatus,
     };
@@ -103,7 +136,7 @@ pub mod registrar {
     //! Domain registrars.
     use super::*;
     use crate::PluginInfo;
-    pub use crate::bindings::v0_1::registrar::exports::keel::plugin::registrar::{
+    pub use crate::bindings::v0_2::registrar::exports::keel::plugin::registrar::{
         Availability, DnsRecord, DomainContacts, DomainInfo, DomainStatus, RecordType,
         RegisterRequest, TransferRequest,
     };
@@ -141,9 +174,9 @@ pub mod registrar {
 pub mod notifier {
     //! Notifiers.
     use super::*;
-    pub use crate::bindings::v0_1::notifier::exports::keel::plugin::notifier::{
-        DeliveryStatus, Inbound, InboundEvent, InboundMessage, Message, Receipt, StatusUpdate,
-        Template,
+    pub use crate::bindings::v0_2::notifier::exports::keel::plugin::notifier::{
+        ButtonKind, DeliveryStatus, Inbound, InboundEvent, InboundMessage, Media, Message, Receipt,
+        StatusUpdate, Template, TemplateButton, TemplateHeader,
     };
     use crate::{InboundRequest, PluginInfo};
 
@@ -163,7 +196,7 @@ pub mod provisioner {
     //! Provisioners.
     use super::*;
     use crate::PluginInfo;
-    pub use crate::bindings::v0_1::provisioner::exports::keel::plugin::provisioner::{
+    pub use crate::bindings::v0_2::provisioner::exports::keel::plugin::provisioner::{
         AccountCreated, AccountRef, AccountRequest, UsageReport,
     };
 
@@ -193,7 +226,7 @@ pub mod assistant {
     //! Assistants.
     use super::*;
     use crate::PluginInfo;
-    pub use crate::bindings::v0_1::assistant::exports::keel::plugin::assistant::{
+    pub use crate::bindings::v0_2::assistant::exports::keel::plugin::assistant::{
         Conversation, Role, Suggestion, Turn,
     };
 

@@ -22,6 +22,7 @@
 //!   ([`json_call`]), for `keel plugin call` and `keel plugin test`.
 
 mod bindings;
+mod compat;
 mod ctx;
 mod failure;
 pub mod grant;
@@ -33,7 +34,7 @@ pub mod manifest;
 mod outbound;
 pub mod settings;
 
-pub use bindings::v0_1::host::keel::plugin::types::{
+pub use bindings::v0_2::host::keel::plugin::types::{
     Address, Contact, Features, InboundReply, InboundRequest, Money, PluginInfo,
 };
 pub use ctx::LogLimits;

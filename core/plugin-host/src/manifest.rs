@@ -6,7 +6,7 @@
 //! version = "1.0.0"              # semver; must match what the component's describe says
 //! description = "Paynow Zimbabwe: EcoCash, OneMoney, cards"
 //! kinds = ["gateway"]            # registrar, gateway, notifier, provisioner, assistant
-//! wit = "0.1.0"                  # the keel:plugin version it was built against
+//! wit = "0.2.0"                  # the keel:plugin version it was built against
 //!
 //! [network]
 //! allow = ["https://www.paynow.co.zw"]

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::redirect;
 
-use crate::bindings::v0_1::host::keel::plugin::http::{Error, Method, Request, Response};
+use crate::bindings::v0_2::host::keel::plugin::http::{Error, Method, Request, Response};
 use crate::grant::Grant;
 
 /// Caps on a plugin's outbound HTTP.

@@ -45,6 +45,7 @@ fn message(body: &str) -> Message {
         subject: None,
         body: body.into(),
         template: None,
+        attachment: None,
     }
 }
 
@@ -590,7 +591,7 @@ async fn corrupted_and_future_components_are_refused_at_load() {
         .err()
         .expect("refused");
     assert!(
-        err.message.contains("keel:plugin@0.9.0") && err.message.contains("serves 0.1"),
+        err.message.contains("keel:plugin@0.9.0") && err.message.contains("serves 0.2, 0.1"),
         "{err}"
     );
 
@@ -603,7 +604,7 @@ async fn corrupted_and_future_components_are_refused_at_load() {
         .expect("refused");
     assert!(
         err.message.contains("lists kind `notifier`")
-            && err.message.contains("keel:plugin/gateway@0.1.0"),
+            && err.message.contains("keel:plugin/gateway@0.2.0"),
         "{err}"
     );
 

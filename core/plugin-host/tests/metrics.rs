@@ -37,6 +37,7 @@ async fn failures_and_denials_are_counted() {
             subject: None,
             body: body.into(),
             template: None,
+            attachment: None,
         };
         let _ = notifier.send(msg).await;
     }

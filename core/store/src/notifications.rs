@@ -132,7 +132,10 @@ pub struct NotificationRow {
     #[sqlx(try_from = "OptionalText")]
     pub delivery: Option<Delivery>,
     pub delivery_detail: Option<String>,
+    /// When Keel recorded the latest receipt.
     pub delivery_at: Option<DateTime<Utc>>,
+    /// When the provider says the latest receipt's state was reached, when it said.
+    pub delivery_reported_at: Option<DateTime<Utc>>,
 }
 
 /// A nullable text column read into an optional enum.
@@ -149,7 +152,7 @@ impl TryFrom<OptionalText> for Option<Delivery> {
 
 const COLUMNS: &str = "id, client_id, event, channel, recipient, language, subject, body_text, body_html, \
     invoice_id, state, attempts, last_error, unique_key, created_at, sent_at, template, provider_id, \
-    delivery, delivery_detail, delivery_at";
+    delivery, delivery_detail, delivery_at, delivery_reported_at";
 
 /// Writes a notification; `None` when one with the same cause and channel exists.
 pub async fn insert(
@@ -353,21 +356,42 @@ pub enum DeliveryChange {
     Unchanged,
 }
 
-/// Applies a delivery receipt to the message `channel` sent as `provider_id`: it moves only
-/// to a later [`Delivery::rank`], so receipts may come in any order and any number of times.
+/// A delivery receipt, as the provider reported it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Receipt<'a> {
+    pub delivery: Delivery,
+    /// The provider's explanation (a failure's reason).
+    pub detail: Option<&'a str>,
+    /// When the provider says the state was reached, when it says.
+    pub reported_at: Option<DateTime<Utc>>,
+}
+
+/// Applies a delivery receipt to the message `channel` sent as `provider_id`, at `at`
+/// (Keel's clock). The latest receipt wins, so receipts may come in any order and any
+/// number of times: when both the message's current receipt and this one carry the
+/// provider's time, the later time wins and the later [`Delivery::rank`] breaks a tie (sent,
+/// delivered and read in the same second); otherwise the later rank wins.
 pub async fn record_delivery(
     db: &Db,
     channel: &str,
     provider_id: &str,
-    delivery: Delivery,
-    detail: Option<&str>,
+    receipt: Receipt<'_>,
     at: DateTime<Utc>,
 ) -> Result<DeliveryChange, StoreError> {
+    let rank = Delivery::rank_sql();
     let sql = format!(
-        "UPDATE notifications SET delivery = $1, delivery_detail = $2, delivery_at = $3 \
-         WHERE channel = $4 AND provider_id = $5 AND ({}) < $6",
-        Delivery::rank_sql()
+        "UPDATE notifications SET delivery = $1, delivery_detail = $2, delivery_at = $3, \
+         delivery_reported_at = $7 \
+         WHERE channel = $4 AND provider_id = $5 AND \
+         CASE WHEN $7 IS NOT NULL AND delivery_reported_at IS NOT NULL \
+              THEN delivery_reported_at < $7 OR (delivery_reported_at = $7 AND ({rank}) < $6) \
+              ELSE ({rank}) < $6 END"
     );
+    let Receipt {
+        delivery,
+        detail,
+        reported_at,
+    } = receipt;
     let mut tx = db.begin().await?;
     let moved = on_tx!(&mut tx, |c| sqlx::query(&sql)
         .bind(delivery.as_str())
@@ -376,6 +400,7 @@ pub async fn record_delivery(
         .bind(channel)
         .bind(provider_id)
         .bind(delivery.rank())
+        .bind(reported_at)
         .execute(&mut *c)
         .await
         .map(|r| r.rows_affected()))?;

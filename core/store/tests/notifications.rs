@@ -152,6 +152,73 @@ async fn sent_on_whatsapp(db: &Db, client: ClientId, cause: &str, wamid: &str) -
     id
 }
 
+/// A receipt without the provider's time (a keel:plugin 0.1 plugin's): ordered by rank.
+fn by_rank(delivery: Delivery, detail: Option<&str>) -> store::Receipt<'_> {
+    store::Receipt {
+        delivery,
+        detail,
+        reported_at: None,
+    }
+}
+
+/// A receipt with the provider's time.
+fn timed(delivery: Delivery, reported: &str) -> store::Receipt<'static> {
+    store::Receipt {
+        delivery,
+        detail: None,
+        reported_at: Some(at(reported)),
+    }
+}
+
+store_test!(
+    async fn delivery_receipts_with_the_providers_time_end_at_the_latest_by_that_time(t) {
+        let db = &t.db;
+        let ann = client(db, Owner::Host, "ann@example.com").await.id;
+        let id = sent_on_whatsapp(db, ann, "t1", "wamid.T").await;
+        let now = at("2027-03-01T10:05:00Z");
+        let apply = |r: store::Receipt<'static>| store::record_delivery(db, "whatsapp", "wamid.T", r, now);
+        // Sent at :01, delivered at :02, read and failed later; each delivered four or five
+        // times, in a shuffled order: twenty receipts.
+        let sent = timed(Delivery::Sent, "2027-03-01T10:01:00Z");
+        let delivered = timed(Delivery::Delivered, "2027-03-01T10:02:00Z");
+        let read = timed(Delivery::Read, "2027-03-01T10:02:00Z");
+        let failed = timed(Delivery::Failed, "2027-03-01T10:03:00Z");
+        let order = [
+            read, sent, delivered, sent, read, delivered, delivered, sent, read, sent, delivered,
+            read, sent, read, delivered, sent, failed, read, delivered, sent,
+        ];
+        for r in order {
+            assert_ne!(apply(r).await.unwrap(), DeliveryChange::Unknown);
+        }
+        let row = store::get(db, id).await.unwrap().unwrap();
+        assert_eq!(
+            row.delivery,
+            Some(Delivery::Failed),
+            "failed carries the latest time, though delivered and read outrank it"
+        );
+        assert_eq!(row.delivery_reported_at, Some(at("2027-03-01T10:03:00Z")));
+        assert_eq!(row.delivery_at, Some(now));
+
+        // Same second: the rank decides, whatever the order (read beats delivered at :02).
+        let id = sent_on_whatsapp(db, ann, "t2", "wamid.U").await;
+        let apply = |r: store::Receipt<'static>| store::record_delivery(db, "whatsapp", "wamid.U", r, now);
+        assert_eq!(apply(read).await.unwrap(), DeliveryChange::Moved);
+        assert_eq!(apply(delivered).await.unwrap(), DeliveryChange::Unchanged);
+        assert_eq!(apply(sent).await.unwrap(), DeliveryChange::Unchanged, "an earlier time never wins");
+        assert_eq!(apply(read).await.unwrap(), DeliveryChange::Unchanged, "a duplicate changes nothing");
+        // A receipt without a time meets one with a time: the rank decides.
+        assert_eq!(
+            store::record_delivery(db, "whatsapp", "wamid.U", by_rank(Delivery::Delivered, None), now)
+                .await
+                .unwrap(),
+            DeliveryChange::Unchanged
+        );
+        let row = store::get(db, id).await.unwrap().unwrap();
+        assert_eq!(row.delivery, Some(Delivery::Read));
+        assert_eq!(row.delivery_reported_at, Some(at("2027-03-01T10:02:00Z")));
+    }
+);
+
 store_test!(
     async fn delivery_receipts_only_move_a_message_forward_whatever_their_order(t) {
         let db = &t.db;
@@ -163,7 +230,7 @@ store_test!(
         assert_eq!(row.delivery, Some(Delivery::Accepted));
 
         let now = at("2027-03-01T10:01:00Z");
-        let receipt = |d: Delivery| store::record_delivery(db, "whatsapp", "wamid.A", d, None, now);
+        let receipt = |d: Delivery| store::record_delivery(db, "whatsapp", "wamid.A", by_rank(d, None), now);
         // Twenty receipts, read first, duplicated: only the moves to a later rank count.
         let order = [
             Delivery::Read, Delivery::Sent, Delivery::Delivered, Delivery::Read, Delivery::Sent,
@@ -186,7 +253,7 @@ store_test!(
         // `delivered` (it arrived after all) does.
         let id = sent_on_whatsapp(db, ann, "r2", "wamid.B").await;
         let b = |d: Delivery, detail: Option<&'static str>| {
-            store::record_delivery(db, "whatsapp", "wamid.B", d, detail, now)
+            store::record_delivery(db, "whatsapp", "wamid.B", by_rank(d, detail), now)
         };
         assert_eq!(b(Delivery::Sent, None).await.unwrap(), DeliveryChange::Moved);
         assert_eq!(
@@ -201,11 +268,11 @@ store_test!(
 
         // A receipt for an id no message has, or for another channel's message, is unknown.
         assert_eq!(
-            store::record_delivery(db, "whatsapp", "wamid.nosuch", Delivery::Read, None, now).await.unwrap(),
+            store::record_delivery(db, "whatsapp", "wamid.nosuch", by_rank(Delivery::Read, None), now).await.unwrap(),
             DeliveryChange::Unknown
         );
         assert_eq!(
-            store::record_delivery(db, "sms", "wamid.A", Delivery::Failed, None, now).await.unwrap(),
+            store::record_delivery(db, "sms", "wamid.A", by_rank(Delivery::Failed, None), now).await.unwrap(),
             DeliveryChange::Unknown
         );
         assert_eq!(store::get(db, id).await.unwrap().unwrap().delivery, Some(Delivery::Delivered));

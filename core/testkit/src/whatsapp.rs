@@ -36,12 +36,20 @@
 //! - Bodies (§3.1): `messaging_product` `whatsapp`; `recipient_type` `individual` when given;
 //!   `to`; `type` (`text` when left out, as Meta's reference says) with its object:
 //!   `text.body` (1 to 4096 characters, optional `preview_url`), `template.name`,
-//!   `template.language.code` and `components` (`header`/`body`/`footer`/`button`, buttons with
-//!   `sub_type` and `index` as a string or number, each parameter with its value under the key
-//!   named after its type), `document`/`image` with exactly one of `link` (http or https) or
-//!   `id`, optional `caption` (≤ 1024) and `filename`; optional `context.message_id` (a reply)
-//!   and `biz_opaque_callback_data` (≤ 512). Mark-as-read (`status` `read`, `message_id` of a
-//!   message a user sent) answers `{"success":true}`.
+//!   `template.language.code` and `components` (`header`/`body`/`footer`/`button`, each
+//!   parameter with its value under the key named after its type), `document`/`image` with
+//!   exactly one of `link` or `id`, optional `caption` (≤ 1024) and `filename`; optional
+//!   `context.message_id` (a reply) and `biz_opaque_callback_data` (≤ 512). Mark-as-read
+//!   (`status` `read`, `message_id` of a message a user sent) answers `{"success":true}`.
+//! - Template components as Meta's reference has them: a `header` takes at most one
+//!   parameter, of type `text`, `currency`, `date_time`, `image`, `document` (with an
+//!   optional `filename`), `video` or `location`; a `body` texts, currencies and dates; a
+//!   `button` a `sub_type` and an `index` (a string, `"0"`, or a number) from 0 to 9, used
+//!   once per template, and exactly one parameter: `text` (the URL's dynamic suffix) for
+//!   `url`, `payload` for `quick_reply`, `coupon_code` for `copy_code`. Media parameters
+//!   take a `link` or an `id`. Sent messages keep all of it: [`Message::header`],
+//!   [`Message::header_parameter`], [`Message::buttons`], [`Message::button`],
+//!   [`Message::link`], [`Message::caption`], [`Message::filename`].
 //! - Errors (§3.2) are `{"error":{"message":"(#<code>) <title>","type":"OAuthException",
 //!   "code":…,"error_data":{"messaging_product":"whatsapp","details":…},"fbtrace_id":…}}`
 //!   with an `x-fb-trace-id` header equal to `fbtrace_id`; a missing parameter reads
@@ -52,9 +60,9 @@
 //!   "messages":[{"id":"wamid.…"}]}`, templates adding `"message_status":"accepted"`. Message
 //!   ids have the shape of Meta's (`wamid.` and base64 of a record holding the number).
 //! - The 24-hour customer-service window, per (business number, user): a free-form message
-//!   (anything but a template) to a user who has not written within 24 hours of fake time is
-//!   refused with 131047 `Re-engagement message`; templates always go. The window opens when
-//!   the user writes ([`FakeWhatsApp::user_says`]).
+//!   (anything but a template: text, document, image) to a user who has not written within
+//!   24 hours of fake time is refused with 131047 `Re-engagement message`; templates always
+//!   go. The window opens when the user writes ([`FakeWhatsApp::user_says`]).
 //! - Webhooks (§3.4): `{"object":"whatsapp_business_account","entry":[{"id":<WABA id>,
 //!   "changes":[{"value":{"messaging_product":"whatsapp","metadata":{…},…},"field":"messages"}]}]}`,
 //!   with inbound `messages[]` and their `contacts[]`, `statuses[]` (`id`, `status`,
@@ -76,7 +84,9 @@
 //!   `template`, `document` and `image` sends (other types get code 100 naming the ones
 //!   emulated). `wa_id` always equals `to` (Meta may normalise some countries' numbers).
 //! - The fake is stricter than Meta in places: `to` must be digits only (Meta also takes
-//!   `+` and formatting), the body must be `Content-Type: application/json` (Graph also
+//!   `+` and formatting), a media `link` must be `https` or plain `http` to a loopback host
+//!   (`localhost`, `127.0.0.0/8`, `[::1]`: where tests serve files; Meta also fetches plain
+//!   http from anywhere), the body must be `Content-Type: application/json` (Graph also
 //!   takes form bodies; the fake answers `(#100) The parameter messaging_product is
 //!   required.`), and a missing token gets the same 190 as a wrong one. The `details` of
 //!   shape errors are the fake's own words.
@@ -98,8 +108,10 @@
 //!   ([`Failure::http_status`] changes it); [`FakeWhatsApp::down`] answers 503 with code
 //!   131016. Graph versions are not checked (any path segment) and `error_subcode` is never
 //!   sent (Meta stopped at v16.0).
-//! - Status webhooks: timestamps are the fake's clock plus the event's position in the
-//!   batch as given (so a reordered `read` still carries a later time than `delivered`);
+//! - Status webhooks: timestamps are the fake's clock (or [`Webhook::at`]) plus the event's
+//!   position in the batch as given, fixed before any reordering (so a reordered `read`
+//!   still carries a later time than `delivered`, and a status repeated by
+//!   [`Webhook::times`] carries the same time each time);
 //!   `conversation.id` is one random id per (business number, recipient, category),
 //!   `expiration_timestamp` (a string, 24 hours on) only on `sent`; `pricing` is
 //!   `{"billable":…,"pricing_model":"CBP","category":…}` with templates counted as `utility`
@@ -114,6 +126,8 @@
 
 pub mod errors;
 mod request;
+#[cfg(test)]
+mod tests;
 pub mod wire;
 
 use std::collections::{BTreeMap, HashMap};
@@ -222,6 +236,28 @@ impl Parameter {
     pub fn text(&self) -> Option<&str> {
         self.value.as_str()
     }
+
+    /// The `link` of an `image`, `document` or `video` parameter.
+    pub fn link(&self) -> Option<&str> {
+        self.value.get("link").and_then(Value::as_str)
+    }
+
+    /// The `filename` of a `document` parameter.
+    pub fn filename(&self) -> Option<&str> {
+        self.value.get("filename").and_then(Value::as_str)
+    }
+}
+
+impl Component {
+    /// A button's index as a number (`"0"` is 0).
+    pub fn index_number(&self) -> Option<u8> {
+        self.index.as_deref().and_then(|i| i.parse().ok())
+    }
+
+    /// The texts of its `text`, `payload` and `coupon_code` parameters, in order.
+    pub fn texts(&self) -> Vec<&str> {
+        self.parameters.iter().filter_map(Parameter::text).collect()
+    }
 }
 
 /// A message the fake accepted.
@@ -271,13 +307,70 @@ impl Message {
 
     /// The texts of a template's `body` parameters, in order.
     pub fn body_parameters(&self) -> Vec<&str> {
+        self.components()
+            .iter()
+            .filter(|c| c.kind == "body")
+            .flat_map(|c| c.parameters.iter().filter_map(Parameter::text))
+            .collect()
+    }
+
+    /// A template's components, in the order sent (none for other messages).
+    pub fn components(&self) -> &[Component] {
         match &self.content {
-            Content::Template { components, .. } => components
-                .iter()
-                .filter(|c| c.kind == "body")
-                .flat_map(|c| c.parameters.iter().filter_map(Parameter::text))
-                .collect(),
-            _ => Vec::new(),
+            Content::Template { components, .. } => components,
+            _ => &[],
+        }
+    }
+
+    /// A template's `header` component.
+    pub fn header(&self) -> Option<&Component> {
+        self.components().iter().find(|c| c.kind == "header")
+    }
+
+    /// The one parameter of a template's header: its `kind` is `text`, `document`,
+    /// `image`, … ([`Parameter::text`], [`Parameter::link`], [`Parameter::filename`]).
+    pub fn header_parameter(&self) -> Option<&Parameter> {
+        self.header().and_then(|h| h.parameters.first())
+    }
+
+    /// A template's `button` components, in the order sent.
+    pub fn buttons(&self) -> Vec<&Component> {
+        self.components()
+            .iter()
+            .filter(|c| c.kind == "button")
+            .collect()
+    }
+
+    /// The button component with this index.
+    pub fn button(&self, index: u8) -> Option<&Component> {
+        self.components()
+            .iter()
+            .find(|c| c.kind == "button" && c.index_number() == Some(index))
+    }
+
+    /// A document or image message's `link`.
+    pub fn link(&self) -> Option<&str> {
+        match &self.content {
+            Content::Document { link, .. } | Content::Image { link, .. } => link.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// A document or image message's `caption`.
+    pub fn caption(&self) -> Option<&str> {
+        match &self.content {
+            Content::Document { caption, .. } | Content::Image { caption, .. } => {
+                caption.as_deref()
+            }
+            _ => None,
+        }
+    }
+
+    /// A document message's `filename`.
+    pub fn filename(&self) -> Option<&str> {
+        match &self.content {
+            Content::Document { filename, .. } => filename.as_deref(),
+            _ => None,
         }
     }
 }
@@ -467,6 +560,8 @@ pub struct Webhook {
     signing: Signing,
     error_code: u32,
     recipient: Option<String>,
+    /// [`Webhook::at`]: the first event's timestamp instead of the fake's now.
+    at: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -503,6 +598,7 @@ impl Webhook {
             signing: Signing::Genuine,
             error_code: errors::UNDELIVERABLE,
             recipient: None,
+            at: None,
         }
     }
 
@@ -564,6 +660,14 @@ impl Webhook {
     /// from the message).
     pub fn recipient(mut self, wa_id: impl Into<String>) -> Self {
         self.recipient = Some(wa_id.into());
+        self
+    }
+
+    /// Timestamps from these Unix seconds instead of the fake's clock: event `i` (in the
+    /// order given, before any reordering) carries `unix_seconds + i`. A message event's own
+    /// [`Inbound::timestamp`] still wins.
+    pub fn at(mut self, unix_seconds: i64) -> Self {
+        self.at = Some(unix_seconds);
         self
     }
 
@@ -1737,7 +1841,9 @@ impl Shared {
     // ---- webhooks ----
 
     fn resolve(&self, webhook: &Webhook) -> Vec<(String, Resolved)> {
-        let now = self.now();
+        // Each event's time is fixed by its position as given, before any reordering, so a
+        // reordered `read` still carries a later time than its `delivered`.
+        let now = webhook.at.unwrap_or_else(|| self.now());
         let default_phone = &self.phone_numbers[0].0;
         let mut book = self.book();
         let mut resolved = Vec::new();

@@ -82,6 +82,7 @@ fn message(reference: &str, body: &str) -> Message {
         subject: None,
         body: body.into(),
         template: None,
+        attachment: None,
     }
 }
 

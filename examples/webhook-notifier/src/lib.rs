@@ -17,8 +17,12 @@
 //! there is none; any other status goes through the SDK's `error_for_status` (429 and 5xx:
 //! retry later; 401 and 403: the settings are wrong; other 4xx: a bug).
 //!
+//! A message with an attachment (a file such as the invoice PDF) is answered
+//! `PluginError::Unsupported` before anything is sent: Keel then sends the text alone.
+//!
 //! **Delivery receipts.** The receiver may report back to Keel's inbound URL for this
-//! plugin with `{"id": "...", "status": "delivered", "detail": null}`, signed the same way.
+//! plugin with `{"id": "...", "status": "delivered", "detail": null}`, signed the same way,
+//! and with `"at": "2026-03-01T10:15:00Z"` (RFC 3339) when it knows when that happened.
 //! `verify_inbound` checks the signature over the raw body before reading anything and
 //! answers a missing, malformed or wrong signature with `PluginError::Refused`.
 
@@ -51,6 +55,10 @@ impl Notifier for WebhookNotifier {
     }
 
     fn send(msg: Message) -> Result<Receipt, PluginError> {
+        // The JSON carries text only: Keel sends the text alone when a file is refused.
+        if msg.attachment.is_some() {
+            return Err(PluginError::Unsupported);
+        }
         let url = config::require("url")?;
         let secret = signing_secret()?;
         let timeout_ms = config::parse::<u32>("timeout_ms")?.unwrap_or(DEFAULT_TIMEOUT_MS);
@@ -98,6 +106,7 @@ impl Notifier for WebhookNotifier {
                 provider_id: receipt.id,
                 status,
                 detail: receipt.detail,
+                at: receipt.at,
             })],
         })
     }
@@ -121,6 +130,9 @@ struct DeliveryReceipt {
     status: String,
     #[serde(default)]
     detail: Option<String>,
+    /// When it happened, RFC 3339, if the receiver says.
+    #[serde(default)]
+    at: Option<String>,
 }
 
 /// The `secret` setting, refused when empty: an empty HMAC key signs nothing.
@@ -185,6 +197,7 @@ pub fn verify(secret: &[u8], body: &[u8], claimed: &str) -> Result<(), PluginErr
 mod tests {
     use keel_sdk::RetryHint;
     use keel_sdk::http::{Error, Method, Response};
+    use keel_sdk::notifier::Media;
     use keel_sdk::testing::FakeHost;
 
     use super::*;
@@ -206,6 +219,7 @@ mod tests {
             subject: Some("Invoice 42".into()),
             body: "Invoice 42 is paid".into(),
             template: None,
+            attachment: None,
         }
     }
 
@@ -401,9 +415,43 @@ mod tests {
                     provider_id: "wh_1".into(),
                     status,
                     detail: Some("mailbox full".into()),
+                    at: None,
                 })]
             );
         }
+
+        // The receiver's own time of the event, when it gives one, goes to Keel as is.
+        let body = r#"{"id":"wh_1","status":"read","at":"2026-03-01T10:15:00Z"}"#;
+        let signature = sign(SECRET.as_bytes(), body.as_bytes());
+        let read = WebhookNotifier::verify_inbound(inbound(body, Some(&signature))).unwrap();
+        assert_eq!(
+            read.events,
+            vec![InboundEvent::Status(StatusUpdate {
+                provider_id: "wh_1".into(),
+                status: DeliveryStatus::Read,
+                detail: None,
+                at: Some("2026-03-01T10:15:00Z".into()),
+            })]
+        );
+    }
+
+    #[test]
+    fn a_message_with_an_attachment_is_unsupported_and_nothing_is_sent() {
+        let host = configured()
+            .respond(|_| Ok(reply(202, &[], r#"{"id":"wh_42"}"#)))
+            .install();
+        let msg = Message {
+            attachment: Some(Media::new(
+                "https://billing.example.com/f/Xy7",
+                "application/pdf",
+            )),
+            ..message()
+        };
+        assert_eq!(
+            WebhookNotifier::send(msg).unwrap_err(),
+            PluginError::Unsupported
+        );
+        assert!(host.requests().is_empty());
     }
 
     #[test]

@@ -57,6 +57,7 @@ fn message() -> Message {
         subject: Some("Invoice 42".into()),
         body: "Invoice 42 is paid".into(),
         template: None,
+        attachment: None,
     }
 }
 
@@ -224,6 +225,7 @@ async fn inbound_receipts_are_verified_in_the_real_host() {
             provider_id: "wh_42".into(),
             status: DeliveryStatus::Delivered,
             detail: None,
+            at: None,
         })]
     );
 

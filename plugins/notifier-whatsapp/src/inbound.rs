@@ -13,7 +13,10 @@
 //! | `reaction` | `[reaction: <emoji>]` (`[reaction]` when removed) |
 //! | anything else (`audio`, `sticker`, `contacts`, `system`, `unsupported`, types Meta adds later) | `[<type>]` |
 //!
-//! Media are not downloaded (WIT 0.1 has no attachment in an inbound message).
+//! Media are not downloaded (an inbound message has no attachment in the WIT).
+//!
+//! A status update's `at` is the status's `timestamp` (Unix seconds) as RFC 3339 UTC, or
+//! none when it is missing or malformed: never a reason to fail the whole webhook.
 
 use keel_sdk::notifier::{DeliveryStatus, Inbound, InboundEvent, InboundMessage, StatusUpdate};
 use keel_sdk::{InboundReply, InboundRequest, PluginError, digest};
@@ -147,6 +150,9 @@ struct Value {
 struct Status {
     id: String,
     status: String,
+    /// Unix seconds as a string; read leniently (any JSON) so a bad one costs only `at`.
+    #[serde(default)]
+    timestamp: serde_json::Value,
     #[serde(default)]
     errors: Vec<WaError>,
 }
@@ -276,6 +282,7 @@ pub fn events(body: &[u8]) -> Result<Vec<InboundEvent>, PluginError> {
                 provider_id: status.id.clone(),
                 status: delivery,
                 detail: describe_errors(&status.errors),
+                at: status_at(&status.timestamp),
             }));
         }
         for message in &change.value.messages {
@@ -392,6 +399,29 @@ fn message_text(m: &WaMessage) -> String {
         };
         format!("[{kind}]")
     })
+}
+
+/// The latest Unix second RFC 3339 can write (9999-12-31T23:59:59Z).
+const MAX_RFC3339_SECONDS: i64 = 253_402_300_799;
+
+/// RFC 3339 UTC of a status's `timestamp` (Unix seconds as a string, or a number), or
+/// `None` (with a warning) when it is missing, not a whole number of seconds, or outside
+/// what RFC 3339 can write: the kernel then orders that receipt by its status.
+fn status_at(timestamp: &serde_json::Value) -> Option<String> {
+    let seconds = match timestamp {
+        serde_json::Value::String(s) => s.trim().parse::<i64>().ok(),
+        serde_json::Value::Number(n) => n.as_i64(),
+        _ => None,
+    };
+    match seconds {
+        Some(seconds) if (0..=MAX_RFC3339_SECONDS).contains(&seconds) => {
+            Some(keel_sdk::clock::rfc3339(seconds))
+        }
+        _ => {
+            keel_sdk::warn!("status timestamp {timestamp} is not Unix seconds; sent without `at`");
+            None
+        }
+    }
 }
 
 /// RFC 3339 UTC of WhatsApp's `timestamp` (Unix seconds as a string); the kernel's clock,

@@ -7,8 +7,9 @@
 //! Layout:
 //! - [`settings`]: the access token, the phone number id, the Graph version and base, and
 //!   the webhook secrets (the app secret and the verify token);
-//! - [`send`]: the recipient's E.164 number, the text and template bodies, and Graph's
-//!   error codes mapped to the kernel's errors;
+//! - [`send`]: the recipient's E.164 number, the text, template (header, body and button
+//!   parameters), document and image bodies, and Graph's error codes mapped to the
+//!   kernel's errors;
 //! - [`inbound`]: the subscription check, the `X-Hub-Signature-256` check and the events;
 //! - `tests`: whole calls against a scripted fake kernel, with PROVIDERS.md 3.5's vector.
 //!
@@ -38,13 +39,14 @@ impl Notifier for WhatsApp {
         PluginInfo::new(
             "WhatsApp",
             env!("CARGO_PKG_VERSION"),
-            "WhatsApp Cloud API: text and template messages, delivery statuses and replies \
-             through signed webhooks",
+            "WhatsApp Cloud API: text, template and document messages, delivery statuses and \
+             replies through signed webhooks",
             Features::INBOUND,
         )
     }
 
-    /// Sends `msg.body` as a text message, or `msg.template` as a template message, to
+    /// Sends `msg.template` as a template message, else `msg.attachment` as a document or
+    /// image message captioned with `msg.body`, else `msg.body` as a text message, to
     /// `msg.to` (E.164, `+263771234567`; anything else is invalid input). The receipt's
     /// provider id is WhatsApp's `wamid`, the key of later statuses.
     fn send(msg: Message) -> Result<Receipt, PluginError> {

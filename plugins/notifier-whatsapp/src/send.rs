@@ -1,9 +1,12 @@
-//! Sending: the recipient's number, the Cloud API's text and template bodies
-//! (PROVIDERS.md 3.1), and its error replies mapped to what the kernel does next (3.2).
+//! Sending: the recipient's number, the Cloud API's text, template, document and image
+//! bodies (PROVIDERS.md 3.1), and its error replies mapped to what the kernel does next
+//! (3.2).
 
 use keel_sdk::PluginError;
-use keel_sdk::http::{Request, Response};
-use keel_sdk::notifier::{DeliveryStatus, Message, Receipt, Template};
+use keel_sdk::http::{Origin, Request, Response};
+use keel_sdk::notifier::{
+    ButtonKind, DeliveryStatus, Media, Message, Receipt, Template, TemplateButton, TemplateHeader,
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -11,6 +14,12 @@ use crate::settings::SendSettings;
 
 /// The longest text body WhatsApp delivers, in characters.
 pub const MAX_TEXT_CHARS: usize = 4096;
+
+/// The longest caption of a document or an image, in characters.
+pub const MAX_CAPTION_CHARS: usize = 1024;
+
+/// The highest button index a template can have (WhatsApp allows ten buttons, 0 to 9).
+pub const MAX_BUTTON_INDEX: u8 = 9;
 
 /// Sends `msg` and returns the `wamid` WhatsApp gave it.
 pub fn send(msg: Message) -> Result<Receipt, PluginError> {
@@ -79,14 +88,17 @@ pub fn whatsapp_number(to: &str) -> Result<String, PluginError> {
     Ok(digits.to_owned())
 }
 
-/// The JSON body of a send to `to` (digits): a template message when `msg` has a template,
-/// a text message otherwise, its subject (when it has one) as a bold first line. Every body
+/// The JSON body of a send to `to` (digits): a template message when `msg` has a template
+/// (an attachment then belongs in the template's header, where the kernel puts it), a
+/// document or image message when it has an attachment, a text message otherwise; the
+/// subject (when there is one) is the text's or caption's bold first line. Every body
 /// carries the kernel's reference as `biz_opaque_callback_data`, which WhatsApp echoes in
 /// status webhooks.
 pub fn message_body(msg: &Message, to: &str) -> Result<Value, PluginError> {
-    let mut body = match &msg.template {
-        Some(template) => template_body(template, to)?,
-        None => text_body(&with_subject(msg), to)?,
+    let mut body = match (&msg.template, &msg.attachment) {
+        (Some(template), _) => template_body(template, to)?,
+        (None, Some(media)) => media_body(media, &with_subject(msg), to)?,
+        (None, None) => text_body(&with_subject(msg), to)?,
     };
     body["biz_opaque_callback_data"] = json!(msg.reference);
     Ok(body)
@@ -130,21 +142,193 @@ fn template_body(template: &Template, to: &str) -> Result<Value, PluginError> {
             "the template needs a name and a language code",
         ));
     }
-    let mut body = json!({
-        "messaging_product": "whatsapp",
-        "to": to,
-        "type": "template",
-        "template": { "name": template.name, "language": { "code": template.language } },
-    });
+    let mut components = Vec::new();
+    if let Some(header) = &template.header
+        && let Some(component) = header_component(header)?
+    {
+        components.push(component);
+    }
     if !template.parameters.is_empty() {
         let parameters: Vec<Value> = template
             .parameters
             .iter()
             .map(|p| json!({ "type": "text", "text": p }))
             .collect();
-        body["template"]["components"] = json!([{ "type": "body", "parameters": parameters }]);
+        components.push(json!({ "type": "body", "parameters": parameters }));
+    }
+    components.extend(button_components(&template.buttons)?);
+    let mut body = json!({
+        "messaging_product": "whatsapp",
+        "to": to,
+        "type": "template",
+        "template": { "name": template.name, "language": { "code": template.language } },
+    });
+    if !components.is_empty() {
+        body["template"]["components"] = Value::Array(components);
     }
     Ok(body)
+}
+
+/// The template's `header` component: its one text parameter, or its document or image.
+/// A text header without parameters has no component.
+fn header_component(header: &TemplateHeader) -> Result<Option<Value>, PluginError> {
+    let parameter = match header {
+        TemplateHeader::Text(parameters) => match parameters.as_slice() {
+            [] => return Ok(None),
+            [text] => json!({ "type": "text", "text": text }),
+            more => {
+                return Err(PluginError::invalid_input(format!(
+                    "the template's text header has {} parameters; a WhatsApp header has at \
+                     most one",
+                    more.len()
+                )));
+            }
+        },
+        TemplateHeader::Document(media) => {
+            let mut document =
+                json!({ "link": checked_link(media, "the template's document header")? });
+            if let Some(filename) = filename(media) {
+                document["filename"] = json!(filename);
+            }
+            json!({ "type": "document", "document": document })
+        }
+        TemplateHeader::Image(media) => json!({
+            "type": "image",
+            "image": { "link": checked_link(media, "the template's image header")? },
+        }),
+    };
+    Ok(Some(json!({ "type": "header", "parameters": [parameter] })))
+}
+
+/// One `button` component per button, in the order given: a URL button's parameter is
+/// the text of its URL's dynamic suffix, a quick reply's the payload its reply carries.
+fn button_components(buttons: &[TemplateButton]) -> Result<Vec<Value>, PluginError> {
+    let mut seen = [false; MAX_BUTTON_INDEX as usize + 1];
+    buttons
+        .iter()
+        .map(|button| {
+            let index = button.index;
+            if index > MAX_BUTTON_INDEX {
+                return Err(PluginError::invalid_input(format!(
+                    "the template's button index {index} is out of range: WhatsApp numbers \
+                     buttons 0 to {MAX_BUTTON_INDEX}"
+                )));
+            }
+            if std::mem::replace(&mut seen[usize::from(index)], true) {
+                return Err(PluginError::invalid_input(format!(
+                    "the template's button index {index} is given twice"
+                )));
+            }
+            if button.parameter.is_empty() {
+                return Err(PluginError::invalid_input(format!(
+                    "the template's button {index} has an empty parameter"
+                )));
+            }
+            let (sub_type, parameter) = match button.kind {
+                ButtonKind::Url => ("url", json!({ "type": "text", "text": button.parameter })),
+                ButtonKind::QuickReply => (
+                    "quick_reply",
+                    json!({ "type": "payload", "payload": button.parameter }),
+                ),
+            };
+            Ok(json!({
+                "type": "button",
+                "sub_type": sub_type,
+                "index": index.to_string(),
+                "parameters": [parameter],
+            }))
+        })
+        .collect()
+}
+
+/// A message with a file: an `image` message for a JPEG or PNG (the only images WhatsApp
+/// sends as such), a `document` message (with its filename) for anything else. The caption
+/// is `text` (the body, with its subject), else the attachment's own caption.
+fn media_body(media: &Media, text: &str, to: &str) -> Result<Value, PluginError> {
+    let link = checked_link(media, "the attachment")?;
+    let caption = [Some(text), media.caption.as_deref()]
+        .into_iter()
+        .flatten()
+        .find(|c| !c.trim().is_empty());
+    if let Some(caption) = caption {
+        let chars = caption.chars().count();
+        if chars > MAX_CAPTION_CHARS {
+            return Err(PluginError::invalid_input(format!(
+                "the attachment's caption (the message's text) has {chars} characters; a \
+                 WhatsApp caption has at most {MAX_CAPTION_CHARS}"
+            )));
+        }
+    }
+    let (kind, mut object) = if is_whatsapp_image(&media.media_type) {
+        ("image", json!({ "link": link }))
+    } else {
+        let mut document = json!({ "link": link });
+        if let Some(filename) = filename(media) {
+            document["filename"] = json!(filename);
+        }
+        ("document", document)
+    };
+    if let Some(caption) = caption {
+        object["caption"] = json!(caption);
+    }
+    let mut body = json!({
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "to": to,
+        "type": kind,
+    });
+    body[kind] = object;
+    Ok(body)
+}
+
+/// `image/jpeg` and `image/png` (any case, parameters ignored): what WhatsApp sends as an
+/// image. Other images (WebP, GIF, …) go as documents, which take any type.
+fn is_whatsapp_image(media_type: &str) -> bool {
+    let essence = media_type.split(';').next().unwrap_or_default().trim();
+    essence.eq_ignore_ascii_case("image/jpeg") || essence.eq_ignore_ascii_case("image/png")
+}
+
+/// The file name to show, when there is one that is not blank.
+fn filename(media: &Media) -> Option<&str> {
+    media
+        .filename
+        .as_deref()
+        .map(str::trim)
+        .filter(|f| !f.is_empty())
+}
+
+/// `media.link`, when WhatsApp can fetch it: an absolute `https` URL, or `http` to a
+/// loopback host (`localhost`, `127.0.0.0/8`, `[::1]`: tests run there). `what` names the
+/// file in the error.
+fn checked_link<'a>(media: &'a Media, what: &str) -> Result<&'a str, PluginError> {
+    let link = media.link.trim();
+    if link.is_empty() {
+        return Err(PluginError::invalid_input(format!(
+            "{what} has an empty link"
+        )));
+    }
+    let origin = Origin::of(link).map_err(|e| {
+        PluginError::invalid_input(format!(
+            "{what}'s link is not a URL WhatsApp can fetch: {e}"
+        ))
+    })?;
+    if origin.scheme() != "https" && !is_loopback(origin.host()) {
+        return Err(PluginError::invalid_input(format!(
+            "{what}'s link `{link}` is not https: WhatsApp fetches files over https (plain \
+             http only to a loopback host, for tests)"
+        )));
+    }
+    Ok(link)
+}
+
+/// `localhost`, an address of `127.0.0.0/8`, or `[::1]` (hosts as [`Origin`] writes them).
+fn is_loopback(host: &str) -> bool {
+    match host {
+        "localhost" | "[::1]" => true,
+        _ => host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback()),
+    }
 }
 
 /// Graph API's error object.

@@ -3,7 +3,8 @@
 
 use keel_sdk::http::Response;
 use keel_sdk::notifier::{
-    DeliveryStatus, InboundEvent, InboundMessage, Message, Notifier, StatusUpdate, Template,
+    ButtonKind, DeliveryStatus, InboundEvent, InboundMessage, Media, Message, Notifier,
+    StatusUpdate, Template, TemplateButton, TemplateHeader,
 };
 use keel_sdk::testing::{FakeGuard, FakeHost};
 use keel_sdk::{Features, InboundRequest, PluginError, digest, fixtures};
@@ -60,6 +61,8 @@ fn template_message(parameters: &[&str]) -> Message {
             name: "invoice_due".into(),
             language: "en".into(),
             parameters: parameters.iter().map(|p| (*p).to_owned()).collect(),
+            header: None,
+            buttons: Vec::new(),
         }),
         ..fixtures::message("+263771234567", "Invoice INV-42 is due")
     }
@@ -696,11 +699,12 @@ fn every_entry_change_status_and_message_is_read() {
     let inbound =
         WhatsApp::verify_inbound(signed(&body, "X-Hub-Signature-256", &sign(&body))).unwrap();
     assert_eq!(inbound.reply.status, 200);
-    let status = |id: &str, status, detail: Option<&str>| {
+    let status = |id: &str, status, detail: Option<&str>, at: &str| {
         InboundEvent::Status(StatusUpdate {
             provider_id: id.into(),
             status,
             detail: detail.map(str::to_owned),
+            at: Some(at.to_owned()),
         })
     };
     let message = |id: &str, seconds: &str, body: &str| {
@@ -714,14 +718,30 @@ fn every_entry_change_status_and_message_is_read() {
     assert_eq!(
         inbound.events,
         vec![
-            status("wamid.A", DeliveryStatus::Sent, None),
-            status("wamid.A", DeliveryStatus::Read, None),
+            status(
+                "wamid.A",
+                DeliveryStatus::Sent,
+                None,
+                "2026-01-01T00:00:01Z"
+            ),
+            status(
+                "wamid.A",
+                DeliveryStatus::Read,
+                None,
+                "2026-01-01T00:01:40Z"
+            ),
             status(
                 "wamid.B",
                 DeliveryStatus::Failed,
-                Some("131026 Message undeliverable: Message Undeliverable.")
+                Some("131026 Message undeliverable: Message Undeliverable."),
+                "2026-01-01T00:00:02Z"
             ),
-            status("wamid.C", DeliveryStatus::Delivered, None),
+            status(
+                "wamid.C",
+                DeliveryStatus::Delivered,
+                None,
+                "2026-01-01T00:00:03Z"
+            ),
             message("wamid.M1", "00", "proof of payment"),
             message("wamid.M2", "01", "[sticker]"),
             message("wamid.M3", "02", "Pay now"),
@@ -756,4 +776,423 @@ fn timestamps_become_rfc3339_utc() {
     assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
     assert_eq!(rfc3339(1_709_251_199), "2024-02-29T23:59:59Z");
     assert_eq!(rfc3339(4_102_444_800), "2100-01-01T00:00:00Z");
+}
+
+// ---- WIT 0.2: template headers and buttons, documents and images, status times ----
+
+const INVOICE_LINK: &str = "https://billing.example.co.zw/files/INV-42.pdf?sig=abc";
+
+fn pdf() -> Media {
+    Media {
+        link: INVOICE_LINK.into(),
+        filename: Some("INV-42.pdf".into()),
+        media_type: "application/pdf".into(),
+        caption: None,
+    }
+}
+
+fn button(index: u8, kind: ButtonKind, parameter: &str) -> TemplateButton {
+    TemplateButton {
+        index,
+        kind,
+        parameter: parameter.into(),
+    }
+}
+
+fn with_template(header: Option<TemplateHeader>, buttons: Vec<TemplateButton>) -> Message {
+    let mut msg = template_message(&["INV-42"]);
+    let template = msg.template.as_mut().unwrap();
+    template.header = header;
+    template.buttons = buttons;
+    msg
+}
+
+fn with_attachment(body: &str, media: Media) -> Message {
+    Message {
+        attachment: Some(media),
+        ..fixtures::message("+263771234567", body)
+    }
+}
+
+/// The invalid-input message of sending `msg`, and that nothing was sent.
+fn refused_input(msg: Message) -> String {
+    let host = answering(200, &[], SENT);
+    let err = WhatsApp::send(msg).unwrap_err();
+    assert!(host.requests().is_empty(), "sent anyway: {err:?}");
+    match err {
+        PluginError::InvalidInput(m) => m,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_template_carries_a_text_header_and_url_and_quick_reply_buttons() {
+    let host = answering(200, &[], SENT);
+    WhatsApp::send(with_template(
+        Some(TemplateHeader::Text(vec!["INV-42".into()])),
+        vec![
+            button(0, ButtonKind::Url, "INV-42?t=abc"),
+            button(1, ButtonKind::QuickReply, "PAID-INV-42"),
+        ],
+    ))
+    .unwrap();
+    assert_eq!(
+        sent_json(&host)["template"],
+        json!({
+            "name": "invoice_due",
+            "language": { "code": "en" },
+            "components": [
+                { "type": "header", "parameters": [{ "type": "text", "text": "INV-42" }] },
+                { "type": "body", "parameters": [{ "type": "text", "text": "INV-42" }] },
+                { "type": "button", "sub_type": "url", "index": "0",
+                  "parameters": [{ "type": "text", "text": "INV-42?t=abc" }] },
+                { "type": "button", "sub_type": "quick_reply", "index": "1",
+                  "parameters": [{ "type": "payload", "payload": "PAID-INV-42" }] },
+            ],
+        })
+    );
+}
+
+#[test]
+fn a_template_header_can_be_a_document_or_an_image() {
+    let host = answering(200, &[], SENT);
+    WhatsApp::send(with_template(Some(TemplateHeader::Document(pdf())), vec![])).unwrap();
+    assert_eq!(
+        sent_json(&host)["template"]["components"][0],
+        json!({ "type": "header", "parameters": [{ "type": "document",
+            "document": { "link": INVOICE_LINK, "filename": "INV-42.pdf" } }] })
+    );
+    // No filename: none sent.
+    let host = answering(200, &[], SENT);
+    let unnamed = Media {
+        filename: Some(" ".into()),
+        ..pdf()
+    };
+    WhatsApp::send(with_template(
+        Some(TemplateHeader::Document(unnamed)),
+        vec![],
+    ))
+    .unwrap();
+    assert_eq!(
+        sent_json(&host)["template"]["components"][0]["parameters"][0]["document"],
+        json!({ "link": INVOICE_LINK })
+    );
+    let host = answering(200, &[], SENT);
+    let logo = Media {
+        link: "https://billing.example.co.zw/logo.png".into(),
+        filename: None,
+        media_type: "image/png".into(),
+        caption: Some("ignored in a header".into()),
+    };
+    WhatsApp::send(with_template(Some(TemplateHeader::Image(logo)), vec![])).unwrap();
+    assert_eq!(
+        sent_json(&host)["template"]["components"][0],
+        json!({ "type": "header", "parameters": [{ "type": "image",
+            "image": { "link": "https://billing.example.co.zw/logo.png" } }] })
+    );
+}
+
+#[test]
+fn a_text_header_without_parameters_and_no_body_parameters_send_no_components() {
+    let host = answering(200, &[], SENT);
+    let mut msg = with_template(Some(TemplateHeader::Text(vec![])), vec![]);
+    msg.template.as_mut().unwrap().parameters.clear();
+    WhatsApp::send(msg).unwrap();
+    assert_eq!(
+        sent_json(&host)["template"],
+        json!({ "name": "invoice_due", "language": { "code": "en" } })
+    );
+    // Buttons alone are components.
+    let host = answering(200, &[], SENT);
+    let mut msg = with_template(None, vec![button(9, ButtonKind::Url, "x")]);
+    msg.template.as_mut().unwrap().parameters.clear();
+    WhatsApp::send(msg).unwrap();
+    assert_eq!(
+        sent_json(&host)["template"]["components"],
+        json!([{ "type": "button", "sub_type": "url", "index": "9",
+            "parameters": [{ "type": "text", "text": "x" }] }])
+    );
+}
+
+#[test]
+fn bad_headers_buttons_and_links_are_invalid_input() {
+    let http = |link: &str| Media {
+        link: link.into(),
+        ..pdf()
+    };
+    let cases: Vec<(Message, &str)> = vec![
+        (
+            with_template(
+                Some(TemplateHeader::Text(vec!["a".into(), "b".into()])),
+                vec![],
+            ),
+            "text header has 2 parameters; a WhatsApp header has at most one",
+        ),
+        (
+            with_template(None, vec![button(10, ButtonKind::Url, "x")]),
+            "button index 10 is out of range: WhatsApp numbers buttons 0 to 9",
+        ),
+        (
+            with_template(
+                None,
+                vec![
+                    button(1, ButtonKind::Url, "x"),
+                    button(1, ButtonKind::QuickReply, "y"),
+                ],
+            ),
+            "button index 1 is given twice",
+        ),
+        (
+            with_template(None, vec![button(0, ButtonKind::QuickReply, "")]),
+            "button 0 has an empty parameter",
+        ),
+        (
+            with_template(Some(TemplateHeader::Document(http(" "))), vec![]),
+            "the template's document header has an empty link",
+        ),
+        (
+            with_template(
+                Some(TemplateHeader::Image(http("http://cdn.example.com/a.png"))),
+                vec![],
+            ),
+            "the template's image header's link `http://cdn.example.com/a.png` is not https",
+        ),
+        (
+            with_attachment("Invoice", http("")),
+            "the attachment has an empty link",
+        ),
+        (
+            with_attachment("Invoice", http("http://billing.example.co.zw/INV-42.pdf")),
+            "is not https: WhatsApp fetches files over https",
+        ),
+        (
+            with_attachment("Invoice", http("http://127.0.0.1.evil.example/INV-42.pdf")),
+            "is not https",
+        ),
+        (
+            with_attachment("Invoice", http("ftp://files.example.com/INV-42.pdf")),
+            "the attachment's link is not a URL WhatsApp can fetch",
+        ),
+        (
+            with_attachment("Invoice", http("/files/INV-42.pdf")),
+            "the attachment's link is not a URL WhatsApp can fetch",
+        ),
+        (
+            with_attachment("Invoice", http("https://user@billing.example.co.zw/a.pdf")),
+            "the attachment's link is not a URL WhatsApp can fetch",
+        ),
+    ];
+    for (msg, fragment) in cases {
+        let message = refused_input(msg);
+        assert!(message.contains(fragment), "{message:?} lacks {fragment:?}");
+    }
+}
+
+#[test]
+fn http_links_are_allowed_to_loopback_hosts_only() {
+    for link in [
+        "http://127.0.0.1:8080/files/INV-42.pdf",
+        "http://127.1.2.3/INV-42.pdf",
+        "http://localhost:3000/INV-42.pdf",
+        "http://LOCALHOST/INV-42.pdf",
+        "http://[::1]:8080/INV-42.pdf",
+        "HTTPS://billing.example.co.zw/INV-42.pdf",
+    ] {
+        let host = answering(200, &[], SENT);
+        let media = Media {
+            link: link.into(),
+            ..pdf()
+        };
+        WhatsApp::send(with_attachment("Invoice", media)).unwrap();
+        assert_eq!(sent_json(&host)["document"]["link"], link);
+    }
+}
+
+#[test]
+fn an_attachment_is_a_document_captioned_with_the_body() {
+    let host = answering(200, &[], SENT);
+    let receipt = WhatsApp::send(with_attachment("Invoice INV-42 is due", pdf())).unwrap();
+    assert_eq!(receipt.provider_id, "wamid.HBgMMjYzNzcxMjM0NTY3FQIAERgSQUY");
+    assert_eq!(
+        sent_json(&host),
+        json!({
+            "messaging_product": "whatsapp",
+            "recipient_type": "individual",
+            "to": "263771234567",
+            "type": "document",
+            "document": {
+                "link": INVOICE_LINK,
+                "filename": "INV-42.pdf",
+                "caption": "Invoice INV-42 is due",
+            },
+            "biz_opaque_callback_data": "ntf-000042",
+        })
+    );
+    // The subject is the caption's bold first line, as in a text.
+    let host = answering(200, &[], SENT);
+    WhatsApp::send(Message {
+        subject: Some("Invoice INV-42".into()),
+        ..with_attachment("Please pay USD 25.00.", pdf())
+    })
+    .unwrap();
+    assert_eq!(
+        sent_json(&host)["document"]["caption"],
+        "*Invoice INV-42*\n\nPlease pay USD 25.00."
+    );
+}
+
+#[test]
+fn without_a_body_the_attachments_own_caption_or_none() {
+    let host = answering(200, &[], SENT);
+    let captioned = Media {
+        caption: Some("Your invoice".into()),
+        ..pdf()
+    };
+    WhatsApp::send(with_attachment(" ", captioned)).unwrap();
+    assert_eq!(sent_json(&host)["document"]["caption"], "Your invoice");
+    let host = answering(200, &[], SENT);
+    let bare = Media {
+        filename: None,
+        ..pdf()
+    };
+    WhatsApp::send(with_attachment("", bare)).unwrap();
+    assert_eq!(
+        sent_json(&host)["document"],
+        json!({ "link": INVOICE_LINK })
+    );
+}
+
+#[test]
+fn jpeg_and_png_go_as_images_other_types_as_documents() {
+    for (media_type, kind) in [
+        ("image/png", "image"),
+        ("image/jpeg", "image"),
+        ("IMAGE/JPEG; q=1", "image"),
+        ("image/webp", "document"),
+        ("image/gif", "document"),
+        ("text/csv", "document"),
+        ("", "document"),
+    ] {
+        let host = answering(200, &[], SENT);
+        let media = Media {
+            media_type: media_type.into(),
+            ..pdf()
+        };
+        WhatsApp::send(with_attachment("Receipt", media)).unwrap();
+        let body = sent_json(&host);
+        assert_eq!(body["type"], kind, "{media_type}");
+        let expected = match kind {
+            "image" => json!({ "link": INVOICE_LINK, "caption": "Receipt" }),
+            _ => json!({ "link": INVOICE_LINK, "filename": "INV-42.pdf", "caption": "Receipt" }),
+        };
+        assert_eq!(body[kind], expected, "{media_type}");
+    }
+}
+
+#[test]
+fn a_caption_has_at_most_1024_characters() {
+    let host = answering(200, &[], SENT);
+    let longest = "é".repeat(1024);
+    WhatsApp::send(with_attachment(&longest, pdf())).unwrap();
+    assert_eq!(sent_json(&host)["document"]["caption"], longest.as_str());
+    let message = refused_input(with_attachment(&"é".repeat(1025), pdf()));
+    assert!(
+        message.contains("has 1025 characters; a WhatsApp caption has at most 1024"),
+        "{message}"
+    );
+    let long_own = Media {
+        caption: Some("c".repeat(1025)),
+        ..pdf()
+    };
+    let message = refused_input(with_attachment("", long_own));
+    assert!(message.contains("at most 1024"), "{message}");
+}
+
+#[test]
+fn a_template_with_an_attachment_sends_the_template() {
+    let host = answering(200, &[], SENT);
+    let mut msg = template_message(&["INV-42"]);
+    msg.attachment = Some(Media {
+        link: "http://cdn.example.com/not-even-checked.pdf".into(),
+        ..pdf()
+    });
+    WhatsApp::send(msg).unwrap();
+    let body = sent_json(&host);
+    assert_eq!(body["type"], "template");
+    assert!(body.get("document").is_none(), "{body}");
+}
+
+#[test]
+fn a_document_outside_the_window_is_refused_for_a_template() {
+    let _host = host()
+        .respond(|_| {
+            Ok(reply(
+                400,
+                &[],
+                &graph_error(
+                    131047,
+                    "(#131047) Re-engagement message",
+                    "Message failed to send because more than 24 hours have passed since the customer last replied to this number.",
+                ),
+            ))
+        })
+        .install();
+    let err = WhatsApp::send(with_attachment("Invoice INV-42", pdf())).unwrap_err();
+    assert!(
+        matches!(&err, PluginError::Refused(m) if m.contains("131047") && m.contains("template")),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn a_status_carries_its_timestamp_and_a_bad_one_only_loses_it() {
+    let body = json!({
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "statuses": [
+                {"id": "wamid.A", "status": "read", "timestamp": "1767225700", "recipient_id": "263771234567"},
+                {"id": "wamid.A", "status": "delivered", "timestamp": "1767225650", "recipient_id": "263771234567"},
+                {"id": "wamid.B", "status": "sent", "timestamp": 1767225600},
+                {"id": "wamid.C", "status": "sent"},
+                {"id": "wamid.D", "status": "sent", "timestamp": "yesterday"},
+                {"id": "wamid.E", "status": "sent", "timestamp": ""},
+                {"id": "wamid.F", "status": "sent", "timestamp": "1767225600.5"},
+                {"id": "wamid.G", "status": "sent", "timestamp": "-1"},
+                {"id": "wamid.H", "status": "sent", "timestamp": "99999999999999"},
+                {"id": "wamid.I", "status": "sent", "timestamp": null},
+                {"id": "wamid.J", "status": "sent", "timestamp": {"seconds": 1}}
+            ]}}]}]
+    })
+    .to_string();
+    let _host = host().install();
+    let inbound =
+        WhatsApp::verify_inbound(signed(&body, "X-Hub-Signature-256", &sign(&body))).unwrap();
+    let at: Vec<(String, Option<String>)> = inbound
+        .events
+        .iter()
+        .map(|e| match e {
+            InboundEvent::Status(s) => (s.provider_id.clone(), s.at.clone()),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    let some = |id: &str, at: &str| (id.to_owned(), Some(at.to_owned()));
+    let none = |id: &str| (id.to_owned(), None);
+    assert_eq!(
+        at,
+        vec![
+            // Out of order as delivered: each keeps its own time.
+            some("wamid.A", "2026-01-01T00:01:40Z"),
+            some("wamid.A", "2026-01-01T00:00:50Z"),
+            some("wamid.B", "2026-01-01T00:00:00Z"),
+            none("wamid.C"),
+            none("wamid.D"),
+            none("wamid.E"),
+            none("wamid.F"),
+            none("wamid.G"),
+            none("wamid.H"),
+            none("wamid.I"),
+            none("wamid.J"),
+        ]
+    );
 }

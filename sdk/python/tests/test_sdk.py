@@ -200,9 +200,17 @@ class Inbound(unittest.TestCase):
         self.assertEqual(errors.kind(caught.exception), "invalid-input")
         with self.assertRaises(Err):
             inbound.text(fixtures.inbound(b"\xff\xfe"))
-        self.assertEqual(inbound.ok(), types.InboundReply(status=200, content_type=None, body=b""))
+        self.assertEqual(inbound.ok(), types.InboundReply(status=200, content_type=None, headers=[], body=b""))
         self.assertEqual(inbound.reply_text("OK").body, b"OK")
-        self.assertEqual(inbound.reply_json({"ok": True}, 202), types.InboundReply(202, "application/json", b'{"ok":true}'))
+        self.assertEqual(inbound.reply_json({"ok": True}, 202), types.InboundReply(202, "application/json", [], b'{"ok":true}'))
+
+    def test_replies_carry_further_headers(self):
+        answer = inbound.with_header(inbound.reply_text("busy", 503), "Retry-After", "30")
+        self.assertEqual(answer.headers, [("Retry-After", "30")])
+        self.assertEqual((answer.status, answer.content_type, answer.body), (503, "text/plain; charset=utf-8", b"busy"))
+        self.assertEqual(inbound.with_header(answer, "Cache-Control", "no-store").headers, [("Retry-After", "30"), ("Cache-Control", "no-store")])
+        self.assertEqual(answer.headers, [("Retry-After", "30")], "the original is unchanged")
+        self.assertEqual(inbound.reply(204, headers=[("X-Id", "1")]).headers, [("X-Id", "1")])
 
     def test_fixtures_are_plain_records_to_change(self):
         req = dataclasses.replace(fixtures.payment_request(2500, "USD"), method="ecocash")

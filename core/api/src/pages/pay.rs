@@ -17,6 +17,10 @@
 //!   about a pending attempt at most every [`pay_page::ASK_EVERY`]
 //!   ([`pay_page::refresh`]), so a late or lost callback still ends as paid.
 //!
+//! - `GET /pay/{token}/invoice.pdf`: the link's invoice as a PDF (what the page shows, as a
+//!   file): a WhatsApp template's document header points here. The link's expiry and
+//!   signature are checked as for the page; a refusal is the same error page.
+//!
 //! Links between these pages are relative (`return/{reference}`, `../{token}`), so they
 //! work behind a proxy that serves Keel under a path. The pay link a browser paid with is
 //! kept in a cookie (`keel_pay`, HttpOnly, SameSite=Lax, the pay pages' path only) so the
@@ -49,6 +53,7 @@ const COOKIE_SECONDS: u32 = 24 * 3600;
 pub fn router() -> Router<State> {
     Router::new()
         .route("/pay/{token}", get(show).post(submit))
+        .route("/pay/{token}/invoice.pdf", get(pdf))
         .route("/pay/return/{reference}", get(returned))
         .route("/pay/status/{reference}", get(status))
 }
@@ -165,6 +170,20 @@ async fn show(
     match token {
         Ok(axum::extract::Path(token)) => pay_page_response(&state, &token, None, None).await,
         Err(_) => refuse(&state, &invalid_link()),
+    }
+}
+
+/// The link's invoice as a PDF.
+async fn pdf(
+    axum::extract::State(state): axum::extract::State<State>,
+    token: Result<axum::extract::Path<String>, PathRejection>,
+) -> Response {
+    let Ok(axum::extract::Path(token)) = token else {
+        return refuse(&state, &invalid_link());
+    };
+    match pay_page::pdf(&state.app, &token).await {
+        Ok((number, bytes)) => crate::routes::invoices::pdf_response(&number, bytes),
+        Err(e) => refuse(&state, &ApiError::from(e)),
     }
 }
 

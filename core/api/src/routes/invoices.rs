@@ -132,7 +132,7 @@ pub async fn send_to_collections(
     ))
 }
 
-pub(super) fn pdf_response(number: &str, bytes: Vec<u8>) -> axum::response::Response {
+pub(crate) fn pdf_response(number: &str, bytes: Vec<u8>) -> axum::response::Response {
     use axum::response::IntoResponse;
     (
         [

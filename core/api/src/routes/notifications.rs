@@ -236,6 +236,7 @@ async fn webhook(
     Ok(provider_reply(handled.reply.unwrap_or(InboundReply {
         status: 200,
         content_type: None,
+        headers: Vec::new(),
         body: Vec::new(),
     })))
 }

@@ -219,6 +219,9 @@ fn media(body: &Map<String, Value>, kind: &str) -> Result<Media, Invalid> {
                 "Param {kind}['link'] must be an http or https URL, got {link:?}"
             )));
         }
+        (Some(link), None) if !is_fetchable(link) => {
+            return Err(invalid(not_fetchable(&format!("{kind}['link']"), link)));
+        }
         (None, Some(id)) if id.is_empty() => return Err(required(&format!("{kind}['id']"))),
         _ => {}
     }
@@ -236,6 +239,36 @@ fn is_web_url(link: &str) -> bool {
     reqwest::Url::parse(link).is_ok_and(|url| {
         matches!(url.scheme(), "http" | "https") && url.host_str().is_some_and(|h| !h.is_empty())
     })
+}
+
+/// An http(s) URL the fake lets Meta fetch: `https`, or plain `http` to a loopback host
+/// (`localhost`, `127.0.0.0/8`, `[::1]`), where tests serve their files. Stricter than Meta,
+/// which also fetches plain http from anywhere.
+fn is_fetchable(link: &str) -> bool {
+    let Ok(url) = reqwest::Url::parse(link) else {
+        return false;
+    };
+    let Some(host) = url.host_str().filter(|h| !h.is_empty()) else {
+        return false;
+    };
+    match url.scheme() {
+        "https" => true,
+        "http" => {
+            host.eq_ignore_ascii_case("localhost")
+                || host
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        }
+        _ => false,
+    }
+}
+
+fn not_fetchable(param: &str, link: &str) -> String {
+    format!(
+        "Param {param} must be an https URL (plain http only to a loopback host, the fake's rule for tests), got {link:?}"
+    )
 }
 
 const COMPONENT_TYPES: [&str; 4] = ["header", "body", "footer", "button"];
@@ -266,6 +299,7 @@ fn template(body: &Map<String, Value>) -> Result<Content, Invalid> {
             .collect::<Result<_, _>>()?,
         Some(_) => return Err(invalid("Param template['components'] must be an array")),
     };
+    check_buttons(&components)?;
     Ok(Content::Template {
         name,
         language: code,
@@ -319,12 +353,95 @@ fn component(item: &Value, param: &str) -> Result<Component, Invalid> {
             )));
         }
     };
+    check_parameters(&kind, sub_type.as_deref(), &parameters, param)?;
     Ok(Component {
         kind,
         sub_type,
         index,
         parameters,
     })
+}
+
+/// The parameter types each component takes (Meta's template reference): a header one
+/// parameter of text, a date, a currency, a location or a medium; a body texts, currencies
+/// and dates; a URL button one `text` (its URL's dynamic suffix); a quick reply one
+/// `payload`; a copy-code button one `coupon_code`.
+fn check_parameters(
+    kind: &str,
+    sub_type: Option<&str>,
+    parameters: &[Parameter],
+    param: &str,
+) -> Result<(), Invalid> {
+    let (allowed, at_most): (&[&str], Option<usize>) = match (kind, sub_type) {
+        ("header", _) => (
+            &[
+                "text",
+                "currency",
+                "date_time",
+                "image",
+                "document",
+                "video",
+                "location",
+            ],
+            Some(1),
+        ),
+        ("body", _) => (&["text", "currency", "date_time"], None),
+        ("button", Some("url")) => (&["text"], Some(1)),
+        ("button", Some("quick_reply")) => (&["payload"], Some(1)),
+        ("button", Some("copy_code")) => (&["coupon_code"], Some(1)),
+        _ => return Ok(()),
+    };
+    let what = match sub_type {
+        Some(sub_type) => format!("a {sub_type} button"),
+        None => format!("a {kind}"),
+    };
+    if let Some(max) = at_most
+        && parameters.len() > max
+    {
+        return Err(invalid(format!(
+            "Param {param}['parameters'] of {what} takes at most {max} parameter, got {}",
+            parameters.len()
+        )));
+    }
+    if kind == "button" && parameters.is_empty() {
+        return Err(required(&format!("{param}['parameters']")));
+    }
+    for (i, parameter) in parameters.iter().enumerate() {
+        if !allowed.contains(&parameter.kind.as_str()) {
+            return Err(invalid(format!(
+                "Param {param}['parameters'][{i}]['type'] of {what} must be one of {allowed:?}, got {:?}",
+                parameter.kind
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Button indexes are positions 0 to 9, each used once in a template.
+fn check_buttons(components: &[Component]) -> Result<(), Invalid> {
+    let mut seen = Vec::new();
+    for (i, component) in components.iter().enumerate() {
+        let Some(index) = component.index.as_deref() else {
+            continue;
+        };
+        let param = format!("template['components'][{i}]['index']");
+        let position = index
+            .parse::<u8>()
+            .ok()
+            .filter(|n| *n <= 9)
+            .ok_or_else(|| {
+                invalid(format!(
+                    "Param {param} must be a button's position, 0 to 9, got {index:?}"
+                ))
+            })?;
+        if seen.contains(&position) {
+            return Err(invalid(format!(
+                "Param {param}: button index {position} is given twice"
+            )));
+        }
+        seen.push(position);
+    }
+    Ok(())
 }
 
 fn parameter(item: &Value, param: &str) -> Result<Parameter, Invalid> {
@@ -350,13 +467,21 @@ fn parameter(item: &Value, param: &str) -> Result<Parameter, Invalid> {
         }
         ("image" | "document" | "video", Some(Value::Object(media))) => {
             match (media.get("link"), media.get("id")) {
-                (Some(Value::String(link)), None) if is_web_url(link) => {}
+                (Some(Value::String(link)), None) if is_web_url(link) => {
+                    if !is_fetchable(link) {
+                        return Err(invalid(not_fetchable(&format!("{key}['link']"), link)));
+                    }
+                }
                 (None, Some(Value::String(id))) if !id.is_empty() => {}
                 _ => {
                     return Err(invalid(format!(
                         "Param {key} must have an http(s) link or an id"
                     )));
                 }
+            }
+            optional_text(media, "caption", &format!("{key}['caption']"))?;
+            if kind == "document" {
+                optional_text(media, "filename", &format!("{key}['filename']"))?;
             }
             Value::Object(media.clone())
         }

@@ -76,4 +76,4 @@ def message(to: str, body: str):
     """A plain-text message to ``to``, as the kernel asks a notifier's ``send``."""
     from wit_world.exports import notifier
 
-    return notifier.Message(reference="ntf-000042", to=to, subject=None, body=body, template=None)
+    return notifier.Message(reference="ntf-000042", to=to, subject=None, body=body, template=None, attachment=None)

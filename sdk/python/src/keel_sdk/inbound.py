@@ -11,6 +11,7 @@ a failure is answered by the kernel itself (see docs/plugins/gateway.md).
         return gateway.Callback(update=update, reply=inbound.ok())
 """
 
+import dataclasses as _dataclasses
 import json as _json
 from typing import Any
 
@@ -52,10 +53,29 @@ def query(req: types.InboundRequest) -> dict[str, str]:
     return form_decode(req.query)
 
 
-def reply(status: int, body: bytes | str = b"", content_type: str | None = "text/plain; charset=utf-8") -> types.InboundReply:
-    """A reply with any status, body and content type."""
+def reply(
+    status: int,
+    body: bytes | str = b"",
+    content_type: str | None = "text/plain; charset=utf-8",
+    headers: list[tuple[str, str]] | None = None,
+) -> types.InboundReply:
+    """A reply with any status, body, content type and further ``headers``."""
     data = body.encode("utf-8") if isinstance(body, str) else bytes(body)
-    return types.InboundReply(status=status, content_type=content_type if data else None, body=data)
+    return types.InboundReply(
+        status=status,
+        content_type=content_type if data else None,
+        headers=list(headers or []),
+        body=data,
+    )
+
+
+def with_header(answer: types.InboundReply, name: str, value: str) -> types.InboundReply:
+    """A copy of ``answer`` with one more header (``Retry-After``, ``Cache-Control``).
+
+    The kernel drops the headers that are its own to set (``Content-Length``,
+    ``Content-Type``: the constructors set that one, ``Transfer-Encoding``, ``Connection``,
+    ``Set-Cookie``)."""
+    return _dataclasses.replace(answer, headers=[*answer.headers, (name, value)])
 
 
 def ok() -> types.InboundReply:
