@@ -748,6 +748,15 @@ keel_testkit::store_test!(
     }
 );
 
+/// The number of the invoice `id`.
+async fn invoice_number(w: &World, id: i64) -> String {
+    keel_app::invoices::get(&w.app, &ctx(), keel_domain::ids::InvoiceId(id))
+        .await
+        .unwrap()
+        .number
+        .expect("an issued invoice")
+}
+
 /// GETs a document link the way WhatsApp's servers would fetch it: the PDF, or the status.
 async fn fetch_pdf(w: &World, link: &str) -> (u16, Vec<u8>) {
     let path = link
@@ -784,11 +793,7 @@ keel_testkit::store_test!(
         let created = w.whatsapp("invoice_created").await;
         assert_eq!(created.state, NotificationState::Sent, "{created:#?}");
         let invoice_id = created.invoice_id.expect("the invoice's message");
-        let number = keel_app::invoices::get(&w.app, &ctx(), keel_domain::ids::InvoiceId(invoice_id))
-            .await
-            .unwrap()
-            .number
-            .unwrap();
+        let number = invoice_number(&w, invoice_id).await;
         let sent = w.fake.sent();
         assert_eq!(sent.len(), 1, "{sent:#?}");
         let m = &sent[0];
@@ -820,11 +825,7 @@ keel_testkit::store_test!(
         let created = w.whatsapp("invoice_created").await;
         assert_eq!(created.state, NotificationState::Sent, "{created:#?}");
         let invoice_id = created.invoice_id.expect("the invoice's message");
-        let number = keel_app::invoices::get(&w.app, &ctx(), keel_domain::ids::InvoiceId(invoice_id))
-            .await
-            .unwrap()
-            .number
-            .unwrap();
+        let number = invoice_number(&w, invoice_id).await;
         let sent = w.fake.sent();
         assert_eq!(sent.len(), 1, "{sent:#?}");
         let m = &sent[0];

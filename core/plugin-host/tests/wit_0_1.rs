@@ -1,65 +1,26 @@
-//! Plugins built against `keel:plugin@0.1.0` keep working in a host whose current minor is
-//! 0.2: the shipped WhatsApp notifier and Paynow gateway as they were built before the bump
-//! (`tests/fixtures/wit-0.1/`, never rebuilt), driven through the current types against
-//! the fake providers.
+//! A plugin built against `keel:plugin@0.1.0` keeps working in a host whose current minor is
+//! 0.2: `plugins/fixtures/wit-0-1`, a notifier whose bindings come straight from the frozen
+//! 0.1 WIT (`core/plugin-host/wit/0.1`), built with the other fixtures, driven through the
+//! current types.
 //!
-//! What 0.2 added and 0.1 cannot carry (an attachment, a template header or buttons) is
-//! answered `unsupported` by the host without calling the plugin, so nothing reaches the
-//! provider; what 0.1 cannot report comes back empty (a status update's `at`, a reply's
-//! headers).
+//! Its calls cross every part of the 0.1 path: arguments converted down, results up, and
+//! its `config`, `log` and `http` imports served by the current implementation. What 0.2
+//! added and 0.1 cannot carry (an attachment, a template header or buttons) is answered
+//! `unsupported` by the host without calling the plugin, so nothing reaches the provider;
+//! what 0.1 cannot report comes back empty (a status update's `at`, a reply's headers).
 
-use std::path::PathBuf;
-use std::time::Duration;
-
-use keel_plugin_host::gateway::{Gateway, PaymentRef, PaymentRequest, PaymentStatus};
 use keel_plugin_host::notifier::{
-    DeliveryStatus, InboundEvent, Media, Message, Notifier, NotifierPlugin, Template,
-    TemplateButton, TemplateHeader,
+    ButtonKind, DeliveryStatus, InboundEvent, Media, Message, Notifier, Template, TemplateButton,
+    TemplateHeader,
 };
-use keel_plugin_host::{
-    Contact, Features, InboundRequest, Money, OriginOverrides, Plugin, PluginError, PluginFailure,
-};
-use keel_testkit::paynow::FakePaynow;
-use keel_testkit::plugins::PluginHarness;
-use keel_testkit::whatsapp::{APP_SECRET, FakeWhatsApp, PHONE_NUMBER_ID, VERIFY_TOKEN, Webhook};
-
-const TOKEN: &str = "EAAG-keel-wit-0.1-test-token";
-const CLIENT: &str = "263771234567";
-const CLIENT_E164: &str = "+263771234567";
-const GRAPH: &str = "https://graph.facebook.com";
-
-fn fixture(name: &str) -> (Vec<u8>, String) {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/wit-0.1")
-        .join(name);
-    let wasm = std::fs::read(dir.join("plugin.wasm")).expect("the 0.1 component");
-    let manifest = std::fs::read_to_string(dir.join("plugin.toml")).expect("its plugin.toml");
-    assert!(manifest.contains("wit = \"0.1.0\""), "{manifest}");
-    (wasm, manifest)
-}
-
-async fn whatsapp(fake: &FakeWhatsApp) -> (PluginHarness, Plugin) {
-    let (wasm, manifest) = fixture("whatsapp");
-    let mut origins = OriginOverrides::new();
-    origins
-        .insert(GRAPH, &fake.origin())
-        .expect("the fake is on loopback");
-    let mut harness = PluginHarness::new().configure(move |c| c.origin_overrides = origins);
-    let section = format!(
-        "access_token = \"{TOKEN}\"\nphone_number_id = \"{PHONE_NUMBER_ID}\"\n\
-         app_secret = \"{APP_SECRET}\"\nverify_token = \"{VERIFY_TOKEN}\"\n"
-    );
-    let plugin = harness
-        .load(wasm, &manifest, &section)
-        .await
-        .unwrap_or_else(|e| panic!("loading the 0.1 WhatsApp plugin: {e}"));
-    (harness, plugin)
-}
+use keel_plugin_host::{Features, InboundRequest, PluginError, PluginFailure};
+use keel_plugins::KEEL_FIXTURE_WIT_0_1;
+use keel_testkit::plugins::{FakeProvider, PluginHarness, Reply};
 
 fn text(reference: &str, body: &str) -> Message {
     Message {
         reference: reference.into(),
-        to: CLIENT_E164.into(),
+        to: "+263771234567".into(),
         subject: None,
         body: body.into(),
         template: None,
@@ -86,6 +47,7 @@ fn pdf() -> Media {
     }
 }
 
+#[track_caller]
 fn unsupported<T: std::fmt::Debug>(result: Result<T, PluginFailure>) {
     match result {
         Err(PluginFailure::Plugin(PluginError::Unsupported)) => {}
@@ -93,38 +55,59 @@ fn unsupported<T: std::fmt::Debug>(result: Result<T, PluginFailure>) {
     }
 }
 
+/// Loads the fixture for `provider`: it declares `http://127.0.0.1` (port 80), which tests
+/// cannot bind, so a manifest copy declares the provider's port. The harness must outlive
+/// the plugin.
+async fn load(provider: &FakeProvider, harness: &mut PluginHarness) -> keel_plugin_host::Plugin {
+    let port = provider.port();
+    let manifest = KEEL_FIXTURE_WIT_0_1.manifest().unwrap().replace(
+        "\"http://127.0.0.1\"",
+        &format!("\"http://127.0.0.1:{port}\""),
+    );
+    let section =
+        format!("endpoint = \"http://127.0.0.1:{port}/send\"\nallow_networks = [\"127.0.0.1/32\"]");
+    harness
+        .load(KEEL_FIXTURE_WIT_0_1.wasm().unwrap(), &manifest, &section)
+        .await
+        .unwrap_or_else(|e| panic!("loading the 0.1 notifier: {e}"))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_0_1_notifier_sends_reads_receipts_and_is_spared_what_it_cannot_carry() {
-    let fake = FakeWhatsApp::builder()
-        .access_token(TOKEN)
-        .template("invoice_due", "en", 2)
-        .retry_backoff(Duration::from_millis(10))
-        .start()
-        .await;
-    let (_harness, plugin) = whatsapp(&fake).await;
+    let provider = FakeProvider::start(|_| Reply::text(200, "queued")).await;
+    let mut harness = PluginHarness::new();
+    let plugin = load(&provider, &mut harness).await;
     let info = plugin.info().expect("described at load");
-    assert_eq!(info.name, "WhatsApp");
-    assert!(
-        info.features.contains(Features::INBOUND),
-        "flags come up: {info:?}"
-    );
-    let notifier: NotifierPlugin = plugin.notifier().expect("a notifier");
+    assert_eq!(info.name, "Old notifier");
+    assert_eq!(info.features, Features::INBOUND, "flags come up");
+    let notifier = plugin.notifier().expect("a notifier");
 
-    // Text inside the window and a plain template: sent, as before the bump.
-    fake.user_says(CLIENT, "Is my invoice paid?").await;
+    // Text and a plain template go down to 0.1, through its http import, and come back up.
     let receipt = notifier
         .send(text("ntf-1", "Invoice INV-42 is due"))
         .await
         .unwrap();
+    assert_eq!(receipt.provider_id, "old-ntf-1");
     assert_eq!(receipt.status, DeliveryStatus::Accepted);
-    let templated = notifier
+    notifier
         .send(Message {
             template: Some(template()),
             ..text("ntf-2", "Invoice INV-42 is due")
         })
         .await
         .unwrap();
-    assert_eq!(fake.sent().len(), 2);
+    let received = provider.received();
+    assert_eq!(received.len(), 2, "{received:?}");
+    assert_eq!(received[0].method, "POST");
+    assert_eq!(received[0].uri, "/send");
+    assert_eq!(
+        String::from_utf8_lossy(&received[0].body),
+        "to=+263771234567\nInvoice INV-42 is due"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&received[1].body),
+        "to=+263771234567\ntemplate=invoice_due INV-42,USD 25.00\nInvoice INV-42 is due"
+    );
 
     // What 0.1 cannot carry never reaches the plugin, nor the provider.
     unsupported(
@@ -152,7 +135,7 @@ async fn a_0_1_notifier_sends_reads_receipts_and_is_spared_what_it_cannot_carry(
                 template: Some(Template {
                     buttons: vec![TemplateButton {
                         index: 0,
-                        kind: keel_plugin_host::notifier::ButtonKind::Url,
+                        kind: ButtonKind::Url,
                         parameter: "v1.42.1893456000.ab".into(),
                     }],
                     ..template()
@@ -161,59 +144,60 @@ async fn a_0_1_notifier_sends_reads_receipts_and_is_spared_what_it_cannot_carry(
             })
             .await,
     );
-    assert_eq!(
-        fake.sent().len(),
-        2,
-        "nothing more was sent: {:?}",
-        fake.sent()
-    );
-    assert_eq!(fake.received().len(), 2, "nor asked for");
+    assert_eq!(provider.received().len(), 2, "nothing more was sent");
 
     // Receipts read by the 0.1 plugin come up without the provider's time; its reply
     // without headers.
-    let bodies = fake.signed_bodies(&Webhook::statuses(&receipt.provider_id, &["sent", "read"]));
-    let mut seen = Vec::new();
-    for signed in &bodies {
-        let inbound = notifier
-            .verify_inbound(InboundRequest {
-                method: "POST".into(),
-                path: "/".into(),
-                query: String::new(),
-                headers: signed
-                    .headers
-                    .iter()
-                    .map(|(n, v)| (n.to_ascii_lowercase(), v.clone()))
-                    .collect(),
-                body: signed.body.as_bytes().to_vec(),
-            })
-            .await
-            .unwrap();
-        assert_eq!(inbound.reply.status, 200);
-        assert!(inbound.reply.headers.is_empty());
-        for event in inbound.events {
-            match event {
-                InboundEvent::Status(s) => {
-                    assert_eq!(s.provider_id, receipt.provider_id);
-                    assert_eq!(s.at, None, "0.1 has no time for a receipt");
-                    seen.push(s.status);
-                }
-                other => panic!("{other:?}"),
+    let inbound = notifier
+        .verify_inbound(InboundRequest {
+            method: "POST".into(),
+            path: "/".into(),
+            query: String::new(),
+            headers: vec![("content-type".into(), "text/plain".into())],
+            body: b"old-ntf-1 sent\nold-ntf-1 read\n".to_vec(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(inbound.reply.status, 200);
+    assert_eq!(inbound.reply.content_type.as_deref(), Some("text/plain"));
+    assert!(inbound.reply.headers.is_empty());
+    let seen: Vec<_> = inbound
+        .events
+        .into_iter()
+        .map(|e| match e {
+            InboundEvent::Status(s) => {
+                assert_eq!(s.provider_id, "old-ntf-1");
+                assert_eq!(s.at, None, "0.1 has no time for a receipt");
+                s.status
             }
-        }
-    }
+            other => panic!("{other:?}"),
+        })
+        .collect();
     assert_eq!(seen, [DeliveryStatus::Sent, DeliveryStatus::Read]);
-    assert_ne!(templated.provider_id, receipt.provider_id);
+
+    // A plugin error comes up as the same case.
+    let provider_down = FakeProvider::start(|_| Reply::status(503)).await;
+    let mut harness = PluginHarness::new();
+    let plugin = load(&provider_down, &mut harness).await;
+    match plugin.notifier().unwrap().send(text("ntf-6", "x")).await {
+        Err(PluginFailure::Plugin(PluginError::Refused(why))) => assert_eq!(why, "status 503"),
+        other => panic!("{other:?}"),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_0_1_component_must_be_declared_as_0_1() {
-    let (wasm, manifest) = fixture("whatsapp");
+    let manifest = KEEL_FIXTURE_WIT_0_1.manifest().unwrap();
+    assert!(manifest.contains("wit = \"0.1.0\""), "{manifest}");
     let manifest = manifest.replace("wit = \"0.1.0\"", "wit = \"0.2.0\"");
-    let section = format!(
-        "access_token = \"{TOKEN}\"\nphone_number_id = \"{PHONE_NUMBER_ID}\"\n\
-         app_secret = \"{APP_SECRET}\"\nverify_token = \"{VERIFY_TOKEN}\"\n"
-    );
-    let Err(err) = PluginHarness::new().load(wasm, &manifest, &section).await else {
+    let Err(err) = PluginHarness::new()
+        .load(
+            KEEL_FIXTURE_WIT_0_1.wasm().unwrap(),
+            &manifest,
+            "endpoint = \"http://127.0.0.1:9/send\"",
+        )
+        .await
+    else {
         panic!("a 0.1 component declared as 0.2 loaded");
     };
     assert!(
@@ -222,67 +206,4 @@ async fn a_0_1_component_must_be_declared_as_0_1() {
         ),
         "{err}"
     );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_0_1_gateway_starts_and_polls_a_payment() {
-    const ID: u64 = 21_436;
-    const KEY: &str = "3e9fed89-60e1-4ce5-ab6e-6b1eb2d4f977";
-    let fake = FakePaynow::builder(&[(ID, KEY)])
-        .public_host("www.paynow.co.zw")
-        .retry_backoff(Duration::from_millis(10))
-        .start()
-        .await;
-    let (wasm, manifest) = fixture("paynow");
-    let origin = format!("http://www.paynow.co.zw:{}", fake.port());
-    let manifest = manifest.replace("\"https://www.paynow.co.zw\"", &format!("\"{origin}\""));
-    let section = format!(
-        "api_url = \"{origin}\"\nauth_email = \"merchant@example.co.zw\"\n\
-         allow_networks = [\"{}/32\"]\nusd_integration_id = {ID}\nusd_integration_key = \"{KEY}\"\n",
-        fake.ip()
-    );
-    let mut harness = PluginHarness::new().resolve("www.paynow.co.zw", fake.ip());
-    let plugin = harness
-        .load(wasm, &manifest, &section)
-        .await
-        .unwrap_or_else(|e| panic!("loading the 0.1 Paynow plugin: {e}"));
-    assert!(plugin.info().unwrap().features.contains(Features::POLLING));
-    let gateway = plugin.gateway().expect("a gateway");
-
-    let started = gateway
-        .initiate(PaymentRequest {
-            reference: "pay_0001".into(),
-            invoice_id: "INV-2026-00042".into(),
-            amount: Money {
-                minor: 2_500,
-                currency: "USD".into(),
-            },
-            description: "Invoice INV-2026-00042".into(),
-            payer: Contact {
-                first_name: "Tendai".into(),
-                last_name: "Moyo".into(),
-                company: None,
-                email: "tendai@moyo.example".into(),
-                phone: Some(CLIENT_E164.into()),
-                address: None,
-            },
-            return_url: "https://billing.example.com/pay/return/pay_0001".into(),
-            callback_url: "https://billing.example.com/hooks/gateway/paynow".into(),
-            method: None,
-        })
-        .await
-        .unwrap();
-    assert_eq!(started.status, PaymentStatus::Pending);
-    assert_eq!(fake.transactions().len(), 1, "one transaction at the fake");
-
-    let update = gateway
-        .poll(PaymentRef {
-            reference: "pay_0001".into(),
-            provider_reference: started.provider_reference.clone(),
-            state: started.state.clone(),
-        })
-        .await
-        .unwrap();
-    assert_eq!(update.reference, "pay_0001");
-    assert_eq!(update.status, PaymentStatus::Pending);
 }
